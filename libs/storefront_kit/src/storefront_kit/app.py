@@ -1,0 +1,116 @@
+"""The one way a storefront service becomes an ASGI app."""
+
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import HTMLResponse, Response
+
+from storefront_kit.health import HealthCheck, health_router
+from storefront_kit.logging import configure_logging, get_logger
+from storefront_kit.metrics import metrics_router
+from storefront_kit.middleware import AccessLogMiddleware, CrashGuardMiddleware
+from storefront_kit.problems import install_problem_handlers, problem_response
+from storefront_kit.request_id import RequestIdMiddleware
+from storefront_kit.settings import ServiceSettings
+
+__all__ = ["create_service_app"]
+
+logger = get_logger(__name__)
+_DOCS_PREFIX = re.compile(r"^/docs/[a-z-]{1,32}$")
+
+
+def _docs_router(title: str) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/docs")
+    async def docs(request: Request) -> HTMLResponse:
+        # Behind the gateway the page lives at /docs/<service>; its OpenAPI document
+        # is mapped to /docs/<service>/openapi.json, announced by X-Forwarded-Prefix.
+        prefix = request.headers.get("x-forwarded-prefix", "")
+        openapi_url = (prefix if _DOCS_PREFIX.match(prefix) else "") + "/openapi.json"
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{title} API")
+
+    return router
+
+
+async def _dependency_down(request: Request, exc: Exception) -> Response:
+    # A database or Redis that cannot be reached is a 503 the caller may retry, not a 500.
+    logger.warning("dependency_unavailable", error=type(exc).__name__, path=request.url.path)
+    return problem_response(
+        503,
+        code="dependency_unavailable",
+        detail="A dependency of this service is unavailable; retry shortly.",
+        headers={"Retry-After": "1"},
+        instance=request.url.path,
+    )
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    description: str,
+    version: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+    routers: Sequence[APIRouter],
+    health_checks: Callable[[Request], Sequence[HealthCheck]],
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """Build a FastAPI app with the platform's middleware, problems, health, metrics and docs."""
+    platform = settings.platform
+    configure_logging(
+        service=settings.service_name, level=platform.log_level, json=platform.log_json
+    )
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if platform.docs_enabled else None,
+        openapi_tags=openapi_tags,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    unreachable: tuple[type[Exception], ...] = (
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+        OSError,  # connection refused/reset and timeouts from asyncpg and sockets
+        RedisConnectionError,
+        RedisTimeoutError,
+    )
+    for exc_type in unreachable:
+        app.add_exception_handler(exc_type, _dependency_down)
+
+    app.include_router(health_router(health_checks))
+    app.include_router(metrics_router())
+    if platform.docs_enabled:
+        app.include_router(_docs_router(title))
+    for router in routers:
+        app.include_router(router)
+
+    # Added innermost first: the request id wraps everything, the crash guard sits closest.
+    app.add_middleware(CrashGuardMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=platform.cors_allow_origins,
+        allow_methods=platform.cors_allow_methods,
+        allow_headers=platform.cors_allow_headers,
+        allow_credentials=platform.cors_allow_credentials,
+        expose_headers=["X-Request-ID", "Location", "ETag", "Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(AccessLogMiddleware, service=settings.service_name)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,342 @@
+"""Domain events: the envelope, the transactional outbox and Redis Streams on both ends.
+
+Producers write an :class:`EventEnvelope` into their own ``outbox_event`` table in the
+same transaction as the change (:func:`add_outbox_event`). :class:`OutboxRelay` moves
+unpublished rows to their Redis stream; a crash between ``XADD`` and the commit that
+marks a row published yields a duplicate, never a loss. Consumers read with a consumer
+group (:class:`StreamConsumer`): at-least-once, acknowledged only after the handler
+succeeded, retried a bounded number of times, then parked in a dead-letter stream.
+Handlers must be idempotent (the event ``id`` is the dedupe key).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import DateTime, Index, String, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from storefront_kit.ids import new_id
+from storefront_kit.logging import get_logger
+from storefront_kit.request_id import current_request_id, request_id_var
+
+__all__ = [
+    "EventEnvelope",
+    "EventHandler",
+    "OutboxMixin",
+    "OutboxRelay",
+    "PoisonMessage",
+    "StreamConsumer",
+    "add_outbox_event",
+]
+
+logger = get_logger(__name__)
+
+
+class EventEnvelope(BaseModel):
+    """``{id, type, version, occurred_at, source, request_id, data}`` (DESIGN §5)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: UUID
+    type: str
+    version: int = 1
+    occurred_at: datetime
+    source: str
+    request_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls, *, type: str, source: str, data: Mapping[str, Any], version: int = 1
+    ) -> "EventEnvelope":
+        """A new event stamped with a UUIDv7, the time and the current request id."""
+        return cls(
+            id=new_id(),
+            type=type,
+            version=version,
+            occurred_at=datetime.now(UTC),
+            source=source,
+            request_id=current_request_id(),
+            data=dict(data),
+        )
+
+    def to_stream_fields(self) -> dict[str, str]:
+        """The Redis stream entry: id and type for quick filtering, the whole envelope as JSON."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "envelope": self.model_dump_json(),
+        }
+
+    @classmethod
+    def from_stream_fields(cls, fields: Mapping[str, str]) -> "EventEnvelope":
+        """Parse a stream entry written by :meth:`to_stream_fields`."""
+        return cls.model_validate_json(fields["envelope"])
+
+
+class OutboxMixin:
+    """Columns of a service's ``outbox_event`` table (mix into its declarative base)."""
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    stream: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # The relay only ever scans unpublished rows; keep that index tiny.
+        return (
+            Index(
+                "ix_outbox_event_unpublished",
+                "created_at",
+                postgresql_where=text("published_at IS NULL"),
+            ),
+        )
+
+
+def add_outbox_event(
+    session: AsyncSession, model: type[OutboxMixin], *, stream: str, event: EventEnvelope
+) -> None:
+    """Stage ``event`` in the session's transaction; it is relayed after the commit."""
+    row = model()
+    row.id = event.id
+    row.stream = stream
+    row.event_type = event.type
+    row.envelope = orjson.loads(event.model_dump_json())
+    session.add(row)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to Redis streams; safe with several replicas running."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        model: type[OutboxMixin],
+        batch_size: int = 200,
+        poll_interval_s: float = 0.1,
+        stream_maxlen: int = 1_000_000,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._redis = redis
+        self._model = model
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._stream_maxlen = stream_maxlen
+        self._wakeup = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake the relay now instead of at the next poll (a commit just staged events)."""
+        self._wakeup.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unpublished events; returns how many were published."""
+        model: Any = self._model
+        async with self._sessionmaker() as session, session.begin():
+            # SKIP LOCKED lets replicas share the backlog without publishing a row twice.
+            rows = (
+                await session.scalars(
+                    select(model)
+                    .where(model.published_at.is_(None))
+                    .order_by(model.created_at, model.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    envelope = EventEnvelope.model_validate(row.envelope)
+                    pipe.xadd(
+                        row.stream,
+                        envelope.to_stream_fields(),  # type: ignore[arg-type]
+                        maxlen=self._stream_maxlen,
+                        approximate=True,
+                    )
+                await pipe.execute()
+            now = datetime.now(UTC)
+            for row in rows:
+                row.published_at = now
+            return len(rows)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set; Redis or database outages are retried, never fatal."""
+        backoff = self._poll_interval_s
+        while not stop.is_set():
+            try:
+                published = await self.relay_once()
+                backoff = self._poll_interval_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("outbox_relay_failed", error=repr(exc))
+                published = 0
+                backoff = min(backoff * 2, 5.0)
+            if published < self._batch_size:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
+
+
+class PoisonMessage(Exception):
+    """Raised by a handler for an event that can never succeed: dead-lettered at once."""
+
+
+EventHandler = Callable[[EventEnvelope], Awaitable[None]]
+
+
+class StreamConsumer:
+    """A consumer-group reader with bounded retries and a dead-letter stream."""
+
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        handler: EventHandler,
+        max_attempts: int = 5,
+        block_ms: int = 1000,
+        batch_size: int = 100,
+        claim_idle_ms: int = 30_000,
+        retry_delay_s: float = 0.5,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer
+        self.handler = handler
+        self.max_attempts = max_attempts
+        self.block_ms = block_ms
+        self.batch_size = batch_size
+        self.claim_idle_ms = claim_idle_ms
+        self.retry_delay_s = retry_delay_s
+        self.dead_letter_stream = f"{stream}.dead"
+        self._attempts_key = f"{stream}:{group}:attempts"
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group (from the stream's start) if it does not exist."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def process_batch(self, *, pending: bool = False) -> int:
+        """Read and handle one batch: new entries, or this consumer's unacknowledged ones."""
+        response: Any = await self.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: "0" if pending else ">"},
+            count=self.batch_size,
+            block=None if pending else self.block_ms,
+        )
+        handled = 0
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                if fields is None:  # trimmed away while pending
+                    await self.redis.xack(self.stream, self.group, entry_id)
+                    continue
+                await self._handle(entry_id, fields)
+                handled += 1
+        return handled
+
+    async def claim_abandoned(self) -> int:
+        """Take over entries another (crashed) consumer left unacknowledged for too long."""
+        result = await self.redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id="0-0",
+            count=self.batch_size,
+        )
+        claimed = result[1] if result else []
+        for entry_id, fields in claimed:
+            if fields is None:
+                await self.redis.xack(self.stream, self.group, entry_id)
+                continue
+            await self._handle(entry_id, fields)
+        return len(claimed)
+
+    async def _handle(self, entry_id: str, fields: Mapping[str, str]) -> None:
+        try:
+            event = EventEnvelope.from_stream_fields(fields)
+        except (KeyError, ValidationError, ValueError) as exc:
+            await self._dead_letter(entry_id, fields, f"unparseable: {exc!r}")
+            return
+        token = request_id_var.set(event.request_id)
+        try:
+            await self.handler(event)
+        except asyncio.CancelledError:
+            raise
+        except PoisonMessage as exc:
+            await self._dead_letter(entry_id, fields, f"poison: {exc}")
+        except Exception as exc:
+            attempts = await self.redis.hincrby(self._attempts_key, entry_id, 1)
+            logger.warning(
+                "event_handler_failed",
+                stream=self.stream,
+                group=self.group,
+                event_id=str(event.id),
+                event_type=event.type,
+                attempt=attempts,
+                error=repr(exc),
+            )
+            if attempts >= self.max_attempts:
+                await self._dead_letter(entry_id, fields, repr(exc))
+        else:
+            await self.redis.xack(self.stream, self.group, entry_id)
+            await self.redis.hdel(self._attempts_key, entry_id)
+        finally:
+            request_id_var.reset(token)
+
+    async def _dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
+        logger.error("event_dead_lettered", stream=self.stream, entry_id=entry_id, reason=reason)
+        dead: dict[Any, Any] = {**fields}
+        dead.update(dead_reason=reason[:500], group=self.group, entry_id=entry_id)
+        await self.redis.xadd(self.dead_letter_stream, dead)
+        await self.redis.xack(self.stream, self.group, entry_id)
+        await self.redis.hdel(self._attempts_key, entry_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, starting with whatever this consumer left pending."""
+        backoff = 0.2
+        claim_every = max(self.claim_idle_ms / 1000 / 2, 1.0)
+        last_claim = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                # Retries first: entries that failed stay pending for this consumer.
+                retried = await self.process_batch(pending=True)
+                if loop.time() - last_claim >= claim_every:
+                    last_claim = loop.time()
+                    await self.claim_abandoned()
+                if retried:
+                    await asyncio.sleep(self.retry_delay_s)
+                await self.process_batch()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                logger.warning("stream_consumer_redis_error", stream=self.stream, error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,216 @@
+"""The shared app factory: problems, request ids, health, metrics, CORS and docs."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import ClassVar
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, ConfigDict
+
+from storefront_kit.app import create_service_app
+from storefront_kit.errors import Conflict, NotFound, TooManyRequests
+from storefront_kit.health import HealthCheck
+from storefront_kit.settings import PlatformSettings, ServiceSettings
+
+
+class DemoSettings(ServiceSettings):
+    service_name: ClassVar[str] = "demo"
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    qty: int
+
+
+def build_app(*, healthy: bool = True, docs: bool = True) -> FastAPI:
+    router = APIRouter()
+
+    @router.get("/missing")
+    async def missing() -> None:
+        raise NotFound("No such thing.", code="thing_not_found")
+
+    @router.get("/conflict")
+    async def conflict() -> None:
+        raise Conflict("Already there.", existing_id="abc")
+
+    @router.get("/slow-down")
+    async def slow_down() -> None:
+        raise TooManyRequests("Too many.", retry_after=7)
+
+    @router.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    @router.get("/os-error")
+    async def os_error() -> None:
+        raise ConnectionRefusedError("connect to 127.0.0.1:1 refused")
+
+    @router.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    async def ok() -> bool:
+        return True
+
+    async def down() -> bool:
+        raise ConnectionError("nope")
+
+    async def hangs() -> None:
+        await asyncio.sleep(30)
+
+    def checks(_: object) -> list[HealthCheck]:
+        if healthy:
+            return [HealthCheck("postgres", ok), HealthCheck("redis", ok)]
+        return [HealthCheck("postgres", ok), HealthCheck("redis", down), HealthCheck("es", hangs)]
+
+    settings = DemoSettings(
+        platform=PlatformSettings(docs_enabled=docs, cors_allow_origins=["https://shop.example"])
+    )
+    return create_service_app(
+        settings=settings,
+        title="Demo",
+        description="demo",
+        version="1",
+        lifespan=lifespan,
+        routers=[router],
+        health_checks=checks,
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+        yield c
+
+
+async def test_app_error_renders_problem_with_its_status_and_code(client: httpx.AsyncClient) -> None:
+    response = await client.get("/missing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "thing_not_found"
+    assert body["type"].endswith("/thing-not-found")
+    assert body["detail"] == "No such thing."
+    assert body["instance"] == "/missing"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_extra_problem_members_are_included(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/conflict")).json()
+    assert body["status"] == 409
+    assert body["existing_id"] == "abc"
+
+
+async def test_rate_limited_problem_carries_retry_after(client: httpx.AsyncClient) -> None:
+    response = await client.get("/slow-down")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+
+
+async def test_unknown_route_is_a_problem_not_html(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+async def test_unhandled_exception_is_500_problem_without_traceback(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/crash")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert response.json()["code"] == "internal_error"
+    assert response.headers["x-request-id"]
+
+
+async def test_unreachable_dependency_is_503_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/os-error")
+    assert response.status_code == 503
+    assert response.json()["code"] == "dependency_unavailable"
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_validation_error_lists_fields_and_rejects_unknown_ones(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/items", json={"name": "x", "qty": "many", "admin": True})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    locations = {tuple(e["loc"]) for e in body["errors"]}
+    assert ("body", "qty") in locations
+    assert ("body", "admin") in locations
+    assert "many" not in response.text  # input is not echoed back
+
+
+async def test_request_id_is_kept_when_valid_and_generated_otherwise(
+    client: httpx.AsyncClient,
+) -> None:
+    kept = await client.get("/health/live", headers={"X-Request-ID": "abc-12345678"})
+    assert kept.headers["x-request-id"] == "abc-12345678"
+    replaced = await client.get("/health/live", headers={"X-Request-ID": "<script>"})
+    assert replaced.headers["x-request-id"] != "<script>"
+    assert len(replaced.headers["x-request-id"]) == 32
+    generated = await client.get("/health/live")
+    assert generated.headers.get_list("x-request-id").__len__() == 1
+
+
+async def test_ready_names_the_dependencies_that_are_down() -> None:
+    transport = httpx.ASGITransport(app=build_app(healthy=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+        response = await c.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["es", "redis"]
+    assert body["checks"]["postgres"] == "ok"
+    assert "redis" in body["detail"]
+
+
+async def test_ready_is_ok_when_every_dependency_answers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/missing")
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/missing",service="demo",status="404"}' in text
+
+
+async def test_cors_allows_only_configured_origins(client: httpx.AsyncClient) -> None:
+    preflight = {"Access-Control-Request-Method": "POST"}
+    allowed = await client.options("/items", headers={"Origin": "https://shop.example", **preflight})
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    denied = await client.options("/items", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_docs_page_points_at_the_gateway_openapi_path(client: httpx.AsyncClient) -> None:
+    direct = await client.get("/docs")
+    assert "'/openapi.json'" in direct.text or '"/openapi.json"' in direct.text
+    behind = await client.get("/docs", headers={"X-Forwarded-Prefix": "/docs/demo"})
+    assert "/docs/demo/openapi.json" in behind.text
+    spoofed = await client.get("/docs", headers={"X-Forwarded-Prefix": "/x'><script>"})
+    assert "<script>" not in spoofed.text.split("SwaggerUIBundle")[-1]
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["info"]["title"] == "Demo"
+
+
+async def test_docs_can_be_switched_off() -> None:
+    transport = httpx.ASGITransport(app=build_app(docs=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+        assert (await c.get("/docs")).status_code == 404
+        assert (await c.get("/openapi.json")).status_code == 404

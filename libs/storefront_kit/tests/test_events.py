@@ -1,0 +1,254 @@
+"""Outbox, relay and stream consumer against real PostgreSQL and Redis."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
+
+from storefront_kit.db import create_engine, create_sessionmaker, metadata_with_conventions
+from storefront_kit.events import (
+    EventEnvelope,
+    OutboxMixin,
+    OutboxRelay,
+    PoisonMessage,
+    StreamConsumer,
+    add_outbox_event,
+)
+from storefront_kit.request_id import request_id_var
+from storefront_stack.pytest_plugin import create_test_database
+
+
+class Base(DeclarativeBase):
+    metadata = metadata_with_conventions()
+
+
+class OutboxEvent(OutboxMixin, Base):
+    __tablename__ = "outbox_event"
+
+
+STREAM = "test.events"
+
+
+@pytest.fixture(scope="module")
+async def engine(postgres_server_url: str) -> AsyncIterator[AsyncEngine]:
+    url = await asyncio.to_thread(create_test_database, postgres_server_url)
+    engine = create_engine(url, pool_size=5)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    async with engine.begin() as connection:
+        await connection.execute(OutboxEvent.__table__.delete())
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def event(n: int) -> EventEnvelope:
+    return EventEnvelope.new(type="thing.happened", source="tests", data={"n": n})
+
+
+async def test_envelope_carries_request_id_and_round_trips_through_stream_fields() -> None:
+    token = request_id_var.set("req-12345678")
+    try:
+        envelope = event(1)
+    finally:
+        request_id_var.reset(token)
+    assert envelope.request_id == "req-12345678"
+    assert envelope.id.version == 7
+    assert EventEnvelope.from_stream_fields(envelope.to_stream_fields()) == envelope
+
+
+async def test_relay_publishes_committed_events_once_in_order(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        for n in range(5):
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+    relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
+    assert await relay.relay_once() == 5
+    assert await relay.relay_once() == 0
+    entries = await redis.xrange(STREAM)
+    assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [0, 1, 2, 3, 4]
+
+
+async def test_rolled_back_change_publishes_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    async with sessionmaker() as session:
+        async with session.begin():
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(1))
+            await session.flush()
+            await session.rollback()
+    relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
+    assert await relay.relay_once() == 0
+    assert await redis.xlen(STREAM) == 0
+
+
+async def test_relay_keeps_events_when_redis_is_down(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(1))
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with pytest.raises(Exception):  # noqa: B017, PT011
+        await OutboxRelay(sessionmaker=sessionmaker, redis=dead, model=OutboxEvent).relay_once()
+    await dead.aclose()
+    async with sessionmaker() as session:
+        unpublished = await session.scalar(
+            select(func.count()).where(OutboxEvent.published_at.is_(None))
+        )
+    assert unpublished == 1
+    assert await OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent).relay_once() == 1
+
+
+async def test_concurrent_relays_never_publish_a_row_twice(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        for n in range(300):
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+    relays = [
+        OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, batch_size=20)
+        for _ in range(4)
+    ]
+
+    async def drain(relay: OutboxRelay) -> int:
+        total = 0
+        while published := await relay.relay_once():
+            total += published
+        return total
+
+    counts = await asyncio.gather(*(drain(r) for r in relays))
+    assert sum(counts) == 300
+    ids = [f["id"] for _, f in await redis.xrange(STREAM)]
+    assert len(ids) == len(set(ids)) == 300
+
+
+def consumer(redis: Redis, handler: Any, **kwargs: Any) -> StreamConsumer:
+    return StreamConsumer(
+        redis=redis,
+        stream=STREAM,
+        group="testers",
+        consumer="c1",
+        handler=handler,
+        block_ms=50,
+        **kwargs,
+    )
+
+
+async def test_consumer_acknowledges_only_after_the_handler_succeeded(redis: Redis) -> None:
+    seen: list[int] = []
+
+    async def handler(e: EventEnvelope) -> None:
+        seen.append(e.data["n"])
+
+    c = consumer(redis, handler)
+    await c.ensure_group()
+    for n in range(3):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    assert await c.process_batch() == 3
+    assert seen == [0, 1, 2]
+    pending = await redis.xpending(STREAM, "testers")
+    assert pending["pending"] == 0
+
+
+async def test_failing_event_is_retried_then_dead_lettered_without_blocking_others(
+    redis: Redis,
+) -> None:
+    calls: dict[int, int] = {}
+
+    async def handler(e: EventEnvelope) -> None:
+        n = e.data["n"]
+        calls[n] = calls.get(n, 0) + 1
+        if n == 1:
+            raise RuntimeError("index down")
+
+    c = consumer(redis, handler, max_attempts=3)
+    await c.ensure_group()
+    for n in range(3):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    await c.process_batch()
+    assert calls == {0: 1, 1: 1, 2: 1}
+    await c.process_batch(pending=True)
+    await c.process_batch(pending=True)
+    assert calls[1] == 3
+    dead = await redis.xrange(c.dead_letter_stream)
+    assert len(dead) == 1
+    assert EventEnvelope.from_stream_fields(dead[0][1]).data["n"] == 1
+    assert "index down" in dead[0][1]["dead_reason"]
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
+async def test_poison_and_unparseable_messages_go_straight_to_dead_letters(redis: Redis) -> None:
+    async def handler(e: EventEnvelope) -> None:
+        raise PoisonMessage("unknown product shape")
+
+    c = consumer(redis, handler)
+    await c.ensure_group()
+    await redis.xadd(STREAM, {"envelope": "{not json"})
+    await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
+    await c.process_batch()
+    reasons = [f["dead_reason"] for _, f in await redis.xrange(c.dead_letter_stream)]
+    assert reasons[0].startswith("unparseable")
+    assert reasons[1].startswith("poison")
+
+
+async def test_consumer_resumes_after_restart_and_claims_a_dead_consumers_work(
+    redis: Redis,
+) -> None:
+    handled: list[tuple[str, int]] = []
+
+    async def crashing(e: EventEnvelope) -> None:
+        raise asyncio.CancelledError  # the process dies mid-handler
+
+    first = consumer(redis, crashing)
+    await first.ensure_group()
+    await redis.xadd(STREAM, event(7).to_stream_fields())  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await first.process_batch()
+
+    async def recording(e: EventEnvelope) -> None:
+        handled.append(("c2", e.data["n"]))
+
+    other = StreamConsumer(
+        redis=redis,
+        stream=STREAM,
+        group="testers",
+        consumer="c2",
+        handler=recording,
+        claim_idle_ms=0,
+    )
+    assert await other.claim_abandoned() == 1
+    assert handled == [("c2", 7)]
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
+async def test_run_loop_consumes_until_stopped(redis: Redis) -> None:
+    got = asyncio.Event()
+
+    async def handler(e: EventEnvelope) -> None:
+        got.set()
+
+    stop = asyncio.Event()
+    c = consumer(redis, handler)
+    task = asyncio.create_task(c.run(stop))
+    await asyncio.sleep(0.1)
+    await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
+    await asyncio.wait_for(got.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(task, 5)

@@ -1,0 +1,1 @@
+"""The local platform runner and test harness: real servers, no Docker needed."""

@@ -1,0 +1,355 @@
+"""Start and stop the whole platform: infrastructure, sandboxes, six services, nginx."""
+
+import concurrent.futures
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from storefront_stack import infra
+from storefront_stack.keys import load_or_create_key
+from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
+from storefront_stack.topology import (
+    DATABASES,
+    SANDBOXES,
+    SERVICES,
+    Endpoints,
+    Service,
+    service_env,
+)
+
+__all__ = ["REPO_ROOT", "Platform", "PlatformOptions"]
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+@dataclass
+class PlatformOptions:
+    """How to run the platform: fixed ports for ``make run``, free ones for tests."""
+
+    state_dir: Path
+    free_ports: bool = False
+    database_url: str | None = None  # external PostgreSQL server instead of embedded
+    redis_url: str | None = None
+    elasticsearch_url: str | None = None
+    log_to_files: bool = False
+    fast_unsafe_db: bool = False
+    http_port: int = 8080
+    https_port: int = 8443
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    echo: Callable[[str, str], None] | None = None
+
+
+class Platform:
+    """Everything one run started, so it can be stopped (in reverse) or poked by tests."""
+
+    def __init__(self, options: PlatformOptions) -> None:
+        self.options = options
+        self.state_dir = options.state_dir
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = PidRegistry(self.state_dir / "pids.json")
+        self.servers: list[infra.Server] = []
+        self.processes: dict[str, ManagedProcess] = {}
+        self.endpoints: Endpoints | None = None
+        self.platform_env: dict[str, str] = {}
+
+    # --- infrastructure -------------------------------------------------------------
+
+    def _log(self, name: str) -> Path | None:
+        return self.state_dir / "logs" / f"{name}.log" if self.options.log_to_files else None
+
+    def start_infrastructure(self) -> Endpoints:
+        """PostgreSQL, Redis and Elasticsearch: embedded unless URLs name external ones."""
+        opts = self.options
+        self.registry.kill_leftovers()
+
+        def port(default: int) -> int:
+            return free_port() if opts.free_ports else default
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            es_future = None
+            if not opts.elasticsearch_url:
+                home = infra.ensure_elasticsearch(REPO_ROOT / ".stack" / "cache")
+                es_future = pool.submit(
+                    infra.start_elasticsearch,
+                    home,
+                    self.state_dir / "elasticsearch",
+                    port(9200),
+                    registry=self.registry,
+                    log_file=self._log("elasticsearch"),
+                )
+            pg_future = None
+            if not opts.database_url:
+                pg_future = pool.submit(
+                    infra.start_postgres,
+                    self.state_dir / "postgres" / "data",
+                    port(5432),
+                    registry=self.registry,
+                    log_file=self._log("postgres"),
+                    fast_unsafe=opts.fast_unsafe_db,
+                )
+            redis_future = None
+            if not opts.redis_url:
+                redis_future = pool.submit(
+                    infra.start_redis,
+                    self.state_dir / "redis",
+                    port(6379),
+                    registry=self.registry,
+                    log_file=self._log("redis"),
+                    persistent=not opts.fast_unsafe_db,
+                )
+            started = {}
+            for name, future in (("es", es_future), ("pg", pg_future), ("redis", redis_future)):
+                if future is not None:
+                    server = future.result()
+                    self.servers.append(server)
+                    started[name] = server.url
+        self.endpoints = Endpoints(
+            postgres_url=opts.database_url or started["pg"],
+            redis_url=opts.redis_url or started["redis"],
+            elasticsearch_url=opts.elasticsearch_url or started["es"],
+            gateway_http_port=port(opts.http_port),
+            gateway_https_port=port(opts.https_port),
+        )
+        return self.endpoints
+
+    def prepare_databases(self) -> None:
+        """One database per owning service, built by that service's migrations."""
+        from storefront_kit.migrations import upgrade
+
+        assert self.endpoints is not None
+        infra.create_databases(_server_url(self.endpoints.postgres_url), list(DATABASES))
+        for service in SERVICES:
+            if service.database:
+                upgrade(service.package, self.endpoints.database_url(service.database))
+
+    # --- application processes ------------------------------------------------------
+
+    def _platform_env(self) -> dict[str, str]:
+        assert self.endpoints is not None
+        keys = self.state_dir / "keys"
+        gateway = self.endpoints
+        origins = [
+            f"http://localhost:{gateway.gateway_http_port}",
+            f"https://localhost:{gateway.gateway_https_port}",
+        ]
+        return {
+            "STOREFRONT_ENVIRONMENT": "development",
+            "STOREFRONT_LOG_JSON": "true",
+            "STOREFRONT_JWKS_URL": f"{gateway.service_url('auth')}/.well-known/jwks.json",
+            "STOREFRONT_SERVICE_TOKEN_KEY": load_or_create_key(keys / "service-token.pem"),
+            "STOREFRONT_CORS_ALLOW_ORIGINS": json.dumps(origins),
+            "STOREFRONT_PUBLIC_URL": gateway.gateway_url,
+            "AUTH_JWT_SIGNING_KEY": load_or_create_key(keys / "auth-jwt.pem"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start_applications(self) -> None:
+        """The sandboxes, then the six services, each as its own uvicorn process."""
+        assert self.endpoints is not None
+        opts = self.options
+        for sandbox in SANDBOXES:
+            self.endpoints.sandbox_ports[sandbox.name] = (
+                free_port() if opts.free_ports else sandbox.port
+            )
+        for service in SERVICES:
+            self.endpoints.service_ports[service.name] = (
+                free_port() if opts.free_ports else service.port
+            )
+        self.platform_env = self._platform_env()
+        for sandbox in SANDBOXES:
+            self._start(
+                f"sandbox-{sandbox.name}",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"{sandbox.module}:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.endpoints.sandbox_ports[sandbox.name]),
+                    "--no-access-log",
+                ],
+                env={**self.platform_env, **opts.env_overrides},
+            )
+        for service in SERVICES:
+            self.start_service(service.name)
+        for name in [f"sandbox-{s.name}" for s in SANDBOXES] + [s.name for s in SERVICES]:
+            self._wait_live(name)
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment service ``name`` runs with."""
+        assert self.endpoints is not None
+        return service_env(
+            _service(name),
+            self.endpoints,
+            platform_env=self.platform_env,
+            overrides=self.options.env_overrides,
+        )
+
+    def start_service(self, name: str) -> ManagedProcess:
+        """(Re)start one service process."""
+        service = _service(name)
+        return self._start(
+            name,
+            [sys.executable, "-m", service.package, "serve"],
+            env=self.service_env(name),
+        )
+
+    def stop_service(self, name: str, *, kill: bool = False) -> None:
+        """Stop one service process (SIGKILL when ``kill``: a crash)."""
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.kill() if kill else process.stop()
+
+    def _start(self, name: str, command: list[str], *, env: Mapping[str, str]) -> ManagedProcess:
+        process = ManagedProcess(
+            name,
+            command,
+            env=env,
+            cwd=REPO_ROOT,
+            registry=self.registry,
+            log_file=self._log(name),
+            echo=self.options.echo,
+        ).start()
+        self.processes[name] = process
+        return process
+
+    def _wait_live(self, name: str, timeout: float = 60) -> None:
+        assert self.endpoints is not None
+        if name.startswith("sandbox-"):
+            url = self.endpoints.sandbox_url(name.removeprefix("sandbox-"))
+        else:
+            url = self.endpoints.service_url(name)
+        process = self.processes[name]
+
+        def live() -> bool:
+            if not process.running:
+                raise infra.StartupFailed(f"{name} exited during start-up; see its log")
+            return httpx.get(f"{url}/health/live", timeout=1).status_code == 200
+
+        infra.wait_for(name, live, timeout=timeout)
+
+    # --- gateway --------------------------------------------------------------------
+
+    def start_gateway(self) -> None:
+        """Nginx in front of everything, HTTP and HTTPS (self-signed)."""
+        from storefront_stack import nginx
+
+        assert self.endpoints is not None
+        binary = nginx.ensure_nginx()
+        gateway_dir = self.state_dir / "nginx"
+        (gateway_dir / "temp").mkdir(parents=True, exist_ok=True)
+        cert, key = nginx.write_self_signed_cert(gateway_dir / "certs")
+        config = nginx.GatewayConfig(
+            upstreams={
+                s.name: [f"127.0.0.1:{self.endpoints.service_ports[s.name]}"] for s in SERVICES
+            },
+            sandbox_upstreams={
+                s.name: f"127.0.0.1:{self.endpoints.sandbox_ports[s.name]}" for s in SANDBOXES
+            },
+            http_port=self.endpoints.gateway_http_port,
+            https_port=self.endpoints.gateway_https_port,
+            cert_file=str(cert),
+            key_file=str(key),
+            admin_root=str(REPO_ROOT / "gateway" / "nginx" / "admin"),
+            temp_dir=str(gateway_dir / "temp"),
+            access_log=str(gateway_dir / "access.log") if self.options.log_to_files else None,
+            **_gateway_tunables(self.options.env_overrides),
+        )
+        conf_file = gateway_dir / "nginx.conf"
+        conf_file.write_text(nginx.render_config(config))
+        nginx.check_config(binary, conf_file, gateway_dir)
+        self._start("nginx", nginx.nginx_command(binary, conf_file, gateway_dir), env={})
+        port = self.endpoints.gateway_http_port
+        infra.wait_for("gateway", lambda: _port_open(port), timeout=30)
+
+    def wait_ready(self, timeout: float = 120) -> dict[str, int]:
+        """Wait until ``GET /health/<service>`` through the gateway is 200 for all six."""
+        assert self.endpoints is not None
+        statuses: dict[str, int] = {}
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.endpoints.gateway_url, timeout=3) as client:
+            while time.monotonic() < deadline:
+                for service in SERVICES:
+                    try:
+                        statuses[service.name] = client.get(f"/health/{service.name}").status_code
+                    except httpx.HTTPError:
+                        statuses[service.name] = 0
+                if all(code == 200 for code in statuses.values()):
+                    return statuses
+                time.sleep(0.5)
+        raise TimeoutError(f"platform not ready through the gateway: {statuses}")
+
+    # --- whole platform -------------------------------------------------------------
+
+    def start(self) -> Endpoints:
+        """Everything, in dependency order; stops what started if a step fails."""
+        try:
+            self.start_infrastructure()
+            self.prepare_databases()
+            self.start_applications()
+            self.start_gateway()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        assert self.endpoints is not None
+        return self.endpoints
+
+    def stop(self) -> None:
+        """Stop everything this run started, newest first."""
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop()
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+
+
+def _service(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise KeyError(name)
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+
+
+def _server_url(url: str) -> str:
+    return url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+
+
+def _gateway_tunables(env: Mapping[str, str]) -> dict[str, object]:
+    tunables: dict[str, object] = {}
+    if "GATEWAY_AUTH_RATE" in env:
+        tunables["auth_rate"] = env["GATEWAY_AUTH_RATE"]
+    if "GATEWAY_AUTH_BURST" in env:
+        tunables["auth_burst"] = int(env["GATEWAY_AUTH_BURST"])
+    if "GATEWAY_SEARCH_RATE" in env:
+        tunables["search_rate"] = env["GATEWAY_SEARCH_RATE"]
+    if "GATEWAY_SEARCH_BURST" in env:
+        tunables["search_burst"] = int(env["GATEWAY_SEARCH_BURST"])
+    return tunables
+
+
+def options_from_environment(state_dir: Path, **kwargs: object) -> PlatformOptions:
+    """Options honouring ``DATABASE_URL``, ``REDIS_URL`` and ``ELASTICSEARCH_URL``."""
+    return PlatformOptions(
+        state_dir=state_dir,
+        database_url=os.environ.get("DATABASE_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        elasticsearch_url=os.environ.get("ELASTICSEARCH_URL") or None,
+        **kwargs,  # type: ignore[arg-type]
+    )

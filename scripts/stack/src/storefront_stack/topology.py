@@ -1,0 +1,118 @@
+"""What runs where: the six services, the sandboxes, their ports and environment.
+
+This is the one place that knows how the services are wired to each other and to the
+infrastructure; the local runner and the test harness both build on it.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DATABASES",
+    "SANDBOXES",
+    "SERVICES",
+    "Endpoints",
+    "Sandbox",
+    "Service",
+    "service_env",
+]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One platform service."""
+
+    name: str
+    package: str
+    port: int
+    database: str | None = None
+    elasticsearch: bool = False
+
+    @property
+    def env_prefix(self) -> str:
+        return self.name.upper().replace("-", "_") + "_"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A local stand-in for a third-party API."""
+
+    name: str
+    module: str
+    port: int
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("auth", "auth_service", 8101, database="auth"),
+    Service("catalog", "catalog_service", 8102, elasticsearch=True),
+    Service("inventory", "inventory_service", 8103, database="inventory"),
+    Service("orders", "orders_service", 8104, database="orders"),
+    Service("notifications", "notifications_service", 8105, database="notifications"),
+    Service("ws-gateway", "ws_gateway_service", 8106),
+)
+SANDBOXES: tuple[Sandbox, ...] = (
+    Sandbox("telegram", "storefront_sandbox.telegram", 8201),
+    Sandbox("payments", "storefront_sandbox.payments", 8202),
+    Sandbox("shipping", "storefront_sandbox.shipping", 8203),
+)
+DATABASES = tuple(s.database for s in SERVICES if s.database)
+
+
+@dataclass
+class Endpoints:
+    """Where everything listens in one running platform."""
+
+    postgres_url: str  # server URL, no database
+    redis_url: str
+    elasticsearch_url: str
+    service_ports: dict[str, int] = field(default_factory=dict)
+    sandbox_ports: dict[str, int] = field(default_factory=dict)
+    gateway_http_port: int = 8080
+    gateway_https_port: int = 8443
+    host: str = "127.0.0.1"
+
+    def service_url(self, name: str) -> str:
+        return f"http://{self.host}:{self.service_ports[name]}"
+
+    def sandbox_url(self, name: str) -> str:
+        return f"http://{self.host}:{self.sandbox_ports[name]}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://localhost:{self.gateway_http_port}"
+
+    def database_url(self, database: str) -> str:
+        base = self.postgres_url.rstrip("/")
+        if base.count("/") > 2:  # an external URL that already names a database
+            base = base.rsplit("/", 1)[0]
+        return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{database}"
+
+
+def service_env(
+    service: Service,
+    endpoints: Endpoints,
+    *,
+    platform_env: Mapping[str, str],
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment one service process starts with."""
+    prefix = service.env_prefix
+    env = {
+        **platform_env,
+        f"{prefix}HOST": endpoints.host,
+        f"{prefix}PORT": str(endpoints.service_ports[service.name]),
+        f"{prefix}REDIS_URL": endpoints.redis_url,
+    }
+    if service.database:
+        env[f"{prefix}DATABASE_URL"] = endpoints.database_url(service.database)
+    if service.elasticsearch:
+        env[f"{prefix}ELASTICSEARCH_URL"] = endpoints.elasticsearch_url
+    # Who talks to whom (DESIGN §1): base URLs of the services and sandboxes each one calls.
+    for other in SERVICES:
+        if other.name != service.name and other.name in endpoints.service_ports:
+            env[f"{prefix}{other.env_prefix}URL"] = endpoints.service_url(other.name)
+    for sandbox in SANDBOXES:
+        if sandbox.name in endpoints.sandbox_ports:
+            env[f"{prefix}{sandbox.name.upper()}_API_URL"] = endpoints.sandbox_url(sandbox.name)
+    env.update(overrides or {})
+    return env

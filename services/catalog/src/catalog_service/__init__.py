@@ -1,0 +1,1 @@
+"""The catalog service. Typo-tolerant product search on an Elasticsearch read model."""

@@ -1,0 +1,24 @@
+"""Annotated dependency aliases: what an endpoint may ask for."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from catalog_service.settings import CatalogSettings
+
+__all__ = ["RedisDep", "SettingsDep"]
+
+
+def _settings(request: Request) -> CatalogSettings:
+    settings: CatalogSettings = request.app.state.settings
+    return settings
+
+
+def _redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+SettingsDep = Annotated[CatalogSettings, Depends(_settings)]
+RedisDep = Annotated[Redis, Depends(_redis)]

@@ -1,0 +1,1 @@
+"""The inventory service. Products and stock: the write model that never oversells."""

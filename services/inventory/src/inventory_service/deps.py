@@ -1,0 +1,27 @@
+"""Annotated dependency aliases: what an endpoint may ask for."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory_service.settings import InventorySettings
+from storefront_kit.db import request_session
+
+__all__ = ["RedisDep", "SessionDep", "SettingsDep"]
+
+
+def _settings(request: Request) -> InventorySettings:
+    settings: InventorySettings = request.app.state.settings
+    return settings
+
+
+def _redis(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+SettingsDep = Annotated[InventorySettings, Depends(_settings)]
+RedisDep = Annotated[Redis, Depends(_redis)]
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]

@@ -1,0 +1,1 @@
+"""The notifications service. The Telegram bot: OTP delivery, receipts and order status messages."""
