@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 PACKAGES := libs/storefront_kit libs/jwt_core_lib \
 	services/auth services/catalog services/inventory services/orders \
 	services/notifications services/ws-gateway \
-	sandbox scripts/stack
+	sandbox scripts/stack scripts/seed
 PY_PACKAGES := storefront_kit jwt_core_lib auth_service catalog_service inventory_service \
-	orders_service notifications_service ws_gateway_service storefront_sandbox storefront_stack
+	orders_service notifications_service ws_gateway_service storefront_sandbox storefront_stack storefront_seed
 STAMP := $(VENV)/.installed
 
 .PHONY: help install run test lint format typecheck check bench compose-config clean
@@ -40,6 +40,7 @@ test: install ## Run the whole test suite against real servers, with coverage
 lint: install ## ruff (lint and format check) and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install ## Apply ruff's formatting and fixes
 	$(BIN)/ruff format .

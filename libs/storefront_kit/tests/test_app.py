@@ -92,7 +92,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_app_error_renders_problem_with_its_status_and_code(client: httpx.AsyncClient) -> None:
+async def test_app_error_renders_problem_with_its_status_and_code(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/missing")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -191,7 +193,9 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
 
 async def test_cors_allows_only_configured_origins(client: httpx.AsyncClient) -> None:
     preflight = {"Access-Control-Request-Method": "POST"}
-    allowed = await client.options("/items", headers={"Origin": "https://shop.example", **preflight})
+    allowed = await client.options(
+        "/items", headers={"Origin": "https://shop.example", **preflight}
+    )
     assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
     assert allowed.headers["access-control-allow-credentials"] == "true"
     denied = await client.options("/items", headers={"Origin": "https://evil.example", **preflight})

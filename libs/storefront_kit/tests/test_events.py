@@ -113,7 +113,10 @@ async def test_relay_keeps_events_when_redis_is_down(
             select(func.count()).where(OutboxEvent.published_at.is_(None))
         )
     assert unpublished == 1
-    assert await OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent).relay_once() == 1
+    assert (
+        await OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent).relay_once()
+        == 1
+    )
 
 
 async def test_concurrent_relays_never_publish_a_row_twice(

@@ -71,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
         platform.start_infrastructure()
         console.print("[bold]Applying migrations...[/]")
         platform.prepare_databases()
-        if args.seed:
-            _seed(platform)
         console.print("[bold]Starting sandboxes and services...[/]")
         platform.start_applications()
         platform.start_gateway()
         platform.wait_ready()
+        if args.seed:
+            _seed(platform)
     except BaseException as exc:
         console.print(f"[red]Start-up failed: {exc!r}[/]")
         platform.stop()
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _seed(platform: Platform) -> None:
     try:
-        from storefront_seed import seed_platform  # type: ignore[import-not-found]
+        from storefront_seed import seed_platform
     except ImportError:
         return
     console.print("[bold]Seeding demo data...[/]")

@@ -133,13 +133,14 @@ class ManagedProcess:
     def _pump_output(self) -> None:
         assert self.process is not None
         assert self.process.stdout is not None
-        for raw in iter(self.process.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            if self.echo:
-                self.echo(self.name, line)
-            else:
-                sys.stdout.write(f"{self.name:>14} | {line}\n")
-                sys.stdout.flush()
+        with self.process.stdout as stream:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip()
+                if self.echo:
+                    self.echo(self.name, line)
+                else:
+                    sys.stdout.write(f"{self.name:>14} | {line}\n")
+                    sys.stdout.flush()
 
     @property
     def running(self) -> bool:
@@ -168,6 +169,8 @@ class ManagedProcess:
             os.killpg(pgid, signal.SIGKILL)
         if self.registry is not None:
             self.registry.remove(self.name)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
         if self._log_handle is not None:
             self._log_handle.close()
 

@@ -1,0 +1,113 @@
+"""Token wiring every service shares: user tokens from auth's JWKS, service tokens per audience.
+
+``jwt_core_lib`` reads no configuration; this module binds it to
+:class:`~storefront_kit.settings.PlatformSettings`. A service builds a
+:class:`ServiceSecurity` in its lifespan (``app.state.security``) and uses the
+dependencies below in its routes.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+from jwt_core_lib import (
+    InsufficientRoleError,
+    JWKSClient,
+    JWTBearer,
+    ServiceAuth,
+    ServiceTokenAuth,
+    ServiceTokenMinter,
+    SigningKey,
+    StaticKeySource,
+    TokenClaims,
+    TokenIssuer,
+    TokenVerifier,
+)
+
+from storefront_kit.settings import PlatformSettings
+
+__all__ = [
+    "AdminUser",
+    "CurrentUser",
+    "ServiceCaller",
+    "ServiceSecurity",
+    "StaffUser",
+    "build_security",
+]
+
+
+@dataclass
+class ServiceSecurity:
+    """Verifiers and the service-token minter of one service."""
+
+    user_verifier: TokenVerifier
+    service_verifier: TokenVerifier
+    minter: ServiceTokenMinter
+
+    def auth_for(self, audience: str) -> httpx.Auth:
+        """httpx auth that attaches a fresh service token for ``audience`` to each request."""
+        return ServiceTokenAuth(self.minter, audience)
+
+
+def build_security(
+    platform: PlatformSettings, *, service_name: str, http_client: httpx.AsyncClient
+) -> ServiceSecurity:
+    """User tokens are checked against auth's JWKS; service tokens against the platform key."""
+    service_key = SigningKey.from_pem(platform.service_token_key.get_secret_value())
+    jwks = JWKSClient(url=platform.jwks_url, http_client=http_client)
+    return ServiceSecurity(
+        user_verifier=TokenVerifier(
+            key_source=jwks, issuer=platform.jwt_issuer, audience=platform.jwt_audience
+        ),
+        service_verifier=TokenVerifier(
+            key_source=StaticKeySource([service_key]),
+            issuer=platform.service_token_issuer,
+            audience=service_name,
+        ),
+        minter=ServiceTokenMinter(
+            issuer=TokenIssuer(signing_key=service_key, issuer=platform.service_token_issuer),
+            service_name=service_name,
+        ),
+    )
+
+
+def _user_verifier(request: Request) -> TokenVerifier:
+    security: ServiceSecurity = request.app.state.security
+    return security.user_verifier
+
+
+_bearer = JWTBearer.from_state("user_verifier")
+
+
+async def _current_user(request: Request) -> TokenClaims:
+    return await _bearer(request)
+
+
+async def _admin(user: Annotated[TokenClaims, Depends(_current_user)]) -> TokenClaims:
+    if not user.has_role("admin"):
+        raise InsufficientRoleError("This needs the admin role.")
+    return user
+
+
+async def _staff(user: Annotated[TokenClaims, Depends(_current_user)]) -> TokenClaims:
+    if not user.has_role("admin", "moderator"):
+        raise InsufficientRoleError("This needs the admin or moderator role.")
+    return user
+
+
+async def _service_caller(request: Request) -> TokenClaims:
+    security: ServiceSecurity = request.app.state.security
+    settings = request.app.state.settings
+    guard = ServiceAuth(security.service_verifier, audience=settings.service_name)
+    return await guard(request)
+
+
+CurrentUser = Annotated[TokenClaims, Depends(_current_user)]
+"""Any authenticated user (access token)."""
+AdminUser = Annotated[TokenClaims, Depends(_admin)]
+"""A user with the ``admin`` role."""
+StaffUser = Annotated[TokenClaims, Depends(_staff)]
+"""A user with ``admin`` or ``moderator`` (read-only staff views)."""
+ServiceCaller = Annotated[TokenClaims, Depends(_service_caller)]
+"""Another service, with a service token minted for this service's audience."""

@@ -1,0 +1,97 @@
+"""The whole platform behind nginx: every service ready, the edge rules hold."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from storefront_stack.platform import Platform
+from storefront_stack.topology import SERVICES
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def gateway(platform: Platform) -> str:
+    assert platform.endpoints is not None
+    return platform.endpoints.gateway_url
+
+
+@pytest.mark.parametrize("service", [s.name for s in SERVICES])
+def test_every_service_is_ready_through_the_gateway(gateway: str, service: str) -> None:
+    response = httpx.get(f"{gateway}/health/{service}")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert all(state == "ok" for state in response.json()["checks"].values())
+
+
+@pytest.mark.parametrize("service", [s.name for s in SERVICES])
+def test_every_service_publishes_its_docs_through_the_gateway(gateway: str, service: str) -> None:
+    page = httpx.get(f"{gateway}/docs/{service}")
+    assert page.status_code == 200
+    assert f"/docs/{service}/openapi.json" in page.text
+    schema = httpx.get(f"{gateway}/docs/{service}/openapi.json")
+    assert schema.status_code == 200
+    assert "/health/ready" in schema.json()["paths"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/internal/inventory/reserve",
+        "/internal/notifications/otp",
+        "//internal/inventory/reserve",
+        "/%69nternal/inventory/reserve",
+        "/api/../internal/inventory/release",
+    ],
+)
+def test_internal_routes_are_refused_at_the_edge(gateway: str, path: str) -> None:
+    response = httpx.post(f"{gateway}{path}", json={"order_id": "x"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 404
+
+
+def test_metrics_are_not_exposed(gateway: str) -> None:
+    assert httpx.get(f"{gateway}/metrics").status_code == 404
+
+
+def test_unknown_path_gets_problem_and_request_id(gateway: str) -> None:
+    response = httpx.get(f"{gateway}/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "not_found"
+    assert len(response.headers.get_list("x-request-id")) == 1
+
+
+def test_service_404_keeps_the_callers_request_id(gateway: str) -> None:
+    response = httpx.get(
+        f"{gateway}/api/v1/products/search-nope", headers={"X-Request-ID": "e2e-req-0001"}
+    )
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == "e2e-req-0001"
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_auth_rate_limit_answers_429_problem_under_a_burst(gateway: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post("/api/v1/auth/otp/send", json={"phone": "+15550000000"})
+                for _ in range(150)
+            )
+        )
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited, "a burst of 150 must trip the auth zone"
+    assert limited[0].headers["retry-after"]
+    assert limited[0].json()["code"] == "rate_limited"
+    assert limited[0].headers["content-type"].startswith("application/problem+json")
+
+
+def test_https_serves_hsts_and_security_headers(platform: Platform) -> None:
+    assert platform.endpoints is not None
+    url = f"https://localhost:{platform.endpoints.gateway_https_port}/health/auth"
+    response = httpx.get(url, verify=False)  # noqa: S501 (self-signed local certificate)
+    assert response.status_code == 200
+    assert "max-age" in response.headers["strict-transport-security"]
+    assert response.headers["x-content-type-options"] == "nosniff"
