@@ -89,11 +89,10 @@ async def test_relay_publishes_committed_events_once_in_order(
 async def test_rolled_back_change_publishes_nothing(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
-    async with sessionmaker() as session:
-        async with session.begin():
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(1))
-            await session.flush()
-            await session.rollback()
+    async with sessionmaker() as session, session.begin():
+        add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(1))
+        await session.flush()
+        await session.rollback()
     relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
     assert await relay.relay_once() == 0
     assert await redis.xlen(STREAM) == 0

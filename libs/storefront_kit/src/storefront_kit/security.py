@@ -11,6 +11,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
+
 from jwt_core_lib import (
     InsufficientRoleError,
     JWKSClient,
@@ -24,8 +25,10 @@ from jwt_core_lib import (
     TokenIssuer,
     TokenVerifier,
 )
+from storefront_kit.logging import get_logger
+from storefront_kit.settings import PLACEHOLDER_SECRETS, PlatformSettings
 
-from storefront_kit.settings import PlatformSettings
+logger = get_logger(__name__)
 
 __all__ = [
     "AdminUser",
@@ -54,7 +57,14 @@ def build_security(
     platform: PlatformSettings, *, service_name: str, http_client: httpx.AsyncClient
 ) -> ServiceSecurity:
     """User tokens are checked against auth's JWKS; service tokens against the platform key."""
-    service_key = SigningKey.from_pem(platform.service_token_key.get_secret_value())
+    pem = platform.service_token_key.get_secret_value()
+    if pem.strip().lower() in PLACEHOLDER_SECRETS:
+        # Development without a configured key: this service starts, but its internal
+        # calls are refused by the others. Production settings refuse placeholders.
+        logger.warning("service_token_key_missing", service=service_name)
+        service_key = SigningKey.generate()
+    else:
+        service_key = SigningKey.from_pem(pem)
     jwks = JWKSClient(url=platform.jwks_url, http_client=http_client)
     return ServiceSecurity(
         user_verifier=TokenVerifier(
@@ -70,11 +80,6 @@ def build_security(
             service_name=service_name,
         ),
     )
-
-
-def _user_verifier(request: Request) -> TokenVerifier:
-    security: ServiceSecurity = request.app.state.security
-    return security.user_verifier
 
 
 _bearer = JWTBearer.from_state("user_verifier")

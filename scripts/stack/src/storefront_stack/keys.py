@@ -1,11 +1,12 @@
 """Signing keys generated at run time (never committed): service tokens and auth's JWT key."""
 
+import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["ed25519_pem", "load_or_create_key"]
+__all__ = ["ed25519_pem", "load_or_create_key", "load_or_create_secret"]
 
 
 def ed25519_pem() -> str:
@@ -30,3 +31,14 @@ def load_or_create_key(path: Path) -> str:
     path.write_text(pem)
     path.chmod(0o600)
     return pem
+
+
+def load_or_create_secret(path: Path, *, nbytes: int = 32) -> str:
+    """A random URL-safe secret stored at ``path`` (mode 0600), created on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value

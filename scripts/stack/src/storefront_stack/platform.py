@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from storefront_stack import infra
-from storefront_stack.keys import load_or_create_key
+from storefront_stack.keys import load_or_create_key, load_or_create_secret
 from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
 from storefront_stack.topology import (
     DATABASES,
@@ -146,6 +146,11 @@ class Platform:
             "STOREFRONT_CORS_ALLOW_ORIGINS": json.dumps(origins),
             "STOREFRONT_PUBLIC_URL": gateway.gateway_url,
             "AUTH_JWT_SIGNING_KEY": load_or_create_key(keys / "auth-jwt.pem"),
+            # Telegram reaches the bot through the gateway, as it would in production.
+            "NOTIFICATIONS_TELEGRAM_WEBHOOK_URL": f"{gateway.gateway_url}/api/v1/telegram/webhook",
+            "NOTIFICATIONS_TELEGRAM_WEBHOOK_SECRET": load_or_create_secret(
+                keys / "telegram-webhook-secret"
+            ),
             "PYTHONUNBUFFERED": "1",
         }
 

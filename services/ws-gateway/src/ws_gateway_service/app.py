@@ -1,14 +1,23 @@
 """The ws-gateway service as an ASGI app; uvicorn serves ``create_app`` as a factory."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
 from storefront_kit.app import create_service_app
+from storefront_kit.events import StreamConsumer
 from storefront_kit.health import HealthCheck, redis_check
+from storefront_kit.http import create_http_client
 from storefront_kit.redis import create_redis
+from storefront_kit.security import ServiceSecurity, build_security
 from ws_gateway_service.api import routers
+from ws_gateway_service.channels import ChannelLayer
+from ws_gateway_service.hub import Hub
+from ws_gateway_service.presence import Presence
+from ws_gateway_service.relay import OrderEventRelay
 from ws_gateway_service.settings import WsGatewaySettings, get_settings
 
 __all__ = ["create_app"]
@@ -16,19 +25,51 @@ __all__ = ["create_app"]
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create the service's clients once; close them on shutdown."""
+    """Redis, the channel layer, presence and the order-event relay."""
     settings: WsGatewaySettings = app.state.settings
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
+    # Pub/sub blocks on reads: it gets its own client without a socket read timeout.
+    pubsub_redis = create_redis(settings.redis_url, socket_timeout=None)  # type: ignore[arg-type]
+    http_client = create_http_client(timeout=settings.http_timeout_s)
     app.state.redis = redis
+    if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
+        app.state.security = build_security(
+            settings.platform, service_name=settings.service_name, http_client=http_client
+        )
+    hub = Hub()
+    channels = ChannelLayer(pubsub_redis, hub.deliver)
+    hub.bind(channels)
+    await channels.start()
+    app.state.hub = hub
+    app.state.channels = channels
+    app.state.presence = Presence(redis, ttl_s=settings.presence_ttl_s)
+    stop = asyncio.Event()
+    relay_task = None
+    if settings.relay_enabled:
+        consumer = StreamConsumer(
+            redis=redis,
+            stream=settings.orders_stream,
+            group="ws-gateway",
+            consumer=settings.instance_id,
+            handler=OrderEventRelay(channels),
+        )
+        relay_task = asyncio.create_task(consumer.run(stop), name="orders-relay")
     try:
         yield
     finally:
+        stop.set()
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        await channels.stop()
+        await http_client.aclose()
+        await pubsub_redis.aclose()
         await redis.aclose()
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = request.app.state
-    return [redis_check(state.redis)]
+    return [redis_check(request.app.state.redis)]
 
 
 def create_app(settings: WsGatewaySettings | None = None) -> FastAPI:

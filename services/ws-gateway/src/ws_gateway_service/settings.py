@@ -1,12 +1,20 @@
 """Settings of the ws-gateway service (environment prefix ``WS_GATEWAY_``)."""
 
+import os
+import socket
+import uuid
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["WsGatewaySettings", "get_settings"]
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class WsGatewaySettings(ServiceSettings):
@@ -16,6 +24,28 @@ class WsGatewaySettings(ServiceSettings):
 
     service_name: ClassVar[str] = "ws-gateway"
     port: int = 8106
+    instance_id: str = Field(
+        default_factory=_instance_id,
+        description="Identifies this replica in presence keys and consumer names.",
+    )
+    heartbeat_interval_s: float = Field(
+        default=20.0, description="How often the server sends a ping message to each socket."
+    )
+    idle_timeout_s: float = Field(
+        default=60.0, description="A socket that sends nothing for this long is closed."
+    )
+    send_queue_size: int = Field(
+        default=256,
+        description="Messages buffered per socket; a client that falls further behind is dropped.",
+    )
+    presence_ttl_s: float = Field(
+        default=30.0,
+        description="A connection counts as online this long after its last refresh.",
+    )
+    relay_enabled: bool = Field(
+        default=True, description="Relay orders.events to user channels from this replica."
+    )
+    orders_stream: str = Field(default="orders.events", description="Stream of order events.")
 
 
 def get_settings() -> WsGatewaySettings:

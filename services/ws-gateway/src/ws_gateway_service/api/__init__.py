@@ -1,7 +1,9 @@
-"""HTTP routers of the ws-gateway service (thin: parse, call the domain, shape the answer)."""
+"""HTTP and WebSocket routers of the ws-gateway service."""
 
 from fastapi import APIRouter
 
+from ws_gateway_service.api import presence, ws
+
 __all__ = ["routers"]
 
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [ws.router, presence.router]

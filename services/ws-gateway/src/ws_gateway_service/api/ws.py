@@ -1,0 +1,140 @@
+"""``GET /ws``: one authenticated socket per browser tab.
+
+The access token comes in the ``Sec-WebSocket-Protocol`` header as ``bearer, <token>``
+(what a browser can send; it stays out of URLs and access logs), or as
+``Authorization: Bearer`` from non-browser clients. Close codes: 4401 missing, invalid
+or expired token (also when the token expires on an open socket), 4408 idle timeout,
+4429 too slow to keep up (its queue overflowed).
+"""
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.exceptions import HTTPException
+
+from jwt_core_lib import TokenClaims
+from storefront_kit.logging import get_logger
+from storefront_kit.security import ServiceSecurity
+from ws_gateway_service.hub import Connection, Hub
+from ws_gateway_service.presence import Presence
+from ws_gateway_service.settings import WsGatewaySettings
+
+router = APIRouter()
+logger = get_logger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_IDLE = 4408
+CLOSE_TOO_SLOW = 4429
+
+
+def _token_from(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The bearer token and the subprotocol to echo back (if it came that way)."""
+    protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(protocols) >= 2 and protocols[0].lower() == "bearer" and protocols[1]:
+        return protocols[1], "bearer"
+    authorization = websocket.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip(), None
+    return None, None
+
+
+async def _authenticate(websocket: WebSocket) -> TokenClaims | None:
+    token, subprotocol = _token_from(websocket)
+    await websocket.accept(subprotocol=subprotocol)
+    security: ServiceSecurity = websocket.app.state.security
+    if token is None:
+        await websocket.close(CLOSE_UNAUTHORIZED, "missing token")
+        return None
+    try:
+        return await security.user_verifier.verify(token)
+    except HTTPException as exc:
+        await websocket.close(CLOSE_UNAUTHORIZED, getattr(exc, "code", "invalid_token"))
+        return None
+
+
+async def _send_loop(websocket: WebSocket, connection: Connection) -> int:
+    while True:
+        message = await connection.queue.get()
+        if message is None:
+            return CLOSE_TOO_SLOW
+        await websocket.send_text(orjson.dumps(message).decode())
+
+
+async def _receive_loop(websocket: WebSocket, idle_timeout_s: float) -> int:
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout_s):
+                text = await websocket.receive_text()
+        except TimeoutError:
+            return CLOSE_IDLE
+        if text == '{"type":"ping"}' or text == "ping":
+            await websocket.send_text('{"type":"pong"}')
+
+
+async def _heartbeat_loop(connection: Connection, presence: Presence, interval_s: float) -> int:
+    while True:
+        await asyncio.sleep(interval_s)
+        connection.offer({"type": "ping", "at": datetime.now(UTC).isoformat()})
+        await presence.touch(connection.user_id, connection.id)
+
+
+async def _expiry(expires_at: datetime) -> int:
+    # A token is only good until it expires, even on a socket that is already open.
+    await asyncio.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))
+    return CLOSE_UNAUTHORIZED
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """Live order status for the user; admins also get ``admin.alerts``."""
+    claims = await _authenticate(websocket)
+    if claims is None:
+        return
+    settings: WsGatewaySettings = websocket.app.state.settings
+    hub: Hub = websocket.app.state.hub
+    presence: Presence = websocket.app.state.presence
+    connection = Connection(
+        user_id=claims.subject,
+        is_admin=claims.has_role("admin"),
+        expires_at=claims.expires_at,
+        queue_size=settings.send_queue_size,
+    )
+    await hub.register(connection)
+    await presence.touch(connection.user_id, connection.id)
+    connection.offer({"type": "welcome", "user_id": claims.subject, "admin": connection.is_admin})
+    tasks = [
+        asyncio.create_task(_send_loop(websocket, connection)),
+        asyncio.create_task(_receive_loop(websocket, settings.idle_timeout_s)),
+        asyncio.create_task(
+            _heartbeat_loop(
+                connection,
+                presence,
+                min(settings.heartbeat_interval_s, settings.presence_ttl_s / 3),
+            )
+        ),
+        asyncio.create_task(_expiry(claims.expires_at)),
+    ]
+    close_code = 1000
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finished = done.pop()
+        if not finished.cancelled() and finished.exception() is None:
+            close_code = finished.result()
+        elif isinstance(finished.exception(), WebSocketDisconnect):
+            close_code = 0  # the client left
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        await hub.unregister(connection)
+        with contextlib.suppress(Exception):
+            await presence.remove(connection.user_id, connection.id)
+        if close_code:
+            with contextlib.suppress(Exception):
+                await websocket.close(close_code)

@@ -1,0 +1,99 @@
+"""The channel layer: Redis pub/sub, so a message reaches a user's sockets on any replica.
+
+Each replica holds one pub/sub connection and subscribes to ``ws.user.<id>`` only while
+it has a socket of that user (reference counted), plus ``admin.alerts`` while it has an
+admin socket. Pub/sub is ephemeral by design (DESIGN §5): a replica that is down
+misses live pushes, never domain events.
+"""
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from storefront_kit.logging import get_logger
+
+__all__ = ["ADMIN_ALERTS", "ChannelLayer", "user_channel"]
+
+ADMIN_ALERTS = "admin.alerts"
+logger = get_logger(__name__)
+
+Deliver = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def user_channel(user_id: str) -> str:
+    """The pub/sub channel of one user's live pushes."""
+    return f"ws.user.{user_id}"
+
+
+class ChannelLayer:
+    """Reference-counted subscriptions over one Redis pub/sub connection."""
+
+    def __init__(self, redis: Redis, deliver: Deliver) -> None:
+        self._redis = redis
+        self._deliver = deliver
+        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
+        self._refs: Counter[str] = Counter()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start listening (a placeholder subscription keeps the reader busy from the start)."""
+        await self._pubsub.subscribe("ws.gateway.noop")
+        self._task = asyncio.create_task(self._listen(), name="channel-layer")
+
+    async def stop(self) -> None:
+        """Stop listening and close the pub/sub connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._pubsub.aclose()
+
+    async def join(self, channel: str) -> None:
+        """Subscribe to ``channel`` unless this replica already is."""
+        async with self._lock:
+            self._refs[channel] += 1
+            if self._refs[channel] == 1:
+                await self._pubsub.subscribe(channel)
+
+    async def leave(self, channel: str) -> None:
+        """Unsubscribe when the last local socket interested in ``channel`` is gone."""
+        async with self._lock:
+            self._refs[channel] -= 1
+            if self._refs[channel] <= 0:
+                del self._refs[channel]
+                await self._pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> int:
+        """Publish to every replica; returns how many replicas listen."""
+        return int(await self._redis.publish(channel, orjson.dumps(message)))
+
+    async def _listen(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("channel_layer_error", error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            try:
+                payload = orjson.loads(message["data"])
+            except orjson.JSONDecodeError:
+                logger.warning("channel_layer_bad_message", channel=channel)
+                continue
+            await self._deliver(channel, payload)

@@ -1,0 +1,115 @@
+"""Local sockets of this replica and the bounded queue in front of each one."""
+
+import asyncio
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from storefront_kit.logging import get_logger
+from ws_gateway_service.channels import ADMIN_ALERTS, ChannelLayer, user_channel
+
+__all__ = ["Connection", "Hub"]
+
+logger = get_logger(__name__)
+
+OPEN_SOCKETS = Gauge("ws_open_sockets", "WebSocket connections open on this replica.")
+MESSAGES_SENT = Counter("ws_messages_queued_total", "Messages queued to sockets.", ["kind"])
+SLOW_CLIENTS = Counter("ws_slow_clients_dropped_total", "Sockets closed for falling behind.")
+
+
+@dataclass(eq=False)
+class Connection:
+    """One socket: who it is, and the bounded queue the sender drains."""
+
+    user_id: str
+    is_admin: bool
+    expires_at: datetime
+    queue_size: int
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    overflowed: bool = False
+    queue: asyncio.Queue[dict[str, Any] | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.queue_size)
+
+    def offer(self, message: dict[str, Any]) -> bool:
+        """Queue a message; a full queue marks the client too slow (it is then dropped)."""
+        if self.overflowed:
+            return False
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            SLOW_CLIENTS.inc()
+            # Make room for the sentinel so the sender wakes up and closes the socket.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return False
+        return True
+
+
+class Hub:
+    """Tracks this replica's sockets and routes channel messages to them."""
+
+    def __init__(self) -> None:
+        self.channels: ChannelLayer | None = None
+        self._by_user: dict[str, set[Connection]] = defaultdict(set)
+        self._admins: set[Connection] = set()
+        self._lock = asyncio.Lock()
+
+    def bind(self, channels: ChannelLayer) -> None:
+        """Attach the channel layer (built with :meth:`deliver` as its callback)."""
+        self.channels = channels
+
+    @property
+    def connection_count(self) -> int:
+        """Open sockets on this replica."""
+        return sum(len(c) for c in self._by_user.values())
+
+    async def register(self, connection: Connection) -> None:
+        """Start routing the user's (and, for admins, the alerts) channel to this socket."""
+        assert self.channels is not None
+        async with self._lock:
+            self._by_user[connection.user_id].add(connection)
+            if connection.is_admin:
+                self._admins.add(connection)
+        await self.channels.join(user_channel(connection.user_id))
+        if connection.is_admin:
+            await self.channels.join(ADMIN_ALERTS)
+        OPEN_SOCKETS.inc()
+
+    async def unregister(self, connection: Connection) -> None:
+        """Stop routing to a closed socket."""
+        assert self.channels is not None
+        async with self._lock:
+            sockets = self._by_user.get(connection.user_id)
+            if sockets is not None:
+                sockets.discard(connection)
+                if not sockets:
+                    del self._by_user[connection.user_id]
+            self._admins.discard(connection)
+        await self.channels.leave(user_channel(connection.user_id))
+        if connection.is_admin:
+            await self.channels.leave(ADMIN_ALERTS)
+        OPEN_SOCKETS.dec()
+
+    async def deliver(self, channel: str, payload: dict[str, Any]) -> None:
+        """Channel-layer callback: queue ``payload`` to every local socket of the channel."""
+        if channel == ADMIN_ALERTS:
+            targets: list[Connection] = list(self._admins)
+            message = {"channel": ADMIN_ALERTS, **payload}
+            kind = "admin_alert"
+        elif channel.startswith("ws.user."):
+            targets = list(self._by_user.get(channel.removeprefix("ws.user."), ()))
+            message = {"channel": "user", **payload}
+            kind = "user"
+        else:
+            return
+        for connection in targets:
+            if connection.offer(message):
+                MESSAGES_SENT.labels(kind).inc()

@@ -1,0 +1,45 @@
+"""Who is online, across replicas, without trusting any replica to clean up after itself.
+
+Every socket is a member ``<user_id>|<connection_id>`` of one sorted set scored by the
+time it stops counting (now + TTL). Sockets refresh their score while alive; a closed
+socket removes itself; a crashed replica's members simply expire. A user is online
+while any of their members is unexpired, so several tabs and replicas just work.
+"""
+
+import time
+
+from redis.asyncio import Redis
+
+__all__ = ["PRESENCE_KEY", "Presence"]
+
+PRESENCE_KEY = "presence:connections"
+
+
+class Presence:
+    """The online set in Redis."""
+
+    def __init__(self, redis: Redis, *, ttl_s: float, key: str = PRESENCE_KEY) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._key = key
+
+    @staticmethod
+    def _member(user_id: str, connection_id: str) -> str:
+        return f"{user_id}|{connection_id}"
+
+    async def touch(self, user_id: str, connection_id: str) -> None:
+        """Mark a connection alive for another TTL."""
+        await self._redis.zadd(
+            self._key, {self._member(user_id, connection_id): time.time() + self._ttl_s}
+        )
+
+    async def remove(self, user_id: str, connection_id: str) -> None:
+        """Forget a connection that closed."""
+        await self._redis.zrem(self._key, self._member(user_id, connection_id))
+
+    async def online_users(self) -> list[str]:
+        """Distinct user ids with at least one unexpired connection (expired ones are pruned)."""
+        now = time.time()
+        await self._redis.zremrangebyscore(self._key, "-inf", now)
+        members = await self._redis.zrangebyscore(self._key, now, "+inf")
+        return sorted({str(m).split("|", 1)[0] for m in members})

@@ -1,0 +1,258 @@
+"""Authenticated sockets, the Redis channel layer across replicas, presence and limits."""
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from redis.asyncio import Redis
+from websockets.exceptions import ConnectionClosed
+
+from storefront_kit.events import EventEnvelope
+from storefront_stack.processes import ManagedProcess, free_port
+from ws_gateway_service.channels import ADMIN_ALERTS, user_channel
+from ws_gateway_service.hub import Connection, Hub
+from ws_gateway_service.presence import Presence
+
+from .conftest import AUDIENCE, ISSUER, Replica, Tokens, wait_until
+
+
+def connect(replica: Replica, token: str | None) -> Any:
+    protocols = ["bearer", token] if token else None
+    return websockets.connect(replica.ws_url, subprotocols=protocols, open_timeout=5)  # type: ignore[arg-type]
+
+
+async def receive_json(socket: Any, *, skip: tuple[str, ...] = ("ping",)) -> dict[str, Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        if message.get("type") not in skip:
+            return message
+
+
+async def closed_with(socket: Any) -> int:
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code
+
+
+async def test_socket_without_token_is_closed_4401(replicas: list[Replica]) -> None:
+    async with connect(replicas[0], None) as socket:
+        assert await closed_with(socket) == 4401
+
+
+async def test_socket_with_forged_token_is_closed_4401(replicas: list[Replica]) -> None:
+    from jwt_core_lib import SigningKey
+
+    forged = Tokens(SigningKey.generate()).user("mallory")
+    async with connect(replicas[0], forged) as socket:
+        assert await closed_with(socket) == 4401
+
+
+async def test_user_gets_own_pushes_from_any_replica_and_nobody_elses(
+    replicas: list[Replica], tokens: Tokens, redis_url: str
+) -> None:
+    redis = Redis.from_url(redis_url)
+    async with (
+        connect(replicas[0], tokens.user("alice")) as alice,
+        connect(replicas[1], tokens.user("bob")) as bob,
+    ):
+        assert (await receive_json(alice))["type"] == "welcome"
+        assert (await receive_json(bob))["type"] == "welcome"
+        await wait_until(lambda: _subscribers(redis, user_channel("alice")))
+        await redis.publish(
+            user_channel("alice"), json.dumps({"type": "order.status_changed", "n": 1})
+        )
+        got = await receive_json(alice)
+        assert got["type"] == "order.status_changed"
+        assert got["n"] == 1
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(receive_json(bob), 0.5)
+    await redis.aclose()
+
+
+async def _subscribers(redis: Redis, channel: str) -> bool:
+    counts = await redis.pubsub_numsub(channel)
+    return bool(counts and counts[0][1] > 0)
+
+
+async def test_order_events_on_the_stream_reach_the_users_socket(
+    replicas: list[Replica], tokens: Tokens, redis_url: str
+) -> None:
+    redis = Redis.from_url(redis_url)
+    async with connect(replicas[1], tokens.user("carol")) as carol:
+        await receive_json(carol)
+        await wait_until(lambda: _subscribers(redis, user_channel("carol")))
+        event = EventEnvelope.new(
+            type="order.status_changed",
+            source="orders",
+            data={"order_id": "o-1", "user_id": "carol", "status": "SHIPPED"},
+        )
+        await redis.xadd("orders.events", event.to_stream_fields())  # type: ignore[arg-type]
+        pushed = await receive_json(carol)
+        assert pushed["type"] == "order.status_changed"
+        assert pushed["event_id"] == str(event.id)
+        assert pushed["data"]["status"] == "SHIPPED"
+    await redis.aclose()
+
+
+async def test_admins_receive_alerts_and_customers_do_not(
+    replicas: list[Replica], tokens: Tokens, redis_url: str
+) -> None:
+    redis = Redis.from_url(redis_url)
+    async with (
+        connect(replicas[0], tokens.user("root", "admin")) as admin,
+        connect(replicas[1], tokens.user("dave")) as customer,
+    ):
+        assert (await receive_json(admin))["admin"] is True
+        await receive_json(customer)
+        await wait_until(lambda: _subscribers(redis, ADMIN_ALERTS))
+        await redis.publish(ADMIN_ALERTS, json.dumps({"type": "saga.failed", "order_id": "o-9"}))
+        alert = await receive_json(admin)
+        assert alert["channel"] == ADMIN_ALERTS
+        assert alert["type"] == "saga.failed"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(receive_json(customer), 0.5)
+    await redis.aclose()
+
+
+async def test_presence_counts_a_user_once_across_tabs_and_replicas(
+    replicas: list[Replica], tokens: Tokens, redis_url: str
+) -> None:
+    presence = Presence(Redis.from_url(redis_url), ttl_s=30)
+    async with connect(replicas[0], tokens.user("erin")) as tab1:
+        await receive_json(tab1)
+        async with connect(replicas[1], tokens.user("erin")) as tab2:
+            await receive_json(tab2)
+            assert await presence.online_users() == ["erin"]
+        await wait_until(lambda: _online(presence, ["erin"]))
+    await wait_until(lambda: _online(presence, []))
+
+
+async def _online(presence: Presence, expected: list[str]) -> bool:
+    return await presence.online_users() == expected
+
+
+async def test_admin_presence_api_lists_online_users(
+    replicas: list[Replica], tokens: Tokens
+) -> None:
+    async with connect(replicas[0], tokens.user("frank")) as socket:
+        await receive_json(socket)
+        async with httpx.AsyncClient(base_url=replicas[1].url) as client:
+            denied = await client.get(
+                "/api/v1/admin/presence",
+                headers={"Authorization": f"Bearer {tokens.user('frank')}"},
+            )
+            allowed = await client.get(
+                "/api/v1/admin/presence",
+                headers={"Authorization": f"Bearer {tokens.user('mod', 'moderator')}"},
+            )
+    assert denied.status_code == 403
+    assert allowed.status_code == 200
+    assert allowed.json() == {"count": 1, "user_ids": ["frank"]}
+
+
+async def test_socket_is_closed_when_its_token_expires(
+    replicas: list[Replica], tokens: Tokens
+) -> None:
+    async with connect(replicas[0], tokens.user("gina", ttl=2)) as socket:
+        await receive_json(socket)
+        assert await closed_with(socket) == 4401
+
+
+async def test_idle_socket_is_closed(redis_url: str, tokens: Tokens) -> None:
+    from .conftest import replica_settings, start_replica
+
+    replica = start_replica(
+        replica_settings(redis_url, idle_timeout_s=1.0, heartbeat_interval_s=0.3), tokens
+    )
+    try:
+        async with connect(replica, tokens.user("hank")) as socket:
+            assert await closed_with(socket) == 4408
+    finally:
+        replica.stop()
+
+
+async def test_a_slow_client_is_dropped_instead_of_buffering_without_limit() -> None:
+    connection = Connection(
+        user_id="slow", is_admin=False, expires_at=datetime.now(UTC), queue_size=3
+    )
+    hub = Hub()
+    hub._by_user["slow"].add(connection)  # registered without a channel layer
+    for n in range(10):
+        await hub.deliver(user_channel("slow"), {"n": n})
+    assert connection.overflowed
+    assert connection.queue.qsize() == 1
+    assert connection.queue.get_nowait() is None  # the sender's signal to close (4429)
+
+
+async def test_presence_entries_of_a_killed_replica_expire(
+    redis_url: str, tokens: Tokens, tmp_path: Any
+) -> None:
+    port = free_port()
+    env = {
+        "WS_GATEWAY_PORT": str(port),
+        "WS_GATEWAY_REDIS_URL": redis_url,
+        "WS_GATEWAY_PRESENCE_TTL_S": "1.5",
+        "STOREFRONT_JWT_ISSUER": ISSUER,
+        "STOREFRONT_JWT_AUDIENCE": AUDIENCE,
+        # The replica must trust the test tokens: serve a JWKS for it.
+        "STOREFRONT_JWKS_URL": await _serve_jwks(tokens),
+    }
+    process = ManagedProcess(
+        "ws-replica",
+        [sys.executable, "-m", "ws_gateway_service", "serve"],
+        env=env,
+        log_file=tmp_path / "replica.log",
+    ).start()
+    presence = Presence(Redis.from_url(redis_url), ttl_s=1.5)
+    try:
+        replica = Replica(f"http://127.0.0.1:{port}", None, None)  # type: ignore[arg-type]
+
+        async def up() -> bool:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(f"{replica.url}/health/live")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_until(up, timeout=30)
+        socket = await connect(replica, tokens.user("ivan"))
+        await receive_json(socket)
+        assert await presence.online_users() == ["ivan"]
+        process.kill()
+        await wait_until(lambda: _online(presence, []), timeout=10)
+    finally:
+        process.stop()
+        _JWKS_SERVER.pop().should_exit = True
+
+
+_JWKS_SERVER: list[Any] = []
+
+
+async def _serve_jwks(tokens: Tokens) -> str:
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from jwt_core_lib import jwks_document
+
+    app = FastAPI()
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, Any]:
+        return jwks_document([tokens.key])
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    _JWKS_SERVER.append(server)
+    while not server.started:
+        await asyncio.sleep(0.05)
+    return f"http://127.0.0.1:{port}/.well-known/jwks.json"
