@@ -3,12 +3,13 @@
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 
 from jwt_core_lib import SigningKey, StaticKeySource, TokenIssuer, TokenVerifier
 from storefront_kit.http import create_http_client
@@ -86,6 +87,14 @@ def replica_settings(redis_url: str, **overrides: object) -> WsGatewaySettings:
         platform=PlatformSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE),
         **overrides,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test's (emptied) Redis, closed afterwards."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -55,9 +55,8 @@ async def test_socket_with_forged_token_is_closed_4401(replicas: list[Replica]) 
 
 
 async def test_user_gets_own_pushes_from_any_replica_and_nobody_elses(
-    replicas: list[Replica], tokens: Tokens, redis_url: str
+    replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:
-    redis = Redis.from_url(redis_url)
     async with (
         connect(replicas[0], tokens.user("alice")) as alice,
         connect(replicas[1], tokens.user("bob")) as bob,
@@ -73,7 +72,6 @@ async def test_user_gets_own_pushes_from_any_replica_and_nobody_elses(
         assert got["n"] == 1
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(receive_json(bob), 0.5)
-    await redis.aclose()
 
 
 async def _subscribers(redis: Redis, channel: str) -> bool:
@@ -82,9 +80,8 @@ async def _subscribers(redis: Redis, channel: str) -> bool:
 
 
 async def test_order_events_on_the_stream_reach_the_users_socket(
-    replicas: list[Replica], tokens: Tokens, redis_url: str
+    replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:
-    redis = Redis.from_url(redis_url)
     async with connect(replicas[1], tokens.user("carol")) as carol:
         await receive_json(carol)
         await wait_until(lambda: _subscribers(redis, user_channel("carol")))
@@ -98,13 +95,11 @@ async def test_order_events_on_the_stream_reach_the_users_socket(
         assert pushed["type"] == "order.status_changed"
         assert pushed["event_id"] == str(event.id)
         assert pushed["data"]["status"] == "SHIPPED"
-    await redis.aclose()
 
 
 async def test_admins_receive_alerts_and_customers_do_not(
-    replicas: list[Replica], tokens: Tokens, redis_url: str
+    replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:
-    redis = Redis.from_url(redis_url)
     async with (
         connect(replicas[0], tokens.user("root", "admin")) as admin,
         connect(replicas[1], tokens.user("dave")) as customer,
@@ -118,13 +113,12 @@ async def test_admins_receive_alerts_and_customers_do_not(
         assert alert["type"] == "saga.failed"
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(receive_json(customer), 0.5)
-    await redis.aclose()
 
 
 async def test_presence_counts_a_user_once_across_tabs_and_replicas(
-    replicas: list[Replica], tokens: Tokens, redis_url: str
+    replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:
-    presence = Presence(Redis.from_url(redis_url), ttl_s=30)
+    presence = Presence(redis, ttl_s=30)
     async with connect(replicas[0], tokens.user("erin")) as tab1:
         await receive_json(tab1)
         async with connect(replicas[1], tokens.user("erin")) as tab2:
@@ -192,7 +186,7 @@ async def test_a_slow_client_is_dropped_instead_of_buffering_without_limit() -> 
 
 
 async def test_presence_entries_of_a_killed_replica_expire(
-    redis_url: str, tokens: Tokens, tmp_path: Any
+    redis_url: str, redis: Redis, tokens: Tokens, tmp_path: Any
 ) -> None:
     port = free_port()
     env = {
@@ -210,7 +204,7 @@ async def test_presence_entries_of_a_killed_replica_expire(
         env=env,
         log_file=tmp_path / "replica.log",
     ).start()
-    presence = Presence(Redis.from_url(redis_url), ttl_s=1.5)
+    presence = Presence(redis, ttl_s=1.5)
     try:
         replica = Replica(f"http://127.0.0.1:{port}", None, None)  # type: ignore[arg-type]
 

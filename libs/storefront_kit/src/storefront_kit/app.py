@@ -1,8 +1,8 @@
 """The one way a storefront service becomes an ASGI app."""
 
 import re
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,11 +15,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, Response
 
 from storefront_kit.health import HealthCheck, health_router
+from storefront_kit.http import create_http_client
 from storefront_kit.logging import configure_logging, get_logger
 from storefront_kit.metrics import metrics_router
 from storefront_kit.middleware import AccessLogMiddleware, CrashGuardMiddleware
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
+from storefront_kit.security import ServiceSecurity, build_security
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["create_service_app"]
@@ -54,6 +56,30 @@ async def _dependency_down(request: Request, exc: Exception) -> Response:
     )
 
 
+def _with_platform_clients(
+    settings: ServiceSettings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Wrap a service's lifespan with what every service has: an HTTP client and security."""
+
+    @asynccontextmanager
+    async def platform_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        http_client = create_http_client(timeout=settings.http_timeout_s)
+        app.state.http_client = http_client
+        # Tests may install their own (test-key) security before start-up.
+        if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
+            app.state.security = build_security(
+                settings.platform, service_name=settings.service_name, http_client=http_client
+            )
+        try:
+            async with lifespan(app):
+                yield
+        finally:
+            await http_client.aclose()
+
+    return platform_lifespan
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -74,7 +100,7 @@ def create_service_app(
         title=title,
         description=description,
         version=version,
-        lifespan=lifespan,
+        lifespan=_with_platform_clients(settings, lifespan),
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if platform.docs_enabled else None,

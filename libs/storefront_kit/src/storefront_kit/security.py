@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from jwt_core_lib import (
-    InsufficientRoleError,
+    SERVICE,
     JWKSClient,
     JWTBearer,
     ServiceAuth,
@@ -24,6 +24,7 @@ from jwt_core_lib import (
     TokenClaims,
     TokenIssuer,
     TokenVerifier,
+    require_roles,
 )
 from storefront_kit.logging import get_logger
 from storefront_kit.settings import PLACEHOLDER_SECRETS, PlatformSettings
@@ -74,6 +75,7 @@ def build_security(
             key_source=StaticKeySource([service_key]),
             issuer=platform.service_token_issuer,
             audience=service_name,
+            token_use=SERVICE,
         ),
         minter=ServiceTokenMinter(
             issuer=TokenIssuer(signing_key=service_key, issuer=platform.service_token_issuer),
@@ -82,37 +84,15 @@ def build_security(
     )
 
 
-_bearer = JWTBearer.from_state("user_verifier")
+# Resolved per request: the verifiers are built in the lifespan (or replaced by tests).
+_bearer = JWTBearer.from_state("security.user_verifier")
+_service = ServiceAuth.from_state("security.service_verifier")
 
-
-async def _current_user(request: Request) -> TokenClaims:
-    return await _bearer(request)
-
-
-async def _admin(user: Annotated[TokenClaims, Depends(_current_user)]) -> TokenClaims:
-    if not user.has_role("admin"):
-        raise InsufficientRoleError("This needs the admin role.")
-    return user
-
-
-async def _staff(user: Annotated[TokenClaims, Depends(_current_user)]) -> TokenClaims:
-    if not user.has_role("admin", "moderator"):
-        raise InsufficientRoleError("This needs the admin or moderator role.")
-    return user
-
-
-async def _service_caller(request: Request) -> TokenClaims:
-    security: ServiceSecurity = request.app.state.security
-    settings = request.app.state.settings
-    guard = ServiceAuth(security.service_verifier, audience=settings.service_name)
-    return await guard(request)
-
-
-CurrentUser = Annotated[TokenClaims, Depends(_current_user)]
+CurrentUser = Annotated[TokenClaims, Depends(_bearer)]
 """Any authenticated user (access token)."""
-AdminUser = Annotated[TokenClaims, Depends(_admin)]
+AdminUser = Annotated[TokenClaims, Depends(require_roles(_bearer, "admin"))]
 """A user with the ``admin`` role."""
-StaffUser = Annotated[TokenClaims, Depends(_staff)]
+StaffUser = Annotated[TokenClaims, Depends(require_roles(_bearer, "admin", "moderator"))]
 """A user with ``admin`` or ``moderator`` (read-only staff views)."""
-ServiceCaller = Annotated[TokenClaims, Depends(_service_caller)]
+ServiceCaller = Annotated[TokenClaims, Depends(_service)]
 """Another service, with a service token minted for this service's audience."""

@@ -10,9 +10,7 @@ from fastapi import FastAPI, Request
 from storefront_kit.app import create_service_app
 from storefront_kit.events import StreamConsumer
 from storefront_kit.health import HealthCheck, redis_check
-from storefront_kit.http import create_http_client
 from storefront_kit.redis import create_redis
-from storefront_kit.security import ServiceSecurity, build_security
 from ws_gateway_service.api import routers
 from ws_gateway_service.channels import ChannelLayer
 from ws_gateway_service.hub import Hub
@@ -30,12 +28,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     # Pub/sub blocks on reads: it gets its own client without a socket read timeout.
     pubsub_redis = create_redis(settings.redis_url, socket_timeout=None)  # type: ignore[arg-type]
-    http_client = create_http_client(timeout=settings.http_timeout_s)
     app.state.redis = redis
-    if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
-        app.state.security = build_security(
-            settings.platform, service_name=settings.service_name, http_client=http_client
-        )
     hub = Hub()
     channels = ChannelLayer(pubsub_redis, hub.deliver)
     hub.bind(channels)
@@ -63,7 +56,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
         await channels.stop()
-        await http_client.aclose()
         await pubsub_redis.aclose()
         await redis.aclose()
 

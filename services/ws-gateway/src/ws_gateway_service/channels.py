@@ -21,6 +21,7 @@ from storefront_kit.logging import get_logger
 __all__ = ["ADMIN_ALERTS", "ChannelLayer", "user_channel"]
 
 ADMIN_ALERTS = "admin.alerts"
+_NOOP_CHANNEL = "ws.gateway.noop"
 logger = get_logger(__name__)
 
 Deliver = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -44,8 +45,7 @@ class ChannelLayer:
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        """Start listening (a placeholder subscription keeps the reader busy from the start)."""
-        await self._pubsub.subscribe("ws.gateway.noop")
+        """Start listening; Redis being down at start-up is retried, not fatal."""
         self._task = asyncio.create_task(self._listen(), name="channel-layer")
 
     async def stop(self) -> None:
@@ -54,7 +54,7 @@ class ChannelLayer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def join(self, channel: str) -> None:
         """Subscribe to ``channel`` unless this replica already is."""
@@ -79,6 +79,10 @@ class ChannelLayer:
         backoff = 0.2
         while True:
             try:
+                if not self._pubsub.subscribed:
+                    # A placeholder subscription keeps the reader busy from the start.
+                    async with self._lock:
+                        await self._pubsub.subscribe(_NOOP_CHANNEL, *self._refs)
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.2
             except asyncio.CancelledError:

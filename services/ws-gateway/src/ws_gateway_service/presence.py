@@ -42,4 +42,9 @@ class Presence:
         now = time.time()
         await self._redis.zremrangebyscore(self._key, "-inf", now)
         members = await self._redis.zrangebyscore(self._key, now, "+inf")
-        return sorted({str(m).split("|", 1)[0] for m in members})
+        return sorted({_text(m).split("|", 1)[0] for m in members})
+
+
+def _text(member: str | bytes) -> str:
+    # Works with clients created with or without decode_responses.
+    return member.decode() if isinstance(member, bytes) else member
