@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -251,7 +252,7 @@ class Platform:
         assert self.endpoints is not None
         binary = nginx.ensure_nginx()
         gateway_dir = self.state_dir / "nginx"
-        (gateway_dir / "temp").mkdir(parents=True, exist_ok=True)
+        worker_user = nginx.prepare_local(gateway_dir / "temp")
         cert, key = nginx.write_self_signed_cert(gateway_dir / "certs")
         config = nginx.GatewayConfig(
             upstreams={
@@ -267,6 +268,7 @@ class Platform:
             admin_root=str(REPO_ROOT / "gateway" / "nginx" / "admin"),
             temp_dir=str(gateway_dir / "temp"),
             access_log=str(gateway_dir / "access.log") if self.options.log_to_files else None,
+            worker_user=worker_user,
             **_gateway_tunables(self.options.env_overrides),
         )
         conf_file = gateway_dir / "nginx.conf"
@@ -336,8 +338,9 @@ def _server_url(url: str) -> str:
     return url.rsplit("/", 1)[0] if url.count("/") > 2 else url
 
 
-def _gateway_tunables(env: Mapping[str, str]) -> dict[str, object]:
-    tunables: dict[str, object] = {}
+def _gateway_tunables(env: Mapping[str, str]) -> dict[str, Any]:
+    """Rate-limit settings of the gateway (``GATEWAY_*``), so tests can raise them."""
+    tunables: dict[str, Any] = {}
     if "GATEWAY_AUTH_RATE" in env:
         tunables["auth_rate"] = env["GATEWAY_AUTH_RATE"]
     if "GATEWAY_AUTH_BURST" in env:

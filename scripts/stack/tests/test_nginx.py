@@ -1,0 +1,335 @@
+"""The gateway's rules, checked against real nginx in front of real (echo) upstreams."""
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+
+from storefront_stack import nginx
+from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
+from storefront_stack.topology import SERVICES
+
+
+def echo_app(name: str) -> Any:
+    """An upstream that answers with what it received (and its own X-Request-ID)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": f"hello from {name}"})
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = {
+            "upstream": name,
+            "path": scope["path"],
+            "query": scope["query_string"].decode(),
+            "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
+            "size": size,
+        }
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"x-request-id", b"upstream-own-id"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return app
+
+
+class Upstreams:
+    def __init__(self, names: list[str]) -> None:
+        self.ports: dict[str, int] = {}
+        self.servers: list[uvicorn.Server] = []
+        for name in names:
+            port = free_port()
+            config = uvicorn.Config(
+                echo_app(name), host="127.0.0.1", port=port, log_level="warning"
+            )
+            server = uvicorn.Server(config)
+            threading.Thread(target=server.run, daemon=True).start()
+            self.ports[name] = port
+            self.servers.append(server)
+        deadline = time.monotonic() + 10
+        while not all(s.started for s in self.servers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("gateway")
+    # ws-gateway's upstream is a port nobody listens on: a service that is down.
+    upstreams = Upstreams([s.name for s in SERVICES if s.name != "orders"] + ["telegram"])
+    dead_port = free_port()
+    binary = nginx.ensure_nginx()
+    worker_user = nginx.prepare_local(state / "temp")
+    cert, key = nginx.write_self_signed_cert(state / "certs")
+    http_port, https_port = free_port(), free_port()
+    config = nginx.GatewayConfig(
+        upstreams={
+            s.name: [f"127.0.0.1:{upstreams.ports.get(s.name, dead_port)}"] for s in SERVICES
+        },
+        sandbox_upstreams={"telegram": f"127.0.0.1:{upstreams.ports['telegram']}"},
+        http_port=http_port,
+        https_port=https_port,
+        cert_file=str(cert),
+        key_file=str(key),
+        temp_dir=str(state / "temp"),
+        worker_user=worker_user,
+        auth_burst=5,
+        auth_rate="1r/s",
+    )
+    conf = state / "nginx.conf"
+    conf.write_text(nginx.render_config(config))
+    nginx.check_config(binary, conf, state)
+    process = ManagedProcess(
+        "nginx",
+        nginx.nginx_command(binary, conf, state),
+        env={},
+        cwd=state,
+        registry=PidRegistry(state / "pids.json"),
+        log_file=state / "nginx.log",
+    ).start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield {
+        "http": f"http://127.0.0.1:{http_port}",
+        "https": f"https://127.0.0.1:{https_port}",
+        "state": state,
+    }
+    process.stop()
+    upstreams.stop()
+
+
+def _get(gateway: dict[str, Any], path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(gateway["http"] + path, timeout=5, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream"),
+    [
+        ("/api/v1/auth/otp/send", "auth"),
+        ("/api/v1/users/me", "auth"),
+        ("/api/v1/admin/users", "auth"),
+        ("/api/v1/admin/users/42/roles", "auth"),
+        ("/.well-known/jwks.json", "auth"),
+        ("/api/v1/products/search", "catalog"),
+        ("/api/v1/products/0193", "catalog"),
+        ("/api/v1/admin/products", "inventory"),
+        ("/api/v1/admin/products/0193/stock", "inventory"),
+        ("/api/v1/telegram/webhook", "notifications"),
+        ("/api/v1/admin/presence", "ws-gateway"),
+    ],
+)
+def test_routes_reach_their_service_unchanged(
+    gateway: dict[str, Any], path: str, upstream: str
+) -> None:
+    body = _get(gateway, path + "?page=2").json()
+    assert body["upstream"] == upstream
+    assert body["path"] == path  # no rewriting (DESIGN §4)
+    assert body["query"] == "page=2"
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream", "mapped"),
+    [
+        ("/health/auth", "auth", "/health/ready"),
+        ("/health/ws-gateway", "ws-gateway", "/health/ready"),
+        ("/docs/catalog", "catalog", "/docs"),
+        ("/docs/catalog/openapi.json", "catalog", "/openapi.json"),
+    ],
+)
+def test_health_and_docs_are_mapped(
+    gateway: dict[str, Any], path: str, upstream: str, mapped: str
+) -> None:
+    body = _get(gateway, path).json()
+    assert (body["upstream"], body["path"]) == (upstream, mapped)
+
+
+def test_docs_learn_their_public_prefix(gateway: dict[str, Any]) -> None:
+    assert _get(gateway, "/docs/inventory").json()["headers"]["x-forwarded-prefix"] == (
+        "/docs/inventory"
+    )
+    assert "x-forwarded-prefix" not in _get(gateway, "/api/v1/admin/products").json()["headers"]
+
+
+def test_sandbox_prefix_is_stripped(gateway: dict[str, Any]) -> None:
+    body = _get(gateway, "/sandbox/telegram/messages?chat_id=7").json()
+    assert (body["upstream"], body["path"], body["query"]) == ("telegram", "/messages", "chat_id=7")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/internal/inventory/reserve",
+        "/internal",
+        "//internal/inventory/reserve",
+        "/%69nternal/inventory/reserve",
+        "/api/../internal/inventory/release",
+        "/api/v1/orders/../../../internal/inventory/commit",
+        "/metrics",
+        "/",
+        "/api/v2/anything",
+    ],
+)
+def test_edge_refuses_with_a_problem(gateway: dict[str, Any], path: str) -> None:
+    response = httpx.post(gateway["http"] + path, json={}, timeout=5)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "not_found"
+    assert problem["request_id"] == response.headers["x-request-id"]
+    assert "upstream" not in problem
+
+
+def test_a_good_request_id_is_kept_end_to_end(gateway: dict[str, Any]) -> None:
+    response = _get(gateway, "/api/v1/users/me", headers={"X-Request-ID": "client-id-0001"})
+    assert response.json()["headers"]["x-request-id"] == "client-id-0001"
+    assert response.headers.get_list("x-request-id") == ["client-id-0001"]
+
+
+@pytest.mark.parametrize("bad", ["short", "has spaces in it", "x" * 200, "semi;colon;id"])
+def test_a_bad_request_id_is_replaced(gateway: dict[str, Any], bad: str) -> None:
+    response = _get(gateway, "/api/v1/users/me", headers={"X-Request-ID": bad})
+    seen = response.json()["headers"]["x-request-id"]
+    assert seen != bad
+    assert len(seen) == 32
+    assert response.headers.get_list("x-request-id") == [seen]
+
+
+def test_forwarding_headers_cannot_be_spoofed(gateway: dict[str, Any]) -> None:
+    headers = {"X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"}
+    seen = _get(gateway, "/api/v1/users/me", headers=headers).json()["headers"]
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-real-ip"] == "127.0.0.1"
+
+
+def test_bodies_over_the_limit_get_413_problem(gateway: dict[str, Any]) -> None:
+    response = httpx.post(
+        gateway["http"] + "/api/v1/orders", content=b"x" * (2 * 1024 * 1024), timeout=10
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+async def test_auth_zone_limits_bursts_with_429_problem(gateway: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=gateway["http"], timeout=5) as client:
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/auth/otp/send", json={}) for _ in range(30))
+        )
+    limited = [r for r in responses if r.status_code == 429]
+    passed = [r for r in responses if r.status_code == 200]
+    assert 1 <= len(passed) <= 7  # burst 5 plus what the rate refills meanwhile
+    assert len(limited) == 30 - len(passed)
+    assert limited[0].headers["retry-after"] == "1"
+    assert limited[0].json()["code"] == "rate_limited"
+    # Other routes are not in the auth zone.
+    assert _get(gateway, "/api/v1/products/0193").status_code == 200
+
+
+def test_a_service_that_is_down_is_a_fast_503_problem(gateway: dict[str, Any]) -> None:
+    started = time.monotonic()
+    response = _get(gateway, "/api/v1/orders")
+    assert time.monotonic() - started < 5
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["code"] == "service_unavailable"
+
+
+def test_security_headers_and_no_hsts_on_plain_http(gateway: dict[str, Any]) -> None:
+    response = _get(gateway, "/api/v1/users/me")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "strict-transport-security" not in response.headers
+    assert "server" not in response.headers or "nginx/" not in response.headers["server"]
+
+
+def test_tls_is_modern_and_sends_hsts(gateway: dict[str, Any]) -> None:
+    response = httpx.get(gateway["https"] + "/health/auth", verify=False, timeout=5)  # noqa: S501
+    assert response.json()["path"] == "/health/ready"
+    assert response.headers["strict-transport-security"].startswith("max-age=63072000")
+    # TLS 1.2 clients get an ECDHE AEAD suite; older protocols are not configured at all.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    port = int(gateway["https"].rsplit(":", 1)[1])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        name, version, _ = tls.cipher()  # type: ignore[misc]
+    assert version == "TLSv1.2"
+    assert name.startswith("ECDHE-")
+    assert "GCM" in name or "CHACHA20" in name
+    conf = (gateway["state"] / "nginx.conf").read_text()
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+
+
+async def test_websocket_upgrade_reaches_the_ws_gateway(gateway: dict[str, Any]) -> None:
+    url = gateway["http"].replace("http://", "ws://") + "/ws"
+    async with websockets.connect(url, open_timeout=5) as socket:
+        assert await asyncio.wait_for(socket.recv(), 5) == "hello from ws-gateway"
+
+
+def test_admin_page_is_served_with_a_strict_policy(gateway: dict[str, Any]) -> None:
+    response = _get(gateway, "/admin/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "connect-src 'self' ws: wss:" in response.headers["content-security-policy"]
+    assert _get(gateway, "/admin").status_code == 301
+
+
+def test_the_compose_rendering_is_committed_and_current() -> None:
+    committed = nginx.COMPOSE_CONFIG.read_text()
+    assert committed == nginx.compose_config(), (
+        "gateway/nginx/compose/nginx.conf is stale: run `python -m storefront_stack compose-config`"
+    )
+    assert "upstream svc_auth {\n        server auth:8000" in committed
+    assert "/sandbox/" not in committed  # stand-ins are a local-profile convenience only
+    assert "daemon off" not in committed  # the official image passes it on the command line
+
+
+def test_unknown_upstream_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown services"):
+        nginx.render_config(nginx.GatewayConfig(upstreams={"billing": ["x:1"]}))
