@@ -1,6 +1,5 @@
 """Start and stop the whole platform: infrastructure, sandboxes, six services, nginx."""
 
-import concurrent.futures
 import json
 import os
 import sys
@@ -72,44 +71,47 @@ class Platform:
         def port(default: int) -> int:
             return free_port() if opts.free_ports else default
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-            es_future = None
-            if not opts.elasticsearch_url:
-                home = infra.ensure_elasticsearch(REPO_ROOT / ".stack" / "cache")
-                es_future = pool.submit(
-                    infra.start_elasticsearch,
+        # Started from this thread, one after the other: a child's PDEATHSIG is tied to the
+        # thread that forked it, so a worker thread's exit would take the server with it.
+        # Elasticsearch dominates start-up (~15 s); the others add about a second.
+        started: dict[str, str] = {}
+        if not opts.elasticsearch_url:
+            home = infra.ensure_elasticsearch(REPO_ROOT / ".stack" / "cache")
+            self._track(
+                started,
+                "es",
+                infra.start_elasticsearch(
                     home,
                     self.state_dir / "elasticsearch",
                     port(9200),
                     registry=self.registry,
                     log_file=self._log("elasticsearch"),
-                )
-            pg_future = None
-            if not opts.database_url:
-                pg_future = pool.submit(
-                    infra.start_postgres,
+                ),
+            )
+        if not opts.database_url:
+            self._track(
+                started,
+                "pg",
+                infra.start_postgres(
                     self.state_dir / "postgres" / "data",
                     port(5432),
                     registry=self.registry,
                     log_file=self._log("postgres"),
                     fast_unsafe=opts.fast_unsafe_db,
-                )
-            redis_future = None
-            if not opts.redis_url:
-                redis_future = pool.submit(
-                    infra.start_redis,
+                ),
+            )
+        if not opts.redis_url:
+            self._track(
+                started,
+                "redis",
+                infra.start_redis(
                     self.state_dir / "redis",
                     port(6379),
                     registry=self.registry,
                     log_file=self._log("redis"),
                     persistent=not opts.fast_unsafe_db,
-                )
-            started = {}
-            for name, future in (("es", es_future), ("pg", pg_future), ("redis", redis_future)):
-                if future is not None:
-                    server = future.result()
-                    self.servers.append(server)
-                    started[name] = server.url
+                ),
+            )
         self.endpoints = Endpoints(
             postgres_url=opts.database_url or started["pg"],
             redis_url=opts.redis_url or started["redis"],
@@ -118,6 +120,10 @@ class Platform:
             gateway_https_port=port(opts.https_port),
         )
         return self.endpoints
+
+    def _track(self, started: dict[str, str], name: str, server: infra.Server) -> None:
+        self.servers.append(server)
+        started[name] = server.url
 
     def prepare_databases(self) -> None:
         """One database per owning service, built by that service's migrations."""
@@ -153,6 +159,8 @@ class Platform:
                 keys / "telegram-webhook-secret"
             ),
             "PYTHONUNBUFFERED": "1",
+            # python-telegram-bot 22: retry_after as a timedelta (the int form is deprecated).
+            "PTB_TIMEDELTA": "true",
         }
 
     def start_applications(self) -> None:
