@@ -48,6 +48,10 @@ class PlatformSettings(BaseSettings):
         "X-Request-ID",
     ]
     cors_allow_credentials: bool = True
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Addresses whose X-Forwarded-For/X-Real-IP are trusted (the gateway's).",
+    )
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> "PlatformSettings":

@@ -1,27 +1,12 @@
-"""``python -m catalog_service serve|serve``: run the service."""
-
-import argparse
-
-import uvicorn
+"""``python -m catalog_service serve``: run the service."""
 
 from catalog_service.settings import get_settings
+from storefront_kit.cli import run_service_cli
 
 
 def main() -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m catalog_service")
-    parser.add_argument("command", choices=["serve"], nargs="?", default="serve")
-    parser.parse_args()
-    settings = get_settings()
-    uvicorn.run(
-        "catalog_service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
+    run_service_cli(package="catalog_service", get_settings=get_settings, migrations=False)
 
 
 if __name__ == "__main__":

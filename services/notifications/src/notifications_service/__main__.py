@@ -1,31 +1,12 @@
 """``python -m notifications_service serve|migrate``: run the service or apply its migrations."""
 
-import argparse
-
-import uvicorn
-
 from notifications_service.settings import get_settings
-from storefront_kit.migrations import upgrade
+from storefront_kit.cli import run_service_cli
 
 
 def main() -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m notifications_service")
-    parser.add_argument("command", choices=["serve", "migrate"], nargs="?", default="serve")
-    args = parser.parse_args()
-    settings = get_settings()
-    if args.command == "migrate":
-        upgrade("notifications_service", settings.database_url)
-        return
-    uvicorn.run(
-        "notifications_service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
+    run_service_cli(package="notifications_service", get_settings=get_settings, migrations=True)
 
 
 if __name__ == "__main__":

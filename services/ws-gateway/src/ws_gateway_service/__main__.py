@@ -1,27 +1,12 @@
-"""``python -m ws_gateway_service serve|serve``: run the service."""
+"""``python -m ws_gateway_service serve``: run the service."""
 
-import argparse
-
-import uvicorn
-
+from storefront_kit.cli import run_service_cli
 from ws_gateway_service.settings import get_settings
 
 
 def main() -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m ws_gateway_service")
-    parser.add_argument("command", choices=["serve"], nargs="?", default="serve")
-    parser.parse_args()
-    settings = get_settings()
-    uvicorn.run(
-        "ws_gateway_service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
+    run_service_cli(package="ws_gateway_service", get_settings=get_settings, migrations=False)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ class Presence:
         now = time.time()
         await self._redis.zremrangebyscore(self._key, "-inf", now)
         members = await self._redis.zrangebyscore(self._key, now, "+inf")
-        return sorted({_text(m).split("|", 1)[0] for m in members})
+        return sorted({_text(m).split("|", 1)[0] for m in members if isinstance(m, str | bytes)})
 
 
 def _text(member: str | bytes) -> str:

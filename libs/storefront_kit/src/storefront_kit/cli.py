@@ -1,0 +1,58 @@
+"""``python -m <service> serve|migrate``: one command line for every service."""
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from storefront_kit.migrations import upgrade
+from storefront_kit.settings import ServiceSettings
+
+__all__ = ["ServiceCommand", "run_service_cli"]
+
+
+@dataclass(frozen=True)
+class ServiceCommand:
+    """A service-specific command next to ``serve`` and ``migrate`` (e.g. ``create-admin``)."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace, Any], None]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = field(default=lambda parser: None)
+
+
+def run_service_cli(
+    *,
+    package: str,
+    get_settings: Callable[[], ServiceSettings],
+    migrations: bool,
+    commands: Sequence[ServiceCommand] = (),
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Parse ``argv`` and run: ``serve`` (default) starts uvicorn on the service's app."""
+    parser = argparse.ArgumentParser(prog=f"python -m {package}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the API with uvicorn (the default)")
+    if migrations:
+        sub.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
+    for command in commands:
+        command.add_arguments(sub.add_parser(command.name, help=command.help))
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command in (None, "serve"):
+        uvicorn.run(
+            f"{package}.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,  # the app logs each request itself, with its request id
+            proxy_headers=True,
+            # Only the gateway may tell us the client's address (rate limits use it).
+            forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+        )
+    elif args.command == "migrate":
+        upgrade(package, settings.database_url)  # type: ignore[attr-defined]
+    else:
+        next(c for c in commands if c.name == args.command).run(args, settings)
