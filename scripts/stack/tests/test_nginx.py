@@ -325,7 +325,7 @@ def test_the_compose_rendering_is_committed_and_current() -> None:
     assert committed == nginx.compose_config(), (
         "gateway/nginx/compose/nginx.conf is stale: run `python -m storefront_stack compose-config`"
     )
-    assert "upstream svc_auth {\n        server auth:8000" in committed
+    assert "server auth:8000 max_fails=3 fail_timeout=5s resolve;" in committed
     assert "/sandbox/" not in committed  # stand-ins are a local-profile convenience only
     assert "daemon off" not in committed  # the official image passes it on the command line
 
