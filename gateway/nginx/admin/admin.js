@@ -24,7 +24,7 @@ async function refreshOnline(token) {
   });
   if (!response.ok) return;
   const body = await response.json();
-  const users = body.online_users || body.users || [];
+  const users = body.user_ids || [];
   $("online-count").textContent = String(users.length);
   $("online").replaceChildren(...users.map((u) => item(u)));
 }
