@@ -1,23 +1,38 @@
 """The inventory service as an ASGI app (``uvicorn inventory_service.app:create_app --factory``)."""
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
 from inventory_service.api import routers
+from inventory_service.models import OutboxEvent
 from inventory_service.settings import InventorySettings, get_settings
+from inventory_service.workers import run_sweeper, stop_tasks
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.events import OutboxRelay
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.redis import create_redis
 
 __all__ = ["create_app"]
 
+OPENAPI_TAGS = [
+    {
+        "name": "admin: products",
+        "description": "Products and stock (admin writes, moderator reads).",
+    },
+    {
+        "name": "internal",
+        "description": "Service-to-service only: reserve, release, commit, export.",
+    },
+]
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create the service's clients once; close them on shutdown."""
+    """Create the service's clients and background tasks once; stop and close on shutdown."""
     settings: InventorySettings = app.state.settings
     engine = create_engine(
         settings.database_url,
@@ -29,12 +44,37 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         application_name="inventory",
     )
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = sessionmaker
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker,
+        redis=redis,
+        model=OutboxEvent,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        stream_maxlen=settings.outbox_stream_maxlen,
+    )
+    app.state.outbox_relay = relay
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    if settings.background_tasks_enabled:
+        tasks.append(asyncio.create_task(relay.run(stop), name="inventory-outbox-relay"))
+        sweeper = run_sweeper(
+            sessionmaker,
+            stop=stop,
+            interval_s=settings.sweeper_interval_s,
+            batch_size=settings.sweeper_batch_size,
+            on_released=relay.notify,
+        )
+        tasks.append(asyncio.create_task(sweeper, name="inventory-reservation-sweeper"))
     try:
         yield
     finally:
+        stop.set()
+        relay.notify()
+        await stop_tasks(tasks)
         await redis.aclose()
         await engine.dispose()
 
@@ -54,4 +94,5 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=routers,
         health_checks=_health_checks,
+        openapi_tags=OPENAPI_TAGS,
     )

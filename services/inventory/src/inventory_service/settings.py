@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
@@ -17,6 +18,39 @@ class InventorySettings(ServiceSettings, DatabaseSettingsMixin):
     service_name: ClassVar[str] = "inventory"
     port: int = 8103
     database_url: str = "postgresql+asyncpg://storefront@127.0.0.1:5432/inventory"
+
+    #: Reservation hold when the caller sends no ``ttl_s``.
+    reservation_default_ttl_s: int = Field(default=900, ge=1)
+    #: Longest hold a caller may ask for (a larger ``ttl_s`` is a 422).
+    reservation_max_ttl_s: int = Field(default=3600, ge=1)
+    #: Most lines (distinct skus) one reservation may hold.
+    reservation_max_lines: int = Field(default=100, ge=1, le=1000)
+    #: Seconds between two sweeps for expired reservations.
+    sweeper_interval_s: float = Field(default=1.0, gt=0)
+    #: Expired reservations released per sweeper transaction.
+    sweeper_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Run the expiry sweeper and the outbox relay in this process.
+    background_tasks_enabled: bool = True
+    #: Outbox rows published per relay round.
+    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: Seconds the relay waits between polls when no commit woke it.
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    #: Approximate maximum length of the ``inventory.events`` stream.
+    outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    #: Admin product list page size when none is asked for.
+    page_size_default: int = Field(default=20, ge=1)
+    #: Largest admin list page size (larger is a 422).
+    page_size_max: int = Field(default=100, ge=1)
+    #: Largest ``limit`` of the internal export (larger is a 422).
+    export_limit_max: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _coherent_limits(self) -> "InventorySettings":
+        if self.reservation_default_ttl_s > self.reservation_max_ttl_s:
+            raise ValueError("reservation_default_ttl_s exceeds reservation_max_ttl_s")
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("page_size_default exceeds page_size_max")
+        return self
 
 
 def get_settings() -> InventorySettings:

@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from inventory_service.api import admin, internal
+
 __all__ = ["routers"]
 
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [admin.router, internal.router]

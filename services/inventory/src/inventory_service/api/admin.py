@@ -1,0 +1,152 @@
+"""``/api/v1/admin/products``: product CRUD and stock adjustments (admin writes, staff reads)."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from inventory_service.api.conditional import etag, expected_versions, required_expected_versions
+from inventory_service.deps import AdminUser, SessionDep, SettingsDep, StaffUser
+from inventory_service.errors import (
+    InvalidRequest,
+    PreconditionFailed,
+    PreconditionRequired,
+    ProductNotFound,
+    SkuTaken,
+    StockBelowReserved,
+)
+from inventory_service.repository import ProductFilter
+from inventory_service.schemas import (
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    StockAdjust,
+    StockAdjustmentOut,
+    StockOut,
+)
+from inventory_service.service import products
+from storefront_kit.problems import responses
+
+__all__ = ["router"]
+
+PREFIX = "/api/v1/admin/products"
+router = APIRouter(prefix=PREFIX, tags=["admin: products"], responses=responses(401, 403))
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=1024,
+        description='The ETag from the last GET (`"<version>"`); `*` matches any version.',
+    ),
+]
+SearchText = Annotated[str | None, Query(min_length=1, max_length=100)]
+Label = Annotated[str | None, Query(min_length=1, max_length=100)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(SkuTaken, 422),
+)
+async def create_product(
+    body: ProductCreate, admin: AdminUser, session: SessionDep, response: Response
+) -> ProductOut:
+    """Create a product (with its initial stock, audited)."""
+    product = await products.create_product(session, data=body, actor=admin.subject)
+    response.headers["Location"] = f"{PREFIX}/{product.id}"
+    response.headers["ETag"] = etag(product.version)
+    return product
+
+
+@router.get("", responses=responses(422))
+async def list_products(
+    _staff: StaffUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    q: SearchText = None,
+    category: Label = None,
+    brand: Label = None,
+    active: bool | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int | None, Query(ge=1, description="Page size (bounded by settings).")] = None,
+) -> ProductPage:
+    """Live products, newest first; ``q`` matches name or sku."""
+    size = size or settings.page_size_default
+    if size > settings.page_size_max:
+        raise InvalidRequest(
+            f"size may be at most {settings.page_size_max}.", max_size=settings.page_size_max
+        )
+    filters = ProductFilter(q=q, category=category, brand=brand, active=active)
+    return await products.list_products(session, filters=filters, page=page, size=size)
+
+
+@router.get("/{product_id}", responses=responses(ProductNotFound))
+async def get_product(
+    product_id: UUID, _staff: StaffUser, session: SessionDep, response: Response
+) -> ProductOut:
+    """One product with its stock; the ``ETag`` is what ``PATCH`` needs in ``If-Match``."""
+    product = await products.get_product(session, product_id=product_id)
+    response.headers["ETag"] = etag(product.version)
+    return product
+
+
+@router.patch(
+    "/{product_id}",
+    responses=responses(ProductNotFound, PreconditionFailed, PreconditionRequired, 422),
+)
+async def update_product(
+    product_id: UUID,
+    body: ProductPatch,
+    _admin: AdminUser,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProductOut:
+    """Change some fields; requires ``If-Match`` (428 without, 412 when stale)."""
+    versions = required_expected_versions(if_match)
+    product = await products.update_product(
+        session, product_id=product_id, expected_versions=versions, patch=body
+    )
+    response.headers["ETag"] = etag(product.version)
+    return product
+
+
+@router.delete(
+    "/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(ProductNotFound, PreconditionFailed),
+)
+async def delete_product(
+    product_id: UUID, _admin: AdminUser, session: SessionDep, if_match: IfMatch = None
+) -> Response:
+    """Soft delete (``If-Match`` optional): the product stops selling; its sku stays taken."""
+    await products.delete_product(
+        session, product_id=product_id, expected_versions=expected_versions(if_match)
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{product_id}/stock",
+    responses=responses(ProductNotFound, StockBelowReserved, 422),
+)
+async def adjust_stock(
+    product_id: UUID, body: StockAdjust, admin: AdminUser, session: SessionDep
+) -> StockOut:
+    """Add (or with a negative ``delta`` remove) units on hand, with a reason (audited)."""
+    return await products.adjust_stock(
+        session, product_id=product_id, change=body, actor=admin.subject
+    )
+
+
+@router.get("/{product_id}/stock/adjustments", responses=responses(ProductNotFound))
+async def list_stock_adjustments(
+    product_id: UUID,
+    _staff: StaffUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[StockAdjustmentOut]:
+    """The audit trail of manual stock changes, newest first."""
+    rows = await products.list_adjustments(session, product_id=product_id, limit=limit)
+    return [StockAdjustmentOut.model_validate(row) for row in rows]

@@ -1,0 +1,109 @@
+"""``/internal/inventory``: reserve, release and commit for orders; export for catalog.
+
+Only service tokens minted for the ``inventory`` audience get in (DESIGN §4).
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from inventory_service.deps import ServiceCaller, SessionDep, SettingsDep
+from inventory_service.domain.reservations import LineRequest
+from inventory_service.errors import (
+    InsufficientStock,
+    InvalidRequest,
+    MixedCurrency,
+    ProductNotFound,
+    ProductUnavailable,
+    ReservationMismatch,
+    ReservationNotFound,
+    ReservationStateConflict,
+    UnknownSku,
+)
+from inventory_service.schemas import (
+    SKU_PATTERN,
+    ExportPage,
+    OrderRef,
+    ProductOut,
+    ReservationOut,
+    ReserveRequest,
+)
+from inventory_service.service import products, reservations
+from storefront_kit.problems import responses
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/internal/inventory", tags=["internal"], responses=responses(401))
+
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64)]
+
+
+@router.post(
+    "/reserve",
+    responses=responses(
+        InsufficientStock,
+        ProductUnavailable,
+        ReservationMismatch,
+        UnknownSku,
+        MixedCurrency,
+        InvalidRequest,
+    ),
+)
+async def reserve(
+    body: ReserveRequest,
+    _caller: ServiceCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> ReservationOut:
+    """Hold every line or none, priced by inventory; a retry of the same request replays."""
+    result = await reservations.reserve(
+        session,
+        order_id=body.order_id,
+        lines=[LineRequest(sku=item.sku, qty=item.qty) for item in body.items],
+        ttl_s=body.ttl_s,
+        default_ttl_s=settings.reservation_default_ttl_s,
+        max_ttl_s=settings.reservation_max_ttl_s,
+        max_lines=settings.reservation_max_lines,
+    )
+    if not result.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return result.reservation
+
+
+@router.post("/release", responses=responses(ReservationNotFound, ReservationStateConflict, 422))
+async def release(body: OrderRef, _caller: ServiceCaller, session: SessionDep) -> ReservationOut:
+    """Give the held units back (idempotent; 409 once committed)."""
+    return await reservations.release(session, order_id=body.order_id)
+
+
+@router.post("/commit", responses=responses(ReservationNotFound, ReservationStateConflict, 422))
+async def commit(body: OrderRef, _caller: ServiceCaller, session: SessionDep) -> ReservationOut:
+    """Turn the hold into a sale (idempotent; 409 once released or expired)."""
+    return await reservations.commit(session, order_id=body.order_id)
+
+
+@router.get("/products/export", responses=responses(InvalidRequest))
+async def export_products(
+    _caller: ServiceCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    after: Annotated[str | None, Query(pattern=SKU_PATTERN, max_length=64)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> ExportPage:
+    """Every live product with its stock, in sku order (for catalog's reindex)."""
+    limit = limit or settings.export_limit_max
+    if limit > settings.export_limit_max:
+        raise InvalidRequest(
+            f"limit may be at most {settings.export_limit_max}.",
+            max_limit=settings.export_limit_max,
+        )
+    return await products.export_products(session, after=after, limit=limit)
+
+
+@router.get("/products/{sku}", responses=responses(ProductNotFound))
+async def get_product_by_sku(
+    sku: SkuPath, _caller: ServiceCaller, session: SessionDep
+) -> ProductOut:
+    """One live product with its stock, by sku."""
+    return await products.get_product_by_sku(session, sku=sku)

@@ -1,0 +1,151 @@
+"""Reservation rules: pricing the lines, the request fingerprint, allowed transitions."""
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+from inventory_service.errors import (
+    InsufficientStock,
+    InvalidRequest,
+    MixedCurrency,
+    ProductUnavailable,
+    ReservationStateConflict,
+    UnknownSku,
+)
+
+__all__ = [
+    "LineRequest",
+    "PricedLine",
+    "ProductSnapshot",
+    "Quote",
+    "Transition",
+    "check_limits",
+    "commit_transition",
+    "price_lines",
+    "release_transition",
+    "request_fingerprint",
+    "require_all_met",
+]
+
+RESERVED = "reserved"
+COMMITTED = "committed"
+RELEASED = "released"
+EXPIRED = "expired"
+
+Transition = Literal["apply", "noop"]
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    sku: str
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSnapshot:
+    """What pricing needs to know about a product at reservation time."""
+
+    sku: str
+    name: str
+    price: int
+    currency: str
+    sellable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PricedLine:
+    sku: str
+    qty: int
+    unit_price: int
+    currency: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Lines in sku order (the order stock rows are locked in), their total and currency."""
+
+    lines: tuple[PricedLine, ...]
+    total: int
+    currency: str
+
+
+def check_limits(
+    lines: Iterable[LineRequest], ttl_s: int | None, *, max_lines: int, max_ttl_s: int
+) -> None:
+    """Refuse requests beyond the limits configured for this deployment."""
+    count = sum(1 for _ in lines)
+    if count > max_lines:
+        raise InvalidRequest(f"At most {max_lines} lines per reservation (got {count}).")
+    if ttl_s is not None and ttl_s > max_ttl_s:
+        raise InvalidRequest(f"ttl_s may be at most {max_ttl_s} seconds (got {ttl_s}).")
+
+
+def request_fingerprint(lines: Iterable[LineRequest], ttl_s: int | None) -> str:
+    """SHA-256 of the request with lines in sku order: a retry must produce the same one."""
+    body = {"items": sorted([line.sku, line.qty] for line in lines), "ttl_s": ttl_s}
+    return hashlib.sha256(orjson.dumps(body)).hexdigest()
+
+
+def price_lines(lines: Iterable[LineRequest], products: Mapping[str, ProductSnapshot]) -> Quote:
+    """Price each line from the catalogue, never from the caller; all in one currency."""
+    ordered = sorted(lines, key=lambda line: line.sku)
+    unknown = [line.sku for line in ordered if line.sku not in products]
+    if unknown:
+        raise UnknownSku(unknown)
+    unsellable = [line.sku for line in ordered if not products[line.sku].sellable]
+    if unsellable:
+        raise ProductUnavailable(unsellable)
+    currencies = sorted({products[line.sku].currency for line in ordered})
+    if len(currencies) > 1:
+        raise MixedCurrency(
+            f"All lines of one reservation must share a currency (got {', '.join(currencies)}).",
+            currencies=currencies,
+        )
+    priced = tuple(
+        PricedLine(
+            sku=line.sku,
+            qty=line.qty,
+            unit_price=products[line.sku].price,
+            currency=products[line.sku].currency,
+            name=products[line.sku].name,
+        )
+        for line in ordered
+    )
+    return Quote(
+        lines=priced,
+        total=sum(line.qty * line.unit_price for line in priced),
+        currency=currencies[0],
+    )
+
+
+def require_all_met(short_skus: Iterable[str]) -> None:
+    """All-or-nothing: one short line fails the whole reservation."""
+    short = list(short_skus)
+    if short:
+        raise InsufficientStock(short)
+
+
+def release_transition(status: str) -> Transition:
+    """Releasing a live hold applies; releasing a released or expired one is a no-op."""
+    if status == RESERVED:
+        return "apply"
+    if status in (RELEASED, EXPIRED):
+        return "noop"
+    raise ReservationStateConflict(
+        f"The reservation is {status}; it can no longer be released.", reservation_status=status
+    )
+
+
+def commit_transition(status: str) -> Transition:
+    """Committing a live hold applies; committing twice is a no-op; released cannot sell."""
+    if status == RESERVED:
+        return "apply"
+    if status == COMMITTED:
+        return "noop"
+    raise ReservationStateConflict(
+        f"The reservation is {status}; it can no longer be committed.", reservation_status=status
+    )

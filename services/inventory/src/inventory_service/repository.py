@@ -1,0 +1,489 @@
+"""Every query of the inventory service (SQLAlchemy 2.0, async). Nothing here commits.
+
+Stock is only ever changed by single conditional ``UPDATE`` statements: the database
+checks the invariant and applies the change atomically, so no read-modify-write race
+exists and no retry loop is needed (see docs/inventory.md).
+"""
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, TextClause, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory_service.domain.reservations import ProductSnapshot, Quote
+from inventory_service.models import (
+    OutboxEvent,
+    Product,
+    Reservation,
+    ReservationLine,
+    Stock,
+    StockAdjustment,
+)
+from inventory_service.schemas import StockOut
+from storefront_kit.events import EventEnvelope, add_outbox_event
+from storefront_kit.ids import new_id
+
+__all__ = [
+    "OUTBOX_STAGED",
+    "ProductFilter",
+    "add_adjustment",
+    "add_event",
+    "adjust_stock",
+    "claim_reservation",
+    "commit_stock",
+    "export_products",
+    "get_product",
+    "get_product_by_sku",
+    "get_reservation",
+    "insert_product",
+    "insert_stock",
+    "list_adjustments",
+    "list_products",
+    "lock_expired_reservations",
+    "lock_reservation",
+    "product_exists",
+    "product_snapshots",
+    "release_stock",
+    "reservation_lines",
+    "reserve_stock",
+    "set_reservation_status",
+    "soft_delete_product",
+    "update_product",
+]
+
+#: ``session.info`` key set when a transaction staged outbox events (wakes the relay).
+OUTBOX_STAGED = "inventory.outbox_staged"
+
+_STOCK_RETURNING = (Stock.sku, Stock.product_id, Stock.on_hand, Stock.reserved, Stock.version)
+
+
+def add_event(session: AsyncSession, stream: str, event: EventEnvelope) -> None:
+    """Stage an event in the session's transaction (relayed after the commit)."""
+    add_outbox_event(session, OutboxEvent, stream=stream, event=event)
+    session.info[OUTBOX_STAGED] = True
+
+
+def _stock_out(row: Any) -> StockOut:
+    return StockOut(
+        sku=row.sku,
+        product_id=row.product_id,
+        on_hand=row.on_hand,
+        reserved=row.reserved,
+        available=row.on_hand - row.reserved,
+        version=row.version,
+    )
+
+
+# --- products -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    q: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    active: bool | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
+        if self.q:
+            pattern = "%" + _escape_like(self.q) + "%"
+            clauses.append(
+                or_(
+                    Product.name.ilike(pattern, escape="\\"),
+                    Product.sku.ilike(pattern, escape="\\"),
+                )
+            )
+        if self.category is not None:
+            clauses.append(Product.category == self.category)
+        if self.brand is not None:
+            clauses.append(Product.brand == self.brand)
+        if self.active is not None:
+            clauses.append(Product.active.is_(self.active))
+        return clauses
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def insert_product(session: AsyncSession, *, values: Mapping[str, Any]) -> Product | None:
+    """Insert a product; ``None`` when its sku is taken (no exception, the transaction lives)."""
+    statement = (
+        insert(Product)
+        .values(id=new_id(), **values)
+        .on_conflict_do_nothing(index_elements=[Product.sku])
+        .returning(Product)
+    )
+    result = await session.scalars(statement, execution_options={"populate_existing": True})
+    return result.one_or_none()
+
+
+async def insert_stock(
+    session: AsyncSession, *, sku: str, product_id: UUID, on_hand: int
+) -> StockOut:
+    statement = (
+        insert(Stock)
+        .values(sku=sku, product_id=product_id, on_hand=on_hand)
+        .returning(*_STOCK_RETURNING)
+    )
+    return _stock_out((await session.execute(statement)).one())
+
+
+async def get_product(session: AsyncSession, product_id: UUID) -> tuple[Product, StockOut] | None:
+    """A live (not deleted) product with its stock."""
+    return await _one_product(session, Product.id == product_id)
+
+
+async def get_product_by_sku(session: AsyncSession, sku: str) -> tuple[Product, StockOut] | None:
+    return await _one_product(session, Product.sku == sku)
+
+
+async def _one_product(
+    session: AsyncSession, where: ColumnElement[bool]
+) -> tuple[Product, StockOut] | None:
+    statement = (
+        select(Product, *_STOCK_RETURNING)
+        .join(Stock, Stock.product_id == Product.id)
+        .where(where, Product.deleted_at.is_(None))
+    )
+    row = (await session.execute(statement, execution_options={"populate_existing": True})).first()
+    return None if row is None else (row[0], _stock_out(row))
+
+
+async def product_exists(session: AsyncSession, product_id: UUID) -> bool:
+    found = await session.scalar(
+        select(Product.id).where(Product.id == product_id, Product.deleted_at.is_(None))
+    )
+    return found is not None
+
+
+async def list_products(
+    session: AsyncSession, *, filters: ProductFilter, offset: int, limit: int
+) -> tuple[list[tuple[Product, StockOut]], int]:
+    """One page of live products, newest first, and how many match in all."""
+    clauses = filters.clauses()
+    total = await session.scalar(select(func.count()).select_from(Product).where(*clauses))
+    statement = (
+        select(Product, *_STOCK_RETURNING)
+        .join(Stock, Stock.product_id == Product.id)
+        .where(*clauses)
+        .order_by(Product.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).all()
+    return [(row[0], _stock_out(row)) for row in rows], int(total or 0)
+
+
+async def export_products(
+    session: AsyncSession, *, after: str | None, limit: int
+) -> list[tuple[Product, StockOut]]:
+    """Live products in sku order after ``after`` (keyset paging: stable under writes)."""
+    clauses: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
+    if after is not None:
+        clauses.append(Product.sku > after)
+    statement = (
+        select(Product, *_STOCK_RETURNING)
+        .join(Stock, Stock.product_id == Product.id)
+        .where(*clauses)
+        .order_by(Product.sku)
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).all()
+    return [(row[0], _stock_out(row)) for row in rows]
+
+
+async def update_product(
+    session: AsyncSession,
+    *,
+    product_id: UUID,
+    expected_versions: Collection[int] | None,
+    changes: Mapping[str, Any],
+) -> Product | None:
+    """Apply ``changes`` if the product is live and still at one of ``expected_versions``.
+
+    Optimistic: one conditional UPDATE, ``None`` when the row is gone or was changed
+    by someone else since the caller read it (no lock is held between read and write).
+    """
+    where = [Product.id == product_id, Product.deleted_at.is_(None)]
+    if expected_versions is not None:
+        where.append(Product.version.in_(sorted(expected_versions)))
+    statement = (
+        update(Product)
+        .where(*where)
+        .values(**changes, version=Product.version + 1, updated_at=func.now())
+        .returning(Product)
+    )
+    result = await session.scalars(
+        statement,
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    )
+    return result.one_or_none()
+
+
+async def soft_delete_product(
+    session: AsyncSession, *, product_id: UUID, expected_versions: Collection[int] | None
+) -> Product | None:
+    """Mark the product deleted (and inactive); ``None`` when gone or stale."""
+    return await update_product(
+        session,
+        product_id=product_id,
+        expected_versions=expected_versions,
+        changes={"deleted_at": func.now(), "active": False},
+    )
+
+
+def add_adjustment(
+    session: AsyncSession, *, stock: StockOut, delta: int, reason: str, actor: str
+) -> StockAdjustment:
+    row = StockAdjustment(
+        id=new_id(),
+        sku=stock.sku,
+        product_id=stock.product_id,
+        delta=delta,
+        reason=reason,
+        actor=actor,
+        on_hand_after=stock.on_hand,
+        reserved_after=stock.reserved,
+    )
+    session.add(row)
+    return row
+
+
+async def list_adjustments(
+    session: AsyncSession, *, sku: str, limit: int
+) -> Sequence[StockAdjustment]:
+    statement = (
+        select(StockAdjustment)
+        .where(StockAdjustment.sku == sku)
+        .order_by(StockAdjustment.created_at.desc(), StockAdjustment.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(statement)).all()
+
+
+# --- reservations ---------------------------------------------------------------------
+
+
+_PRODUCT_SNAPSHOTS = text(
+    "SELECT sku, name, price, currency, active AND deleted_at IS NULL AS sellable"
+    " FROM product WHERE sku = ANY(CAST(:skus AS varchar[]))"
+)
+
+
+async def product_snapshots(
+    session: AsyncSession, skus: Iterable[str]
+) -> dict[str, ProductSnapshot]:
+    """Name, price and sellability of the given skus (unknown skus are simply absent)."""
+    result = await session.execute(_PRODUCT_SNAPSHOTS, {"skus": list(skus)})
+    return {
+        row.sku: ProductSnapshot(
+            sku=row.sku,
+            name=row.name,
+            price=row.price,
+            currency=row.currency,
+            sellable=bool(row.sellable),
+        )
+        for row in result.all()
+    }
+
+
+async def get_reservation(session: AsyncSession, order_id: UUID) -> Reservation | None:
+    statement = select(Reservation).where(Reservation.order_id == order_id)
+    result = await session.scalars(statement, execution_options={"populate_existing": True})
+    return result.one_or_none()
+
+
+async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation | None:
+    """The reservation, row-locked until the transaction ends (release/commit/sweeper)."""
+    statement = select(Reservation).where(Reservation.order_id == order_id).with_for_update()
+    result = await session.scalars(statement, execution_options={"populate_existing": True})
+    return result.one_or_none()
+
+
+_CLAIM_RESERVATION = text(
+    """
+    WITH claimed AS (
+        INSERT INTO reservation (id, order_id, status, request_hash, total, currency, expires_at)
+        VALUES (:id, :order_id, 'reserved', :request_hash, :total, :currency,
+                now() + CAST(:ttl_s AS integer) * interval '1 second')
+        ON CONFLICT (order_id) DO NOTHING
+        RETURNING id, expires_at
+    ), lines AS (
+        INSERT INTO reservation_line (reservation_id, sku, qty, unit_price, currency, name)
+        SELECT claimed.id, l.sku, l.qty, l.unit_price, l.currency, l.name
+        FROM claimed, unnest(
+            CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:prices AS bigint[]),
+            CAST(:currencies AS varchar[]), CAST(:names AS varchar[])
+        ) AS l(sku, qty, unit_price, currency, name)
+    )
+    SELECT id, expires_at FROM claimed
+    """
+)
+
+
+async def claim_reservation(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    request_hash: str,
+    quote: Quote,
+    ttl_s: int,
+) -> datetime | None:
+    """Insert the reservation and its lines unless the order has one; its expiry, or ``None``.
+
+    ``ON CONFLICT DO NOTHING`` waits for a concurrent insert of the same order to
+    finish: exactly one of many identical concurrent requests gets the row. One
+    statement, one round trip.
+    """
+    lines = quote.lines
+    result = await session.execute(
+        _CLAIM_RESERVATION,
+        {
+            "id": new_id(),
+            "order_id": order_id,
+            "request_hash": request_hash,
+            "total": quote.total,
+            "currency": quote.currency,
+            "ttl_s": ttl_s,
+            "skus": [line.sku for line in lines],
+            "qtys": [line.qty for line in lines],
+            "prices": [line.unit_price for line in lines],
+            "currencies": [line.currency for line in lines],
+            "names": [line.name for line in lines],
+        },
+    )
+    row = result.first()
+    return None if row is None else cast(datetime, row.expires_at)
+
+
+async def reservation_lines(
+    session: AsyncSession, reservation_ids: Sequence[UUID]
+) -> list[ReservationLine]:
+    statement = (
+        select(ReservationLine)
+        .where(ReservationLine.reservation_id.in_(reservation_ids))
+        .order_by(ReservationLine.reservation_id, ReservationLine.sku)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def set_reservation_status(
+    session: AsyncSession, *, reservation_ids: Sequence[UUID], status: str
+) -> None:
+    await session.execute(
+        update(Reservation)
+        .where(Reservation.id.in_(reservation_ids))
+        .values(status=status, updated_at=func.now()),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _stock_change(assignments: str, condition: str = "") -> TextClause:
+    # The change and its stock.changed event are one statement: the row lock is held
+    # from here to COMMIT only, and the event cannot exist without the change. The
+    # event's data mirrors schemas.StockOut.
+    # The f-string only ever receives the module constants below, never input.
+    return text(
+        f"""
+        WITH changed AS (
+            UPDATE stock SET {assignments}, version = version + 1, updated_at = now()
+            WHERE sku = :sku {condition}
+            RETURNING sku, product_id, on_hand, reserved, version
+        ), staged AS (
+            INSERT INTO outbox_event (id, stream, event_type, envelope)
+            SELECT :event_id, :stream, :event_type,
+                   CAST(:envelope AS jsonb) || jsonb_build_object('data', jsonb_build_object(
+                       'sku', sku, 'product_id', product_id, 'on_hand', on_hand,
+                       'reserved', reserved, 'available', on_hand - reserved,
+                       'version', version))
+            FROM changed
+        )
+        SELECT sku, product_id, on_hand, reserved, version FROM changed
+        """  # noqa: S608
+    )
+
+
+_RESERVE = _stock_change("reserved = reserved + :qty", "AND on_hand - reserved >= :qty")
+_RELEASE = _stock_change("reserved = reserved - :qty")
+_COMMIT = _stock_change("on_hand = on_hand - :qty, reserved = reserved - :qty")
+_ADJUST = _stock_change("on_hand = on_hand + :qty", "AND on_hand + :qty >= reserved")
+
+
+async def _change_stock(
+    session: AsyncSession,
+    statement: TextClause,
+    *,
+    sku: str,
+    qty: int,
+    stream: str,
+    event: EventEnvelope,
+) -> StockOut | None:
+    """Run a stock change with its event (``event.data`` is filled in by the database)."""
+    result = await session.execute(
+        statement,
+        {
+            "sku": sku,
+            "qty": qty,
+            "event_id": event.id,
+            "stream": stream,
+            "event_type": event.type,
+            "envelope": event.model_dump_json(),
+        },
+    )
+    row = result.first()
+    if row is None:
+        return None
+    session.info[OUTBOX_STAGED] = True
+    return _stock_out(row)
+
+
+async def reserve_stock(
+    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
+) -> StockOut | None:
+    """The hot path: hold ``qty`` if available, atomically; ``None`` when short."""
+    return await _change_stock(session, _RESERVE, sku=sku, qty=qty, stream=stream, event=event)
+
+
+async def release_stock(
+    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
+) -> StockOut:
+    """Give back a hold (the check constraint refuses ``reserved`` below zero)."""
+    changed = await _change_stock(session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event)
+    assert changed is not None, f"stock row {sku} vanished"
+    return changed
+
+
+async def commit_stock(
+    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
+) -> StockOut:
+    """Turn a hold into a sale: the units leave both ``on_hand`` and ``reserved``."""
+    changed = await _change_stock(session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event)
+    assert changed is not None, f"stock row {sku} vanished"
+    return changed
+
+
+async def adjust_stock(
+    session: AsyncSession, *, sku: str, delta: int, stream: str, event: EventEnvelope
+) -> StockOut | None:
+    """Add ``delta`` on hand unless that would leave less than is reserved."""
+    return await _change_stock(session, _ADJUST, sku=sku, qty=delta, stream=stream, event=event)
+
+
+async def lock_expired_reservations(session: AsyncSession, *, limit: int) -> list[Reservation]:
+    """Expired live holds, locked; rows another replica holds are skipped, not waited for."""
+    statement = (
+        select(Reservation)
+        .where(Reservation.status == "reserved", Reservation.expires_at <= func.now())
+        .order_by(Reservation.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.scalars(statement, execution_options={"populate_existing": True})
+    return list(result.all())

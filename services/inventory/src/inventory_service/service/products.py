@@ -1,0 +1,198 @@
+"""Admin product use cases: create, read, list, optimistic update, soft delete, stock."""
+
+from collections.abc import Collection, Sequence
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory_service import repository
+from inventory_service.domain import events
+from inventory_service.errors import (
+    PreconditionFailed,
+    ProductNotFound,
+    SkuTaken,
+    StockBelowReserved,
+)
+from inventory_service.models import Product, StockAdjustment
+from inventory_service.repository import ProductFilter
+from inventory_service.schemas import (
+    ExportPage,
+    ProductCreate,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    StockAdjust,
+    StockLevel,
+    StockOut,
+)
+
+__all__ = [
+    "adjust_stock",
+    "create_product",
+    "delete_product",
+    "export_products",
+    "get_product",
+    "get_product_by_sku",
+    "list_adjustments",
+    "list_products",
+    "update_product",
+]
+
+INITIAL_STOCK_REASON = "initial stock"
+
+
+def product_out(product: Product, stock: StockOut) -> ProductOut:
+    """The public representation of a product with its live stock."""
+    return ProductOut(
+        id=product.id,
+        sku=product.sku,
+        name=product.name,
+        description=product.description,
+        brand=product.brand,
+        category=product.category,
+        attributes=product.attributes,
+        price=product.price,
+        currency=product.currency,
+        images=product.images,
+        active=product.active,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+        version=product.version,
+        stock=StockLevel(on_hand=stock.on_hand, reserved=stock.reserved, available=stock.available),
+    )
+
+
+async def create_product(session: AsyncSession, *, data: ProductCreate, actor: str) -> ProductOut:
+    """Create a product and its stock row; ``sku_taken`` if the sku exists (even deleted)."""
+    values = data.model_dump(exclude={"initial_stock"})
+    product = await repository.insert_product(session, values=values)
+    if product is None:
+        raise SkuTaken(f"A product with sku {data.sku} already exists.", sku=data.sku)
+    stock = await repository.insert_stock(
+        session, sku=product.sku, product_id=product.id, on_hand=data.initial_stock
+    )
+    if data.initial_stock:
+        repository.add_adjustment(
+            session, stock=stock, delta=data.initial_stock, reason=INITIAL_STOCK_REASON, actor=actor
+        )
+    out = product_out(product, stock)
+    repository.add_event(session, events.STREAM, events.product_upserted(out))
+    repository.add_event(session, events.STREAM, events.stock_changed(stock))
+    return out
+
+
+async def get_product(session: AsyncSession, *, product_id: UUID) -> ProductOut:
+    found = await repository.get_product(session, product_id)
+    if found is None:
+        raise ProductNotFound(f"No product {product_id}.")
+    return product_out(*found)
+
+
+async def get_product_by_sku(session: AsyncSession, *, sku: str) -> ProductOut:
+    found = await repository.get_product_by_sku(session, sku)
+    if found is None:
+        raise ProductNotFound(f"No product with sku {sku}.", sku=sku)
+    return product_out(*found)
+
+
+async def list_products(
+    session: AsyncSession, *, filters: ProductFilter, page: int, size: int
+) -> ProductPage:
+    rows, total = await repository.list_products(
+        session, filters=filters, offset=(page - 1) * size, limit=size
+    )
+    return ProductPage(items=[product_out(*row) for row in rows], total=total, page=page, size=size)
+
+
+async def export_products(session: AsyncSession, *, after: str | None, limit: int) -> ExportPage:
+    rows = await repository.export_products(session, after=after, limit=limit)
+    items = [product_out(*row) for row in rows]
+    next_after = items[-1].sku if len(items) == limit else None
+    return ExportPage(items=items, next_after=next_after)
+
+
+async def _missing_or_stale(session: AsyncSession, product_id: UUID) -> Exception:
+    if await repository.product_exists(session, product_id):
+        return PreconditionFailed(
+            "The product changed since you read it; fetch it again and retry with its ETag."
+        )
+    return ProductNotFound(f"No product {product_id}.")
+
+
+async def update_product(
+    session: AsyncSession,
+    *,
+    product_id: UUID,
+    expected_versions: Collection[int] | None,
+    patch: ProductPatch,
+) -> ProductOut:
+    """Optimistic partial update: applies only at an expected version (412 otherwise).
+
+    ``expected_versions`` is ``None`` for ``If-Match: *`` (any current version).
+    """
+    product = await repository.update_product(
+        session,
+        product_id=product_id,
+        expected_versions=expected_versions,
+        changes=patch.changes(),
+    )
+    if product is None:
+        raise await _missing_or_stale(session, product_id)
+    found = await repository.get_product(session, product_id)
+    assert found is not None  # updated in this very transaction
+    out = product_out(product, found[1])
+    repository.add_event(session, events.STREAM, events.product_upserted(out))
+    return out
+
+
+async def delete_product(
+    session: AsyncSession, *, product_id: UUID, expected_versions: Collection[int] | None
+) -> None:
+    """Soft delete: the product stops selling, its sku and history stay."""
+    product = await repository.soft_delete_product(
+        session, product_id=product_id, expected_versions=expected_versions
+    )
+    if product is None:
+        raise await _missing_or_stale(session, product_id)
+    repository.add_event(
+        session, events.STREAM, events.product_deleted(product_id=product.id, sku=product.sku)
+    )
+
+
+async def adjust_stock(
+    session: AsyncSession, *, product_id: UUID, change: StockAdjust, actor: str
+) -> StockOut:
+    """Add or remove units on hand with an audit row; never below what is reserved."""
+    found = await repository.get_product(session, product_id)
+    if found is None:
+        raise ProductNotFound(f"No product {product_id}.")
+    product, _ = found
+    stock = await repository.adjust_stock(
+        session,
+        sku=product.sku,
+        delta=change.delta,
+        stream=events.STREAM,
+        event=events.stock_changed(),
+    )
+    if stock is None:
+        current = await repository.get_product(session, product_id)
+        level = current[1] if current else None
+        raise StockBelowReserved(
+            "The adjustment would leave less on hand than is reserved.",
+            sku=product.sku,
+            on_hand=level.on_hand if level else None,
+            reserved=level.reserved if level else None,
+        )
+    repository.add_adjustment(
+        session, stock=stock, delta=change.delta, reason=change.reason, actor=actor
+    )
+    return stock
+
+
+async def list_adjustments(
+    session: AsyncSession, *, product_id: UUID, limit: int
+) -> Sequence[StockAdjustment]:
+    found = await repository.get_product(session, product_id)
+    if found is None:
+        raise ProductNotFound(f"No product {product_id}.")
+    return await repository.list_adjustments(session, sku=found[0].sku, limit=limit)

@@ -1,0 +1,200 @@
+"""Reserve, release, commit and expire: every stock change with its rows and its events,
+in the caller's one transaction."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inventory_service import repository
+from inventory_service.domain import events
+from inventory_service.domain.reservations import (
+    COMMITTED,
+    EXPIRED,
+    RELEASED,
+    RESERVED,
+    LineRequest,
+    PricedLine,
+    check_limits,
+    commit_transition,
+    price_lines,
+    release_transition,
+    request_fingerprint,
+    require_all_met,
+)
+from inventory_service.errors import AppError, ReservationMismatch, ReservationNotFound
+from inventory_service.models import Reservation, ReservationLine
+from inventory_service.schemas import ReservationLineOut, ReservationOut
+
+__all__ = ["ReserveResult", "commit", "release", "reserve", "sweep_expired"]
+
+
+class ReserveResult:
+    """The reservation, and whether this call created it (else: a replayed retry)."""
+
+    __slots__ = ("created", "reservation")
+
+    def __init__(self, reservation: ReservationOut, *, created: bool) -> None:
+        self.reservation = reservation
+        self.created = created
+
+
+def _line_out(line: ReservationLine | PricedLine) -> ReservationLineOut:
+    return ReservationLineOut(
+        sku=line.sku,
+        qty=line.qty,
+        unit_price=line.unit_price,
+        currency=line.currency,
+        name=line.name,
+    )
+
+
+def _out(
+    reservation: Reservation, lines: Sequence[ReservationLine] | Sequence[PricedLine]
+) -> ReservationOut:
+    return ReservationOut(
+        order_id=reservation.order_id,
+        status=reservation.status,
+        expires_at=reservation.expires_at,
+        lines=[_line_out(line) for line in lines],
+        total=reservation.total,
+        currency=reservation.currency,
+    )
+
+
+async def _replay(
+    session: AsyncSession, reservation: Reservation, fingerprint: str
+) -> ReserveResult:
+    if reservation.request_hash != fingerprint:
+        raise ReservationMismatch(
+            f"Order {reservation.order_id} already has a reservation for different items.",
+            order_id=str(reservation.order_id),
+        )
+    lines = await repository.reservation_lines(session, [reservation.id])
+    return ReserveResult(_out(reservation, lines), created=False)
+
+
+async def reserve(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    lines: Sequence[LineRequest],
+    ttl_s: int | None,
+    default_ttl_s: int,
+    max_ttl_s: int,
+    max_lines: int,
+) -> ReserveResult:
+    """Hold every line or none; idempotent per order (same request, same answer)."""
+    check_limits(lines, ttl_s, max_lines=max_lines, max_ttl_s=max_ttl_s)
+    fingerprint = request_fingerprint(lines, ttl_s)
+    products = await repository.product_snapshots(session, (line.sku for line in lines))
+    try:
+        quote = price_lines(lines, products)
+    except AppError:
+        # A retry must replay even if a product changed since the order reserved it.
+        existing = await repository.get_reservation(session, order_id)
+        if existing is not None:
+            return await _replay(session, existing, fingerprint)
+        raise
+    expires_at = await repository.claim_reservation(
+        session,
+        order_id=order_id,
+        request_hash=fingerprint,
+        quote=quote,
+        ttl_s=ttl_s or default_ttl_s,
+    )
+    if expires_at is None:  # the order already has a reservation (a retry, or a race)
+        existing = await repository.get_reservation(session, order_id)
+        assert existing is not None  # ON CONFLICT saw it committed
+        return await _replay(session, existing, fingerprint)
+    # The stock rows stay locked from the first UPDATE until the commit: nothing but
+    # the updates themselves (each with its event) happens in between.
+    short: list[str] = []
+    for line in quote.lines:  # sku order: concurrent multi-line holds cannot deadlock
+        stock = await repository.reserve_stock(
+            session, sku=line.sku, qty=line.qty, stream=events.STREAM, event=events.stock_changed()
+        )
+        if stock is None:
+            short.append(line.sku)
+    require_all_met(short)  # raising rolls the whole transaction back: no partial hold
+    reservation = ReservationOut(
+        order_id=order_id,
+        status=RESERVED,
+        expires_at=expires_at,
+        lines=[_line_out(line) for line in quote.lines],
+        total=quote.total,
+        currency=quote.currency,
+    )
+    return ReserveResult(reservation, created=True)
+
+
+async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
+    """Give the held units back; releasing twice (or after expiry) changes nothing."""
+    reservation = await repository.lock_reservation(session, order_id)
+    if reservation is None:
+        raise ReservationNotFound(f"No reservation for order {order_id}.")
+    lines = await repository.reservation_lines(session, [reservation.id])
+    if release_transition(reservation.status) == "apply":
+        for line in lines:
+            await repository.release_stock(
+                session,
+                sku=line.sku,
+                qty=line.qty,
+                stream=events.STREAM,
+                event=events.stock_changed(),
+            )
+        await repository.set_reservation_status(
+            session, reservation_ids=[reservation.id], status=RELEASED
+        )
+        reservation.status = RELEASED
+    return _out(reservation, lines)
+
+
+async def commit(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
+    """Turn the hold into a sale; committing twice changes nothing."""
+    reservation = await repository.lock_reservation(session, order_id)
+    if reservation is None:
+        raise ReservationNotFound(f"No reservation for order {order_id}.")
+    lines = await repository.reservation_lines(session, [reservation.id])
+    if commit_transition(reservation.status) == "apply":
+        for line in lines:
+            await repository.commit_stock(
+                session,
+                sku=line.sku,
+                qty=line.qty,
+                stream=events.STREAM,
+                event=events.stock_changed(),
+            )
+        await repository.set_reservation_status(
+            session, reservation_ids=[reservation.id], status=COMMITTED
+        )
+        reservation.status = COMMITTED
+    return _out(reservation, lines)
+
+
+async def sweep_expired(sessionmaker: async_sessionmaker[AsyncSession], *, batch_size: int) -> int:
+    """Release one batch of expired holds in one transaction; returns how many.
+
+    ``FOR UPDATE SKIP LOCKED`` gives each replica's sweeper a disjoint batch, and an
+    API release/commit of the same order waits for the row lock and then sees
+    ``expired``: a hold is given back exactly once.
+    """
+    async with sessionmaker() as session, session.begin():
+        expired = await repository.lock_expired_reservations(session, limit=batch_size)
+        if not expired:
+            return 0
+        ids = [reservation.id for reservation in expired]
+        per_sku: dict[str, int] = defaultdict(int)
+        for line in await repository.reservation_lines(session, ids):
+            per_sku[line.sku] += line.qty
+        for sku in sorted(per_sku):  # sku order, like every other multi-row stock change
+            await repository.release_stock(
+                session,
+                sku=sku,
+                qty=per_sku[sku],
+                stream=events.STREAM,
+                event=events.stock_changed(),
+            )
+        await repository.set_reservation_status(session, reservation_ids=ids, status=EXPIRED)
+        return len(expired)

@@ -1,0 +1,229 @@
+"""The inventory service on real PostgreSQL and Redis, with test signing keys.
+
+Each test module gets its own migrated database; tests inside a module stay apart
+by using fresh skus and order ids.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inventory_service.app import create_app
+from inventory_service.settings import InventorySettings
+from jwt_core_lib import (
+    SERVICE,
+    ServiceTokenMinter,
+    SigningKey,
+    StaticKeySource,
+    TokenIssuer,
+    TokenVerifier,
+)
+from storefront_kit.security import ServiceSecurity
+from storefront_stack.pytest_plugin import create_test_database
+
+USER_ISSUER = "storefront-auth"
+SERVICE_ISSUER = "storefront-services"
+
+
+@dataclass(frozen=True)
+class Keys:
+    user_key: SigningKey
+    service_key: SigningKey
+
+    def security(self) -> ServiceSecurity:
+        return ServiceSecurity(
+            user_verifier=TokenVerifier(
+                key_source=StaticKeySource([self.user_key]),
+                issuer=USER_ISSUER,
+                audience="storefront",
+            ),
+            service_verifier=TokenVerifier(
+                key_source=StaticKeySource([self.service_key]),
+                issuer=SERVICE_ISSUER,
+                audience="inventory",
+                token_use=SERVICE,
+            ),
+            minter=ServiceTokenMinter(
+                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+                service_name="inventory",
+            ),
+        )
+
+    def user_token(self, *roles: str, subject: str = "user-1") -> str:
+        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
+            subject=subject, audience="storefront", ttl=timedelta(minutes=5), roles=roles
+        )
+
+    def service_token(self, caller: str = "orders", audience: str = "inventory") -> str:
+        minter = ServiceTokenMinter(
+            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+            service_name=caller,
+        )
+        return minter.token_for(audience)
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres_server_url: str) -> str:
+    return await asyncio.to_thread(create_test_database, postgres_server_url, "inventory_service")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_sku(prefix: str = "SKU") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12].upper()}"
+
+
+@dataclass
+class Inventory:
+    """A running inventory app and a client with helpers for the common calls."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    keys: Keys
+    admin: dict[str, str] = field(default_factory=dict)
+    moderator: dict[str, str] = field(default_factory=dict)
+    service: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app.state.engine
+        return engine
+
+    @property
+    def redis(self) -> Redis:
+        redis: Redis = self.app.state.redis
+        return redis
+
+    async def create_product(
+        self, *, sku: str | None = None, on_hand: int = 10, **fields: Any
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "sku": sku or new_sku(),
+            "name": "Test product",
+            "brand": "Acme",
+            "category": "tests",
+            "price": 1250,
+            "currency": "EUR",
+            "initial_stock": on_hand,
+        }
+        body.update(fields)
+        response = await self.client.post("/api/v1/admin/products", json=body, headers=self.admin)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def reserve(
+        self,
+        items: list[dict[str, Any]],
+        *,
+        order_id: uuid.UUID | str | None = None,
+        ttl_s: int | None = None,
+    ) -> httpx.Response:
+        body: dict[str, Any] = {"order_id": str(order_id or uuid.uuid4()), "items": items}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        return await self.client.post(
+            "/internal/inventory/reserve", json=body, headers=self.service
+        )
+
+    async def stock(self, sku: str) -> dict[str, int]:
+        """Stock straight from the database (not through the code under test)."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT on_hand, reserved, version FROM stock WHERE sku = :sku"),
+                    {"sku": sku},
+                )
+            ).one()
+        return {"on_hand": row.on_hand, "reserved": row.reserved, "version": row.version}
+
+    async def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        async with self.engine.connect() as connection:
+            return (await connection.execute(text(sql), dict(params or {}))).scalar()
+
+    async def outbox(self, event_type: str, sku: str) -> list[dict[str, Any]]:
+        """Outbox envelopes of one type about one sku, oldest first."""
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT envelope FROM outbox_event WHERE event_type = :type"
+                        " AND envelope->'data'->>'sku' = :sku ORDER BY created_at, id"
+                    ),
+                    {"type": event_type, "sku": sku},
+                )
+            ).all()
+        return [row.envelope for row in rows]
+
+
+def settings_for(database_url: str, redis_url: str, **overrides: Any) -> InventorySettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "db_pool_size": 20,
+        "db_max_overflow": 10,
+        "db_pool_timeout_s": 30.0,
+        "outbox_poll_interval_s": 0.05,
+        "sweeper_interval_s": 0.2,
+    }
+    values.update(overrides)
+    return InventorySettings(**values)
+
+
+@asynccontextmanager
+async def running(settings: InventorySettings, keys: Keys) -> AsyncIterator[Inventory]:
+    app = create_app(settings)
+    app.state.security = keys.security()
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://inventory", timeout=60
+        ) as client:
+            yield Inventory(
+                app=app,
+                client=client,
+                keys=keys,
+                admin=bearer(keys.user_token("admin", subject="admin-1")),
+                moderator=bearer(keys.user_token("moderator", subject="mod-1")),
+                service=bearer(keys.service_token("orders")),
+            )
+
+
+@pytest.fixture
+async def inventory(database_url: str, redis_url: str, keys: Keys) -> AsyncIterator[Inventory]:
+    async with running(settings_for(database_url, redis_url), keys) as inv:
+        yield inv
+
+
+@pytest.fixture
+def start_inventory(database_url: str, keys: Keys) -> Any:
+    """``start_inventory(redis_url, **setting_overrides)``: an app with custom settings."""
+
+    def start(redis_url: str, **overrides: Any) -> Any:
+        return running(settings_for(database_url, redis_url, **overrides), keys)
+
+    return start
+
+
+@pytest.fixture
+def sku_factory() -> Any:
+    return new_sku

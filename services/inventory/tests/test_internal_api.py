@@ -1,0 +1,127 @@
+"""Internal routes: only service tokens for the inventory audience; export and lookup."""
+
+import uuid
+from typing import Any
+
+import pytest
+
+INTERNAL_CALLS = [
+    ("POST", "/internal/inventory/reserve"),
+    ("POST", "/internal/inventory/release"),
+    ("POST", "/internal/inventory/commit"),
+    ("GET", "/internal/inventory/products/export"),
+    ("GET", "/internal/inventory/products/SOME-SKU"),
+]
+
+
+def problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    return body
+
+
+@pytest.mark.parametrize(("method", "path"), INTERNAL_CALLS)
+async def test_internal_routes_refuse_anything_but_an_inventory_service_token(
+    inventory: Any, method: str, path: str
+) -> None:
+    product = await inventory.create_product(on_hand=3)
+    body = {"order_id": str(uuid.uuid4()), "items": [{"sku": product["sku"], "qty": 1}]}
+    if not path.endswith("reserve"):
+        body.pop("items")
+    keys = inventory.keys
+    refused = {
+        "missing": {},
+        "admin user token": inventory.admin,
+        "service token for catalog": {
+            "Authorization": f"Bearer {keys.service_token('orders', audience='catalog')}"
+        },
+        "garbage": {"Authorization": "Bearer not.a.token"},
+        "basic auth": {"Authorization": "Basic b3JkZXJzOnB3"},
+    }
+    for label, headers in refused.items():
+        kwargs: dict[str, Any] = {"headers": headers}
+        if method == "POST":
+            kwargs["json"] = body
+        response = await inventory.client.request(method, path, **kwargs)
+        assert response.status_code == 401, (label, response.text)
+        problem_body = response.json()
+        assert problem_body["code"] in {"not_authenticated", "invalid_token"}, label
+        assert response.headers["www-authenticate"].startswith("Bearer"), label
+    assert await inventory.stock(product["sku"]) == {"on_hand": 3, "reserved": 0, "version": 1}
+
+
+async def test_a_service_token_gets_in_even_with_a_bad_body_it_gets_422(inventory: Any) -> None:
+    response = await inventory.client.post(
+        "/internal/inventory/reserve", json={"order_id": "x"}, headers=inventory.service
+    )
+    assert problem(response, 422, "validation_error")["errors"]
+    missing = await inventory.client.post("/internal/inventory/reserve", json={"order_id": "x"})
+    problem(missing, 401, "not_authenticated")
+
+
+async def test_product_by_sku_for_services(inventory: Any) -> None:
+    product = await inventory.create_product(on_hand=6)
+    await inventory.reserve([{"sku": product["sku"], "qty": 2}])
+
+    found = await inventory.client.get(
+        f"/internal/inventory/products/{product['sku']}", headers=inventory.service
+    )
+    missing = await inventory.client.get(
+        "/internal/inventory/products/NOPE-404", headers=inventory.service
+    )
+    malformed = await inventory.client.get(
+        "/internal/inventory/products/bad%20sku", headers=inventory.service
+    )
+
+    assert found.status_code == 200
+    assert found.json() == {**product, "stock": {"on_hand": 6, "reserved": 2, "available": 4}}
+    assert problem(missing, 404, "product_not_found")["sku"] == "NOPE-404"
+    problem(malformed, 422, "validation_error")
+
+
+async def test_export_pages_through_every_live_product_in_sku_order(
+    inventory: Any, sku_factory: Any
+) -> None:
+    made = [await inventory.create_product(sku=sku_factory("EXP"), on_hand=i) for i in range(5)]
+    deleted = await inventory.create_product(sku=sku_factory("EXP"))
+    await inventory.client.delete(
+        f"/api/v1/admin/products/{deleted['id']}", headers=inventory.admin
+    )
+
+    seen: list[dict[str, Any]] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if after:
+            params["after"] = after
+        response = await inventory.client.get(
+            "/internal/inventory/products/export", params=params, headers=inventory.service
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen.extend(page["items"])
+        pages += 1
+        after = page["next_after"]
+        if after is None:
+            break
+        assert after == page["items"][-1]["sku"]
+
+    ours = [p for p in seen if p["sku"].startswith("EXP-")]
+    assert [p["sku"] for p in ours] == sorted(p["sku"] for p in made)
+    assert deleted["sku"] not in {p["sku"] for p in seen}
+    assert [p["sku"] for p in seen] == sorted(p["sku"] for p in seen)
+    assert pages >= 3
+    by_sku = {p["sku"]: p for p in ours}
+    for product in made:
+        assert by_sku[product["sku"]] == product
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"after": "bad sku"}])
+async def test_export_refuses_absurd_parameters(inventory: Any, params: dict[str, Any]) -> None:
+    response = await inventory.client.get(
+        "/internal/inventory/products/export", params=params, headers=inventory.service
+    )
+    assert problem(response, 422, "validation_error")["detail"]
