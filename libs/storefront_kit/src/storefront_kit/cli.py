@@ -47,6 +47,7 @@ def run_service_cli(
             factory=True,
             host=settings.host,
             port=settings.port,
+            workers=settings.workers,
             access_log=False,  # the app logs each request itself, with its request id
             proxy_headers=True,
             # Only the gateway may tell us the client's address (rate limits use it).

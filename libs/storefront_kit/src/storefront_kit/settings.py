@@ -79,6 +79,7 @@ class ServiceSettings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout_s: float = 2.0
     http_timeout_s: float = 5.0

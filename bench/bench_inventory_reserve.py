@@ -1,0 +1,155 @@
+"""Reservations per second on one hot sku, through the internal API, against the raw ceiling.
+
+Issue 4: 200 concurrent clients reserve 1 unit of the same sku through
+``POST /internal/inventory/reserve`` (a running inventory service, e.g. from
+``make run``); in the same run, the raw ceiling is a bare asyncpg loop doing the same
+conditional ``UPDATE`` on the same row with the same concurrency. Prints both rates,
+the ratio, p50/p95/p99, and checks that nothing was oversold.
+
+    .venv/bin/python bench/bench_inventory_reserve.py --duration 10
+
+The bench creates its own hot product (``BENCH-HOT-<n>``) directly in the database and
+signs service tokens with the runner's key (``.stack/run/keys/service-token.pem``).
+"""
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    ok: int = 0
+    refused: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def report(self, name: str, seconds: float) -> float:
+        rate = self.ok / seconds
+        q = statistics.quantiles(self.latencies, n=100) if len(self.latencies) > 100 else [0] * 99
+        print(
+            f"{name:<10} {rate:8,.0f} reservations/s  ok={self.ok} refused={self.refused} "
+            f"errors={self.errors}  p50={q[49] * 1000:.1f} ms p95={q[94] * 1000:.1f} ms "
+            f"p99={q[98] * 1000:.1f} ms"
+        )
+        return rate
+
+
+async def _create_hot_sku(pool: asyncpg.Pool, sku: str, units: int) -> None:
+    async with pool.acquire() as connection:
+        product_id = uuid.uuid4()
+        await connection.execute(
+            "INSERT INTO product (id, sku, name, brand, category, price, currency) "
+            "VALUES ($1, $2, 'Bench hot product', 'Bench', 'bench', 100, 'EUR')",
+            product_id,
+            sku,
+        )
+        await connection.execute(
+            "INSERT INTO stock (sku, product_id, on_hand) VALUES ($1, $2, $3)",
+            sku,
+            product_id,
+            units,
+        )
+
+
+async def _through_the_service(
+    url: str, minter: ServiceTokenMinter, sku: str, clients: int, seconds: float
+) -> Run:
+    run = Run()
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one_client() -> None:
+            while time.perf_counter() < deadline:
+                body = {"order_id": str(uuid.uuid4()), "items": [{"sku": sku, "qty": 1}]}
+                headers = {"Authorization": f"Bearer {minter.token_for('inventory')}"}
+                started = time.perf_counter()
+                response = await client.post(
+                    "/internal/inventory/reserve", json=body, headers=headers
+                )
+                run.latencies.append(time.perf_counter() - started)
+                if response.status_code == 200:
+                    run.ok += 1
+                elif response.status_code == 409:
+                    run.refused += 1
+                else:
+                    run.errors += 1
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+    return run
+
+
+async def _raw_ceiling(pool: asyncpg.Pool, sku: str, clients: int, seconds: float) -> Run:
+    run = Run()
+    deadline = time.perf_counter() + seconds
+
+    async def one_client() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with pool.acquire() as connection:
+                status = await connection.execute(
+                    "UPDATE stock SET reserved = reserved + 1, version = version + 1 "
+                    "WHERE sku = $1 AND on_hand - reserved >= 1",
+                    sku,
+                )
+            run.latencies.append(time.perf_counter() - started)
+            if status == "UPDATE 1":
+                run.ok += 1
+            else:
+                run.refused += 1
+
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return run
+
+
+async def main(args: argparse.Namespace) -> None:
+    key = SigningKey.from_pem((Path(args.keys_dir) / "service-token.pem").read_text())
+    minter = ServiceTokenMinter(
+        issuer=TokenIssuer(signing_key=key, issuer="storefront-services"), service_name="bench"
+    )
+    pool = await asyncpg.create_pool(args.database_url, min_size=4, max_size=args.pool_size)
+    stamp = int(time.time())
+    service_sku, raw_sku = f"BENCH-HOT-{stamp}", f"BENCH-RAW-{stamp}"
+    units = 10_000_000
+    await _create_hot_sku(pool, service_sku, units)
+    await _create_hot_sku(pool, raw_sku, units)
+    print(f"{args.clients} clients, {args.duration:.0f} s each, one hot sku")
+    service = await _through_the_service(
+        args.inventory_url, minter, service_sku, args.clients, args.duration
+    )
+    raw = await _raw_ceiling(pool, raw_sku, args.clients, args.duration)
+    service_rate = service.report("service", args.duration)
+    raw_rate = raw.report("raw", args.duration)
+    print(f"ratio: {service_rate / raw_rate:.0%} of the raw ceiling (target: at least 40%)")
+    async with pool.acquire() as connection:
+        on_hand, reserved = await connection.fetchrow(
+            "SELECT on_hand, reserved FROM stock WHERE sku = $1", service_sku
+        )
+    oversold = reserved > on_hand or reserved != service.ok
+    print(f"oversell check: reserved={reserved} ok={service.ok} -> {'FAIL' if oversold else 'ok'}")
+    await pool.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--inventory-url", default="http://127.0.0.1:8103")
+    parser.add_argument(
+        "--database-url", default="postgresql://storefront@127.0.0.1:5432/inventory"
+    )
+    parser.add_argument("--keys-dir", default=str(ROOT / ".stack" / "run" / "keys"))
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--pool-size", type=int, default=20, help="the service's pool size")
+    asyncio.run(main(parser.parse_args()))
