@@ -1,30 +1,14 @@
-"""``python -m auth_service serve|migrate``: run the service or apply its migrations."""
+"""``python -m auth_service serve|migrate|create-admin``."""
 
-import argparse
-
-import uvicorn
-
+from auth_service.cli import COMMANDS
 from auth_service.settings import get_settings
-from storefront_kit.migrations import upgrade
+from storefront_kit.cli import run_service_cli
 
 
 def main() -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m auth_service")
-    parser.add_argument("command", choices=["serve", "migrate"], nargs="?", default="serve")
-    args = parser.parse_args()
-    settings = get_settings()
-    if args.command == "migrate":
-        upgrade("auth_service", settings.database_url)
-        return
-    uvicorn.run(
-        "auth_service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+    run_service_cli(
+        package="auth_service", get_settings=get_settings, migrations=True, commands=COMMANDS
     )
 
 

@@ -2,17 +2,33 @@
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 
+from auth_service.adapters.notifications import OtpDelivery
+from auth_service.adapters.otp_store import OtpStore
+from auth_service.adapters.rate_limits import RateLimiter
 from auth_service.api import routers
+from auth_service.keys import AuthKeys
 from auth_service.settings import AuthSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_engine, create_sessionmaker
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.redis import create_redis
+from storefront_kit.security import ServiceSecurity
 
 __all__ = ["create_app"]
+
+OPENAPI_TAGS = [
+    {
+        "name": "auth",
+        "description": "Log in by phone: OTP through Telegram, token refresh, logout.",
+    },
+    {"name": "users", "description": "The caller's own profile."},
+    {"name": "admin: users", "description": "Users and roles (admin writes, moderator reads)."},
+    {"name": "internal", "description": "Service-to-service only (the Telegram bot's Start)."},
+]
 
 
 @asynccontextmanager
@@ -32,9 +48,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = create_sessionmaker(engine)
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
+    app.state.otp_store = OtpStore(redis)
+    limiter = RateLimiter(
+        settings.redis_url,
+        {"phone": settings.otp_phone_rate_limit, "ip": settings.otp_ip_rate_limit},
+        socket_timeout=settings.redis_socket_timeout_s,
+    )
+    app.state.rate_limiter = limiter
+
+    keys = AuthKeys.from_settings(settings)
+    app.state.auth_keys = keys
+    app.state.access_tokens = keys.issuer(settings)
+    # Auth verifies the user tokens it signed itself with its own keys, not over HTTP.
+    security: ServiceSecurity = app.state.security
+    app.state.security = replace(security, user_verifier=keys.verifier(settings))
+    delivery = OtpDelivery(
+        client=app.state.http_client,
+        auth=security.auth_for("notifications"),
+        base_url=settings.notifications_url,
+        timeout_s=settings.notifications_timeout_s,
+        max_attempts=settings.notifications_max_attempts,
+    )
+    app.state.otp_delivery = delivery
     try:
         yield
     finally:
+        await delivery.aclose()
+        await limiter.aclose()
         await redis.aclose()
         await engine.dispose()
 
@@ -54,4 +94,5 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=routers,
         health_checks=_health_checks,
+        openapi_tags=OPENAPI_TAGS,
     )

@@ -1,4 +1,32 @@
-"""Errors of the auth service; each carries its HTTP status (see storefront_kit.errors)."""
+"""Errors of the auth service; each carries its HTTP status (see storefront_kit.errors).
+
+Auth-specific problems (stable ``code`` in parentheses)::
+
+    UnprocessableEntity 422
+    ├── InvalidPhone             (invalid_phone)          not an E.164 number
+    └── UnknownRole              (unknown_role)           roles outside admin/moderator/customer
+    TooManyRequests 429 (Retry-After)
+    ├── OtpCooldown              (otp_cooldown)           a code was sent moments ago
+    └── OtpRateLimited           (otp_rate_limited)       per-phone or per-IP limit; ``scope``
+    Unauthorized 401
+    ├── OtpInvalid               (otp_invalid)            wrong code; ``attempts_left``
+    ├── OtpLocked                (otp_locked)             too many wrong codes: the code is dead
+    ├── OtpExpired               (otp_expired)            no pending code (expired, used, unsent)
+    ├── RefreshTokenInvalid      (refresh_token_invalid)  unknown refresh token
+    ├── RefreshTokenExpired      (refresh_token_expired)
+    └── RefreshTokenReused       (refresh_token_reused)   spent/revoked token: family revoked
+    Forbidden 403
+    └── CallerNotAllowed         (caller_not_allowed)     a service that may not use the route
+    NotFound 404
+    └── UserNotFound             (user_not_found)
+    Conflict 409
+    └── OwnAdminRole             (own_admin_role)         an admin removing their own admin role
+
+An error whose ``keeps_transaction`` is true still commits the request's transaction
+(see ``deps``): reuse detection must revoke the family even though the answer is 401.
+"""
+
+from typing import ClassVar
 
 from storefront_kit.errors import (
     AppError,
@@ -7,6 +35,99 @@ from storefront_kit.errors import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    UnprocessableEntity,
 )
 
-__all__ = ["AppError", "BadRequest", "Conflict", "Forbidden", "NotFound", "ServiceUnavailable"]
+__all__ = [
+    "AppError",
+    "BadRequest",
+    "CallerNotAllowed",
+    "Conflict",
+    "Forbidden",
+    "InvalidPhone",
+    "NotFound",
+    "OtpCooldown",
+    "OtpExpired",
+    "OtpInvalid",
+    "OtpLocked",
+    "OtpRateLimited",
+    "OwnAdminRole",
+    "RefreshTokenExpired",
+    "RefreshTokenInvalid",
+    "RefreshTokenReused",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnknownRole",
+    "UnprocessableEntity",
+    "UserNotFound",
+]
+
+
+class InvalidPhone(UnprocessableEntity):
+    code = "invalid_phone"
+    title = "Invalid phone number"
+
+
+class UnknownRole(UnprocessableEntity):
+    code = "unknown_role"
+    title = "Unknown role"
+
+
+class OtpCooldown(TooManyRequests):
+    code = "otp_cooldown"
+    title = "A code was sent moments ago"
+
+
+class OtpRateLimited(TooManyRequests):
+    code = "otp_rate_limited"
+    title = "Too many codes requested"
+
+
+class OtpInvalid(Unauthorized):
+    code = "otp_invalid"
+    title = "Wrong code"
+
+
+class OtpLocked(Unauthorized):
+    code = "otp_locked"
+    title = "Too many wrong codes"
+
+
+class OtpExpired(Unauthorized):
+    code = "otp_expired"
+    title = "No valid code"
+
+
+class RefreshTokenInvalid(Unauthorized):
+    code = "refresh_token_invalid"
+    title = "Invalid refresh token"
+
+
+class RefreshTokenExpired(Unauthorized):
+    code = "refresh_token_expired"
+    title = "Refresh token expired"
+
+
+class RefreshTokenReused(Unauthorized):
+    code = "refresh_token_reused"
+    title = "Refresh token reused"
+    #: The family's revocation is committed although the request fails.
+    keeps_transaction: ClassVar[bool] = True
+
+
+class CallerNotAllowed(Forbidden):
+    code = "caller_not_allowed"
+    title = "This service may not call this route"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    title = "User not found"
+
+
+class OwnAdminRole(Conflict):
+    code = "own_admin_role"
+    title = "An admin cannot remove their own admin role"

@@ -1,13 +1,86 @@
-"""Tables of the ``auth`` database (singular snake_case names, one naming convention)."""
+"""Tables of the ``auth`` database (singular snake_case names, one naming convention).
 
-from sqlalchemy.orm import DeclarativeBase
+OTP codes, Telegram link tokens and temporary chat links live in Redis (they expire
+within minutes); users and refresh-token families live here.
+"""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storefront_kit.db import metadata_with_conventions
 
-__all__ = ["Base"]
+__all__ = ["Base", "RefreshToken", "UserAccount"]
 
 
 class Base(DeclarativeBase):
     """Declarative base of the auth service."""
 
     metadata = metadata_with_conventions()
+
+
+class UserAccount(Base):
+    """A person who logged in by phone (``user`` is reserved in SQL, hence the name)."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (
+        CheckConstraint(
+            "roles <@ ARRAY['admin', 'moderator', 'customer']::varchar[]", name="known_roles"
+        ),
+        CheckConstraint("phone ~ '^\\+[1-9][0-9]{1,14}$'", name="phone_e164"),
+        Index("ix_user_account_roles", "roles", postgresql_using="gin"),
+        Index("ix_user_account_created_at", "created_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    #: E.164, normalised by the domain before it gets here.
+    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), server_default=text("ARRAY['customer']::varchar[]")
+    )
+    display_name: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(254))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    #: The Telegram chat OTP codes go to (FINAL link); one chat belongs to one user.
+    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    telegram_linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RefreshToken(Base):
+    """One refresh token of a family (a login); only its SHA-256 is stored.
+
+    Rotation marks a token ``used_at`` and adds its child to the same family; a used
+    or revoked token presented again revokes every token of the family.
+    """
+
+    __tablename__ = "refresh_token"
+    __table_args__ = (
+        Index("ix_refresh_token_family_id", "family_id"),
+        Index("ix_refresh_token_user_id", "user_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    family_id: Mapped[UUID]
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    #: Hex SHA-256 of the opaque token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_id: Mapped[UUID | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

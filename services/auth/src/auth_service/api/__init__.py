@@ -2,6 +2,14 @@
 
 from fastapi import APIRouter
 
+from auth_service.api import admin, auth, internal, users
+
 __all__ = ["routers"]
 
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [
+    auth.router,
+    auth.jwks_router,
+    users.router,
+    admin.router,
+    internal.router,
+]

@@ -1,0 +1,1 @@
+"""Adapters to what the auth service talks to besides PostgreSQL: Redis, notifications."""

@@ -1,0 +1,85 @@
+"""OTP delivery through the notifications service, off the request path.
+
+``/otp/send`` answers 202 before notifications is even called: each delivery runs as a
+background task with a short timeout and a bounded number of retries, and a
+notifications outage is logged, never surfaced to the client. Notifications itself
+retries towards Telegram (DESIGN §4: ``/internal/notifications/otp`` is 202, async).
+"""
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from storefront_kit.logging import get_logger
+
+__all__ = ["OtpDelivery"]
+
+logger = get_logger(__name__)
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class OtpDelivery:
+    """Fire-and-forget ``POST {notifications}/internal/notifications/otp`` with retries."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        auth: httpx.Auth,
+        base_url: str,
+        timeout_s: float,
+        max_attempts: int,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self._client = client
+        self._auth = auth
+        self._url = f"{base_url}/internal/notifications/otp"
+        self._timeout = timeout_s
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def schedule(self, *, phone: str, code: str, chat_id: int) -> asyncio.Task[bool]:
+        """Start delivering ``code`` to ``chat_id`` in the background."""
+        task = asyncio.create_task(
+            self._deliver({"phone": phone, "code": code, "chat_id": chat_id}),
+            name="auth-otp-delivery",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _deliver(self, body: dict[str, Any]) -> bool:
+        chat_id = body["chat_id"]
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = await self._client.post(
+                    self._url, json=body, auth=self._auth, timeout=self._timeout
+                )
+            except httpx.HTTPError as exc:
+                outcome = type(exc).__name__
+            else:
+                if response.is_success:
+                    logger.info("otp_handed_to_notifications", chat_id=chat_id, attempt=attempt)
+                    return True
+                outcome = f"http_{response.status_code}"
+                if response.status_code not in _RETRYABLE_STATUS:
+                    break
+            if attempt < self._max_attempts:
+                await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
+        # The code itself is never logged.
+        logger.warning("otp_delivery_failed", chat_id=chat_id, outcome=outcome, attempts=attempt)
+        return False
+
+    async def aclose(self, timeout_s: float = 3.0) -> None:
+        """Let deliveries in flight finish for a moment, then cancel the rest."""
+        pending = set(self._tasks)
+        if not pending:
+            return
+        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
+        for task in still_running:
+            task.cancel()
+        if still_running:
+            await asyncio.gather(*still_running, return_exceptions=True)

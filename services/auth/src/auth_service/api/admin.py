@@ -1,0 +1,61 @@
+"""``/api/v1/admin/users``: staff list and read users; admins change roles."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from auth_service.api.views import admin_user_out
+from auth_service.deps import AdminUser, SessionDep, SettingsDep, StaffUser
+from auth_service.domain.roles import Role
+from auth_service.errors import OwnAdminRole, UnknownRole, UserNotFound
+from auth_service.schemas import AdminUserOut, RolesUpdate, UserPage
+from auth_service.service import users
+from storefront_kit.errors import UnprocessableEntity
+from storefront_kit.problems import responses
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v1/admin/users", tags=["admin: users"], responses=responses(401, 403)
+)
+
+
+@router.get("", responses=responses(UnknownRole, 422))
+async def list_users(
+    _staff: StaffUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    role: Role | None = None,
+    phone: Annotated[
+        str | None,
+        Query(pattern=r"^\+[0-9]{1,15}$", description="E.164 prefix, e.g. +1555."),
+    ] = None,
+) -> UserPage:
+    """Users, newest first; filter by role and/or phone prefix."""
+    size = size or settings.page_size_default
+    if size > settings.page_size_max:
+        raise UnprocessableEntity(
+            f"size may be at most {settings.page_size_max}.", code="validation_error"
+        )
+    rows, total = await users.list_users(session, role=role, phone=phone, page=page, size=size)
+    return UserPage(items=[admin_user_out(u) for u in rows], total=total, page=page, size=size)
+
+
+@router.get("/{user_id}", responses=responses(UserNotFound))
+async def get_user(user_id: UUID, _staff: StaffUser, session: SessionDep) -> AdminUserOut:
+    """One user."""
+    return admin_user_out(await users.get_user(session, user_id))
+
+
+@router.put("/{user_id}/roles", responses=responses(UserNotFound, OwnAdminRole, 422))
+async def put_roles(
+    user_id: UUID, body: RolesUpdate, admin: AdminUser, session: SessionDep
+) -> AdminUserOut:
+    """Replace a user's roles (admin only); takes effect at the user's next token refresh."""
+    user = await users.set_roles(
+        session, actor_id=admin.subject, user_id=user_id, roles=list(body.roles)
+    )
+    return admin_user_out(user)

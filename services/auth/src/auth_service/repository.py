@@ -1,0 +1,211 @@
+"""Every query of the auth service (SQLAlchemy 2.0, async). Nothing here commits."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.models import RefreshToken, UserAccount
+from storefront_kit.ids import new_id
+
+__all__ = [
+    "UserFilter",
+    "add_refresh_token",
+    "ensure_user",
+    "get_user",
+    "get_user_by_chat",
+    "get_user_by_phone",
+    "link_chat",
+    "list_users",
+    "lock_refresh_token",
+    "mark_refresh_token_used",
+    "record_login",
+    "revoke_family",
+    "set_roles",
+    "update_profile",
+]
+
+
+async def get_user(session: AsyncSession, user_id: UUID) -> UserAccount | None:
+    """The user with this id."""
+    return await session.get(UserAccount, user_id, populate_existing=True)
+
+
+async def get_user_by_phone(session: AsyncSession, phone: str) -> UserAccount | None:
+    """The user with this (E.164) phone."""
+    return await session.scalar(select(UserAccount).where(UserAccount.phone == phone))
+
+
+async def get_user_by_chat(session: AsyncSession, chat_id: int) -> UserAccount | None:
+    """The user whose FINAL Telegram link is this chat."""
+    return await session.scalar(select(UserAccount).where(UserAccount.telegram_chat_id == chat_id))
+
+
+async def ensure_user(
+    session: AsyncSession, phone: str, *, roles: Sequence[str]
+) -> tuple[UserAccount, bool]:
+    """The user of ``phone``, created with ``roles`` when new; ``(user, created)``.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` makes two first logins of one phone at the
+    same moment end up with one user.
+    """
+    inserted = await session.scalar(
+        insert(UserAccount)
+        .values(id=new_id(), phone=phone, roles=list(roles))
+        .on_conflict_do_nothing(index_elements=[UserAccount.phone])
+        .returning(UserAccount.id)
+    )
+    user = await session.scalar(
+        select(UserAccount)
+        .where(UserAccount.phone == phone)
+        .execution_options(populate_existing=True)
+    )
+    assert user is not None
+    return user, inserted is not None
+
+
+async def link_chat(
+    session: AsyncSession, user_id: UUID, chat_id: int, *, now: datetime, replace: bool = False
+) -> bool:
+    """Make ``chat_id`` the user's FINAL chat unless another user holds it.
+
+    Without ``replace`` a user who already has a chat keeps it. The unique constraint
+    decides races; the savepoint keeps the request's transaction usable when it does.
+    """
+    condition: list[ColumnElement[bool]] = [UserAccount.id == user_id]
+    if not replace:
+        condition.append(UserAccount.telegram_chat_id.is_(None))
+    try:
+        async with session.begin_nested():
+            result = await session.execute(
+                update(UserAccount)
+                .where(*condition)
+                .values(telegram_chat_id=chat_id, telegram_linked_at=now, updated_at=now)
+                .returning(UserAccount.id)
+                .execution_options(synchronize_session=False)
+            )
+            return result.first() is not None
+    except IntegrityError:
+        return False
+
+
+async def record_login(session: AsyncSession, user_id: UUID, *, now: datetime) -> None:
+    """Remember when the user last logged in."""
+    await session.execute(
+        update(UserAccount)
+        .where(UserAccount.id == user_id)
+        .values(last_login_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def update_profile(
+    session: AsyncSession, user_id: UUID, values: Mapping[str, Any], *, now: datetime
+) -> UserAccount | None:
+    """Apply profile changes; the updated user (None when there is no such user)."""
+    return await session.scalar(
+        update(UserAccount)
+        .where(UserAccount.id == user_id)
+        .values(**values, updated_at=now)
+        .returning(UserAccount)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+
+
+async def set_roles(
+    session: AsyncSession, user_id: UUID, roles: Sequence[str], *, now: datetime
+) -> UserAccount | None:
+    """Replace the user's roles; the updated user (None when there is no such user)."""
+    return await update_profile(session, user_id, {"roles": list(roles)}, now=now)
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """Admin list filters: a role the user holds, and/or a phone prefix (``+1555``)."""
+
+    role: str | None = None
+    phone_prefix: str | None = None
+
+
+async def list_users(
+    session: AsyncSession, filters: UserFilter, *, offset: int, limit: int
+) -> tuple[list[UserAccount], int]:
+    """One page of users, newest first, and how many match in total."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.role:
+        conditions.append(UserAccount.roles.contains([filters.role]))
+    if filters.phone_prefix:
+        conditions.append(UserAccount.phone.startswith(filters.phone_prefix, autoescape=True))
+    total = await session.scalar(select(func.count()).select_from(UserAccount).where(*conditions))
+    rows = await session.scalars(
+        select(UserAccount)
+        .where(*conditions)
+        .order_by(UserAccount.created_at.desc(), UserAccount.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), int(total or 0)
+
+
+async def add_refresh_token(
+    session: AsyncSession,
+    *,
+    family_id: UUID,
+    user_id: UUID,
+    token_hash: str,
+    expires_at: datetime,
+    parent_id: UUID | None = None,
+) -> RefreshToken:
+    """Store a new refresh token (its hash) in a family."""
+    row = RefreshToken(
+        id=new_id(),
+        family_id=family_id,
+        user_id=user_id,
+        token_hash=token_hash,
+        parent_id=parent_id,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def lock_refresh_token(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    """The token row, locked until the transaction ends (``SELECT ... FOR UPDATE``).
+
+    A second refresh of the same token waits here and then sees it spent.
+    """
+    return await session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def mark_refresh_token_used(session: AsyncSession, token_id: UUID, *, now: datetime) -> None:
+    """Spend a refresh token (rotation)."""
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id)
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def revoke_family(session: AsyncSession, family_id: UUID, *, now: datetime) -> int:
+    """Revoke every token of a family that is not revoked yet; how many were."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(RefreshToken.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(result.all())

@@ -1,0 +1,169 @@
+"""Request and response models. Requests are strict: unknown fields, wrong types and
+absurd sizes are refused before any code runs."""
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from auth_service.domain.otp import CODE_DIGITS
+from auth_service.domain.refresh import MAX_REFRESH_TOKEN_LENGTH
+from auth_service.domain.roles import Role
+
+__all__ = [
+    "AdminUserOut",
+    "OtpSendAccepted",
+    "OtpSendRequest",
+    "OtpVerifyRequest",
+    "ProfilePatch",
+    "RefreshRequest",
+    "RolesUpdate",
+    "TelegramChatOut",
+    "TelegramStartOutcome",
+    "TelegramStartRequest",
+    "TokenPair",
+    "UserOut",
+    "UserPage",
+]
+
+# Generous for separators people type ("+1 (555) 000-0001"); the domain normalises.
+PhoneText = Annotated[str, StringConstraints(min_length=2, max_length=32)]
+Code = Annotated[str, StringConstraints(pattern=rf"^[0-9]{{{CODE_DIGITS}}}$")]
+OpaqueToken = Annotated[str, StringConstraints(min_length=16, max_length=MAX_REFRESH_TOKEN_LENGTH)]
+LinkToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+# Telegram chat ids fit in 52 bits; groups are negative.
+ChatId = Annotated[int, Field(ge=-(2**52), le=2**52, strict=True)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Locale = Annotated[
+    str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
+]
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=4096)
+
+
+class OtpSendRequest(_Strict):
+    """Ask for a login code."""
+
+    phone: PhoneText = Field(examples=["+15550000001"], description="International (E.164).")
+
+
+class OtpSendAccepted(BaseModel):
+    """A code is on its way (or will be once the Telegram link is opened)."""
+
+    expires_in: int = Field(description="Seconds the code stays valid.")
+    resend_in: int = Field(description="Seconds before another code may be requested.")
+    telegram_link: str | None = Field(
+        default=None,
+        description="Open it and press Start: the bot then sends the code to that chat. "
+        "Present when the phone has no linked Telegram chat yet.",
+        examples=["https://t.me/storefront_sandbox_bot?start=Q2hhbmdlTWVQbGVhc2U"],
+    )
+
+
+class OtpVerifyRequest(_Strict):
+    """Exchange a code for tokens."""
+
+    phone: PhoneText = Field(examples=["+15550000001"])
+    code: Code = Field(examples=["042517"])
+
+
+class TokenPair(BaseModel):
+    """An access token (JWT) and the refresh token that renews it."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (a scheme name)
+    expires_in: int = Field(description="Seconds the access token is valid.")
+
+
+class RefreshRequest(_Strict):
+    """A refresh token to rotate (or revoke, on logout)."""
+
+    refresh_token: OpaqueToken
+
+
+class UserOut(BaseModel):
+    """A user's own profile."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    phone: str
+    roles: list[str]
+    display_name: str | None
+    email: str | None
+    locale: str | None
+    telegram_linked: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AdminUserOut(UserOut):
+    """A user as staff see it."""
+
+    telegram_chat_id: int | None
+    telegram_linked_at: datetime | None
+    last_login_at: datetime | None
+
+
+class UserPage(BaseModel):
+    """One page of users."""
+
+    items: list[AdminUserOut]
+    total: int
+    page: int
+    size: int
+
+
+class ProfilePatch(_Strict):
+    """Fields to change; ``null`` clears one, a field left out stays as it is."""
+
+    display_name: DisplayName | None = None
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None
+    locale: Locale | None = Field(default=None, examples=["en", "de-DE"])
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _EMAIL.match(value):
+            raise ValueError("not an email address")
+        local, domain = value.rsplit("@", 1)
+        if local.startswith(".") or local.endswith(".") or ".." in local:
+            raise ValueError("not an email address")
+        return f"{local}@{domain.lower()}"
+
+
+class RolesUpdate(_Strict):
+    """The complete set of roles a user should hold."""
+
+    roles: list[Role] = Field(min_length=1, max_length=3, examples=[["customer", "moderator"]])
+
+
+class TelegramStartRequest(_Strict):
+    """A Telegram user pressed Start on a deep link (``/start <token>``)."""
+
+    token: LinkToken
+    chat_id: ChatId
+
+
+class TelegramStartOutcome(BaseModel):
+    """What became of a Start: a code was sent to the chat, or why not."""
+
+    outcome: Literal["code_sent", "invalid_token", "chat_taken"]
+
+
+class TelegramChatOut(BaseModel):
+    """The FINAL Telegram chat of a user, if any."""
+
+    user_id: UUID
+    chat_id: int | None

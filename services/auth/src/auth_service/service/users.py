@@ -1,0 +1,143 @@
+"""Users: own profile, staff views, role changes, and the admin the CLI and seed create."""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service import repository
+from auth_service.domain import roles as role_rules
+from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
+from auth_service.errors import Conflict, InvalidPhone, OwnAdminRole, UnknownRole, UserNotFound
+from auth_service.models import UserAccount
+from auth_service.repository import UserFilter
+from storefront_kit.logging import get_logger
+
+__all__ = [
+    "AdminAccount",
+    "ChatTaken",
+    "chat_of",
+    "ensure_admin",
+    "get_user",
+    "list_users",
+    "set_roles",
+    "update_profile",
+]
+
+logger = get_logger(__name__)
+
+_PROFILE_FIELDS = frozenset({"display_name", "email", "locale"})
+
+
+class ChatTaken(Conflict):
+    code = "chat_taken"
+    title = "The Telegram chat is linked to another user"
+
+
+def _user_id(text: str | UUID) -> UUID:
+    if isinstance(text, UUID):
+        return text
+    try:
+        return UUID(text)
+    except ValueError:
+        raise UserNotFound() from None
+
+
+async def get_user(session: AsyncSession, user_id: str | UUID) -> UserAccount:
+    """The user, or :class:`UserNotFound`."""
+    user = await repository.get_user(session, _user_id(user_id))
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def update_profile(
+    session: AsyncSession, user_id: str | UUID, changes: Mapping[str, Any]
+) -> UserAccount:
+    """Apply the given profile fields (``None`` clears one)."""
+    values = {key: value for key, value in changes.items() if key in _PROFILE_FIELDS}
+    uid = _user_id(user_id)
+    if not values:
+        return await get_user(session, uid)
+    user = await repository.update_profile(session, uid, values, now=datetime.now(UTC))
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+async def list_users(
+    session: AsyncSession, *, role: str | None, phone: str | None, page: int, size: int
+) -> tuple[list[UserAccount], int]:
+    """One page of users for staff, filtered by role and/or phone prefix."""
+    if role is not None and role not in role_rules.KNOWN_ROLES:
+        raise UnknownRole(f"Unknown role {role!r}.")
+    return await repository.list_users(
+        session,
+        UserFilter(role=role, phone_prefix=phone),
+        offset=(page - 1) * size,
+        limit=size,
+    )
+
+
+async def set_roles(
+    session: AsyncSession, *, actor_id: str, user_id: UUID, roles: Sequence[str]
+) -> UserAccount:
+    """Replace a user's roles; an admin cannot take away their own admin role."""
+    try:
+        wanted = role_rules.normalise(roles)
+    except ValueError as exc:
+        raise UnknownRole(str(exc)) from None
+    if str(user_id) == actor_id and role_rules.ADMIN not in wanted:
+        raise OwnAdminRole("You cannot remove your own admin role.")
+    user = await repository.set_roles(session, user_id, wanted, now=datetime.now(UTC))
+    if user is None:
+        raise UserNotFound()
+    logger.info("roles_changed", user_id=str(user_id), roles=wanted, by=actor_id)
+    return user
+
+
+async def chat_of(session: AsyncSession, user_id: UUID) -> int | None:
+    """The user's FINAL Telegram chat (:class:`UserNotFound` for an unknown user)."""
+    return (await get_user(session, user_id)).telegram_chat_id
+
+
+class AdminAccount:
+    """What :func:`ensure_admin` did."""
+
+    def __init__(self, user: UserAccount, *, created: bool) -> None:
+        self.user = user
+        self.created = created
+
+
+async def ensure_admin(
+    session: AsyncSession, *, phone: str, chat_id: int | None = None
+) -> AdminAccount:
+    """Create or update the user of ``phone`` with the admin role, linked to ``chat_id``.
+
+    Idempotent: running it again changes nothing. A chat that belongs to another user
+    is refused (:class:`ChatTaken`), never moved.
+    """
+    try:
+        e164 = normalise_phone(phone)
+    except InvalidPhoneNumber as exc:
+        raise InvalidPhone(f"Not a valid international phone number: {exc}.") from None
+    now = datetime.now(UTC)
+    user, created = await repository.ensure_user(
+        session, e164, roles=[role_rules.ADMIN, role_rules.CUSTOMER]
+    )
+    if role_rules.ADMIN not in user.roles:
+        updated = await repository.set_roles(
+            session, user.id, role_rules.normalise([*user.roles, role_rules.ADMIN]), now=now
+        )
+        assert updated is not None
+        user = updated
+    if chat_id is not None and user.telegram_chat_id != chat_id:
+        holder = await repository.get_user_by_chat(session, chat_id)
+        if holder is not None and holder.id != user.id:
+            raise ChatTaken(f"Chat {chat_id} is linked to another user.")
+        if not await repository.link_chat(session, user.id, chat_id, now=now, replace=True):
+            raise ChatTaken(f"Chat {chat_id} is linked to another user.")
+        user = await get_user(session, user.id)
+    return AdminAccount(user, created=created)

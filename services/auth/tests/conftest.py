@@ -1,0 +1,356 @@
+"""The auth service on real PostgreSQL and Redis, with a real notifications stand-in.
+
+Each test module gets its own migrated database; tests inside a module stay apart by
+using fresh phone numbers and chat ids. Redis is emptied before every test. OTP codes
+reach a small ASGI app under uvicorn on a free port that plays notifications'
+``/internal/notifications/otp`` (it checks the service token like the real one).
+"""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+import uvicorn
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from auth_service.app import create_app
+from auth_service.settings import AuthSettings
+from jwt_core_lib import (
+    SERVICE,
+    ServiceTokenMinter,
+    SigningKey,
+    StaticKeySource,
+    TokenError,
+    TokenIssuer,
+    TokenVerifier,
+)
+from storefront_kit.security import ServiceSecurity
+from storefront_stack.processes import free_port
+from storefront_stack.pytest_plugin import create_test_database
+
+USER_ISSUER = "storefront-auth"
+SERVICE_ISSUER = "storefront-services"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Auth's signing key (as its settings get it) and the platform's service-token key."""
+
+    user_key: SigningKey
+    service_key: SigningKey
+
+    def security(self) -> ServiceSecurity:
+        """What the kit would build for auth; the user verifier is replaced by auth itself."""
+        return ServiceSecurity(
+            user_verifier=TokenVerifier(
+                key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
+            ),
+            service_verifier=TokenVerifier(
+                key_source=StaticKeySource([self.service_key]),
+                issuer=SERVICE_ISSUER,
+                audience="auth",
+                token_use=SERVICE,
+            ),
+            minter=ServiceTokenMinter(
+                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+                service_name="auth",
+            ),
+        )
+
+    def user_token(self, *roles: str, subject: str = "user-1") -> str:
+        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
+            subject=subject, audience="storefront", ttl=timedelta(minutes=5), roles=roles
+        )
+
+    def service_token(self, caller: str = "notifications", audience: str = "auth") -> str:
+        minter = ServiceTokenMinter(
+            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+            service_name=caller,
+        )
+        return minter.token_for(audience)
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres_server_url: str) -> str:
+    return await asyncio.to_thread(create_test_database, postgres_server_url, "auth_service")
+
+
+# --- the notifications stand-in ----------------------------------------------------------
+
+
+@dataclass
+class Notifications:
+    """What the stand-in received, and knobs to make it fail."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    calls: int = 0
+    fail_next: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.refused.clear()
+        self.calls = 0
+        self.fail_next = 0
+
+    def for_phone(self, phone: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.received if entry["phone"] == phone]
+
+    async def wait_for(self, phone: str, *, count: int = 1, timeout: float = 5.0) -> dict[str, Any]:
+        """The ``count``-th delivery for ``phone`` (waits for it)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.for_phone(phone)) < count:
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"no delivery #{count} for {phone}: {self.received}"
+            )
+            await asyncio.sleep(0.01)
+        return self.for_phone(phone)[count - 1]
+
+
+def _notifications_app(state: Notifications, service_key: SigningKey) -> Starlette:
+    verifier = TokenVerifier(
+        key_source=StaticKeySource([service_key]),
+        issuer=SERVICE_ISSUER,
+        audience="notifications",
+        token_use=SERVICE,
+    )
+
+    async def otp(request: Request) -> JSONResponse:
+        state.calls += 1
+        header = request.headers.get("authorization", "")
+        try:
+            claims = await verifier.verify(header.removeprefix("Bearer "))
+        except TokenError as exc:
+            state.refused.append(str(exc.detail))
+            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        if state.fail_next > 0:
+            state.fail_next -= 1
+            return JSONResponse({"code": "unavailable"}, status_code=503)
+        body = await request.json()
+        state.received.append({**body, "caller": claims.subject})
+        return JSONResponse({"status": "queued"}, status_code=202)
+
+    return Starlette(routes=[Route("/internal/notifications/otp", otp, methods=["POST"])])
+
+
+@pytest.fixture(scope="session")
+async def notifications_server(keys: Keys) -> AsyncIterator[Notifications]:
+    port = free_port()
+    state = Notifications(url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _notifications_app(state, keys.service_key),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the notifications stand-in did not start"
+        await asyncio.sleep(0.02)
+    yield state
+    server.should_exit = True
+    await serving
+
+
+@pytest.fixture
+def notifications(notifications_server: Notifications) -> Notifications:
+    notifications_server.reset()
+    return notifications_server
+
+
+# --- the auth app --------------------------------------------------------------------------
+
+
+def new_phone() -> str:
+    """A fresh, possible (fictional) US number."""
+    return f"+1555{secrets.randbelow(10**7):07d}"
+
+
+def new_chat_id() -> int:
+    return 10**9 + secrets.randbelow(10**9)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem with this status and code; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    return body
+
+
+def link_token(link: str) -> str:
+    parsed = urlparse(link)
+    assert parsed.scheme == "https"
+    assert parsed.netloc == "t.me"
+    return parse_qs(parsed.query)["start"][0]
+
+
+@dataclass
+class Auth:
+    """A running auth app, a client, and helpers for the common calls."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    keys: Keys
+    notifications: Notifications
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app.state.engine
+        return engine
+
+    @property
+    def redis(self) -> Redis:
+        redis: Redis = self.app.state.redis
+        return redis
+
+    @property
+    def settings(self) -> AuthSettings:
+        settings: AuthSettings = self.app.state.settings
+        return settings
+
+    async def send(self, phone: str, *, ip: str | None = None) -> httpx.Response:
+        headers = {"X-Real-IP": ip} if ip else {}
+        return await self.client.post(
+            "/api/v1/auth/otp/send", json={"phone": phone}, headers=headers
+        )
+
+    async def verify(self, phone: str, code: str) -> httpx.Response:
+        return await self.client.post(
+            "/api/v1/auth/otp/verify", json={"phone": phone, "code": code}
+        )
+
+    async def start(
+        self, token: str, chat_id: int, *, caller: str = "notifications"
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/internal/auth/telegram/start",
+            json={"token": token, "chat_id": chat_id},
+            headers=bearer(self.keys.service_token(caller)),
+        )
+
+    async def allow_resend(self, phone: str) -> None:
+        """Skip the resend cooldown (tests do not wait 30 s)."""
+        await self.redis.delete(f"auth:otp:cooldown:{phone}")
+
+    async def login(self, phone: str, chat_id: int) -> dict[str, Any]:
+        """The whole flow for a new phone: send, Start in ``chat_id``, verify."""
+        before = len(self.notifications.for_phone(phone))
+        sent = await self.send(phone)
+        assert sent.status_code == 202, sent.text
+        link = sent.json().get("telegram_link")
+        if link:
+            started = await self.start(link_token(link), chat_id)
+            assert started.json() == {"outcome": "code_sent"}, started.text
+        delivered = await self.notifications.wait_for(phone, count=before + 1)
+        assert delivered["chat_id"] == chat_id
+        verified = await self.verify(phone, delivered["code"])
+        assert verified.status_code == 200, verified.text
+        tokens: dict[str, Any] = verified.json()
+        return tokens
+
+    async def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Straight from the database (not through the code under test)."""
+        async with self.engine.connect() as connection:
+            return (await connection.execute(text(sql), dict(params or {}))).scalar()
+
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """A committed change straight in the database (setting up a situation)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(text(sql), dict(params or {}))
+
+    async def user_row(self, phone: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT * FROM user_account WHERE phone = :phone"), {"phone": phone}
+                )
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+
+def settings_for(
+    database_url: str, redis_url: str, keys: Keys, notifications_url: str, **overrides: Any
+) -> AuthSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "jwt_signing_key": SecretStr(keys.user_key.to_pem()),
+        "otp_pepper": SecretStr("test-pepper-not-a-secret"),
+        "notifications_url": notifications_url,
+        "notifications_timeout_s": 1.0,
+        "otp_phone_rate_limit": "1000/minute",
+        "otp_ip_rate_limit": "1000/minute",
+        "db_pool_timeout_s": 30.0,
+    }
+    values.update(overrides)
+    return AuthSettings(**values)
+
+
+@asynccontextmanager
+async def running(
+    settings: AuthSettings, keys: Keys, notifications: Notifications
+) -> AsyncIterator[Auth]:
+    app = create_app(settings)
+    app.state.security = keys.security()
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://auth", timeout=30
+        ) as client:
+            yield Auth(app=app, client=client, keys=keys, notifications=notifications)
+
+
+@pytest.fixture
+async def auth(
+    database_url: str, redis_url: str, keys: Keys, notifications: Notifications
+) -> AsyncIterator[Auth]:
+    settings = settings_for(database_url, redis_url, keys, notifications.url)
+    async with running(settings, keys, notifications) as running_auth:
+        yield running_auth
+
+
+@pytest.fixture
+def start_auth(database_url: str, redis_url: str, keys: Keys, notifications: Notifications) -> Any:
+    """``start_auth(**setting_overrides)``: an app with custom settings (a context manager)."""
+
+    def start(**overrides: Any) -> Any:
+        url = overrides.pop("notifications_url", notifications.url)
+        return running(
+            settings_for(database_url, redis_url, keys, url, **overrides), keys, notifications
+        )
+
+    return start

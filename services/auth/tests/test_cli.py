@@ -1,0 +1,104 @@
+"""``create-admin`` and the seed make an admin who logs in through the ordinary OTP flow."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+from auth_service.cli import create_admin
+from storefront_seed.users import admin_from_environment, seed_admin
+
+from .conftest import Auth, bearer, new_chat_id, new_phone, problem
+
+
+async def test_create_admin_command_is_idempotent_and_links_the_chat(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    env = {**os.environ, "AUTH_DATABASE_URL": auth.settings.database_url}
+    command = [sys.executable, "-m", "auth_service", "create-admin", "--phone", phone]
+    command += ["--chat-id", str(chat_id)]
+
+    first = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True
+    )
+    second = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True
+    )
+
+    assert first.returncode == 0, first.stderr
+    assert f"admin created: {phone}" in first.stdout
+    assert f"telegram_chat_id={chat_id}" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert f"admin updated: {phone}" in second.stdout
+    row = await auth.user_row(phone)
+    assert row is not None
+    assert row["roles"] == ["admin", "customer"]
+    assert row["telegram_chat_id"] == chat_id
+    assert (
+        await auth.scalar("SELECT count(*) FROM user_account WHERE phone = :p", {"p": phone}) == 1
+    )
+
+
+async def test_create_admin_promotes_an_existing_user_and_refuses_a_taken_chat(
+    auth: Auth,
+) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    await auth.login(phone, chat_id)
+    url = auth.settings.database_url
+
+    promoted = await create_admin(url, phone=phone)
+    other_chat = new_chat_id()
+    relinked = await create_admin(url, phone=phone, chat_id=other_chat)
+    taken = subprocess.run(  # noqa: ASYNC221 - a short CLI run
+        [sys.executable, "-m", "auth_service", "create-admin", "--phone", new_phone(),
+         "--chat-id", str(other_chat)],
+        env={**os.environ, "AUTH_DATABASE_URL": url}, capture_output=True, text=True,
+    )  # fmt: skip
+    bad_phone = subprocess.run(  # noqa: ASYNC221
+        [sys.executable, "-m", "auth_service", "create-admin", "--phone", "12345"],
+        env={**os.environ, "AUTH_DATABASE_URL": url}, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert promoted["created"] is False
+    assert promoted["roles"] == ["admin", "customer"]
+    assert promoted["telegram_chat_id"] == chat_id
+    assert relinked["telegram_chat_id"] == other_chat
+    assert taken.returncode != 0
+    assert "linked to another user" in taken.stderr
+    assert bad_phone.returncode != 0
+    assert "phone" in bad_phone.stderr
+
+
+async def test_the_seeded_admin_logs_in_with_the_code_sent_to_the_seeded_chat(
+    auth: Auth,
+) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    environ = {"SEED_ADMIN_PHONE": phone, "SEED_ADMIN_CHAT_ID": str(chat_id)}
+
+    first = await asyncio.to_thread(seed_admin, auth.settings.database_url, environ)
+    again = await asyncio.to_thread(seed_admin, auth.settings.database_url, environ)
+    sent = await auth.send(phone)
+    delivered = await auth.notifications.wait_for(phone)
+    tokens = (await auth.verify(phone, delivered["code"])).json()
+    users = await auth.client.get("/api/v1/admin/users", headers=bearer(tokens["access_token"]))
+
+    assert (first["created"], again["created"]) == (True, False)
+    assert again["id"] == first["id"]
+    assert sent.json()["telegram_link"] is None  # already linked: no deep link needed
+    assert delivered["chat_id"] == chat_id
+    assert users.status_code == 200
+    me = await auth.client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
+    assert me.json()["roles"] == ["admin", "customer"]
+    problem(
+        await auth.client.put(
+            f"/api/v1/admin/users/{first['id']}/roles",
+            json={"roles": ["moderator"]},
+            headers=bearer(tokens["access_token"]),
+        ),
+        409,
+        "own_admin_role",
+    )
+
+
+def test_seed_defaults() -> None:
+    assert admin_from_environment({}) == ("+15550000001", 1000001)
+    assert admin_from_environment({"SEED_ADMIN_PHONE": "+15550000002"}) == ("+15550000002", 1000001)

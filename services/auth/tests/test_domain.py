@@ -1,0 +1,165 @@
+"""Pure rules: phones, codes, refresh verdicts, roles, client addresses, settings."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+from starlette.requests import Request
+
+from auth_service.deps import client_ip
+from auth_service.domain import roles
+from auth_service.domain.otp import code_digest, codes_match, new_code, new_link_token
+from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
+from auth_service.domain.refresh import (
+    RefreshVerdict,
+    TokenState,
+    hash_refresh_token,
+    judge,
+    new_refresh_token,
+)
+from auth_service.settings import AuthSettings
+from jwt_core_lib import SigningKey
+from storefront_kit.settings import PlatformSettings
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+15550000001", "+15550000001"),
+        (" +1 (555) 000-0001 ", "+15550000001"),
+        ("+49 151 1234 5678", "+4915112345678"),
+        ("+7 999 123-45-67", "+79991234567"),
+        ("+44.7911.123456", "+447911123456"),
+    ],
+)
+def test_phones_are_normalised_to_e164(raw: str, e164: str) -> None:
+    assert normalise_phone(raw) == e164
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "15550000001",
+        "+1555",
+        "+1-800-FLOWERS",
+        "+999123",
+        "+1555000000123",
+        "",
+        "+",
+        "+1 555 000 0001 ext 2",
+    ],
+)
+def test_impossible_phones_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidPhoneNumber):
+        normalise_phone(raw)
+
+
+def test_strict_phones_also_need_a_real_numbering_plan() -> None:
+    assert normalise_phone("+12025550123", strict=True) == "+12025550123"
+    with pytest.raises(InvalidPhoneNumber):
+        normalise_phone("+15550000001", strict=True)  # 555 is no US area code
+
+
+def test_codes_are_six_digits_spread_over_the_whole_range() -> None:
+    codes = [new_code() for _ in range(2000)]
+    assert all(len(c) == 6 and c.isdigit() for c in codes)
+    assert len(set(codes)) > 1900
+    assert any(c.startswith("0") for c in codes)
+    assert len({new_link_token() for _ in range(100)}) == 100
+    assert all(16 <= len(new_link_token()) <= 64 for _ in range(10))
+
+
+def test_code_digests_are_keyed_bound_to_the_phone_and_compared_in_constant_time() -> None:
+    digest = code_digest(pepper=b"p1", phone="+15550000001", code="123456")
+    assert codes_match(digest, pepper=b"p1", phone="+15550000001", code="123456")
+    assert not codes_match(digest, pepper=b"p1", phone="+15550000001", code="123457")
+    assert not codes_match(digest, pepper=b"p2", phone="+15550000001", code="123456")
+    assert not codes_match(digest, pepper=b"p1", phone="+15550000002", code="123456")
+    assert "123456" not in digest
+
+
+def test_refresh_tokens_are_random_and_stored_as_sha256() -> None:
+    token = new_refresh_token()
+    assert len(token) >= 43
+    assert token != new_refresh_token()
+    assert len(hash_refresh_token(token)) == 64
+    assert hash_refresh_token(token) == hash_refresh_token(token)
+
+
+def test_refresh_verdicts() -> None:
+    now = datetime.now(UTC)
+    later = now + timedelta(days=1)
+    assert judge(TokenState(later, None, None), now=now) is RefreshVerdict.ROTATE
+    assert judge(TokenState(now, None, None), now=now) is RefreshVerdict.EXPIRED
+    assert judge(TokenState(later, now, None), now=now) is RefreshVerdict.REUSED
+    assert judge(TokenState(later, None, now), now=now) is RefreshVerdict.REUSED
+    # a spent token is reuse even after it expired: the family still gets revoked
+    assert judge(TokenState(now, now, None), now=later) is RefreshVerdict.REUSED
+
+
+def test_roles_are_known_distinct_and_ordered() -> None:
+    assert roles.normalise(["customer", "admin", "customer"]) == ["admin", "customer"]
+    with pytest.raises(ValueError, match="root"):
+        roles.normalise(["root"])
+
+
+def _request(peer: str, headers: dict[str, str], trusted: str = "127.0.0.1") -> Request:
+    class _State:
+        settings = AuthSettings(platform=PlatformSettings(forwarded_allow_ips=trusted))
+
+    class _App:
+        state = _State()
+
+    scope: dict[str, Any] = {
+        "type": "http",
+        "client": (peer, 1234),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "app": _App(),
+    }
+    return Request(scope)
+
+
+def test_client_ip_believes_the_gateway_only() -> None:
+    gateway = "127.0.0.1"
+    assert client_ip(_request(gateway, {"X-Real-IP": "203.0.113.9"})) == "203.0.113.9"
+    assert client_ip(_request(gateway, {"X-Forwarded-For": "203.0.113.9, 10.0.0.1"})) == (
+        "203.0.113.9"
+    )
+    assert client_ip(_request(gateway, {})) == gateway
+    assert client_ip(_request(gateway, {"X-Real-IP": "not-an-ip"})) == gateway
+    # anyone else's headers are ignored: the socket peer counts
+    assert client_ip(_request("198.51.100.4", {"X-Real-IP": "203.0.113.9"})) == "198.51.100.4"
+    assert client_ip(_request("10.1.2.3", {"X-Real-IP": "203.0.113.9"}, "10.0.0.0/8")) == (
+        "203.0.113.9"
+    )
+    assert client_ip(_request("10.1.2.3", {"X-Real-IP": "2001:db8::1"}, "*")) == "2001:db8::1"
+
+
+def test_production_refuses_placeholder_secrets() -> None:
+    production = PlatformSettings(environment="production", service_token_key=SecretStr("k" * 40))
+    pem = SecretStr(SigningKey.generate().to_pem())
+    with pytest.raises(ValidationError, match="AUTH_JWT_SIGNING_KEY"):
+        AuthSettings(platform=production, otp_pepper=SecretStr("p" * 32))
+    with pytest.raises(ValidationError, match="AUTH_OTP_PEPPER"):
+        AuthSettings(platform=production, jwt_signing_key=pem)
+    AuthSettings(platform=production, jwt_signing_key=pem, otp_pepper=SecretStr("p" * 32))
+
+
+def test_signing_keys_must_be_ed25519_pems_and_are_never_echoed() -> None:
+    with pytest.raises(ValidationError, match="Ed25519") as raised:
+        AuthSettings(jwt_signing_key=SecretStr("-----BEGIN PRIVATE KEY-----\nsecretstuff"))
+    assert "secretstuff" not in str(raised.value)
+    with pytest.raises(ValidationError, match="Ed25519"):
+        AuthSettings(jwt_previous_keys=[SecretStr("nope")])
+
+
+def test_settings_refuse_nonsense() -> None:
+    with pytest.raises(ValidationError, match="rate limit"):
+        AuthSettings(otp_phone_rate_limit="lots")
+    with pytest.raises(ValidationError):
+        AuthSettings(otp_ttl_s=600)  # DESIGN §7: at most 5 minutes
+    with pytest.raises(ValidationError):
+        AuthSettings(otp_max_attempts=6)
+    with pytest.raises(ValidationError):
+        AuthSettings(notifications_url="ftp://x")

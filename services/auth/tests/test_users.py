@@ -1,0 +1,219 @@
+"""``/users/me`` for everyone; ``/admin/users`` for staff, role changes for admins."""
+
+import uuid
+from typing import Any
+
+from .conftest import Auth, bearer, new_chat_id, new_phone, problem
+
+
+async def _login(auth: Auth, *roles: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A real user (given ``roles`` in the database, then refreshed), logged in; (headers, row)."""
+    phone = new_phone()
+    tokens = await auth.login(phone, new_chat_id())
+    if roles:
+        await auth.execute(
+            "UPDATE user_account SET roles = CAST(:roles AS varchar[]) WHERE phone = :p",
+            {"roles": list(roles), "p": phone},
+        )
+        refreshed = await auth.client.post(
+            "/api/v1/auth/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        tokens = refreshed.json()
+    row = await auth.user_row(phone)
+    assert row is not None
+    return bearer(tokens["access_token"]), row
+
+
+async def test_me_shows_the_callers_profile(auth: Auth) -> None:
+    headers, row = await _login(auth)
+
+    me = await auth.client.get("/api/v1/users/me", headers=headers)
+
+    assert me.status_code == 200
+    body = me.json()
+    assert body == {
+        "id": str(row["id"]),
+        "phone": row["phone"],
+        "roles": ["customer"],
+        "display_name": None,
+        "email": None,
+        "locale": None,
+        "telegram_linked": True,
+        "created_at": body["created_at"],
+        "updated_at": body["updated_at"],
+    }
+    assert "telegram_chat_id" not in body
+
+
+async def test_me_needs_a_valid_access_token(auth: Auth) -> None:
+    missing = await auth.client.get("/api/v1/users/me")
+    foreign = await auth.client.get(
+        "/api/v1/users/me", headers=bearer(auth.keys.service_token(audience="storefront"))
+    )
+    problem(missing, 401, "not_authenticated")
+    problem(foreign, 401, "invalid_token")
+    gone = await auth.client.get(
+        "/api/v1/users/me", headers=bearer(auth.keys.user_token(subject=str(uuid.uuid4())))
+    )
+    problem(gone, 404, "user_not_found")
+
+
+async def test_patch_me_changes_and_clears_fields(auth: Auth) -> None:
+    headers, row = await _login(auth)
+
+    changed = await auth.client.patch(
+        "/api/v1/users/me",
+        json={"display_name": "  Ada Lovelace ", "email": "Ada@Example.ORG", "locale": "en-GB"},
+        headers=headers,
+    )
+    partly = await auth.client.patch("/api/v1/users/me", json={"locale": None}, headers=headers)
+    nothing = await auth.client.patch("/api/v1/users/me", json={}, headers=headers)
+
+    assert changed.status_code == 200
+    assert {k: changed.json()[k] for k in ("display_name", "email", "locale")} == {
+        "display_name": "Ada Lovelace",
+        "email": "Ada@example.org",
+        "locale": "en-GB",
+    }
+    assert partly.json()["locale"] is None
+    assert partly.json()["display_name"] == "Ada Lovelace"
+    assert nothing.json() == partly.json()
+    stored = await auth.user_row(row["phone"])
+    assert stored is not None
+    assert (stored["display_name"], stored["email"], stored["locale"]) == (
+        "Ada Lovelace",
+        "Ada@example.org",
+        None,
+    )
+    assert stored["updated_at"] > row["updated_at"]
+
+
+async def test_patch_me_refuses_bad_values_and_other_fields_and_changes_nothing(
+    auth: Auth,
+) -> None:
+    headers, row = await _login(auth)
+    for body in [
+        {"roles": ["admin"]},
+        {"phone": "+15550000001"},
+        {"telegram_chat_id": 1},
+        {"email": "not-an-email"},
+        {"email": "a@b"},
+        {"email": "a..b@example.org"},
+        {"display_name": ""},
+        {"display_name": "x" * 65},
+        {"locale": "english"},
+        {"display_name": 42},
+    ]:
+        response = await auth.client.patch("/api/v1/users/me", json=body, headers=headers)
+        problem(response, 422, "validation_error")
+    assert await auth.user_row(row["phone"]) == row
+
+
+async def test_customers_get_403_on_the_admin_api(auth: Auth) -> None:
+    headers, row = await _login(auth)
+    listing = await auth.client.get("/api/v1/admin/users", headers=headers)
+    one = await auth.client.get(f"/api/v1/admin/users/{row['id']}", headers=headers)
+    roles = await auth.client.put(
+        f"/api/v1/admin/users/{row['id']}/roles", json={"roles": ["admin"]}, headers=headers
+    )
+    for response in (listing, one, roles):
+        problem(response, 403, "forbidden")
+    assert (await auth.user_row(row["phone"]) or {})["roles"] == ["customer"]
+    problem(await auth.client.get("/api/v1/admin/users"), 401, "not_authenticated")
+
+
+async def test_staff_list_users_with_paging_and_filters(auth: Auth) -> None:
+    headers, moderator = await _login(auth, "moderator")
+    prefix = "+1555777"
+    phones = [f"{prefix}{i:04d}" for i in range(3)]
+    for phone in phones:
+        await auth.login(phone, new_chat_id())
+
+    first = await auth.client.get(
+        "/api/v1/admin/users", params={"phone": prefix, "size": 2}, headers=headers
+    )
+    second = await auth.client.get(
+        "/api/v1/admin/users", params={"phone": prefix, "size": 2, "page": 2}, headers=headers
+    )
+    moderators = await auth.client.get(
+        "/api/v1/admin/users", params={"role": "moderator"}, headers=headers
+    )
+    one = await auth.client.get(f"/api/v1/admin/users/{moderator['id']}", headers=headers)
+
+    assert first.status_code == 200, first.text
+    page_one, page_two = first.json(), second.json()
+    assert (page_one["total"], page_one["page"], page_one["size"]) == (3, 1, 2)
+    listed = [u["phone"] for u in page_one["items"] + page_two["items"]]
+    assert listed == list(reversed(phones))  # newest first
+    assert page_one["items"][0]["telegram_chat_id"] is not None
+    assert [u["id"] for u in moderators.json()["items"]] == [str(moderator["id"])]
+    assert one.json()["roles"] == ["moderator"]
+    assert one.json()["last_login_at"] is not None
+
+
+async def test_admin_list_refuses_bad_filters(auth: Auth) -> None:
+    headers, _ = await _login(auth, "moderator")
+    for params in [
+        {"role": "superuser"},
+        {"phone": "1555"},
+        {"size": 0},
+        {"size": 101},
+        {"page": 0},
+    ]:
+        response = await auth.client.get("/api/v1/admin/users", params=params, headers=headers)
+        problem(response, 422, "validation_error")
+    missing = await auth.client.get(f"/api/v1/admin/users/{uuid.uuid4()}", headers=headers)
+    problem(missing, 404, "user_not_found")
+    problem(
+        await auth.client.get("/api/v1/admin/users/not-a-uuid", headers=headers),
+        422,
+        "validation_error",
+    )
+
+
+async def test_admins_change_roles_moderators_cannot(auth: Auth) -> None:
+    admin, _ = await _login(auth, "admin", "customer")
+    moderator, _ = await _login(auth, "moderator")
+    _, target = await _login(auth)
+    path = f"/api/v1/admin/users/{target['id']}/roles"
+
+    by_moderator = await auth.client.put(path, json={"roles": ["admin"]}, headers=moderator)
+    by_admin = await auth.client.put(
+        path, json={"roles": ["customer", "moderator", "customer"]}, headers=admin
+    )
+
+    problem(by_moderator, 403, "forbidden")
+    assert by_admin.status_code == 200, by_admin.text
+    assert by_admin.json()["roles"] == ["moderator", "customer"]
+    assert (await auth.user_row(target["phone"]) or {})["roles"] == ["moderator", "customer"]
+
+
+async def test_role_changes_refuse_unknown_roles_and_bad_bodies(auth: Auth) -> None:
+    admin, _ = await _login(auth, "admin")
+    _, target = await _login(auth)
+    path = f"/api/v1/admin/users/{target['id']}/roles"
+    for body in [
+        {"roles": ["root"]},
+        {"roles": []},
+        {"roles": "admin"},
+        {"roles": ["admin"], "reason": "x"},
+        {},
+    ]:
+        problem(await auth.client.put(path, json=body, headers=admin), 422, "validation_error")
+    assert (await auth.user_row(target["phone"]) or {})["roles"] == ["customer"]
+    missing = await auth.client.put(
+        f"/api/v1/admin/users/{uuid.uuid4()}/roles", json={"roles": ["admin"]}, headers=admin
+    )
+    problem(missing, 404, "user_not_found")
+
+
+async def test_an_admin_cannot_remove_their_own_admin_role(auth: Auth) -> None:
+    admin, me = await _login(auth, "admin", "customer")
+    path = f"/api/v1/admin/users/{me['id']}/roles"
+
+    demoted = await auth.client.put(path, json={"roles": ["customer"]}, headers=admin)
+    kept = await auth.client.put(path, json={"roles": ["admin"]}, headers=admin)
+
+    problem(demoted, 409, "own_admin_role")
+    assert kept.status_code == 200
+    assert kept.json()["roles"] == ["admin"]
