@@ -1,12 +1,17 @@
 """The catalog service as an ASGI app (``uvicorn catalog_service.app:create_app --factory``)."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from elasticsearch import AsyncElasticsearch
 from fastapi import FastAPI, Request
 
 from catalog_service.api import routers
+from catalog_service.cache import SearchCache
+from catalog_service.elastic import create_elasticsearch
+from catalog_service.index import ensure_index
+from catalog_service.listener import CatalogListener, run_listener
 from catalog_service.settings import CatalogSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
@@ -14,23 +19,62 @@ from storefront_kit.redis import create_redis
 
 __all__ = ["create_app"]
 
+OPENAPI_TAGS = [
+    {
+        "name": "catalog",
+        "description": "Typo-tolerant product search and product pages (public, read-only).",
+    },
+]
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create the service's clients once; close them on shutdown."""
+    """Create the service's clients and the event listener once; stop and close on shutdown."""
     settings: CatalogSettings = app.state.settings
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
-    elasticsearch = AsyncElasticsearch(
-        settings.elasticsearch_url,
-        request_timeout=settings.elasticsearch_timeout_s,
-        max_retries=settings.elasticsearch_max_retries,
-        retry_on_timeout=False,
-    )
+    elasticsearch = create_elasticsearch(settings)
     app.state.elasticsearch = elasticsearch
+    cache = SearchCache(
+        redis,
+        prefix=settings.redis_prefix,
+        ttl_s=settings.cache_ttl_s,
+        lock_ms=settings.cache_lock_ms,
+        poll_ms=settings.cache_wait_poll_ms,
+        enabled=settings.cache_enabled,
+    )
+    app.state.search_cache = cache
+    listener = (
+        CatalogListener(es=elasticsearch, redis=redis, settings=settings, cache=cache)
+        if settings.listener_enabled
+        else None
+    )
+    app.state.listener = listener
+    stop = asyncio.Event()
+    with contextlib.suppress(Exception):
+        # Usually the index is there (or created) before the first request; if
+        # Elasticsearch is down the background task below keeps trying.
+        await asyncio.wait_for(ensure_index(elasticsearch, settings), timeout=5.0)
+    # Index bootstrap (and the listener) run in the background: the service starts and
+    # reports "not ready" while Elasticsearch is down instead of failing to start.
+    task = asyncio.create_task(
+        run_listener(elasticsearch, settings, listener, stop), name="catalog-listener"
+    )
+    app.state.listener_task = task
     try:
         yield
     finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(task), timeout=settings.events_block_ms / 1000 + 2
+            )
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception:  # noqa: S110 (the task logged its own failure)
+            pass
         await elasticsearch.close()
         await redis.aclose()
 
@@ -50,4 +94,5 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=routers,
         health_checks=_health_checks,
+        openapi_tags=OPENAPI_TAGS,
     )

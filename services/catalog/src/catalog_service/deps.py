@@ -2,12 +2,14 @@
 
 from typing import Annotated
 
+from elasticsearch import AsyncElasticsearch
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from catalog_service.cache import SearchCache
 from catalog_service.settings import CatalogSettings
 
-__all__ = ["RedisDep", "SettingsDep"]
+__all__ = ["ElasticsearchDep", "RedisDep", "SearchCacheDep", "SettingsDep"]
 
 
 def _settings(request: Request) -> CatalogSettings:
@@ -20,5 +22,17 @@ def _redis(request: Request) -> Redis:
     return redis
 
 
+def _elasticsearch(request: Request) -> AsyncElasticsearch:
+    elasticsearch: AsyncElasticsearch = request.app.state.elasticsearch
+    return elasticsearch
+
+
+def _search_cache(request: Request) -> SearchCache:
+    cache: SearchCache = request.app.state.search_cache
+    return cache
+
+
 SettingsDep = Annotated[CatalogSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
+ElasticsearchDep = Annotated[AsyncElasticsearch, Depends(_elasticsearch)]
+SearchCacheDep = Annotated[SearchCache, Depends(_search_cache)]

@@ -1,4 +1,18 @@
-"""Errors of the catalog service; each carries its HTTP status (see storefront_kit.errors)."""
+"""Errors of the catalog service; each carries its HTTP status (see storefront_kit.errors).
+
+Catalog-specific problems (stable ``code`` in parentheses)::
+
+    NotFound 404
+    └── ProductNotFound        (product_not_found)   absent, deleted or inactive
+    UnprocessableEntity 422
+    └── InvalidSearch          (validation_error)    limits that come from settings
+    ServiceUnavailable 503
+    └── SearchUnavailable      (search_unavailable)  Elasticsearch down, slow or failing
+    AppError 500
+    └── ConcurrentUpdate       (concurrent_update)   a document kept changing under a write
+"""
+
+from typing import Any
 
 from storefront_kit.errors import (
     AppError,
@@ -7,6 +21,48 @@ from storefront_kit.errors import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    UnprocessableEntity,
 )
 
-__all__ = ["AppError", "BadRequest", "Conflict", "Forbidden", "NotFound", "ServiceUnavailable"]
+__all__ = [
+    "AppError",
+    "BadRequest",
+    "ConcurrentUpdate",
+    "Conflict",
+    "Forbidden",
+    "InvalidSearch",
+    "NotFound",
+    "ProductNotFound",
+    "SearchUnavailable",
+    "ServiceUnavailable",
+    "UnprocessableEntity",
+]
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+
+class InvalidSearch(UnprocessableEntity):
+    """A search parameter within its type but beyond a limit or inconsistent with another."""
+
+    code = "validation_error"
+
+
+class SearchUnavailable(ServiceUnavailable):
+    """Elasticsearch cannot answer now; never carries Elasticsearch's own message."""
+
+    code = "search_unavailable"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            detail or "Search is temporarily unavailable; retry shortly.",
+            headers={"Retry-After": "1"},
+            **kwargs,
+        )
+
+
+class ConcurrentUpdate(AppError):
+    """An optimistic write lost too many races in a row (the event is retried)."""
+
+    code = "concurrent_update"

@@ -1,12 +1,17 @@
 """Settings of the catalog service (environment prefix ``CATALOG_``)."""
 
+import re
+import socket
 from typing import ClassVar
 
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["CatalogSettings", "get_settings"]
+
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,150}$")
 
 
 class CatalogSettings(ServiceSettings):
@@ -16,9 +21,91 @@ class CatalogSettings(ServiceSettings):
 
     service_name: ClassVar[str] = "catalog"
     port: int = 8102
+
+    # --- Elasticsearch -------------------------------------------------------------
     elasticsearch_url: str = "http://127.0.0.1:9200"
-    elasticsearch_timeout_s: float = 3.0
-    elasticsearch_max_retries: int = 2
+    #: Per-request timeout: a hanging Elasticsearch becomes a quick 503, not a hung request.
+    elasticsearch_timeout_s: float = Field(default=2.0, gt=0)
+    #: Retries of a failed request (connection errors only; timeouts are not retried).
+    elasticsearch_max_retries: int = Field(default=1, ge=0, le=5)
+    #: The alias searches and writes go through; concrete indices are ``<alias>-<timestamp>``.
+    index_alias: str = "products"
+    #: Primary shards of a new index.
+    index_shards: int = Field(default=1, ge=1, le=64)
+    #: Replicas of a new index (0 on a single node, or the cluster stays yellow).
+    index_replicas: int = Field(default=0, ge=0, le=10)
+    #: How often a new index makes writes searchable (the sync promise is "within a second").
+    index_refresh_interval: str = "1s"
+
+    # --- Search --------------------------------------------------------------------
+    #: Largest ``size`` a search may ask for (larger is a 422).
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    #: Deepest hit a search may page to (``page * size``); Elasticsearch's result window.
+    max_result_window: int = Field(default=10_000, ge=1, le=10_000)
+    #: Longest accepted ``q``.
+    max_query_length: int = Field(default=200, ge=1, le=1000)
+    #: Upper bounds (minor units) of the price facet buckets; the last bucket is open-ended.
+    price_facet_bounds: list[int] = [1_000, 5_000, 10_000, 50_000, 100_000]
+    #: Most values returned per category/brand facet.
+    facet_size: int = Field(default=20, ge=1, le=200)
+
+    # --- Cache ---------------------------------------------------------------------
+    #: Prefix of every Redis key this service writes (cache, catalogue version, locks).
+    redis_prefix: str = "catalog"
+    #: Search answers are cached on; False sends every search to Elasticsearch.
+    cache_enabled: bool = True
+    #: Lifetime of a cached search answer (the catalogue version invalidates it sooner).
+    cache_ttl_s: int = Field(default=60, ge=1)
+    #: How long one request may hold the right to recompute a missing answer.
+    cache_lock_ms: int = Field(default=2_000, ge=10)
+    #: How often a request waiting for another's recomputation looks for the answer.
+    cache_wait_poll_ms: int = Field(default=10, ge=1)
+
+    # --- Event listener ------------------------------------------------------------
+    #: Run the ``inventory.events`` consumer in this process.
+    listener_enabled: bool = True
+    #: Stream of inventory's domain events.
+    events_stream: str = "inventory.events"
+    #: Consumer group of all catalog replicas.
+    events_group: str = "catalog"
+    #: This replica's consumer name; keep it stable so a restart resumes its pending entries.
+    instance_id: str = Field(default_factory=socket.gethostname)
+    #: Handler attempts before an event is parked in ``<stream>.dead``.
+    events_max_attempts: int = Field(default=5, ge=1)
+    #: How long one XREADGROUP blocks waiting for new events.
+    events_block_ms: int = Field(default=1_000, ge=1)
+    #: Entries read per XREADGROUP.
+    events_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Pending entries of a dead replica older than this are taken over.
+    events_claim_idle_ms: int = Field(default=30_000, ge=100)
+    #: How long processed event ids are remembered for de-duplication.
+    events_dedupe_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # --- Reindex -------------------------------------------------------------------
+    #: Base URL of the inventory service (for the paged export the reindex reads).
+    inventory_url: str = "http://127.0.0.1:8103"
+    #: Products asked per export page.
+    reindex_page_size: int = Field(default=500, ge=1, le=1000)
+
+    @field_validator("index_alias")
+    @classmethod
+    def _valid_index_name(cls, value: str) -> str:
+        if not _INDEX_NAME.match(value):
+            raise ValueError("index_alias must be a lowercase Elasticsearch index name")
+        return value
+
+    @field_validator("price_facet_bounds")
+    @classmethod
+    def _ascending_bounds(cls, value: list[int]) -> list[int]:
+        if not value or value != sorted(set(value)) or value[0] <= 0:
+            raise ValueError("price_facet_bounds must be positive, ascending and unique")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent_limits(self) -> "CatalogSettings":
+        if self.max_page_size > self.max_result_window:
+            raise ValueError("max_page_size exceeds max_result_window")
+        return self
 
 
 def get_settings() -> CatalogSettings:

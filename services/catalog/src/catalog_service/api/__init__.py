@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from catalog_service.api.products import router as products_router
+
 __all__ = ["routers"]
 
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [products_router]

@@ -1,0 +1,137 @@
+"""Search answers cached in Redis, invalidated by a catalogue version.
+
+Key: ``<prefix>:search:<catalogue version>:<sha256 of the normalised params>``. The
+listener bumps the catalogue version (``<prefix>:catalogue_version``) after every
+change it applied *and made searchable*, so a request that starts after a change
+never finds an answer computed before it: the invalidation rule documented in
+docs/catalog.md. Entries also expire after ``cache_ttl_s``.
+
+Stampede protection: on a miss, one request takes a short lock (``SET NX PX``) and
+recomputes; the others poll for its answer until the lock's lifetime has passed and
+only then compute themselves. Redis trouble never fails a search: the cache is
+skipped and Elasticsearch answers.
+"""
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from catalog_service.schemas import SearchParams, SearchResponse
+from storefront_kit.logging import get_logger
+
+__all__ = ["SEARCH_CACHE", "SearchCache", "catalogue_version_key"]
+
+logger = get_logger(__name__)
+
+SEARCH_CACHE = Counter(
+    "catalog_search_cache",
+    "Search answers served from the cache (hit) or recomputed (miss).",
+    ["result"],
+)
+
+# Delete the lock only if it is still ours (it may have expired and been taken by another).
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def catalogue_version_key(prefix: str) -> str:
+    """The Redis key of the catalogue version counter."""
+    return f"{prefix}:catalogue_version"
+
+
+class SearchCache:
+    """Read-through cache of search answers with stampede protection."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        ttl_s: int,
+        lock_ms: int,
+        poll_ms: int = 10,
+        enabled: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.lock_ms = lock_ms
+        self.poll_s = poll_ms / 1000
+        self.enabled = enabled
+        self.version_key = catalogue_version_key(prefix)
+
+    async def catalogue_version(self) -> int:
+        """The current catalogue version (0 before the first change)."""
+        return int(await self.redis.get(self.version_key) or 0)
+
+    async def bump(self) -> int:
+        """Invalidate every cached answer (call after a change became searchable)."""
+        return int(await self.redis.incr(self.version_key))
+
+    def key(self, params: SearchParams, version: int) -> str:
+        """The cache key of ``params`` at catalogue ``version``."""
+        digest = hashlib.sha256(params.model_dump_json().encode()).hexdigest()
+        return f"{self.prefix}:search:{version}:{digest}"
+
+    async def get_or_compute(
+        self, params: SearchParams, compute: Callable[[], Awaitable[SearchResponse]]
+    ) -> SearchResponse:
+        """The cached answer to ``params``, or ``compute()``'s, stored for the next caller."""
+        if not self.enabled:
+            return await compute()
+        try:
+            key = self.key(params, await self.catalogue_version())
+            cached = await self._wait_or_lead(key)
+        except RedisError as exc:
+            logger.warning("search_cache_unavailable", error=repr(exc))
+            SEARCH_CACHE.labels(result="miss").inc()
+            return await compute()
+        if isinstance(cached, SearchResponse):
+            SEARCH_CACHE.labels(result="hit").inc()
+            return cached
+        SEARCH_CACHE.labels(result="miss").inc()
+        lock_token = cached
+        try:
+            answer = await compute()
+            try:
+                await self.redis.set(key, answer.model_dump_json(), ex=self.ttl_s)
+            except RedisError as exc:
+                logger.warning("search_cache_store_failed", error=repr(exc))
+            return answer
+        finally:
+            if lock_token is not None:
+                await self._release(key, lock_token)
+
+    async def _wait_or_lead(self, key: str) -> SearchResponse | str | None:
+        """A cached answer; or the lock token when this request must compute (None: no lock)."""
+        lock_key = f"{key}:lock"
+        token = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lock_ms / 1000
+        while True:
+            raw = await self.redis.get(key)
+            if raw is not None:
+                return SearchResponse.model_validate_json(raw)
+            if await self.redis.set(lock_key, token, nx=True, px=self.lock_ms):
+                # The previous leader may have stored its answer just before we locked.
+                raw = await self.redis.get(key)
+                if raw is None:
+                    return token
+                await self._release(key, token)
+                return SearchResponse.model_validate_json(raw)
+            if loop.time() >= deadline:
+                return None  # the leader is too slow: answer this one ourselves
+            await asyncio.sleep(self.poll_s)
+
+    async def _release(self, key: str, token: str) -> None:
+        try:
+            await self.redis.eval(_RELEASE, 1, f"{key}:lock", token)
+        except RedisError as exc:
+            logger.warning("search_cache_unlock_failed", error=repr(exc))

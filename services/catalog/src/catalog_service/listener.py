@@ -1,0 +1,190 @@
+"""Keeps the index in step with inventory: the ``inventory.events`` consumer.
+
+Delivery is at-least-once (kit :class:`~storefront_kit.events.StreamConsumer`, group
+``catalog``): an entry is acknowledged only after its write is searchable
+(``refresh=true``) and the catalogue version bumped. Two layers make redelivery and
+reordering harmless: processed event ids are remembered in Redis (``SET`` with a TTL),
+and every write is guarded by inventory's versions (:mod:`catalog_service.repository`).
+
+Failure policy: an event that can never apply (bad payload, a document Elasticsearch
+rejects) is a :class:`~storefront_kit.events.PoisonMessage`, dead-lettered at once; an
+Elasticsearch outage is waited out inside the handler (no attempt is spent, nothing is
+dead-lettered because a dependency was down); anything else is retried a bounded
+number of times, then dead-lettered by the consumer.
+"""
+
+import asyncio
+import contextlib
+
+from elasticsearch import AsyncElasticsearch, BadRequestError
+from prometheus_client import Counter
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from catalog_service import index, repository
+from catalog_service.cache import SearchCache
+from catalog_service.elastic import is_transient
+from catalog_service.repository import Outcome
+from catalog_service.schemas import ProductData, ProductDeletedData, StockData
+from catalog_service.settings import CatalogSettings
+from storefront_kit.events import EventEnvelope, PoisonMessage, StreamConsumer
+from storefront_kit.logging import get_logger
+
+__all__ = [
+    "EVENTS",
+    "CatalogListener",
+    "ensure_index_waiting",
+    "reindex_target_key",
+    "run_listener",
+]
+
+logger = get_logger(__name__)
+
+EVENTS = Counter(
+    "catalog_events", "Inventory events handled, by type and outcome.", ["type", "outcome"]
+)
+
+PRODUCT_UPSERTED = "product.upserted"
+PRODUCT_DELETED = "product.deleted"
+STOCK_CHANGED = "stock.changed"
+
+
+def reindex_target_key(prefix: str) -> str:
+    """Redis key naming the index a running reindex fills (the listener writes there too)."""
+    return f"{prefix}:reindex:target"
+
+
+class CatalogListener:
+    """Applies one inventory event to the index (the consumer's handler)."""
+
+    def __init__(
+        self,
+        *,
+        es: AsyncElasticsearch,
+        redis: Redis,
+        settings: CatalogSettings,
+        cache: SearchCache,
+    ) -> None:
+        self.es = es
+        self.redis = redis
+        self.settings = settings
+        self.cache = cache
+        self._done_prefix = f"{settings.redis_prefix}:events:done:"
+        self._target_key = reindex_target_key(settings.redis_prefix)
+
+    def consumer(self) -> StreamConsumer:
+        """The consumer-group reader that feeds :meth:`handle`."""
+        settings = self.settings
+        return StreamConsumer(
+            redis=self.redis,
+            stream=settings.events_stream,
+            group=settings.events_group,
+            consumer=settings.instance_id,
+            handler=self.handle,
+            max_attempts=settings.events_max_attempts,
+            block_ms=settings.events_block_ms,
+            batch_size=settings.events_batch_size,
+            claim_idle_ms=settings.events_claim_idle_ms,
+        )
+
+    async def handle(self, event: EventEnvelope) -> None:
+        """Apply ``event`` once: skipped when already processed, stale writes ignored."""
+        done_key = self._done_prefix + str(event.id)
+        if await self.redis.exists(done_key):
+            EVENTS.labels(type=event.type, outcome="redelivered").inc()
+            return
+        outcome = await self._apply_waiting_out_outages(event)
+        if outcome in (Outcome.APPLIED, Outcome.DUPLICATE):
+            # DUPLICATE too: we may have crashed between the write and the bump last time.
+            await self.cache.bump()
+        await self.redis.set(done_key, "1", ex=self.settings.events_dedupe_ttl_s)
+        EVENTS.labels(type=event.type, outcome=outcome.value if outcome else "ignored").inc()
+
+    async def _apply_waiting_out_outages(self, event: EventEnvelope) -> Outcome | None:
+        delay = 0.2
+        while True:
+            try:
+                return await self.apply(event)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                logger.warning(
+                    "listener_waiting_for_elasticsearch",
+                    event_id=str(event.id),
+                    error=type(exc).__name__,
+                    retry_in_s=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def apply(self, event: EventEnvelope) -> Outcome | None:
+        """Write ``event`` to the index (and to a reindex in progress); None if not ours."""
+        try:
+            if event.type == PRODUCT_UPSERTED:
+                product = ProductData.model_validate(event.data)
+            elif event.type == PRODUCT_DELETED:
+                deleted = ProductDeletedData.model_validate(event.data)
+            elif event.type == STOCK_CHANGED:
+                stock = StockData.model_validate(event.data)
+            else:
+                logger.info("event_type_ignored", event_type=event.type, event_id=str(event.id))
+                return None
+        except ValidationError as exc:
+            raise PoisonMessage(f"{event.type} with an invalid payload: {exc!r}"[:400]) from exc
+
+        targets = [self.settings.index_alias]
+        target = await self.redis.get(self._target_key)
+        if isinstance(target, bytes):
+            target = target.decode()
+        if target and target != self.settings.index_alias:
+            targets.append(target)
+        try:
+            if event.type == PRODUCT_UPSERTED:
+                return await repository.apply_upsert(self.es, targets, product)
+            if event.type == PRODUCT_DELETED:
+                return await repository.apply_delete(self.es, targets, deleted)
+            return await repository.apply_stock(self.es, targets, stock)
+        except BadRequestError as exc:
+            raise PoisonMessage(f"{event.type} rejected by the index: {exc.message}") from exc
+
+
+async def ensure_index_waiting(
+    es: AsyncElasticsearch, settings: CatalogSettings, stop: asyncio.Event
+) -> bool:
+    """Create the index behind the alias, retrying while Elasticsearch is down."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await index.ensure_index(es, settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("index_bootstrap_failed", error=repr(exc)[:300], retry_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 10.0)
+        else:
+            return True
+    return False
+
+
+async def run_listener(
+    es: AsyncElasticsearch,
+    settings: CatalogSettings,
+    listener: CatalogListener | None,
+    stop: asyncio.Event,
+) -> None:
+    """Make sure the index exists, then (if given a listener) consume until ``stop``."""
+    if not await ensure_index_waiting(es, settings, stop) or listener is None:
+        return
+    consumer = listener.consumer()
+    while not stop.is_set():
+        try:
+            await consumer.run(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The consumer survives Redis outages itself; anything else must not end sync.
+            logger.exception("listener_crashed", error=repr(exc)[:300])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)

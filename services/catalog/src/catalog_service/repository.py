@@ -1,0 +1,241 @@
+"""Every read and write of product documents, with inventory's versions as guards.
+
+A document carries two versions from inventory: ``version`` (the product row) and
+``stock_version`` (the stock row). A write first reads the document, lets a pure
+``merge`` decide what the new document is (or that the event is stale), then writes
+it only if nobody wrote in between (``if_seq_no``/``if_primary_term``; a lost race
+reads again). So an older event never overwrites a newer document, whatever order
+events arrive in, and no script is needed (the integ-test server has no painless).
+
+Deletion is final in inventory (soft delete, sku kept), so a delete leaves a tombstone
+(``deleted: true``) that later, older upserts cannot resurrect; a reindex drops them.
+"""
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
+
+from catalog_service.elastic import is_index_missing
+from catalog_service.errors import ConcurrentUpdate
+from catalog_service.schemas import ProductData, ProductDeletedData, StockData
+
+__all__ = [
+    "Document",
+    "Outcome",
+    "apply_delete",
+    "apply_stock",
+    "apply_upsert",
+    "get_document",
+    "merge_delete",
+    "merge_stock",
+    "merge_upsert",
+    "product_document",
+]
+
+Document = dict[str, Any]
+_STOCK_FIELDS = ("on_hand", "reserved", "available", "stock_version")
+_MAX_RACES = 10
+
+
+class Outcome(enum.Enum):
+    """What a write did: changed the document, found it already there, or found it newer."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class _Current:
+    source: Document
+    index: str
+    seq_no: int
+    primary_term: int
+
+
+Merge = Callable[[Document | None], "Document | Outcome"]
+
+
+def product_document(product: ProductData) -> Document:
+    """The indexed form of an inventory product (its stock snapshot included)."""
+    return {
+        "id": str(product.id),
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "brand": product.brand,
+        "category": product.category,
+        "attributes": product.attributes,
+        "price": product.price,
+        "currency": product.currency,
+        "images": product.images,
+        "active": product.active,
+        "deleted": False,
+        "on_hand": product.stock.on_hand,
+        "reserved": product.stock.reserved,
+        "available": product.stock.available,
+        "created_at": product.created_at.isoformat(),
+        "updated_at": product.updated_at.isoformat(),
+        "version": product.version,
+        # A snapshot without a stock version loses to any stock.changed event.
+        "stock_version": product.stock.version or 0,
+    }
+
+
+def merge_upsert(current: Document | None, product: ProductData) -> Document | Outcome:
+    """The new document for ``product``, or why the current one stays."""
+    if current is not None:
+        if current.get("deleted"):
+            return Outcome.STALE
+        version = int(current.get("version", 0))
+        if version > product.version:
+            return Outcome.STALE
+        if version == product.version:
+            return Outcome.DUPLICATE
+    document = product_document(product)
+    if current is not None and int(current.get("stock_version", 0)) > document["stock_version"]:
+        document.update({field: current[field] for field in _STOCK_FIELDS if field in current})
+    return document
+
+
+def merge_stock(current: Document | None, stock: StockData) -> Document | Outcome:
+    """``current`` with the new stock levels, unless it already has newer ones."""
+    levels = {
+        "on_hand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.available,
+        "stock_version": stock.version,
+    }
+    if current is None:
+        # Stock ahead of its product (a retried upsert): keep it, unsearchable, until
+        # the product arrives; version 0 lets any product version fill it in.
+        return {
+            "id": str(stock.product_id),
+            "sku": stock.sku,
+            "active": False,
+            "deleted": False,
+            "version": 0,
+            **levels,
+        }
+    if current.get("deleted"):
+        return Outcome.STALE
+    version = int(current.get("stock_version", 0))
+    if version > stock.version:
+        return Outcome.STALE
+    if version == stock.version:
+        return Outcome.DUPLICATE
+    return {**current, **levels}
+
+
+def merge_delete(current: Document | None, deleted: ProductDeletedData) -> Document | Outcome:
+    """A tombstone in place of the product (deletions are final in inventory)."""
+    if current is not None and current.get("deleted"):
+        return Outcome.DUPLICATE
+    return {
+        "id": str(deleted.id),
+        "sku": deleted.sku,
+        "active": False,
+        "deleted": True,
+        "version": int(current.get("version", 0)) if current else 0,
+        "stock_version": int(current.get("stock_version", 0)) if current else 0,
+    }
+
+
+async def _read(es: AsyncElasticsearch, index: str, doc_id: str) -> _Current | None:
+    try:
+        response = await es.get(index=index, id=doc_id)
+    except NotFoundError as exc:
+        if is_index_missing(exc):
+            raise
+        return None
+    return _Current(
+        source=response["_source"],
+        index=response["_index"],
+        seq_no=response["_seq_no"],
+        primary_term=response["_primary_term"],
+    )
+
+
+async def _guarded_write(
+    es: AsyncElasticsearch, *, index: str, doc_id: str, merge: Merge, refresh: bool
+) -> Outcome:
+    for _ in range(_MAX_RACES):
+        current = await _read(es, index, doc_id)
+        document = merge(current.source if current else None)
+        if isinstance(document, Outcome):
+            return document
+        try:
+            if current is None:
+                await es.index(
+                    index=index, id=doc_id, document=document, op_type="create", refresh=refresh
+                )
+            else:
+                await es.index(
+                    index=current.index,
+                    id=doc_id,
+                    document=document,
+                    if_seq_no=current.seq_no,
+                    if_primary_term=current.primary_term,
+                    refresh=refresh,
+                )
+        except ConflictError:
+            continue  # someone wrote in between: decide again on what is there now
+        return Outcome.APPLIED
+    raise ConcurrentUpdate(f"Document {doc_id} kept changing during the write.")
+
+
+async def _write_all(
+    es: AsyncElasticsearch, targets: Sequence[str], doc_id: str, merge: Merge, refresh: bool
+) -> Outcome:
+    # The first target is the alias (what searches see); others are a reindex in progress,
+    # whose index may vanish under us when that reindex fails or finishes.
+    primary, *others = targets
+    outcome = await _guarded_write(es, index=primary, doc_id=doc_id, merge=merge, refresh=refresh)
+    for target in others:
+        try:
+            await _guarded_write(es, index=target, doc_id=doc_id, merge=merge, refresh=refresh)
+        except NotFoundError as exc:
+            if not is_index_missing(exc):
+                raise
+    return outcome
+
+
+async def apply_upsert(
+    es: AsyncElasticsearch, targets: Sequence[str], product: ProductData, *, refresh: bool = True
+) -> Outcome:
+    """Write ``product`` unless a document at the same or a newer version is there."""
+    return await _write_all(
+        es, targets, str(product.id), lambda current: merge_upsert(current, product), refresh
+    )
+
+
+async def apply_stock(
+    es: AsyncElasticsearch, targets: Sequence[str], stock: StockData, *, refresh: bool = True
+) -> Outcome:
+    """Update the stock levels unless newer ones are there."""
+    return await _write_all(
+        es, targets, str(stock.product_id), lambda current: merge_stock(current, stock), refresh
+    )
+
+
+async def apply_delete(
+    es: AsyncElasticsearch,
+    targets: Sequence[str],
+    deleted: ProductDeletedData,
+    *,
+    refresh: bool = True,
+) -> Outcome:
+    """Replace the product with a tombstone."""
+    return await _write_all(
+        es, targets, str(deleted.id), lambda current: merge_delete(current, deleted), refresh
+    )
+
+
+async def get_document(es: AsyncElasticsearch, alias: str, product_id: UUID) -> Document | None:
+    """The indexed document of ``product_id`` (any state), or None."""
+    current = await _read(es, alias, str(product_id))
+    return current.source if current else None

@@ -1,0 +1,202 @@
+"""Request, response and event-payload models of the catalog service."""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "FacetValue",
+    "Facets",
+    "PriceBucket",
+    "ProductData",
+    "ProductDeletedData",
+    "ProductDetail",
+    "SearchItem",
+    "SearchParams",
+    "SearchResponse",
+    "SortKey",
+    "StockData",
+    "StockLevel",
+]
+
+SortKey = Literal["relevance", "price_asc", "price_desc", "newest"]
+
+
+# --- Event payloads (inventory's shapes; unknown fields ignored so inventory may grow) ----
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class StockLevel(_Payload):
+    on_hand: int = Field(ge=0)
+    reserved: int = Field(ge=0)
+    available: int = Field(ge=0)
+    #: Inventory's stock version, when it sends one (the snapshot in product events may not).
+    version: int | None = Field(default=None, ge=0)
+
+
+class ProductData(_Payload):
+    """``product.upserted`` data, and one item of inventory's export."""
+
+    id: UUID
+    sku: str = Field(min_length=1, max_length=64)
+    name: str = Field(max_length=1000)
+    description: str = Field(default="", max_length=100_000)
+    brand: str = Field(max_length=256)
+    category: str = Field(max_length=256)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    price: int = Field(ge=0)
+    currency: str = Field(min_length=3, max_length=3)
+    images: list[str] = Field(default_factory=list)
+    active: bool = True
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(ge=1)
+    stock: StockLevel
+
+
+class ProductDeletedData(_Payload):
+    id: UUID
+    sku: str
+
+
+class StockData(_Payload):
+    """``stock.changed`` data."""
+
+    sku: str
+    product_id: UUID
+    on_hand: int = Field(ge=0)
+    reserved: int = Field(ge=0)
+    available: int = Field(ge=0)
+    version: int = Field(ge=1)
+
+
+# --- Search ------------------------------------------------------------------------------
+
+
+class SearchParams(BaseModel):
+    """A search, normalised: equal searches have equal params (and share a cache entry)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    q: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    in_stock: bool | None = None
+    sort: SortKey = "relevance"
+    page: int = 1
+    size: int = 20
+
+    @classmethod
+    def normalised(cls, **values: Any) -> "SearchParams":
+        """Collapse whitespace and case in text (the analyzers and filters ignore both)."""
+        for name in ("q", "category", "brand"):
+            value = values.get(name)
+            if isinstance(value, str):
+                value = " ".join(value.split()).lower()
+                values[name] = value or None
+        return cls(**values)
+
+
+class SearchItem(BaseModel):
+    id: UUID
+    sku: str
+    name: str
+    brand: str
+    category: str
+    price: int = Field(description="Integer minor units of `currency`.")
+    currency: str
+    image: str | None = Field(description="The first image, if any.")
+    available: int
+    in_stock: bool
+    score: float | None = Field(
+        default=None, description="Relevance score (only when sorted by relevance with `q`)."
+    )
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class PriceBucket(BaseModel):
+    key: str = Field(examples=["1000-5000"])
+    from_: int | None = Field(alias="from", description="Inclusive lower bound (minor units).")
+    to: int | None = Field(description="Exclusive upper bound (minor units).")
+    count: int
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class Facets(BaseModel):
+    category: list[FacetValue]
+    brand: list[FacetValue]
+    price: list[PriceBucket]
+
+
+class SearchResponse(BaseModel):
+    items: list[SearchItem]
+    total: int
+    page: int
+    size: int
+    facets: Facets
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "0190f0c2-6f1e-7cc0-9d1e-5b2a3c4d5e6f",
+                            "sku": "APL-IP15-128",
+                            "name": "Apple iPhone 15 128 GB",
+                            "brand": "Apple",
+                            "category": "Phones",
+                            "price": 79900,
+                            "currency": "EUR",
+                            "image": "https://img.example/iphone15.jpg",
+                            "available": 12,
+                            "in_stock": True,
+                            "score": 7.1,
+                        }
+                    ],
+                    "total": 1,
+                    "page": 1,
+                    "size": 20,
+                    "facets": {
+                        "category": [{"value": "Phones", "count": 1}],
+                        "brand": [{"value": "Apple", "count": 1}],
+                        "price": [{"key": "50000-100000", "from": 50000, "to": 100000, "count": 1}],
+                    },
+                }
+            ]
+        }
+    )
+
+
+class ProductDetail(BaseModel):
+    """One product as the catalogue shows it, with its availability."""
+
+    id: UUID
+    sku: str
+    name: str
+    description: str
+    brand: str
+    category: str
+    attributes: dict[str, Any]
+    price: int = Field(description="Integer minor units of `currency`.")
+    currency: str
+    images: list[str]
+    on_hand: int
+    reserved: int
+    available: int
+    in_stock: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int

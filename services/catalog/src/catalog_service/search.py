@@ -1,0 +1,208 @@
+"""Product search and lookup: the query, and hits mapped to the public models.
+
+The user's text only ever goes into ``multi_match`` (analysed as plain text), never
+into ``query_string``: Elasticsearch syntax in ``q`` is searched for, not executed.
+Facets describe the current result set (every filter applied), so their counts add
+up to ``total``.
+"""
+
+import itertools
+from typing import Any
+from uuid import UUID
+
+from elasticsearch import AsyncElasticsearch
+
+from catalog_service import repository
+from catalog_service.elastic import translate_errors
+from catalog_service.errors import ProductNotFound
+from catalog_service.schemas import (
+    Facets,
+    FacetValue,
+    PriceBucket,
+    ProductDetail,
+    SearchItem,
+    SearchParams,
+    SearchResponse,
+    SortKey,
+)
+from catalog_service.settings import CatalogSettings
+
+__all__ = ["build_search", "get_product", "search_products", "to_response"]
+
+#: Boosts: a hit in the name matters most, then the brand.
+TEXT_FIELDS = ["name^3", "brand^2", "category", "description"]
+
+_SOURCE = ["id", "sku", "name", "brand", "category", "price", "currency", "images", "available"]
+
+_SORTS: dict[SortKey, list[Any]] = {
+    # The sku tie-breaker keeps paging stable when scores or prices are equal.
+    "relevance": ["_score", {"created_at": {"order": "desc"}}, {"sku": "asc"}],
+    "price_asc": [{"price": "asc"}, {"sku": "asc"}],
+    "price_desc": [{"price": "desc"}, {"sku": "asc"}],
+    "newest": [{"created_at": {"order": "desc"}}, {"sku": "asc"}],
+}
+
+
+def _price_ranges(bounds: list[int]) -> list[dict[str, Any]]:
+    edges: list[int | None] = [None, *bounds, None]
+    ranges = []
+    for low, high in itertools.pairwise(edges):
+        key = f"{'*' if low is None else low}-{'*' if high is None else high}"
+        ranges.append(
+            {"key": key}
+            | ({} if low is None else {"from": low})
+            | ({} if high is None else {"to": high})
+        )
+    return ranges
+
+
+def build_search(params: SearchParams, settings: CatalogSettings) -> dict[str, Any]:
+    """The search request body for ``params``."""
+    filters: list[dict[str, Any]] = [{"term": {"active": True}}]
+    if params.category:
+        filters.append(
+            {"term": {"category.keyword": {"value": params.category, "case_insensitive": True}}}
+        )
+    if params.brand:
+        filters.append(
+            {"term": {"brand.keyword": {"value": params.brand, "case_insensitive": True}}}
+        )
+    if params.min_price is not None or params.max_price is not None:
+        bounds = {"gte": params.min_price, "lte": params.max_price}
+        filters.append({"range": {"price": {k: v for k, v in bounds.items() if v is not None}}})
+    if params.in_stock is True:
+        filters.append({"range": {"available": {"gt": 0}}})
+    elif params.in_stock is False:
+        filters.append({"range": {"available": {"lte": 0}}})
+
+    query: dict[str, Any] = {"bool": {"filter": filters}}
+    if params.q:
+        query["bool"]["must"] = [
+            {
+                "multi_match": {
+                    "query": params.q,
+                    "fields": TEXT_FIELDS,
+                    "type": "best_fields",
+                    "fuzziness": "AUTO",
+                    "prefix_length": 1,
+                    "max_expansions": 50,
+                    "lenient": True,
+                }
+            }
+        ]
+        # Exact phrases rank above fuzzy matches.
+        query["bool"]["should"] = [
+            {"multi_match": {"query": params.q, "fields": TEXT_FIELDS, "type": "phrase"}}
+        ]
+
+    return {
+        "query": query,
+        "sort": _SORTS[params.sort],
+        "track_scores": params.sort == "relevance" and bool(params.q),
+        "track_total_hits": True,
+        "from": (params.page - 1) * params.size,
+        "size": params.size,
+        "_source": _SOURCE,
+        "aggs": {
+            "category": {"terms": {"field": "category.keyword", "size": settings.facet_size}},
+            "brand": {"terms": {"field": "brand.keyword", "size": settings.facet_size}},
+            "price": {
+                "range": {"field": "price", "ranges": _price_ranges(settings.price_facet_bounds)}
+            },
+        },
+    }
+
+
+def _item(hit: dict[str, Any], *, with_score: bool) -> SearchItem:
+    source = hit["_source"]
+    images = source.get("images") or []
+    available = int(source.get("available") or 0)
+    return SearchItem(
+        id=source["id"],
+        sku=source["sku"],
+        name=source["name"],
+        brand=source["brand"],
+        category=source["category"],
+        price=source["price"],
+        currency=source["currency"],
+        image=images[0] if images else None,
+        available=available,
+        in_stock=available > 0,
+        score=hit.get("_score") if with_score else None,
+    )
+
+
+def _terms(aggregation: dict[str, Any]) -> list[FacetValue]:
+    return [FacetValue(value=b["key"], count=b["doc_count"]) for b in aggregation["buckets"]]
+
+
+def _price(aggregation: dict[str, Any]) -> list[PriceBucket]:
+    return [
+        PriceBucket(
+            key=b["key"],
+            from_=int(b["from"]) if "from" in b else None,
+            to=int(b["to"]) if "to" in b else None,
+            count=b["doc_count"],
+        )
+        for b in aggregation["buckets"]
+    ]
+
+
+def to_response(body: dict[str, Any], params: SearchParams) -> SearchResponse:
+    """An Elasticsearch answer as the public response: map over hits, no per-hit lookups."""
+    with_score = params.sort == "relevance" and bool(params.q)
+    aggregations = body["aggregations"]
+    return SearchResponse(
+        items=[_item(hit, with_score=with_score) for hit in body["hits"]["hits"]],
+        total=body["hits"]["total"]["value"],
+        page=params.page,
+        size=params.size,
+        facets=Facets(
+            category=_terms(aggregations["category"]),
+            brand=_terms(aggregations["brand"]),
+            price=_price(aggregations["price"]),
+        ),
+    )
+
+
+async def search_products(
+    es: AsyncElasticsearch, *, params: SearchParams, settings: CatalogSettings
+) -> SearchResponse:
+    """Run one search against the alias (503 problem when Elasticsearch cannot answer)."""
+    with translate_errors("search"):
+        response = await es.search(
+            index=settings.index_alias,
+            body=build_search(params, settings),
+            request_cache=True,
+        )
+    return to_response(response.body, params)
+
+
+async def get_product(
+    es: AsyncElasticsearch, *, product_id: UUID, settings: CatalogSettings
+) -> ProductDetail:
+    """One active product with its availability; 404 when absent, deleted or inactive."""
+    with translate_errors("get_product"):
+        document = await repository.get_document(es, settings.index_alias, product_id)
+    if document is None or not document.get("active") or document.get("deleted"):
+        raise ProductNotFound(f"No product {product_id}.")
+    available = int(document.get("available") or 0)
+    return ProductDetail(
+        id=document["id"],
+        sku=document["sku"],
+        name=document["name"],
+        description=document.get("description", ""),
+        brand=document["brand"],
+        category=document["category"],
+        attributes=document.get("attributes") or {},
+        price=document["price"],
+        currency=document["currency"],
+        images=document.get("images") or [],
+        on_hand=int(document.get("on_hand") or 0),
+        reserved=int(document.get("reserved") or 0),
+        available=available,
+        in_stock=available > 0,
+        created_at=document["created_at"],
+        updated_at=document["updated_at"],
+        version=document["version"],
+    )

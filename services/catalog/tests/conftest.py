@@ -1,0 +1,193 @@
+"""The catalog service on real Elasticsearch and Redis.
+
+Every test (or test module, for read-only data) gets its own alias ``t<hex>-products``
+and therefore its own indices, deleted afterwards; Redis is emptied before each test
+by the stack plugin, and each test uses its own event stream.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from elasticsearch import AsyncElasticsearch
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from catalog_service import repository
+from catalog_service.app import create_app
+from catalog_service.index import create_index
+from catalog_service.schemas import ProductData
+from catalog_service.settings import CatalogSettings
+from storefront_kit.events import EventEnvelope
+from storefront_kit.settings import PlatformSettings
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+Serve = Callable[[CatalogSettings], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def product(
+    name: str,
+    *,
+    brand: str = "Acme",
+    category: str = "Gadgets",
+    price: int = 1000,
+    available: int = 5,
+    active: bool = True,
+    version: int = 1,
+    created_days: int = 0,
+    product_id: uuid.UUID | None = None,
+    sku: str | None = None,
+    description: str = "",
+    stock_version: int | None = None,
+) -> dict[str, Any]:
+    """A product as inventory sends it (``product.upserted`` data / export item)."""
+    created = T0 + timedelta(days=created_days)
+    stock: dict[str, Any] = {"on_hand": available + 1, "reserved": 1, "available": available}
+    if stock_version is not None:
+        stock["version"] = stock_version
+    return {
+        "id": str(product_id or uuid.uuid4()),
+        "sku": sku or f"SKU-{uuid.uuid4().hex[:10].upper()}",
+        "name": name,
+        "description": description,
+        "brand": brand,
+        "category": category,
+        "attributes": {"colour": "black"},
+        "price": price,
+        "currency": "EUR",
+        "images": [f"https://img.example/{name.replace(' ', '-').lower()}.jpg"],
+        "active": active,
+        "created_at": created.isoformat(),
+        "updated_at": created.isoformat(),
+        "version": version,
+        "stock": stock,
+    }
+
+
+def envelope(
+    type_: str, data: dict[str, Any], *, event_id: uuid.UUID | None = None
+) -> EventEnvelope:
+    """An inventory event as the outbox relay publishes it."""
+    return EventEnvelope(
+        id=event_id or uuid.uuid4(),
+        type=type_,
+        occurred_at=datetime.now(UTC),
+        source="inventory",
+        request_id="test-request-0001",
+        data=data,
+    )
+
+
+def make_settings(
+    elasticsearch_url: str, redis_url: str, alias: str, **overrides: Any
+) -> CatalogSettings:
+    values: dict[str, Any] = {
+        "elasticsearch_url": elasticsearch_url,
+        "redis_url": redis_url,
+        "index_alias": alias,
+        "events_stream": f"test.{alias}.events",
+        "instance_id": "catalog-test-1",
+        "events_block_ms": 50,
+        "platform": PlatformSettings(log_json=False, log_level="WARNING"),
+    }
+    values.update(overrides)
+    return CatalogSettings(**values)
+
+
+@asynccontextmanager
+async def serve_app(settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+def app_of(client: httpx.AsyncClient) -> FastAPI:
+    app: FastAPI = client.app  # type: ignore[attr-defined]
+    return app
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within_s: float = 1.0, every_s: float = 0.02
+) -> float:
+    """Poll ``check`` until true; returns the seconds it took (fails after ``within_s``)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        if await check():
+            return loop.time() - start
+        if loop.time() - start > within_s:
+            raise AssertionError(f"not true within {within_s}s")
+        await asyncio.sleep(every_s)
+
+
+async def index_products(
+    es: AsyncElasticsearch, settings: CatalogSettings, products: Iterable[dict[str, Any]]
+) -> None:
+    """Write products straight into the alias (what the listener would do)."""
+    for item in products:
+        await repository.apply_upsert(
+            es, [settings.index_alias], ProductData.model_validate(item), refresh=False
+        )
+    await es.indices.refresh(index=settings.index_alias)
+
+
+def new_alias() -> str:
+    return f"t{uuid.uuid4().hex[:10]}-products"
+
+
+async def drop_alias_indices(es: AsyncElasticsearch, alias: str) -> None:
+    await es.options(ignore_status=404).indices.delete(index=f"{alias}-*", expand_wildcards="all")
+
+
+@pytest.fixture
+async def es(elasticsearch_url: str) -> AsyncIterator[AsyncElasticsearch]:
+    client = AsyncElasticsearch(elasticsearch_url, request_timeout=10)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def alias(es: AsyncElasticsearch) -> AsyncIterator[str]:
+    """A fresh alias for one test; its indices are deleted afterwards."""
+    name = new_alias()
+    yield name
+    await drop_alias_indices(es, name)
+
+
+@pytest.fixture
+def settings(elasticsearch_url: str, redis_url: str, alias: str) -> CatalogSettings:
+    return make_settings(elasticsearch_url, redis_url, alias)
+
+
+@pytest.fixture
+async def empty_index(es: AsyncElasticsearch, settings: CatalogSettings) -> str:
+    """The test's alias over a fresh index."""
+    name = f"{settings.index_alias}-000"
+    await create_index(es, name, settings, with_alias=True)
+    return name
+
+
+@pytest.fixture
+def serve() -> Serve:
+    return serve_app

@@ -1,0 +1,209 @@
+"""The listener keeps the index in step with inventory's events, whatever the delivery."""
+
+import uuid
+from typing import Any
+
+import httpx
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from catalog_service.cache import catalogue_version_key
+from catalog_service.settings import CatalogSettings
+from storefront_kit.events import EventEnvelope
+
+from .conftest import Serve, envelope, eventually, product
+
+
+async def publish(redis: Redis, settings: CatalogSettings, *events: EventEnvelope) -> None:
+    for event in events:
+        await redis.xadd(settings.events_stream, event.to_stream_fields())  # type: ignore[arg-type]
+
+
+async def search_names(client: httpx.AsyncClient, **params: Any) -> list[str]:
+    response = await client.get("/api/v1/products/search", params=params)
+    assert response.status_code == 200, response.text
+    return [item["name"] for item in response.json()["items"]]
+
+
+async def document(es: AsyncElasticsearch, settings: CatalogSettings, product_id: str) -> Any:
+    response = await es.get(index=settings.index_alias, id=product_id)
+    return response["_source"]
+
+
+async def version(redis: Redis, settings: CatalogSettings) -> int:
+    return int(await redis.get(catalogue_version_key(settings.redis_prefix)) or 0)
+
+
+async def drained(redis: Redis, settings: CatalogSettings) -> bool:
+    """Every published entry was delivered and acknowledged."""
+    groups = await redis.xinfo_groups(settings.events_stream)
+    group = next((g for g in groups if g["name"] == settings.events_group), None)
+    stream = await redis.xinfo_stream(settings.events_stream)
+    return (
+        group is not None
+        and group["pending"] == 0
+        and group["last-delivered-id"] == stream["last-generated-id"]
+    )
+
+
+async def test_upsert_then_delete_reach_search_within_a_second(
+    serve: Serve, settings: CatalogSettings, redis: Redis
+) -> None:
+    item = product("Fairphone 5", brand="Fairphone", category="Phones")
+    async with serve(settings) as client:
+        await publish(redis, settings, envelope("product.upserted", item))
+        took = await eventually(lambda: _contains(client, "fairphone", "Fairphone 5"), within_s=1.0)
+        assert took < 1.0
+        page = await client.get(f"/api/v1/products/{item['id']}")
+        assert page.status_code == 200
+        assert page.json()["available"] == 5
+
+        await publish(
+            redis, settings, envelope("product.deleted", {"id": item["id"], "sku": item["sku"]})
+        )
+        await eventually(lambda: _absent(client, "fairphone"), within_s=1.0)
+        gone = await client.get(f"/api/v1/products/{item['id']}")
+        assert gone.status_code == 404
+        assert gone.json()["code"] == "product_not_found"
+        assert await version(redis, settings) == 2  # one bump per applied change
+
+
+async def _contains(client: httpx.AsyncClient, q: str, name: str) -> bool:
+    return name in await search_names(client, q=q)
+
+
+async def _absent(client: httpx.AsyncClient, q: str) -> bool:
+    return not await search_names(client, q=q)
+
+
+async def test_an_older_event_never_overwrites_a_newer_document(
+    serve: Serve, settings: CatalogSettings, redis: Redis, es: AsyncElasticsearch
+) -> None:
+    product_id = uuid.uuid4()
+    newer = product("Kettle v3", product_id=product_id, sku="KETTLE-1", version=3, price=3_000)
+    older = product("Kettle v2", product_id=product_id, sku="KETTLE-1", version=2, price=2_000)
+    stock = {"sku": "KETTLE-1", "product_id": str(product_id), "reserved": 0}
+    async with serve(settings) as client:
+        await publish(
+            redis,
+            settings,
+            envelope("product.upserted", newer),
+            envelope("product.upserted", older),
+            envelope("stock.changed", {**stock, "on_hand": 9, "available": 9, "version": 5}),
+            envelope("stock.changed", {**stock, "on_hand": 4, "available": 4, "version": 4}),
+        )
+        await eventually(lambda: drained(redis, settings), within_s=2.0)
+        source = await document(es, settings, str(product_id))
+        assert (source["name"], source["price"], source["version"]) == ("Kettle v3", 3_000, 3)
+        assert (source["available"], source["stock_version"]) == (9, 5)
+        assert await search_names(client, q="kettle") == ["Kettle v3"]
+        # Only the two applied events invalidated the cache; the stale ones did not.
+        assert await version(redis, settings) == 2
+
+
+async def test_stock_before_its_product_is_kept_and_merged(
+    serve: Serve, settings: CatalogSettings, redis: Redis, es: AsyncElasticsearch
+) -> None:
+    item = product("Toaster", sku="TOASTER-1", available=1)
+    async with serve(settings) as client:
+        stock = {
+            "sku": "TOASTER-1",
+            "product_id": item["id"],
+            "on_hand": 12,
+            "reserved": 2,
+            "available": 10,
+            "version": 2,
+        }
+        await publish(redis, settings, envelope("stock.changed", stock))
+        await eventually(lambda: drained(redis, settings))
+        assert await search_names(client, q="toaster") == []  # no product yet: not searchable
+        await publish(redis, settings, envelope("product.upserted", item))
+        await eventually(lambda: _contains(client, "toaster", "Toaster"))
+        source = await document(es, settings, item["id"])
+        assert (source["on_hand"], source["reserved"], source["available"]) == (12, 2, 10)
+
+
+async def test_a_redelivered_event_is_applied_once(
+    serve: Serve, settings: CatalogSettings, redis: Redis
+) -> None:
+    first = product("Blender", price=5_000)
+    event = envelope("product.upserted", first)
+    marker = envelope("product.upserted", product("Mixer"))
+    async with serve(settings) as client:
+        await publish(redis, settings, event, event, event, marker)
+        await eventually(lambda: _contains(client, "mixer", "Mixer"))
+        await eventually(lambda: drained(redis, settings))
+        assert await version(redis, settings) == 2  # the blender once, the mixer once
+        assert await search_names(client, q="blender") == ["Blender"]
+
+
+async def test_a_poison_message_is_dead_lettered_and_the_rest_flows(
+    serve: Serve, settings: CatalogSettings, redis: Redis
+) -> None:
+    bad = envelope("product.upserted", {"id": "not-a-uuid", "name": "Broken"})
+    good = envelope("product.upserted", product("Juicer"))
+    async with serve(settings) as client:
+        await redis.xadd(settings.events_stream, {"envelope": "{not json"})
+        await publish(redis, settings, bad, good)
+        await eventually(lambda: _contains(client, "juicer", "Juicer"))
+        await eventually(lambda: drained(redis, settings))
+    dead = await redis.xrange(f"{settings.events_stream}.dead")
+    assert len(dead) == 2
+    assert dead[0][1]["dead_reason"].startswith("unparseable")
+    assert dead[1][1]["id"] == str(bad.id)
+    assert dead[1][1]["dead_reason"].startswith("poison: product.upserted with an invalid payload")
+    assert dead[1][1]["group"] == settings.events_group
+
+
+async def test_unknown_event_types_are_acknowledged_and_ignored(
+    serve: Serve, settings: CatalogSettings, redis: Redis
+) -> None:
+    async with serve(settings):
+        await publish(redis, settings, envelope("product.renamed", {"id": str(uuid.uuid4())}))
+        await eventually(lambda: drained(redis, settings))
+    assert await redis.xlen(f"{settings.events_stream}.dead") == 0
+    assert await version(redis, settings) == 0
+
+
+async def test_events_published_while_stopped_are_applied_after_restart(
+    serve: Serve, settings: CatalogSettings, redis: Redis
+) -> None:
+    items = [product(f"Lamp {n}", brand="Lumo", category="Lighting") for n in range(20)]
+    async with serve(settings) as client:
+        await publish(redis, settings, envelope("product.upserted", items[0]))
+        await eventually(lambda: _contains(client, "lamp", "Lamp 0"))
+    # The service is down: inventory keeps changing.
+    await publish(redis, settings, *(envelope("product.upserted", i) for i in items[1:]))
+    await publish(
+        redis,
+        settings,
+        envelope("product.deleted", {"id": items[0]["id"], "sku": items[0]["sku"]}),
+    )
+    async with serve(settings) as client:
+        await eventually(lambda: drained(redis, settings), within_s=5.0)
+        response = await client.get(
+            "/api/v1/products/search", params={"brand": "lumo", "size": 100}
+        )
+    body = response.json()
+    assert body["total"] == 19
+    assert sorted(i["name"] for i in body["items"]) == sorted(i["name"] for i in items[1:])
+
+
+async def test_cached_answers_change_with_the_catalogue(
+    serve: Serve, settings: CatalogSettings, redis: Redis
+) -> None:
+    item = product("Espresso Machine", price=20_000, version=1)
+    async with serve(settings) as client:
+        await publish(redis, settings, envelope("product.upserted", item))
+        await eventually(lambda: _contains(client, "espresso", "Espresso Machine"))
+        first = await client.get("/api/v1/products/search", params={"q": "espresso"})
+        again = await client.get("/api/v1/products/search", params={"q": "espresso"})
+        assert first.json() == again.json()
+        cheaper = {**item, "price": 15_000, "version": 2}
+        await publish(redis, settings, envelope("product.upserted", cheaper))
+
+        async def repriced() -> bool:
+            response = await client.get("/api/v1/products/search", params={"q": "espresso"})
+            return bool(response.json()["items"][0]["price"] == 15_000)
+
+        assert await eventually(repriced, within_s=1.0) < 1.0
