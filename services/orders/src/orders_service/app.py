@@ -1,24 +1,48 @@
 """The orders service as an ASGI app (``uvicorn orders_service.app:create_app --factory``)."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from redis import Redis as SyncRedis
 
 from orders_service.api import routers
+from orders_service.breakers import build_breaker
+from orders_service.events import publish_alert
+from orders_service.models import OutboxEvent
+from orders_service.providers.inventory import InventoryClient
+from orders_service.providers.payments import PaymentsClient
+from orders_service.providers.resilience import RetryPolicy, is_business_error
+from orders_service.providers.shipping import ShippingClient
+from orders_service.saga.orchestrator import SagaOrchestrator
+from orders_service.saga.runner import SagaRunner, replica_id
 from orders_service.settings import OrdersSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.events import OutboxRelay
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
+from storefront_kit.http import create_http_client
 from storefront_kit.redis import create_redis
+from storefront_kit.security import ServiceSecurity
 
 __all__ = ["create_app"]
+
+OPENAPI_TAGS = [
+    {"name": "orders", "description": "Checkout (a persisted saga) and the caller's own orders."},
+    {
+        "name": "admin: orders",
+        "description": "All orders (staff read), status transitions and cancel+refund (admin).",
+    },
+]
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create the service's clients once; close them on shutdown."""
+    """Create the service's clients, breakers and saga workers once; stop them on shutdown."""
     settings: OrdersSettings = app.state.settings
+    security: ServiceSecurity = app.state.security
     engine = create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -29,12 +53,103 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         application_name="orders",
     )
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = sessionmaker
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
+    # pybreaker's Redis storage is synchronous; the adapter calls it from worker threads.
+    sync_redis = SyncRedis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=1.0,
+    )
+
+    async def on_open(name: str) -> None:
+        await publish_alert(
+            redis,
+            "circuit.opened",
+            {"breaker": name, "reset_timeout_s": settings.breaker_reset_timeout_s},
+        )
+
+    breakers = {
+        name: build_breaker(
+            name,
+            sync_redis=sync_redis,
+            redis=redis,
+            fail_max=settings.breaker_fail_max,
+            reset_timeout_s=settings.breaker_reset_timeout_s,
+            is_business_error=is_business_error,
+            namespace=settings.breaker_namespace,
+            on_open=on_open,
+        )
+        for name in ("payments", "shipping")
+    }
+    app.state.breakers = breakers
+    policy = RetryPolicy(
+        attempts=settings.retry_attempts,
+        initial_s=settings.retry_backoff_initial_s,
+        max_s=settings.retry_backoff_max_s,
+    )
+    inventory_http = create_http_client(
+        base_url=settings.inventory_url,
+        timeout=settings.inventory_timeout_s,
+        auth=security.auth_for("inventory"),
+    )
+    payments_http = create_http_client(
+        base_url=settings.payments_api_url, timeout=settings.payments_timeout_s
+    )
+    shipping_http = create_http_client(
+        base_url=settings.shipping_api_url, timeout=settings.shipping_timeout_s
+    )
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker,
+        redis=redis,
+        model=OutboxEvent,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        stream_maxlen=settings.outbox_stream_maxlen,
+    )
+    app.state.outbox_relay = relay
+    orchestrator = SagaOrchestrator(
+        sessionmaker=sessionmaker,
+        inventory=InventoryClient(inventory_http, policy=policy),
+        payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
+        shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
+        redis=redis,
+        settings=settings,
+        owner=replica_id(),
+        on_commit=relay.notify,
+    )
+    runner = SagaRunner(
+        orchestrator,
+        sessionmaker=sessionmaker,
+        max_concurrent=settings.max_concurrent_sagas,
+        lease_ttl_s=settings.saga_lease_ttl_s,
+        recovery_batch_size=settings.recovery_batch_size,
+    )
+    app.state.saga_runner = runner
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    if settings.background_tasks_enabled:
+        tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
+        tasks.append(
+            asyncio.create_task(
+                runner.run_recovery(stop, interval_s=settings.recovery_interval_s),
+                name="orders-saga-recovery",
+            )
+        )
     try:
         yield
     finally:
+        stop.set()
+        relay.notify()
+        await runner.shutdown()
+        for task in tasks:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=5.0)
+        for client in (inventory_http, payments_http, shipping_http):
+            await client.aclose()
+        sync_redis.close()
         await redis.aclose()
         await engine.dispose()
 
@@ -54,4 +169,5 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         routers=routers,
         health_checks=_health_checks,
+        openapi_tags=OPENAPI_TAGS,
     )

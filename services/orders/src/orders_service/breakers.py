@@ -27,6 +27,7 @@ import pybreaker
 from prometheus_client import Counter, Gauge
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from storefront_kit.logging import get_logger
 
@@ -61,6 +62,20 @@ class _MetricsListener(pybreaker.CircuitBreakerListener):
 
 
 OnOpen = Callable[[str], Awaitable[None]]
+
+
+class _TolerantRedisStorage(pybreaker.CircuitRedisStorage):
+    """pybreaker's Redis storage that lets a service start while Redis is down.
+
+    pybreaker writes the initial state when the storage is built and again whenever it
+    finds the state missing, so skipping the first write loses nothing.
+    """
+
+    def _initialize_redis_state(self, state: str) -> None:
+        try:
+            super()._initialize_redis_state(state)
+        except RedisError as exc:
+            logger.warning("breaker_state_init_deferred", error=repr(exc))
 
 
 class AsyncCircuitBreaker:
@@ -166,7 +181,7 @@ def build_breaker(
     on_open: OnOpen | None = None,
 ) -> AsyncCircuitBreaker:
     """A breaker whose state lives in Redis; business errors (4xx) never count as failures."""
-    storage = pybreaker.CircuitRedisStorage(
+    storage = _TolerantRedisStorage(
         pybreaker.STATE_CLOSED, sync_redis, namespace=f"{namespace}:{name}"
     )
     breaker = pybreaker.CircuitBreaker(

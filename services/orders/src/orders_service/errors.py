@@ -1,4 +1,18 @@
-"""Errors of the orders service; each carries its HTTP status (see storefront_kit.errors)."""
+"""Errors of the orders service; each carries its HTTP status (see storefront_kit.errors).
+
+Orders-specific problems (stable ``code`` in parentheses)::
+
+    BadRequest 400
+    └── IdempotencyKeyMissing     (idempotency_key_missing)  POST /orders without the header
+    NotFound 404
+    └── OrderNotFound             (order_not_found)          unknown, or another user's
+    Conflict 409
+    ├── IdempotencyKeyReused      (idempotency_key_reused)   same key, different body
+    ├── InvalidStatusTransition   (invalid_status_transition)
+    └── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
+    UnprocessableEntity 422
+    └── InvalidPageSize           (validation_error)         beyond the configured page size
+"""
 
 from storefront_kit.errors import (
     AppError,
@@ -7,6 +21,53 @@ from storefront_kit.errors import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    UnprocessableEntity,
 )
 
-__all__ = ["AppError", "BadRequest", "Conflict", "Forbidden", "NotFound", "ServiceUnavailable"]
+__all__ = [
+    "AppError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "IdempotencyKeyMissing",
+    "IdempotencyKeyReused",
+    "InvalidPageSize",
+    "InvalidStatusTransition",
+    "NotFound",
+    "OrderNotCancellable",
+    "OrderNotFound",
+    "ServiceUnavailable",
+    "UnprocessableEntity",
+]
+
+
+class IdempotencyKeyMissing(BadRequest):
+    code = "idempotency_key_missing"
+    title = "Idempotency-Key required"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The key was already used by this user with a different request body."""
+
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    title = "Order not found"
+
+
+class InvalidStatusTransition(Conflict):
+    code = "invalid_status_transition"
+    title = "Invalid status transition"
+
+
+class OrderNotCancellable(Conflict):
+    code = "order_not_cancellable"
+    title = "Order cannot be cancelled"
+
+
+class InvalidPageSize(UnprocessableEntity):
+    code = "validation_error"
+    title = "Request validation failed"

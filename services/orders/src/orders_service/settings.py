@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
@@ -17,6 +18,76 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
     service_name: ClassVar[str] = "orders"
     port: int = 8104
     database_url: str = "postgresql+asyncpg://storefront@127.0.0.1:5432/orders"
+
+    # --- who we call (the local runner sets these names) -------------------------------
+    #: Base URL of the inventory service (internal API, service tokens).
+    inventory_url: str = "http://127.0.0.1:8103"
+    #: Base URL of the payment provider.
+    payments_api_url: str = "http://127.0.0.1:8202"
+    #: Base URL of the shipping provider.
+    shipping_api_url: str = "http://127.0.0.1:8203"
+    #: Per-request timeout of inventory calls.
+    inventory_timeout_s: float = Field(default=3.0, gt=0)
+    #: Per-request timeout of payment provider calls.
+    payments_timeout_s: float = Field(default=5.0, gt=0)
+    #: Per-request timeout of shipping provider calls.
+    shipping_timeout_s: float = Field(default=5.0, gt=0)
+
+    # --- resilience ----------------------------------------------------------------------
+    #: Attempts per provider call (1 = no retry); only timeouts, 5xx and connection errors retry.
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    #: First back-off between attempts; doubles each time, with jitter.
+    retry_backoff_initial_s: float = Field(default=0.1, ge=0)
+    #: Longest back-off between two attempts.
+    retry_backoff_max_s: float = Field(default=2.0, ge=0)
+    #: Consecutive system failures that open a provider's breaker.
+    breaker_fail_max: int = Field(default=5, ge=1)
+    #: How long an open breaker fails fast before one trial call (keep above 1 s).
+    breaker_reset_timeout_s: float = Field(default=30.0, gt=1.0)
+    #: Redis key namespace of the shared breaker state.
+    breaker_namespace: str = "orders:breaker"
+
+    # --- checkout and saga -----------------------------------------------------------------
+    #: How long POST /orders waits for the saga before answering 202 with a Location.
+    checkout_wait_s: float = Field(default=3.0, ge=0)
+    #: How long inventory holds the stock of a checkout in progress.
+    reservation_ttl_s: int = Field(default=900, ge=1)
+    #: A saga's lease; renewed every third of it while the saga runs.
+    saga_lease_ttl_s: float = Field(default=30.0, ge=1.0)
+    #: Sagas one replica runs at once (new checkouts and recovered ones together).
+    max_concurrent_sagas: int = Field(default=200, ge=1)
+    #: Seconds between two scans for sagas whose lease expired (also run at start-up).
+    recovery_interval_s: float = Field(default=5.0, gt=0)
+    #: Sagas claimed per recovery scan.
+    recovery_batch_size: int = Field(default=50, ge=1)
+    #: First delay before a compensation that could not finish is tried again.
+    compensation_retry_initial_s: float = Field(default=1.0, gt=0)
+    #: Longest delay between two rounds of a compensation that keeps failing.
+    compensation_retry_max_s: float = Field(default=60.0, gt=0)
+    #: Parcel weight assumed per unit (inventory has no weights yet).
+    item_weight_grams: int = Field(default=500, ge=1)
+    #: Run the recovery worker and the outbox relay in this process.
+    background_tasks_enabled: bool = True
+
+    # --- events and lists -----------------------------------------------------------------
+    #: Outbox rows published per relay round.
+    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: Seconds the relay waits between polls when no commit woke it.
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    #: Approximate maximum length of the ``orders.events`` stream.
+    outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    #: Page size of order lists when none is asked for.
+    page_size_default: int = Field(default=20, ge=1)
+    #: Largest page size of order lists (larger is a 422).
+    page_size_max: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "OrdersSettings":
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("page_size_default exceeds page_size_max")
+        if self.compensation_retry_initial_s > self.compensation_retry_max_s:
+            raise ValueError("compensation_retry_initial_s exceeds compensation_retry_max_s")
+        return self
 
 
 def get_settings() -> OrdersSettings:

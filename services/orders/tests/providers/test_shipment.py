@@ -29,7 +29,8 @@ def test_minimal_request_has_safe_defaults() -> None:
     assert request.service_level == "standard"
     assert request.signature_required is False
     payload = request.to_payload()
-    assert payload["recipient"]["address"] == {
+    assert payload["recipient"] == {
+        "name": "Ada Lovelace",
         "line1": "1 Main St",
         "city": "Springfield",
         "postal_code": "12345",

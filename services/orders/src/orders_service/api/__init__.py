@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from orders_service.api import admin, orders
+
 __all__ = ["routers"]
 
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [orders.router, admin.router]

@@ -1,1 +1,1 @@
-"""Adapters for the payment and shipping providers: HTTP APIs, base URLs from settings."""
+"""Adapters for inventory and the payment and shipping providers (HTTP, base URLs from settings)."""

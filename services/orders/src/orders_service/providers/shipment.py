@@ -34,6 +34,7 @@ class Address:
     postal_code: str
     country: str
     line2: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ class ShipmentRequest:
         """The provider's JSON body."""
         payload: dict[str, Any] = {
             "order_id": self.order_id,
+            # Carriers take the address flat inside the recipient (the provider's schema).
             "recipient": {
                 "name": self.recipient_name,
-                "address": {k: v for k, v in self.address.__dict__.items() if v is not None},
+                **{k: v for k, v in self.address.__dict__.items() if v is not None},
             },
             "parcels": [
                 {k: v for k, v in p.__dict__.items() if v is not None} for p in self.parcels

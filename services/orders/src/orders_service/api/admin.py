@@ -1,0 +1,119 @@
+"""``/api/v1/admin/orders``: staff list and read orders; admins move and cancel them."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service import service
+from orders_service.api.common import Page, Size, check_size, settled, wait_for_saga
+from orders_service.deps import (
+    AdminUser,
+    RunnerDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    StaffUser,
+)
+from orders_service.domain.saga import OrderStatus, Reason
+from orders_service.errors import (
+    InvalidPageSize,
+    InvalidStatusTransition,
+    OrderNotCancellable,
+    OrderNotFound,
+)
+from orders_service.models import CustomerOrder
+from orders_service.schemas import (
+    AdminOrderOut,
+    AdminOrderPage,
+    SagaStepOut,
+    StatusChange,
+)
+from storefront_kit.problems import responses
+
+__all__ = ["router"]
+
+PREFIX = "/api/v1/admin/orders"
+router = APIRouter(prefix=PREFIX, tags=["admin: orders"], responses=responses(401, 403))
+UserFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
+_IN_PROGRESS: dict[int | str, dict[str, Any]] = {
+    202: {"model": AdminOrderOut, "description": "Compensation still running."},
+}
+
+
+@router.get("", responses=responses(InvalidPageSize))
+async def list_orders(
+    _staff: StaffUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: Page = 1,
+    size: Size = None,
+    status_filter: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
+    user_id: UserFilter = None,
+) -> AdminOrderPage:
+    """All orders, newest first; filter by status (repeatable) and user."""
+    size = check_size(size, settings)
+    items, total = await service.list_orders(
+        session, user_id=user_id, statuses=status_filter, page=page, size=size
+    )
+    return AdminOrderPage(
+        items=[AdminOrderOut.model_validate(order) for order in items],
+        total=total,
+        page=page,
+        size=size,
+    )
+
+
+async def _detailed(session: AsyncSession, order: CustomerOrder) -> AdminOrderOut:
+    out = AdminOrderOut.model_validate(order)
+    steps = await service.order_steps(session, order_id=order.id)
+    out.steps = [SagaStepOut.model_validate(step) for step in steps]
+    return out
+
+
+@router.get("/{order_id}", responses=responses(OrderNotFound))
+async def get_order(order_id: UUID, _staff: StaffUser, session: SessionDep) -> AdminOrderOut:
+    """Any order, with its saga steps (attempts, errors, provider references)."""
+    order = await service.get_order(session, order_id=order_id)
+    return await _detailed(session, order)
+
+
+@router.post("/{order_id}/status", responses=responses(OrderNotFound, InvalidStatusTransition, 422))
+async def change_status(
+    order_id: UUID, body: StatusChange, _admin: AdminUser, session: SessionDep
+) -> AdminOrderOut:
+    """Move a confirmed order along PROCESSING → SHIPPED → DELIVERED (409 otherwise)."""
+    order = await service.change_status(session, order_id=order_id, target=OrderStatus(body.status))
+    return await _detailed(session, order)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    responses={**_IN_PROGRESS, **responses(OrderNotFound, OrderNotCancellable)},
+)
+async def cancel_order(
+    order_id: UUID,
+    _admin: AdminUser,
+    sessionmaker: SessionmakerDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    response: Response,
+) -> AdminOrderOut:
+    """Cancel an order not yet shipped, refunding the payment (200 done, 202 running)."""
+    order, start = await service.request_cancel(
+        sessionmaker,
+        order_id=order_id,
+        user_id=None,
+        reason=Reason.CANCELLED_BY_ADMIN,
+        lease_owner=runner.owner,
+        lease_ttl_s=settings.saga_lease_ttl_s,
+    )
+    if start:
+        runner.start(order.id)
+    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    if not settled(order):
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"{PREFIX}/{order.id}"
+    async with sessionmaker() as session:
+        return await _detailed(session, order)

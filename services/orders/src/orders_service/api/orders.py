@@ -1,0 +1,155 @@
+"""``/api/v1/orders``: checkout (the saga's entry point) and a customer's own orders."""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from orders_service import service
+from orders_service.api.common import (
+    ORDERS_PATH,
+    Page,
+    Size,
+    check_size,
+    location,
+    settled,
+    wait_for_saga,
+)
+from orders_service.deps import (
+    CurrentUser,
+    RunnerDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+)
+from orders_service.domain.saga import OrderStatus, Reason
+from orders_service.errors import (
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
+    InvalidPageSize,
+    OrderNotCancellable,
+    OrderNotFound,
+)
+from orders_service.schemas import OrderCreate, OrderOut, OrderPage
+from storefront_kit.problems import responses
+
+__all__ = ["router"]
+
+router = APIRouter(prefix=ORDERS_PATH, tags=["orders"], responses=responses(401))
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Required. A retry with the same key and body returns the same order.",
+    ),
+]
+_IN_PROGRESS: dict[int | str, dict[str, Any]] = {
+    202: {"model": OrderOut, "description": "Still running: poll the `Location`."},
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": OrderOut, "description": "A replay of an earlier request (same key)."},
+        **_IN_PROGRESS,
+        **responses(IdempotencyKeyMissing, IdempotencyKeyReused, 422),
+    },
+)
+async def create_order(
+    body: OrderCreate,
+    user: CurrentUser,
+    sessionmaker: SessionmakerDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderOut:
+    """Place an order and run the checkout saga: 201 with its outcome when it settles
+    quickly, else 202 with a `Location` to poll. Prices come from inventory."""
+    if not idempotency_key:
+        raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
+    order, created = await service.place_order(
+        sessionmaker,
+        user_id=user.subject,
+        idempotency_key=idempotency_key,
+        body=body,
+        lease_owner=runner.owner,
+        lease_ttl_s=settings.saga_lease_ttl_s,
+    )
+    if created:
+        runner.start(order.id)
+    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    response.headers["Location"] = location(order.id)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    if not settled(order):
+        response.status_code = status.HTTP_202_ACCEPTED
+    elif not created:
+        response.status_code = status.HTTP_200_OK
+    return OrderOut.model_validate(order)
+
+
+@router.get("", responses=responses(InvalidPageSize))
+async def list_my_orders(
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: Page = 1,
+    size: Size = None,
+    status_filter: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
+) -> OrderPage:
+    """The caller's orders, newest first."""
+    size = check_size(size, settings)
+    items, total = await service.list_orders(
+        session, user_id=user.subject, statuses=status_filter, page=page, size=size
+    )
+    return OrderPage(
+        items=[OrderOut.model_validate(order) for order in items],
+        total=total,
+        page=page,
+        size=size,
+    )
+
+
+@router.get("/{order_id}", responses=responses(OrderNotFound))
+async def get_my_order(order_id: UUID, user: CurrentUser, session: SessionDep) -> OrderOut:
+    """One of the caller's orders (another user's answers 404)."""
+    order = await service.get_order(session, order_id=order_id, user_id=user.subject)
+    return OrderOut.model_validate(order)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    responses={**_IN_PROGRESS, **responses(OrderNotFound, OrderNotCancellable)},
+)
+async def cancel_my_order(
+    order_id: UUID,
+    user: CurrentUser,
+    sessionmaker: SessionmakerDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    response: Response,
+) -> OrderOut:
+    """Cancel an order not yet shipped: payment refunded, stock released, parcel cancelled.
+
+    200 once CANCELLED, 202 while compensation runs; 409 once shipped."""
+    order, start = await service.request_cancel(
+        sessionmaker,
+        order_id=order_id,
+        user_id=user.subject,
+        reason=Reason.CANCELLED_BY_CUSTOMER,
+        lease_owner=runner.owner,
+        lease_ttl_s=settings.saga_lease_ttl_s,
+    )
+    if start:
+        runner.start(order.id)
+    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    if not settled(order):
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = location(order.id)
+    return OrderOut.model_validate(order)

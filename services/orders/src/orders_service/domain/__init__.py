@@ -1,0 +1,1 @@
+"""Pure order and saga rules: no I/O, no FastAPI, no SQLAlchemy."""

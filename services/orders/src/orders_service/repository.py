@@ -1,0 +1,238 @@
+"""Every query of the orders service (SQLAlchemy 2.0, async). Functions flush, never commit."""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders_service.domain.saga import IN_FLIGHT, Step, StepStatus, kind_of
+from orders_service.models import CustomerOrder, SagaStep
+from storefront_kit.ids import new_id
+
+__all__ = [
+    "claim_expired_sagas",
+    "count_orders",
+    "get_order",
+    "get_order_by_key",
+    "insert_order",
+    "list_orders",
+    "record_step",
+    "release_lease",
+    "renew_lease",
+    "steps_of",
+]
+
+_IN_FLIGHT = sorted(IN_FLIGHT)
+
+
+async def insert_order(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    idempotency_key: str,
+    request_hash: str,
+    items: list[dict[str, Any]],
+    shipping_address: dict[str, Any],
+    payment_method: dict[str, Any],
+    lease_owner: str,
+    lease_ttl_s: float,
+) -> CustomerOrder | None:
+    """Insert a PENDING order leased to ``lease_owner``; ``None`` if the key is taken."""
+    order_id = new_id()
+    inserted = await session.scalar(
+        insert(CustomerOrder)
+        .values(
+            id=order_id,
+            user_id=user_id,
+            status="PENDING",
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            items=items,
+            lines=[],
+            shipping_address=shipping_address,
+            payment_method=payment_method,
+            lease_owner=lease_owner,
+            lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s),
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+        .returning(CustomerOrder.id)
+    )
+    if inserted is None:
+        return None
+    return await session.get_one(CustomerOrder, order_id)
+
+
+async def get_order_by_key(
+    session: AsyncSession, *, user_id: str, idempotency_key: str
+) -> CustomerOrder | None:
+    """The order this user placed with ``idempotency_key``."""
+    return await session.scalar(
+        select(CustomerOrder).where(
+            CustomerOrder.user_id == user_id, CustomerOrder.idempotency_key == idempotency_key
+        )
+    )
+
+
+async def get_order(
+    session: AsyncSession,
+    order_id: UUID,
+    *,
+    user_id: str | None = None,
+    for_update: bool = False,
+) -> CustomerOrder | None:
+    """One order (of ``user_id`` when given), locked for update on request."""
+    query = select(CustomerOrder).where(CustomerOrder.id == order_id)
+    if user_id is not None:
+        query = query.where(CustomerOrder.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    # populate_existing: a locked read must not be served from the identity map.
+    return await session.scalar(query.execution_options(populate_existing=True))
+
+
+def _filtered(
+    query: Select[Any], *, user_id: str | None, statuses: Sequence[str] | None
+) -> Select[Any]:
+    if user_id is not None:
+        query = query.where(CustomerOrder.user_id == user_id)
+    if statuses:
+        query = query.where(CustomerOrder.status.in_(statuses))
+    return query
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: str | None = None,
+    statuses: Sequence[str] | None = None,
+    offset: int,
+    limit: int,
+) -> Sequence[CustomerOrder]:
+    """Orders, newest first (ids are time-ordered)."""
+    query = _filtered(select(CustomerOrder), user_id=user_id, statuses=statuses)
+    return (
+        await session.scalars(
+            query.order_by(CustomerOrder.created_at.desc(), CustomerOrder.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+
+
+async def count_orders(
+    session: AsyncSession, *, user_id: str | None = None, statuses: Sequence[str] | None = None
+) -> int:
+    """How many orders :func:`list_orders` pages through."""
+    query = _filtered(
+        select(func.count()).select_from(CustomerOrder), user_id=user_id, statuses=statuses
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def steps_of(session: AsyncSession, order_id: UUID) -> dict[Step, SagaStep]:
+    """The saga steps recorded for an order, by step."""
+    rows = await session.scalars(
+        select(SagaStep)
+        .where(SagaStep.order_id == order_id)
+        .order_by(SagaStep.created_at, SagaStep.id)
+        .execution_options(populate_existing=True)
+    )
+    return {Step(row.step): row for row in rows}
+
+
+async def record_step(
+    session: AsyncSession,
+    order: CustomerOrder,
+    step: Step,
+    status: StepStatus,
+    *,
+    new_attempt: bool = False,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
+    """Insert or update one step's row (``new_attempt`` counts one more attempt)."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": func.now()}
+    if error is not None or status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+        values["last_error"] = error[:500] if error else None
+    if result is not None:
+        values["result"] = result
+    statement = insert(SagaStep).values(
+        id=new_id(),
+        order_id=order.id,
+        user_id=order.user_id,
+        step=step.value,
+        kind=kind_of(step).value,
+        attempts=1 if new_attempt else 0,
+        **values,
+    )
+    update_values = dict(values)
+    if new_attempt:
+        update_values["attempts"] = SagaStep.attempts + 1
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["order_id", "step"], set_=update_values)
+    )
+
+
+async def claim_expired_sagas(
+    session: AsyncSession, *, owner: str, lease_ttl_s: float, limit: int
+) -> list[UUID]:
+    """Lease up to ``limit`` in-flight sagas whose lease ran out (or that wait for a retry).
+
+    ``FOR UPDATE SKIP LOCKED`` lets several replicas scan at once without two of them
+    taking the same saga.
+    """
+    due = (
+        select(CustomerOrder.id)
+        .where(
+            CustomerOrder.status.in_(_IN_FLIGHT),
+            or_(
+                CustomerOrder.lease_expires_at.is_(None),
+                CustomerOrder.lease_expires_at < func.now(),
+            ),
+        )
+        .order_by(CustomerOrder.lease_expires_at.nulls_first())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.scalars(due)).all())
+    if ids:
+        await session.execute(
+            update(CustomerOrder)
+            .where(CustomerOrder.id.in_(ids))
+            .values(
+                lease_owner=owner,
+                lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s),
+            )
+        )
+    return ids
+
+
+async def renew_lease(
+    session: AsyncSession, *, order_id: UUID, owner: str, lease_ttl_s: float
+) -> bool:
+    """Extend ``owner``'s lease; False when another replica holds it now."""
+    result = await session.execute(
+        update(CustomerOrder)
+        .where(CustomerOrder.id == order_id, CustomerOrder.lease_owner == owner)
+        .values(lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s))
+        .returning(CustomerOrder.id)
+    )
+    return result.first() is not None
+
+
+async def release_lease(
+    session: AsyncSession, *, order_id: UUID, owner: str, retry_in_s: float = 0.0
+) -> None:
+    """Give the saga up so any replica may take it (after ``retry_in_s``)."""
+    await session.execute(
+        update(CustomerOrder)
+        .where(CustomerOrder.id == order_id, CustomerOrder.lease_owner == owner)
+        .values(
+            lease_owner=None,
+            lease_expires_at=func.now() + timedelta(seconds=retry_in_s),
+        )
+    )

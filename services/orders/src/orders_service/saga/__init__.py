@@ -1,0 +1,1 @@
+"""The checkout saga at run time: the orchestrator (one saga) and the runner (many, leased)."""

@@ -1,0 +1,555 @@
+"""Runs one order's saga: persisted steps, idempotent provider calls, compensation.
+
+Each step is recorded before it runs (``running``, one more attempt) and after it ends,
+in transactions that lock the order row and check that this replica still holds the
+saga's lease. A crash at any point leaves either a step marked ``running`` (it is run
+again: provider calls carry idempotency keys derived from the order id and the step)
+or a recorded outcome; the recovery worker resumes from there. While a saga runs, a
+heartbeat renews its lease; if another replica took it over, this run stops at once.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from prometheus_client import Counter, Histogram
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from orders_service import repository
+from orders_service.domain.saga import (
+    IN_FLIGHT,
+    OrderStatus,
+    Reason,
+    Step,
+    StepStatus,
+    compensations_needed,
+    next_action,
+    status_after,
+)
+from orders_service.events import publish_alert, receipt, stage_event, stage_status_changed
+from orders_service.models import CustomerOrder, SagaStep
+from orders_service.providers.errors import ProviderRejected
+from orders_service.providers.inventory import InventoryClient
+from orders_service.providers.payments import PaymentsClient
+from orders_service.providers.shipment import (
+    Address,
+    Parcel,
+    ShipmentRequest,
+    ShipmentRequestBuilder,
+)
+from orders_service.providers.shipping import ShippingClient
+from orders_service.saga.failures import Failure, classify
+from orders_service.settings import OrdersSettings
+from storefront_kit.logging import get_logger
+
+__all__ = ["LeaseLost", "SagaOrchestrator", "build_shipment_request"]
+
+logger = get_logger(__name__)
+
+SAGAS_SETTLED = Counter(
+    "orders_saga_settled_total", "Sagas that reached their end.", ["status", "reason"]
+)
+STEP_OUTCOMES = Counter(
+    "orders_saga_steps_total", "Saga step executions by outcome.", ["step", "status"]
+)
+STEP_SECONDS = Histogram(
+    "orders_saga_step_seconds",
+    "Duration of saga steps (provider calls included).",
+    ["step"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+#: After this many postponed rounds a stuck saga is reported to admins (once).
+ALERT_AFTER_ROUNDS = 3
+
+
+class LeaseLost(Exception):
+    """Another replica holds this saga's lease now: stop without touching it."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """A step that ended well: succeeded (or had nothing to do), with what it learned."""
+
+    status: StepStatus
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def build_shipment_request(order: CustomerOrder, *, item_weight_grams: int) -> ShipmentRequest:
+    """The provider request for an order, through the builder (validated at ``build``)."""
+    address = order.shipping_address
+    units = sum(int(line["qty"]) for line in order.lines) or 1
+    builder = (
+        ShipmentRequestBuilder()
+        .for_order(str(order.id))
+        .to(
+            address.get("name", ""),
+            Address(
+                line1=address.get("line1", ""),
+                line2=address.get("line2"),
+                city=address.get("city", ""),
+                region=address.get("region"),
+                postal_code=address.get("postal_code", ""),
+                country=address.get("country", ""),
+            ),
+            phone=address.get("phone"),
+        )
+        .with_parcel(Parcel(weight_grams=units * item_weight_grams))
+    )
+    if order.total and order.currency:
+        builder.with_insurance(order.total, order.currency)
+    if address.get("notes"):
+        builder.with_notes(str(address["notes"]))
+    return builder.build()
+
+
+def _key(order: CustomerOrder, step: Step, suffix: str | None = None) -> str:
+    """The provider idempotency key of one step of one order (stable across retries)."""
+    return f"{order.id}:{step.value}" + (f":{suffix}" if suffix else "")
+
+
+class SagaOrchestrator:
+    """Drives sagas this replica holds the lease of."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inventory: InventoryClient,
+        payments: PaymentsClient,
+        shipping: ShippingClient,
+        redis: Redis,
+        settings: OrdersSettings,
+        owner: str,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._inventory = inventory
+        self._payments = payments
+        self._shipping = shipping
+        self._redis = redis
+        self._settings = settings
+        self.owner = owner
+        self._on_commit = on_commit
+
+    # --- entry point ----------------------------------------------------------------------
+
+    async def run(self, order_id: UUID) -> None:
+        """Drive the saga until it settles, must wait for a retry, or the lease is lost."""
+        task = asyncio.current_task()
+        assert task is not None
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(order_id, task, lost))
+        try:
+            await self._drive(order_id)
+        except LeaseLost:
+            logger.info("saga_lease_lost", order_id=str(order_id))
+        except asyncio.CancelledError:
+            if not lost.is_set():
+                raise
+            task.uncancel()
+            logger.warning("saga_lease_lost", order_id=str(order_id), during="step")
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(
+        self, order_id: UUID, driver: asyncio.Task[Any], lost: asyncio.Event
+    ) -> None:
+        ttl = self._settings.saga_lease_ttl_s
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    held = await repository.renew_lease(
+                        session, order_id=order_id, owner=self.owner, lease_ttl_s=ttl
+                    )
+            except Exception as exc:  # the step transactions check the lease too
+                logger.warning("saga_heartbeat_failed", order_id=str(order_id), error=repr(exc))
+                continue
+            if not held:
+                lost.set()
+                driver.cancel()
+                return
+
+    # --- transactions -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, CustomerOrder]]:
+        """A transaction holding the order row, for as long as this replica holds the lease."""
+        async with self._sessionmaker() as session, session.begin():
+            order = await repository.get_order(session, order_id, for_update=True)
+            if order is None or order.lease_owner != self.owner:
+                raise LeaseLost(str(order_id))
+            yield session, order
+        self._on_commit()
+
+    async def _snapshot(self, order_id: UUID) -> tuple[CustomerOrder | None, dict[Step, SagaStep]]:
+        async with self._sessionmaker() as session:
+            order = await repository.get_order(session, order_id)
+            steps = await repository.steps_of(session, order_id) if order else {}
+        return order, steps
+
+    async def _start_step(self, order_id: UUID, step: Step) -> None:
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(session, order, step, StepStatus.RUNNING, new_attempt=True)
+
+    # --- forward path ---------------------------------------------------------------------
+
+    async def _drive(self, order_id: UUID) -> None:
+        while True:
+            order, steps = await self._snapshot(order_id)
+            if order is None or order.lease_owner != self.owner:
+                return
+            status = OrderStatus(order.status)
+            if status not in IN_FLIGHT:
+                await self._release(order_id)
+                return
+            if status == OrderStatus.COMPENSATING:
+                await self._compensate(order, steps)
+                return
+            if order.cancel_requested:
+                await self._begin_compensation(
+                    order_id,
+                    outcome=OrderStatus.CANCELLED,
+                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
+                    detail=None,
+                )
+                continue
+            action = next_action({step: StepStatus(row.status) for step, row in steps.items()})
+            if action is None:  # every action is recorded: only the final status is missing
+                action = Step.COMMIT_INVENTORY
+            await self._start_step(order_id, action)
+            started = time.perf_counter()
+            try:
+                outcome = await self._perform(action, order)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                STEP_SECONDS.labels(action.value).observe(time.perf_counter() - started)
+                failure = classify(action, exc)
+                STEP_OUTCOMES.labels(action.value, failure.step_status.value).inc()
+                if failure.reason == Reason.INTERNAL_ERROR:
+                    logger.exception("saga_step_crashed", order_id=str(order_id), step=action)
+                else:
+                    logger.info(
+                        "saga_step_failed",
+                        order_id=str(order_id),
+                        step=action.value,
+                        reason=failure.reason.value,
+                        detail=failure.detail,
+                    )
+                if failure.retry_later:
+                    await self._postpone(order_id, action, failure.detail)
+                    return
+                await self._fail(order_id, action, failure)
+                continue
+            STEP_SECONDS.labels(action.value).observe(time.perf_counter() - started)
+            STEP_OUTCOMES.labels(action.value, outcome.status.value).inc()
+            await self._complete(order_id, action, outcome)
+
+    async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome:
+        settings = self._settings
+        if step == Step.RESERVE_INVENTORY:
+            reservation = await self._inventory.reserve(
+                order_id=order.id, items=order.items, ttl_s=settings.reservation_ttl_s
+            )
+            return StepOutcome(
+                StepStatus.SUCCEEDED,
+                {
+                    "lines": reservation.lines,
+                    "total": reservation.total,
+                    "currency": reservation.currency,
+                },
+            )
+        if step == Step.AUTHORIZE_PAYMENT:
+            if not order.total or not order.currency:
+                return StepOutcome(StepStatus.SKIPPED, {"note": "nothing to pay"})
+            payment = await self._payments.authorize(
+                order_id=str(order.id),
+                amount=order.total,
+                currency=order.currency,
+                method={
+                    "type": order.payment_method.get("method", "card"),
+                    "token": order.payment_method.get("token"),
+                },
+                key=_key(order, step),
+            )
+            return StepOutcome(
+                StepStatus.SUCCEEDED, {"payment_id": payment.id, "status": payment.status}
+            )
+        if step == Step.CAPTURE_PAYMENT:
+            if order.payment_id is None:
+                return StepOutcome(StepStatus.SKIPPED, {"note": "nothing to pay"})
+            payment = await self._payments.capture(
+                payment_id=order.payment_id, key=_key(order, step)
+            )
+            return StepOutcome(
+                StepStatus.SUCCEEDED,
+                {
+                    "payment_id": payment.id,
+                    "status": payment.status,
+                    "amount": payment.captured_amount,
+                },
+            )
+        if step == Step.CREATE_SHIPMENT:
+            request = build_shipment_request(order, item_weight_grams=settings.item_weight_grams)
+            shipment = await self._shipping.create(request, key=_key(order, step))
+            return StepOutcome(
+                StepStatus.SUCCEEDED,
+                {
+                    "shipment_id": shipment.id,
+                    "tracking_number": shipment.tracking_number,
+                    "label_url": shipment.label_url,
+                    "carrier": shipment.carrier,
+                },
+            )
+        if step == Step.COMMIT_INVENTORY:
+            status = await self._inventory.commit(order_id=order.id)
+            return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
+        raise AssertionError(f"not an action: {step}")
+
+    async def _complete(self, order_id: UUID, step: Step, outcome: StepOutcome) -> None:
+        alerts: list[tuple[str, dict[str, Any]]] = []
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(
+                session, order, step, outcome.status, result=outcome.result
+            )
+            result = outcome.result
+            previous = order.status
+            cancelling = order.cancel_requested
+            if not cancelling:
+                order.status = status_after(step)
+            if step == Step.RESERVE_INVENTORY:
+                order.lines = result["lines"]
+                order.subtotal = order.total = int(result["total"])
+                order.currency = str(result["currency"])
+                stage_event(session, order, "order.created", receipt(order))
+                alerts.append(("order.created", receipt(order)))
+            elif step == Step.AUTHORIZE_PAYMENT and outcome.status == StepStatus.SUCCEEDED:
+                order.payment_id = str(result["payment_id"])
+            elif step == Step.CAPTURE_PAYMENT and outcome.status == StepStatus.SUCCEEDED:
+                stage_event(
+                    session,
+                    order,
+                    "payment.captured",
+                    {**receipt(order), "payment_id": order.payment_id, "amount": result["amount"]},
+                )
+            elif step == Step.CREATE_SHIPMENT:
+                order.shipment_id = str(result["shipment_id"])
+                order.tracking_number = str(result["tracking_number"])
+                order.label_url = result.get("label_url")
+            if cancelling:
+                self._enter_compensation(
+                    session,
+                    order,
+                    outcome=OrderStatus.CANCELLED,
+                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
+                    detail=None,
+                )
+            else:
+                if step == Step.COMMIT_INVENTORY:
+                    order.lease_owner = None
+                    order.lease_expires_at = None
+                    stage_event(
+                        session,
+                        order,
+                        "order.confirmed",
+                        {**receipt(order), "tracking_number": order.tracking_number},
+                    )
+                    SAGAS_SETTLED.labels(OrderStatus.CONFIRMED.value, "").inc()
+                if order.status != previous:
+                    order.version += 1
+                    stage_status_changed(session, order, previous)
+        for alert_type, data in alerts:
+            await publish_alert(self._redis, alert_type, data)
+
+    def _enter_compensation(
+        self,
+        session: AsyncSession,
+        order: CustomerOrder,
+        *,
+        outcome: OrderStatus,
+        reason: str,
+        detail: str | None,
+    ) -> None:
+        previous = order.status
+        order.status = OrderStatus.COMPENSATING
+        order.outcome = outcome
+        order.reason = reason
+        order.reason_detail = detail[:500] if detail else None
+        order.version += 1
+        stage_status_changed(session, order, previous)
+
+    async def _begin_compensation(
+        self, order_id: UUID, *, outcome: OrderStatus, reason: str, detail: str | None
+    ) -> None:
+        async with self._locked(order_id) as (session, order):
+            self._enter_compensation(session, order, outcome=outcome, reason=reason, detail=detail)
+
+    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> None:
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(
+                session, order, step, failure.step_status, error=failure.detail
+            )
+            if order.cancel_requested:
+                outcome, reason = OrderStatus.CANCELLED, order.reason or failure.reason
+            else:
+                outcome, reason = OrderStatus.FAILED, failure.reason
+            self._enter_compensation(
+                session, order, outcome=outcome, reason=reason, detail=failure.detail
+            )
+
+    async def _postpone(self, order_id: UUID, step: Step, error: str) -> None:
+        """Record the failure and hand the saga back, to be retried after a back-off."""
+        settings = self._settings
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(session, order, step, StepStatus.FAILED, error=error)
+            order.retry_rounds += 1
+            rounds = order.retry_rounds
+            delay = min(
+                settings.compensation_retry_initial_s * 2 ** (rounds - 1),
+                settings.compensation_retry_max_s,
+            )
+            await repository.release_lease(
+                session, order_id=order_id, owner=self.owner, retry_in_s=delay
+            )
+            data = {
+                "order_id": str(order.id),
+                "user_id": order.user_id,
+                "status": order.status,
+                "reason": order.reason,
+                "step": step.value,
+                "error": error,
+                "retry_rounds": rounds,
+            }
+        logger.warning("saga_postponed", order_id=str(order_id), step=step.value, retry_in_s=delay)
+        if rounds == ALERT_AFTER_ROUNDS:
+            await publish_alert(self._redis, "saga.failed", {**data, "stuck": True})
+
+    async def _release(self, order_id: UUID) -> None:
+        async with self._sessionmaker() as session, session.begin():
+            await repository.release_lease(session, order_id=order_id, owner=self.owner)
+
+    # --- compensation -----------------------------------------------------------------------
+
+    async def _compensate(self, order: CustomerOrder, steps: dict[Step, SagaStep]) -> None:
+        statuses = {step: StepStatus(row.status) for step, row in steps.items()}
+        for step in compensations_needed(statuses):
+            await self._start_step(order.id, step)
+            started = time.perf_counter()
+            try:
+                outcome = await self._perform_compensation(step, order)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                STEP_OUTCOMES.labels(step.value, StepStatus.FAILED.value).inc()
+                logger.warning(
+                    "saga_compensation_failed",
+                    order_id=str(order.id),
+                    step=step.value,
+                    error=repr(exc),
+                )
+                await self._postpone(order.id, step, f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                STEP_SECONDS.labels(step.value).observe(time.perf_counter() - started)
+            STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
+            await self._record_compensation(order.id, step, outcome)
+        await self._settle(order.id)
+
+    async def _perform_compensation(self, step: Step, order: CustomerOrder) -> StepOutcome:
+        if step == Step.CANCEL_SHIPMENT:
+            if order.shipment_id:
+                ids = [order.shipment_id]
+            else:  # the booking's outcome is unknown: ask the provider
+                found = await self._shipping.shipments_for_order(order_id=str(order.id))
+                ids = [s.id for s in found if s.status != "cancelled"]
+            if not ids:
+                return StepOutcome(StepStatus.SKIPPED, {"note": "no shipment"})
+            for shipment_id in ids:
+                await self._shipping.cancel(
+                    shipment_id=shipment_id, key=_key(order, step, shipment_id)
+                )
+            return StepOutcome(StepStatus.SUCCEEDED, {"cancelled": ids})
+        if step == Step.REFUND_PAYMENT:
+            # The provider's own record decides: refund what was captured, void the rest.
+            payments = await self._payments.payments_for_order(order_id=str(order.id))
+            if not payments:
+                return StepOutcome(StepStatus.SKIPPED, {"note": "no payment"})
+            refunded: list[dict[str, Any]] = []
+            voided: list[str] = []
+            for payment in payments:
+                if payment.status in ("captured", "partially_refunded"):
+                    payment = await self._payments.refund(
+                        payment_id=payment.id,
+                        key=_key(order, step, payment.id),
+                        reason=order.reason,
+                    )
+                elif payment.status == "authorized":
+                    payment = await self._payments.void(
+                        payment_id=payment.id,
+                        key=_key(order, Step.REFUND_PAYMENT, f"void:{payment.id}"),
+                    )
+                    voided.append(payment.id)
+                if payment.refunded_amount > 0:
+                    refunded.append(
+                        {
+                            "payment_id": payment.id,
+                            "amount": payment.refunded_amount,
+                            "currency": payment.currency,
+                        }
+                    )
+            return StepOutcome(StepStatus.SUCCEEDED, {"refunded": refunded, "voided": voided})
+        if step == Step.RELEASE_INVENTORY:
+            try:
+                status = await self._inventory.release(order_id=order.id)
+            except ProviderRejected as exc:
+                if exc.status != 409:
+                    raise
+                # Committed stock is sold; putting it back is a stock adjustment.
+                return StepOutcome(
+                    StepStatus.SKIPPED, {"note": "stock already committed", "code": exc.code}
+                )
+            if status is None:
+                return StepOutcome(StepStatus.SKIPPED, {"note": "no reservation"})
+            return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
+        raise AssertionError(f"not a compensation: {step}")
+
+    async def _record_compensation(self, order_id: UUID, step: Step, outcome: StepOutcome) -> None:
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(
+                session, order, step, outcome.status, result=outcome.result
+            )
+            for refund in outcome.result.get("refunded", []):
+                stage_event(session, order, "payment.refunded", {**refund, "reason": order.reason})
+
+    async def _settle(self, order_id: UUID) -> None:
+        async with self._locked(order_id) as (session, order):
+            previous = order.status
+            order.status = order.outcome or OrderStatus.FAILED
+            order.lease_owner = None
+            order.lease_expires_at = None
+            order.version += 1
+            stage_status_changed(session, order, previous)
+            failed = order.status == OrderStatus.FAILED
+            data = {
+                "order_id": str(order.id),
+                "user_id": order.user_id,
+                "status": order.status,
+                "reason": order.reason,
+                "reason_detail": order.reason_detail,
+                "total": order.total,
+                "currency": order.currency,
+            }
+            if failed:
+                stage_event(session, order, "order.failed", data)
+        SAGAS_SETTLED.labels(data["status"], data["reason"] or "").inc()
+        if failed:
+            await publish_alert(self._redis, "saga.failed", data)

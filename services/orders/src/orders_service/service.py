@@ -1,0 +1,192 @@
+"""Order use cases behind the API (no FastAPI here).
+
+Placing and cancelling an order commit their own transaction: the saga that follows
+runs in another task and must find the row committed, leased to this replica. The
+read and staff use cases take the request's session and only flush.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from orders_service import repository
+from orders_service.domain.saga import (
+    CancelPlan,
+    InvalidTransition,
+    OrderStatus,
+    Reason,
+    cancel_plan,
+    check_admin_transition,
+)
+from orders_service.errors import (
+    IdempotencyKeyReused,
+    InvalidStatusTransition,
+    OrderNotCancellable,
+    OrderNotFound,
+)
+from orders_service.events import stage_status_changed
+from orders_service.models import CustomerOrder, SagaStep
+from orders_service.schemas import OrderCreate
+
+__all__ = [
+    "change_status",
+    "get_order",
+    "list_orders",
+    "order_steps",
+    "place_order",
+    "request_cancel",
+    "request_fingerprint",
+]
+
+
+def request_fingerprint(body: OrderCreate) -> str:
+    """SHA-256 of the validated body in canonical JSON (key order and spacing do not count)."""
+    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+async def place_order(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    user_id: str,
+    idempotency_key: str,
+    body: OrderCreate,
+    lease_owner: str,
+    lease_ttl_s: float,
+) -> tuple[CustomerOrder, bool]:
+    """The order for this key: a new PENDING one leased to ``lease_owner`` (True), or the
+    one the same request already created (False); a different request is a 409."""
+    request_hash = request_fingerprint(body)
+    async with sessionmaker() as session, session.begin():
+        order = await repository.insert_order(
+            session,
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            items=[item.model_dump() for item in body.items],
+            shipping_address=body.shipping_address.model_dump(exclude_none=True),
+            payment_method=body.payment.model_dump(),
+            lease_owner=lease_owner,
+            lease_ttl_s=lease_ttl_s,
+        )
+        if order is not None:
+            return order, True
+        # ON CONFLICT waited for the other transaction: its row is visible now.
+        existing = await repository.get_order_by_key(
+            session, user_id=user_id, idempotency_key=idempotency_key
+        )
+        assert existing is not None
+        if existing.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request.",
+                order_id=str(existing.id),
+            )
+        return existing, False
+
+
+async def get_order(
+    session: AsyncSession, *, order_id: UUID, user_id: str | None = None
+) -> CustomerOrder:
+    """One order (only among ``user_id``'s when given: another user's is not found)."""
+    order = await repository.get_order(session, order_id, user_id=user_id)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    return order
+
+
+async def order_steps(session: AsyncSession, *, order_id: UUID) -> list[SagaStep]:
+    """The saga steps of an order in the order they first ran."""
+    return list((await repository.steps_of(session, order_id)).values())
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    statuses: Sequence[str] | None,
+    page: int,
+    size: int,
+) -> tuple[Sequence[CustomerOrder], int]:
+    """One page of orders, newest first, and how many match."""
+    items = await repository.list_orders(
+        session, user_id=user_id, statuses=statuses, offset=(page - 1) * size, limit=size
+    )
+    total = await repository.count_orders(session, user_id=user_id, statuses=statuses)
+    return items, total
+
+
+async def change_status(
+    session: AsyncSession, *, order_id: UUID, target: OrderStatus
+) -> CustomerOrder:
+    """Staff move a settled order along CONFIRMED → PROCESSING → SHIPPED → DELIVERED."""
+    order = await repository.get_order(session, order_id, for_update=True)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    current = OrderStatus(order.status)
+    try:
+        changed = check_admin_transition(current, target)
+    except InvalidTransition as exc:
+        raise InvalidStatusTransition(
+            str(exc).capitalize() + ".", status=current.value, requested=target.value
+        ) from exc
+    if changed:
+        order.status = target
+        order.version += 1
+        stage_status_changed(session, order, current)
+        await session.flush()
+    return order
+
+
+async def request_cancel(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    order_id: UUID,
+    user_id: str | None,
+    reason: Reason,
+    lease_owner: str,
+    lease_ttl_s: float,
+) -> tuple[CustomerOrder, bool]:
+    """Ask for an order to be cancelled; True when this replica must now run its saga.
+
+    A running saga is told to stop (it compensates at its next step); a confirmed order
+    not yet shipped starts compensating here (refund, cancel the parcel, release).
+    """
+    async with sessionmaker() as session, session.begin():
+        order = await repository.get_order(session, order_id, user_id=user_id, for_update=True)
+        if order is None:
+            raise OrderNotFound(f"No order {order_id}.")
+        plan = cancel_plan(OrderStatus(order.status))
+        if plan in (CancelPlan.ALREADY, CancelPlan.IN_PROGRESS):
+            return order, False
+        if plan == CancelPlan.FORBIDDEN:
+            raise OrderNotCancellable(
+                f"An order that is {order.status} can no longer be cancelled.",
+                status=order.status,
+            )
+        now = await session.scalar(select(func.now()))
+        lease_free = (
+            order.lease_owner is None
+            or order.lease_expires_at is None
+            or (now is not None and order.lease_expires_at < now)
+        )
+        if not order.cancel_requested:
+            order.cancel_requested = True
+            order.reason = reason
+        if plan == CancelPlan.COMPENSATE:
+            previous = order.status
+            order.status = OrderStatus.COMPENSATING
+            order.outcome = OrderStatus.CANCELLED
+            order.reason = reason
+            stage_status_changed(session, order, previous)
+        order.version += 1
+        if lease_free:
+            order.lease_owner = lease_owner
+            order.lease_expires_at = func.now() + timedelta(seconds=lease_ttl_s)
+        await session.flush()
+        await session.refresh(order)
+        return order, lease_free
