@@ -359,8 +359,15 @@ def test_migrations_run_before_each_database_owning_service() -> None:
         assert depends_on(definitions[service.name])[job_name] == {
             "condition": "service_completed_successfully"
         }
-    main = REPO_ROOT / "services" / "auth" / "src" / "auth_service" / "__main__.py"
-    assert '"migrate"' in main.read_text(), "python -m <package> migrate must exist"
+        # The job's command must exist in the image's entry point.
+        usage = subprocess.run(
+            [sys.executable, "-m", service.package, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert "migrate" in usage, f"python -m {service.package} migrate must exist"
 
 
 def test_service_wiring_mirrors_the_local_runner() -> None:

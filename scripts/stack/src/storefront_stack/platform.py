@@ -153,6 +153,7 @@ class Platform:
             "STOREFRONT_CORS_ALLOW_ORIGINS": json.dumps(origins),
             "STOREFRONT_PUBLIC_URL": gateway.gateway_url,
             "AUTH_JWT_SIGNING_KEY": load_or_create_key(keys / "auth-jwt.pem"),
+            "AUTH_OTP_PEPPER": load_or_create_secret(keys / "otp-pepper"),
             # Telegram reaches the bot through the gateway, as it would in production.
             "NOTIFICATIONS_TELEGRAM_WEBHOOK_URL": f"{gateway.gateway_url}/api/v1/telegram/webhook",
             "NOTIFICATIONS_TELEGRAM_WEBHOOK_SECRET": load_or_create_secret(
