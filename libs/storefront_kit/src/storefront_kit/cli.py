@@ -1,7 +1,7 @@
 """``python -m <service> serve|migrate``: one command line for every service."""
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ def run_service_cli(
     migrations: bool,
     commands: Sequence[ServiceCommand] = (),
     argv: Sequence[str] | None = None,
+    uvicorn_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Parse ``argv`` and run: ``serve`` (default) starts uvicorn on the service's app."""
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
@@ -52,6 +53,7 @@ def run_service_cli(
             proxy_headers=True,
             # Only the gateway may tell us the client's address (rate limits use it).
             forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+            **(uvicorn_options or {}),
         )
     elif args.command == "migrate":
         upgrade(package, settings.database_url)  # type: ignore[attr-defined]

@@ -47,6 +47,11 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Client libraries that log every request at INFO (elasticsearch-py's transport,
+    # httpx) would drown the service's own lines; their failures still surface as
+    # WARNING or as the exceptions our code logs.
+    for name in ("elastic_transport", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 def _add_service(service: str) -> structlog.types.Processor:

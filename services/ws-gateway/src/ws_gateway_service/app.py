@@ -27,7 +27,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: WsGatewaySettings = app.state.settings
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     # Pub/sub blocks on reads: it gets its own client without a socket read timeout.
-    pubsub_redis = create_redis(settings.redis_url, socket_timeout=None)  # type: ignore[arg-type]
+    pubsub_redis = create_redis(settings.redis_url, socket_timeout=None)
     app.state.redis = redis
     hub = Hub()
     channels = ChannelLayer(pubsub_redis, hub.deliver)

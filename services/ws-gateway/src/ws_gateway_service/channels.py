@@ -59,9 +59,11 @@ class ChannelLayer:
     async def join(self, channel: str) -> None:
         """Subscribe to ``channel`` unless this replica already is."""
         async with self._lock:
-            self._refs[channel] += 1
-            if self._refs[channel] == 1:
+            if self._refs[channel] == 0:
+                # Count the socket only once the subscription exists, so a failed
+                # SUBSCRIBE is retried by the next socket instead of never again.
                 await self._pubsub.subscribe(channel)
+            self._refs[channel] += 1
 
     async def leave(self, channel: str) -> None:
         """Unsubscribe when the last local socket interested in ``channel`` is gone."""

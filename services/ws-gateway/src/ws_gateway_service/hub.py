@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from prometheus_client import Counter, Gauge
 
 from storefront_kit.logging import get_logger
@@ -31,17 +32,20 @@ class Connection:
     queue_size: int
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     overflowed: bool = False
-    queue: asyncio.Queue[dict[str, Any] | None] = field(init=False)
+    #: Serialized messages: a fan-out encodes its message once, not once per socket.
+    queue: asyncio.Queue[str | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
 
-    def offer(self, message: dict[str, Any]) -> bool:
-        """Queue a message; a full queue marks the client too slow (it is then dropped)."""
+    def offer(self, message: dict[str, Any] | str) -> bool:
+        """Queue a message (a dict, or JSON text already encoded); a full queue marks the
+        client too slow (it is then dropped)."""
         if self.overflowed:
             return False
+        text = message if isinstance(message, str) else orjson.dumps(message).decode()
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait(text)
         except asyncio.QueueFull:
             self.overflowed = True
             SLOW_CLIENTS.inc()
@@ -74,13 +78,18 @@ class Hub:
     async def register(self, connection: Connection) -> None:
         """Start routing the user's (and, for admins, the alerts) channel to this socket."""
         assert self.channels is not None
+        await self.channels.join(user_channel(connection.user_id))
+        if connection.is_admin:
+            try:
+                await self.channels.join(ADMIN_ALERTS)
+            except BaseException:
+                # All or nothing: a socket that is not registered holds no channel.
+                await self.channels.leave(user_channel(connection.user_id))
+                raise
         async with self._lock:
             self._by_user[connection.user_id].add(connection)
             if connection.is_admin:
                 self._admins.add(connection)
-        await self.channels.join(user_channel(connection.user_id))
-        if connection.is_admin:
-            await self.channels.join(ADMIN_ALERTS)
         OPEN_SOCKETS.inc()
 
     async def unregister(self, connection: Connection) -> None:
@@ -110,6 +119,7 @@ class Hub:
             kind = "user"
         else:
             return
+        text = orjson.dumps(message).decode()
         for connection in targets:
-            if connection.offer(message):
+            if connection.offer(text):
                 MESSAGES_SENT.labels(kind).inc()

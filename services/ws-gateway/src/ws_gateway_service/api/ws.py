@@ -4,15 +4,15 @@ The access token comes in the ``Sec-WebSocket-Protocol`` header as ``bearer, <to
 (what a browser can send; it stays out of URLs and access logs), or as
 ``Authorization: Bearer`` from non-browser clients. Close codes: 4401 missing, invalid
 or expired token (also when the token expires on an open socket), 4408 idle timeout,
-4429 too slow to keep up (its queue overflowed).
+4429 too slow to keep up (its queue overflowed), 1013 Redis unavailable (retry later).
 """
 
 import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from jwt_core_lib import TokenClaims
@@ -28,6 +28,7 @@ logger = get_logger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_IDLE = 4408
 CLOSE_TOO_SLOW = 4429
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 def _token_from(websocket: WebSocket) -> tuple[str | None, str | None]:
@@ -61,7 +62,7 @@ async def _send_loop(websocket: WebSocket, connection: Connection) -> int:
         message = await connection.queue.get()
         if message is None:
             return CLOSE_TOO_SLOW
-        await websocket.send_text(orjson.dumps(message).decode())
+        await websocket.send_text(message)
 
 
 async def _receive_loop(websocket: WebSocket, idle_timeout_s: float) -> int:
@@ -79,7 +80,16 @@ async def _heartbeat_loop(connection: Connection, presence: Presence, interval_s
     while True:
         await asyncio.sleep(interval_s)
         connection.offer({"type": "ping", "at": datetime.now(UTC).isoformat()})
+        await _touch(presence, connection)
+
+
+async def _touch(presence: Presence, connection: Connection) -> None:
+    # Presence is advisory: a Redis hiccup must not close a working socket; the next
+    # heartbeat refreshes the entry, and a missed one only shortens its time online.
+    try:
         await presence.touch(connection.user_id, connection.id)
+    except RedisError as exc:
+        logger.warning("presence_touch_failed", error=repr(exc))
 
 
 async def _expiry(expires_at: datetime) -> int:
@@ -103,8 +113,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         expires_at=claims.expires_at,
         queue_size=settings.send_queue_size,
     )
-    await hub.register(connection)
-    await presence.touch(connection.user_id, connection.id)
+    try:
+        await hub.register(connection)
+    except RedisError as exc:
+        # Without its channels this socket would get no pushes: the client comes back later.
+        logger.warning("ws_redis_unavailable", error=repr(exc))
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "redis unavailable")
+        return
+    await _touch(presence, connection)
     connection.offer({"type": "welcome", "user_id": claims.subject, "admin": connection.is_admin})
     tasks = [
         asyncio.create_task(_send_loop(websocket, connection)),
