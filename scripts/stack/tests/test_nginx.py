@@ -157,6 +157,7 @@ def _get(gateway: dict[str, Any], path: str, **kwargs: Any) -> httpx.Response:
         ("/api/v1/admin/products/0193/stock", "inventory"),
         ("/api/v1/telegram/webhook", "notifications"),
         ("/api/v1/admin/presence", "ws-gateway"),
+        ("/api/v1/admin/notifications/dead-letters", "notifications"),
     ],
 )
 def test_routes_reach_their_service_unchanged(

@@ -62,4 +62,11 @@ async def test_openapi_describes_the_notifications_service(database_url: str) ->
         metrics = await client.get("/metrics")
     assert schema["info"]["title"]
     assert "/health/ready" in schema["paths"]
+    assert {
+        "/api/v1/telegram/webhook",
+        "/internal/notifications/otp",
+        "/api/v1/admin/notifications/dead-letters",
+    } <= set(schema["paths"])
+    otp = schema["paths"]["/internal/notifications/otp"]["post"]
+    assert {"202", "401", "403", "422"} <= set(otp["responses"])
     assert "http_requests_total" in metrics.text

@@ -6,10 +6,23 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifications_service.adapters.auth import AuthClient
+from notifications_service.adapters.telegram import TelegramBot
+from notifications_service.background import TaskSet
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.db import request_session
+from storefront_kit.security import AdminUser, ServiceCaller
 
-__all__ = ["RedisDep", "SessionDep", "SettingsDep"]
+__all__ = [
+    "AdminUser",
+    "AuthClientDep",
+    "RedisDep",
+    "ServiceCaller",
+    "SessionDep",
+    "SettingsDep",
+    "TasksDep",
+    "TelegramDep",
+]
 
 
 def _settings(request: Request) -> NotificationsSettings:
@@ -22,6 +35,24 @@ def _redis(request: Request) -> Redis:
     return redis
 
 
+def _telegram(request: Request) -> TelegramBot:
+    telegram: TelegramBot = request.app.state.telegram
+    return telegram
+
+
+def _auth_client(request: Request) -> AuthClient:
+    client: AuthClient = request.app.state.auth_client
+    return client
+
+
+def _tasks(request: Request) -> TaskSet:
+    tasks: TaskSet = request.app.state.tasks
+    return tasks
+
+
 SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+TelegramDep = Annotated[TelegramBot, Depends(_telegram)]
+AuthClientDep = Annotated[AuthClient, Depends(_auth_client)]
+TasksDep = Annotated[TaskSet, Depends(_tasks)]

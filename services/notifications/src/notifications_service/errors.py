@@ -1,4 +1,17 @@
-"""Errors of the notifications service; each carries its HTTP status (see storefront_kit.errors)."""
+"""Errors of the notifications service; each carries its HTTP status (see storefront_kit.errors).
+
+Notifications-specific problems (stable ``code`` in parentheses)::
+
+    Unauthorized 401
+    └── WebhookSecretMissing   (webhook_secret_missing)  no X-Telegram-Bot-Api-Secret-Token
+    Forbidden 403
+    ├── WebhookSecretInvalid   (webhook_secret_invalid)  not the secret the webhook was set with
+    └── CallerNotAllowed       (caller_not_allowed)      a service that may not use the route
+    BadRequest 400
+    └── InvalidUpdate          (invalid_update)          not JSON, or not a Telegram Update
+    UnprocessableEntity 422
+    └── InvalidRequest         (validation_error)        limits that come from settings
+"""
 
 from storefront_kit.errors import (
     AppError,
@@ -7,6 +20,49 @@ from storefront_kit.errors import (
     Forbidden,
     NotFound,
     ServiceUnavailable,
+    Unauthorized,
+    UnprocessableEntity,
 )
 
-__all__ = ["AppError", "BadRequest", "Conflict", "Forbidden", "NotFound", "ServiceUnavailable"]
+__all__ = [
+    "AppError",
+    "BadRequest",
+    "CallerNotAllowed",
+    "Conflict",
+    "Forbidden",
+    "InvalidRequest",
+    "InvalidUpdate",
+    "NotFound",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnprocessableEntity",
+    "WebhookSecretInvalid",
+    "WebhookSecretMissing",
+]
+
+
+class WebhookSecretMissing(Unauthorized):
+    code = "webhook_secret_missing"
+    title = "Webhook secret missing"
+
+
+class WebhookSecretInvalid(Forbidden):
+    code = "webhook_secret_invalid"
+    title = "Webhook secret invalid"
+
+
+class CallerNotAllowed(Forbidden):
+    code = "caller_not_allowed"
+    title = "Caller not allowed"
+
+
+class InvalidUpdate(BadRequest):
+    code = "invalid_update"
+    title = "Invalid Telegram update"
+
+
+class InvalidRequest(UnprocessableEntity):
+    """A request outside a limit that comes from settings (page size)."""
+
+    code = "validation_error"
+    title = "Request validation failed"

@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from notifications_service.api import admin, internal, telegram
+
 __all__ = ["routers"]
 
-routers: list[APIRouter] = []
+routers: list[APIRouter] = [telegram.router, internal.router, admin.router]

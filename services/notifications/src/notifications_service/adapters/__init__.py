@@ -1,0 +1,1 @@
+"""Adapters to what notifications talks to besides PostgreSQL: Telegram, auth."""

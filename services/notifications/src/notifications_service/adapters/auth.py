@@ -1,0 +1,79 @@
+"""Calls to auth's internal API, each with a service token minted for the ``auth`` audience."""
+
+from typing import Literal
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["AuthClient", "AuthUnavailable", "StartOutcome", "UnknownUser"]
+
+StartOutcome = Literal["code_sent", "invalid_token", "chat_taken"]
+
+
+class AuthUnavailable(Exception):
+    """Auth could not answer (transport error, 5xx, or an answer we cannot read)."""
+
+
+class UnknownUser(Exception):
+    """Auth knows no such user."""
+
+
+class _Outcome(BaseModel):
+    outcome: StartOutcome
+
+
+class _Chat(BaseModel):
+    user_id: UUID
+    chat_id: int | None
+
+
+class AuthClient:
+    """``/internal/auth``: report Start presses, look up a user's Telegram chat."""
+
+    def __init__(
+        self, *, client: httpx.AsyncClient, auth: httpx.Auth, base_url: str, timeout_s: float
+    ) -> None:
+        self._client = client
+        self._auth = auth
+        self._base = f"{base_url}/internal/auth"
+        self._timeout = timeout_s
+
+    async def _call(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        try:
+            return await self._client.request(
+                method,
+                self._base + path,
+                auth=self._auth,
+                timeout=self._timeout,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except httpx.HTTPError as exc:
+            raise AuthUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+
+    async def telegram_start(self, *, token: str, chat_id: int) -> StartOutcome:
+        """Tell auth a chat pressed Start on a login link; auth sends the code itself."""
+        response = await self._call(
+            "POST", "/telegram/start", json={"token": token, "chat_id": chat_id}
+        )
+        if response.status_code == 422:
+            # A token auth's own rules refuse is as good as an unknown one.
+            return "invalid_token"
+        if not response.is_success:
+            raise AuthUnavailable(f"telegram/start answered {response.status_code}")
+        try:
+            return _Outcome.model_validate_json(response.content).outcome
+        except ValidationError as exc:
+            raise AuthUnavailable("telegram/start answered an unknown outcome") from exc
+
+    async def chat_of(self, user_id: UUID) -> int | None:
+        """The user's linked chat, or None (:class:`UnknownUser` when auth has no such user)."""
+        response = await self._call("GET", f"/users/{user_id}/telegram")
+        if response.status_code == 404:
+            raise UnknownUser(str(user_id))
+        if not response.is_success:
+            raise AuthUnavailable(f"users/telegram answered {response.status_code}")
+        try:
+            return _Chat.model_validate_json(response.content).chat_id
+        except ValidationError as exc:
+            raise AuthUnavailable("users/telegram answered an unreadable body") from exc

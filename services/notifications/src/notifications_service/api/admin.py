@@ -1,0 +1,45 @@
+"""``/api/v1/admin/notifications``: what the consumer gave up on (admin only)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from notifications_service.deps import AdminUser, RedisDep, SettingsDep
+from notifications_service.errors import InvalidRequest
+from notifications_service.schemas import DeadLetter, DeadLetterPage
+from notifications_service.service.dead_letters import list_dead_letters
+from storefront_kit.problems import responses
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/api/v1/admin/notifications",
+    tags=["admin: notifications"],
+    responses=responses(401, 403),
+)
+
+
+@router.get("/dead-letters", responses=responses(InvalidRequest))
+async def dead_letters(
+    _admin: AdminUser,
+    redis: RedisDep,
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+) -> DeadLetterPage:
+    """Dead-lettered order events of this service's consumer group, newest first."""
+    limit = limit or settings.page_size_default
+    if limit > settings.page_size_max:
+        raise InvalidRequest(
+            f"limit may be at most {settings.page_size_max}.", max_limit=settings.page_size_max
+        )
+    items, next_before = await list_dead_letters(
+        redis,
+        stream=f"{settings.consumer_stream}.dead",
+        group=settings.consumer_group,
+        limit=limit,
+        before=before,
+    )
+    return DeadLetterPage(
+        items=[DeadLetter.model_validate(item) for item in items], next_before=next_before
+    )

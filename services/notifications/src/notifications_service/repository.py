@@ -1,0 +1,114 @@
+"""Every query of the notifications service (callers own the transaction)."""
+
+import enum
+from datetime import timedelta
+from uuid import UUID
+
+from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications_service.models import NotificationLog, NotificationStatus
+from storefront_kit.ids import new_id
+
+__all__ = ["Claim", "claim", "finish", "get_log"]
+
+
+class Claim(enum.Enum):
+    """What :func:`claim` found."""
+
+    CLAIMED = "claimed"  # this consumer may send it now
+    DONE = "done"  # sent (or undeliverable) already: send nothing
+    BUSY = "busy"  # another consumer is sending it right now
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    event_id: UUID,
+    event_type: str,
+    chat_id: int,
+    kind: str,
+    consumer: str,
+    lease_s: float,
+) -> tuple[Claim, UUID | None]:
+    """Reserve (event, chat, kind) for ``consumer``: a new row, a failed one, or a stale claim."""
+    table = NotificationLog.__table__
+    now = func.now()
+    statement = (
+        insert(NotificationLog)
+        .values(
+            id=new_id(),
+            event_id=event_id,
+            event_type=event_type,
+            chat_id=chat_id,
+            kind=kind,
+            status=NotificationStatus.SENDING,
+            claimed_by=consumer,
+            claimed_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["event_id", "chat_id", "kind"],
+            set_={
+                "status": NotificationStatus.SENDING,
+                "claimed_by": consumer,
+                "claimed_at": now,
+                "attempts": table.c.attempts + 1,
+                "updated_at": now,
+            },
+            # A failed try may be retried; a claim whose holder died expires with its lease.
+            where=or_(
+                table.c.status == NotificationStatus.FAILED,
+                (table.c.status == NotificationStatus.SENDING)
+                & (table.c.claimed_at < now - literal(timedelta(seconds=lease_s))),
+            ),
+        )
+        .returning(table.c.id)
+    )
+    claimed = (await session.execute(statement)).scalar_one_or_none()
+    if claimed is not None:
+        return Claim.CLAIMED, claimed
+    status = await session.scalar(
+        select(NotificationLog.status).where(
+            NotificationLog.event_id == event_id,
+            NotificationLog.chat_id == chat_id,
+            NotificationLog.kind == kind,
+        )
+    )
+    if status == NotificationStatus.SENDING:
+        return Claim.BUSY, None
+    return Claim.DONE, None
+
+
+async def finish(
+    session: AsyncSession,
+    log_id: UUID,
+    *,
+    status: str,
+    message_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Record how a claimed send ended (sent, failed or undeliverable)."""
+    values: dict[str, object] = {
+        "status": status,
+        "updated_at": func.now(),
+        "last_error": error[:500] if error else None,
+    }
+    if status == NotificationStatus.SENT:
+        values.update(sent_at=func.now(), message_id=message_id)
+    await session.execute(
+        update(NotificationLog).where(NotificationLog.id == log_id).values(**values)
+    )
+
+
+async def get_log(
+    session: AsyncSession, *, event_id: UUID, chat_id: int, kind: str
+) -> NotificationLog | None:
+    """One notification's log row."""
+    return await session.scalar(
+        select(NotificationLog).where(
+            NotificationLog.event_id == event_id,
+            NotificationLog.chat_id == chat_id,
+            NotificationLog.kind == kind,
+        )
+    )

@@ -1,0 +1,248 @@
+"""Order and payment events become Telegram messages, exactly once per (event, chat, kind).
+
+For each event: render the text (malformed data is a poison message, dead-lettered at
+once), ask auth for the user's chat (none: skipped), claim ``(event id, chat, kind)`` in
+``notification_log``, send, mark it sent. A redelivered event finds its row sent and
+sends nothing; a second replica holding the same event finds it claimed and retries
+later. Telegram failures are retried in place (429 honoured), then left to the stream
+consumer's bounded retries and dead-letter stream.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from notifications_service import repository, templates
+from notifications_service.adapters.auth import AuthClient, UnknownUser
+from notifications_service.adapters.telegram import TelegramBot
+from notifications_service.models import NotificationStatus
+from notifications_service.repository import Claim
+from storefront_kit.events import EventEnvelope, PoisonMessage
+from storefront_kit.logging import get_logger
+
+__all__ = ["ClaimBusy", "OrderNotifier", "Planned", "plan"]
+
+logger = get_logger(__name__)
+
+_CURRENCY = Field(pattern=r"^[A-Z]{3}$")
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: str = Field(min_length=1, max_length=64)
+    user_id: str = Field(min_length=1, max_length=64)
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sku: str
+    name: str = ""
+    qty: int = Field(ge=1)
+    unit_price: int = Field(ge=0)
+
+
+class _Priced(_Data):
+    lines: list[_Line] = Field(min_length=1)
+    subtotal: int | None = None
+    total: int
+    currency: str = _CURRENCY
+
+
+class _StatusChanged(_Data):
+    status: str
+    tracking_number: str | None = None
+    reason: str | None = None
+
+
+class _Failed(_Data):
+    reason: str | None = None
+    total: int | None = None
+    currency: str | None = None
+
+
+class _Refunded(_Data):
+    amount: int = Field(ge=0)
+    currency: str = _CURRENCY
+    reason: str | None = None
+
+
+def _lines(data: _Priced) -> list[templates.ReceiptLine]:
+    return [
+        templates.ReceiptLine(
+            sku=line.sku, name=line.name or line.sku, qty=line.qty, unit_price=line.unit_price
+        )
+        for line in data.lines
+    ]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The message one event asks for: to whom, what kind, which text."""
+
+    user_id: str
+    kind: str
+    text: str
+
+
+def _created(event: EventEnvelope) -> Planned:
+    data = _Priced.model_validate(event.data)
+    text = templates.order_created(
+        order_id=data.order_id, lines=_lines(data), total=data.total, currency=data.currency
+    )
+    return Planned(data.user_id, "order_created", text)
+
+
+def _captured(event: EventEnvelope) -> Planned:
+    data = _Priced.model_validate(event.data)
+    text = templates.receipt(
+        order_id=data.order_id,
+        lines=_lines(data),
+        subtotal=data.subtotal if data.subtotal is not None else data.total,
+        total=data.total,
+        currency=data.currency,
+        paid_at=event.occurred_at,
+    )
+    return Planned(data.user_id, "receipt", text)
+
+
+def _status(event: EventEnvelope) -> Planned | None:
+    data = _StatusChanged.model_validate(event.data)
+    if data.status not in templates.NOTIFIED_STATUSES:
+        return None
+    text = templates.order_status(
+        order_id=data.order_id,
+        status=data.status,
+        tracking_number=data.tracking_number,
+        reason=data.reason,
+    )
+    return Planned(data.user_id, f"status_{data.status.lower()}", text)
+
+
+def _failed(event: EventEnvelope) -> Planned:
+    data = _Failed.model_validate(event.data)
+    text = templates.order_failed(
+        order_id=data.order_id, reason=data.reason, total=data.total, currency=data.currency
+    )
+    return Planned(data.user_id, "order_failed", text)
+
+
+def _refunded(event: EventEnvelope) -> Planned:
+    data = _Refunded.model_validate(event.data)
+    text = templates.payment_refunded(
+        order_id=data.order_id, amount=data.amount, currency=data.currency, reason=data.reason
+    )
+    return Planned(data.user_id, "refund", text)
+
+
+_PLANS: dict[str, Callable[[EventEnvelope], Planned | None]] = {
+    "order.created": _created,
+    "payment.captured": _captured,
+    "order.status_changed": _status,
+    "order.failed": _failed,
+    "payment.refunded": _refunded,
+}
+
+
+def plan(event: EventEnvelope) -> Planned | None:
+    """The message ``event`` asks for; None when it asks for none (:class:`PoisonMessage`
+    when its data can never make one)."""
+    build = _PLANS.get(event.type)
+    if build is None:
+        return None
+    try:
+        return build(event)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in error["loc"]) for error in exc.errors()})
+        raise PoisonMessage(f"{event.type} data is malformed: {', '.join(fields)}") from None
+
+
+class ClaimBusy(Exception):
+    """Another consumer is sending this notification right now: try again later."""
+
+
+class OrderNotifier:
+    """The ``orders.events`` handler of one replica."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        telegram: TelegramBot,
+        auth: AuthClient,
+        consumer: str,
+        lease_s: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._telegram = telegram
+        self._auth = auth
+        self._consumer = consumer
+        self._lease_s = lease_s
+
+    async def __call__(self, event: EventEnvelope) -> None:
+        """Handle one event (the StreamConsumer acks when this returns)."""
+        planned = plan(event)
+        if planned is None:
+            return
+        log = logger.bind(event_id=str(event.id), event_type=event.type, kind=planned.kind)
+        try:
+            user_id = UUID(planned.user_id)
+        except ValueError:
+            raise PoisonMessage(f"user_id {planned.user_id!r} is not a user id") from None
+        try:
+            chat_id = await self._auth.chat_of(user_id)
+        except UnknownUser:
+            log.info("notification_skipped", reason="unknown_user", user_id=str(user_id))
+            return
+        if chat_id is None:
+            log.info("notification_skipped", reason="no_linked_chat", user_id=str(user_id))
+            return
+        await self._send_once(event, planned, chat_id)
+
+    async def _finish(
+        self, log_id: UUID, status: str, *, message_id: int | None = None, error: str | None = None
+    ) -> None:
+        async with self._sessionmaker.begin() as session:
+            await repository.finish(
+                session, log_id, status=status, message_id=message_id, error=error
+            )
+
+    async def _send_once(self, event: EventEnvelope, planned: Planned, chat_id: int) -> None:
+        log = logger.bind(event_id=str(event.id), kind=planned.kind, chat_id=chat_id)
+        async with self._sessionmaker.begin() as session:
+            claim, log_id = await repository.claim(
+                session,
+                event_id=event.id,
+                event_type=event.type,
+                chat_id=chat_id,
+                kind=planned.kind,
+                consumer=self._consumer,
+                lease_s=self._lease_s,
+            )
+        if claim is Claim.DONE:
+            log.info("notification_duplicate_skipped")
+            return
+        if claim is Claim.BUSY:
+            raise ClaimBusy(
+                f"{planned.kind} for event {event.id} is being sent by another consumer"
+            )
+        assert log_id is not None
+        try:
+            message = await self._telegram.send(chat_id, planned.text)
+        except Forbidden as exc:
+            await self._finish(log_id, NotificationStatus.UNDELIVERABLE, error=str(exc))
+            log.info("notification_undeliverable", reason="bot_blocked")
+            return
+        except BadRequest as exc:
+            await self._finish(log_id, NotificationStatus.FAILED, error=str(exc))
+            raise PoisonMessage(f"Telegram refused the {planned.kind} message: {exc}") from None
+        except TelegramError as exc:
+            await self._finish(log_id, NotificationStatus.FAILED, error=type(exc).__name__)
+            raise
+        await self._finish(log_id, NotificationStatus.SENT, message_id=message.message_id)
+        log.info("notification_sent", message_id=message.message_id)

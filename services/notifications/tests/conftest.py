@@ -1,0 +1,402 @@
+"""Notifications on real PostgreSQL and Redis, talking to the real auth app and the Telegram
+stand-in, each served by uvicorn on a free loopback port in the test's event loop.
+
+Each test module gets its own migrated notifications and auth databases; tests inside a
+module stay apart by fresh chat ids and user ids. Redis is emptied before every test.
+"""
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth_service.app import create_app as create_auth_app
+from auth_service.settings import AuthSettings
+from jwt_core_lib import (
+    SERVICE,
+    ServiceTokenMinter,
+    SigningKey,
+    StaticKeySource,
+    TokenIssuer,
+    TokenVerifier,
+)
+from notifications_service.app import create_app
+from notifications_service.settings import NotificationsSettings
+from storefront_kit.events import EventEnvelope
+from storefront_kit.security import ServiceSecurity
+from storefront_sandbox import telegram as telegram_sandbox
+from storefront_sandbox.settings import SandboxSettings
+from storefront_stack.processes import free_port
+from storefront_stack.pytest_plugin import create_test_database
+
+USER_ISSUER = "storefront-auth"
+SERVICE_ISSUER = "storefront-services"
+WEBHOOK_SECRET = "test-webhook-secret_0123456789"
+BOT_TOKEN = "424242:notifications-test-token"
+STREAM = "orders.events"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ptb_timedelta() -> Iterator[None]:
+    # PTB 22 warns on int time periods unless opted in; warnings are errors here.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PTB_TIMEDELTA", "true")
+        yield
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The user-token key (auth's) and the platform's service-token key."""
+
+    user_key: SigningKey
+    service_key: SigningKey
+
+    def security(self, service: str) -> ServiceSecurity:
+        """What the kit would build for ``service`` (users checked against auth's key)."""
+        return ServiceSecurity(
+            user_verifier=TokenVerifier(
+                key_source=StaticKeySource([self.user_key]),
+                issuer=USER_ISSUER,
+                audience="storefront",
+            ),
+            service_verifier=TokenVerifier(
+                key_source=StaticKeySource([self.service_key]),
+                issuer=SERVICE_ISSUER,
+                audience=service,
+                token_use=SERVICE,
+            ),
+            minter=ServiceTokenMinter(
+                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+                service_name=service,
+            ),
+        )
+
+    def user_token(self, *roles: str, subject: str | None = None) -> str:
+        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
+            subject=subject or str(uuid.uuid4()),
+            audience="storefront",
+            ttl=timedelta(minutes=5),
+            roles=roles,
+        )
+
+    def service_token(self, caller: str = "auth", audience: str = "notifications") -> str:
+        minter = ServiceTokenMinter(
+            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+            service_name=caller,
+        )
+        return minter.token_for(audience)
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres_server_url: str) -> str:
+    return await asyncio.to_thread(
+        create_test_database, postgres_server_url, "notifications_service"
+    )
+
+
+@pytest.fixture(scope="module")
+async def auth_database_url(postgres_server_url: str) -> str:
+    return await asyncio.to_thread(create_test_database, postgres_server_url, "auth_service")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_chat_id() -> int:
+    return 10**9 + secrets.randbelow(10**9)
+
+
+def new_phone() -> str:
+    return f"+1555{secrets.randbelow(10**7):07d}"
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem with this status and code; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    return body
+
+
+async def eventually(check: Any, *, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Await ``check()`` until it returns something truthy; that value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def serving(app: Any, port: int, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """``app`` under a real uvicorn on ``port`` in this event loop; its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan=lifespan,
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            raise RuntimeError(f"uvicorn did not start on {port}")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Sandbox:
+    """The Telegram stand-in and a client for its developer endpoints."""
+
+    url: str
+    client: httpx.AsyncClient
+
+    async def messages(self, chat_id: int) -> list[dict[str, Any]]:
+        response = await self.client.get("/messages", params={"chat_id": chat_id})
+        assert response.status_code == 200, response.text
+        listed: list[dict[str, Any]] = response.json()
+        return listed
+
+    async def wait_messages(
+        self, chat_id: int, count: int = 1, *, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The first ``count`` messages of the chat (waits for them)."""
+
+        async def enough() -> list[dict[str, Any]] | None:
+            listed = await self.messages(chat_id)
+            return listed if len(listed) >= count else None
+
+        listed: list[dict[str, Any]] = await eventually(enough, timeout=timeout)
+        return listed
+
+    async def faults(self, **config: Any) -> dict[str, Any]:
+        response = await self.client.post("/faults", json=config)
+        assert response.status_code == 200, response.text
+        described: dict[str, Any] = response.json()
+        return described
+
+    async def start(self, chat_id: int, payload: str = "") -> dict[str, Any]:
+        response = await self.client.post("/start", json={"chat_id": chat_id, "payload": payload})
+        assert response.status_code == 200, response.text
+        delivery: dict[str, Any] = response.json()
+        return delivery
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    app = telegram_sandbox.create_app(SandboxSettings(webhook_timeout_s=5))
+    async with (
+        serving(app, free_port(), lifespan="off") as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        yield Sandbox(url=url, client=client)
+
+
+@dataclass
+class Stack:
+    """Notifications (one or more replicas), auth and the Telegram stand-in, all running."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    url: str
+    auth_app: FastAPI
+    auth_url: str
+    sandbox: Sandbox
+    keys: Keys
+    redis: Redis
+    admin: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app.state.engine
+        return engine
+
+    @property
+    def auth_engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.auth_app.state.engine
+        return engine
+
+    async def linked_user(self, chat_id: int | None = None) -> tuple[uuid.UUID, int | None]:
+        """A user in auth's database, linked to ``chat_id`` (None: unlinked)."""
+        user_id = uuid.uuid4()
+        async with self.auth_engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO user_account (id, phone, telegram_chat_id, telegram_linked_at)"
+                    " VALUES (:id, :phone, CAST(:chat AS bigint),"
+                    " CASE WHEN CAST(:chat AS bigint) IS NULL THEN NULL ELSE now() END)"
+                ),
+                {"id": user_id, "phone": new_phone(), "chat": chat_id},
+            )
+        return user_id, chat_id
+
+    async def publish(self, event: EventEnvelope, *, copies: int = 1) -> EventEnvelope:
+        """XADD the event to orders.events (``copies`` > 1: as a relay that published twice)."""
+        for _ in range(copies):
+            await self.redis.xadd(STREAM, event.to_stream_fields())  # type: ignore[arg-type]
+        return event
+
+    async def log_rows(self, event_id: uuid.UUID) -> list[dict[str, Any]]:
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text("SELECT * FROM notification_log WHERE event_id = :id ORDER BY kind"),
+                    {"id": event_id},
+                )
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    async def settled(self, *, group: str = "notifications") -> bool:
+        """Every entry of the stream was delivered to the group and acknowledged."""
+        groups = await self.redis.xinfo_groups(STREAM)
+        last = (await self.redis.xinfo_stream(STREAM))["last-generated-id"]
+        info = next((g for g in groups if g["name"] == group), None)
+        return info is not None and info["pending"] == 0 and info["last-delivered-id"] == last
+
+
+def notifications_settings(
+    database_url: str, redis_url: str, **overrides: Any
+) -> NotificationsSettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "db_pool_timeout_s": 30.0,
+        "telegram_bot_token": SecretStr(BOT_TOKEN),
+        "telegram_webhook_secret": SecretStr(WEBHOOK_SECRET),
+        "telegram_backoff_s": 0.01,
+        "telegram_backoff_max_s": 0.05,
+        "telegram_webhook_retry_s": 0.05,
+        "consumer_block_ms": 50,
+        "consumer_retry_delay_s": 0.05,
+        "consumer_max_attempts": 3,
+        "consumer_name": f"test-{uuid.uuid4().hex[:8]}",
+    }
+    values.update(overrides)
+    return NotificationsSettings(**values)
+
+
+@asynccontextmanager
+async def running_notifications(
+    settings: NotificationsSettings, keys: Keys, port: int | None = None
+) -> AsyncIterator[tuple[FastAPI, str]]:
+    app = create_app(settings)
+    app.state.security = keys.security("notifications")
+    async with serving(app, port or free_port()) as url:
+        yield app, url
+
+
+@pytest.fixture
+def start_stack(
+    database_url: str,
+    auth_database_url: str,
+    redis_url: str,
+    keys: Keys,
+    sandbox: Sandbox,
+) -> Any:
+    """``async with start_stack(**notification_setting_overrides) as stack``."""
+
+    @asynccontextmanager
+    async def start(*, wait_for_telegram: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+        port, auth_port = free_port(), free_port()
+        auth_settings = AuthSettings(
+            database_url=auth_database_url,
+            redis_url=redis_url,
+            jwt_signing_key=SecretStr(keys.user_key.to_pem()),
+            otp_pepper=SecretStr("test-pepper-not-a-secret"),
+            notifications_url=f"http://127.0.0.1:{port}",
+            otp_phone_rate_limit="1000/minute",
+            otp_ip_rate_limit="1000/minute",
+            db_pool_timeout_s=30.0,
+        )
+        auth_app = create_auth_app(auth_settings)
+        auth_app.state.security = keys.security("auth")
+        values: dict[str, Any] = {
+            "auth_url": f"http://127.0.0.1:{auth_port}",
+            "telegram_api_url": sandbox.url,
+            "telegram_webhook_url": f"http://127.0.0.1:{port}/api/v1/telegram/webhook",
+        }
+        values.update(overrides)
+        settings = notifications_settings(database_url, redis_url, **values)
+        async with AsyncExitStack() as stack:
+            auth_url = await stack.enter_async_context(serving(auth_app, auth_port))
+            app, url = await stack.enter_async_context(running_notifications(settings, keys, port))
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
+            redis = Redis.from_url(redis_url, decode_responses=True)
+            stack.push_async_callback(redis.aclose)
+            if settings.telegram_webhook_url and wait_for_telegram:
+                await asyncio.wait_for(app.state.telegram.ready.wait(), timeout=10)
+            yield Stack(
+                app=app,
+                client=client,
+                url=url,
+                auth_app=auth_app,
+                auth_url=auth_url,
+                sandbox=sandbox,
+                keys=keys,
+                redis=redis,
+                admin=bearer(keys.user_token("admin")),
+            )
+
+    return start
+
+
+@pytest.fixture
+async def stack(start_stack: Any) -> AsyncIterator[Stack]:
+    async with start_stack() as running:
+        yield running
+
+
+def order_data(user_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
+    """``receipt()``-shaped data as orders publishes it."""
+    data: dict[str, Any] = {
+        "order_id": str(uuid.uuid4()),
+        "user_id": str(user_id),
+        "status": "PENDING",
+        "lines": [
+            {"sku": "MUG-1", "qty": 2, "unit_price": 1250, "currency": "EUR", "name": "Mug"},
+            {"sku": "TEE-2", "qty": 1, "unit_price": 1999, "currency": "EUR", "name": "T-shirt"},
+        ],
+        "subtotal": 4499,
+        "total": 4499,
+        "currency": "EUR",
+    }
+    data.update(overrides)
+    return data
+
+
+def event(event_type: str, data: Mapping[str, Any]) -> EventEnvelope:
+    return EventEnvelope.new(type=event_type, source="orders", data=data)
