@@ -83,7 +83,8 @@ async def test_auth_rate_limit_answers_429_problem_under_a_burst(gateway: str) -
         )
     limited = [r for r in responses if r.status_code == 429]
     # Two layers limit: nginx's zone per client IP ("rate_limited") and auth's own
-    # per-phone limit and cooldown ("otp_rate_limited", "otp_cooldown"); both answer a problem with Retry-After.
+    # per-phone limit and cooldown ("otp_rate_limited", "otp_cooldown"); all of them
+    # answer a problem with Retry-After.
     by_gateway = [r for r in limited if r.json()["code"] == "rate_limited"]
     assert by_gateway, "a burst of 150 must trip the gateway's auth zone"
     for response in limited:
