@@ -33,6 +33,7 @@ from jwt_core_lib import (
     StaticKeySource,
     TokenIssuer,
     TokenVerifier,
+    jwks_document,
 )
 from orders_service.app import create_app as create_orders_app
 from orders_service.settings import OrdersSettings
@@ -152,6 +153,21 @@ def payments_server() -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def shipping_server() -> Iterator[Server]:
     server = serve_in_thread(create_shipping_app(SandboxSettings(timeout_s=5.0)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def jwks_server(keys: Keys) -> Iterator[Server]:
+    """Auth's JWKS with the test user key, for an orders service run as its own process."""
+    app = FastAPI()
+    document = jwks_document([keys.user_key])
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, Any]:
+        return document
+
+    server = serve_in_thread(app)
     yield server
     server.stop()
 

@@ -47,7 +47,7 @@ async def test_breaker_opens_fails_fast_and_closes_after_a_trial(stack_factory: 
         alerts = await _alerts(pubsub)
         opened = [a for a in alerts if a["type"] == "circuit.opened"]
         assert len(opened) == 1
-        assert opened[0]["data"]["breaker"] == "payments"
+        assert opened[0]["data"] == {"breaker": "payments", "reset_timeout_s": 2.0}
         assert {"order.created", "saga.failed"} <= {a["type"] for a in alerts}
         metrics = (await stack.orders.get("/metrics")).text
         assert 'circuit_breaker_state{breaker="payments"} 2.0' in metrics

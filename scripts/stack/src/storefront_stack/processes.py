@@ -181,7 +181,8 @@ class ManagedProcess:
 
 def _group_alive(pgid: int) -> bool:
     for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error):
+        # A process may exit between the listing and the look-up: that is not an error.
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
             if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
                 return True
     return False

@@ -126,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_concurrent=settings.max_concurrent_sagas,
         lease_ttl_s=settings.saga_lease_ttl_s,
         recovery_batch_size=settings.recovery_batch_size,
+        retry_after_error_s=settings.compensation_retry_initial_s,
     )
     app.state.saga_runner = runner
     stop = asyncio.Event()

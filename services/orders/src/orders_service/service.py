@@ -132,13 +132,17 @@ async def change_status(
         changed = check_admin_transition(current, target)
     except InvalidTransition as exc:
         raise InvalidStatusTransition(
-            str(exc).capitalize() + ".", status=current.value, requested=target.value
+            str(exc).capitalize() + ".",
+            order_status=current.value,
+            requested=target.value,
         ) from exc
     if changed:
         order.status = target
         order.version += 1
         stage_status_changed(session, order, current)
         await session.flush()
+        # updated_at is set by the database on flush: load it now, not lazily later.
+        await session.refresh(order)
     return order
 
 
@@ -166,7 +170,7 @@ async def request_cancel(
         if plan == CancelPlan.FORBIDDEN:
             raise OrderNotCancellable(
                 f"An order that is {order.status} can no longer be cancelled.",
-                status=order.status,
+                order_status=order.status,
             )
         now = await session.scalar(select(func.now()))
         lease_free = (

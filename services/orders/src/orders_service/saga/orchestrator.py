@@ -174,9 +174,17 @@ class SagaOrchestrator:
                 logger.warning("saga_heartbeat_failed", order_id=str(order_id), error=repr(exc))
                 continue
             if not held:
+                if await self._released(order_id):
+                    return  # the driver handed the lease back itself: it is finishing
                 lost.set()
                 driver.cancel()
                 return
+
+    async def _released(self, order_id: UUID) -> bool:
+        """Whether nobody holds the saga (it settled or was put off), rather than another."""
+        async with self._sessionmaker() as session:
+            order = await repository.get_order(session, order_id)
+        return order is None or order.lease_owner is None
 
     # --- transactions -------------------------------------------------------------------
 

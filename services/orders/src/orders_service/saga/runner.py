@@ -47,6 +47,7 @@ class SagaRunner:
         max_concurrent: int,
         lease_ttl_s: float,
         recovery_batch_size: int,
+        retry_after_error_s: float = 1.0,
     ) -> None:
         self._orchestrator = orchestrator
         self._sessionmaker = sessionmaker
@@ -54,6 +55,7 @@ class SagaRunner:
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._lease_ttl_s = lease_ttl_s
         self._batch_size = recovery_batch_size
+        self._retry_s = retry_after_error_s
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
         self._closing = False
 
@@ -90,10 +92,21 @@ class SagaRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # The lease runs out and recovery takes the saga up again.
                 logger.exception("saga_run_failed", order_id=str(order_id))
+                await self._hand_back(order_id)
             finally:
                 SAGAS_RUNNING.dec()
+
+    async def _hand_back(self, order_id: UUID) -> None:
+        """After an unexpected error (a pool timeout, a database blip), let recovery retry
+        the saga soon instead of after the whole lease; if even that fails, it runs out."""
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await repository.release_lease(
+                    session, order_id=order_id, owner=self.owner, retry_in_s=self._retry_s
+                )
+        except Exception as exc:
+            logger.warning("saga_lease_handback_failed", order_id=str(order_id), error=repr(exc))
 
     async def recover_once(self) -> int:
         """Claim and start the sagas that are due; how many were claimed."""
