@@ -340,3 +340,17 @@ def test_the_check_names_what_is_missing(tmp_path: Path, monkeypatch: pytest.Mon
     missing = set(settings()) - documented()
     assert missing == {"INVENTORY_PORT"}
     assert "INVENTORY_PORT=8103" in suggested_lines(missing)
+
+
+def test_values_shown_are_the_defaults() -> None:
+    """The header promises "values shown are the defaults": a changed default shows here."""
+    known = settings()
+    stale = []
+    for line in env_example_lines():
+        setting = known.get(line.name)
+        if setting is None or line.unset:
+            continue
+        expected = _example_value(setting)
+        if expected != "changeme" and _unquote(expected) != line.value:
+            stale.append(f"{line.name}={line.value} (the code's default: {expected})")
+    assert not stale, ".env.example shows values that are not the defaults:\n" + "\n".join(stale)

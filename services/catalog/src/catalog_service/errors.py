@@ -49,6 +49,12 @@ class InvalidSearch(UnprocessableEntity):
     code = "validation_error"
 
 
+class UnsupportedQuerySyntax(UnprocessableEntity):
+    """``q`` uses Elasticsearch's query language; search text is matched as words only."""
+
+    code = "unsupported_query_syntax"
+
+
 class SearchUnavailable(ServiceUnavailable):
     """Elasticsearch cannot answer now; never carries Elasticsearch's own message."""
 

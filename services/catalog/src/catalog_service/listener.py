@@ -1,10 +1,17 @@
 """Keeps the index in step with inventory: the ``inventory.events`` consumer.
 
 Delivery is at-least-once (kit :class:`~storefront_kit.events.StreamConsumer`, group
-``catalog``): an entry is acknowledged only after its write is searchable
-(``refresh=true``) and the catalogue version bumped. Two layers make redelivery and
-reordering harmless: processed event ids are remembered in Redis (``SET`` with a TTL),
-and every write is guarded by inventory's versions (:mod:`catalog_service.repository`).
+``catalog``). Two layers make redelivery and reordering harmless: processed event ids
+are remembered in Redis (``SET`` with a TTL), and every write is guarded by
+inventory's versions (:mod:`catalog_service.repository`).
+
+Visibility and the cache: writes do not force a refresh each. After every batch read
+from the stream (and, within a long batch, every ``events_flush_ms``) the listener
+refreshes the indices it wrote and then bumps the catalogue version, so a search that
+starts after the bump sees the change and no answer cached before it is served again.
+Entries are acknowledged as they are written (a write is durable once Elasticsearch
+answered it); the one gap, a crash between an acknowledgement and the next bump, is
+closed by the bump every listener makes when it starts.
 
 Failure policy: an event that can never apply (bad payload, a document Elasticsearch
 rejects) is a :class:`~storefront_kit.events.PoisonMessage`, dead-lettered at once; an
@@ -15,6 +22,8 @@ number of times, then dead-lettered by the consumer.
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError
 from prometheus_client import Counter
@@ -54,8 +63,28 @@ def reindex_target_key(prefix: str) -> str:
     return f"{prefix}:reindex:target"
 
 
+class _FlushingConsumer(StreamConsumer):
+    """A stream consumer that makes each batch's writes visible once, at its end."""
+
+    def __init__(self, *, flush: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._flush = flush
+
+    async def process_batch(self, *, pending: bool = False) -> int:
+        try:
+            return await super().process_batch(pending=pending)
+        finally:
+            await self._flush()
+
+    async def claim_abandoned(self) -> int:
+        try:
+            return await super().claim_abandoned()
+        finally:
+            await self._flush()
+
+
 class CatalogListener:
-    """Applies one inventory event to the index (the consumer's handler)."""
+    """Applies inventory events to the index (the consumer's handler) and flushes them."""
 
     def __init__(
         self,
@@ -71,11 +100,15 @@ class CatalogListener:
         self.cache = cache
         self._done_prefix = f"{settings.redis_prefix}:events:done:"
         self._target_key = reindex_target_key(settings.redis_prefix)
+        #: Indices written since the last flush, and when the first of those writes was.
+        self._dirty: set[str] = set()
+        self._dirty_since = 0.0
 
     def consumer(self) -> StreamConsumer:
         """The consumer-group reader that feeds :meth:`handle`."""
         settings = self.settings
-        return StreamConsumer(
+        return _FlushingConsumer(
+            flush=self.flush,
             redis=self.redis,
             stream=settings.events_stream,
             group=settings.events_group,
@@ -94,11 +127,32 @@ class CatalogListener:
             EVENTS.labels(type=event.type, outcome="redelivered").inc()
             return
         outcome = await self._apply_waiting_out_outages(event)
-        if outcome in (Outcome.APPLIED, Outcome.DUPLICATE):
-            # DUPLICATE too: we may have crashed between the write and the bump last time.
-            await self.cache.bump()
         await self.redis.set(done_key, "1", ex=self.settings.events_dedupe_ttl_s)
         EVENTS.labels(type=event.type, outcome=outcome.value if outcome else "ignored").inc()
+        loop = asyncio.get_running_loop()
+        if self._dirty and loop.time() - self._dirty_since >= self.settings.events_flush_ms / 1000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Make the writes since the last flush searchable, then invalidate the cache."""
+        if not self._dirty:
+            return
+        indices = ",".join(sorted(self._dirty))
+        delay = 0.2
+        while True:
+            try:
+                await self.es.options(ignore_status=404).indices.refresh(
+                    index=indices, ignore_unavailable=True
+                )
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                logger.warning("listener_refresh_waiting", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await self.cache.bump()
+        self._dirty.clear()
 
     async def _apply_waiting_out_outages(self, event: EventEnvelope) -> Outcome | None:
         delay = 0.2
@@ -140,12 +194,19 @@ class CatalogListener:
             targets.append(target)
         try:
             if event.type == PRODUCT_UPSERTED:
-                return await repository.apply_upsert(self.es, targets, product)
-            if event.type == PRODUCT_DELETED:
-                return await repository.apply_delete(self.es, targets, deleted)
-            return await repository.apply_stock(self.es, targets, stock)
+                outcome = await repository.apply_upsert(self.es, targets, product, refresh=False)
+            elif event.type == PRODUCT_DELETED:
+                outcome = await repository.apply_delete(self.es, targets, deleted, refresh=False)
+            else:
+                outcome = await repository.apply_stock(self.es, targets, stock, refresh=False)
         except BadRequestError as exc:
             raise PoisonMessage(f"{event.type} rejected by the index: {exc.message}") from exc
+        if outcome in (Outcome.APPLIED, Outcome.DUPLICATE):
+            # DUPLICATE too: a crash may have come between that write and its flush.
+            if not self._dirty:
+                self._dirty_since = asyncio.get_running_loop().time()
+            self._dirty.update(targets)
+        return outcome
 
 
 async def ensure_index_waiting(
@@ -178,6 +239,9 @@ async def run_listener(
     if not await ensure_index_waiting(es, settings, stop) or listener is None:
         return
     consumer = listener.consumer()
+    # A previous run may have acknowledged writes it never flushed (it crashed in between).
+    with contextlib.suppress(Exception):
+        await listener.cache.bump()
     while not stop.is_set():
         try:
             await consumer.run(stop)

@@ -29,7 +29,15 @@ from catalog_service.schemas import ProductData
 from catalog_service.settings import CatalogSettings
 from storefront_kit.logging import get_logger
 
-__all__ = ["EXPORT_PATH", "ReindexReport", "ReindexRunning", "export_pages", "reindex"]
+__all__ = [
+    "EXPORT_PATH",
+    "ReindexReport",
+    "ReindexRunning",
+    "estimated_total",
+    "export_pages",
+    "reindex",
+    "reindex_from_inventory",
+]
 
 logger = get_logger(__name__)
 
@@ -180,3 +188,28 @@ async def _abandon(
             await index.delete_indices(es, [name])
     except Exception as exc:
         logger.warning("reindex_cleanup_failed", index=name, error=repr(exc)[:300])
+
+
+async def reindex_from_inventory(
+    *,
+    es: AsyncElasticsearch,
+    redis: Redis,
+    settings: CatalogSettings,
+    http: httpx.AsyncClient,
+    auth: httpx.Auth | None,
+    on_page: Callable[[int], None] | None = None,
+) -> ReindexReport:
+    """A full reindex from inventory's export (``settings.inventory_url``)."""
+    pages = export_pages(
+        http, base_url=settings.inventory_url, auth=auth, page_size=settings.reindex_page_size
+    )
+    return await reindex(es=es, redis=redis, settings=settings, pages=pages, on_page=on_page)
+
+
+async def estimated_total(es: AsyncElasticsearch, settings: CatalogSettings) -> int | None:
+    """How many products the current index holds (the progress bar's first guess)."""
+    try:
+        response = await es.count(index=settings.index_alias, query={"term": {"deleted": False}})
+    except Exception:  # a guess: no index yet, or Elasticsearch busy
+        return None
+    return int(response["count"]) or None

@@ -1,12 +1,14 @@
 """Product search and lookup: the query, and hits mapped to the public models.
 
 The user's text only ever goes into ``multi_match`` (analysed as plain text), never
-into ``query_string``: Elasticsearch syntax in ``q`` is searched for, not executed.
+into ``query_string``; text written in Elasticsearch's query language is refused
+(422) before it gets here, so it is never executed nor silently searched as punctuation.
 Facets describe the current result set (every filter applied), so their counts add
 up to ``total``.
 """
 
 import itertools
+import re
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +43,34 @@ _SORTS: dict[SortKey, list[Any]] = {
     "price_desc": [{"price": "desc"}, {"sku": "asc"}],
     "newest": [{"created_at": {"order": "desc"}}, {"sku": "asc"}],
 }
+
+
+#: Elasticsearch (Lucene) query-language syntax. Search text is matched as words, never
+#: parsed as a query, so this syntax could only be searched for as literal punctuation:
+#: it is refused with a 422 that says so, rather than answered with surprising results.
+#: Ordinary punctuation of product names and questions ("usb-c", "(white)", quotes,
+#: "10:30") stays allowed.
+_QUERY_SYNTAX = re.compile(
+    r"""
+    \b[A-Za-z_][\w.]*:\S      # field:value
+    | \*                        # wildcards (and *:* match-all)
+    | ~                         # fuzziness and proximity
+    | \^\d                      # boosts
+    | [\[\]{}]                   # ranges, JSON bodies
+    | &&|\|\|                    # boolean operators
+    | \b(?:AND|OR|NOT)\b        # boolean operators as Lucene spells them
+    | (?:^|\s)/[^/\s][^/]*/     # regular expressions
+    | \\                        # escapes
+    | \b_exists_\b
+    """,
+    re.VERBOSE,
+)
+
+
+def query_syntax_in(text: str) -> str | None:
+    """The first fragment of ``text`` that is query-language syntax, if any."""
+    match = _QUERY_SYNTAX.search(text)
+    return match.group(0).strip() if match else None
 
 
 def _price_ranges(bounds: list[int]) -> list[dict[str, Any]]:

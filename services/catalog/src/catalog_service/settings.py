@@ -76,6 +76,8 @@ class CatalogSettings(ServiceSettings):
     events_block_ms: int = Field(default=1_000, ge=1)
     #: Entries read per XREADGROUP.
     events_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Longest a change waits, within a batch of events, to be made searchable.
+    events_flush_ms: int = Field(default=200, ge=1)
     #: Pending entries of a dead replica older than this are taken over.
     events_claim_idle_ms: int = Field(default=30_000, ge=100)
     #: How long processed event ids are remembered for de-duplication.
@@ -86,6 +88,8 @@ class CatalogSettings(ServiceSettings):
     inventory_url: str = "http://127.0.0.1:8103"
     #: Products asked per export page.
     reindex_page_size: int = Field(default=500, ge=1, le=1000)
+    #: Per-request timeout of the reindex command (bulk writes and export pages take longer).
+    reindex_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("index_alias")
     @classmethod

@@ -7,7 +7,12 @@ from fastapi import APIRouter, Path, Query
 
 from catalog_service import search
 from catalog_service.deps import ElasticsearchDep, SearchCacheDep, SettingsDep
-from catalog_service.errors import InvalidSearch, ProductNotFound, SearchUnavailable
+from catalog_service.errors import (
+    InvalidSearch,
+    ProductNotFound,
+    SearchUnavailable,
+    UnsupportedQuerySyntax,
+)
 from catalog_service.schemas import ProductDetail, SearchParams, SearchResponse, SortKey
 from storefront_kit.problems import responses
 
@@ -30,7 +35,7 @@ Price = Annotated[int | None, Query(ge=0, le=_MAX_PRICE, description="Integer mi
 @router.get(
     "/search",
     summary="Search products (typo tolerant) with filters, facets, sorting and paging",
-    responses=responses(InvalidSearch, SearchUnavailable),
+    responses=responses(InvalidSearch, UnsupportedQuerySyntax, SearchUnavailable),
 )
 async def search_products(
     es: ElasticsearchDep,
@@ -51,6 +56,14 @@ async def search_products(
         raise InvalidSearch(
             f"q may be at most {settings.max_query_length} characters.",
             max_length=settings.max_query_length,
+        )
+    syntax = search.query_syntax_in(q) if q else None
+    if syntax is not None:
+        raise UnsupportedQuerySyntax(
+            "q is matched as plain words: field queries, wildcards, ranges, regular "
+            "expressions, boosts and boolean operators are not supported "
+            f"(found {syntax!r}).",
+            found=syntax,
         )
     if size > settings.max_page_size:
         raise InvalidSearch(
