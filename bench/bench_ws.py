@@ -131,13 +131,15 @@ async def main(args: argparse.Namespace) -> int:
                 failures[type(exc).__name__] += 1
             progress.advance(task)
 
+    # Ping from the start, as the dashboard does: sockets opened first must not reach
+    # the idle timeout while the rest are still connecting.
+    keepalive = asyncio.create_task(_keepalive(clients, args.ping_every))
     started = time.perf_counter()
     with Progress(console=console) as progress:
         task = progress.add_task("opening sockets", total=args.connections)
         await asyncio.gather(*(connect(i) for i in range(args.connections)))
     open_s = time.perf_counter() - started
     readers = [asyncio.create_task(_read(client)) for client in clients]
-    keepalive = asyncio.create_task(_keepalive(clients, args.ping_every))
     await asyncio.sleep(args.hold)
     still_open = sum(1 for client in clients if client.socket.state.name == "OPEN")
     closed = Counter(
@@ -151,7 +153,7 @@ async def main(args: argparse.Namespace) -> int:
             alert = {"type": "bench.alert", "data": {"seq": seq, "sent_at": time.time()}}
             await redis.publish("admin.alerts", orjson.dumps(alert))
             await asyncio.sleep(args.alert_gap)
-    await asyncio.sleep(2.0)  # let the last alert land everywhere
+    await asyncio.sleep(args.drain)  # let the last alert land everywhere
 
     keepalive.cancel()
     latencies = [value for client in admins for value in client.latencies]
@@ -201,4 +203,5 @@ if __name__ == "__main__":
     parser.add_argument("--alerts", type=int, default=50)
     parser.add_argument("--alert-gap", type=float, default=0.1, help="seconds between alerts")
     parser.add_argument("--ping-every", type=float, default=20.0)
+    parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for stragglers")
     raise SystemExit(asyncio.run(main(parser.parse_args())))
