@@ -254,6 +254,10 @@ async def test_admin_cancel_refunds_and_cancels_the_parcel(stack: Stack) -> None
         {"payment_id": cancelled["payment_id"], "amount": 4000, "currency": "EUR"}
     ]
     assert done["cancel_shipment"]["status"] == "succeeded"
+    # The sale is undone in inventory too: its two units are back on hand.
+    assert done["release_inventory"]["status"] == "succeeded"
+    assert done["release_inventory"]["result"] == {"status": "returned"}
+    assert await stack.stock(product) == {"on_hand": 5, "reserved": 0, "available": 5}
     ledger = await stack.ledger(order["id"])
     assert kinds(ledger) == ["authorization", "capture", "refund"]
     assert ledger[2]["amount"] == 4000
@@ -274,6 +278,7 @@ async def test_admin_cancel_refunds_and_cancels_the_parcel(stack: Stack) -> None
     assert again.status_code == 200
     assert again.json()["status"] == "CANCELLED"
     assert kinds(await stack.ledger(order["id"])) == ["authorization", "capture", "refund"]
+    assert await stack.stock(product) == {"on_hand": 5, "reserved": 0, "available": 5}
     for status in ("SHIPPED", "PROCESSING"):
         refused = await move(stack, order["id"], status)
         assert refused.status_code == 409

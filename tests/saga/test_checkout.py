@@ -201,3 +201,4 @@ async def test_cancel_after_confirmation_refunds_and_cancels_the_parcel(stack: S
     )
     assert again.status_code == 200
     assert kinds(await stack.ledger(order["id"])) == ["authorization", "capture", "refund"]
+    assert await stack.stock(product) == {"on_hand": 5, "reserved": 0, "available": 5}

@@ -9,6 +9,7 @@ INTERNAL_CALLS = [
     ("POST", "/internal/inventory/reserve"),
     ("POST", "/internal/inventory/release"),
     ("POST", "/internal/inventory/commit"),
+    ("POST", "/internal/inventory/restock"),
     ("GET", "/internal/inventory/products/export"),
     ("GET", "/internal/inventory/products/SOME-SKU"),
 ]

@@ -274,6 +274,62 @@ async def test_commit_turns_the_hold_into_a_sale_once(inventory: Any) -> None:
     assert await inventory.stock(product["sku"]) == {"on_hand": 3, "reserved": 0, "version": 3}
 
 
+async def test_restock_returns_a_committed_sale_to_stock_once(inventory: Any) -> None:
+    product = await inventory.create_product(on_hand=5)
+    order_id = uuid.uuid4()
+    await inventory.reserve([{"sku": product["sku"], "qty": 2}], order_id=order_id)
+    ref = {"order_id": str(order_id)}
+    early = await inventory.client.post(
+        "/internal/inventory/restock", json=ref, headers=inventory.service
+    )
+    assert problem(early, 409, "reservation_state")["reservation_status"] == "reserved"
+    assert await inventory.stock(product["sku"]) == {"on_hand": 5, "reserved": 2, "version": 2}
+    await inventory.client.post("/internal/inventory/commit", json=ref, headers=inventory.service)
+
+    results = await asyncio.gather(
+        *(
+            inventory.client.post(
+                "/internal/inventory/restock", json=ref, headers=inventory.service
+            )
+            for _ in range(5)
+        )
+    )
+
+    assert [r.status_code for r in results] == [200] * 5
+    assert {r.json()["status"] for r in results} == {"returned"}
+    assert results[0].json()["lines"][0]["qty"] == 2
+    assert await inventory.stock(product["sku"]) == {"on_hand": 5, "reserved": 0, "version": 4}
+    events = await inventory.outbox("stock.changed", product["sku"])
+    assert [event["data"]["available"] for event in events[-2:]] == [3, 5]
+    for action in ("release", "commit"):
+        response = await inventory.client.post(
+            f"/internal/inventory/{action}", json=ref, headers=inventory.service
+        )
+        assert problem(response, 409, "reservation_state")["reservation_status"] == "returned"
+    assert await inventory.stock(product["sku"]) == {"on_hand": 5, "reserved": 0, "version": 4}
+
+
+async def test_restock_of_a_released_or_unknown_order_changes_nothing(inventory: Any) -> None:
+    product = await inventory.create_product(on_hand=5)
+    order_id = uuid.uuid4()
+    await inventory.reserve([{"sku": product["sku"], "qty": 1}], order_id=order_id)
+    ref = {"order_id": str(order_id)}
+    await inventory.client.post("/internal/inventory/release", json=ref, headers=inventory.service)
+
+    released = await inventory.client.post(
+        "/internal/inventory/restock", json=ref, headers=inventory.service
+    )
+    unknown = await inventory.client.post(
+        "/internal/inventory/restock",
+        json={"order_id": str(uuid.uuid4())},
+        headers=inventory.service,
+    )
+
+    assert problem(released, 409, "reservation_state")["reservation_status"] == "released"
+    problem(unknown, 404, "reservation_not_found")
+    assert await inventory.stock(product["sku"]) == {"on_hand": 5, "reserved": 0, "version": 3}
+
+
 async def test_release_and_commit_of_an_unknown_order_are_404(inventory: Any) -> None:
     ref = {"order_id": str(uuid.uuid4())}
     for action in ("release", "commit"):

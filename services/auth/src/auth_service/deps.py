@@ -35,12 +35,12 @@ __all__ = [
 ]
 
 
-def _settings(request: Request) -> AuthSettings:
+async def _settings(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
@@ -68,27 +68,27 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-def _otp_store(request: Request) -> OtpStore:
+async def _otp_store(request: Request) -> OtpStore:
     store: OtpStore = request.app.state.otp_store
     return store
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def _delivery(request: Request) -> OtpDelivery:
+async def _delivery(request: Request) -> OtpDelivery:
     delivery: OtpDelivery = request.app.state.otp_delivery
     return delivery
 
 
-def _keys(request: Request) -> AuthKeys:
+async def _keys(request: Request) -> AuthKeys:
     keys: AuthKeys = request.app.state.auth_keys
     return keys
 
 
-def _access_tokens(request: Request) -> AccessTokens:
+async def _access_tokens(request: Request) -> AccessTokens:
     tokens: AccessTokens = request.app.state.access_tokens
     return tokens
 

@@ -114,7 +114,8 @@ class Reservation(Base):
     __tablename__ = "reservation"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('reserved', 'committed', 'released', 'expired')", name="status_known"
+            "status IN ('reserved', 'committed', 'released', 'expired', 'returned')",
+            name="status_known",
         ),
         # The sweeper only scans live holds; keep that index small.
         Index(

@@ -413,6 +413,7 @@ def _stock_change(assignments: str, condition: str = "") -> TextClause:
 _RESERVE = _stock_change("reserved = reserved + :qty", "AND on_hand - reserved >= :qty")
 _RELEASE = _stock_change("reserved = reserved - :qty")
 _COMMIT = _stock_change("on_hand = on_hand - :qty, reserved = reserved - :qty")
+_RESTOCK = _stock_change("on_hand = on_hand + :qty")
 _ADJUST = _stock_change("on_hand = on_hand + :qty", "AND on_hand + :qty >= reserved")
 
 
@@ -465,6 +466,15 @@ async def commit_stock(
 ) -> StockOut:
     """Turn a hold into a sale: the units leave both ``on_hand`` and ``reserved``."""
     changed = await _change_stock(session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event)
+    assert changed is not None, f"stock row {sku} vanished"
+    return changed
+
+
+async def restock(
+    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
+) -> StockOut:
+    """Put sold units back on hand (a committed order was cancelled)."""
+    changed = await _change_stock(session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event)
     assert changed is not None, f"stock row {sku} vanished"
     return changed
 

@@ -70,7 +70,7 @@ Images = Annotated[list[ImageUrl], Field(max_length=MAX_IMAGES)]
 # JSON has no UUID type: accept the canonical string even in strict models.
 WireUUID = Annotated[UUID, Strict(False)]
 
-ReservationStatus = Literal["reserved", "committed", "released", "expired"]
+ReservationStatus = Literal["reserved", "committed", "released", "expired", "returned"]
 
 
 class _Request(BaseModel):

@@ -83,6 +83,12 @@ async def commit(body: OrderRef, _caller: ServiceCaller, session: SessionDep) ->
     return await reservations.commit(session, order_id=body.order_id)
 
 
+@router.post("/restock", responses=responses(ReservationNotFound, ReservationStateConflict, 422))
+async def restock(body: OrderRef, _caller: ServiceCaller, session: SessionDep) -> ReservationOut:
+    """Put a committed sale's units back on hand (idempotent; 409 unless committed)."""
+    return await reservations.restock(session, order_id=body.order_id)
+
+
 @router.get("/products/export", responses=responses(InvalidRequest))
 async def export_products(
     _caller: ServiceCaller,

@@ -34,6 +34,8 @@ RESERVED = "reserved"
 COMMITTED = "committed"
 RELEASED = "released"
 EXPIRED = "expired"
+#: A sale given back (the order was cancelled after commit): its units are on hand again.
+RETURNED = "returned"
 
 Transition = Literal["apply", "noop"]
 
@@ -148,4 +150,16 @@ def commit_transition(status: str) -> Transition:
         return "noop"
     raise ReservationStateConflict(
         f"The reservation is {status}; it can no longer be committed.", reservation_status=status
+    )
+
+
+def restock_transition(status: str) -> Transition:
+    """Returning a sale applies; returning twice is a no-op; a live hold is released instead."""
+    if status == COMMITTED:
+        return "apply"
+    if status == RETURNED:
+        return "noop"
+    raise ReservationStateConflict(
+        f"The reservation is {status}; only a committed sale can be returned to stock.",
+        reservation_status=status,
     )

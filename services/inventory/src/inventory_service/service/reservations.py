@@ -14,6 +14,7 @@ from inventory_service.domain.reservations import (
     EXPIRED,
     RELEASED,
     RESERVED,
+    RETURNED,
     LineRequest,
     PricedLine,
     check_limits,
@@ -22,12 +23,13 @@ from inventory_service.domain.reservations import (
     release_transition,
     request_fingerprint,
     require_all_met,
+    restock_transition,
 )
 from inventory_service.errors import AppError, ReservationMismatch, ReservationNotFound
 from inventory_service.models import Reservation, ReservationLine
 from inventory_service.schemas import ReservationLineOut, ReservationOut
 
-__all__ = ["ReserveResult", "commit", "release", "reserve", "sweep_expired"]
+__all__ = ["ReserveResult", "commit", "release", "reserve", "restock", "sweep_expired"]
 
 
 class ReserveResult:
@@ -170,6 +172,28 @@ async def commit(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
             session, reservation_ids=[reservation.id], status=COMMITTED
         )
         reservation.status = COMMITTED
+    return _out(reservation, lines)
+
+
+async def restock(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
+    """Give a committed sale back to stock (its order was cancelled); twice changes nothing."""
+    reservation = await repository.lock_reservation(session, order_id)
+    if reservation is None:
+        raise ReservationNotFound(f"No reservation for order {order_id}.")
+    lines = await repository.reservation_lines(session, [reservation.id])
+    if restock_transition(reservation.status) == "apply":
+        for line in sorted(lines, key=lambda line: line.sku):
+            await repository.restock(
+                session,
+                sku=line.sku,
+                qty=line.qty,
+                stream=events.STREAM,
+                event=events.stock_changed(),
+            )
+        await repository.set_reservation_status(
+            session, reservation_ids=[reservation.id], status=RETURNED
+        )
+        reservation.status = RETURNED
     return _out(reservation, lines)
 
 

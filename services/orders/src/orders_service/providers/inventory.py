@@ -81,3 +81,8 @@ class InventoryClient:
         """Turn the hold into a sale."""
         result = await self._post("commit", {"order_id": str(order_id)})
         return str(result["status"])
+
+    async def restock(self, *, order_id: UUID) -> str:
+        """Put a committed sale's units back on hand (the order was cancelled)."""
+        result = await self._post("restock", {"order_id": str(order_id)})
+        return str(result["status"])

@@ -521,10 +521,9 @@ class SagaOrchestrator:
             except ProviderRejected as exc:
                 if exc.status != 409:
                     raise
-                # Committed stock is sold; putting it back is a stock adjustment.
-                return StepOutcome(
-                    StepStatus.SKIPPED, {"note": "stock already committed", "code": exc.code}
-                )
+                # The hold became a sale (the order was confirmed): return its units.
+                status = await self._inventory.restock(order_id=order.id)
+                return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
             if status is None:
                 return StepOutcome(StepStatus.SKIPPED, {"note": "no reservation"})
             return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
