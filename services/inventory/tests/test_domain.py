@@ -12,6 +12,7 @@ from inventory_service.domain.reservations import (
     release_transition,
     request_fingerprint,
     require_all_met,
+    require_available,
 )
 from inventory_service.errors import (
     InsufficientStock,
@@ -24,10 +25,18 @@ from inventory_service.errors import (
 )
 
 CATALOGUE = {
-    "A": ProductSnapshot(sku="A", name="Apple", price=120, currency="EUR", sellable=True),
-    "B": ProductSnapshot(sku="B", name="Banana", price=45, currency="EUR", sellable=True),
-    "D": ProductSnapshot(sku="D", name="Dollar", price=100, currency="USD", sellable=True),
-    "X": ProductSnapshot(sku="X", name="Gone", price=1, currency="EUR", sellable=False),
+    "A": ProductSnapshot(
+        sku="A", name="Apple", price=120, currency="EUR", sellable=True, available=5
+    ),
+    "B": ProductSnapshot(
+        sku="B", name="Banana", price=45, currency="EUR", sellable=True, available=0
+    ),
+    "D": ProductSnapshot(
+        sku="D", name="Dollar", price=100, currency="USD", sellable=True, available=9
+    ),
+    "X": ProductSnapshot(
+        sku="X", name="Gone", price=1, currency="EUR", sellable=False, available=9
+    ),
 }
 
 
@@ -51,6 +60,16 @@ def test_pricing_refuses_unknown_unsellable_and_mixed_currency_lines() -> None:
         price_lines([LineRequest("A", 1), LineRequest("D", 1)], CATALOGUE)
     assert mixed.value.extra == {"currencies": ["EUR", "USD"]}
     assert mixed.value.status_code == 422
+
+
+def test_a_snapshot_that_shows_a_line_short_refuses_every_short_sku() -> None:
+    require_available([LineRequest("A", 5), LineRequest("D", 9)], CATALOGUE)
+    with pytest.raises(InsufficientStock) as short:
+        require_available(
+            [LineRequest("D", 10), LineRequest("A", 6), LineRequest("B", 1)], CATALOGUE
+        )
+    assert short.value.extra == {"skus": ["A", "B", "D"]}
+    assert short.value.status_code == 409
 
 
 def test_fingerprint_ignores_line_order_but_not_quantities_or_ttl() -> None:

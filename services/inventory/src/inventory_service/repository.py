@@ -272,15 +272,17 @@ async def list_adjustments(
 
 
 _PRODUCT_SNAPSHOTS = text(
-    "SELECT sku, name, price, currency, active AND deleted_at IS NULL AS sellable"
-    " FROM product WHERE sku = ANY(CAST(:skus AS varchar[]))"
+    "SELECT p.sku, p.name, p.price, p.currency, p.active AND p.deleted_at IS NULL AS sellable,"
+    " coalesce(s.on_hand - s.reserved, 0) AS available"
+    " FROM product p LEFT JOIN stock s ON s.sku = p.sku"
+    " WHERE p.sku = ANY(CAST(:skus AS varchar[]))"
 )
 
 
 async def product_snapshots(
     session: AsyncSession, skus: Iterable[str]
 ) -> dict[str, ProductSnapshot]:
-    """Name, price and sellability of the given skus (unknown skus are simply absent)."""
+    """Name, price, sellability and available units of the given skus (unknown: absent)."""
     result = await session.execute(_PRODUCT_SNAPSHOTS, {"skus": list(skus)})
     return {
         row.sku: ProductSnapshot(
@@ -289,6 +291,7 @@ async def product_snapshots(
             price=row.price,
             currency=row.currency,
             sellable=bool(row.sellable),
+            available=row.available,
         )
         for row in result.all()
     }

@@ -55,6 +55,8 @@ class ProductSnapshot:
     price: int
     currency: str
     sellable: bool
+    #: ``on_hand - reserved`` when read: a snapshot, not a promise (see ``require_available``).
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,18 @@ def price_lines(lines: Iterable[LineRequest], products: Mapping[str, ProductSnap
         total=sum(line.qty * line.unit_price for line in priced),
         currency=currencies[0],
     )
+
+
+def require_available(
+    lines: Iterable[LineRequest], products: Mapping[str, ProductSnapshot]
+) -> None:
+    """Refuse at once when the snapshot already shows a line short.
+
+    A hot sku that has sold out would otherwise make every late request queue on its
+    row lock only to be refused; this read takes no lock. It never decides a *success*:
+    the conditional ``UPDATE`` stays the only guarantee against overselling.
+    """
+    require_all_met(sorted(line.sku for line in lines if products[line.sku].available < line.qty))
 
 
 def require_all_met(short_skus: Iterable[str]) -> None:

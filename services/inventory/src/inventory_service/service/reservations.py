@@ -23,6 +23,7 @@ from inventory_service.domain.reservations import (
     release_transition,
     request_fingerprint,
     require_all_met,
+    require_available,
     restock_transition,
 )
 from inventory_service.errors import AppError, ReservationMismatch, ReservationNotFound
@@ -93,6 +94,7 @@ async def reserve(
     products = await repository.product_snapshots(session, (line.sku for line in lines))
     try:
         quote = price_lines(lines, products)
+        require_available(lines, products)
     except AppError:
         # A retry must replay even if a product changed since the order reserved it.
         existing = await repository.get_reservation(session, order_id)
