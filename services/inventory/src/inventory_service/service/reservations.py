@@ -94,7 +94,6 @@ async def reserve(
     products = await repository.product_snapshots(session, (line.sku for line in lines))
     try:
         quote = price_lines(lines, products)
-        require_available(lines, products)
     except AppError:
         # A retry must replay even if a product changed since the order reserved it.
         existing = await repository.get_reservation(session, order_id)
@@ -112,6 +111,9 @@ async def reserve(
         existing = await repository.get_reservation(session, order_id)
         assert existing is not None  # ON CONFLICT saw it committed
         return await _replay(session, existing, fingerprint)
+    # Only now, with the order claimed (so a concurrent retry of it waits and replays):
+    # a line the snapshot already shows short fails fast, without queueing on its row.
+    require_available(lines, products)
     # The stock rows stay locked from the first UPDATE until the commit: nothing but
     # the updates themselves (each with its event) happens in between.
     short: list[str] = []
