@@ -35,12 +35,12 @@ __all__ = [
 ]
 
 
-async def _settings(request: Request) -> AuthSettings:
+def _settings(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
 
 
-async def _redis(request: Request) -> Redis:
+def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
@@ -68,27 +68,27 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-async def _otp_store(request: Request) -> OtpStore:
+def _otp_store(request: Request) -> OtpStore:
     store: OtpStore = request.app.state.otp_store
     return store
 
 
-async def _rate_limiter(request: Request) -> RateLimiter:
+def _rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-async def _delivery(request: Request) -> OtpDelivery:
+def _delivery(request: Request) -> OtpDelivery:
     delivery: OtpDelivery = request.app.state.otp_delivery
     return delivery
 
 
-async def _keys(request: Request) -> AuthKeys:
+def _keys(request: Request) -> AuthKeys:
     keys: AuthKeys = request.app.state.auth_keys
     return keys
 
 
-async def _access_tokens(request: Request) -> AccessTokens:
+def _access_tokens(request: Request) -> AccessTokens:
     tokens: AccessTokens = request.app.state.access_tokens
     return tokens
 

@@ -12,22 +12,22 @@ from catalog_service.settings import CatalogSettings
 __all__ = ["ElasticsearchDep", "RedisDep", "SearchCacheDep", "SettingsDep"]
 
 
-async def _settings(request: Request) -> CatalogSettings:
+def _settings(request: Request) -> CatalogSettings:
     settings: CatalogSettings = request.app.state.settings
     return settings
 
 
-async def _redis(request: Request) -> Redis:
+def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-async def _elasticsearch(request: Request) -> AsyncElasticsearch:
+def _elasticsearch(request: Request) -> AsyncElasticsearch:
     elasticsearch: AsyncElasticsearch = request.app.state.elasticsearch
     return elasticsearch
 
 
-async def _search_cache(request: Request) -> SearchCache:
+def _search_cache(request: Request) -> SearchCache:
     cache: SearchCache = request.app.state.search_cache
     return cache
 

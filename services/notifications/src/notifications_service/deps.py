@@ -25,27 +25,27 @@ __all__ = [
 ]
 
 
-async def _settings(request: Request) -> NotificationsSettings:
+def _settings(request: Request) -> NotificationsSettings:
     settings: NotificationsSettings = request.app.state.settings
     return settings
 
 
-async def _redis(request: Request) -> Redis:
+def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-async def _telegram(request: Request) -> TelegramBot:
+def _telegram(request: Request) -> TelegramBot:
     telegram: TelegramBot = request.app.state.telegram
     return telegram
 
 
-async def _auth_client(request: Request) -> AuthClient:
+def _auth_client(request: Request) -> AuthClient:
     client: AuthClient = request.app.state.auth_client
     return client
 
 
-async def _tasks(request: Request) -> TaskSet:
+def _tasks(request: Request) -> TaskSet:
     tasks: TaskSet = request.app.state.tasks
     return tasks
 

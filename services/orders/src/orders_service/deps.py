@@ -24,22 +24,22 @@ __all__ = [
 ]
 
 
-async def _settings(request: Request) -> OrdersSettings:
+def _settings(request: Request) -> OrdersSettings:
     settings: OrdersSettings = request.app.state.settings
     return settings
 
 
-async def _redis(request: Request) -> Redis:
+def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker
 
 
-async def _runner(request: Request) -> SagaRunner:
+def _runner(request: Request) -> SagaRunner:
     runner: SagaRunner = request.app.state.saga_runner
     return runner
 

@@ -10,12 +10,12 @@ from ws_gateway_service.settings import WsGatewaySettings
 __all__ = ["RedisDep", "SettingsDep"]
 
 
-async def _settings(request: Request) -> WsGatewaySettings:
+def _settings(request: Request) -> WsGatewaySettings:
     settings: WsGatewaySettings = request.app.state.settings
     return settings
 
 
-async def _redis(request: Request) -> Redis:
+def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
