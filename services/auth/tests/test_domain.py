@@ -4,6 +4,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
 from pydantic import SecretStr, ValidationError
 from starlette.requests import Request
 
@@ -147,9 +153,16 @@ def test_production_refuses_placeholder_secrets() -> None:
 
 
 def test_signing_keys_must_be_ed25519_pems_and_are_never_echoed() -> None:
+    # A real private key of the wrong type, made here: no key material in the repo.
+    wrong_type = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        .decode()
+    )
     with pytest.raises(ValidationError, match="Ed25519") as raised:
-        AuthSettings(jwt_signing_key=SecretStr("-----BEGIN PRIVATE KEY-----\nsecretstuff"))
-    assert "secretstuff" not in str(raised.value)
+        AuthSettings(jwt_signing_key=SecretStr(wrong_type))
+    key_body = wrong_type.splitlines()[1]
+    assert key_body not in str(raised.value)
     with pytest.raises(ValidationError, match="Ed25519"):
         AuthSettings(jwt_previous_keys=[SecretStr("nope")])
 
