@@ -3,10 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from orders_service.breakers import AsyncCircuitBreaker
-from orders_service.providers.resilience import RetryPolicy, resilient_call
+from orders_service.providers.resilience import ProviderClient
 
 __all__ = ["Payment", "PaymentsClient"]
 
@@ -39,35 +36,10 @@ class Payment:
         )
 
 
-class PaymentsClient:
+class PaymentsClient(ProviderClient):
     """Adapter over the provider; every mutating call carries the caller's idempotency key."""
 
-    def __init__(
-        self, http: httpx.AsyncClient, *, policy: RetryPolicy, breaker: AsyncCircuitBreaker
-    ) -> None:
-        self._http = http
-        self._policy = policy
-        self._breaker = breaker
-
-    async def _send(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        *,
-        key: str | None = None,
-        json: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-    ) -> Any:
-        headers = {"Idempotency-Key": key} if key else {}
-        response = await resilient_call(
-            lambda: self._http.request(method, path, json=json, params=params, headers=headers),
-            provider=PROVIDER,
-            operation=operation,
-            policy=self._policy,
-            breaker=self._breaker,
-        )
-        return response.json()
+    provider = PROVIDER
 
     async def authorize(
         self, *, order_id: str, amount: int, currency: str, method: dict[str, Any], key: str

@@ -26,7 +26,13 @@ from orders_service.providers.errors import (
     ProviderUnavailable,
 )
 
-__all__ = ["RetryPolicy", "check_response", "is_business_error", "resilient_call"]
+__all__ = [
+    "ProviderClient",
+    "RetryPolicy",
+    "check_response",
+    "is_business_error",
+    "resilient_call",
+]
 
 T = TypeVar("T")
 
@@ -138,3 +144,38 @@ async def resilient_call(
         PROVIDER_CALLS.labels(provider, operation, "circuit_open").inc()
         raise ProviderCircuitOpen(provider, uncertain=uncertain) from exc
     raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+class ProviderClient:
+    """An HTTP adapter whose every call goes through ``resilient_call`` (breaker, retries)."""
+
+    #: The provider's name in metrics, logs and errors.
+    provider: str
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, policy: RetryPolicy, breaker: AsyncCircuitBreaker
+    ) -> None:
+        self._http = http
+        self._policy = policy
+        self._breaker = breaker
+
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """The decoded JSON answer; mutating calls pass the caller's idempotency ``key``."""
+        headers = {"Idempotency-Key": key} if key else {}
+        response = await resilient_call(
+            lambda: self._http.request(method, path, json=json, params=params, headers=headers),
+            provider=self.provider,
+            operation=operation,
+            policy=self._policy,
+            breaker=self._breaker,
+        )
+        return response.json()

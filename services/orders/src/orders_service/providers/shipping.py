@@ -3,11 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from orders_service.breakers import AsyncCircuitBreaker
 from orders_service.providers.errors import ProviderRejected
-from orders_service.providers.resilience import RetryPolicy, resilient_call
+from orders_service.providers.resilience import ProviderClient
 from orders_service.providers.shipment import ShipmentRequest
 
 __all__ = ["Shipment", "ShippingClient"]
@@ -39,35 +36,10 @@ class Shipment:
         )
 
 
-class ShippingClient:
+class ShippingClient(ProviderClient):
     """Adapter over the provider, behind the shipping breaker."""
 
-    def __init__(
-        self, http: httpx.AsyncClient, *, policy: RetryPolicy, breaker: AsyncCircuitBreaker
-    ) -> None:
-        self._http = http
-        self._policy = policy
-        self._breaker = breaker
-
-    async def _send(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        *,
-        key: str | None = None,
-        json: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-    ) -> Any:
-        headers = {"Idempotency-Key": key} if key else {}
-        response = await resilient_call(
-            lambda: self._http.request(method, path, json=json, params=params, headers=headers),
-            provider=PROVIDER,
-            operation=operation,
-            policy=self._policy,
-            breaker=self._breaker,
-        )
-        return response.json()
+    provider = PROVIDER
 
     async def create(self, request: ShipmentRequest, *, key: str) -> Shipment:
         """Book the shipment (422 → ``ProviderRejected``)."""
