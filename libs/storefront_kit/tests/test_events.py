@@ -169,6 +169,31 @@ async def test_consumer_acknowledges_only_after_the_handler_succeeded(redis: Red
     assert pending["pending"] == 0
 
 
+async def test_a_batch_handles_only_the_newest_state_of_each_entity(redis: Redis) -> None:
+    # Events carrying an entity's whole state: within one batch, older states of the
+    # same entity are acknowledged without reaching the handler, whatever their order.
+    seen: list[tuple[str, int]] = []
+
+    async def handler(e: EventEnvelope) -> None:
+        seen.append((e.data["key"], e.data["v"]))
+
+    def state_key(e: EventEnvelope) -> tuple[str, int] | None:
+        return None if e.data.get("key") is None else (e.data["key"], e.data["v"])
+
+    c = consumer(redis, handler, state_key=state_key)
+    await c.ensure_group()
+    sent = [("a", 1), ("b", 1), ("a", 3), ("a", 2), ("b", 2), (None, 9), ("b", 2)]
+    for key, version in sent:
+        envelope = EventEnvelope.new(
+            type="thing.changed", source="tests", data={"key": key, "v": version}
+        )
+        await redis.xadd(STREAM, envelope.to_stream_fields())  # type: ignore[arg-type]
+    assert await c.process_batch() == 3
+    # a@3 came before a@2 and still wins; of two equal versions the later is kept.
+    assert sorted(seen, key=str) == sorted([("a", 3), ("b", 2), (None, 9)], key=str)
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
 async def test_failing_event_is_retried_then_dead_lettered_without_blocking_others(
     redis: Redis,
 ) -> None:

@@ -229,3 +229,31 @@ async def test_cached_answers_change_with_the_catalogue(
             return bool(response.json()["items"][0]["price"] == 15_000)
 
         await eventually(repriced)
+
+
+async def test_a_burst_of_stock_changes_is_written_once_per_batch(
+    serve: Serve, settings: CatalogSettings, redis: Redis, es: AsyncElasticsearch
+) -> None:
+    # A hot product sells many times a second: each stock.changed carries its whole
+    # stock, so a batch writes only the newest and acknowledges the rest unwritten.
+    item = product("Popular Mug", sku="MUG-HOT", available=100)
+    stock = {"sku": "MUG-HOT", "product_id": item["id"], "on_hand": 100}
+    async with serve(settings) as client:
+        await publish(redis, settings, envelope("product.upserted", item))
+        await eventually(lambda: _contains(client, "popular mug", "Popular Mug"))
+    writes_before = (await es.get(index=settings.index_alias, id=item["id"]))["_version"]
+    # Published while the catalog is down, so they arrive in one batch (batch size 100),
+    # newest first to show that the version decides, not the order.
+    changes = [
+        envelope(
+            "stock.changed",
+            {**stock, "reserved": n, "available": 100 - n, "version": n + 1},
+        )
+        for n in range(60, 0, -1)
+    ]
+    await publish(redis, settings, *changes)
+    async with serve(settings):
+        await eventually(lambda: drained(redis, settings))
+    current = await es.get(index=settings.index_alias, id=item["id"])
+    assert (current["_source"]["available"], current["_source"]["stock_version"]) == (40, 61)
+    assert current["_version"] == writes_before + 1

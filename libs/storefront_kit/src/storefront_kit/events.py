@@ -35,6 +35,7 @@ __all__ = [
     "OutboxMixin",
     "OutboxRelay",
     "PoisonMessage",
+    "StateKey",
     "StreamConsumer",
     "add_outbox_event",
 ]
@@ -129,6 +130,7 @@ class OutboxRelay:
         model: type[OutboxMixin],
         batch_size: int = 200,
         poll_interval_s: float = 0.1,
+        notify_linger_s: float = 0.01,
         stream_maxlen: int = 1_000_000,
     ) -> None:
         self._sessionmaker = sessionmaker
@@ -136,6 +138,7 @@ class OutboxRelay:
         self._model = model
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._notify_linger_s = notify_linger_s
         self._stream_maxlen = stream_maxlen
         self._wakeup = asyncio.Event()
 
@@ -191,6 +194,10 @@ class OutboxRelay:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
+                    # Woken by a commit: linger so the commits landing meanwhile leave
+                    # in the same batch (one relay transaction per burst, not per
+                    # request, which under load cost as much as the requests).
+                    await asyncio.sleep(self._notify_linger_s)
 
 
 class PoisonMessage(Exception):
@@ -198,6 +205,9 @@ class PoisonMessage(Exception):
 
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
+#: For events that carry an entity's whole state: the entity's key and the state's
+#: version, so a batch need only handle the newest event per entity (else ``None``).
+StateKey = Callable[[EventEnvelope], tuple[str, int] | None]
 
 
 class StreamConsumer:
@@ -216,6 +226,7 @@ class StreamConsumer:
         batch_size: int = 100,
         claim_idle_ms: int = 30_000,
         retry_delay_s: float = 0.5,
+        state_key: StateKey | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -227,6 +238,7 @@ class StreamConsumer:
         self.batch_size = batch_size
         self.claim_idle_ms = claim_idle_ms
         self.retry_delay_s = retry_delay_s
+        self.state_key = state_key
         self.dead_letter_stream = f"{stream}.dead"
         self._attempts_key = f"{stream}:{group}:attempts"
 
@@ -238,24 +250,54 @@ class StreamConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def process_batch(self, *, pending: bool = False) -> int:
-        """Read and handle one batch: new entries, or this consumer's unacknowledged ones."""
+    async def process_batch(self, *, pending: bool = False, block_ms: int | None = None) -> int:
+        """Read and handle one batch: new entries, or this consumer's unacknowledged ones.
+
+        New entries are waited for up to ``block_ms`` (default: the consumer's).
+        """
         response: Any = await self.redis.xreadgroup(
             self.group,
             self.consumer,
             {self.stream: "0" if pending else ">"},
             count=self.batch_size,
-            block=None if pending else self.block_ms,
+            block=None if pending else (self.block_ms if block_ms is None else block_ms),
         )
+        entries = [entry for _stream, stream_entries in response or [] for entry in stream_entries]
+        superseded = self._superseded(entries)
         handled = 0
-        for _stream, entries in response or []:
-            for entry_id, fields in entries:
-                if fields is None:  # trimmed away while pending
-                    await self.redis.xack(self.stream, self.group, entry_id)
-                    continue
-                await self._handle(entry_id, fields)
-                handled += 1
+        for entry_id, fields in entries:
+            if fields is None or entry_id in superseded:
+                # Trimmed away while pending, or a state a newer event of this batch
+                # replaces whole (it is handled instead, whatever its position).
+                await self.redis.xack(self.stream, self.group, entry_id)
+                continue
+            await self._handle(entry_id, fields)
+            handled += 1
         return handled
+
+    def _superseded(self, entries: list[tuple[str, Mapping[str, str] | None]]) -> set[str]:
+        if self.state_key is None:
+            return set()
+        newest: dict[str, tuple[int, str]] = {}
+        older: set[str] = set()
+        for entry_id, fields in entries:
+            if fields is None:
+                continue
+            try:
+                state = self.state_key(EventEnvelope.from_stream_fields(fields))
+            except (KeyError, ValidationError, ValueError):
+                continue  # left for _handle to dead-letter
+            if state is None:
+                continue
+            key, version = state
+            kept = newest.get(key)
+            if kept is None or version >= kept[0]:
+                if kept is not None:
+                    older.add(kept[1])
+                newest[key] = (version, entry_id)
+            else:
+                older.add(entry_id)
+        return older
 
     async def claim_abandoned(self) -> int:
         """Take over entries another (crashed) consumer left unacknowledged for too long."""

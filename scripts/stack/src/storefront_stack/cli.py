@@ -18,12 +18,22 @@ __all__ = ["main"]
 console = Console(highlight=False)
 _COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
 _echo_lock = threading.Lock()
+_prefixes: dict[str, str] = {}
 
 
 def _echo(name: str, line: str) -> None:
-    color = _COLORS[sum(map(ord, name)) % len(_COLORS)]
+    # Plain writes with a prefix styled once per name: rich's per-line markup parsing
+    # cost more CPU than the services' own logging under load (and read "[...]" in
+    # log lines as markup).
+    prefix = _prefixes.get(name)
+    if prefix is None:
+        color = _COLORS[sum(map(ord, name)) % len(_COLORS)]
+        with console.capture() as styled:
+            console.print(f"[{color}]{name:>18}[/] | ", end="")
+        prefix = _prefixes.setdefault(name, styled.get())
     with _echo_lock:
-        console.print(f"[{color}]{name:>18}[/] | {line}", markup=True, soft_wrap=True)
+        sys.stdout.write(f"{prefix}{line}\n")
+        sys.stdout.flush()
 
 
 def _print_urls(platform: Platform) -> None:

@@ -5,10 +5,13 @@ Delivery is at-least-once (kit :class:`~storefront_kit.events.StreamConsumer`, g
 are remembered in Redis (``SET`` with a TTL), and every write is guarded by
 inventory's versions (:mod:`catalog_service.repository`).
 
-Visibility and the cache: writes do not force a refresh each. After every batch read
-from the stream (and, within a long batch, every ``events_flush_ms``) the listener
-refreshes the indices it wrote and then bumps the catalogue version, so a search that
-starts after the bump sees the change and no answer cached before it is served again.
+Visibility and the cache: writes do not force a refresh each. The listener refreshes
+the indices it wrote, at most once per ``events_flush_ms`` (at once when the last
+refresh is older), and then bumps the catalogue version, so a search that starts after
+the bump sees the change and no answer cached before it is served again. Within one
+batch read from the stream only the newest ``stock.changed`` of each product is
+written: each carries the product's whole stock, so the older ones are acknowledged
+unwritten.
 Entries are acknowledged as they are written (a write is durable once Elasticsearch
 answered it); the one gap, a crash between an acknowledgement and the next bump, is
 closed by the bump every listener makes when it starts.
@@ -22,7 +25,7 @@ number of times, then dead-lettered by the consumer.
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import math
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError
@@ -45,6 +48,7 @@ __all__ = [
     "ensure_index_waiting",
     "reindex_target_key",
     "run_listener",
+    "stock_state_key",
 ]
 
 logger = get_logger(__name__)
@@ -64,23 +68,39 @@ def reindex_target_key(prefix: str) -> str:
 
 
 class _FlushingConsumer(StreamConsumer):
-    """A stream consumer that makes each batch's writes visible once, at its end."""
+    """A stream consumer that makes writes visible at most once per flush interval."""
 
-    def __init__(self, *, flush: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+    def __init__(self, *, listener: "CatalogListener", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._flush = flush
+        self._listener = listener
 
-    async def process_batch(self, *, pending: bool = False) -> int:
+    async def process_batch(self, *, pending: bool = False, block_ms: int | None = None) -> int:
+        # While writes wait to be flushed, wait for new entries only until the flush is
+        # due, so a lone change is not held back by a quiet stream.
+        wait_ms = self._listener.flush_due_in_ms()
+        if block_ms is None and wait_ms is not None:
+            block_ms = max(1, min(self.block_ms, wait_ms))
         try:
-            return await super().process_batch(pending=pending)
+            return await super().process_batch(pending=pending, block_ms=block_ms)
         finally:
-            await self._flush()
+            await self._listener.flush_if_due()
 
     async def claim_abandoned(self) -> int:
         try:
             return await super().claim_abandoned()
         finally:
-            await self._flush()
+            await self._listener.flush_if_due()
+
+
+def stock_state_key(event: EventEnvelope) -> tuple[str, int] | None:
+    """``stock.changed`` carries a product's whole stock: only a batch's newest matters."""
+    if event.type != STOCK_CHANGED:
+        return None
+    try:
+        stock = StockData.model_validate(event.data)
+    except ValidationError:
+        return None  # the handler dead-letters it
+    return f"stock:{stock.product_id}", stock.version
 
 
 class CatalogListener:
@@ -100,15 +120,15 @@ class CatalogListener:
         self.cache = cache
         self._done_prefix = f"{settings.redis_prefix}:events:done:"
         self._target_key = reindex_target_key(settings.redis_prefix)
-        #: Indices written since the last flush, and when the first of those writes was.
+        #: Indices written since the last flush, and when that flush was (loop time).
         self._dirty: set[str] = set()
-        self._dirty_since = 0.0
+        self._flushed_at = -math.inf
 
     def consumer(self) -> StreamConsumer:
         """The consumer-group reader that feeds :meth:`handle`."""
         settings = self.settings
         return _FlushingConsumer(
-            flush=self.flush,
+            listener=self,
             redis=self.redis,
             stream=settings.events_stream,
             group=settings.events_group,
@@ -118,6 +138,7 @@ class CatalogListener:
             block_ms=settings.events_block_ms,
             batch_size=settings.events_batch_size,
             claim_idle_ms=settings.events_claim_idle_ms,
+            state_key=stock_state_key,
         )
 
     async def handle(self, event: EventEnvelope) -> None:
@@ -129,8 +150,24 @@ class CatalogListener:
         outcome = await self._apply_waiting_out_outages(event)
         await self.redis.set(done_key, "1", ex=self.settings.events_dedupe_ttl_s)
         EVENTS.labels(type=event.type, outcome=outcome.value if outcome else "ignored").inc()
-        loop = asyncio.get_running_loop()
-        if self._dirty and loop.time() - self._dirty_since >= self.settings.events_flush_ms / 1000:
+        await self.flush_if_due()
+
+    def flush_due_in_ms(self) -> int | None:
+        """Milliseconds until the pending writes are to be flushed; None if none pend."""
+        if not self._dirty:
+            return None
+        due = self._flushed_at + self.settings.events_flush_ms / 1000
+        remaining_s = due - asyncio.get_running_loop().time()
+        return math.ceil(remaining_s * 1000) if remaining_s > 0 else 0
+
+    async def flush_if_due(self) -> None:
+        """Flush unless the last flush was less than ``events_flush_ms`` ago.
+
+        A refresh per event made Elasticsearch spend more CPU than the rest of the
+        platform when one product's stock changed many times a second; at most one
+        refresh per interval keeps a lone change immediate and a burst cheap.
+        """
+        if self.flush_due_in_ms() == 0:
             await self.flush()
 
     async def flush(self) -> None:
@@ -153,6 +190,7 @@ class CatalogListener:
                 delay = min(delay * 2, 5.0)
         await self.cache.bump()
         self._dirty.clear()
+        self._flushed_at = asyncio.get_running_loop().time()
 
     async def _apply_waiting_out_outages(self, event: EventEnvelope) -> Outcome | None:
         delay = 0.2
@@ -203,8 +241,6 @@ class CatalogListener:
             raise PoisonMessage(f"{event.type} rejected by the index: {exc.message}") from exc
         if outcome in (Outcome.APPLIED, Outcome.DUPLICATE):
             # DUPLICATE too: a crash may have come between that write and its flush.
-            if not self._dirty:
-                self._dirty_since = asyncio.get_running_loop().time()
             self._dirty.update(targets)
         return outcome
 

@@ -76,7 +76,7 @@ class CatalogSettings(ServiceSettings):
     events_block_ms: int = Field(default=1_000, ge=1)
     #: Entries read per XREADGROUP.
     events_batch_size: int = Field(default=100, ge=1, le=10_000)
-    #: Longest a change waits, within a batch of events, to be made searchable.
+    #: Least time between two refreshes: the longest a written change waits to be searchable.
     events_flush_ms: int = Field(default=200, ge=1)
     #: Pending entries of a dead replica older than this are taken over.
     events_claim_idle_ms: int = Field(default=30_000, ge=100)
