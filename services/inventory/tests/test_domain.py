@@ -12,7 +12,7 @@ from inventory_service.domain.reservations import (
     release_transition,
     request_fingerprint,
     require_all_met,
-    require_available,
+    snapshot_shortages,
 )
 from inventory_service.errors import (
     InsufficientStock,
@@ -62,14 +62,10 @@ def test_pricing_refuses_unknown_unsellable_and_mixed_currency_lines() -> None:
     assert mixed.value.status_code == 422
 
 
-def test_a_snapshot_that_shows_a_line_short_refuses_every_short_sku() -> None:
-    require_available([LineRequest("A", 5), LineRequest("D", 9)], CATALOGUE)
-    with pytest.raises(InsufficientStock) as short:
-        require_available(
-            [LineRequest("D", 10), LineRequest("A", 6), LineRequest("B", 1)], CATALOGUE
-        )
-    assert short.value.extra == {"skus": ["A", "B", "D"]}
-    assert short.value.status_code == 409
+def test_a_snapshot_shortage_lists_every_short_sku_in_order() -> None:
+    assert snapshot_shortages([LineRequest("A", 5), LineRequest("D", 9)], CATALOGUE) == []
+    lines = [LineRequest("D", 10), LineRequest("A", 6), LineRequest("B", 1)]
+    assert snapshot_shortages(lines, CATALOGUE) == ["A", "B", "D"]
 
 
 def test_fingerprint_ignores_line_order_but_not_quantities_or_ttl() -> None:

@@ -56,6 +56,40 @@ async def test_500_concurrent_reservations_of_50_units_sell_exactly_50(
     assert len(await inventory.outbox("stock.changed", sku)) == 1 + 50  # creation + holds
 
 
+async def test_concurrent_multi_line_holds_on_shared_skus_never_deadlock_or_split(
+    inventory: Any,
+) -> None:
+    # 300 orders of two units each over three skus of 40, lines in every order: each
+    # order holds both of its lines or neither, no sku oversells, no deadlock (a 5xx).
+    skus = [(await inventory.create_product(on_hand=40))["sku"] for _ in range(3)]
+    pairs = [(a, b) for a in skus for b in skus if a != b]  # both line orders of each pair
+    orders = {uuid.uuid4(): pairs[n % len(pairs)] for n in range(300)}
+
+    responses = await asyncio.gather(
+        *(
+            inventory.reserve([{"sku": a, "qty": 1}, {"sku": b, "qty": 1}], order_id=order)
+            for order, (a, b) in orders.items()
+        )
+    )
+
+    assert {r.status_code for r in responses} <= {200, 409}
+    held = {uuid.UUID(r.json()["order_id"]) for r in responses if r.status_code == 200}
+    for response in responses:
+        if response.status_code == 409:
+            problem(response, 409, "insufficient_stock")
+    for sku in skus:
+        wanted_by_held = sum(1 for order in held if sku in orders[order])
+        stock = await inventory.stock(sku)
+        assert stock["reserved"] == wanted_by_held <= 40
+        lines = await inventory.scalar(
+            "SELECT count(*) FROM reservation_line WHERE sku = :sku", {"sku": sku}
+        )
+        assert lines == wanted_by_held
+    # 120 units in pairs: at most 60 orders fit, and at least one sku sold out.
+    assert 40 <= len(held) <= 60
+    assert 40 in [(await inventory.stock(sku))["reserved"] for sku in skus]
+
+
 async def test_reserve_answers_inventory_prices_and_holds_stock(inventory: Any) -> None:
     shirt = await inventory.create_product(on_hand=5, price=1999, name="Shirt")
     socks = await inventory.create_product(on_hand=9, price=350, name="Socks")

@@ -8,7 +8,7 @@ exists and no retry loop is needed (see docs/inventory.md).
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, TextClause, func, or_, select, text, update
@@ -30,16 +30,17 @@ from storefront_kit.ids import new_id
 
 __all__ = [
     "OUTBOX_STAGED",
+    "Hold",
     "ProductFilter",
     "add_adjustment",
     "add_event",
     "adjust_stock",
-    "claim_reservation",
     "commit_stock",
     "export_products",
     "get_product",
     "get_product_by_sku",
     "get_reservation",
+    "hold_reservation",
     "insert_product",
     "insert_stock",
     "list_adjustments",
@@ -50,7 +51,6 @@ __all__ = [
     "product_snapshots",
     "release_stock",
     "reservation_lines",
-    "reserve_stock",
     "set_reservation_status",
     "soft_delete_product",
     "update_product",
@@ -310,44 +310,89 @@ async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation
     return result.one_or_none()
 
 
-_CLAIM_RESERVATION = text(
+_HOLD_RESERVATION = text(
     """
-    WITH claimed AS (
+    WITH wanted AS (
+        SELECT * FROM unnest(
+            CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:prices AS bigint[]),
+            CAST(:currencies AS varchar[]), CAST(:names AS varchar[]),
+            CAST(:event_ids AS uuid[])
+        ) AS w(sku, qty, unit_price, currency, name, event_id)
+    ), locked AS (
+        -- Row locks taken in sku order, so concurrent multi-line holds cannot deadlock;
+        -- a locked row is read as committed by whoever held it before.
+        SELECT s.sku, s.on_hand - s.reserved AS available
+        FROM stock s JOIN wanted w ON w.sku = s.sku
+        ORDER BY s.sku
+        FOR UPDATE OF s
+    ), short AS (
+        SELECT w.sku FROM wanted w LEFT JOIN locked l ON l.sku = w.sku
+        WHERE l.available IS NULL OR l.available < w.qty
+    ), claimed AS (
         INSERT INTO reservation (id, order_id, status, request_hash, total, currency, expires_at)
-        VALUES (:id, :order_id, 'reserved', :request_hash, :total, :currency,
-                now() + CAST(:ttl_s AS integer) * interval '1 second')
+        SELECT :id, :order_id, 'reserved', :request_hash, :total, :currency,
+               now() + CAST(:ttl_s AS integer) * interval '1 second'
+        WHERE NOT EXISTS (SELECT 1 FROM short)
         ON CONFLICT (order_id) DO NOTHING
         RETURNING id, expires_at
     ), lines AS (
         INSERT INTO reservation_line (reservation_id, sku, qty, unit_price, currency, name)
-        SELECT claimed.id, l.sku, l.qty, l.unit_price, l.currency, l.name
-        FROM claimed, unnest(
-            CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:prices AS bigint[]),
-            CAST(:currencies AS varchar[]), CAST(:names AS varchar[])
-        ) AS l(sku, qty, unit_price, currency, name)
+        SELECT claimed.id, w.sku, w.qty, w.unit_price, w.currency, w.name
+        FROM claimed, wanted w
+    ), held AS (
+        UPDATE stock s
+        SET reserved = s.reserved + w.qty, version = s.version + 1, updated_at = now()
+        FROM wanted w
+        WHERE s.sku = w.sku AND EXISTS (SELECT 1 FROM claimed)
+        RETURNING s.sku, s.product_id, s.on_hand, s.reserved, s.version, w.event_id
+    ), staged AS (
+        INSERT INTO outbox_event (id, stream, event_type, envelope)
+        SELECT held.event_id, :stream, :event_type,
+               CAST(:envelope AS jsonb) || jsonb_build_object(
+                   'id', held.event_id,
+                   'data', jsonb_build_object(
+                       'sku', sku, 'product_id', product_id, 'on_hand', on_hand,
+                       'reserved', reserved, 'available', on_hand - reserved,
+                       'version', version))
+        FROM held
     )
-    SELECT id, expires_at FROM claimed
+    SELECT (SELECT expires_at FROM claimed) AS expires_at,
+           ARRAY(SELECT sku FROM short ORDER BY sku) AS short_skus
     """
 )
 
 
-async def claim_reservation(
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What :func:`hold_reservation` did: held (``expires_at``) or not, and which skus
+    were short (none short and nothing held: the order already had a reservation)."""
+
+    expires_at: datetime | None
+    short_skus: list[str]
+
+
+async def hold_reservation(
     session: AsyncSession,
     *,
     order_id: UUID,
     request_hash: str,
     quote: Quote,
     ttl_s: int,
-) -> datetime | None:
-    """Insert the reservation and its lines unless the order has one; its expiry, or ``None``.
+    stream: str,
+    event: EventEnvelope,
+) -> Hold:
+    """Hold every line of ``quote`` and record the reservation, or change nothing.
 
-    ``ON CONFLICT DO NOTHING`` waits for a concurrent insert of the same order to
-    finish: exactly one of many identical concurrent requests gets the row. One
-    statement, one round trip.
+    One statement: lock the stock rows (sku order), check every line against what is
+    available *after* the lock, and only if all are met insert the reservation and its
+    lines (unless the order already has one: ``ON CONFLICT DO NOTHING`` waits for a
+    concurrent insert of the same order), add the quantities to ``reserved`` and stage
+    one ``stock.changed`` per sku (``event`` is the envelope template; each gets its own
+    id). Run outside a transaction, its row locks last only as long as the statement.
     """
     lines = quote.lines
     result = await session.execute(
-        _CLAIM_RESERVATION,
+        _HOLD_RESERVATION,
         {
             "id": new_id(),
             "order_id": order_id,
@@ -360,10 +405,16 @@ async def claim_reservation(
             "prices": [line.unit_price for line in lines],
             "currencies": [line.currency for line in lines],
             "names": [line.name for line in lines],
+            "event_ids": [new_id() for _ in lines],
+            "stream": stream,
+            "event_type": event.type,
+            "envelope": event.model_dump_json(),
         },
     )
-    row = result.first()
-    return None if row is None else cast(datetime, row.expires_at)
+    row = result.one()
+    if row.expires_at is not None:
+        session.info[OUTBOX_STAGED] = True
+    return Hold(expires_at=row.expires_at, short_skus=list(row.short_skus))
 
 
 async def reservation_lines(
@@ -413,7 +464,6 @@ def _stock_change(assignments: str, condition: str = "") -> TextClause:
     )
 
 
-_RESERVE = _stock_change("reserved = reserved + :qty", "AND on_hand - reserved >= :qty")
 _RELEASE = _stock_change("reserved = reserved - :qty")
 _COMMIT = _stock_change("on_hand = on_hand - :qty, reserved = reserved - :qty")
 _RESTOCK = _stock_change("on_hand = on_hand + :qty")
@@ -446,13 +496,6 @@ async def _change_stock(
         return None
     session.info[OUTBOX_STAGED] = True
     return _stock_out(row)
-
-
-async def reserve_stock(
-    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
-) -> StockOut | None:
-    """The hot path: hold ``qty`` if available, atomically; ``None`` when short."""
-    return await _change_stock(session, _RESERVE, sku=sku, qty=qty, stream=stream, event=event)
 
 
 async def release_stock(

@@ -28,6 +28,7 @@ __all__ = [
     "release_transition",
     "request_fingerprint",
     "require_all_met",
+    "snapshot_shortages",
 ]
 
 RESERVED = "reserved"
@@ -55,7 +56,7 @@ class ProductSnapshot:
     price: int
     currency: str
     sellable: bool
-    #: ``on_hand - reserved`` when read: a snapshot, not a promise (see ``require_available``).
+    #: ``on_hand - reserved`` when read: a snapshot, not a promise (see ``snapshot_shortages``).
     available: int
 
 
@@ -126,16 +127,15 @@ def price_lines(lines: Iterable[LineRequest], products: Mapping[str, ProductSnap
     )
 
 
-def require_available(
+def snapshot_shortages(
     lines: Iterable[LineRequest], products: Mapping[str, ProductSnapshot]
-) -> None:
-    """Refuse at once when the snapshot already shows a line short.
+) -> list[str]:
+    """The skus the snapshot already shows short, sorted (empty: worth trying to hold).
 
-    A hot sku that has sold out would otherwise make every late request queue on its
-    row lock only to be refused; this read takes no lock. It never decides a *success*:
-    the conditional ``UPDATE`` stays the only guarantee against overselling.
+    The snapshot is read without a lock: it may refuse early, it never decides a
+    success (the hold re-checks every line under its row lock).
     """
-    require_all_met(sorted(line.sku for line in lines if products[line.sku].available < line.qty))
+    return sorted(line.sku for line in lines if products[line.sku].available < line.qty)
 
 
 def require_all_met(short_skus: Iterable[str]) -> None:

@@ -22,11 +22,15 @@ from inventory_service.domain.reservations import (
     price_lines,
     release_transition,
     request_fingerprint,
-    require_all_met,
-    require_available,
     restock_transition,
+    snapshot_shortages,
 )
-from inventory_service.errors import AppError, ReservationMismatch, ReservationNotFound
+from inventory_service.errors import (
+    AppError,
+    InsufficientStock,
+    ReservationMismatch,
+    ReservationNotFound,
+)
 from inventory_service.models import Reservation, ReservationLine
 from inventory_service.schemas import ReservationLineOut, ReservationOut
 
@@ -88,8 +92,15 @@ async def reserve(
     max_ttl_s: int,
     max_lines: int,
 ) -> ReserveResult:
-    """Hold every line or none; idempotent per order (same request, same answer)."""
+    """Hold every line or none; idempotent per order (same request, same answer).
+
+    Runs without a transaction (``session`` is switched to autocommit before its first
+    statement): the hold is one statement, and a transaction around it would keep the
+    hot rows locked across a round trip to this process, which under load is queued
+    behind every other request in the event loop.
+    """
     check_limits(lines, ttl_s, max_lines=max_lines, max_ttl_s=max_ttl_s)
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     fingerprint = request_fingerprint(lines, ttl_s)
     products = await repository.product_snapshots(session, (line.sku for line in lines))
     try:
@@ -100,39 +111,38 @@ async def reserve(
         if existing is not None:
             return await _replay(session, existing, fingerprint)
         raise
-    expires_at = await repository.claim_reservation(
-        session,
-        order_id=order_id,
-        request_hash=fingerprint,
-        quote=quote,
-        ttl_s=ttl_s or default_ttl_s,
-    )
-    if expires_at is None:  # the order already has a reservation (a retry, or a race)
-        existing = await repository.get_reservation(session, order_id)
-        assert existing is not None  # ON CONFLICT saw it committed
-        return await _replay(session, existing, fingerprint)
-    # Only now, with the order claimed (so a concurrent retry of it waits and replays):
-    # a line the snapshot already shows short fails fast, without queueing on its row.
-    require_available(lines, products)
-    # The stock rows stay locked from the first UPDATE until the commit: nothing but
-    # the updates themselves (each with its event) happens in between.
-    short: list[str] = []
-    for line in quote.lines:  # sku order: concurrent multi-line holds cannot deadlock
-        stock = await repository.reserve_stock(
-            session, sku=line.sku, qty=line.qty, stream=events.STREAM, event=events.stock_changed()
+    # A line the snapshot (read without a lock) already shows short is refused without
+    # touching the rows: a sold-out hot sku would otherwise still lock for every late
+    # request. The snapshot never decides a success; the hold re-checks under lock.
+    short = snapshot_shortages(lines, products)
+    if not short:
+        hold = await repository.hold_reservation(
+            session,
+            order_id=order_id,
+            request_hash=fingerprint,
+            quote=quote,
+            ttl_s=ttl_s or default_ttl_s,
+            stream=events.STREAM,
+            event=events.stock_changed(),
         )
-        if stock is None:
-            short.append(line.sku)
-    require_all_met(short)  # raising rolls the whole transaction back: no partial hold
-    reservation = ReservationOut(
-        order_id=order_id,
-        status=RESERVED,
-        expires_at=expires_at,
-        lines=[_line_out(line) for line in quote.lines],
-        total=quote.total,
-        currency=quote.currency,
-    )
-    return ReserveResult(reservation, created=True)
+        if hold.expires_at is not None:
+            reservation = ReservationOut(
+                order_id=order_id,
+                status=RESERVED,
+                expires_at=hold.expires_at,
+                lines=[_line_out(line) for line in quote.lines],
+                total=quote.total,
+                currency=quote.currency,
+            )
+            return ReserveResult(reservation, created=True)
+        short = hold.short_skus
+    # Nothing held: a retry of an order that holds already (its own hold may be what
+    # made the stock short), or really short.
+    existing = await repository.get_reservation(session, order_id)
+    if existing is not None:
+        return await _replay(session, existing, fingerprint)
+    assert short, "ON CONFLICT saw a reservation that is not there"
+    raise InsufficientStock(short)
 
 
 async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
