@@ -96,7 +96,7 @@ async def test_a_catalogue_change_invalidates_cached_answers(
 
 
 async def test_a_stampede_of_identical_searches_reaches_elasticsearch_once(
-    serve: Serve, indexed: CatalogSettings, counted_search: list[SearchParams]
+    serve: Serve, indexed: CatalogSettings, counted_search: list[SearchParams], redis: Redis
 ) -> None:
     hits = cache_count("hit")
     async with serve(indexed) as client:
@@ -110,6 +110,10 @@ async def test_a_stampede_of_identical_searches_reaches_elasticsearch_once(
     assert len({r.text for r in responses}) == 1
     assert len(counted_search) == 1
     assert cache_count("hit") - hits == 49
+    # The leader stored its answer and gave the lock back (one pipeline): nothing waits
+    # out the lock's lifetime on the next miss.
+    assert await redis.keys(f"{indexed.redis_prefix}:search:*:lock") == []
+    assert len(await redis.keys(f"{indexed.redis_prefix}:search:*")) == 1
 
 
 async def test_search_still_answers_when_redis_is_down(

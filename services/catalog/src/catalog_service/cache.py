@@ -10,6 +10,9 @@ Stampede protection: on a miss, one request takes a short lock (``SET NX PX``) a
 recomputes; the others poll for its answer until the lock's lifetime has passed and
 only then compute themselves. Redis trouble never fails a search: the cache is
 skipped and Elasticsearch answers.
+
+Round trips: a hit costs two (the version, then "get or lock" as one script); a miss
+three (the same two, then the answer stored and the lock released in one pipeline).
 """
 
 import asyncio
@@ -40,6 +43,16 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0
 """
 
+# The answer if cached ({1, answer}); else the lock, if free ({2}: compute it); else {0}
+# (someone computes it: wait). Atomic, so no answer can be stored between the two.
+_GET_OR_LOCK = """
+local answer = redis.call('get', KEYS[1])
+if answer then return {1, answer} end
+if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {0}
+"""
+_CACHED, _LEAD = 1, 2
+
 
 def catalogue_version_key(prefix: str) -> str:
     """The Redis key of the catalogue version counter."""
@@ -66,6 +79,7 @@ class SearchCache:
         self.poll_s = poll_ms / 1000
         self.enabled = enabled
         self.version_key = catalogue_version_key(prefix)
+        self._get_or_lock = redis.register_script(_GET_OR_LOCK)
 
     async def catalogue_version(self) -> int:
         """The current catalogue version (0 before the first change)."""
@@ -98,15 +112,21 @@ class SearchCache:
             return cached
         SEARCH_CACHE.labels(result="miss").inc()
         lock_token = cached
+        stored = False
         try:
             answer = await compute()
             try:
-                await self.redis.set(key, answer.model_dump_json(), ex=self.ttl_s)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(key, answer.model_dump_json(), ex=self.ttl_s)
+                    if lock_token is not None:
+                        pipe.eval(_RELEASE, 1, f"{key}:lock", lock_token)
+                    await pipe.execute()
+                stored = True
             except RedisError as exc:
                 logger.warning("search_cache_store_failed", error=repr(exc))
             return answer
         finally:
-            if lock_token is not None:
+            if lock_token is not None and not stored:
                 await self._release(key, lock_token)
 
     async def _wait_or_lead(self, key: str) -> SearchResponse | str | None:
@@ -116,16 +136,11 @@ class SearchCache:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lock_ms / 1000
         while True:
-            raw = await self.redis.get(key)
-            if raw is not None:
-                return SearchResponse.model_validate_json(raw)
-            if await self.redis.set(lock_key, token, nx=True, px=self.lock_ms):
-                # The previous leader may have stored its answer just before we locked.
-                raw = await self.redis.get(key)
-                if raw is None:
-                    return token
-                await self._release(key, token)
-                return SearchResponse.model_validate_json(raw)
+            found = await self._get_or_lock(keys=[key, lock_key], args=[token, self.lock_ms])
+            if found[0] == _CACHED:
+                return SearchResponse.model_validate_json(found[1])
+            if found[0] == _LEAD:
+                return token
             if loop.time() >= deadline:
                 return None  # the leader is too slow: answer this one ourselves
             await asyncio.sleep(self.poll_s)
