@@ -24,22 +24,24 @@ __all__ = [
 ]
 
 
-def _settings(request: Request) -> OrdersSettings:
+# The accessors are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in
+# its thread pool, a thread hop per dependency per request for a mere attribute read.
+async def _settings(request: Request) -> OrdersSettings:
     settings: OrdersSettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sessionmaker
 
 
-def _runner(request: Request) -> SagaRunner:
+async def _runner(request: Request) -> SagaRunner:
     runner: SagaRunner = request.app.state.saga_runner
     return runner
 

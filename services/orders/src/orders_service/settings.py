@@ -54,8 +54,11 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
     reservation_ttl_s: int = Field(default=900, ge=1)
     #: A saga's lease; renewed every third of it while the saga runs.
     saga_lease_ttl_s: float = Field(default=30.0, ge=1.0)
+    # Each running saga holds one pooled connection during its step transactions, so
+    # keep this below db_pool_size + db_max_overflow: beyond it sagas queue on the pool
+    # instead of on the runner, and time out there (503s, sagas handed back half done).
     #: Sagas one replica runs at once (new checkouts and recovered ones together).
-    max_concurrent_sagas: int = Field(default=200, ge=1)
+    max_concurrent_sagas: int = Field(default=16, ge=1)
     #: Seconds between two scans for sagas whose lease expired (also run at start-up).
     recovery_interval_s: float = Field(default=5.0, gt=0)
     #: Sagas claimed per recovery scan.

@@ -204,43 +204,53 @@ class SagaOrchestrator:
             steps = await repository.steps_of(session, order_id) if order else {}
         return order, steps
 
-    async def _start_step(self, order_id: UUID, step: Step) -> None:
+    async def _start_step(self, order_id: UUID, step: Step) -> CustomerOrder:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(session, order, step, StepStatus.RUNNING, new_attempt=True)
+        return order
 
     # --- forward path ---------------------------------------------------------------------
 
     async def _drive(self, order_id: UUID) -> None:
+        # One snapshot per run: from then on this replica is the only writer of the
+        # saga's steps (the lease), and every step transaction hands back the order row
+        # it locked, so the next step starts from that instead of reading it again.
+        order, steps = await self._snapshot(order_id)
+        if order is None:
+            return
+        statuses = {step: StepStatus(row.status) for step, row in steps.items()}
+        started: Step | None = None  # recorded ``running`` by the previous step's commit
         while True:
-            order, steps = await self._snapshot(order_id)
-            if order is None or order.lease_owner != self.owner:
-                return
+            if order.lease_owner != self.owner:
+                return  # settled (the lease was cleared with it) or never ours
             status = OrderStatus(order.status)
             if status not in IN_FLIGHT:
                 await self._release(order_id)
                 return
             if status == OrderStatus.COMPENSATING:
-                await self._compensate(order, steps)
+                await self._compensate(order, statuses)
                 return
             if order.cancel_requested:
-                await self._begin_compensation(
+                order = await self._begin_compensation(
                     order_id,
                     outcome=OrderStatus.CANCELLED,
                     reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
                     detail=None,
                 )
                 continue
-            action = next_action({step: StepStatus(row.status) for step, row in steps.items()})
-            if action is None:  # every action is recorded: only the final status is missing
-                action = Step.COMMIT_INVENTORY
-            await self._start_step(order_id, action)
-            started = time.perf_counter()
+            action, started = started, None
+            if action is None:
+                # every action recorded: only the final status is missing
+                action = next_action(statuses) or Step.COMMIT_INVENTORY
+                order = await self._start_step(order_id, action)
+                statuses[action] = StepStatus.RUNNING
+            began = time.perf_counter()
             try:
                 outcome = await self._perform(action, order)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                STEP_SECONDS.labels(action.value).observe(time.perf_counter() - started)
+                STEP_SECONDS.labels(action.value).observe(time.perf_counter() - began)
                 failure = classify(action, exc)
                 STEP_OUTCOMES.labels(action.value, failure.step_status.value).inc()
                 if failure.reason == Reason.INTERNAL_ERROR:
@@ -256,11 +266,12 @@ class SagaOrchestrator:
                 if failure.retry_later:
                     await self._postpone(order_id, action, failure.detail)
                     return
-                await self._fail(order_id, action, failure)
+                order = await self._fail(order_id, action, failure)
+                statuses[action] = failure.step_status
                 continue
-            STEP_SECONDS.labels(action.value).observe(time.perf_counter() - started)
+            STEP_SECONDS.labels(action.value).observe(time.perf_counter() - began)
             STEP_OUTCOMES.labels(action.value, outcome.status.value).inc()
-            await self._complete(order_id, action, outcome)
+            order, started = await self._complete(order_id, action, outcome, statuses)
 
     async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome:
         settings = self._settings
@@ -323,8 +334,18 @@ class SagaOrchestrator:
             return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
         raise AssertionError(f"not an action: {step}")
 
-    async def _complete(self, order_id: UUID, step: Step, outcome: StepOutcome) -> None:
+    async def _complete(
+        self, order_id: UUID, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
+    ) -> tuple[CustomerOrder, Step | None]:
+        """Record ``step``'s outcome and, in the same transaction, start the next action.
+
+        Starting the next action here (``running``, one more attempt) is what a separate
+        transaction before its call would record: a crash after this commit runs it
+        again with the same idempotency key. The next action, if any, is returned.
+        ``statuses`` is updated once the transaction committed.
+        """
         alerts: list[tuple[str, dict[str, Any]]] = []
+        following: Step | None = None
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, outcome.status, result=outcome.result
@@ -375,8 +396,19 @@ class SagaOrchestrator:
                 if order.status != previous:
                     order.version += 1
                     stage_status_changed(session, order, previous)
+                if step != Step.COMMIT_INVENTORY:
+                    following = (
+                        next_action({**statuses, step: outcome.status}) or Step.COMMIT_INVENTORY
+                    )
+                    await repository.record_step(
+                        session, order, following, StepStatus.RUNNING, new_attempt=True
+                    )
+        statuses[step] = outcome.status
+        if following is not None:
+            statuses[following] = StepStatus.RUNNING
         for alert_type, data in alerts:
             await publish_alert(self._redis, alert_type, data)
+        return order, following
 
     def _enter_compensation(
         self,
@@ -397,11 +429,12 @@ class SagaOrchestrator:
 
     async def _begin_compensation(
         self, order_id: UUID, *, outcome: OrderStatus, reason: str, detail: str | None
-    ) -> None:
+    ) -> CustomerOrder:
         async with self._locked(order_id) as (session, order):
             self._enter_compensation(session, order, outcome=outcome, reason=reason, detail=detail)
+        return order
 
-    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> None:
+    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> CustomerOrder:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, failure.step_status, error=failure.detail
@@ -413,6 +446,7 @@ class SagaOrchestrator:
             self._enter_compensation(
                 session, order, outcome=outcome, reason=reason, detail=failure.detail
             )
+        return order
 
     async def _postpone(self, order_id: UUID, step: Step, error: str) -> None:
         """Record the failure and hand the saga back, to be retried after a back-off."""
@@ -447,8 +481,7 @@ class SagaOrchestrator:
 
     # --- compensation -----------------------------------------------------------------------
 
-    async def _compensate(self, order: CustomerOrder, steps: dict[Step, SagaStep]) -> None:
-        statuses = {step: StepStatus(row.status) for step, row in steps.items()}
+    async def _compensate(self, order: CustomerOrder, statuses: dict[Step, StepStatus]) -> None:
         for step in compensations_needed(statuses):
             await self._start_step(order.id, step)
             started = time.perf_counter()
