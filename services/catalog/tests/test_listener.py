@@ -7,7 +7,9 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from catalog_service import repository
 from catalog_service.cache import catalogue_version_key
+from catalog_service.schemas import ProductData, StockData
 from catalog_service.settings import CatalogSettings
 from storefront_kit.events import EventEnvelope
 
@@ -257,3 +259,60 @@ async def test_a_burst_of_stock_changes_is_written_once_per_batch(
     current = await es.get(index=settings.index_alias, id=item["id"])
     assert (current["_source"]["available"], current["_source"]["stock_version"]) == (40, 61)
     assert current["_version"] == writes_before + 1
+
+
+async def test_remembered_writes_fall_back_to_reading_when_someone_else_wrote(
+    settings: CatalogSettings, es: AsyncElasticsearch, empty_index: str
+) -> None:
+    # A listener skips the read before writing a document it wrote itself; a write by
+    # another replica in between must turn that into a conflict and a fresh read, never
+    # into a write merged onto the stale copy.
+    remembered = repository.LastWrites()
+    alias = [settings.index_alias]
+    item = product("Desk Lamp", sku="LAMP-9", stock_version=1)
+    stock = {"sku": "LAMP-9", "product_id": item["id"], "on_hand": 10, "reserved": 0}
+    assert (
+        await repository.apply_upsert(
+            es, alias, ProductData.model_validate(item), last_writes=remembered
+        )
+        == repository.Outcome.APPLIED
+    )
+    assert (
+        await repository.apply_stock(
+            es,
+            alias,
+            StockData.model_validate({**stock, "available": 10, "version": 2}),
+            last_writes=remembered,
+        )
+        == repository.Outcome.APPLIED
+    )
+    # Another replica renames it (no shared memory with ours).
+    renamed = {**item, "name": "Desk Lamp Pro", "version": 2}
+    await repository.apply_upsert(es, alias, ProductData.model_validate(renamed))
+    writes_before = (await es.get(index=settings.index_alias, id=item["id"]))["_version"]
+
+    assert (
+        await repository.apply_stock(
+            es,
+            alias,
+            StockData.model_validate({**stock, "reserved": 3, "available": 7, "version": 3}),
+            last_writes=remembered,
+        )
+        == repository.Outcome.APPLIED
+    )
+
+    current = await es.get(index=settings.index_alias, id=item["id"])
+    source = current["_source"]
+    assert (source["name"], source["version"]) == ("Desk Lamp Pro", 2)
+    assert (source["available"], source["stock_version"]) == (7, 3)
+    assert current["_version"] == writes_before + 1  # the stale attempt wrote nothing
+    # A stale event decided on the remembered copy is still refused.
+    assert (
+        await repository.apply_stock(
+            es,
+            alias,
+            StockData.model_validate({**stock, "available": 10, "version": 2}),
+            last_writes=remembered,
+        )
+        == repository.Outcome.STALE
+    )

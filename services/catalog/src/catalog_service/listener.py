@@ -122,6 +122,9 @@ class CatalogListener:
         self._target_key = reindex_target_key(settings.redis_prefix)
         #: Indices written since the last flush, and when that flush was (loop time).
         self._dirty: set[str] = set()
+        #: This listener's own writes, so the next write to a hot product need not read it.
+        self._last_writes = repository.LastWrites()
+        self._reindex_target: str | None = None
         self._flushed_at = -math.inf
 
     def consumer(self) -> StreamConsumer:
@@ -230,13 +233,23 @@ class CatalogListener:
             target = target.decode()
         if target and target != self.settings.index_alias:
             targets.append(target)
+        if target != self._reindex_target:
+            # A reindex started or ended: what we remember may be in an index on its way out.
+            self._last_writes.clear()
+            self._reindex_target = target
         try:
             if event.type == PRODUCT_UPSERTED:
-                outcome = await repository.apply_upsert(self.es, targets, product, refresh=False)
+                outcome = await repository.apply_upsert(
+                    self.es, targets, product, refresh=False, last_writes=self._last_writes
+                )
             elif event.type == PRODUCT_DELETED:
-                outcome = await repository.apply_delete(self.es, targets, deleted, refresh=False)
+                outcome = await repository.apply_delete(
+                    self.es, targets, deleted, refresh=False, last_writes=self._last_writes
+                )
             else:
-                outcome = await repository.apply_stock(self.es, targets, stock, refresh=False)
+                outcome = await repository.apply_stock(
+                    self.es, targets, stock, refresh=False, last_writes=self._last_writes
+                )
         except BadRequestError as exc:
             raise PoisonMessage(f"{event.type} rejected by the index: {exc.message}") from exc
         if outcome in (Outcome.APPLIED, Outcome.DUPLICATE):

@@ -157,9 +157,12 @@ async def reindex(
                 on_page(len(page))
         await index.finish_bulk_load(es, name, settings)
         report.previous = await index.swap_alias(es, settings.index_alias, name)
+        # Old indices go before the listener stops writing to the new one by name: a
+        # listener writing through a remembered concrete index (repository.LastWrites)
+        # must find it gone, not write there and miss the new one.
+        await index.delete_indices(es, report.previous)
         await redis.delete(target_key)
         await redis.incr(catalogue_version_key(prefix))
-        await index.delete_indices(es, report.previous)
     except BaseException:
         logger.exception("reindex_failed", index=name)
         await asyncio.shield(_abandon(es, redis, name, target_key, settings.index_alias))
