@@ -77,7 +77,7 @@ class CatalogSettings(ServiceSettings):
     #: Entries read per XREADGROUP.
     events_batch_size: int = Field(default=100, ge=1, le=10_000)
     #: Least time between two refreshes: the longest a written change waits to be searchable.
-    events_flush_ms: int = Field(default=200, ge=1)
+    events_flush_ms: int = Field(default=500, ge=1)
     #: Pending entries of a dead replica older than this are taken over.
     events_claim_idle_ms: int = Field(default=30_000, ge=100)
     #: How long processed event ids are remembered for de-duplication.
