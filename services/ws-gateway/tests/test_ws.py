@@ -115,6 +115,21 @@ async def test_admins_receive_alerts_and_customers_do_not(
             await asyncio.wait_for(receive_json(customer), 0.5)
 
 
+async def test_a_replica_refreshes_all_its_sockets_presence_in_batches(redis: Redis) -> None:
+    presence = Presence(redis, ttl_s=30, key="presence:batch-test")
+    sockets = [(f"user-{n % 700}", f"conn-{n}") for n in range(2_500)]
+    await presence.touch_many(sockets, chunk=1000)
+    assert await redis.zcard("presence:batch-test") == 2_500
+    assert len(await presence.online_users()) == 700
+    # Refreshing again moves every score forward and adds no member.
+    before = dict(await redis.zrange("presence:batch-test", 0, -1, withscores=True))
+    await asyncio.sleep(0.01)
+    await presence.touch_many(sockets, chunk=1000)
+    after = dict(await redis.zrange("presence:batch-test", 0, -1, withscores=True))
+    assert after.keys() == before.keys()
+    assert all(after[member] > before[member] for member in before)
+
+
 async def test_presence_counts_a_user_once_across_tabs_and_replicas(
     replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:

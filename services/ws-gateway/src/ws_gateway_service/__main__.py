@@ -12,7 +12,10 @@ def main() -> None:
         migrations=False,
         # The sans-I/O websockets protocol runs no keepalive or reader task of its own
         # per socket (the app sends heartbeats itself): far less memory per connection.
-        uvicorn_options={"ws": "websockets-sansio"},
+        # No permessage-deflate: browsers ask for it, and each socket would then keep
+        # its own zlib state (a third of the memory of 10,000 sockets) and every
+        # fan-out would compress once per socket; the messages are small JSON.
+        uvicorn_options={"ws": "websockets-sansio", "ws_per_message_deflate": False},
     )
 
 

@@ -13,7 +13,7 @@ from storefront_kit.health import HealthCheck, redis_check
 from storefront_kit.redis import create_redis
 from ws_gateway_service.api import routers
 from ws_gateway_service.channels import ChannelLayer
-from ws_gateway_service.hub import Hub
+from ws_gateway_service.hub import Hub, run_heartbeat
 from ws_gateway_service.presence import Presence
 from ws_gateway_service.relay import OrderEventRelay
 from ws_gateway_service.settings import WsGatewaySettings, get_settings
@@ -35,8 +35,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await channels.start()
     app.state.hub = hub
     app.state.channels = channels
-    app.state.presence = Presence(redis, ttl_s=settings.presence_ttl_s)
+    presence = Presence(redis, ttl_s=settings.presence_ttl_s)
+    app.state.presence = presence
     stop = asyncio.Event()
+    heartbeat_task = asyncio.create_task(
+        run_heartbeat(
+            hub,
+            presence,
+            interval_s=min(settings.heartbeat_interval_s, settings.presence_ttl_s / 3),
+            stop=stop,
+        ),
+        name="heartbeat",
+    )
     relay_task = None
     if settings.relay_enabled:
         consumer = StreamConsumer(
@@ -51,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
+        await heartbeat_task
         if relay_task is not None:
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

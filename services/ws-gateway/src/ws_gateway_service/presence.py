@@ -1,12 +1,15 @@
 """Who is online, across replicas, without trusting any replica to clean up after itself.
 
 Every socket is a member ``<user_id>|<connection_id>`` of one sorted set scored by the
-time it stops counting (now + TTL). Sockets refresh their score while alive; a closed
-socket removes itself; a crashed replica's members simply expire. A user is online
+time it stops counting (now + TTL). Each replica refreshes the scores of all its live
+sockets together (one ``ZADD`` per thousand); a closed socket removes itself; a crashed
+replica's members simply expire. A user is online
 while any of their members is unexpired, so several tabs and replicas just work.
 """
 
 import time
+from collections.abc import Iterable
+from itertools import islice
 
 from redis.asyncio import Redis
 
@@ -32,6 +35,13 @@ class Presence:
         await self._redis.zadd(
             self._key, {self._member(user_id, connection_id): time.time() + self._ttl_s}
         )
+
+    async def touch_many(self, connections: Iterable[tuple[str, str]], chunk: int = 1000) -> None:
+        """Mark many ``(user_id, connection_id)`` alive for another TTL, in few commands."""
+        until = time.time() + self._ttl_s
+        members = iter(connections)
+        while batch := list(islice(members, chunk)):
+            await self._redis.zadd(self._key, {self._member(u, c): until for u, c in batch})
 
     async def remove(self, user_id: str, connection_id: str) -> None:
         """Forget a connection that closed."""

@@ -76,13 +76,6 @@ async def _receive_loop(websocket: WebSocket, idle_timeout_s: float) -> int:
             await websocket.send_text('{"type":"pong"}')
 
 
-async def _heartbeat_loop(connection: Connection, presence: Presence, interval_s: float) -> int:
-    while True:
-        await asyncio.sleep(interval_s)
-        connection.offer({"type": "ping", "at": datetime.now(UTC).isoformat()})
-        await _touch(presence, connection)
-
-
 async def _touch(presence: Presence, connection: Connection) -> None:
     # Presence is advisory: a Redis hiccup must not close a working socket; the next
     # heartbeat refreshes the entry, and a missed one only shortens its time online.
@@ -113,6 +106,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         expires_at=claims.expires_at,
         queue_size=settings.send_queue_size,
     )
+    # Queued before the socket is registered: the welcome is always its first message
+    # (the replica's heartbeat may offer a ping as soon as it is registered).
+    connection.offer({"type": "welcome", "user_id": claims.subject, "admin": connection.is_admin})
     try:
         await hub.register(connection)
     except RedisError as exc:
@@ -121,17 +117,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_TRY_AGAIN_LATER, "redis unavailable")
         return
     await _touch(presence, connection)
-    connection.offer({"type": "welcome", "user_id": claims.subject, "admin": connection.is_admin})
     tasks = [
         asyncio.create_task(_send_loop(websocket, connection)),
         asyncio.create_task(_receive_loop(websocket, settings.idle_timeout_s)),
-        asyncio.create_task(
-            _heartbeat_loop(
-                connection,
-                presence,
-                min(settings.heartbeat_interval_s, settings.presence_ttl_s / 3),
-            )
-        ),
         asyncio.create_task(_expiry(claims.expires_at)),
     ]
     close_code = 1000
