@@ -40,6 +40,11 @@ class Connection:
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
+        self._spread = int(self.id[:8], 16)
+
+    def slot(self, slots: int) -> int:
+        """Which of ``slots`` heartbeat ticks this socket belongs to (stable, spread)."""
+        return self._spread % slots
 
     def offer(self, message: dict[str, Any] | str) -> bool:
         """Queue a message (a dict, or JSON text already encoded); a full queue marks the
@@ -132,25 +137,36 @@ class Hub:
 
 
 async def run_heartbeat(
-    hub: Hub, presence: Presence, *, interval_s: float, stop: asyncio.Event
+    hub: Hub,
+    presence: Presence,
+    *,
+    interval_s: float,
+    stop: asyncio.Event,
+    tick_s: float = 0.1,
 ) -> None:
-    """Every ``interval_s``: a ping message to each local socket, and their presence
-    refreshed in Redis in a few batched commands.
+    """Each socket, once per ``interval_s``: a ping message, and its presence refreshed
+    in Redis (batched: one ``ZADD`` per tick for the sockets due in it).
 
     One task per replica, not one per socket: with 10,000 sockets, a heartbeat task and
     a ``ZADD`` each had the sockets queue on the Redis pool for their refresh and
-    delayed every fan-out by seconds.
+    delayed every fan-out by seconds. The sockets are spread over the interval's ticks
+    (by connection id) so that no tick sends 10,000 pings at once in front of an alert.
     """
+    slots = max(1, round(interval_s / tick_s))
+    tick = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=interval_s / slots)
             return
-        connections = hub.connections()
+        slot, tick = tick % slots, tick + 1
+        due = [c for c in hub.connections() if c.slot(slots) == slot]
+        if not due:
+            continue
         ping = orjson.dumps({"type": "ping", "at": datetime.now(UTC).isoformat()}).decode()
-        for connection in connections:
+        for connection in due:
             connection.offer(ping)
         try:
-            await presence.touch_many((c.user_id, c.id) for c in connections)
+            await presence.touch_many((c.user_id, c.id) for c in due)
         except RedisError as exc:
             # Advisory: a missed refresh only shortens the time these sockets count online.
-            logger.warning("presence_refresh_failed", error=repr(exc), sockets=len(connections))
+            logger.warning("presence_refresh_failed", error=repr(exc), sockets=len(due))
