@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from storefront_stack.processes import ManagedProcess, PidRegistry
+from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
 from storefront_stack.users import SERVICE_USER, chown_tree, ensure_service_user
 
 __all__ = [
@@ -288,7 +288,47 @@ def start_elasticsearch(
         "ES_JAVA_HOME": java_home,
         "HOME": str(instance_dir),
     }
-    transport_port = port + 1 if port < 65535 else port - 1
+    url = f"http://127.0.0.1:{port}"
+    # The transport port is picked free like the HTTP one (it used to be port + 1, which
+    # nothing reserved), and a start that dies early is retried on a fresh one: a port
+    # free when picked can still be taken before Elasticsearch binds it.
+    for attempt in range(3):
+        process = _launch_elasticsearch(
+            home, instance_dir, port, free_port(), env, registry, log_file
+        )
+
+        def healthy(process: ManagedProcess = process) -> bool:
+            if not process.running:
+                raise StartupFailed("elasticsearch exited during start-up; see its log")
+            response = httpx.get(f"{url}/_cluster/health", timeout=2)
+            return response.status_code == 200 and response.json()["status"] in (
+                "green",
+                "yellow",
+            )
+
+        try:
+            wait_for("elasticsearch", healthy, timeout=timeout, interval=0.5)
+        except StartupFailed:
+            process.stop()
+            if attempt == 2:
+                raise
+            continue
+        except Exception:
+            process.stop()
+            raise
+        return Server("elasticsearch", url, process)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _launch_elasticsearch(
+    home: Path,
+    instance_dir: Path,
+    port: int,
+    transport_port: int,
+    env: dict[str, str],
+    registry: PidRegistry | None,
+    log_file: Path | None,
+) -> ManagedProcess:
     command = [
         str(home / "bin" / "elasticsearch"),
         "-E", "discovery.type=single-node",
@@ -301,7 +341,7 @@ def start_elasticsearch(
         "-E", "cluster.routing.allocation.disk.threshold_enabled=false",
         "-E", "action.destructive_requires_name=false",
     ]  # fmt: skip
-    process = ManagedProcess(
+    return ManagedProcess(
         "elasticsearch",
         command,
         env=env,
@@ -309,20 +349,6 @@ def start_elasticsearch(
         registry=registry,
         log_file=log_file,
     ).start()
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if not process.running:
-            raise StartupFailed("elasticsearch exited during start-up; see its log")
-        response = httpx.get(f"{url}/_cluster/health", timeout=2)
-        return response.status_code == 200 and response.json()["status"] in ("green", "yellow")
-
-    try:
-        wait_for("elasticsearch", healthy, timeout=timeout, interval=0.5)
-    except Exception:
-        process.stop()
-        raise
-    return Server("elasticsearch", url, process)
 
 
 def _java_home() -> str:
