@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from catalog_service import search
 from catalog_service.deps import ElasticsearchDep, SearchCacheDep, SettingsDep
@@ -35,6 +35,7 @@ Price = Annotated[int | None, Query(ge=0, le=_MAX_PRICE, description="Integer mi
 @router.get(
     "/search",
     summary="Search products (typo tolerant) with filters, facets, sorting and paging",
+    response_model=SearchResponse,
     responses=responses(InvalidSearch, UnsupportedQuerySyntax, SearchUnavailable),
 )
 async def search_products(
@@ -50,7 +51,7 @@ async def search_products(
     sort: SortKey = "relevance",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     size: Annotated[int, Query(ge=1, le=1000)] = 20,
-) -> SearchResponse:
+) -> Response:
     """Active products matching ``q`` and the filters, with category, brand and price facets."""
     if q is not None and len(q) > settings.max_query_length:
         raise InvalidSearch(
@@ -87,9 +88,11 @@ async def search_products(
         page=page,
         size=size,
     )
-    return await cache.get_or_compute(
+    # The JSON as cached (see SearchCache.get_or_compute); the model documents it.
+    body = await cache.get_or_compute(
         params, lambda: search.search_products(es, params=params, settings=settings)
     )
+    return Response(content=body, media_type="application/json")
 
 
 @router.get(
