@@ -12,22 +12,25 @@ from catalog_service.settings import CatalogSettings
 __all__ = ["ElasticsearchDep", "RedisDep", "SearchCacheDep", "SettingsDep"]
 
 
-def _settings(request: Request) -> CatalogSettings:
+# ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
+# three thread hops per search for attribute reads. (The catalog has no database pool
+# for the thread pool's limit to protect, unlike inventory.)
+async def _settings(request: Request) -> CatalogSettings:
     settings: CatalogSettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def _elasticsearch(request: Request) -> AsyncElasticsearch:
+async def _elasticsearch(request: Request) -> AsyncElasticsearch:
     elasticsearch: AsyncElasticsearch = request.app.state.elasticsearch
     return elasticsearch
 
 
-def _search_cache(request: Request) -> SearchCache:
+async def _search_cache(request: Request) -> SearchCache:
     cache: SearchCache = request.app.state.search_cache
     return cache
 
