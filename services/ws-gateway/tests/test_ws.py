@@ -128,6 +128,12 @@ async def test_a_replica_refreshes_all_its_sockets_presence_in_batches(redis: Re
     after = dict(await redis.zrange("presence:batch-test", 0, -1, withscores=True))
     assert after.keys() == before.keys()
     assert all(after[member] > before[member] for member in before)
+    # Closed sockets are removed in batches too, and only the queued ones.
+    for user_id, connection_id in sockets[:2_000]:
+        presence.remove_later(user_id, connection_id)
+    assert await presence.flush_removals(chunk=1000) == 2_000
+    assert await presence.flush_removals() == 0
+    assert await redis.zcard("presence:batch-test") == 500
 
 
 async def test_presence_counts_a_user_once_across_tabs_and_replicas(

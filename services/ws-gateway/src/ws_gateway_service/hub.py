@@ -145,7 +145,8 @@ async def run_heartbeat(
     tick_s: float = 0.1,
 ) -> None:
     """Each socket, once per ``interval_s``: a ping message, and its presence refreshed
-    in Redis (batched: one ``ZADD`` per tick for the sockets due in it).
+    in Redis (batched: one ``ZADD`` per tick for the sockets due in it). Every tick also
+    removes the sockets closed since the last one (one ``ZREM``).
 
     One task per replica, not one per socket: with 10,000 sockets, a heartbeat task and
     a ``ZADD`` each had the sockets queue on the Redis pool for their refresh and
@@ -157,8 +158,14 @@ async def run_heartbeat(
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s / slots)
+            with contextlib.suppress(RedisError):
+                await presence.flush_removals()  # shutting down: leave no ghost behind
             return
         slot, tick = tick % slots, tick + 1
+        try:
+            await presence.flush_removals()
+        except RedisError as exc:
+            logger.warning("presence_removal_failed", error=repr(exc))
         due = [c for c in hub.connections() if c.slot(slots) == slot]
         if not due:
             continue

@@ -1,9 +1,9 @@
 """Who is online, across replicas, without trusting any replica to clean up after itself.
 
 Every socket is a member ``<user_id>|<connection_id>`` of one sorted set scored by the
-time it stops counting (now + TTL). Each replica refreshes the scores of all its live
-sockets together (one ``ZADD`` per thousand); a closed socket removes itself; a crashed
-replica's members simply expire. A user is online
+time it stops counting (now + TTL). Each replica refreshes the scores of its live
+sockets in batches, and removes closed ones in batches too (many sockets close at once
+when clients reconnect en masse); a crashed replica's members simply expire. A user is online
 while any of their members is unexpired, so several tabs and replicas just work.
 """
 
@@ -25,6 +25,7 @@ class Presence:
         self._redis = redis
         self._ttl_s = ttl_s
         self._key = key
+        self._closed: set[str] = set()
 
     @staticmethod
     def _member(user_id: str, connection_id: str) -> str:
@@ -46,6 +47,27 @@ class Presence:
     async def remove(self, user_id: str, connection_id: str) -> None:
         """Forget a connection that closed."""
         await self._redis.zrem(self._key, self._member(user_id, connection_id))
+
+    def remove_later(self, user_id: str, connection_id: str) -> None:
+        """Queue a closed connection for the next :meth:`flush_removals`.
+
+        10,000 sockets closing at once each waited for a pooled Redis connection for
+        their own ``ZREM``, and delayed everything else the replica did by seconds.
+        """
+        self._closed.add(self._member(user_id, connection_id))
+
+    async def flush_removals(self, chunk: int = 1000) -> int:
+        """Remove the queued connections (a few ``ZREM`` s); how many were removed.
+
+        On a Redis error the rest stay queued for the next flush (and expire anyway).
+        """
+        removed = 0
+        while self._closed:
+            batch = list(islice(self._closed, chunk))
+            await self._redis.zrem(self._key, *batch)
+            self._closed.difference_update(batch)
+            removed += len(batch)
+        return removed
 
     async def online_users(self) -> list[str]:
         """Distinct user ids with at least one unexpired connection (expired ones are pruned)."""

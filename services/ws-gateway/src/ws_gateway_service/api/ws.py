@@ -137,8 +137,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             with contextlib.suppress(BaseException):
                 await task
         await hub.unregister(connection)
-        with contextlib.suppress(Exception):
-            await presence.remove(connection.user_id, connection.id)
+        presence.remove_later(connection.user_id, connection.id)  # the next heartbeat tick
         if close_code:
             with contextlib.suppress(Exception):
                 await websocket.close(close_code)
