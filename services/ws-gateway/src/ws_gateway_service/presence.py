@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 __all__ = ["PRESENCE_KEY", "Presence"]
 
 PRESENCE_KEY = "presence:connections"
+_MAX_PENDING_REMOVALS = 100_000
 
 
 class Presence:
@@ -44,17 +45,15 @@ class Presence:
         while batch := list(islice(members, chunk)):
             await self._redis.zadd(self._key, {self._member(u, c): until for u, c in batch})
 
-    async def remove(self, user_id: str, connection_id: str) -> None:
-        """Forget a connection that closed."""
-        await self._redis.zrem(self._key, self._member(user_id, connection_id))
-
     def remove_later(self, user_id: str, connection_id: str) -> None:
         """Queue a closed connection for the next :meth:`flush_removals`.
 
-        10,000 sockets closing at once each waited for a pooled Redis connection for
-        their own ``ZREM``, and delayed everything else the replica did by seconds.
+        So that 10,000 sockets closing at once do not each wait for a pooled Redis
+        connection for a ``ZREM`` of their own. While Redis is unreachable the queue
+        stops growing at ``_MAX_PENDING_REMOVALS``: the rest expire on their own.
         """
-        self._closed.add(self._member(user_id, connection_id))
+        if len(self._closed) < _MAX_PENDING_REMOVALS:
+            self._closed.add(self._member(user_id, connection_id))
 
     async def flush_removals(self, chunk: int = 1000) -> int:
         """Remove the queued connections (a few ``ZREM`` s); how many were removed.
