@@ -271,35 +271,22 @@ async def test_remembered_writes_fall_back_to_reading_when_someone_else_wrote(
     alias = [settings.index_alias]
     item = product("Desk Lamp", sku="LAMP-9", stock_version=1)
     stock = {"sku": "LAMP-9", "product_id": item["id"], "on_hand": 10, "reserved": 0}
-    assert (
-        await repository.apply_upsert(
-            es, alias, ProductData.model_validate(item), last_writes=remembered
-        )
-        == repository.Outcome.APPLIED
+
+    async def our_stock(**changes: int) -> repository.Outcome:
+        data = StockData.model_validate({**stock, **changes})
+        return await repository.apply_stock(es, alias, data, last_writes=remembered)
+
+    upserted = await repository.apply_upsert(
+        es, alias, ProductData.model_validate(item), last_writes=remembered
     )
-    assert (
-        await repository.apply_stock(
-            es,
-            alias,
-            StockData.model_validate({**stock, "available": 10, "version": 2}),
-            last_writes=remembered,
-        )
-        == repository.Outcome.APPLIED
-    )
+    assert upserted == repository.Outcome.APPLIED
+    assert await our_stock(available=10, version=2) == repository.Outcome.APPLIED
     # Another replica renames it (no shared memory with ours).
     renamed = {**item, "name": "Desk Lamp Pro", "version": 2}
     await repository.apply_upsert(es, alias, ProductData.model_validate(renamed))
     writes_before = (await es.get(index=settings.index_alias, id=item["id"]))["_version"]
 
-    assert (
-        await repository.apply_stock(
-            es,
-            alias,
-            StockData.model_validate({**stock, "reserved": 3, "available": 7, "version": 3}),
-            last_writes=remembered,
-        )
-        == repository.Outcome.APPLIED
-    )
+    assert await our_stock(reserved=3, available=7, version=3) == repository.Outcome.APPLIED
 
     current = await es.get(index=settings.index_alias, id=item["id"])
     source = current["_source"]
@@ -307,12 +294,4 @@ async def test_remembered_writes_fall_back_to_reading_when_someone_else_wrote(
     assert (source["available"], source["stock_version"]) == (7, 3)
     assert current["_version"] == writes_before + 1  # the stale attempt wrote nothing
     # A stale event decided on the remembered copy is still refused.
-    assert (
-        await repository.apply_stock(
-            es,
-            alias,
-            StockData.model_validate({**stock, "available": 10, "version": 2}),
-            last_writes=remembered,
-        )
-        == repository.Outcome.STALE
-    )
+    assert await our_stock(available=10, version=2) == repository.Outcome.STALE

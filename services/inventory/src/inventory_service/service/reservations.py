@@ -2,7 +2,7 @@
 in the caller's one transaction."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +17,7 @@ from inventory_service.domain.reservations import (
     RETURNED,
     LineRequest,
     PricedLine,
+    Transition,
     check_limits,
     commit_transition,
     price_lines,
@@ -32,7 +33,7 @@ from inventory_service.errors import (
     ReservationNotFound,
 )
 from inventory_service.models import Reservation, ReservationLine
-from inventory_service.schemas import ReservationLineOut, ReservationOut
+from inventory_service.schemas import ReservationLineOut, ReservationOut, StockOut
 
 __all__ = ["ReserveResult", "commit", "release", "reserve", "restock", "sweep_expired"]
 
@@ -145,15 +146,26 @@ async def reserve(
     raise InsufficientStock(short)
 
 
-async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
-    """Give the held units back; releasing twice (or after expiry) changes nothing."""
+StockChange = Callable[..., Awaitable[StockOut]]
+
+
+async def _settle(
+    session: AsyncSession,
+    order_id: UUID,
+    *,
+    transition: Callable[[str], Transition],
+    change: StockChange,
+    status: str,
+) -> ReservationOut:
+    """Move a reservation to ``status``: its stock changed line by line (sku order) with
+    an event each, or nothing when ``transition`` says it is already there."""
     reservation = await repository.lock_reservation(session, order_id)
     if reservation is None:
         raise ReservationNotFound(f"No reservation for order {order_id}.")
-    lines = await repository.reservation_lines(session, [reservation.id])
-    if release_transition(reservation.status) == "apply":
+    lines = await repository.reservation_lines(session, [reservation.id])  # sku order
+    if transition(reservation.status) == "apply":
         for line in lines:
-            await repository.release_stock(
+            await change(
                 session,
                 sku=line.sku,
                 qty=line.qty,
@@ -161,54 +173,43 @@ async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
                 event=events.stock_changed(),
             )
         await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=RELEASED
+            session, reservation_ids=[reservation.id], status=status
         )
-        reservation.status = RELEASED
+        reservation.status = status
     return _out(reservation, lines)
+
+
+async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
+    """Give the held units back; releasing twice (or after expiry) changes nothing."""
+    return await _settle(
+        session,
+        order_id,
+        transition=release_transition,
+        change=repository.release_stock,
+        status=RELEASED,
+    )
 
 
 async def commit(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
     """Turn the hold into a sale; committing twice changes nothing."""
-    reservation = await repository.lock_reservation(session, order_id)
-    if reservation is None:
-        raise ReservationNotFound(f"No reservation for order {order_id}.")
-    lines = await repository.reservation_lines(session, [reservation.id])
-    if commit_transition(reservation.status) == "apply":
-        for line in lines:
-            await repository.commit_stock(
-                session,
-                sku=line.sku,
-                qty=line.qty,
-                stream=events.STREAM,
-                event=events.stock_changed(),
-            )
-        await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=COMMITTED
-        )
-        reservation.status = COMMITTED
-    return _out(reservation, lines)
+    return await _settle(
+        session,
+        order_id,
+        transition=commit_transition,
+        change=repository.commit_stock,
+        status=COMMITTED,
+    )
 
 
 async def restock(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
     """Give a committed sale back to stock (its order was cancelled); twice changes nothing."""
-    reservation = await repository.lock_reservation(session, order_id)
-    if reservation is None:
-        raise ReservationNotFound(f"No reservation for order {order_id}.")
-    lines = await repository.reservation_lines(session, [reservation.id])
-    if restock_transition(reservation.status) == "apply":
-        for line in sorted(lines, key=lambda line: line.sku):
-            await repository.restock(
-                session,
-                sku=line.sku,
-                qty=line.qty,
-                stream=events.STREAM,
-                event=events.stock_changed(),
-            )
-        await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=RETURNED
-        )
-        reservation.status = RETURNED
-    return _out(reservation, lines)
+    return await _settle(
+        session,
+        order_id,
+        transition=restock_transition,
+        change=repository.restock,
+        status=RETURNED,
+    )
 
 
 async def sweep_expired(sessionmaker: async_sessionmaker[AsyncSession], *, batch_size: int) -> int:
