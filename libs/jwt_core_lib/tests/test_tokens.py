@@ -1,12 +1,15 @@
 """The verifier accepts good tokens and refuses every known attack on JWTs."""
 
+import asyncio
 import base64
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jwt_core_lib import (
     SERVICE,
@@ -305,3 +308,66 @@ def test_a_non_ed25519_pem_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="Ed25519"):
         SigningKey.from_pem(pem)
+
+
+class _RevocableKeys:
+    """A key source whose keys can be taken away, as a JWKS rotation does."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self.keys = {key.kid: key.public_key}
+
+    async def get_key(self, kid: str) -> Ed25519PublicKey:
+        try:
+            return self.keys[kid]
+        except KeyError:
+            raise UnknownKeyError() from None
+
+
+async def test_a_verified_token_is_remembered(issuer: TokenIssuer, key: SigningKey) -> None:
+    remembering = TokenVerifier(key_source=StaticKeySource([key]), issuer=ISSUER, audience=AUDIENCE)
+    checking = TokenVerifier(
+        key_source=StaticKeySource([key]), issuer=ISSUER, audience=AUDIENCE, cache_size=0
+    )
+    token = _token(issuer)
+    assert await remembering.verify(token) is await remembering.verify(token)
+    first, again = await checking.verify(token), await checking.verify(token)
+    assert first == again
+    assert first is not again
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_gone(
+    issuer: TokenIssuer, key: SigningKey
+) -> None:
+    keys = _RevocableKeys(key)
+    verifier = TokenVerifier(key_source=keys, issuer=ISSUER, audience=AUDIENCE)
+    token = _token(issuer)
+    await verifier.verify(token)
+    keys.keys.clear()
+    with pytest.raises(UnknownKeyError):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_expires_with_its_exp(
+    issuer: TokenIssuer, key: SigningKey
+) -> None:
+    verifier = TokenVerifier(
+        key_source=StaticKeySource([key]), issuer=ISSUER, audience=AUDIENCE, leeway_s=0
+    )
+    expires = int(time.time()) + 2
+    token = _token(issuer, now=datetime.fromtimestamp(expires, UTC) - timedelta(minutes=15))
+    assert (await verifier.verify(token)).subject == "user-1"
+    await asyncio.sleep(expires - time.time() + 0.1)
+    with pytest.raises(ExpiredTokenError):
+        await verifier.verify(token)
+
+
+async def test_a_refused_token_is_checked_again_every_time(
+    issuer: TokenIssuer, verifier: TokenVerifier
+) -> None:
+    header, payload, signature = _token(issuer).split(".")
+    forged = ".".join(
+        [header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")]
+    )
+    for _ in range(2):
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(forged)

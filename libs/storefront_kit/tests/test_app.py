@@ -26,8 +26,35 @@ class Item(BaseModel):
     qty: int
 
 
-def build_app(*, healthy: bool = True, docs: bool = True) -> FastAPI:
+class Gate:
+    """Holds requests inside an endpoint until opened; counts how many are inside."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.inside = 0
+        self.most_inside = 0
+
+
+def build_app(
+    *,
+    healthy: bool = True,
+    docs: bool = True,
+    gate: Gate | None = None,
+    max_concurrent_requests: int = 64,
+    request_queue_timeout_s: float = 10.0,
+) -> FastAPI:
     router = APIRouter()
+
+    @router.get("/gated")
+    async def gated() -> dict[str, int]:
+        assert gate is not None
+        gate.inside += 1
+        gate.most_inside = max(gate.most_inside, gate.inside)
+        try:
+            await gate.opened.wait()
+        finally:
+            gate.inside -= 1
+        return {"most_inside": gate.most_inside}
 
     @router.get("/missing")
     async def missing() -> None:
@@ -72,7 +99,9 @@ def build_app(*, healthy: bool = True, docs: bool = True) -> FastAPI:
         return [HealthCheck("postgres", ok), HealthCheck("redis", down), HealthCheck("es", hangs)]
 
     settings = DemoSettings(
-        platform=PlatformSettings(docs_enabled=docs, cors_allow_origins=["https://shop.example"])
+        platform=PlatformSettings(docs_enabled=docs, cors_allow_origins=["https://shop.example"]),
+        max_concurrent_requests=max_concurrent_requests,
+        request_queue_timeout_s=request_queue_timeout_s,
     )
     return create_service_app(
         settings=settings,
@@ -218,3 +247,41 @@ async def test_docs_can_be_switched_off() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
         assert (await c.get("/docs")).status_code == 404
         assert (await c.get("/openapi.json")).status_code == 404
+
+
+async def test_requests_beyond_the_admission_limit_wait_their_turn() -> None:
+    gate = Gate()
+    app = build_app(gate=gate, max_concurrent_requests=3)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+        requests = [asyncio.create_task(c.get("/gated")) for _ in range(20)]
+        while gate.inside < 3:
+            await asyncio.sleep(0.01)
+        # Probes and metrics are never held back by the requests waiting their turn.
+        assert (await c.get("/health/live")).status_code == 200
+        metrics = (await c.get("/metrics")).text
+        assert 'http_requests_queued{service="demo"} 17.0' in metrics
+        gate.opened.set()
+        responses = await asyncio.gather(*requests)
+    assert [r.status_code for r in responses] == [200] * 20
+    assert gate.most_inside == 3
+
+
+async def test_a_request_that_waited_too_long_is_refused_before_any_work() -> None:
+    gate = Gate()
+    app = build_app(gate=gate, max_concurrent_requests=1, request_queue_timeout_s=0.2)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+        first = asyncio.create_task(c.get("/gated"))
+        while gate.inside < 1:
+            await asyncio.sleep(0.01)
+        refused = await c.get("/gated", headers={"X-Request-ID": "queued-request-1"})
+        assert gate.most_inside == 1
+        gate.opened.set()
+        assert (await first).status_code == 200
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.headers["content-type"] == "application/problem+json"
+    body = refused.json()
+    assert body["code"] == "overloaded"
+    assert body["request_id"] == "queued-request-1"

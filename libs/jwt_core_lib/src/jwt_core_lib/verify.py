@@ -1,10 +1,12 @@
 """Verifying tokens: algorithm, issuer, audience and token use come from the verifier."""
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import jwt
+from cachetools import TLRUCache
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jwt_core_lib.errors import ExpiredTokenError, InvalidTokenError, UnknownKeyError
@@ -44,7 +46,15 @@ class StaticKeySource:
 
 
 class TokenVerifier:
-    """Checks signature, ``iss``, ``aud``, ``exp``/``nbf``/``iat`` and ``token_use``."""
+    """Checks signature, ``iss``, ``aud``, ``exp``/``nbf``/``iat`` and ``token_use``.
+
+    The same token comes back with every call of one client (a service token is reused
+    for most of its minute, an access token for its quarter hour), so the claims of a
+    verified token are remembered (``cache_size`` tokens, 0 turns this off) until it
+    expires or for ``cache_ttl_s``, whichever is sooner. A remembered token is still
+    refused once its key is no longer known (a key taken out of the JWKS). Only valid
+    tokens are remembered: a forged one is checked, and refused, every time.
+    """
 
     def __init__(
         self,
@@ -54,17 +64,38 @@ class TokenVerifier:
         audience: str,
         token_use: str = ACCESS,
         leeway_s: float = 10.0,
+        cache_size: int = 4096,
+        cache_ttl_s: float = 60.0,
     ) -> None:
         self.key_source = key_source
         self.issuer = issuer
         self.audience = audience
         self.token_use = token_use
         self.leeway_s = leeway_s
+        self._cache_ttl_s = cache_ttl_s
+        self._verified: TLRUCache[str, tuple[TokenClaims, float]] | None = (
+            TLRUCache(maxsize=cache_size, ttu=_valid_until, timer=time.time)
+            if cache_size > 0
+            else None
+        )
 
     async def verify(self, token: str) -> TokenClaims:
         """The claims of a valid token; :class:`TokenError` subclasses otherwise."""
         if not token or len(token) > _MAX_TOKEN_LENGTH:
             raise InvalidTokenError("The token is malformed.")
+        if self._verified is not None:
+            remembered = self._verified.get(token)
+            if remembered is not None:
+                claims = remembered[0]
+                await self.key_source.get_key(claims.key_id)  # still a known key?
+                return claims
+        claims = await self._verify(token)
+        if self._verified is not None:
+            expires = claims.expires_at.timestamp() + self.leeway_s
+            self._verified[token] = (claims, min(expires, time.time() + self._cache_ttl_s))
+        return claims
+
+    async def _verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -100,6 +131,10 @@ class TokenVerifier:
         if claims.get("token_use") != self.token_use:
             raise InvalidTokenError(f"A {self.token_use} token is required.")
         return _to_claims(claims, kid)
+
+
+def _valid_until(_token: str, entry: tuple[TokenClaims, float], _now: float) -> float:
+    return entry[1]
 
 
 def _to_claims(claims: dict[str, Any], kid: str) -> TokenClaims:

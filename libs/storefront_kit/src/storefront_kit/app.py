@@ -18,7 +18,11 @@ from storefront_kit.health import HealthCheck, health_router
 from storefront_kit.http import create_http_client
 from storefront_kit.logging import configure_logging, get_logger
 from storefront_kit.metrics import metrics_router
-from storefront_kit.middleware import AccessLogMiddleware, CrashGuardMiddleware
+from storefront_kit.middleware import (
+    AccessLogMiddleware,
+    AdmissionLimitMiddleware,
+    CrashGuardMiddleware,
+)
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
 from storefront_kit.security import ServiceSecurity, build_security
@@ -128,6 +132,13 @@ def create_service_app(
 
     # Added innermost first: the request id wraps everything, the crash guard sits closest.
     app.add_middleware(CrashGuardMiddleware)
+    # Inside CORS, so that a browser sees a refused request's 503 and not a CORS error.
+    app.add_middleware(
+        AdmissionLimitMiddleware,
+        service=settings.service_name,
+        max_concurrent=settings.max_concurrent_requests,
+        queue_timeout_s=settings.request_queue_timeout_s,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=platform.cors_allow_origins,

@@ -1,10 +1,10 @@
 """Prometheus metrics shared by all services, and the ``/metrics`` endpoint."""
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
 
-__all__ = ["HTTP_REQUESTS", "HTTP_REQUEST_DURATION", "metrics_router"]
+__all__ = ["HTTP_REQUESTS", "HTTP_REQUESTS_QUEUED", "HTTP_REQUEST_DURATION", "metrics_router"]
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled.", ["service", "method", "route", "status"]
@@ -14,6 +14,11 @@ HTTP_REQUEST_DURATION = Histogram(
     "Time spent handling HTTP requests.",
     ["service", "method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_REQUESTS_QUEUED = Gauge(
+    "http_requests_queued",
+    "HTTP requests waiting for the admission limit (not yet being worked on).",
+    ["service"],
 )
 
 

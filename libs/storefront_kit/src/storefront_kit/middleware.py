@@ -1,14 +1,15 @@
-"""Pure ASGI middleware shared by every service: access log, metrics, crash guard."""
+"""Pure ASGI middleware shared by every service: access log, metrics, admission, crash guard."""
 
+import asyncio
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storefront_kit.logging import get_logger
-from storefront_kit.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from storefront_kit.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_QUEUED
 from storefront_kit.problems import problem_response
 
-__all__ = ["AccessLogMiddleware", "CrashGuardMiddleware"]
+__all__ = ["AccessLogMiddleware", "AdmissionLimitMiddleware", "CrashGuardMiddleware"]
 
 logger = get_logger("storefront.access")
 
@@ -57,6 +58,56 @@ class AccessLogMiddleware:
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                 )
+
+
+class AdmissionLimitMiddleware:
+    """At most ``max_concurrent`` HTTP requests are worked on at once; the rest wait here.
+
+    One event loop serves every request of a worker. Let a burst of several hundred
+    requests in at once and each of them is half done at any moment: a request holding
+    a pooled database connection waits behind all the others' parsing and token checks
+    for every step it takes, so connections are held longer, the pool runs dry and
+    requests time out of it. Waiting here costs nothing and keeps the requests in
+    flight few enough to finish quickly. A request still waiting after
+    ``queue_timeout_s`` gets a 503 with ``Retry-After`` before any of its work was done.
+    WebSockets (long-lived), health probes and metrics are never held back.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_concurrent: int, queue_timeout_s: float
+    ) -> None:
+        self.app = app
+        self._queued = HTTP_REQUESTS_QUEUED.labels(service)
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._queue_timeout_s = queue_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _QUIET_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._slots.locked():
+            self._queued.inc()
+            try:
+                async with asyncio.timeout(self._queue_timeout_s):
+                    await self._slots.acquire()
+            except TimeoutError:
+                response = problem_response(
+                    503,
+                    code="overloaded",
+                    detail="The service is busy; retry shortly.",
+                    headers={"Retry-After": "1"},
+                    instance=scope["path"],
+                )
+                await response(scope, receive, send)
+                return
+            finally:
+                self._queued.dec()
+        else:
+            await self._slots.acquire()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
 
 
 class CrashGuardMiddleware:

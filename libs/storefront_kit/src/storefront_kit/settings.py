@@ -83,6 +83,17 @@ class ServiceSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_socket_timeout_s: float = 2.0
     http_timeout_s: float = 5.0
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="HTTP requests one worker works on at once; the rest wait their turn.",
+    )
+    request_queue_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request may wait for its turn before it is refused (503).",
+    )
 
     #: The service's name as used in paths, logs, metrics and service-token audiences.
     service_name: ClassVar[str] = "service"

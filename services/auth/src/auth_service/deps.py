@@ -35,12 +35,12 @@ __all__ = [
 ]
 
 
-def _settings(request: Request) -> AuthSettings:
+async def _settings(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
@@ -68,27 +68,27 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-def _otp_store(request: Request) -> OtpStore:
+async def _otp_store(request: Request) -> OtpStore:
     store: OtpStore = request.app.state.otp_store
     return store
 
 
-def _rate_limiter(request: Request) -> RateLimiter:
+async def _rate_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
-def _delivery(request: Request) -> OtpDelivery:
+async def _delivery(request: Request) -> OtpDelivery:
     delivery: OtpDelivery = request.app.state.otp_delivery
     return delivery
 
 
-def _keys(request: Request) -> AuthKeys:
+async def _keys(request: Request) -> AuthKeys:
     keys: AuthKeys = request.app.state.auth_keys
     return keys
 
 
-def _access_tokens(request: Request) -> AccessTokens:
+async def _access_tokens(request: Request) -> AccessTokens:
     tokens: AccessTokens = request.app.state.access_tokens
     return tokens
 
@@ -139,6 +139,11 @@ def client_ip(request: Request) -> str:
     return peer_ip or peer or "unknown"
 
 
+async def _client_ip(request: Request) -> str:
+    # async: a sync dependency would cost a thread-pool hop per request.
+    return client_ip(request)
+
+
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
@@ -147,4 +152,4 @@ RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]
 KeysDep = Annotated[AuthKeys, Depends(_keys)]
 AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
-ClientIp = Annotated[str, Depends(client_ip)]
+ClientIp = Annotated[str, Depends(_client_ip)]

@@ -15,12 +15,12 @@ from storefront_kit.security import AdminUser, ServiceCaller, StaffUser
 __all__ = ["AdminUser", "RedisDep", "ServiceCaller", "SessionDep", "SettingsDep", "StaffUser"]
 
 
-def _settings(request: Request) -> InventorySettings:
+async def _settings(request: Request) -> InventorySettings:
     settings: InventorySettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 

@@ -25,27 +25,27 @@ __all__ = [
 ]
 
 
-def _settings(request: Request) -> NotificationsSettings:
+async def _settings(request: Request) -> NotificationsSettings:
     settings: NotificationsSettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def _telegram(request: Request) -> TelegramBot:
+async def _telegram(request: Request) -> TelegramBot:
     telegram: TelegramBot = request.app.state.telegram
     return telegram
 
 
-def _auth_client(request: Request) -> AuthClient:
+async def _auth_client(request: Request) -> AuthClient:
     client: AuthClient = request.app.state.auth_client
     return client
 
 
-def _tasks(request: Request) -> TaskSet:
+async def _tasks(request: Request) -> TaskSet:
     tasks: TaskSet = request.app.state.tasks
     return tasks
 

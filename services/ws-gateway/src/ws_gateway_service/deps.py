@@ -10,12 +10,12 @@ from ws_gateway_service.settings import WsGatewaySettings
 __all__ = ["RedisDep", "SettingsDep"]
 
 
-def _settings(request: Request) -> WsGatewaySettings:
+async def _settings(request: Request) -> WsGatewaySettings:
     settings: WsGatewaySettings = request.app.state.settings
     return settings
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
