@@ -11,8 +11,11 @@ recomputes; the others poll for its answer until the lock's lifetime has passed 
 only then compute themselves. Redis trouble never fails a search: the cache is
 skipped and Elasticsearch answers.
 
-Round trips: a hit costs two (the version, then "get or lock" as one script); a miss
-three (the same two, then the answer stored and the lock released in one pipeline).
+Round trips: a hit costs one (a script reads the version, then the answer or takes the
+lock); a miss two (the same, then the answer stored and the lock released in one
+pipeline). The script builds the answer's key from the version it read, so it touches
+keys it was not given: fine on one Redis (or Sentinel); on Redis Cluster the prefix
+(``CATALOG_REDIS_PREFIX``) must be a hash tag (``{catalog}``) so every key shares a slot.
 """
 
 import asyncio
@@ -43,13 +46,19 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0
 """
 
-# The answer if cached ({1, answer}); else the lock, if free ({2}: compute it); else {0}
-# (someone computes it: wait). Atomic, so no answer can be stored between the two.
+# With the catalogue version read first (KEYS[1]) and the answer's key built from it
+# (ARGV[1] .. version .. ':' .. ARGV[2]): the answer if cached ({1, version, answer});
+# else its lock, if free ({2, version}: compute it); else {0, version} (someone computes
+# it: wait). Atomic, so no answer can be stored between the reads and the lock.
 _GET_OR_LOCK = """
-local answer = redis.call('get', KEYS[1])
-if answer then return {1, answer} end
-if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
-return {0}
+local version = redis.call('get', KEYS[1]) or '0'
+local key = ARGV[1] .. version .. ':' .. ARGV[2]
+local answer = redis.call('get', key)
+if answer then return {1, version, answer} end
+if redis.call('set', key .. ':lock', ARGV[3], 'NX', 'PX', ARGV[4]) then
+    return {2, version}
+end
+return {0, version}
 """
 _CACHED, _LEAD = 1, 2
 
@@ -79,6 +88,7 @@ class SearchCache:
         self.poll_s = poll_ms / 1000
         self.enabled = enabled
         self.version_key = catalogue_version_key(prefix)
+        self._answers = f"{prefix}:search:"
         self._get_or_lock = redis.register_script(_GET_OR_LOCK)
 
     async def catalogue_version(self) -> int:
@@ -91,8 +101,7 @@ class SearchCache:
 
     def key(self, params: SearchParams, version: int) -> str:
         """The cache key of ``params`` at catalogue ``version``."""
-        digest = hashlib.sha256(params.model_dump_json().encode()).hexdigest()
-        return f"{self.prefix}:search:{version}:{digest}"
+        return f"{self._answers}{version}:{_digest(params)}"
 
     async def get_or_compute(
         self, params: SearchParams, compute: Callable[[], Awaitable[SearchResponse]]
@@ -106,8 +115,7 @@ class SearchCache:
         if not self.enabled:
             return _render(await compute())
         try:
-            key = self.key(params, await self.catalogue_version())
-            cached, lock_token = await self._wait_or_lead(key)
+            key, cached, lock_token = await self._wait_or_lead(_digest(params))
         except RedisError as exc:
             logger.warning("search_cache_unavailable", error=repr(exc))
             SEARCH_CACHE.labels(result="miss").inc()
@@ -133,22 +141,25 @@ class SearchCache:
             if lock_token is not None and not stored:
                 await self._release(key, lock_token)
 
-    async def _wait_or_lead(self, key: str) -> tuple[bytes | None, str | None]:
-        """``(answer, None)`` when cached; else ``(None, lock token)`` when this request
-        must compute it, or ``(None, None)`` when the leader took too long."""
-        lock_key = f"{key}:lock"
+    async def _wait_or_lead(self, digest: str) -> tuple[str, bytes | None, str | None]:
+        """The answer's key at the current catalogue version, and: the answer when
+        cached; else the lock token when this request must compute it (``None`` when
+        the leader took too long)."""
         token = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lock_ms / 1000
         while True:
-            found = await self._get_or_lock(keys=[key, lock_key], args=[token, self.lock_ms])
+            found = await self._get_or_lock(
+                keys=[self.version_key], args=[self._answers, digest, token, self.lock_ms]
+            )
+            key = f"{self._answers}{_text(found[1])}:{digest}"
             if found[0] == _CACHED:
-                raw = found[1]
-                return (raw.encode() if isinstance(raw, str) else bytes(raw)), None
+                raw = found[2]
+                return key, (raw.encode() if isinstance(raw, str) else bytes(raw)), None
             if found[0] == _LEAD:
-                return None, token
+                return key, None, token
             if loop.time() >= deadline:
-                return None, None  # the leader is too slow: answer this one ourselves
+                return key, None, None  # the leader is too slow: answer this one ourselves
             await asyncio.sleep(self.poll_s)
 
     async def _release(self, key: str, token: str) -> None:
@@ -156,6 +167,14 @@ class SearchCache:
             await self.redis.eval(_RELEASE, 1, f"{key}:lock", token)
         except RedisError as exc:
             logger.warning("search_cache_unlock_failed", error=repr(exc))
+
+
+def _digest(params: SearchParams) -> str:
+    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _render(answer: SearchResponse) -> bytes:
