@@ -13,8 +13,8 @@ __all__ = ["ElasticsearchDep", "RedisDep", "SearchCacheDep", "SettingsDep"]
 
 
 # ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
-# three thread hops per search for attribute reads. (The catalog has no database pool
-# for the thread pool's limit to protect, unlike inventory.)
+# three thread hops per search for attribute reads. (How many requests are worked on at
+# once is the kit's admission limit, not the thread pool's size.)
 async def _settings(request: Request) -> CatalogSettings:
     settings: CatalogSettings = request.app.state.settings
     return settings

@@ -50,6 +50,10 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
     # --- checkout and saga -----------------------------------------------------------------
     #: How long POST /orders waits for the saga before answering 202 with a Location.
     checkout_wait_s: float = Field(default=3.0, ge=0)
+    # A checkout keeps its admission slot while it waits for its saga (idle, up to
+    # checkout_wait_s), so the platform default of 64 would cap checkouts near 64 per
+    # checkout_wait_s; the work itself is bounded by max_concurrent_sagas.
+    max_concurrent_requests: int = Field(default=512, ge=1, le=10_000)
     #: How long inventory holds the stock of a checkout in progress.
     reservation_ttl_s: int = Field(default=900, ge=1)
     #: A saga's lease; renewed every third of it while the saga runs.
