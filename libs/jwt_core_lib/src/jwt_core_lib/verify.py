@@ -3,6 +3,7 @@
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import jwt
@@ -152,5 +153,6 @@ def _to_claims(claims: dict[str, Any], kid: str) -> TokenClaims:
         issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         key_id=kid,
-        extra={k: v for k, v in claims.items() if k not in registered},
+        # Read-only: remembered claims are shared by every request bearing the token.
+        extra=MappingProxyType({k: v for k, v in claims.items() if k not in registered}),
     )
