@@ -8,6 +8,7 @@ from typing import ClassVar
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
 
 from storefront_kit.app import create_service_app
@@ -24,6 +25,10 @@ class Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     qty: int
+
+
+def _queued(service: str) -> float:
+    return REGISTRY.get_sample_value("http_requests_queued", {"service": service}) or 0.0
 
 
 class Gate:
@@ -255,8 +260,9 @@ async def test_requests_beyond_the_admission_limit_wait_their_turn() -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
         requests = [asyncio.create_task(c.get("/gated")) for _ in range(20)]
-        while gate.inside < 3:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            while gate.inside < 3 or _queued("demo") < 17:
+                await asyncio.sleep(0.01)
         # Probes and metrics are never held back by the requests waiting their turn.
         assert (await c.get("/health/live")).status_code == 200
         metrics = (await c.get("/metrics")).text
