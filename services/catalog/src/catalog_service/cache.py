@@ -91,17 +91,17 @@ class SearchCache:
         self._answers = f"{prefix}:search:"
         self._get_or_lock = redis.register_script(_GET_OR_LOCK)
 
-    async def catalogue_version(self) -> int:
-        """The current catalogue version (0 before the first change)."""
-        return int(await self.redis.get(self.version_key) or 0)
-
     async def bump(self) -> int:
         """Invalidate every cached answer (call after a change became searchable)."""
         return int(await self.redis.incr(self.version_key))
 
     def key(self, params: SearchParams, version: int) -> str:
         """The cache key of ``params`` at catalogue ``version``."""
-        return f"{self._answers}{version}:{_digest(params)}"
+        return self._key(_digest(params), version)
+
+    def _key(self, digest: str, version: int | str) -> str:
+        # The lookup script builds the same key (ARGV[1] .. version .. ':' .. ARGV[2]).
+        return f"{self._answers}{version}:{digest}"
 
     async def get_or_compute(
         self, params: SearchParams, compute: Callable[[], Awaitable[SearchResponse]]
@@ -152,7 +152,7 @@ class SearchCache:
             found = await self._get_or_lock(
                 keys=[self.version_key], args=[self._answers, digest, token, self.lock_ms]
             )
-            key = f"{self._answers}{_text(found[1])}:{digest}"
+            key = self._key(digest, _text(found[1]))
             if found[0] == _CACHED:
                 raw = found[2]
                 return key, (raw.encode() if isinstance(raw, str) else bytes(raw)), None
