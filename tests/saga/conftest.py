@@ -37,6 +37,7 @@ from jwt_core_lib import (
 )
 from orders_service.app import create_app as create_orders_app
 from orders_service.settings import OrdersSettings
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
 from storefront_sandbox.payments import create_app as create_payments_app
 from storefront_sandbox.settings import SandboxSettings
@@ -111,7 +112,14 @@ class Server:
 def serve_in_thread(app: FastAPI, port: int | None = None) -> Server:
     """Run ``app`` under uvicorn on a free port in a daemon thread (with its lifespan)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served: outlasts the clients' expiry
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack.processes import free_port
 
 
@@ -28,7 +29,16 @@ async def test_200_clients_over_real_connections_sell_exactly_the_stock(
     app.state.security = keys.security()
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            # As served (storefront_kit.cli): uvicorn's default of 5 s equals httpx's idle
+            # expiry, and a slow run lost a request to that race (a reset on reuse).
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
+        )
     )
     serving = asyncio.create_task(server.serve())
     try:

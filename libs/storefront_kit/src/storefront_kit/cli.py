@@ -10,7 +10,14 @@ import uvicorn
 from storefront_kit.migrations import upgrade
 from storefront_kit.settings import ServiceSettings
 
-__all__ = ["ServiceCommand", "run_service_cli"]
+__all__ = ["KEEP_ALIVE_TIMEOUT_S", "ServiceCommand", "run_service_cli"]
+
+#: How long a service keeps an idle HTTP connection open. It must outlast every client's
+#: own idle expiry (nginx's upstream ``keepalive_timeout`` 60 s, httpx's 5 s): when the
+#: server closes first, a client that picks the connection up at that moment sends its
+#: request into a closing socket and gets a reset (nginx answers 502 to a POST it may
+#: not retry). uvicorn's default is 5 s, which races both.
+KEEP_ALIVE_TIMEOUT_S = 75
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ def run_service_cli(
             port=settings.port,
             workers=settings.workers,
             access_log=False,  # the app logs each request itself, with its request id
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
             proxy_headers=True,
             # Only the gateway may tell us the client's address (rate limits use it).
             forwarded_allow_ips=settings.platform.forwarded_allow_ips,

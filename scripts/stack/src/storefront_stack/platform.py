@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack import infra
 from storefront_stack.keys import load_or_create_key, load_or_create_secret
 from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
@@ -191,6 +192,9 @@ class Platform:
                     "--port",
                     str(self.endpoints.sandbox_ports[sandbox.name]),
                     "--no-access-log",
+                    # As the services are served: idle connections outlast the callers' expiry.
+                    "--timeout-keep-alive",
+                    str(KEEP_ALIVE_TIMEOUT_S),
                 ],
                 env={**self.platform_env, **opts.env_overrides},
             )
