@@ -7,9 +7,11 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from catalog_service.cache import SearchCache
+from catalog_service.schemas import SearchQuery
 from catalog_service.settings import CatalogSettings
+from storefront_kit.query import query_model
 
-__all__ = ["ElasticsearchDep", "RedisDep", "SearchCacheDep", "SettingsDep"]
+__all__ = ["ElasticsearchDep", "RedisDep", "SearchCacheDep", "SearchQueryDep", "SettingsDep"]
 
 
 # ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
@@ -39,3 +41,5 @@ SettingsDep = Annotated[CatalogSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 ElasticsearchDep = Annotated[AsyncElasticsearch, Depends(_elasticsearch)]
 SearchCacheDep = Annotated[SearchCache, Depends(_search_cache)]
+# The whole query string as one model: see storefront_kit.query for why.
+SearchQueryDep = Annotated[SearchQuery, Depends(query_model(SearchQuery))]

@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_PRICE",
     "FacetValue",
     "Facets",
     "PriceBucket",
@@ -15,6 +16,7 @@ __all__ = [
     "ProductDetail",
     "SearchItem",
     "SearchParams",
+    "SearchQuery",
     "SearchResponse",
     "SortKey",
     "StockData",
@@ -78,20 +80,44 @@ class StockData(_Payload):
 # --- Search ------------------------------------------------------------------------------
 
 
-class SearchParams(BaseModel):
+#: Prices beyond this are certainly a mistake (10 billion in major units).
+MAX_PRICE = 10**12
+
+
+class SearchQuery(BaseModel):
+    """The search's query string as sent: what the endpoint documents and validates.
+
+    Validated as one model (storefront_kit.query): a search is the hottest request of
+    the platform, and FastAPI's one-parameter-at-a-time validation cost more than the
+    cached answer did. Unknown parameters are ignored, as FastAPI ignores them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    q: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Free text; misspellings tolerated.",
+        examples=["iphnoe"],
+    )
+    category: str | None = Field(default=None, min_length=1, max_length=100)
+    brand: str | None = Field(default=None, min_length=1, max_length=100)
+    min_price: int | None = Field(
+        default=None, ge=0, le=MAX_PRICE, description="Integer minor units."
+    )
+    max_price: int | None = Field(
+        default=None, ge=0, le=MAX_PRICE, description="Integer minor units."
+    )
+    in_stock: bool | None = Field(default=None, description="Only products with units available.")
+    sort: SortKey = "relevance"
+    page: int = Field(default=1, ge=1, le=10_000)
+    size: int = Field(default=20, ge=1, le=1000)
+
+
+class SearchParams(SearchQuery):
     """A search, normalised: equal searches have equal params (and share a cache entry)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    q: str | None = None
-    category: str | None = None
-    brand: str | None = None
-    min_price: int | None = None
-    max_price: int | None = None
-    in_stock: bool | None = None
-    sort: SortKey = "relevance"
-    page: int = 1
-    size: int = 20
 
     @classmethod
     def normalised(cls, **values: Any) -> "SearchParams":
@@ -102,6 +128,11 @@ class SearchParams(BaseModel):
                 value = " ".join(value.split()).lower()
                 values[name] = value or None
         return cls(**values)
+
+    @classmethod
+    def of(cls, query: SearchQuery) -> "SearchParams":
+        """The normalised form of a search as sent."""
+        return cls.normalised(**query.model_dump())
 
 
 class SearchItem(BaseModel):

@@ -3,33 +3,23 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 
 from catalog_service import search
-from catalog_service.deps import ElasticsearchDep, SearchCacheDep, SettingsDep
+from catalog_service.deps import ElasticsearchDep, SearchCacheDep, SearchQueryDep, SettingsDep
 from catalog_service.errors import (
     InvalidSearch,
     ProductNotFound,
     SearchUnavailable,
     UnsupportedQuerySyntax,
 )
-from catalog_service.schemas import ProductDetail, SearchParams, SearchResponse, SortKey
+from catalog_service.schemas import ProductDetail, SearchParams, SearchQuery, SearchResponse
 from storefront_kit.problems import responses
+from storefront_kit.query import query_model_openapi
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/products", tags=["catalog"])
-
-#: Prices beyond this are certainly a mistake (10 billion in major units).
-_MAX_PRICE = 10**12
-
-Text = Annotated[
-    str | None,
-    Query(max_length=1000, description="Free text; misspellings tolerated.", examples=["iphnoe"]),
-]
-InStock = Annotated[bool | None, Query(description="Only products with units available.")]
-Label = Annotated[str | None, Query(min_length=1, max_length=100)]
-Price = Annotated[int | None, Query(ge=0, le=_MAX_PRICE, description="Integer minor units.")]
 
 
 @router.get(
@@ -37,22 +27,13 @@ Price = Annotated[int | None, Query(ge=0, le=_MAX_PRICE, description="Integer mi
     summary="Search products (typo tolerant) with filters, facets, sorting and paging",
     response_model=SearchResponse,
     responses=responses(InvalidSearch, UnsupportedQuerySyntax, SearchUnavailable),
+    openapi_extra=query_model_openapi(SearchQuery),
 )
 async def search_products(
-    es: ElasticsearchDep,
-    cache: SearchCacheDep,
-    settings: SettingsDep,
-    q: Text = None,
-    category: Label = None,
-    brand: Label = None,
-    min_price: Price = None,
-    max_price: Price = None,
-    in_stock: InStock = None,
-    sort: SortKey = "relevance",
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    size: Annotated[int, Query(ge=1, le=1000)] = 20,
+    query: SearchQueryDep, es: ElasticsearchDep, cache: SearchCacheDep, settings: SettingsDep
 ) -> Response:
     """Active products matching ``q`` and the filters, with category, brand and price facets."""
+    q, size, page = query.q, query.size, query.page
     if q is not None and len(q) > settings.max_query_length:
         raise InvalidSearch(
             f"q may be at most {settings.max_query_length} characters.",
@@ -75,19 +56,10 @@ async def search_products(
             f"page * size may be at most {settings.max_result_window}; narrow the search instead.",
             max_result_window=settings.max_result_window,
         )
-    if min_price is not None and max_price is not None and min_price > max_price:
+    low, high = query.min_price, query.max_price
+    if low is not None and high is not None and low > high:
         raise InvalidSearch("min_price must not exceed max_price.")
-    params = SearchParams.normalised(
-        q=q,
-        category=category,
-        brand=brand,
-        min_price=min_price,
-        max_price=max_price,
-        in_stock=in_stock,
-        sort=sort,
-        page=page,
-        size=size,
-    )
+    params = SearchParams.of(query)
     # The JSON as cached (see SearchCache.get_or_compute); the model documents it.
     body = await cache.get_or_compute(
         params, lambda: search.search_products(es, params=params, settings=settings)
