@@ -12,6 +12,7 @@ from catalog_service.cache import SearchCache
 from catalog_service.elastic import create_elasticsearch
 from catalog_service.index import ensure_index
 from catalog_service.listener import CatalogListener, run_listener
+from catalog_service.search import ProductSearch
 from catalog_service.settings import CatalogSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
@@ -44,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         enabled=settings.cache_enabled,
     )
     app.state.search_cache = cache
+    app.state.product_search = ProductSearch(elasticsearch, cache=cache, settings=settings)
     listener = (
         CatalogListener(es=elasticsearch, redis=redis, settings=settings, cache=cache)
         if settings.listener_enabled

@@ -15,8 +15,9 @@ from uuid import UUID
 from elasticsearch import AsyncElasticsearch
 
 from catalog_service import repository
+from catalog_service.cache import SearchCache
 from catalog_service.elastic import translate_errors
-from catalog_service.errors import ProductNotFound
+from catalog_service.errors import InvalidSearch, ProductNotFound, UnsupportedQuerySyntax
 from catalog_service.schemas import (
     Facets,
     FacetValue,
@@ -24,12 +25,13 @@ from catalog_service.schemas import (
     ProductDetail,
     SearchItem,
     SearchParams,
+    SearchQuery,
     SearchResponse,
     SortKey,
 )
 from catalog_service.settings import CatalogSettings
 
-__all__ = ["build_search", "get_product", "search_products", "to_response"]
+__all__ = ["ProductSearch", "build_search", "get_product", "search_products", "to_response"]
 
 #: Boosts: a hit in the name matters most, then the brand.
 TEXT_FIELDS = ["name^3", "brand^2", "category", "description"]
@@ -236,3 +238,59 @@ async def get_product(
         updated_at=document["updated_at"],
         version=document["version"],
     )
+
+
+class ProductSearch:
+    """The catalog's public read side on one set of clients: searches, through the
+    cache, and product pages. Built once in the lifespan; every request shares it (one
+    dependency per request instead of one per client)."""
+
+    def __init__(
+        self, es: AsyncElasticsearch, *, cache: SearchCache, settings: CatalogSettings
+    ) -> None:
+        self.es = es
+        self.cache = cache
+        self.settings = settings
+
+    def params_of(self, query: SearchQuery) -> SearchParams:
+        """``query`` normalised, once it is within this deployment's limits (422 if not)."""
+        settings = self.settings
+        q, size, page = query.q, query.size, query.page
+        if q is not None and len(q) > settings.max_query_length:
+            raise InvalidSearch(
+                f"q may be at most {settings.max_query_length} characters.",
+                max_length=settings.max_query_length,
+            )
+        syntax = query_syntax_in(q) if q else None
+        if syntax is not None:
+            raise UnsupportedQuerySyntax(
+                "q is matched as plain words: field queries, wildcards, ranges, regular "
+                "expressions, boosts and boolean operators are not supported "
+                f"(found {syntax!r}).",
+                found=syntax,
+            )
+        if size > settings.max_page_size:
+            raise InvalidSearch(
+                f"size may be at most {settings.max_page_size}.", max_size=settings.max_page_size
+            )
+        if page * size > settings.max_result_window:
+            raise InvalidSearch(
+                f"page * size may be at most {settings.max_result_window}; "
+                "narrow the search instead.",
+                max_result_window=settings.max_result_window,
+            )
+        low, high = query.min_price, query.max_price
+        if low is not None and high is not None and low > high:
+            raise InvalidSearch("min_price must not exceed max_price.")
+        return SearchParams.of(query)
+
+    async def search(self, query: SearchQuery) -> bytes:
+        """The answer to ``query`` as JSON (a ``SearchResponse``), cached or computed."""
+        params = self.params_of(query)
+        return await self.cache.get_or_compute(
+            params, lambda: search_products(self.es, params=params, settings=self.settings)
+        )
+
+    async def product(self, product_id: UUID) -> ProductDetail:
+        """One active product with its availability (404 problem when there is none)."""
+        return await get_product(self.es, product_id=product_id, settings=self.settings)
