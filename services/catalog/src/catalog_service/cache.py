@@ -39,6 +39,9 @@ SEARCH_CACHE = Counter(
     "Search answers served from the cache (hit) or recomputed (miss).",
     ["result"],
 )
+# Bound once: looking a labelled child up costs about as much as counting with it.
+_HIT = SEARCH_CACHE.labels(result="hit")
+_MISS = SEARCH_CACHE.labels(result="miss")
 
 # Delete the lock only if it is still ours (it may have expired and been taken by another).
 _RELEASE = """
@@ -118,12 +121,12 @@ class SearchCache:
             key, cached, lock_token = await self._wait_or_lead(_digest(params))
         except RedisError as exc:
             logger.warning("search_cache_unavailable", error=repr(exc))
-            SEARCH_CACHE.labels(result="miss").inc()
+            _MISS.inc()
             return _render(await compute())
         if cached is not None:
-            SEARCH_CACHE.labels(result="hit").inc()
+            _HIT.inc()
             return cached
-        SEARCH_CACHE.labels(result="miss").inc()
+        _MISS.inc()
         stored = False
         try:
             answer = _render(await compute())
