@@ -1,5 +1,6 @@
 """The one way a storefront service becomes an ASGI app."""
 
+import gc
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -77,11 +78,23 @@ def _with_platform_clients(
             )
         try:
             async with lifespan(app):
+                if settings.platform.gc_freeze:
+                    _freeze_start_up_objects()
                 yield
         finally:
             await http_client.aclose()
 
     return platform_lifespan
+
+
+def _freeze_start_up_objects() -> None:
+    # What is alive once the service has started (modules, the app, its routes and
+    # models, the clients) lives as long as the process. Left to the cyclic collector,
+    # every full collection walks all of it: ~100 ms with the event loop stopped, which
+    # was the p99 of a cached search. Collect the start-up garbage first, then freeze
+    # the rest (objects still freed by reference counting; only cycles among them leak).
+    gc.collect()
+    gc.freeze()
 
 
 def create_service_app(
