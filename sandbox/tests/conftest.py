@@ -10,6 +10,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_sandbox import payments as payments_module
 from storefront_sandbox import shipping as shipping_module
 from storefront_sandbox.settings import SandboxSettings
@@ -27,6 +28,7 @@ def serve(app: ASGIApp) -> Iterator[str]:
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served: outlasts the callers' expiry
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 import websockets
 
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack import nginx
 from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
 from storefront_stack.topology import SERVICES
@@ -73,7 +74,12 @@ class Upstreams:
         for name in names:
             port = free_port()
             config = uvicorn.Config(
-                echo_app(name), host="127.0.0.1", port=port, log_level="warning"
+                echo_app(name),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                # As the services: outlasts nginx's upstream keepalive (a reset is a 502).
+                timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
             )
             server = uvicorn.Server(config)
             threading.Thread(target=server.run, daemon=True).start()

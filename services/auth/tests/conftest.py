@@ -40,6 +40,7 @@ from jwt_core_lib import (
     TokenIssuer,
     TokenVerifier,
 )
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
@@ -168,6 +169,7 @@ async def notifications_server(keys: Keys) -> AsyncIterator[Notifications]:
             access_log=False,
             lifespan="off",
             ws="none",
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the auth app's pool expiry
         )
     )
     serving = asyncio.create_task(server.serve())

@@ -39,6 +39,7 @@ from jwt_core_lib import (
     TokenIssuer,
     TokenVerifier,
 )
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
@@ -99,7 +100,14 @@ def inventory(postgres_server_url: str, redis_server_url: str) -> Iterator[Inven
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

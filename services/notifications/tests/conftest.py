@@ -35,6 +35,7 @@ from jwt_core_lib import (
 )
 from notifications_service.app import create_app
 from notifications_service.settings import NotificationsSettings
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.events import EventEnvelope
 from storefront_kit.security import ServiceSecurity
 from storefront_sandbox import telegram as telegram_sandbox
@@ -163,6 +164,7 @@ async def serving(app: Any, port: int, *, lifespan: str = "on") -> AsyncIterator
             lifespan=lifespan,
             ws="none",
             timeout_graceful_shutdown=2,
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the callers' pool expiry
         )
     )
     task = asyncio.create_task(server.serve())

@@ -12,6 +12,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from jwt_core_lib import SigningKey, StaticKeySource, TokenIssuer, TokenVerifier
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.http import create_http_client
 from storefront_kit.security import build_security
 from storefront_kit.settings import PlatformSettings
@@ -68,7 +69,12 @@ def start_replica(settings: WsGatewaySettings, tokens: Tokens) -> Replica:
     )
     app.state.security = security
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -12,6 +12,7 @@ import websockets
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
+from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.events import EventEnvelope
 from storefront_stack.processes import ManagedProcess, free_port
 from ws_gateway_service.channels import ADMIN_ALERTS, user_channel
@@ -265,7 +266,15 @@ async def _serve_jwks(tokens: Tokens) -> str:
         return jwks_document([tokens.key])
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the JWKS client's pool expiry
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     _JWKS_SERVER.append(server)
     while not server.started:
