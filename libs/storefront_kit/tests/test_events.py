@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -96,6 +97,79 @@ async def test_rolled_back_change_publishes_nothing(
     relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
     assert await relay.relay_once() == 0
     assert await redis.xlen(STREAM) == 0
+
+
+async def _published_at(
+    sessionmaker: async_sessionmaker[AsyncSession], ages_s: dict[int, float | None]
+) -> None:
+    """Outbox rows ``n`` published ``ages_s[n]`` seconds ago (``None``: not yet)."""
+    async with sessionmaker() as session, session.begin():
+        for n in ages_s:
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+    async with sessionmaker() as session, session.begin():
+        for row in await session.scalars(select(OutboxEvent)):
+            n = row.envelope["data"]["n"]
+            if n in ages_s and (age := ages_s[n]) is not None:
+                row.published_at = datetime.now(UTC) - timedelta(seconds=age)
+
+
+async def _left(sessionmaker: async_sessionmaker[AsyncSession]) -> list[int]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(select(OutboxEvent))
+        return sorted(row.envelope["data"]["n"] for row in rows)
+
+
+async def test_purge_deletes_only_rows_published_longer_ago_than_the_retention(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    day = 24 * 3600.0
+    # 0, 1: published 8 and 30 days ago; 2: 6 days ago; 3: a minute ago; 4, 5: unpublished
+    # (5 is as old as anything here: age never deletes an event nobody has seen).
+    await _published_at(
+        sessionmaker, {0: 8 * day, 1: 30 * day, 2: 6 * day, 3: 60, 4: None, 5: None}
+    )
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, retention_s=7 * day
+    )
+    assert await relay.purge_once() == 2
+    assert await _left(sessionmaker) == [2, 3, 4, 5]
+    assert await relay.purge_once() == 0
+    keeps_all = OutboxRelay(
+        sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, retention_s=None
+    )
+    await _published_at(sessionmaker, {10: 365 * day})
+    assert await keeps_all.purge_once() == 0
+    assert await _left(sessionmaker) == [2, 3, 4, 5, 10]
+
+
+async def test_running_relay_purges_a_backlog_in_batches_and_still_relays(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    await _published_at(sessionmaker, dict.fromkeys(range(25), 3600.0))
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker,
+        redis=redis,
+        model=OutboxEvent,
+        retention_s=60,
+        purge_batch_size=10,
+        poll_interval_s=0.01,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        async with sessionmaker() as session, session.begin():
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(100))
+        relay.notify()
+        async with asyncio.timeout(10):
+            while await _left(sessionmaker) != [100] or await redis.xlen(STREAM) != 1:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await running
+    # The new event was relayed (and, published a moment ago, kept).
+    assert [
+        EventEnvelope.from_stream_fields(f).data["n"] for _, f in await redis.xrange(STREAM)
+    ] == [100]
 
 
 async def test_relay_keeps_events_when_redis_is_down(

@@ -12,7 +12,7 @@ Handlers must be idempotent (the event ``id`` is the dedupe key).
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import DateTime, Index, String, func, select, text
+from sqlalchemy import DateTime, Index, String, delete, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -97,12 +97,18 @@ class OutboxMixin:
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
-        # The relay only ever scans unpublished rows; keep that index tiny.
+        # The relay only ever scans unpublished rows; keep that index tiny. The purge
+        # finds published rows by age.
         return (
             Index(
                 "ix_outbox_event_unpublished",
                 "created_at",
                 postgresql_where=text("published_at IS NULL"),
+            ),
+            Index(
+                "ix_outbox_event_published_at",
+                "published_at",
+                postgresql_where=text("published_at IS NOT NULL"),
             ),
         )
 
@@ -120,7 +126,12 @@ def add_outbox_event(
 
 
 class OutboxRelay:
-    """Moves committed outbox rows to Redis streams; safe with several replicas running."""
+    """Moves committed outbox rows to Redis streams; safe with several replicas running.
+
+    Published rows are kept ``retention_s`` (for audit and replay by hand), then deleted
+    in batches at most every ``purge_interval_s``; ``retention_s=None`` keeps them for
+    good. Unpublished rows are never purged, however old.
+    """
 
     def __init__(
         self,
@@ -132,6 +143,9 @@ class OutboxRelay:
         poll_interval_s: float = 0.1,
         notify_linger_s: float = 0.01,
         stream_maxlen: int = 1_000_000,
+        retention_s: float | None = 7 * 24 * 3600,
+        purge_interval_s: float = 60.0,
+        purge_batch_size: int = 1000,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._redis = redis
@@ -140,6 +154,9 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._notify_linger_s = notify_linger_s
         self._stream_maxlen = stream_maxlen
+        self._retention_s = retention_s
+        self._purge_interval_s = purge_interval_s
+        self._purge_batch_size = purge_batch_size
         self._wakeup = asyncio.Event()
 
     def notify(self) -> None:
@@ -177,10 +194,48 @@ class OutboxRelay:
                 row.published_at = now
             return len(rows)
 
+    async def purge_once(self) -> int:
+        """Delete one batch of rows published more than ``retention_s`` ago; how many."""
+        if self._retention_s is None:
+            return 0
+        model: Any = self._model
+        cutoff = datetime.now(UTC) - timedelta(seconds=self._retention_s)
+        # SKIP LOCKED: replicas purging at once take different rows, never wait on each other.
+        expired = (
+            select(model.id)
+            .where(model.published_at.is_not(None), model.published_at < cutoff)
+            .order_by(model.published_at)
+            .limit(self._purge_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._sessionmaker() as session, session.begin():
+            result = await session.execute(delete(model).where(model.id.in_(expired)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _purge_if_due(self, loop: asyncio.AbstractEventLoop, due: float) -> float:
+        """One purge batch when due; when the next purge is due. Never fatal."""
+        if self._retention_s is None or loop.time() < due:
+            return due
+        try:
+            deleted = await self.purge_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("outbox_purge_failed", error=repr(exc))
+            deleted = 0
+        # A backlog (say, the first purge after an upgrade) goes one batch per relay
+        # turn, between the relaying, instead of holding events back until it is gone.
+        if deleted == self._purge_batch_size:
+            return loop.time()
+        return loop.time() + self._purge_interval_s
+
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; Redis or database outages are retried, never fatal."""
         backoff = self._poll_interval_s
+        loop = asyncio.get_running_loop()
+        purge_due = loop.time()
         while not stop.is_set():
+            purge_due = await self._purge_if_due(loop, purge_due)
             try:
                 published = await self.relay_once()
                 backoff = self._poll_interval_s

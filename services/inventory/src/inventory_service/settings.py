@@ -37,6 +37,9 @@ class InventorySettings(ServiceSettings, DatabaseSettingsMixin):
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     #: Approximate maximum length of the ``inventory.events`` stream.
     outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    #: Seconds a published outbox row is kept (audit, replay by hand) before it is
+    #: deleted; 0 keeps them for good. Unpublished rows are never deleted.
+    outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
     #: Admin product list page size when none is asked for.
     page_size_default: int = Field(default=20, ge=1)
     #: Largest admin list page size (larger is a 422).

@@ -108,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
         stream_maxlen=settings.outbox_stream_maxlen,
+        retention_s=settings.outbox_retention_s or None,
     )
     app.state.outbox_relay = relay
     orchestrator = SagaOrchestrator(
