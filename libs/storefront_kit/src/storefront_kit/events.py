@@ -129,8 +129,9 @@ class OutboxRelay:
     """Moves committed outbox rows to Redis streams; safe with several replicas running.
 
     Published rows are kept ``retention_s`` (for audit and replay by hand), then deleted
-    in batches at most every ``purge_interval_s``; ``retention_s=None`` keeps them for
-    good. Unpublished rows are never purged, however old.
+    in batches at most every ``purge_interval_s``; ``retention_s=None`` (the default: a
+    library deletes nothing unless its caller asks) keeps them for good. Unpublished
+    rows are never purged, however old.
     """
 
     def __init__(
@@ -143,7 +144,7 @@ class OutboxRelay:
         poll_interval_s: float = 0.1,
         notify_linger_s: float = 0.01,
         stream_maxlen: int = 1_000_000,
-        retention_s: float | None = 7 * 24 * 3600,
+        retention_s: float | None = None,
         purge_interval_s: float = 60.0,
         purge_batch_size: int = 1000,
     ) -> None:
