@@ -1,5 +1,6 @@
 """The listener keeps the index in step with inventory's events, whatever the delivery."""
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -74,6 +75,12 @@ async def _contains(client: httpx.AsyncClient, q: str, name: str) -> bool:
     return name in await search_names(client, q=q)
 
 
+async def _shows(client: httpx.AsyncClient, q: str, hit: tuple[str, int]) -> bool:
+    response = await client.get("/api/v1/products/search", params={"q": q})
+    assert response.status_code == 200, response.text
+    return [(item["name"], item["available"]) for item in response.json()["items"]] == [hit]
+
+
 async def _absent(client: httpx.AsyncClient, q: str) -> bool:
     return not await search_names(client, q=q)
 
@@ -98,8 +105,9 @@ async def test_an_older_event_never_overwrites_a_newer_document(
         source = await document(es, settings, str(product_id))
         assert (source["name"], source["price"], source["version"]) == ("Kettle v3", 3_000, 3)
         assert (source["available"], source["stock_version"]) == (9, 5)
-        # Acknowledged entries become searchable at the batch's flush, just after.
-        await eventually(lambda: _contains(client, "kettle", "Kettle v3"))
+        # Acknowledged entries become searchable at their flush, up to a flush interval
+        # later; once the stock shows in search, that flush (and its bump) is done.
+        await eventually(lambda: _shows(client, "kettle", ("Kettle v3", 9)))
         assert await search_names(client, q="kettle") == ["Kettle v3"]
         # Stale events (new ids, old versions) change nothing and invalidate nothing.
         before = await version(redis, settings)
@@ -259,6 +267,43 @@ async def test_a_burst_of_stock_changes_is_written_once_per_batch(
     current = await es.get(index=settings.index_alias, id=item["id"])
     assert (current["_source"]["available"], current["_source"]["stock_version"]) == (40, 61)
     assert current["_version"] == writes_before + 1
+
+
+async def test_changes_arriving_one_by_one_are_gathered_until_the_flush(
+    serve: Serve, settings: CatalogSettings, redis: Redis, es: AsyncElasticsearch
+) -> None:
+    # Under a reservation load the changes of a hot product arrive one at a time, not
+    # in one batch. Nothing written before the next flush would be searchable sooner,
+    # so while a flush is pending the listener lets them gather and writes the newest
+    # once, instead of once per entry read.
+    paced = settings.model_copy(update={"events_flush_ms": 2_000})
+    item = product("Busy Kettle", sku="KETTLE-HOT", available=100)
+    stock = {"sku": "KETTLE-HOT", "product_id": item["id"], "on_hand": 100}
+
+    def change(n: int) -> EventEnvelope:
+        return envelope(
+            "stock.changed", {**stock, "reserved": n, "available": 100 - n, "version": n + 1}
+        )
+
+    async with serve(paced) as client:
+        await publish(redis, paced, envelope("product.upserted", item))
+        await eventually(lambda: _contains(client, "busy kettle", "Busy Kettle"))
+        writes_before = (await es.get(index=paced.index_alias, id=item["id"]))["_version"]
+        for n in range(1, 21):
+            await publish(redis, paced, change(n))
+            await asyncio.sleep(0.005)
+
+        async def sold_20() -> bool:
+            response = await client.get(f"/api/v1/products/{item['id']}")
+            return bool(response.json()["available"] == 80)
+
+        await eventually(sold_20)
+        await eventually(lambda: drained(redis, paced))
+    current = await es.get(index=paced.index_alias, id=item["id"])
+    assert (current["_source"]["available"], current["_source"]["stock_version"]) == (80, 21)
+    # The first change is written at once (the flush was not due), the other 19 as one
+    # gathered batch: 2 writes where reading them as they came made up to 20.
+    assert current["_version"] - writes_before <= 2
 
 
 async def test_remembered_writes_fall_back_to_reading_when_someone_else_wrote(

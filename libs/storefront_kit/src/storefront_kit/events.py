@@ -320,12 +320,17 @@ class StreamConsumer:
         )
         entries = [entry for _stream, stream_entries in response or [] for entry in stream_entries]
         superseded = self._superseded(entries)
+        # Trimmed away while pending, or a state a newer event of this batch replaces
+        # whole (it is handled instead, whatever its position): acknowledged unhandled,
+        # all in one round trip.
+        skipped = [
+            entry_id for entry_id, fields in entries if fields is None or entry_id in superseded
+        ]
+        if skipped:
+            await self.redis.xack(self.stream, self.group, *skipped)
         handled = 0
         for entry_id, fields in entries:
             if fields is None or entry_id in superseded:
-                # Trimmed away while pending, or a state a newer event of this batch
-                # replaces whole (it is handled instead, whatever its position).
-                await self.redis.xack(self.stream, self.group, entry_id)
                 continue
             await self._handle(entry_id, fields)
             handled += 1
