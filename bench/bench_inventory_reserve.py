@@ -6,6 +6,11 @@ Issue 4: 200 concurrent clients reserve 1 unit of the same sku through
 conditional ``UPDATE`` on the same row with the same concurrency. Prints both rates,
 the ratio, p50/p95/p99, and checks that nothing was oversold.
 
+A third row, ``statement``, runs the service's own hold statement (the repository's
+SQL: reservation, line, stock and outbox event in one statement) in the same bare loop:
+the most any service could get out of this database on this machine, since the issue
+wants a reservation's rows and event written with its stock change.
+
     .venv/bin/python bench/bench_inventory_reserve.py --duration 10
 
 The bench creates its own hot product (``BENCH-HOT-<n>``) directly in the database and
@@ -22,7 +27,10 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
+from inventory_service import repository
+from inventory_service.domain import events
 from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +126,47 @@ async def _raw_ceiling(pool: asyncpg.Pool, sku: str, clients: int, seconds: floa
     return run
 
 
+async def _statement_ceiling(pool: asyncpg.Pool, sku: str, clients: int, seconds: float) -> Run:
+    # The repository's statement as the service sends it (asyncpg's numbered parameters),
+    # with the parameters hold_reservation passes for a one-line order of 1 unit.
+    compiled = repository._HOLD_RESERVATION.compile(dialect=asyncpg_dialect.dialect())
+    names = compiled.positiontup or []
+    envelope = events.stock_changed().model_dump_json()
+    run = Run()
+    deadline = time.perf_counter() + seconds
+
+    async def one_client() -> None:
+        while time.perf_counter() < deadline:
+            values = {
+                "id": uuid.uuid4(),
+                "order_id": uuid.uuid4(),
+                "request_hash": "0" * 64,
+                "total": 100,
+                "currency": "EUR",
+                "ttl_s": 900,
+                "skus": [sku],
+                "qtys": [1],
+                "prices": [100],
+                "currencies": ["EUR"],
+                "names": ["Bench hot product"],
+                "event_ids": [uuid.uuid4()],
+                "stream": events.STREAM,
+                "event_type": "stock.changed",
+                "envelope": envelope,
+            }
+            started = time.perf_counter()
+            async with pool.acquire() as connection:
+                row = await connection.fetchrow(compiled.string, *(values[n] for n in names))
+            run.latencies.append(time.perf_counter() - started)
+            if row is not None and row["expires_at"] is not None:
+                run.ok += 1
+            else:
+                run.refused += 1
+
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    return run
+
+
 async def main(args: argparse.Namespace) -> None:
     key = SigningKey.from_pem((Path(args.keys_dir) / "service-token.pem").read_text())
     minter = ServiceTokenMinter(
@@ -125,18 +174,28 @@ async def main(args: argparse.Namespace) -> None:
     )
     pool = await asyncpg.create_pool(args.database_url, min_size=4, max_size=args.pool_size)
     stamp = int(time.time())
-    service_sku, raw_sku = f"BENCH-HOT-{stamp}", f"BENCH-RAW-{stamp}"
+    service_sku, statement_sku, raw_sku = (
+        f"BENCH-HOT-{stamp}",
+        f"BENCH-STMT-{stamp}",
+        f"BENCH-RAW-{stamp}",
+    )
     units = 10_000_000
-    await _create_hot_sku(pool, service_sku, units)
-    await _create_hot_sku(pool, raw_sku, units)
+    for sku in (service_sku, statement_sku, raw_sku):
+        await _create_hot_sku(pool, sku, units)
     print(f"{args.clients} clients, {args.duration:.0f} s each, one hot sku")
     service = await _through_the_service(
         args.inventory_url, minter, service_sku, args.clients, args.duration
     )
+    statement = await _statement_ceiling(pool, statement_sku, args.clients, args.duration)
     raw = await _raw_ceiling(pool, raw_sku, args.clients, args.duration)
     service_rate = service.report("service", args.duration)
+    statement_rate = statement.report("statement", args.duration)
     raw_rate = raw.report("raw", args.duration)
     print(f"ratio: {service_rate / raw_rate:.0%} of the raw ceiling (target: at least 40%)")
+    print(
+        f"the hold statement alone reaches {statement_rate / raw_rate:.0%} of the raw "
+        f"ceiling; the service reaches {service_rate / statement_rate:.0%} of the statement"
+    )
     async with pool.acquire() as connection:
         on_hand, reserved = await connection.fetchrow(
             "SELECT on_hand, reserved FROM stock WHERE sku = $1", service_sku
