@@ -46,8 +46,9 @@ format: install ## Apply ruff's formatting and fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-typecheck: install ## mypy over every package
+typecheck: install ## mypy over every package and the benchmarks
 	$(BIN)/mypy $(foreach p,$(PY_PACKAGES),-p $(p))
+	$(BIN)/mypy bench/*.py
 
 check: lint typecheck test ## Everything CI runs
 

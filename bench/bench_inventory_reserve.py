@@ -130,7 +130,8 @@ async def _statement_ceiling(pool: asyncpg.Pool, sku: str, clients: int, seconds
     # The repository's statement as the service sends it (asyncpg's numbered parameters),
     # with the parameters hold_reservation passes for a one-line order of 1 unit. Its
     # private constant on purpose: the row must measure exactly what the service runs.
-    compiled = repository._HOLD_RESERVATION.compile(dialect=asyncpg_dialect.dialect())
+    dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+    compiled = repository._HOLD_RESERVATION.compile(dialect=dialect)
     names = compiled.positiontup or []
     envelope = events.stock_changed().model_dump_json()
     run = Run()
@@ -207,9 +208,11 @@ async def main(args: argparse.Namespace) -> None:
         ("statement", statement_sku, statement),
     ):
         async with pool.acquire() as connection:
-            on_hand, reserved = await connection.fetchrow(
+            stock = await connection.fetchrow(
                 "SELECT on_hand, reserved FROM stock WHERE sku = $1", sku
             )
+        assert stock is not None, f"the bench's stock row {sku} is gone"
+        on_hand, reserved = stock["on_hand"], stock["reserved"]
         oversold = reserved > on_hand or reserved != run.ok
         print(
             f"oversell check ({name}): reserved={reserved} ok={run.ok} "

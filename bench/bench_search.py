@@ -67,7 +67,7 @@ WORDS = [
     "white", "red", "blue", "green", "grey", "silver", "gold", "navy",
 ]  # fmt: skip
 SORTS = ("relevance", "price_asc", "price_desc", "newest")
-CACHED = [
+CACHED: list[dict[str, Any]] = [
     {"q": "headphones"},
     {"q": "laptop", "sort": "price_asc"},
     {"category": "phones", "in_stock": "true"},
