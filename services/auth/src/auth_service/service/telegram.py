@@ -48,7 +48,9 @@ async def telegram_start(
     if binding.outcome is not BindOutcome.NO_LINK:
         # Another chat pressed Start on this link first: a forwarded or replayed link.
         logger.warning(
-            "telegram_start_other_chat", chat_id=chat_id, burned=binding.outcome.name == "BURNED"
+            "telegram_start_other_chat",
+            chat_id=chat_id,
+            burned=binding.outcome is BindOutcome.BURNED,
         )
     return "invalid_token"
 
