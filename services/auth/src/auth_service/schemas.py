@@ -169,18 +169,24 @@ class TelegramStartOutcome(BaseModel):
 class TelegramContact(_Strict):
     """``message.contact`` as Telegram sent it (only what the proof needs)."""
 
-    phone_number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    #: Absent when the card is not a Telegram user's.
-    user_id: ChatId | None = None
+    phone_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        examples=["15550000001"], description="As Telegram sends it (often without '+')."
+    )
+    user_id: ChatId | None = Field(
+        default=None,
+        examples=[100200300],
+        description="Whose card it is; absent when the card is not a Telegram user's.",
+    )
 
 
 class TelegramContactRequest(_Strict):
     """A reply in a chat that pressed Start: a shared contact, or anything else (null)."""
 
-    chat_id: ChatId
-    #: ``message.from.id``: who sent the reply.
-    sender_id: ChatId
-    contact: TelegramContact | None = None
+    chat_id: ChatId = Field(examples=[100200300])
+    sender_id: ChatId = Field(examples=[100200300], description="``message.from.id``.")
+    contact: TelegramContact | None = Field(
+        default=None, description="``message.contact``; null for any other reply."
+    )
 
 
 ContactOutcome = Literal[
