@@ -285,3 +285,31 @@ async def test_start_up_does_not_wait_for_telegram(start_stack: Any) -> None:
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
     assert registered is False
+
+
+async def test_malformed_or_huge_contacts_are_refused_and_link_nothing(stack: Stack) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    await stack.sandbox.start(chat_id, await _login_link(stack, phone))
+    await stack.sandbox.wait_messages(chat_id, 1)
+    headers = {HEADER: WEBHOOK_SECRET}
+    no_number = update(chat_id, "", update_id=9001)
+    del no_number["message"]["text"]
+    no_number["message"]["contact"] = {"first_name": "Ann", "user_id": chat_id}
+    huge = update(chat_id, "", update_id=9002)
+    del huge["message"]["text"]
+    huge["message"]["contact"] = {
+        "phone_number": phone.removeprefix("+") * 1000,
+        "first_name": "Ann",
+        "user_id": chat_id,
+    }
+
+    malformed = await stack.client.post("/api/v1/telegram/webhook", json=no_number, headers=headers)
+    accepted = await stack.client.post("/api/v1/telegram/webhook", json=huge, headers=headers)
+    messages = await stack.sandbox.wait_messages(chat_id, 2)
+
+    problem(malformed, 400, "invalid_update")
+    assert accepted.status_code == 200
+    assert len(messages) == 2  # one answer: the malformed update never reached the bot
+    assert messages[1]["text"].startswith("We could not read that phone number")
+    assert await _user_chat(stack, phone) is None
+    assert await stack.redis.exists(f"auth:otp:code:{phone}") == 0
