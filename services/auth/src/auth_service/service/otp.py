@@ -93,7 +93,7 @@ async def send_code(
     phone_text: str,
     client_ip: str,
 ) -> SendResult:
-    """Send a code to the phone's linked chat, or hand out a Telegram deep link."""
+    """Send a code to the chat that proved the phone, if any; always hand out a deep link."""
     phone = parse_phone(phone_text, settings=settings)
     waiting = await store.cooldown_left(phone)
     if waiting:
