@@ -264,19 +264,53 @@ class Auth:
             headers=bearer(self.keys.service_token(caller)),
         )
 
+    async def contact(
+        self,
+        chat_id: int,
+        phone_number: str | None,
+        *,
+        user_id: int | str | None = "own",
+        sender_id: int | None = None,
+        caller: str = "notifications",
+    ) -> httpx.Response:
+        """What the bot reports of a reply in ``chat_id``: a shared contact (the sender's own
+        unless ``user_id`` says whose card), or typed text (``phone_number=None``)."""
+        contact: dict[str, Any] | None = None
+        if phone_number is not None:
+            contact = {"phone_number": phone_number}
+            card = chat_id if user_id == "own" else user_id
+            if card is not None:
+                contact["user_id"] = card
+        return await self.client.post(
+            "/internal/auth/telegram/contact",
+            json={
+                "chat_id": chat_id,
+                "sender_id": chat_id if sender_id is None else sender_id,
+                "contact": contact,
+            },
+            headers=bearer(self.keys.service_token(caller)),
+        )
+
+    async def prove(self, token: str, chat_id: int, phone: str) -> None:
+        """Start on the link in ``chat_id``, then share that chat's own contact for ``phone``."""
+        started = await self.start(token, chat_id)
+        assert started.json() == {"outcome": "contact_requested"}, started.text
+        shared = await self.contact(chat_id, phone.removeprefix("+"))
+        assert shared.json() == {"outcome": "code_sent", "attempts_left": None}, shared.text
+
     async def allow_resend(self, phone: str) -> None:
         """Skip the resend cooldown (tests do not wait 30 s)."""
         await self.redis.delete(f"auth:otp:cooldown:{phone}")
 
     async def login(self, phone: str, chat_id: int) -> dict[str, Any]:
-        """The whole flow for a new phone: send, Start in ``chat_id``, verify."""
+        """The whole flow: send, then (unless ``chat_id`` is linked already) Start in it and
+        share its own contact, then verify."""
         before = len(self.notifications.for_phone(phone))
+        user = await self.user_row(phone)
         sent = await self.send(phone)
         assert sent.status_code == 202, sent.text
-        link = sent.json().get("telegram_link")
-        if link:
-            started = await self.start(link_token(link), chat_id)
-            assert started.json() == {"outcome": "code_sent"}, started.text
+        if user is None or user["telegram_chat_id"] != chat_id:
+            await self.prove(link_token(sent.json()["telegram_link"]), chat_id, phone)
         delivered = await self.notifications.wait_for(phone, count=before + 1)
         assert delivered["chat_id"] == chat_id
         verified = await self.verify(phone, delivered["code"])

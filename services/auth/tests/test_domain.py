@@ -15,8 +15,13 @@ from starlette.requests import Request
 
 from auth_service.deps import client_ip
 from auth_service.domain import roles
+from auth_service.domain.linking import ContactVerdict, judge_contact
 from auth_service.domain.otp import code_digest, codes_match, new_code, new_link_token
-from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
+from auth_service.domain.phones import (
+    InvalidPhoneNumber,
+    normalise_contact_phone,
+    normalise_phone,
+)
 from auth_service.domain.refresh import (
     RefreshVerdict,
     TokenState,
@@ -67,6 +72,53 @@ def test_strict_phones_also_need_a_real_numbering_plan() -> None:
         normalise_phone("+15550000001", strict=True)  # 555 is no US area code
 
 
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("15550001234", "+15550001234"),  # Telegram often leaves the + out
+        ("+15550001234", "+15550001234"),
+        (" 4930123456 ", "+4930123456"),
+    ],
+)
+def test_contact_numbers_are_normalised_with_or_without_plus(raw: str, e164: str) -> None:
+    assert normalise_contact_phone(raw) == e164
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "+", "++15550001234", "1555-000-1234", "call me", "12", "1" * 21, "+999123"]
+)
+def test_unreadable_contact_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidPhoneNumber):
+        normalise_contact_phone(raw)
+
+
+@pytest.mark.parametrize(
+    ("sender", "card_user", "number", "verdict"),
+    [
+        (7, 7, "15550001234", ContactVerdict.PROVEN),
+        (7, 7, "+15550001234", ContactVerdict.PROVEN),
+        (7, 8, "15550001234", ContactVerdict.NOT_OWN),  # someone else's card
+        (7, None, "15550001234", ContactVerdict.NOT_OWN),  # a card of no Telegram user
+        (7, 7, None, ContactVerdict.NO_CONTACT),  # typed text
+        (7, 7, "15550009999", ContactVerdict.MISMATCH),
+        (7, 7, "not a number", ContactVerdict.INVALID_PHONE),
+        (7, 8, "not a number", ContactVerdict.NOT_OWN),  # whose it is decides first
+    ],
+)
+def test_only_the_senders_own_contact_with_the_number_proves_it(
+    sender: int, card_user: int | None, number: str | None, verdict: ContactVerdict
+) -> None:
+    assert (
+        judge_contact(
+            sender_id=sender,
+            contact_user_id=card_user,
+            contact_phone=number,
+            expected_phone="+15550001234",
+        )
+        is verdict
+    )
+
+
 def test_codes_are_six_digits_spread_over_the_whole_range() -> None:
     codes = [new_code() for _ in range(2000)]
     assert all(len(c) == 6 and c.isdigit() for c in codes)
@@ -102,6 +154,13 @@ def test_refresh_verdicts() -> None:
     assert judge(TokenState(later, None, now), now=now) is RefreshVerdict.REUSED
     # a spent token is reuse even after it expired: the family still gets revoked
     assert judge(TokenState(now, now, None), now=later) is RefreshVerdict.REUSED
+
+
+def test_staff_roles() -> None:
+    assert roles.is_staff(["admin"])
+    assert roles.is_staff(["customer", "moderator"])
+    assert not roles.is_staff(["customer"])
+    assert not roles.is_staff([])
 
 
 def test_roles_are_known_distinct_and_ordered() -> None:

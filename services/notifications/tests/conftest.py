@@ -217,6 +217,22 @@ class Sandbox:
         delivery: dict[str, Any] = response.json()
         return delivery
 
+    async def contact(self, chat_id: int, phone_number: str, **card: Any) -> dict[str, Any]:
+        """The user of ``chat_id`` shares a contact: their own unless ``user_id`` is given."""
+        response = await self.client.post(
+            "/contact", json={"chat_id": chat_id, "phone_number": phone_number, **card}
+        )
+        assert response.status_code == 200, response.text
+        delivery: dict[str, Any] = response.json()
+        return delivery
+
+    async def send(self, chat_id: int, text: str) -> dict[str, Any]:
+        """The user of ``chat_id`` types ``text``."""
+        response = await self.client.post("/send", json={"chat_id": chat_id, "text": text})
+        assert response.status_code == 200, response.text
+        delivery: dict[str, Any] = response.json()
+        return delivery
+
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:

@@ -20,7 +20,8 @@ Auth-specific problems (stable ``code`` in parentheses)::
     NotFound 404
     └── UserNotFound             (user_not_found)
     Conflict 409
-    └── OwnAdminRole             (own_admin_role)         an admin removing their own admin role
+    ├── OwnAdminRole             (own_admin_role)         an admin removing their own admin role
+    └── PhoneNotProven           (phone_not_proven)       staff role for a user with no chat
 
 An error whose ``keeps_transaction`` is true still commits the request's transaction
 (see ``deps``): reuse detection must revoke the family even though the answer is 401.
@@ -54,6 +55,7 @@ __all__ = [
     "OtpLocked",
     "OtpRateLimited",
     "OwnAdminRole",
+    "PhoneNotProven",
     "RefreshTokenExpired",
     "RefreshTokenInvalid",
     "RefreshTokenReused",
@@ -131,3 +133,8 @@ class UserNotFound(NotFound):
 class OwnAdminRole(Conflict):
     code = "own_admin_role"
     title = "An admin cannot remove their own admin role"
+
+
+class PhoneNotProven(Conflict):
+    code = "phone_not_proven"
+    title = "The user's phone is not proven by a linked Telegram chat"

@@ -64,6 +64,9 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin):
     telegram_bot_username: str = Field(
         default="storefront_sandbox_bot", pattern=r"^[A-Za-z0-9_]{5,32}$"
     )
+    #: Refused attempts (a foreign or mismatching contact, a typed number, another chat's
+    #: Start) after which a Telegram link token is burned.
+    telegram_link_max_attempts: int = Field(default=3, ge=1, le=10)
     #: Base URL of the notifications service (OTP delivery).
     notifications_url: str = "http://127.0.0.1:8105"
     #: Seconds one OTP delivery call to notifications may take.

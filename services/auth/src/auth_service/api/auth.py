@@ -55,7 +55,10 @@ async def send_otp(
     settings: SettingsDep,
     ip: ClientIp,
 ) -> OtpSendAccepted:
-    """Send a login code to the phone's Telegram chat, or return the bot link to get one."""
+    """Send a login code to the phone's Telegram chat; the bot link proves a new chat.
+
+    The answer is the same for every phone, registered or not (no registration oracle).
+    """
     result = await otp.send_code(
         session=session,
         store=store,
