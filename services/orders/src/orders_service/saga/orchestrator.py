@@ -37,9 +37,6 @@ from orders_service.domain.saga import (
 )
 from orders_service.events import publish_alert, receipt, stage_event
 from orders_service.models import CustomerOrder, SagaStep
-from orders_service.providers.inventory import InventoryClient
-from orders_service.providers.payments import PaymentsClient
-from orders_service.providers.shipping import ShippingClient
 from orders_service.saga.failures import Failure, classify
 from orders_service.saga.steps import STEPS, Alert, StepContext, StepOutcome
 from orders_service.settings import OrdersSettings
@@ -79,18 +76,14 @@ class SagaOrchestrator:
         self,
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
-        inventory: InventoryClient,
-        payments: PaymentsClient,
-        shipping: ShippingClient,
+        steps: StepContext,
         redis: Redis,
         settings: OrdersSettings,
         owner: str,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._steps = StepContext(
-            inventory=inventory, payments=payments, shipping=shipping, settings=settings
-        )
+        self._steps = steps  # what the step handlers call: the orchestrator calls none
         self._redis = redis
         self._settings = settings
         self.owner = owner
