@@ -195,17 +195,17 @@ class SagaOrchestrator:
                 action = next_action(statuses) or FINAL_ACTION
                 order = await self._start_step(order_id, action)
                 statuses[action] = StepStatus.RUNNING
-            began = time.perf_counter()
-            try:
-                outcome = await STEPS[action].perform(order, self._steps)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                STEP_SECONDS.labels(action.value).observe(time.perf_counter() - began)
-                failure = classify(action, exc)
+            outcome = await self._perform(action, order)
+            if isinstance(outcome, Exception):
+                failure = classify(action, outcome)
                 STEP_OUTCOMES.labels(action.value, failure.step_status.value).inc()
                 if failure.reason == Reason.INTERNAL_ERROR:
-                    logger.exception("saga_step_crashed", order_id=str(order_id), step=action)
+                    logger.error(
+                        "saga_step_crashed",
+                        order_id=str(order_id),
+                        step=action.value,
+                        exc_info=outcome,
+                    )
                 else:
                     logger.info(
                         "saga_step_failed",
@@ -220,9 +220,22 @@ class SagaOrchestrator:
                 order = await self._fail(order_id, action, failure)
                 statuses[action] = failure.step_status
                 continue
-            STEP_SECONDS.labels(action.value).observe(time.perf_counter() - began)
-            STEP_OUTCOMES.labels(action.value, outcome.status.value).inc()
             order, started = await self._complete(order_id, action, outcome, statuses)
+
+    async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome | Exception:
+        """Run ``step``'s handler, timed; what it raised is returned (counted by the
+        caller, which classifies it), except a cancellation."""
+        began = time.perf_counter()
+        try:
+            outcome = await STEPS[step].perform(order, self._steps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            STEP_SECONDS.labels(step.value).observe(time.perf_counter() - began)
+            return exc
+        STEP_SECONDS.labels(step.value).observe(time.perf_counter() - began)
+        STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
+        return outcome
 
     async def _complete(
         self, order_id: UUID, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
@@ -347,24 +360,17 @@ class SagaOrchestrator:
     async def _compensate(self, order: CustomerOrder, statuses: dict[Step, StepStatus]) -> None:
         for step in compensations_needed(statuses):
             await self._start_step(order.id, step)
-            started = time.perf_counter()
-            try:
-                outcome = await STEPS[step].perform(order, self._steps)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            outcome = await self._perform(step, order)
+            if isinstance(outcome, Exception):
                 STEP_OUTCOMES.labels(step.value, StepStatus.FAILED.value).inc()
                 logger.warning(
                     "saga_compensation_failed",
                     order_id=str(order.id),
                     step=step.value,
-                    error=repr(exc),
+                    error=repr(outcome),
                 )
-                await self._postpone(order.id, step, f"{type(exc).__name__}: {exc}")
+                await self._postpone(order.id, step, f"{type(outcome).__name__}: {outcome}")
                 return
-            finally:
-                STEP_SECONDS.labels(step.value).observe(time.perf_counter() - started)
-            STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
             await self._record_compensation(order.id, step, outcome)
         await self._settle(order.id)
 
