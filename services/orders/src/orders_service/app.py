@@ -18,6 +18,7 @@ from orders_service.providers.resilience import RetryPolicy, is_business_error
 from orders_service.providers.shipping import ShippingClient
 from orders_service.saga.orchestrator import SagaOrchestrator
 from orders_service.saga.runner import SagaRunner, replica_id
+from orders_service.saga.steps import StepContext
 from orders_service.settings import OrdersSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_engine, create_sessionmaker
@@ -113,9 +114,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.outbox_relay = relay
     orchestrator = SagaOrchestrator(
         sessionmaker=sessionmaker,
-        inventory=InventoryClient(inventory_http, policy=policy),
-        payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
-        shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
+        steps=StepContext(
+            inventory=InventoryClient(inventory_http, policy=policy),
+            payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
+            shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
+            settings=settings,
+        ),
         redis=redis,
         settings=settings,
         owner=replica_id(),

@@ -29,9 +29,9 @@ from orders_service.errors import (
     OrderNotCancellable,
     OrderNotFound,
 )
-from orders_service.events import stage_status_changed
 from orders_service.models import CustomerOrder, SagaStep
 from orders_service.schemas import OrderCreate
+from orders_service.transitions import transition
 
 __all__ = [
     "change_status",
@@ -137,9 +137,7 @@ async def change_status(
             requested=target.value,
         ) from exc
     if changed:
-        order.status = target
-        order.version += 1
-        stage_status_changed(session, order, current)
+        await transition(session, order, target)
         await session.flush()
         # updated_at is set by the database on flush: load it now, not lazily later.
         await session.refresh(order)
@@ -182,12 +180,15 @@ async def request_cancel(
             order.cancel_requested = True
             order.reason = reason
         if plan == CancelPlan.COMPENSATE:
-            previous = order.status
-            order.status = OrderStatus.COMPENSATING
-            order.outcome = OrderStatus.CANCELLED
-            order.reason = reason
-            stage_status_changed(session, order, previous)
-        order.version += 1
+            await transition(
+                session,
+                order,
+                OrderStatus.COMPENSATING,
+                outcome=OrderStatus.CANCELLED,
+                reason=reason,
+            )
+        else:  # the flag alone is a change clients see: the version says so
+            order.version += 1
         if lease_free:
             order.lease_owner = lease_owner
             order.lease_expires_at = func.now() + timedelta(seconds=lease_ttl_s)
