@@ -240,6 +240,35 @@ async def test_cors_allows_only_configured_origins(client: httpx.AsyncClient) ->
     assert "access-control-allow-origin" not in denied.headers
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, "origin"),
+        ({"Origin": "https://shop.example", "Access-Control-Request-Method": "TRACE"}, "method"),
+        (
+            {
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-Evil",
+            },
+            "headers",
+        ),
+    ],
+)
+async def test_a_refused_preflight_is_a_403_problem(
+    client: httpx.AsyncClient, headers: dict[str, str], reason: str
+) -> None:
+    denied = await client.options("/items", headers={"X-Request-ID": "preflight-0001", **headers})
+    assert denied.status_code == 403
+    assert denied.headers["content-type"] == "application/problem+json"
+    body = denied.json()
+    assert (body["status"], body["code"]) == (403, "cors_preflight_refused")
+    assert body["type"].endswith("/cors-preflight-refused")
+    assert reason in body["detail"]
+    assert body["request_id"] == denied.headers["x-request-id"] == "preflight-0001"
+    assert "access-control-allow-origin" not in denied.headers
+
+
 async def test_docs_page_points_at_the_gateway_openapi_path(client: httpx.AsyncClient) -> None:
     direct = await client.get("/docs")
     assert "'/openapi.json'" in direct.text or '"/openapi.json"' in direct.text

@@ -12,7 +12,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, Response
 
 from storefront_kit.health import HealthCheck, health_router
@@ -23,6 +22,7 @@ from storefront_kit.middleware import (
     AccessLogMiddleware,
     AdmissionLimitMiddleware,
     CrashGuardMiddleware,
+    ProblemCORSMiddleware,
 )
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
@@ -153,7 +153,7 @@ def create_service_app(
         queue_timeout_s=settings.request_queue_timeout_s,
     )
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=platform.cors_allow_origins,
         allow_methods=platform.cors_allow_methods,
         allow_headers=platform.cors_allow_headers,

@@ -16,6 +16,7 @@ from catalog_service.search import ProductSearch
 from catalog_service.settings import CatalogSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
+from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import create_redis
 
 __all__ = ["create_app"]
@@ -46,6 +47,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.search_cache = cache
     app.state.product_search = ProductSearch(elasticsearch, cache=cache, settings=settings)
+    limiter = RateLimiter(
+        settings.redis_url,
+        {"search_ip": settings.search_ip_rate_limit},
+        key_prefix=f"{settings.redis_prefix}:rl",
+        socket_timeout=settings.redis_socket_timeout_s,
+        strategy="fixed-window",  # one counter per address and minute: one cheap round trip
+        fail_open=settings.rate_limit_fail_open,
+    )
+    app.state.rate_limiter = limiter
     listener = (
         CatalogListener(es=elasticsearch, redis=redis, settings=settings, cache=cache)
         if settings.listener_enabled
@@ -78,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except Exception:  # noqa: S110 (the task logged its own failure)
             pass
         await elasticsearch.close()
+        await limiter.aclose()
         await redis.aclose()
 
 

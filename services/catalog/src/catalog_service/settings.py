@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from storefront_kit.rate_limits import check_rate
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["CatalogSettings", "get_settings"]
@@ -61,6 +62,14 @@ class CatalogSettings(ServiceSettings):
     #: How often a request waiting for another's recomputation looks for the answer.
     cache_wait_poll_ms: int = Field(default=10, ge=1)
 
+    # --- Rate limit ----------------------------------------------------------------
+    #: Searches one client IP may make (limits syntax, fixed window, shared through Redis
+    #: by every replica behind every gateway; the gateway also limits per address).
+    search_ip_rate_limit: str = "3000/minute"
+    #: With Redis unreachable, let searches through unchecked (the gateway's per-address
+    #: zone still holds) instead of answering 503 `rate_limit_unavailable`.
+    rate_limit_fail_open: bool = True
+
     # --- Event listener ------------------------------------------------------------
     #: Run the ``inventory.events`` consumer in this process.
     listener_enabled: bool = True
@@ -97,6 +106,11 @@ class CatalogSettings(ServiceSettings):
         if not _INDEX_NAME.match(value):
             raise ValueError("index_alias must be a lowercase Elasticsearch index name")
         return value
+
+    @field_validator("search_ip_rate_limit")
+    @classmethod
+    def _limits_syntax(cls, value: str) -> str:
+        return check_rate(value)
 
     @field_validator("price_facet_bounds")
     @classmethod

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service import repository
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import AttemptOutcome, OtpStore
-from auth_service.adapters.rate_limits import RateLimiter, RateLimitExceeded
 from auth_service.domain.otp import code_digest, codes_match, new_code, new_link_token
 from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
 from auth_service.domain.roles import DEFAULT_ROLES
@@ -31,6 +30,7 @@ from auth_service.schemas import TokenPair
 from auth_service.service import tokens, users
 from auth_service.settings import AuthSettings
 from storefront_kit.logging import get_logger
+from storefront_kit.rate_limits import RateLimited, RateLimiter
 
 __all__ = [
     "SendResult",
@@ -63,7 +63,7 @@ def parse_phone(text: str, *, settings: AuthSettings) -> str:
 async def _limit(limiter: RateLimiter, scope: str, key: str) -> None:
     try:
         await limiter.hit(scope, key)
-    except RateLimitExceeded as exc:
+    except RateLimited as exc:
         raise OtpRateLimited(
             f"Too many codes requested for this {scope}; retry later.",
             retry_after=exc.retry_after,
@@ -138,12 +138,17 @@ async def verify_code(
     session: AsyncSession,
     store: OtpStore,
     access_tokens: AccessTokens,
+    limiter: RateLimiter,
     settings: AuthSettings,
     phone_text: str,
     code: str,
+    client_ip: str,
 ) -> TokenPair:
     """Check a code (one attempt counted first); on success log the user in."""
     phone = parse_phone(phone_text, settings=settings)
+    # Beyond the attempts per code: codes checked per phone and per address over time.
+    await limiter.hit("verify_ip", client_ip, scope="ip")
+    await limiter.hit("verify_phone", phone, scope="phone")
     attempt = await store.take_attempt(phone, settings.otp_max_attempts)
     if attempt.outcome is AttemptOutcome.NO_CODE:
         raise OtpExpired("No valid code for this phone: request a new one.")
