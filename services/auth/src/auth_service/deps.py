@@ -15,7 +15,7 @@ from auth_service.adapters.rate_limits import RateLimiter
 from auth_service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
 from storefront_kit.errors import AppError
-from storefront_kit.security import AdminUser, CurrentUser, ServiceCaller, StaffUser
+from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 
 __all__ = [
     "AccessTokensDep",
@@ -27,7 +27,6 @@ __all__ = [
     "OtpStoreDep",
     "RateLimiterDep",
     "RedisDep",
-    "ServiceCaller",
     "SessionDep",
     "SettingsDep",
     "StaffUser",

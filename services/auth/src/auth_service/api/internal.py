@@ -1,11 +1,11 @@
-"""``/internal/auth``: what notifications asks of auth (service tokens only)."""
+"""``/internal/auth``: what notifications asks of auth (its service tokens only; others 403)."""
 
 from uuid import UUID
 
 from fastapi import APIRouter
 
-from auth_service.deps import DeliveryDep, OtpStoreDep, ServiceCaller, SessionDep, SettingsDep
-from auth_service.errors import CallerNotAllowed, UserNotFound
+from auth_service.deps import DeliveryDep, OtpStoreDep, SessionDep, SettingsDep
+from auth_service.errors import UserNotFound
 from auth_service.schemas import (
     TelegramChatOut,
     TelegramStartOutcome,
@@ -13,27 +13,26 @@ from auth_service.schemas import (
 )
 from auth_service.service import otp, users
 from storefront_kit.problems import responses
+from storefront_kit.security import internal_caller
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/internal/auth", tags=["internal"], responses=responses(401))
+router = APIRouter(prefix="/internal/auth", tags=["internal"], responses=responses(401, 403))
 
-#: Only the bot (in notifications) reports Start presses.
-_START_CALLERS = frozenset({"notifications"})
+#: The Telegram bot lives in notifications: only it reports Start presses and reads chats.
+Notifications = internal_caller("notifications")
 
 
-@router.post("/telegram/start", responses=responses(CallerNotAllowed, 422))
+@router.post("/telegram/start", responses=responses(422))
 async def telegram_start(
     body: TelegramStartRequest,
-    caller: ServiceCaller,
+    _caller: Notifications,
     session: SessionDep,
     store: OtpStoreDep,
     delivery: DeliveryDep,
     settings: SettingsDep,
 ) -> TelegramStartOutcome:
     """A chat pressed Start on a login link: send it the code (TEMP link until verify)."""
-    if caller.subject not in _START_CALLERS:
-        raise CallerNotAllowed(f"Service {caller.subject!r} may not report Telegram starts.")
     outcome = await otp.telegram_start(
         session=session,
         store=store,
@@ -47,7 +46,7 @@ async def telegram_start(
 
 @router.get("/users/{user_id}/telegram", responses=responses(UserNotFound))
 async def user_telegram(
-    user_id: UUID, _caller: ServiceCaller, session: SessionDep
+    user_id: UUID, _caller: Notifications, session: SessionDep
 ) -> TelegramChatOut:
     """The user's linked Telegram chat (null when none)."""
     return TelegramChatOut(user_id=user_id, chat_id=await users.chat_of(session, user_id))
