@@ -1,8 +1,10 @@
 """Service-token keys for a run: one per service, each process gets only its own."""
 
 import json
+from pathlib import Path
 
 from jwt_core_lib import SigningKey
+from storefront_stack.cli import main
 from storefront_stack.keys import service_token_env
 from storefront_stack.topology import SERVICES, Endpoints, service_env
 
@@ -60,3 +62,15 @@ def test_a_service_process_sees_no_other_services_secrets() -> None:
             f"{service.env_prefix}SERVICE_TOKEN_CALLERS",
         } | ({"AUTH_JWT_SIGNING_KEY"} if service.name == "auth" else set())
         assert env["STOREFRONT_ENVIRONMENT"] == "development"
+
+
+def test_service_keys_command_writes_one_private_key_and_callers_map_per_service(
+    tmp_path: Path,
+) -> None:
+    assert main(["service-keys", "--out", str(tmp_path / "keys")]) == 0
+    files = sorted(p.name for p in (tmp_path / "keys").iterdir())
+    assert files == sorted([f"{n}.pem" for n in NAMES] + [f"{n}-callers.json" for n in NAMES])
+    inventory = json.loads((tmp_path / "keys" / "inventory-callers.json").read_text())
+    orders = SigningKey.from_pem((tmp_path / "keys" / "orders.pem").read_text())
+    assert inventory["orders"] == [orders.x]
+    assert (tmp_path / "keys" / "orders.pem").stat().st_mode & 0o077 == 0

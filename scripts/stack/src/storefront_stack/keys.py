@@ -31,6 +31,7 @@ __all__ = [
     "load_or_create_secret",
     "service_token_env",
     "service_token_keys_env",
+    "write_service_keys",
 ]
 
 
@@ -104,6 +105,24 @@ def service_token_env(
     """
     make = key_for or (lambda _name: ed25519_pem())
     return service_token_keys_env({name: make(name) for name in services})
+
+
+def write_service_keys(directory: Path, services: Iterable[str] = SERVICE_NAMES) -> list[Path]:
+    """Fresh keys as files: ``<service>.pem`` (mode 0600) and ``<service>-callers.json``.
+
+    One ``kubectl create secret generic <service>-service-token --from-file=...`` per
+    service then hands each Deployment only its own key (deploy/kubernetes/README.md).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    env = service_token_env(services)
+    written: list[Path] = []
+    for name in services:
+        pem, callers = (directory / f"{name}.pem"), (directory / f"{name}-callers.json")
+        pem.touch(mode=0o600)
+        pem.write_text(env[f"{_prefix(name)}SERVICE_TOKEN_KEY"])
+        callers.write_text(env[f"{_prefix(name)}SERVICE_TOKEN_CALLERS"] + "\n")
+        written += [pem, callers]
+    return written
 
 
 @dataclass(frozen=True)
