@@ -4,21 +4,21 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
 from pydantic_settings import SettingsConfigDict
 
-from jwt_core_lib import SigningKey
+from jwt_core_lib import SigningKey, TokenClaims
 from storefront_kit.app import create_service_app
 from storefront_kit.errors import Conflict, NotFound, TooManyRequests
 from storefront_kit.health import HealthCheck
-from storefront_kit.security import MissingSecret, internal_caller, route_callers
+from storefront_kit.security import MissingSecret, allow_callers, route_callers
 from storefront_kit.settings import PlatformSettings, ServiceSettings
 
 
@@ -323,7 +323,9 @@ def internal_app(settings: DemoSettings) -> FastAPI:
     router = APIRouter(prefix="/internal/demo")
 
     @router.post("/work")
-    async def work(caller: internal_caller("orders")) -> dict[str, str]:  # type: ignore[valid-type]
+    async def work(
+        caller: Annotated[TokenClaims, Depends(allow_callers("orders"))],
+    ) -> dict[str, str]:
         return {"caller": caller.issuer}
 
     @asynccontextmanager

@@ -7,10 +7,10 @@ uses the dependencies below in its routes.
 Service-to-service trust: each service signs the tokens it sends with its own key
 (``<PREFIX>_SERVICE_TOKEN_KEY``; ``iss`` = itself, ``aud`` = the callee) and knows only
 the public keys of the services that call it (``<PREFIX>_SERVICE_TOKEN_CALLERS``).
-Every ``/internal/*`` route names the callers it accepts with :func:`internal_caller`.
+Every ``/internal/*`` route names the callers it accepts with :func:`allow_callers`.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -53,8 +53,8 @@ __all__ = [
     "ServiceCaller",
     "ServiceSecurity",
     "StaffUser",
+    "allow_callers",
     "build_security",
-    "internal_caller",
     "route_callers",
     "service_callers_check",
     "service_signing_key",
@@ -199,17 +199,17 @@ AdminUser = Annotated[TokenClaims, Depends(require_roles(_bearer, "admin"))]
 StaffUser = Annotated[TokenClaims, Depends(require_roles(_bearer, "admin", "moderator"))]
 """A user with ``admin`` or ``moderator`` (read-only staff views)."""
 ServiceCaller = Annotated[TokenClaims, Depends(_service)]
-"""Any service with a valid service token for this service (prefer :func:`internal_caller`)."""
+"""Any service with a valid service token for this service (routes use :func:`allow_callers`)."""
 
 
-def internal_caller(*callers: str) -> Any:
-    """``Annotated`` claims of a service token from one of ``callers`` (others: 403).
+def allow_callers(*callers: str) -> Callable[..., Awaitable[TokenClaims]]:
+    """The dependency of an internal route: a service token from one of ``callers`` (else 403).
 
     Every ``/internal/*`` route takes one, so that it says who may call it::
 
-        OrdersOnly = internal_caller("orders")
+        Orders = Annotated[TokenClaims, Depends(allow_callers("orders"))]
 
         @router.post("/reserve")
-        async def reserve(caller: OrdersOnly) -> ...
+        async def reserve(caller: Orders) -> ...
     """
-    return Annotated[TokenClaims, Depends(require_callers(_service, *callers))]
+    return require_callers(_service, *callers)

@@ -1,8 +1,9 @@
 """``/internal/auth``: what notifications asks of auth (its service tokens only; others 403)."""
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from auth_service.deps import DeliveryDep, OtpStoreDep, SessionDep, SettingsDep
 from auth_service.errors import UserNotFound
@@ -12,15 +13,16 @@ from auth_service.schemas import (
     TelegramStartRequest,
 )
 from auth_service.service import otp, users
+from jwt_core_lib import TokenClaims
 from storefront_kit.problems import responses
-from storefront_kit.security import internal_caller
+from storefront_kit.security import allow_callers
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/internal/auth", tags=["internal"], responses=responses(401, 403))
 
 #: The Telegram bot lives in notifications: only it reports Start presses and reads chats.
-Notifications = internal_caller("notifications")
+Notifications = Annotated[TokenClaims, Depends(allow_callers("notifications"))]
 
 
 @router.post("/telegram/start", responses=responses(422))

@@ -7,7 +7,7 @@ route names its callers: the saga's steps are orders' alone, the export catalog'
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from inventory_service.deps import SessionDep, SettingsDep
 from inventory_service.domain.reservations import LineRequest
@@ -31,19 +31,20 @@ from inventory_service.schemas import (
     ReserveRequest,
 )
 from inventory_service.service import products, reservations
+from jwt_core_lib import TokenClaims
 from storefront_kit.problems import responses
-from storefront_kit.security import internal_caller
+from storefront_kit.security import allow_callers
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/internal/inventory", tags=["internal"], responses=responses(401, 403))
 
 #: The order saga holds, sells and gives back stock.
-Orders = internal_caller("orders")
+Orders = Annotated[TokenClaims, Depends(allow_callers("orders"))]
 #: Catalog's reindex reads every product.
-Catalog = internal_caller("catalog")
+Catalog = Annotated[TokenClaims, Depends(allow_callers("catalog"))]
 #: One product's live stock: the services that show or sell products.
-CatalogOrOrders = internal_caller("catalog", "orders")
+CatalogOrOrders = Annotated[TokenClaims, Depends(allow_callers("catalog", "orders"))]
 
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64)]
 

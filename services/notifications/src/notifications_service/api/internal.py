@@ -1,13 +1,16 @@
 """``/internal/notifications``: OTP delivery for auth (its service tokens only; others 403)."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, status
+
+from jwt_core_lib import TokenClaims
 from notifications_service.deps import SettingsDep, TasksDep, TelegramDep
 from notifications_service.schemas import OtpAccepted, OtpRequest
 from notifications_service.service.otp import schedule_otp
 from storefront_kit.logging import get_logger
 from storefront_kit.problems import responses
-from storefront_kit.security import internal_caller
+from storefront_kit.security import allow_callers
 
 __all__ = ["router"]
 
@@ -17,7 +20,7 @@ router = APIRouter(
 )
 
 #: Only auth issues login codes.
-Auth = internal_caller("auth")
+Auth = Annotated[TokenClaims, Depends(allow_callers("auth"))]
 
 
 @router.post(
