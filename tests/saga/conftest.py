@@ -45,7 +45,6 @@ from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 AUDIENCE = "storefront"
 ADDRESS = {
     "name": "Ada Lovelace",

@@ -33,7 +33,6 @@ from storefront_stack.keys import ServiceKeys
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,6 @@ from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_TOKEN = "424242:notifications-test-token"
 STREAM = "orders.events"
