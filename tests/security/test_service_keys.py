@@ -270,12 +270,15 @@ async def test_rotating_orders_key_drops_no_reservation(
                     return
                 security = orders_replicas[turn % len(orders_replicas)]
                 kid = security.minter.issuer.signing_key.kid
-                response = await client.post(
-                    RESERVE, json=reserve_body(sku), auth=security.auth_for("inventory")
-                )
-                failure = "" if response.status_code == 200 else response.text
+                try:
+                    response = await client.post(
+                        RESERVE, json=reserve_body(sku), auth=security.auth_for("inventory")
+                    )
+                    status, failure = response.status_code, response.text
+                except httpx.HTTPError as exc:  # a dropped connection is a dropped request
+                    status, failure = 0, repr(exc)
                 async with progress:
-                    results.append((response.status_code, kid, failure))
+                    results.append((status, kid, "" if status == 200 else failure))
                     progress.notify_all()
 
     async def some_more_requests(count: int = 30) -> None:
@@ -302,19 +305,19 @@ async def test_rotating_orders_key_drops_no_reservation(
         done.set()
         await asyncio.gather(*workers)
 
-    failures = [r for r in results if r[0] != 200]
-    assert not failures, failures[:5]
-    used = {kid for _, kid, _ in results}
-    assert used == {SigningKey.from_pem(old_pem).kid, new_key.kid}
-    # Withdrawn means withdrawn: a token signed with the old key is now refused.
-    async with httpx.AsyncClient(transport=rotation, base_url="http://inventory") as client:
-        stale = await client.post(
-            RESERVE, json=reserve_body(sku), auth=caller("orders", old_pem).auth_for("inventory")
-        )
-        fresh = await client.post(
-            RESERVE, json=reserve_body(sku), auth=orders_replicas[0].auth_for("inventory")
-        )
-    assert stale.status_code == 401
-    assert fresh.status_code == 200
-    for replica in list(rotation.replicas):
-        await replica.stop()
+    try:
+        failures = [r for r in results if r[0] != 200]
+        assert not failures, failures[:5]
+        used = {kid for _, kid, _ in results}
+        assert used == {SigningKey.from_pem(old_pem).kid, new_key.kid}
+        # Withdrawn means withdrawn: a token signed with the old key is now refused.
+        async with httpx.AsyncClient(transport=rotation, base_url="http://inventory") as client:
+            old_auth = caller("orders", old_pem).auth_for("inventory")
+            stale = await client.post(RESERVE, json=reserve_body(sku), auth=old_auth)
+            new_auth = orders_replicas[0].auth_for("inventory")
+            fresh = await client.post(RESERVE, json=reserve_body(sku), auth=new_auth)
+        assert stale.status_code == 401
+        assert fresh.status_code == 200
+    finally:
+        for replica in list(rotation.replicas):
+            await replica.stop()
