@@ -73,3 +73,12 @@ def test_database_url_is_normalised_to_asyncpg() -> None:
     assert settings.database_url == "postgresql+asyncpg://u@h:5432/db"
     with pytest.raises(ValidationError):
         DatabaseSettingsMixin(database_url="mysql://u@h/db")
+
+
+def test_a_service_key_shared_with_a_caller_is_refused() -> None:
+    shared = SigningKey.generate()
+    with pytest.raises(ValidationError, match="INVENTORY_SERVICE_TOKEN_KEY is also listed"):
+        InventoryLike(
+            service_token_key=SecretStr(shared.to_pem()),
+            service_token_callers={"orders": [shared.x]},
+        )

@@ -141,6 +141,19 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("not an unencrypted Ed25519 private key in PEM (PKCS#8)") from None
         return value
 
+    @model_validator(mode="after")
+    def _own_key_is_nobody_elses(self) -> "ServiceSettings":
+        # A shared key would let this service sign as that caller (and the caller as it).
+        if not is_placeholder(self.service_token_key):
+            own = SigningKey.from_pem(self.service_token_key.get_secret_value()).x
+            for caller, keys in self.service_token_callers.items():
+                if own in keys:
+                    raise ValueError(
+                        f"{self.env_name('service_token_key')} is also listed for {caller!r}: "
+                        "every service needs a key of its own"
+                    )
+        return self
+
     @field_validator("service_token_callers")
     @classmethod
     def _callers_are_public_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
