@@ -32,8 +32,8 @@ from starlette.routing import Route
 from auth_service.app import create_app
 from auth_service.settings import AuthSettings
 from jwt_core_lib import (
-    SERVICE,
-    ServiceTokenMinter,
+    CallerKeys,
+    ServiceTokenVerifier,
     SigningKey,
     StaticKeySource,
     TokenError,
@@ -42,35 +42,26 @@ from jwt_core_lib import (
 )
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 
 
 @dataclass(frozen=True)
 class Keys:
-    """Auth's signing key (as its settings get it) and the platform's service-token key."""
+    """Auth's signing key (as its settings get it) and one service-token key per service."""
 
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def security(self) -> ServiceSecurity:
         """What the kit would build for auth; the user verifier is replaced by auth itself."""
-        return ServiceSecurity(
+        return self.services.security(
+            "auth",
             user_verifier=TokenVerifier(
                 key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
-            ),
-            service_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.service_key]),
-                issuer=SERVICE_ISSUER,
-                audience="auth",
-                token_use=SERVICE,
-            ),
-            minter=ServiceTokenMinter(
-                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-                service_name="auth",
             ),
         )
 
@@ -80,16 +71,12 @@ class Keys:
         )
 
     def service_token(self, caller: str = "notifications", audience: str = "auth") -> str:
-        minter = ServiceTokenMinter(
-            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-            service_name=caller,
-        )
-        return minter.token_for(audience)
+        return self.services.token(caller, audience)
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +117,9 @@ class Notifications:
         return self.for_phone(phone)[count - 1]
 
 
-def _notifications_app(state: Notifications, service_key: SigningKey) -> Starlette:
-    verifier = TokenVerifier(
-        key_source=StaticKeySource([service_key]),
-        issuer=SERVICE_ISSUER,
-        audience="notifications",
-        token_use=SERVICE,
+def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
+    verifier = ServiceTokenVerifier(
+        callers=CallerKeys({"auth": [auth_key.public_key]}), audience="notifications"
     )
 
     async def otp(request: Request) -> JSONResponse:
@@ -162,7 +146,7 @@ async def notifications_server(keys: Keys) -> AsyncIterator[Notifications]:
     state = Notifications(url=f"http://127.0.0.1:{port}")
     server = uvicorn.Server(
         uvicorn.Config(
-            _notifications_app(state, keys.service_key),
+            _notifications_app(state, keys.services["auth"]),
             host="127.0.0.1",
             port=port,
             log_level="warning",

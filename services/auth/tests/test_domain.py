@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import (
 from pydantic import SecretStr, ValidationError
 from starlette.requests import Request
 
+from auth_service.app import create_app
 from auth_service.deps import client_ip
 from auth_service.domain import roles
 from auth_service.domain.linking import ContactVerdict, judge_contact
@@ -31,6 +32,7 @@ from auth_service.domain.refresh import (
 )
 from auth_service.settings import AuthSettings
 from jwt_core_lib import SigningKey
+from storefront_kit.security import MissingSecret
 from storefront_kit.settings import PlatformSettings
 
 
@@ -202,13 +204,34 @@ def test_client_ip_believes_the_gateway_only() -> None:
 
 
 def test_production_refuses_placeholder_secrets() -> None:
-    production = PlatformSettings(environment="production", service_token_key=SecretStr("k" * 40))
+    production = PlatformSettings(environment="production")
     pem = SecretStr(SigningKey.generate().to_pem())
     with pytest.raises(ValidationError, match="AUTH_JWT_SIGNING_KEY"):
         AuthSettings(platform=production, otp_pepper=SecretStr("p" * 32))
     with pytest.raises(ValidationError, match="AUTH_OTP_PEPPER"):
         AuthSettings(platform=production, jwt_signing_key=pem)
     AuthSettings(platform=production, jwt_signing_key=pem, otp_pepper=SecretStr("p" * 32))
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_auth_refuses_to_start_without_its_signing_keys_outside_tests(environment: Any) -> None:
+    platform = PlatformSettings(environment=environment)
+    service_pem = SecretStr(SigningKey.generate().to_pem())
+    pepper = SecretStr("p" * 32)
+    no_user_key = AuthSettings.model_construct(
+        platform=platform, service_token_key=service_pem, otp_pepper=pepper
+    )
+    with pytest.raises(MissingSecret, match="AUTH_JWT_SIGNING_KEY"):
+        create_app(no_user_key)
+    no_service_key = AuthSettings(
+        platform=platform,
+        jwt_signing_key=SecretStr(SigningKey.generate().to_pem()),
+        otp_pepper=pepper,
+    )
+    with pytest.raises(MissingSecret, match="AUTH_SERVICE_TOKEN_KEY"):
+        create_app(no_service_key)
+    # Tests alone may run on throwaway keys.
+    create_app(AuthSettings(platform=PlatformSettings(environment="test")))
 
 
 def test_signing_keys_must_be_ed25519_pems_and_are_never_echoed() -> None:

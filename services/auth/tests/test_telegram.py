@@ -375,6 +375,15 @@ async def test_bad_contact_bodies_are_422_and_change_nothing(auth: Auth) -> None
     await _refused(auth, phone, chat_id)
 
 
+@pytest.mark.parametrize("caller", ["orders", "inventory", "catalog", "ws-gateway"])
+async def test_only_notifications_may_read_a_users_chat(auth: Auth, caller: str) -> None:
+    response = await auth.client.get(
+        "/internal/auth/users/01939a4e-0000-7000-8000-000000000000/telegram",
+        headers=bearer(auth.keys.service_token(caller)),
+    )
+    problem(response, 403, "caller_not_allowed")
+
+
 async def test_bad_start_bodies_are_422(auth: Auth) -> None:
     service = bearer(auth.keys.service_token())
     for body in [

@@ -10,6 +10,7 @@ from asgi_lifespan import LifespanManager
 
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
+from jwt_core_lib import SigningKey
 from storefront_stack.pytest_plugin import create_test_database
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -29,17 +30,39 @@ async def serve(settings: InventorySettings) -> AsyncIterator[httpx.AsyncClient]
             yield client
 
 
+CALLERS = {"orders": [SigningKey.generate().x], "catalog": [SigningKey.generate().x]}
+
+
 async def test_ready_when_its_dependencies_answer(database_url: str, redis_url: str) -> None:
-    async with serve(InventorySettings(database_url=database_url, redis_url=redis_url)) as client:
+    settings = InventorySettings(
+        database_url=database_url, redis_url=redis_url, service_token_callers=CALLERS
+    )
+    async with serve(settings) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
     assert live.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
+
+
+@pytest.mark.parametrize("callers", [{}, {"orders": CALLERS["orders"]}])
+async def test_not_ready_while_a_route_has_no_caller_that_could_sign_for_it(
+    database_url: str, redis_url: str, callers: dict[str, list[str]]
+) -> None:
+    settings = InventorySettings(
+        database_url=database_url, redis_url=redis_url, service_token_callers=callers
+    )
+    async with serve(settings) as client:
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["down"] == ["service_tokens"]  # orders alone: nobody may export
 
 
 async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -> None:
-    async with serve(InventorySettings(database_url=database_url, redis_url=DEAD_REDIS)) as client:
+    settings = InventorySettings(
+        database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS
+    )
+    async with serve(settings) as client:
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"

@@ -283,7 +283,7 @@ async def test_start_up_does_not_wait_for_telegram(start_stack: Any) -> None:
         registered = stack.app.state.telegram.ready.is_set()
 
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
     assert registered is False
 
 

@@ -26,7 +26,13 @@ from storefront_kit.middleware import (
 )
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
-from storefront_kit.security import ServiceSecurity, build_security
+from storefront_kit.security import (
+    ServiceSecurity,
+    build_security,
+    route_callers,
+    service_callers_check,
+    service_signing_key,
+)
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["create_service_app"]
@@ -73,9 +79,7 @@ def _with_platform_clients(
         app.state.http_client = http_client
         # Tests may install their own (test-key) security before start-up.
         if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
-            app.state.security = build_security(
-                settings.platform, service_name=settings.service_name, http_client=http_client
-            )
+            app.state.security = build_security(settings, http_client=http_client)
         try:
             async with lifespan(app):
                 if settings.platform.gc_freeze:
@@ -110,6 +114,8 @@ def create_service_app(
 ) -> FastAPI:
     """Build a FastAPI app with the platform's middleware, problems, health, metrics and docs."""
     platform = settings.platform
+    if platform.environment != "test":
+        service_signing_key(settings)  # no key of its own: refuse to start, naming the variable
     configure_logging(
         service=settings.service_name, level=platform.log_level, json=platform.log_json
     )
@@ -136,12 +142,14 @@ def create_service_app(
     for exc_type in unreachable:
         app.add_exception_handler(exc_type, _dependency_down)
 
-    app.include_router(health_router(health_checks))
+    for router in routers:
+        app.include_router(router)
+    # A service with internal routes is ready only if someone may call them.
+    own_checks = [service_callers_check(app)] if route_callers(app) else []
+    app.include_router(health_router(lambda request: [*health_checks(request), *own_checks]))
     app.include_router(metrics_router())
     if platform.docs_enabled:
         app.include_router(_docs_router(title))
-    for router in routers:
-        app.include_router(router)
 
     # Added innermost first: the request id wraps everything, the crash guard sits closest.
     app.add_middleware(CrashGuardMiddleware)

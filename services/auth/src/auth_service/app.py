@@ -93,9 +93,12 @@ def _health_checks(request: Request) -> Sequence[HealthCheck]:
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
-    """Build the auth service app."""
+    """Build the auth service app (refuses to without a user-token signing key, but in tests)."""
+    settings = settings or get_settings()
+    if settings.platform.environment != "test":
+        AuthKeys.from_settings(settings)
     return create_service_app(
-        settings=settings or get_settings(),
+        settings=settings,
         title="Auth",
         description="Phone OTP login via Telegram, JWT access and refresh tokens, users, roles.",
         version="0.1.0",

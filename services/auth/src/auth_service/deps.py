@@ -14,7 +14,7 @@ from auth_service.settings import AuthSettings
 from storefront_kit.errors import AppError
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
 from storefront_kit.rate_limits import RateLimiter
-from storefront_kit.security import AdminUser, CurrentUser, ServiceCaller, StaffUser
+from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 
 __all__ = [
     "AccessTokensDep",
@@ -26,7 +26,6 @@ __all__ = [
     "OtpStoreDep",
     "RateLimiterDep",
     "RedisDep",
-    "ServiceCaller",
     "SessionDep",
     "SettingsDep",
     "StaffUser",

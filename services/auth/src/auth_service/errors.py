@@ -16,7 +16,6 @@ Auth-specific problems (stable ``code`` in parentheses)::
     ├── RefreshTokenExpired      (refresh_token_expired)
     └── RefreshTokenReused       (refresh_token_reused)   spent/revoked token: family revoked
     Forbidden 403
-    └── CallerNotAllowed         (caller_not_allowed)     a service that may not use the route
     NotFound 404
     └── UserNotFound             (user_not_found)
     Conflict 409
@@ -44,7 +43,6 @@ from storefront_kit.errors import (
 __all__ = [
     "AppError",
     "BadRequest",
-    "CallerNotAllowed",
     "Conflict",
     "Forbidden",
     "InvalidPhone",
@@ -118,11 +116,6 @@ class RefreshTokenReused(Unauthorized):
     title = "Refresh token reused"
     #: The family's revocation is committed although the request fails.
     keeps_transaction: ClassVar[bool] = True
-
-
-class CallerNotAllowed(Forbidden):
-    code = "caller_not_allowed"
-    title = "This service may not call this route"
 
 
 class UserNotFound(NotFound):

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from inventory_service.repository import OUTBOX_STAGED
 from inventory_service.settings import InventorySettings
 from storefront_kit.events import OutboxRelay
-from storefront_kit.security import AdminUser, ServiceCaller, StaffUser
+from storefront_kit.security import AdminUser, StaffUser
 
-__all__ = ["AdminUser", "RedisDep", "ServiceCaller", "SessionDep", "SettingsDep", "StaffUser"]
+__all__ = ["AdminUser", "RedisDep", "SessionDep", "SettingsDep", "StaffUser"]
 
 
 async def _settings(request: Request) -> InventorySettings:
