@@ -309,3 +309,37 @@ async def test_start_up_objects_are_frozen_out_of_the_cyclic_collector() -> None
     left_alone = build_app(gc_freeze=False)
     async with left_alone.router.lifespan_context(left_alone):
         assert gc.get_freeze_count() == 0
+
+
+async def test_the_openapi_documents_every_error_as_the_problem_the_api_sends(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    bad_json = await client.post(
+        "/items", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    invalid = await client.post("/items", json={"name": "x"})
+
+    create = schema["paths"]["/items"]["post"]["responses"]
+    assert {"400", "422", "503"} <= set(create)
+    assert create["422"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}
+    }
+    for status in ("400", "503"):
+        assert create[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    components = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in components
+    assert "code" in components["Problem"]["required"]
+    assert "errors" in components["ValidationProblem"]["properties"]
+    # What the API sends is what the schema says.
+    for answer in (bad_json, invalid):
+        assert answer.status_code in (400, 422)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert str(answer.status_code) in create
+    assert invalid.json()["errors"][0]["loc"] == ["body", "qty"]
+    # Every operation may answer 503 (admission limit, a dependency down).
+    for item in schema["paths"].values():
+        for operation in item.values():
+            assert "503" in operation["responses"]

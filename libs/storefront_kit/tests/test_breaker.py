@@ -162,9 +162,7 @@ async def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
     assert breaker.state == "closed"
 
 
-async def test_calls_in_flight_when_it_opens_end_as_they_would_and_later_ones_fail_fast() -> (
-    None
-):
+async def test_calls_in_flight_when_it_opens_end_as_they_would_and_later_ones_fail_fast() -> None:
     breaker = make(Clock(), threshold=3)
 
     async def in_flight() -> None:

@@ -24,6 +24,7 @@ from storefront_kit.middleware import (
     AdmissionLimitMiddleware,
     CrashGuardMiddleware,
 )
+from storefront_kit.openapi import install_problem_openapi
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
 from storefront_kit.security import ServiceSecurity, build_security
@@ -125,6 +126,7 @@ def create_service_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_problem_openapi(app)
     unreachable: tuple[type[Exception], ...] = (
         OperationalError,
         InterfaceError,
