@@ -176,3 +176,19 @@ async def test_calls_in_flight_when_it_opens_end_as_they_would_and_later_ones_fa
     assert breaker.state == "open"
     with pytest.raises(BreakerOpen):
         await breaker.call(ok, timeout_s=None)
+
+
+async def test_the_half_open_probe_has_its_own_shorter_deadline() -> None:
+    clock = Clock()
+    breaker = make(clock, threshold=1)
+    with pytest.raises(Down):
+        await breaker.call(fail, timeout_s=None)
+    clock.now += 2.0
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    # Without the probe deadline this would wait the whole (here: endless) timeout.
+    with pytest.raises(TimeoutError):
+        await breaker.call(hangs, timeout_s=None, probe_timeout_s=0.01)
+    assert breaker.state == "open"

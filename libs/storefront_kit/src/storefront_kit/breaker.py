@@ -143,11 +143,12 @@ class Breaker:
         self._probing = False
 
     @asynccontextmanager
-    async def guard(self) -> AsyncIterator[None]:
-        """Run the block as one call: refused while open, its outcome recorded."""
+    async def guard(self) -> AsyncIterator[bool]:
+        """Run the block as one call: refused while open, its outcome recorded; yields
+        True when the call is the half-open probe."""
         probe = self.before_call()
         try:
-            yield
+            yield probe
         except asyncio.CancelledError:
             if probe:
                 self.release_probe()
@@ -161,10 +162,21 @@ class Breaker:
             raise
         self.record_success(probe=probe)
 
-    async def call(self, operation: Callable[[], Awaitable[T]], *, timeout_s: float | None) -> T:
-        """``await operation()`` through the breaker, a timeout counting as a failure."""
-        async with self.guard():
-            if timeout_s is None:
+    async def call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        timeout_s: float | None,
+        probe_timeout_s: float | None = None,
+    ) -> T:
+        """``await operation()`` through the breaker, a timeout counting as a failure.
+
+        ``probe_timeout_s`` bounds the half-open probe: the one request that finds out
+        whether the dependency is back should not wait out a full timeout if it is not.
+        """
+        async with self.guard() as probe:
+            limit = probe_timeout_s if probe and probe_timeout_s is not None else timeout_s
+            if limit is None:
                 return await operation()
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(limit):
                 return await operation()

@@ -341,6 +341,8 @@ class ProductSearch:
     async def _elasticsearch(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()`` through the Elasticsearch breaker: a 503 at once while it is open."""
         try:
-            return await self.breaker.call(call, timeout_s=None)
+            return await self.breaker.call(
+                call, timeout_s=None, probe_timeout_s=self.settings.breaker_probe_timeout_ms / 1000
+            )
         except BreakerOpen as exc:
             raise SearchUnavailable(retry_after=exc.retry_after) from exc

@@ -72,6 +72,9 @@ class CatalogSettings(ServiceSettings):
     breaker_failure_threshold: int = Field(default=3, ge=1, le=1000)
     #: Seconds an open breaker refuses calls before one probe may try the dependency.
     breaker_reset_s: float = Field(default=2.0, gt=0, le=300)
+    #: Deadline of the half-open probe (the one search that finds out whether
+    #: Elasticsearch is back), so it does not wait out the whole Elasticsearch timeout.
+    breaker_probe_timeout_ms: int = Field(default=500, ge=1, le=60_000)
 
     # --- Event listener ------------------------------------------------------------
     #: Run the ``inventory.events`` consumer in this process.
