@@ -1,6 +1,7 @@
 """Liveness and readiness: readiness really asks each dependency and names what is down."""
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,10 @@ __all__ = [
     "postgres_check",
     "redis_check",
 ]
+
+
+#: Deadline of a readiness probe that is also its breaker's half-open probe.
+PROBE_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,15 +47,13 @@ def postgres_check(engine: Any, name: str = "postgres") -> HealthCheck:
 def _guarded(
     breaker: Breaker | None, probe: Callable[[], Awaitable[bool]]
 ) -> Callable[[], Awaitable[bool]]:
-    """``probe`` reported at once as down while ``breaker`` is open, its outcome recorded."""
+    """``probe`` reported at once as down while ``breaker`` is open, its outcome recorded;
+    as the breaker's half-open probe it gets :data:`PROBE_TIMEOUT_S`, not the check's
+    whole time limit."""
     if breaker is None:
         return probe
-
-    async def guarded() -> bool:
-        async with breaker.guard():  # raises BreakerOpen at once while open
-            return await probe()
-
-    return guarded
+    # Raises BreakerOpen at once while open.
+    return functools.partial(breaker.call, probe, timeout_s=None, probe_timeout_s=PROBE_TIMEOUT_S)
 
 
 def redis_check(redis: Any, name: str = "redis", *, breaker: Breaker | None = None) -> HealthCheck:

@@ -8,6 +8,7 @@ up to ``total``.
 """
 
 import itertools
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -346,3 +347,5 @@ class ProductSearch:
             )
         except BreakerOpen as exc:
             raise SearchUnavailable(retry_after=exc.retry_after) from exc
+        except TimeoutError as exc:  # the half-open probe's own deadline
+            raise SearchUnavailable(retry_after=math.ceil(self.breaker.reset_timeout_s)) from exc
