@@ -97,7 +97,7 @@ class SearchCache:
         lock_ms: int,
         poll_ms: int = 10,
         enabled: bool = True,
-        timeout_ms: int = 250,
+        timeout_ms: int = 500,
         failure_memory_ms: int = 1_000,
         breaker: Breaker | None = None,
     ) -> None:

@@ -62,7 +62,7 @@ class CatalogSettings(ServiceSettings):
     cache_wait_poll_ms: int = Field(default=10, ge=1)
     #: Longest one cache read or write may take; a slower Redis is skipped (and counted
     #: by its breaker), as a cache is only worth what it saves.
-    cache_timeout_ms: int = Field(default=250, ge=1, le=10_000)
+    cache_timeout_ms: int = Field(default=500, ge=1, le=10_000)
     #: How long a failed recomputation is remembered: requests for the same answer get
     #: the 503 at once instead of asking Elasticsearch again one after another.
     cache_failure_memory_ms: int = Field(default=1_000, ge=0, le=60_000)
