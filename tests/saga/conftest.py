@@ -349,7 +349,7 @@ async def stack_factory(
     async def start(**overrides: Any) -> AsyncIterator[Stack]:
         settings = orders_settings(
             database_url=orders_database_url,
-            redis_url=redis_url,
+            redis_url=overrides.pop("redis_url", redis_url),
             inventory_url=inventory_server.url,
             payments_url=payments_server.url,
             shipping_url=shipping_server.url,

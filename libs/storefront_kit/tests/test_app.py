@@ -408,3 +408,37 @@ async def test_ready_only_when_some_caller_of_each_internal_route_has_a_key() ->
 def test_every_internal_route_says_who_may_call_it() -> None:
     app = internal_app(DemoSettings(platform=PlatformSettings(environment="test")))
     assert route_callers(app) == {"POST /internal/demo/work": frozenset({"orders"})}
+
+
+async def test_the_openapi_documents_every_error_as_the_problem_the_api_sends(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    bad_json = await client.post(
+        "/items", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    invalid = await client.post("/items", json={"name": "x"})
+
+    create = schema["paths"]["/items"]["post"]["responses"]
+    assert {"400", "422", "503"} <= set(create)
+    assert create["422"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}
+    }
+    for status in ("400", "503"):
+        assert create[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    components = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in components
+    assert "code" in components["Problem"]["required"]
+    assert "errors" in components["ValidationProblem"]["properties"]
+    # What the API sends is what the schema says.
+    for answer in (bad_json, invalid):
+        assert answer.status_code in (400, 422)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert str(answer.status_code) in create
+    assert invalid.json()["errors"][0]["loc"] == ["body", "qty"]
+    # Every operation may answer 503 (admission limit, a dependency down).
+    for item in schema["paths"].values():
+        for operation in item.values():
+            assert "503" in operation["responses"]

@@ -76,3 +76,10 @@ async def test_openapi_describes_the_inventory_service(database_url: str) -> Non
     assert schema["info"]["title"]
     assert "/health/ready" in schema["paths"]
     assert "http_requests_total" in metrics.text
+    # The admin PATCH body as the API accepts it: no null field, at least one field.
+    patch = schema["components"]["schemas"]["ProductPatch"]
+    assert patch["minProperties"] == 1
+    assert "null" not in str(patch["properties"])
+    assert all("default" not in field for field in patch["properties"].values())
+    operation = schema["paths"]["/api/v1/admin/products/{product_id}"]["patch"]
+    assert {"400", "401", "403", "404", "412", "422", "428", "503"} <= set(operation["responses"])

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.responses import HTMLResponse, Response
 
@@ -24,6 +24,7 @@ from storefront_kit.middleware import (
     CrashGuardMiddleware,
     ProblemCORSMiddleware,
 )
+from storefront_kit.openapi import install_problem_openapi
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
 from storefront_kit.security import (
@@ -64,6 +65,26 @@ async def _dependency_down(request: Request, exc: Exception) -> Response:
         detail="A dependency of this service is unavailable; retry shortly.",
         headers={"Retry-After": "1"},
         instance=request.url.path,
+    )
+
+
+async def _value_refused(request: Request, exc: Exception) -> Response:
+    # PostgreSQL's "data exception" class (SQLSTATE 22xxx: a NUL character, a number out
+    # of range, text it cannot store) is about the value sent, never the server: a 422.
+    # Anything else from the database is a crash, as before.
+    orig = getattr(exc, "orig", None)
+    sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    if not sqlstate.startswith("22"):
+        logger.exception("unhandled_error", path=request.url.path)
+        return problem_response(500, instance=request.url.path)
+    logger.info("value_refused_by_database", sqlstate=sqlstate, path=request.url.path)
+    return problem_response(
+        422,
+        code="value_not_storable",
+        title="Request validation failed",
+        detail="A value in the request cannot be stored (for example a NUL character).",
+        instance=request.url.path,
+        extra={"errors": []},
     )
 
 
@@ -131,6 +152,7 @@ def create_service_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_problem_openapi(app)
     unreachable: tuple[type[Exception], ...] = (
         OperationalError,
         InterfaceError,
@@ -141,6 +163,8 @@ def create_service_app(
     )
     for exc_type in unreachable:
         app.add_exception_handler(exc_type, _dependency_down)
+    # More general than the above: only what they do not catch lands here.
+    app.add_exception_handler(DBAPIError, _value_refused)
 
     for router in routers:
         app.include_router(router)

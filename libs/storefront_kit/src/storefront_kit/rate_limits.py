@@ -20,10 +20,11 @@ problem handler::
     └── RateLimitUnavailable     (rate_limit_unavailable)  Redis down, failing closed
 """
 
+import asyncio
 import math
 import time
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal, TypeVar
 
 import limits
 from limits.aio.storage import RedisStorage
@@ -38,6 +39,7 @@ from limits.errors import StorageError
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 
+from storefront_kit.breaker import Breaker, BreakerOpen
 from storefront_kit.errors import ServiceUnavailable, TooManyRequests
 from storefront_kit.logging import get_logger
 
@@ -51,8 +53,9 @@ __all__ = [
 
 logger = get_logger(__name__)
 
+T = TypeVar("T")
 Strategy = Literal["moving-window", "fixed-window"]
-_UNREACHABLE = (StorageError, RedisError, OSError)
+_UNREACHABLE = (StorageError, RedisError, OSError, TimeoutError, BreakerOpen)
 
 
 def check_rate(value: str) -> str:
@@ -105,6 +108,8 @@ class RateLimiter:
         strategy: Strategy = "moving-window",
         fail_open: bool = True,
         max_connections: int = 50,
+        breaker: Breaker | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self._pool = BlockingConnectionPool.from_url(
             redis_url,
@@ -128,6 +133,10 @@ class RateLimiter:
         )
         self._items = {scope: limits.parse(check_rate(rate)) for scope, rate in rates.items()}
         self._fail_open = fail_open
+        # With the service's Redis breaker, a Redis known to be down costs a check no
+        # wait at all, and one that hangs costs ``timeout_s``, not the socket timeout.
+        self._breaker = breaker
+        self._timeout_s = timeout_s
 
     async def hit(self, limit: str, key: str, *, scope: str | None = None) -> None:
         """Count one event for ``key`` under the named limit; :class:`RateLimited` when used up.
@@ -136,9 +145,9 @@ class RateLimiter:
         """
         item = self._items[limit]
         try:
-            if await self._limiter.hit(item, limit, key):
+            if await self._ask(lambda: self._limiter.hit(item, limit, key)):
                 return
-            stats = await self._limiter.get_window_stats(item, limit, key)
+            stats = await self._ask(lambda: self._limiter.get_window_stats(item, limit, key))
         except _UNREACHABLE as exc:
             logger.warning(
                 "rate_limit_storage_unavailable",
@@ -151,6 +160,15 @@ class RateLimiter:
             raise RateLimitUnavailable from None
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(scope=scope or limit, retry_after=retry_after)
+
+    async def _ask(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """One storage round trip, through the breaker and within the deadline if given."""
+        if self._breaker is not None:
+            return await self._breaker.call(operation, timeout_s=self._timeout_s)
+        if self._timeout_s is None:
+            return await operation()
+        async with asyncio.timeout(self._timeout_s):
+            return await operation()
 
     async def aclose(self) -> None:
         """Close the pool's connections."""

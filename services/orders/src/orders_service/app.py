@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from redis import Redis as SyncRedis
 
 from orders_service.api import routers
+from orders_service.api.common import RedisWatch
 from orders_service.breakers import build_breaker
 from orders_service.events import publish_alert
 from orders_service.models import OutboxEvent
@@ -21,6 +22,7 @@ from orders_service.saga.runner import SagaRunner, replica_id
 from orders_service.saga.steps import StepContext
 from orders_service.settings import OrdersSettings, get_settings
 from storefront_kit.app import create_service_app
+from storefront_kit.breaker import Breaker
 from storefront_kit.db import create_engine, create_sessionmaker
 from storefront_kit.events import OutboxRelay
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
@@ -125,6 +127,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owner=replica_id(),
         on_commit=relay.notify,
     )
+    app.state.redis_watch = RedisWatch(
+        redis,
+        breaker=Breaker(
+            "redis",
+            failure_threshold=settings.redis_breaker_failure_threshold,
+            reset_timeout_s=settings.redis_breaker_reset_s,
+        ),
+        probe_timeout_s=settings.checkout_redis_probe_ms / 1000,
+    )
     runner = SagaRunner(
         orchestrator,
         sessionmaker=sessionmaker,
@@ -162,7 +173,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
     state = request.app.state
-    return [postgres_check(state.engine), redis_check(state.redis)]
+    breaker = state.redis_watch.breaker
+    return [postgres_check(state.engine), redis_check(state.redis, breaker=breaker)]
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:

@@ -9,6 +9,7 @@ from orders_service import service
 from orders_service.api.common import (
     ORDERS_PATH,
     Page,
+    RedisWatchDep,
     Size,
     check_size,
     location,
@@ -66,6 +67,7 @@ async def create_order(
     sessionmaker: SessionmakerDep,
     runner: RunnerDep,
     settings: SettingsDep,
+    watch: RedisWatchDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
@@ -83,7 +85,9 @@ async def create_order(
     )
     if created:
         runner.start(order.id)
-    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    order = await wait_for_saga(
+        sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s, watch=watch
+    )
     response.headers["Location"] = location(order.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
