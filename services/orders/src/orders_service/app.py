@@ -123,7 +123,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis=redis,
         settings=settings,
         owner=replica_id(),
-        on_commit=relay.notify,
     )
     runner = SagaRunner(
         orchestrator,

@@ -5,11 +5,11 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders_service import repository
+from orders_service import service
 from orders_service.domain.saga import IN_FLIGHT, OrderStatus
-from orders_service.errors import InvalidPageSize, OrderNotFound
+from orders_service.errors import InvalidPageSize
 from orders_service.models import CustomerOrder
 from orders_service.saga.runner import SagaRunner
 from orders_service.settings import OrdersSettings
@@ -43,18 +43,17 @@ def settled(order: CustomerOrder) -> bool:
 
 
 async def wait_for_saga(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     runner: SagaRunner,
     order_id: UUID,
     *,
     timeout_s: float,
 ) -> CustomerOrder:
-    """The order after its saga ran here for at most ``timeout_s`` (never cancelled)."""
+    """The order after its saga ran here for at most ``timeout_s`` (never cancelled).
+
+    ``session`` holds no connection while it waits: the caller committed before.
+    """
     task = runner.task_for(order_id)
     if task is not None and timeout_s > 0:
         await asyncio.wait({task}, timeout=timeout_s)
-    async with sessionmaker() as session:
-        order = await repository.get_order(session, order_id)
-    if order is None:  # pragma: no cover - orders are never deleted
-        raise OrderNotFound(f"No order {order_id}.")
-    return order
+    return await service.get_order(session, order_id=order_id)
