@@ -1,17 +1,16 @@
 """Annotated dependency aliases: what an endpoint may ask for."""
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
-from storefront_kit.errors import AppError
+from storefront_kit.db import request_session
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
@@ -41,29 +40,6 @@ async def _settings(request: Request) -> AuthSettings:
 async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: committed before the response, rolled back on error.
-
-    An error marked ``keeps_transaction`` (reuse of a refresh token) commits what was
-    done before it: the family's revocation must stick although the answer is a 401.
-    """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except AppError as exc:
-            if getattr(exc, "keeps_transaction", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
 
 
 async def _otp_store(request: Request) -> OtpStore:
@@ -104,7 +80,7 @@ async def _client_ip(request: Request) -> str:
 
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
-SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 OtpStoreDep = Annotated[OtpStore, Depends(_otp_store)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]

@@ -23,7 +23,8 @@ Auth-specific problems (stable ``code`` in parentheses)::
     └── PhoneNotProven           (phone_not_proven)       staff role for a user with no chat
 
 An error whose ``keeps_transaction`` is true still commits the request's transaction
-(see ``deps``): reuse detection must revoke the family even though the answer is 401.
+(``storefront_kit.db.request_session``): reuse detection must revoke the family even
+though the answer is 401.
 """
 
 from typing import ClassVar

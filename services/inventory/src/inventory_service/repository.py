@@ -25,11 +25,10 @@ from inventory_service.models import (
     StockAdjustment,
 )
 from inventory_service.schemas import StockOut
-from storefront_kit.events import EventEnvelope, add_outbox_event
+from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
 __all__ = [
-    "OUTBOX_STAGED",
     "Hold",
     "ProductFilter",
     "add_adjustment",
@@ -56,16 +55,12 @@ __all__ = [
     "update_product",
 ]
 
-#: ``session.info`` key set when a transaction staged outbox events (wakes the relay).
-OUTBOX_STAGED = "inventory.outbox_staged"
-
 _STOCK_RETURNING = (Stock.sku, Stock.product_id, Stock.on_hand, Stock.reserved, Stock.version)
 
 
 def add_event(session: AsyncSession, stream: str, event: EventEnvelope) -> None:
     """Stage an event in the session's transaction (relayed after the commit)."""
     add_outbox_event(session, OutboxEvent, stream=stream, event=event)
-    session.info[OUTBOX_STAGED] = True
 
 
 def _stock_out(row: Any) -> StockOut:
@@ -413,7 +408,7 @@ async def hold_reservation(
     )
     row = result.one()
     if row.expires_at is not None:
-        session.info[OUTBOX_STAGED] = True
+        outbox_staged(session)
     return Hold(expires_at=row.expires_at, short_skus=list(row.short_skus))
 
 
@@ -494,7 +489,7 @@ async def _change_stock(
     row = result.first()
     if row is None:
         return None
-    session.info[OUTBOX_STAGED] = True
+    outbox_staged(session)
     return _stock_out(row)
 
 

@@ -125,7 +125,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis=redis,
         settings=settings,
         owner=replica_id(),
-        on_commit=relay.notify,
     )
     app.state.redis_watch = RedisWatch(
         redis,

@@ -7,11 +7,11 @@ from uuid import UUID
 from fastapi import Depends, Query, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders_service import repository
+from orders_service import service
 from orders_service.domain.saga import IN_FLIGHT, OrderStatus
-from orders_service.errors import InvalidPageSize, OrderNotFound
+from orders_service.errors import InvalidPageSize
 from orders_service.models import CustomerOrder
 from orders_service.saga.runner import SagaRunner
 from orders_service.settings import OrdersSettings
@@ -82,7 +82,7 @@ RedisWatchDep = Annotated[RedisWatch, Depends(_redis_watch)]
 
 
 async def wait_for_saga(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     runner: SagaRunner,
     order_id: UUID,
     *,
@@ -90,7 +90,10 @@ async def wait_for_saga(
     watch: RedisWatch | None = None,
 ) -> CustomerOrder:
     """The order after its saga ran here for at most ``timeout_s`` (never cancelled),
-    or as soon as ``watch`` knows the saga cannot progress."""
+    or as soon as ``watch`` knows the saga cannot progress.
+
+    ``session`` holds no connection while it waits: the caller committed before.
+    """
     task = runner.task_for(order_id)
     if task is not None and timeout_s > 0:
         if watch is None:
@@ -109,8 +112,4 @@ async def wait_for_saga(
                 await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
             if not probe.done():
                 probe.cancel()
-    async with sessionmaker() as session:
-        order = await repository.get_order(session, order_id)
-    if order is None:  # pragma: no cover - orders are never deleted
-        raise OrderNotFound(f"No order {order_id}.")
-    return order
+    return await service.get_order(session, order_id=order_id)

@@ -14,7 +14,7 @@ What each step calls and what its outcome changes on the order is its handler's
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,7 @@ from orders_service.saga.failures import Failure, classify
 from orders_service.saga.steps import STEPS, Alert, StepContext, StepOutcome
 from orders_service.settings import OrdersSettings
 from orders_service.transitions import transition
+from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 
 __all__ = ["LeaseLost", "SagaOrchestrator"]
@@ -80,14 +81,12 @@ class SagaOrchestrator:
         redis: Redis,
         settings: OrdersSettings,
         owner: str,
-        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._steps = steps  # what the step handlers call: the orchestrator calls none
         self._redis = redis
         self._settings = settings
         self.owner = owner
-        self._on_commit = on_commit
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -118,7 +117,7 @@ class SagaOrchestrator:
         while True:
             await asyncio.sleep(ttl / 3)
             try:
-                async with self._sessionmaker() as session, session.begin():
+                async with unit_of_work(self._sessionmaker) as session:
                     held = await repository.renew_lease(
                         session, order_id=order_id, owner=self.owner, lease_ttl_s=ttl
                     )
@@ -143,12 +142,11 @@ class SagaOrchestrator:
     @asynccontextmanager
     async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, CustomerOrder]]:
         """A transaction holding the order row, for as long as this replica holds the lease."""
-        async with self._sessionmaker() as session, session.begin():
+        async with unit_of_work(self._sessionmaker) as session:
             order = await repository.get_order(session, order_id, for_update=True)
             if order is None or order.lease_owner != self.owner:
                 raise LeaseLost(str(order_id))
             yield session, order
-        self._on_commit()
 
     async def _snapshot(self, order_id: UUID) -> tuple[CustomerOrder | None, dict[Step, SagaStep]]:
         async with self._sessionmaker() as session:
@@ -352,7 +350,7 @@ class SagaOrchestrator:
             await publish_alert(self._redis, "saga.failed", {**data, "stuck": True})
 
     async def _release(self, order_id: UUID) -> None:
-        async with self._sessionmaker() as session, session.begin():
+        async with unit_of_work(self._sessionmaker) as session:
             await repository.release_lease(session, order_id=order_id, owner=self.owner)
 
     # --- compensation -----------------------------------------------------------------------
