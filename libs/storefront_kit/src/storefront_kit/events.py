@@ -44,7 +44,7 @@ logger = get_logger(__name__)
 
 
 class EventEnvelope(BaseModel):
-    """``{id, type, version, occurred_at, source, request_id, data}`` (DESIGN §5)."""
+    """``{id, type, version, occurred_at, source, request_id, data}`` (docs/design.md §5)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
