@@ -171,7 +171,7 @@ def test_routes_reach_their_service_unchanged(
 ) -> None:
     body = _get(gateway, path + "?page=2").json()
     assert body["upstream"] == upstream
-    assert body["path"] == path  # no rewriting (DESIGN §4)
+    assert body["path"] == path  # no rewriting (docs/design.md §4)
     assert body["query"] == "page=2"
 
 

@@ -253,7 +253,7 @@ def test_settings_refuse_nonsense() -> None:
     with pytest.raises(ValidationError, match="rate limit"):
         AuthSettings(otp_phone_rate_limit="lots")
     with pytest.raises(ValidationError):
-        AuthSettings(otp_ttl_s=600)  # DESIGN §7: at most 5 minutes
+        AuthSettings(otp_ttl_s=600)  # docs/design.md §7: at most 5 minutes
     with pytest.raises(ValidationError):
         AuthSettings(otp_max_attempts=6)
     with pytest.raises(ValidationError):

@@ -51,7 +51,7 @@ _RELAY_WAKERS = "storefront_kit.outbox_relay_wakers"
 
 
 class EventEnvelope(BaseModel):
-    """``{id, type, version, occurred_at, source, request_id, data}`` (DESIGN §5)."""
+    """``{id, type, version, occurred_at, source, request_id, data}`` (docs/design.md §5)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -121,7 +121,8 @@ def service_env(
         env[f"{prefix}DATABASE_URL"] = endpoints.database_url(service.database)
     if service.elasticsearch:
         env[f"{prefix}ELASTICSEARCH_URL"] = endpoints.elasticsearch_url
-    # Who talks to whom (DESIGN §1): base URLs of the services and sandboxes each one calls.
+    # Who talks to whom (docs/design.md §1): base URLs of the services and sandboxes each
+    # one calls.
     for other in SERVICES:
         if other.name != service.name and other.name in endpoints.service_ports:
             env[f"{prefix}{other.env_prefix}URL"] = endpoints.service_url(other.name)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
 from sqlalchemy import ColumnElement, TextClause, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -266,6 +267,27 @@ async def list_adjustments(
 # --- reservations ---------------------------------------------------------------------
 
 
+def _jsonb_object(model: type[BaseModel], expressions: Mapping[str, str]) -> str:
+    """``jsonb_build_object(...)`` with one key per field of ``model``, in field order.
+
+    A field takes the column of its own name unless ``expressions`` gives its SQL; an
+    expression for no field is refused, so a renamed field cannot leave one behind.
+    """
+    fields = model.model_fields
+    unknown = set(expressions) - set(fields)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {sorted(unknown)}")
+    assert all(name.isidentifier() for name in fields)  # safe as SQL keys and columns
+    pairs = ", ".join(f"'{name}', {expressions.get(name, name)}" for name in fields)
+    return f"jsonb_build_object({pairs})"
+
+
+# stock.changed's data is built by the database from the changed row (the statement
+# that changes the stock also stages the event), from the one payload definition
+# (StockOut, as events.stock_changed dumps it).
+_STOCK_CHANGED_DATA = _jsonb_object(StockOut, {"available": "on_hand - reserved"})
+
+
 _PRODUCT_SNAPSHOTS = text(
     "SELECT p.sku, p.name, p.price, p.currency, p.active AND p.deleted_at IS NULL AS sellable,"
     " coalesce(s.on_hand - s.reserved, 0) AS available"
@@ -306,7 +328,7 @@ async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation
 
 
 _HOLD_RESERVATION = text(
-    """
+    f"""
     WITH wanted AS (
         SELECT * FROM unnest(
             CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:prices AS bigint[]),
@@ -344,16 +366,12 @@ _HOLD_RESERVATION = text(
         INSERT INTO outbox_event (id, stream, event_type, envelope)
         SELECT held.event_id, :stream, :event_type,
                CAST(:envelope AS jsonb) || jsonb_build_object(
-                   'id', held.event_id,
-                   'data', jsonb_build_object(
-                       'sku', sku, 'product_id', product_id, 'on_hand', on_hand,
-                       'reserved', reserved, 'available', on_hand - reserved,
-                       'version', version))
+                   'id', held.event_id, 'data', {_STOCK_CHANGED_DATA})
         FROM held
     )
     SELECT (SELECT expires_at FROM claimed) AS expires_at,
            ARRAY(SELECT sku FROM short ORDER BY sku) AS short_skus
-    """
+    """  # noqa: S608
 )
 
 
@@ -436,8 +454,7 @@ async def set_reservation_status(
 
 def _stock_change(assignments: str, condition: str = "") -> TextClause:
     # The change and its stock.changed event are one statement: the row lock is held
-    # from here to COMMIT only, and the event cannot exist without the change. The
-    # event's data mirrors schemas.StockOut.
+    # from here to COMMIT only, and the event cannot exist without the change.
     # The f-string only ever receives the module constants below, never input.
     return text(
         f"""
@@ -448,10 +465,7 @@ def _stock_change(assignments: str, condition: str = "") -> TextClause:
         ), staged AS (
             INSERT INTO outbox_event (id, stream, event_type, envelope)
             SELECT :event_id, :stream, :event_type,
-                   CAST(:envelope AS jsonb) || jsonb_build_object('data', jsonb_build_object(
-                       'sku', sku, 'product_id', product_id, 'on_hand', on_hand,
-                       'reserved', reserved, 'available', on_hand - reserved,
-                       'version', version))
+                   CAST(:envelope AS jsonb) || jsonb_build_object('data', {_STOCK_CHANGED_DATA})
             FROM changed
         )
         SELECT sku, product_id, on_hand, reserved, version FROM changed

@@ -1,6 +1,6 @@
 """``/internal/inventory``: reserve, release and commit for orders; export for catalog.
 
-Only service tokens minted for the ``inventory`` audience get in (DESIGN §4), and each
+Only service tokens minted for the ``inventory`` audience get in (docs/design.md §4), and each
 route names its callers: the saga's steps are orders' alone, the export catalog's
 (reindex); any other service is a 403.
 """

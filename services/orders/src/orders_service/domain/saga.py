@@ -1,4 +1,4 @@
-"""The checkout saga as a pure state machine (DESIGN §6).
+"""The checkout saga as a pure state machine (docs/design.md §6).
 
 Forward path, one persisted step at a time::
 
