@@ -7,6 +7,9 @@ import limits
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from storefront_kit.redis import reconnect_retry
 
 __all__ = ["RateLimitExceeded", "RateLimiter"]
 
@@ -25,7 +28,13 @@ class RateLimiter:
 
     def __init__(self, redis_url: str, rates: dict[str, str], *, socket_timeout: float) -> None:
         self._pool = BlockingConnectionPool.from_url(
-            redis_url, max_connections=50, timeout=socket_timeout, socket_timeout=socket_timeout
+            redis_url,
+            max_connections=50,
+            timeout=socket_timeout,
+            socket_timeout=socket_timeout,
+            # A connection broken by a Redis restart is replaced and the command tried again.
+            retry=reconnect_retry(),
+            retry_on_error=[RedisConnectionError],
         )
         storage = RedisStorage(
             "async+" + redis_url,
