@@ -25,7 +25,8 @@ def test_make_env_writes_fresh_secrets_that_every_reader_understands(tmp_path: P
     values = dotenv_values(target)  # python-dotenv: what pydantic-settings reads
     for secret in envfile.SECRETS:
         value = values[secret.name]
-        assert value and value.lower() not in PLACEHOLDER_SECRETS, secret.name
+        assert value, secret.name
+        assert value.lower() not in PLACEHOLDER_SECRETS, secret.name
     for name in ("STOREFRONT_SERVICE_TOKEN_KEY", "AUTH_JWT_SIGNING_KEY"):
         SigningKey.from_pem(values[name] or "")  # a real Ed25519 private key
     assert values["STOREFRONT_SERVICE_TOKEN_KEY"] != values["AUTH_JWT_SIGNING_KEY"]
