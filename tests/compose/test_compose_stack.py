@@ -32,6 +32,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from storefront_stack.envfile import write_env
+from storefront_stack.infra import ensure_elasticsearch
 from storefront_stack.topology import SERVICES
 
 pytestmark = [pytest.mark.compose, pytest.mark.slow]
@@ -75,7 +76,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     provision = _provision_script()
     if provision is not None and os.geteuid() == 0:
         # Idempotent and fast once cached: starts dockerd if needed, builds the stand-ins
-        # of the base images the project names.
+        # of the base images the project names (Elasticsearch's from the distribution
+        # the runner keeps in .stack/cache, which provision expects to find there).
+        ensure_elasticsearch(REPO_ROOT / ".stack" / "cache")
         log = tmp_path_factory.mktemp("engine") / "provision.log"
         with log.open("w") as out:
             done = subprocess.run(
