@@ -102,6 +102,42 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return ["-f", override] if override and Path(override).is_file() else []
 
 
+def _buildx_config_dir(workdir: Path) -> dict[str, str]:
+    """Environment that gives compose a buildx it accepts (BuildKit builds).
+
+    A buildx built from its Go module without the release's linker flags reports
+    ``v0.0.0+unknown``, and compose then refuses to build ("requires buildx 0.17.0 or
+    later"). Machine-only: a DOCKER_CONFIG whose buildx plugin reports the version it
+    was built from and otherwise is the same binary. Nothing when buildx is fine.
+    """
+    plugins = Path.home() / ".docker" / "cli-plugins"
+    buildx = plugins / "docker-buildx"
+    if not buildx.is_file():
+        return {}
+    metadata = subprocess.run(
+        [str(buildx), "docker-cli-plugin-metadata"], capture_output=True, text=True, check=False
+    ).stdout
+    if "v0.0.0" not in metadata:
+        return {}
+    version = os.environ.get("BUILDX_VERSION", "v0.38.2")  # what provision builds
+    config = workdir / "docker-config"
+    (config / "cli-plugins").mkdir(parents=True)
+    for plugin in plugins.iterdir():
+        if plugin.name != "docker-buildx":
+            (config / "cli-plugins" / plugin.name).symlink_to(plugin)
+    wrapper = config / "cli-plugins" / "docker-buildx"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = docker-cli-plugin-metadata ]; then\n'
+        f'  "{buildx}" "$@" | sed "s/v0.0.0+unknown/{version}/"\n'
+        "else\n"
+        f'  exec "{buildx}" "$@"\n'
+        "fi\n"
+    )
+    wrapper.chmod(0o755)
+    return {"DOCKER_CONFIG": str(config)}
+
+
 @dataclass
 class Stack:
     """One compose project of this test."""
@@ -110,6 +146,10 @@ class Stack:
     log: Path
     gateway: str = ""
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
 
     def compose(self, *args: str, timeout: float = 600) -> str:
         with self.log.open("a") as out:
@@ -123,6 +163,7 @@ class Stack:
                 check=False,
                 timeout=timeout,
                 cwd=REPO_ROOT,
+                env=self.environ,
             )
             out.write(result.stdout)
         if result.returncode != 0:
@@ -132,6 +173,7 @@ class Stack:
                 text=True,
                 check=False,
                 cwd=REPO_ROOT,
+                env=self.environ,
             ).stdout
             tail = self.log.read_text()[-4000:]
             pytest.fail(f"docker compose {' '.join(args)} failed:\n{tail}\n--- logs ---\n{logs}")
@@ -159,7 +201,7 @@ def stack(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "--env-file", str(env_file), "-f", str(REPO_ROOT / "docker-compose.yml"),
         *engine, "-f", str(ports),
     ]  # fmt: skip
-    stack = Stack(command, workdir / "compose.log")
+    stack = Stack(command, workdir / "compose.log", env=_buildx_config_dir(workdir))
     try:
         stack.compose("config", "--quiet")
         stack.compose("up", "--build", "--detach", timeout=UP_TIMEOUT_S)
