@@ -35,7 +35,8 @@ from storefront_stack.envfile import write_env
 from storefront_stack.infra import ensure_elasticsearch
 from storefront_stack.topology import SERVICES
 
-pytestmark = [pytest.mark.compose, pytest.mark.slow]
+# Building the images the first time takes longer than the suite's 300 s per test.
+pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(2700)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PHONE = "+15550000001"  # the seed's defaults, as in the README
@@ -210,6 +211,16 @@ def stack(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
         _wait_ready(stack.gateway)
         yield stack
     finally:
+        # What every container said, kept beside the compose log for a failure's autopsy.
+        with (workdir / "containers.log").open("w") as out:
+            subprocess.run(
+                [*command, "logs", "--no-color", "--timestamps"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                cwd=REPO_ROOT,
+                env=stack.environ,
+            )
         stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "30")
         leftovers = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
@@ -270,10 +281,18 @@ async def _login_seeded_admin(client: httpx.AsyncClient) -> str:
 
 
 async def _search(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
-    """A search that has hits, once the seeded catalogue has reached the index."""
+    """A search that has hits, once the seeded catalogue has reached the index.
+
+    Right after the seed, Elasticsearch (one node, 512 MB) is still indexing it and a
+    search may time out as a 503 ``search_unavailable``; it must settle to 200.
+    """
     async with asyncio.timeout(DEADLINE_S * 2):
         while True:
             response = await client.get("/api/v1/products/search", params=params)
+            if response.status_code == 503:
+                assert response.json()["code"] == "search_unavailable", response.text
+                await asyncio.sleep(1)
+                continue
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
             if body["total"] > 0:
