@@ -333,7 +333,7 @@ def test_the_compose_rendering_is_committed_and_current() -> None:
     assert committed == nginx.compose_config(), (
         "gateway/nginx/compose/nginx.conf is stale: run `python -m storefront_stack compose-config`"
     )
-    assert "server auth:8000 max_fails=3 fail_timeout=5s resolve;" in committed
+    assert "server auth:8000 max_fails=1 fail_timeout=5s resolve;" in committed
     # Compose's local profile is make run's: the stand-ins under /sandbox/<name>/.
     for sandbox in ("telegram", "payments", "shipping"):
         assert f"location /sandbox/{sandbox}/ {{" in committed
