@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["SeedReport", "admin_token", "load_products", "seed", "seed_products"]
 
 DEFAULT_COUNT = 10_000
+RETRIES = 5
 DEFAULT_SEED_VALUE = 20261123
 
 
@@ -62,11 +63,26 @@ async def load_products(
         task = progress.add_task("products", total=total)
         async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
 
+            async def post(product: ProductSeed) -> httpx.Response:
+                # A busy machine's transient 503 (a pool wait, a slow dependency) is tried
+                # again: the sku makes the retry safe (a product that got in is a 409).
+                for attempt in range(RETRIES):
+                    try:
+                        response = await client.post(
+                            "/api/v1/admin/products", json=product.as_request()
+                        )
+                    except httpx.TransportError:
+                        if attempt == RETRIES - 1:
+                            raise
+                    else:
+                        if response.status_code not in (502, 503, 504) or attempt == RETRIES - 1:
+                            return response
+                    await asyncio.sleep(0.5 * 2**attempt)
+                raise AssertionError("unreachable")
+
             async def worker() -> None:
                 while (product := await queue.get()) is not None:
-                    response = await client.post(
-                        "/api/v1/admin/products", json=product.as_request()
-                    )
+                    response = await post(product)
                     if response.status_code == 201:
                         report.created += 1
                     elif response.status_code == 409:
