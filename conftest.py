@@ -9,4 +9,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 # objects (the services' default) would keep every finished app's cycles for good.
 os.environ.setdefault("STOREFRONT_GC_FREEZE", "false")
 
+# Services built in this process are tests: only then may they run on throwaway signing
+# keys (anywhere else a missing key stops the service at start-up). Processes the
+# harness starts get the environment it gives them (the runner's is development).
+os.environ.setdefault("STOREFRONT_ENVIRONMENT", "test")
+
 pytest_plugins = ["storefront_stack.pytest_plugin"]

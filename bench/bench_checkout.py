@@ -21,7 +21,6 @@ stops everything at the end. ``--gateway-url`` points it at a platform already r
 
 import argparse
 import asyncio
-import re
 import statistics
 import tempfile
 import time
@@ -41,7 +40,6 @@ from rich.table import Table
 from jwt_core_lib import SigningKey, TokenIssuer
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = re.compile(r"\b(\d{6})\b")
 ADDRESS = {
     "name": "Bench Customer",
     "line1": "1 Load Test Road",
@@ -141,25 +139,10 @@ async def _login(client: httpx.AsyncClient) -> str:
     """A customer's access token, through OTP and the Telegram stand-in (as the e2e tests)."""
     phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
     chat_id = 800_000 + uuid.uuid4().int % 100_000
-    sent = await client.post("/api/v1/auth/otp/send", json={"phone": phone})
-    sent.raise_for_status()
-    start_token = sent.json()["telegram_link"].split("?start=", 1)[1]
-    pressed = await client.post(
-        "/sandbox/telegram/start", json={"chat_id": chat_id, "payload": start_token}
-    )
-    pressed.raise_for_status()
-    async with asyncio.timeout(30):
-        while True:
-            messages = await client.get("/sandbox/telegram/messages", params={"chat_id": chat_id})
-            codes = [m for t in messages.json() if (m := CODE.search(t["text"]))]
-            if codes:
-                break
-            await asyncio.sleep(0.2)
-    verified = await client.post(
-        "/api/v1/auth/otp/verify", json={"phone": phone, "code": codes[-1][1]}
-    )
-    verified.raise_for_status()
-    return str(verified.json()["access_token"])
+    from storefront_stack.logins import telegram_login
+
+    tokens = await telegram_login(client, phone, chat_id)
+    return str(tokens["access_token"])
 
 
 def _admin_headers(auth_signing_key_pem: str) -> dict[str, str]:

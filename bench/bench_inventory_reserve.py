@@ -14,7 +14,8 @@ wants a reservation's rows and event written with its stock change.
     .venv/bin/python bench/bench_inventory_reserve.py --duration 10
 
 The bench creates its own hot product (``BENCH-HOT-<n>``) directly in the database and
-signs service tokens with the runner's key (``.stack/run/keys/service-token.pem``).
+signs service tokens as orders, with orders' key from the runner
+(``.stack/run/keys/service-token-orders.pem``): reserve accepts orders alone.
 """
 
 import argparse
@@ -170,9 +171,9 @@ async def _statement_ceiling(pool: asyncpg.Pool, sku: str, clients: int, seconds
 
 
 async def main(args: argparse.Namespace) -> None:
-    key = SigningKey.from_pem((Path(args.keys_dir) / "service-token.pem").read_text())
+    key = SigningKey.from_pem((Path(args.keys_dir) / "service-token-orders.pem").read_text())
     minter = ServiceTokenMinter(
-        issuer=TokenIssuer(signing_key=key, issuer="storefront-services"), service_name="bench"
+        issuer=TokenIssuer(signing_key=key, issuer="orders"), service_name="orders"
     )
     pool = await asyncpg.create_pool(args.database_url, min_size=4, max_size=args.pool_size)
     stamp = int(time.time())

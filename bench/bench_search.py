@@ -296,9 +296,11 @@ def run_own_platform(args: argparse.Namespace) -> None:
                 log_to_files=True,
                 fast_unsafe_db=True,
                 env_overrides={
-                    # The edge's search limit (per client address) would cap the bench itself.
+                    # The search limits per client address (the edge's and catalog's own)
+                    # would cap the bench itself.
                     "GATEWAY_SEARCH_RATE": "1000000r/s",
                     "GATEWAY_SEARCH_BURST": "1000000",
+                    "CATALOG_SEARCH_IP_RATE_LIMIT": "1000000000/minute",
                     "STOREFRONT_LOG_LEVEL": "WARNING",
                 },
             )

@@ -485,3 +485,77 @@ async def test_updates_lists_what_was_delivered(tg: httpx.AsyncClient) -> None:
         (delivery["update_id"], 200)
     ]
     assert updates[0]["update"]["message"]["text"] == "/start p"
+
+
+async def test_contact_posts_the_senders_own_contact_by_default(
+    tg: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await set_webhook(tg)
+    own = await tg.post("/contact", json={"chat_id": 555, "phone_number": "15550001234"})
+    card = await tg.post(
+        "/contact",
+        json={"chat_id": 555, "phone_number": "+15550009876", "user_id": 777,
+              "contact_first_name": "Bob"},
+    )  # fmt: skip
+    no_user = await tg.post(
+        "/contact", json={"chat_id": 555, "phone_number": "15550001234", "user_id": None}
+    )
+
+    assert [r.status_code for r in (own, card, no_user)] == [200, 200, 200]
+    assert own.json()["delivered"] is True
+    messages = [update["message"] for _, update in receiver.received]
+    assert messages[0]["contact"] == {
+        "phone_number": "15550001234",
+        "first_name": "Sandbox",
+        "user_id": 555,
+    }
+    assert messages[0]["from"]["id"] == 555
+    assert messages[0]["chat"]["id"] == 555
+    assert "text" not in messages[0]
+    assert messages[1]["contact"] == {
+        "phone_number": "+15550009876",
+        "first_name": "Bob",
+        "user_id": 777,
+    }
+    assert messages[1]["from"]["id"] == 555  # the sender, not the card's owner
+    assert messages[2]["contact"] == {"phone_number": "15550001234", "first_name": "Sandbox"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"chat_id": 1},
+        {"chat_id": 1, "phone_number": ""},
+        {"chat_id": 1, "phone_number": "1" * 65},
+        {"chat_id": 1, "phone_number": "123", "user_id": "2"},
+        {"chat_id": 0, "phone_number": "123"},
+        {"chat_id": 1, "phone_number": "123", "vcard": "x"},
+    ],
+)
+async def test_bad_contact_bodies_are_422_problems(
+    tg: httpx.AsyncClient, receiver: Receiver, body: dict[str, Any]
+) -> None:
+    await set_webhook(tg)
+    response = await tg.post("/contact", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert receiver.received == []
+
+
+async def test_the_reply_keyboard_the_bot_sent_is_listed_with_its_message(
+    tg: httpx.AsyncClient,
+) -> None:
+    keyboard = {
+        "keyboard": [[{"text": "Share my phone number", "request_contact": True}]],
+        "one_time_keyboard": True,
+        "resize_keyboard": True,
+    }
+    await call(tg, "sendMessage", chat_id=9, text="share?", reply_markup=json.dumps(keyboard))
+    await call(tg, "sendMessage", chat_id=9, text="thanks", reply_markup={"remove_keyboard": True})
+
+    listed = (await tg.get("/messages", params={"chat_id": 9})).json()
+
+    assert [(m["text"], m["reply_markup"]) for m in listed] == [
+        ("share?", keyboard),
+        ("thanks", {"remove_keyboard": True}),
+    ]

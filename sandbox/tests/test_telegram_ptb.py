@@ -12,9 +12,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
+from telegram import (
+    Bot,
+    Contact,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    MessageEntity,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.ext import filters
 
 from storefront_sandbox import telegram as telegram_sandbox
 from storefront_sandbox.settings import SandboxSettings
@@ -188,3 +199,53 @@ async def test_start_with_a_wrong_secret_is_refused_by_the_webhook(
         assert receiver.updates == []
         info = await bot.get_webhook_info()
         assert info.last_error_message == "Wrong response from the webhook: 403 Forbidden"
+
+
+async def test_contact_posts_an_update_ptb_reads_as_a_contact(
+    sandbox_url: str, webhook: tuple[Webhook, str]
+) -> None:
+    receiver, hook_url = webhook
+    async with Bot(TOKEN, base_url=f"{sandbox_url}/bot") as bot:
+        await bot.set_webhook(url=hook_url, secret_token=SECRET)
+        async with httpx.AsyncClient(base_url=sandbox_url) as client:
+            own = await client.post("/contact", json={"chat_id": 31337, "phone_number": "15551"})
+            foreign = await client.post(
+                "/contact", json={"chat_id": 31337, "phone_number": "15552", "user_id": 9}
+            )
+        assert own.json()["delivered"] is foreign.json()["delivered"] is True
+
+        own_update = Update.de_json(receiver.updates[0], bot)
+        foreign_update = Update.de_json(receiver.updates[1], bot)
+
+    for update in (own_update, foreign_update):
+        assert filters.CONTACT.check_update(update)
+        assert not filters.TEXT.check_update(update)
+        assert update.message is not None
+        assert update.message.from_user is not None
+        assert update.message.from_user.id == 31337
+    assert own_update.message is not None
+    assert own_update.message.contact == Contact("15551", "Sandbox", user_id=31337)
+    assert foreign_update.message is not None
+    assert foreign_update.message.contact is not None
+    assert foreign_update.message.contact.user_id == 9
+
+
+async def test_ptb_reply_keyboards_are_recorded_with_the_message(sandbox_url: str) -> None:
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton("Share", request_contact=True)]],
+        one_time_keyboard=True,
+        resize_keyboard=True,
+    )
+    async with Bot(TOKEN, base_url=f"{sandbox_url}/bot") as bot:
+        asked = await bot.send_message(chat_id=5, text="share?", reply_markup=keyboard)
+        await bot.send_message(chat_id=5, text="done", reply_markup=ReplyKeyboardRemove())
+    async with httpx.AsyncClient(base_url=sandbox_url) as client:
+        listed = (await client.get("/messages", params={"chat_id": 5})).json()
+
+    assert asked.reply_markup is None  # a reply keyboard is not part of the Message
+    assert listed[0]["reply_markup"] == {
+        "keyboard": [[{"text": "Share", "request_contact": True}]],
+        "one_time_keyboard": True,
+        "resize_keyboard": True,
+    }
+    assert listed[1]["reply_markup"] == {"remove_keyboard": True}

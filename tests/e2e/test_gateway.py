@@ -100,3 +100,55 @@ def test_https_serves_hsts_and_security_headers(platform: Platform) -> None:
     assert response.status_code == 200
     assert "max-age" in response.headers["strict-transport-security"]
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+SECURITY_HEADERS = ("x-content-type-options", "x-frame-options", "content-security-policy")
+
+
+def _problem_from_the_edge(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert (body["status"], body["code"]) == (status, code)
+    assert body["type"].startswith("https://storefront.dev/problems/")
+    assert response.headers.get_list("x-request-id") == [body["request_id"]]
+    for name in SECURITY_HEADERS:
+        assert name in response.headers, name
+
+
+def test_a_preflight_from_a_foreign_origin_is_a_403_problem(
+    platform: Platform, gateway: str
+) -> None:
+    assert platform.endpoints is not None
+    own_origin = f"http://localhost:{platform.endpoints.gateway_http_port}"
+    preflight = {"Access-Control-Request-Method": "POST"}
+    refused = httpx.options(
+        f"{gateway}/api/v1/auth/otp/send",
+        headers={"Origin": "https://evil.example", **preflight},
+    )
+    _problem_from_the_edge(refused, 403, "cors_preflight_refused")
+    assert "access-control-allow-origin" not in refused.headers
+    allowed = httpx.options(
+        f"{gateway}/api/v1/auth/otp/send",
+        headers={"Origin": own_origin, **preflight},
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == own_origin
+
+
+def test_nginx_refusals_are_problems(gateway: str) -> None:
+    _problem_from_the_edge(
+        httpx.request("TRACE", f"{gateway}/api/v1/users/me"), 405, "method_not_allowed"
+    )
+    _problem_from_the_edge(
+        httpx.get(f"{gateway}/api/v1/products/search", headers={"X-Big": "a" * 40_000}),
+        431,
+        "request_header_too_large",
+    )
+    _problem_from_the_edge(httpx.get(f"{gateway}/admin/nope.js"), 404, "not_found")
+
+
+def test_a_forged_host_never_reaches_a_redirect(gateway: str) -> None:
+    response = httpx.get(f"{gateway}/admin", headers={"Host": "evil.example"})
+    assert response.status_code == 301
+    assert response.headers["location"] == "/admin/"

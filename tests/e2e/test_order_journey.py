@@ -1,6 +1,7 @@
 """One customer's journey through the gateway, every hop real (issue 7, how it is checked).
 
-Login by phone through the Telegram stand-in (deep link, Start, code in the chat),
+Login by phone through the Telegram stand-in (deep link, Start, the own contact shared,
+code in the chat),
 checkout, the confirmation and the receipt in the chat, an admin moving the order to
 SHIPPED, the shipped message with its tracking number in the chat and the status pushes
 on the customer's WebSocket; admins get the new order on ``admin.alerts``.
@@ -8,7 +9,6 @@ on the customer's WebSocket; admins get the new order on ``admin.alerts``.
 
 import asyncio
 import json
-import re
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,12 +21,12 @@ from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
 from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_stack.logins import telegram_login
 from storefront_stack.platform import Platform
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 30.0
-CODE = re.compile(r"\b(\d{6})\b")
 
 
 def _admin_token(platform: Platform) -> str:
@@ -58,24 +58,6 @@ async def _wait_for_message(
                 if matches(text):
                     return text
             await asyncio.sleep(0.2)
-
-
-async def _login(client: httpx.AsyncClient, phone: str, chat_id: int) -> dict[str, Any]:
-    sent = await client.post("/api/v1/auth/otp/send", json={"phone": phone})
-    assert sent.status_code == 202, sent.text
-    link = sent.json()["telegram_link"]
-    assert link is not None, "a phone with no linked chat gets a deep link"
-    start_token = link.split("?start=", 1)[1]
-    pressed = await client.post(
-        "/sandbox/telegram/start", json={"chat_id": chat_id, "payload": start_token}
-    )
-    assert pressed.status_code == 200, pressed.text
-    text = await _wait_for_message(client, chat_id, lambda t: CODE.search(t) is not None)
-    code = CODE.search(text)
-    assert code is not None
-    verified = await client.post("/api/v1/auth/otp/verify", json={"phone": phone, "code": code[1]})
-    assert verified.status_code == 200, verified.text
-    return dict(verified.json())
 
 
 async def _next_status(socket: websockets.ClientConnection, order_id: str, status: str) -> None:
@@ -115,7 +97,7 @@ async def test_login_checkout_receipt_shipping_and_live_pushes(platform: Platfor
         )
         assert created.status_code == 201, created.text
 
-        tokens = await _login(client, phone, chat_id)
+        tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
         access = tokens["access_token"]
         me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {access}"})
         assert me.status_code == 200, me.text

@@ -27,8 +27,6 @@ from redis.asyncio import Redis
 from inventory_service.app import create_app as create_inventory_app
 from inventory_service.settings import InventorySettings
 from jwt_core_lib import (
-    SERVICE,
-    ServiceTokenMinter,
     SigningKey,
     StaticKeySource,
     TokenIssuer,
@@ -42,11 +40,11 @@ from storefront_kit.security import ServiceSecurity
 from storefront_sandbox.payments import create_app as create_payments_app
 from storefront_sandbox.settings import SandboxSettings
 from storefront_sandbox.shipping import create_app as create_shipping_app
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 AUDIENCE = "storefront"
 ADDRESS = {
     "name": "Ada Lovelace",
@@ -61,24 +59,15 @@ PAYMENT = {"method": "card", "token": "tok_visa"}
 @dataclass(frozen=True)
 class Keys:
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def security(self, service: str) -> ServiceSecurity:
-        return ServiceSecurity(
+        return self.services.security(
+            service,
             user_verifier=TokenVerifier(
                 key_source=StaticKeySource([self.user_key]),
                 issuer=USER_ISSUER,
                 audience=AUDIENCE,
-            ),
-            service_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.service_key]),
-                issuer=SERVICE_ISSUER,
-                audience=service,
-                token_use=SERVICE,
-            ),
-            minter=ServiceTokenMinter(
-                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-                service_name=service,
             ),
         )
 
@@ -94,7 +83,7 @@ class Keys:
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
 
 
 @dataclass
@@ -360,7 +349,7 @@ async def stack_factory(
     async def start(**overrides: Any) -> AsyncIterator[Stack]:
         settings = orders_settings(
             database_url=orders_database_url,
-            redis_url=redis_url,
+            redis_url=overrides.pop("redis_url", redis_url),
             inventory_url=inventory_server.url,
             payments_url=payments_server.url,
             shipping_url=shipping_server.url,

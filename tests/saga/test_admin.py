@@ -1,4 +1,4 @@
-"""Staff views and moves of orders (DESIGN §4 Admin, §5 events, §6 admin transitions)."""
+"""Staff views and moves of orders (docs/design.md §4 Admin, §5 events, §6 staff moves)."""
 
 import asyncio
 import time

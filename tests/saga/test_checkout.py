@@ -1,4 +1,4 @@
-"""Checkout through the real inventory service and provider sandboxes (DESIGN §6)."""
+"""Checkout through the real inventory service and provider sandboxes (docs/design.md §6)."""
 
 from typing import Any
 

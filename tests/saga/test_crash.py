@@ -128,7 +128,7 @@ def orders_process(
         "STOREFRONT_ENVIRONMENT": "development",
         "STOREFRONT_LOG_JSON": "true",
         "STOREFRONT_JWKS_URL": f"{jwks_server.url}/.well-known/jwks.json",
-        "STOREFRONT_SERVICE_TOKEN_KEY": keys.service_key.to_pem(),
+        **keys.services.env("orders"),
         "PYTHONUNBUFFERED": "1",
         "ORDERS_HOST": "127.0.0.1",
         "ORDERS_PORT": str(port),

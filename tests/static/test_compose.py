@@ -356,7 +356,12 @@ def test_migrations_run_before_each_database_owning_service() -> None:
         assert job.get("restart") == "no"
         assert job["build"] == definitions[service.name]["build"], "same image as the service"
         assert job["image"] == definitions[service.name]["image"]
-        assert environment(job) == environment(definitions[service.name])
+        # The service's settings, but no service-token key: a migration calls nobody.
+        assert environment(job) == {
+            key: value
+            for key, value in environment(definitions[service.name]).items()
+            if "SERVICE_TOKEN" not in key
+        }
         assert depends_on(job)["postgres"] == {"condition": "service_healthy"}
         assert depends_on(definitions[service.name])[job_name] == {
             "condition": "service_completed_successfully"
@@ -421,7 +426,7 @@ def test_no_container_gets_the_whole_env_file() -> None:
 # Secrets a container may hold besides its own prefix's: the service-token key every
 # service signs with (until each has its own), and the seed's, which acts as auth's
 # admin tool (auth's database and signing key).
-SHARED_SECRETS = frozenset({"STOREFRONT_SERVICE_TOKEN_KEY"})
+SHARED_SECRETS: frozenset[str] = frozenset()  # no secret is handed to two services
 FOREIGN_SECRETS_ALLOWED = {"seed": ("AUTH_",), "postgres": ("POSTGRES_",)}
 
 
@@ -453,7 +458,17 @@ def test_each_container_gets_only_its_own_secrets() -> None:
     # Not vacuous: auth's signing key and a database URL are seen as secrets.
     assert "AUTH_JWT_SIGNING_KEY" in _secret_variables(definitions["auth"])
     assert "ORDERS_DATABASE_URL" in _secret_variables(definitions["orders"])
-    assert not _secret_variables(definitions["catalog"]) - SHARED_SECRETS
+    assert _secret_variables(definitions["catalog"]) == {"CATALOG_SERVICE_TOKEN_KEY"}
+    # Each service signs with its own key; its migrate job holds none.
+    for service in SERVICES:
+        assert f"{service.env_prefix}SERVICE_TOKEN_KEY" in _secret_variables(
+            definitions[service.name]
+        )
+        if service.database:
+            assert not any(
+                "SERVICE_TOKEN" in key
+                for key in _secret_variables(definitions[f"migrate-{service.name}"])
+            )
     for sandbox in SANDBOXES:
         assert not _secret_variables(definitions[f"sandbox-{sandbox.name}"])
 

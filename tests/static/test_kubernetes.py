@@ -308,8 +308,10 @@ def test_database_owners_get_their_migration_job(service: Service) -> None:
     assert migrate.get("args") == ["migrate"]
     assert "command" not in migrate
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("Never", "OnFailure")
-    # The same settings as the service: `migrate` loads them all.
-    assert migrate["env"] == container["env"]
+    # The same settings as the service (`migrate` loads them all) but its service-token
+    # key and callers: a migration signs nothing.
+    token = (f"{service.env_prefix}SERVICE_TOKEN_KEY", f"{service.env_prefix}SERVICE_TOKEN_CALLERS")
+    assert migrate["env"] == [e for e in container["env"] if e["name"] not in token]
     assert migrate["envFrom"] == container["envFrom"]
     names = {e["name"] for e in migrate["env"]}
     assert f"{service.env_prefix}DATABASE_URL" in names
@@ -339,18 +341,35 @@ def test_each_service_is_wired_to_its_datastores(service: Service) -> None:
         for e in container["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    expected = {
-        "STOREFRONT_SERVICE_TOKEN_KEY": "STOREFRONT_SERVICE_TOKEN_KEY",
-        f"{service.env_prefix}REDIS_URL": "REDIS_URL",
-    }
+    expected = {f"{service.env_prefix}REDIS_URL": "REDIS_URL"}
     if service.database:
         expected[f"{service.env_prefix}DATABASE_URL"] = f"{service.env_prefix}DATABASE_URL"
     if service.elasticsearch:
         expected[f"{service.env_prefix}ELASTICSEARCH_URL"] = "ELASTICSEARCH_URL"
     assert from_secret.items() >= expected.items()
     config = objects("ConfigMap")[f"{service.name}-config"]["data"]
+    assert not any("SERVICE_TOKEN" in name for name in config)
     assert config[f"{service.env_prefix}HOST"] == "0.0.0.0"
     assert config[f"{service.env_prefix}PORT"] == str(SERVICE_PORT)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=[s.name for s in SERVICES])
+def test_each_service_alone_reads_its_own_service_token_secret(service: Service) -> None:
+    own = f"{service.name}-service-token"
+    refs = {
+        (name, e["name"], e["valueFrom"]["secretKeyRef"]["name"])
+        for name, workload in workloads()
+        for container in containers(workload)
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    readers = {(name, variable) for name, variable, secret in refs if secret == own}
+    prefix = service.env_prefix
+    assert readers == {
+        (f"Deployment/{service.name}", f"{prefix}SERVICE_TOKEN_KEY"),
+        (f"Deployment/{service.name}", f"{prefix}SERVICE_TOKEN_CALLERS"),
+    }
+    assert not any("SERVICE_TOKEN" in v for _, v, s in refs if s == SECRET_NAME)
 
 
 # --- hardening ---------------------------------------------------------------------------
@@ -409,7 +428,7 @@ def test_every_variable_set_is_a_setting_the_code_reads() -> None:
 def test_the_platform_config_holds_only_shared_non_secret_settings() -> None:
     data = objects("ConfigMap")[PLATFORM_CONFIG]["data"]
     assert all(name.startswith("STOREFRONT_") for name in data)
-    assert "STOREFRONT_SERVICE_TOKEN_KEY" not in data, "a secret belongs in the Secret"
+    assert not any("SERVICE_TOKEN" in name for name in data), "one Secret per service"
     assert data["STOREFRONT_ENVIRONMENT"] == "production"  # refuses placeholder secrets
     assert data["STOREFRONT_JWKS_URL"] == "http://auth:8000/.well-known/jwks.json"
 

@@ -4,21 +4,26 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from jwt_core_lib import SigningKey, TokenClaims
 from storefront_kit.app import create_service_app
 from storefront_kit.errors import Conflict, NotFound, TooManyRequests
 from storefront_kit.health import HealthCheck
+from storefront_kit.security import MissingSecret, allow_callers, route_callers
 from storefront_kit.settings import PlatformSettings, ServiceSettings
 
 
 class DemoSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMO_", extra="ignore")
     service_name: ClassVar[str] = "demo"
 
 
@@ -240,6 +245,35 @@ async def test_cors_allows_only_configured_origins(client: httpx.AsyncClient) ->
     assert "access-control-allow-origin" not in denied.headers
 
 
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, "origin"),
+        ({"Origin": "https://shop.example", "Access-Control-Request-Method": "TRACE"}, "method"),
+        (
+            {
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "X-Evil",
+            },
+            "headers",
+        ),
+    ],
+)
+async def test_a_refused_preflight_is_a_403_problem(
+    client: httpx.AsyncClient, headers: dict[str, str], reason: str
+) -> None:
+    denied = await client.options("/items", headers={"X-Request-ID": "preflight-0001", **headers})
+    assert denied.status_code == 403
+    assert denied.headers["content-type"] == "application/problem+json"
+    body = denied.json()
+    assert (body["status"], body["code"]) == (403, "cors_preflight_refused")
+    assert body["type"].endswith("/cors-preflight-refused")
+    assert reason in body["detail"]
+    assert body["request_id"] == denied.headers["x-request-id"] == "preflight-0001"
+    assert "access-control-allow-origin" not in denied.headers
+
+
 async def test_docs_page_points_at_the_gateway_openapi_path(client: httpx.AsyncClient) -> None:
     direct = await client.get("/docs")
     assert "'/openapi.json'" in direct.text or '"/openapi.json"' in direct.text
@@ -309,3 +343,102 @@ async def test_start_up_objects_are_frozen_out_of_the_cyclic_collector() -> None
     left_alone = build_app(gc_freeze=False)
     async with left_alone.router.lifespan_context(left_alone):
         assert gc.get_freeze_count() == 0
+
+
+# --- service-to-service keys ----------------------------------------------------------------
+
+
+def internal_app(settings: DemoSettings) -> FastAPI:
+    router = APIRouter(prefix="/internal/demo")
+
+    @router.post("/work")
+    async def work(
+        caller: Annotated[TokenClaims, Depends(allow_callers("orders"))],
+    ) -> dict[str, str]:
+        return {"caller": caller.issuer}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    return create_service_app(
+        settings=settings,
+        title="Demo",
+        description="demo",
+        version="1",
+        lifespan=lifespan,
+        routers=[router],
+        health_checks=lambda _request: [],
+    )
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_a_service_without_its_own_key_refuses_to_start_outside_tests(environment: str) -> None:
+    platform = PlatformSettings(environment=environment)  # type: ignore[arg-type]
+    for placeholder in ("", "changeme"):
+        with pytest.raises(MissingSecret, match="DEMO_SERVICE_TOKEN_KEY"):
+            internal_app(DemoSettings(platform=platform, service_token_key=placeholder))
+
+
+async def test_ready_only_when_some_caller_of_each_internal_route_has_a_key() -> None:
+    orders, catalog = SigningKey.generate(), SigningKey.generate()
+    platform = PlatformSettings(environment="development", gc_freeze=False)
+
+    async def ready(callers: dict[str, list[str]]) -> httpx.Response:
+        settings = DemoSettings(
+            platform=platform,
+            service_token_key=SigningKey.generate().to_pem(),
+            service_token_callers=callers,
+        )
+        app = internal_app(settings)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+                return await c.get("/health/ready")
+
+    for callers in ({}, {"catalog": [catalog.x]}):
+        refused = await ready(callers)
+        assert refused.status_code == 503, callers
+        assert refused.json()["down"] == ["service_tokens"]
+    accepted = await ready({"orders": [orders.x], "catalog": [catalog.x]})
+    assert accepted.status_code == 200
+    assert accepted.json()["checks"] == {"service_tokens": "ok"}
+
+
+def test_every_internal_route_says_who_may_call_it() -> None:
+    app = internal_app(DemoSettings(platform=PlatformSettings(environment="test")))
+    assert route_callers(app) == {"POST /internal/demo/work": frozenset({"orders"})}
+
+
+async def test_the_openapi_documents_every_error_as_the_problem_the_api_sends(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    bad_json = await client.post(
+        "/items", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    invalid = await client.post("/items", json={"name": "x"})
+
+    create = schema["paths"]["/items"]["post"]["responses"]
+    assert {"400", "422", "503"} <= set(create)
+    assert create["422"]["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}
+    }
+    for status in ("400", "503"):
+        assert create[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
+    components = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in components
+    assert "code" in components["Problem"]["required"]
+    assert "errors" in components["ValidationProblem"]["properties"]
+    # What the API sends is what the schema says.
+    for answer in (bad_json, invalid):
+        assert answer.status_code in (400, 422)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert str(answer.status_code) in create
+    assert invalid.json()["errors"][0]["loc"] == ["body", "qty"]
+    # Every operation may answer 503 (admission limit, a dependency down).
+    for item in schema["paths"].values():
+        for operation in item.values():
+            assert "503" in operation["responses"]

@@ -11,7 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
-from storefront_kit.db import create_engine, create_sessionmaker, metadata_with_conventions
+from storefront_kit.db import (
+    create_engine,
+    create_sessionmaker,
+    metadata_with_conventions,
+    unit_of_work,
+)
 from storefront_kit.events import (
     EventEnvelope,
     OutboxMixin,
@@ -170,6 +175,30 @@ async def test_running_relay_purges_a_backlog_in_batches_and_still_relays(
     assert [
         EventEnvelope.from_stream_fields(f).data["n"] for _, f in await redis.xrange(STREAM)
     ] == [100]
+
+
+async def test_a_commit_that_staged_events_wakes_the_relay_without_waiting_for_its_poll(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    # Polling every minute: only the wake-up that staging registered can publish in time.
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, poll_interval_s=60
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # the first round found nothing: the relay sleeps
+        async with unit_of_work(sessionmaker) as session:
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(2))
+        async with asyncio.timeout(5):
+            while await redis.xlen(STREAM) != 1:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        relay.notify()
+        await running
+    entries = await redis.xrange(STREAM)
+    assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [2]
 
 
 async def test_relay_keeps_events_when_redis_is_down(

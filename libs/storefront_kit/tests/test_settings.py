@@ -1,19 +1,58 @@
 """Settings refuse unsafe configurations."""
 
+import json
+from typing import ClassVar
+
 import pytest
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
 
-from storefront_kit.settings import DatabaseSettingsMixin, PlatformSettings
-
-
-def test_production_refuses_placeholder_service_key() -> None:
-    with pytest.raises(ValidationError, match="STOREFRONT_SERVICE_TOKEN_KEY"):
-        PlatformSettings(environment="production", service_token_key=SecretStr("changeme"))
+from jwt_core_lib import SigningKey
+from storefront_kit.settings import DatabaseSettingsMixin, PlatformSettings, ServiceSettings
 
 
-def test_production_accepts_a_real_key() -> None:
-    settings = PlatformSettings(environment="production", service_token_key=SecretStr("k" * 40))
-    assert settings.environment == "production"
+class InventoryLike(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INVENTORY_", env_file=None, extra="ignore")
+    service_name: ClassVar[str] = "inventory"
+
+
+def test_a_service_reads_its_own_key_and_its_callers_public_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    own, orders_old, orders_new = (
+        SigningKey.generate(),
+        SigningKey.generate(),
+        SigningKey.generate(),
+    )
+    monkeypatch.setenv("INVENTORY_SERVICE_TOKEN_KEY", own.to_pem())
+    callers = {"orders": [orders_old.x, orders_new.x], "catalog": [SigningKey.generate().x]}
+    monkeypatch.setenv("INVENTORY_SERVICE_TOKEN_CALLERS", json.dumps(callers))
+    settings = InventoryLike()
+    assert SigningKey.from_pem(settings.service_token_key.get_secret_value()).kid == own.kid
+    assert settings.service_token_callers == callers
+    assert InventoryLike.env_name("service_token_key") == "INVENTORY_SERVICE_TOKEN_KEY"
+
+
+@pytest.mark.parametrize(
+    "callers",
+    [
+        {"orders": ["not-a-key"]},
+        {"orders": []},
+        {"Orders!": [SigningKey.generate().x]},
+        {"orders": [SigningKey.generate().x for _ in range(5)]},
+    ],
+)
+def test_callers_must_be_service_names_with_raw_ed25519_public_keys(
+    callers: dict[str, list[str]],
+) -> None:
+    with pytest.raises(ValidationError, match="service_token_callers"):
+        InventoryLike(service_token_callers=callers)
+
+
+def test_the_service_key_must_be_an_ed25519_private_key_and_is_never_echoed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        InventoryLike(service_token_key=SecretStr("-----BEGIN PRIVATE KEY-----\nnope"))
+    assert "nope" not in str(refused.value)
 
 
 def test_cors_wildcard_with_credentials_is_refused() -> None:
@@ -34,3 +73,12 @@ def test_database_url_is_normalised_to_asyncpg() -> None:
     assert settings.database_url == "postgresql+asyncpg://u@h:5432/db"
     with pytest.raises(ValidationError):
         DatabaseSettingsMixin(database_url="mysql://u@h/db")
+
+
+def test_a_service_key_shared_with_a_caller_is_refused() -> None:
+    shared = SigningKey.generate()
+    with pytest.raises(ValidationError, match="INVENTORY_SERVICE_TOKEN_KEY is also listed"):
+        InventoryLike(
+            service_token_key=SecretStr(shared.to_pem()),
+            service_token_callers={"orders": [shared.x]},
+        )

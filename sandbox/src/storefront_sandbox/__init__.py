@@ -1,4 +1,4 @@
-"""Local stand-ins for third-party APIs (DESIGN §3, §4 "Local profile only").
+"""Local stand-ins for third-party APIs (docs/design.md §3, §4 "Local profile").
 
 Each submodule exposes ``create_app() -> FastAPI`` and runs as its own process::
 

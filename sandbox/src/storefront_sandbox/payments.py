@@ -1,6 +1,6 @@
 """A payment provider stand-in: authorize, capture, refund, void, with a ledger.
 
-The orders saga (DESIGN §6) talks to it as to a real card processor: amounts are
+The orders saga (docs/design.md §6) talks to it as to a real card processor: amounts are
 integer minor units with a currency, every mutating call carries an
 ``Idempotency-Key``, declines are 402 problems, and ``/faults`` makes it decline,
 fail or hang on demand. ``/ledger`` lets a test prove money moved exactly once.

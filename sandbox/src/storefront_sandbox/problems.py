@@ -2,7 +2,7 @@
 
 The services under test parse these exactly as they parse the real providers' errors,
 so every 4xx/5xx here carries the same ``{type, title, status, detail, code}`` shape
-as the platform's own services (DESIGN §4), with a stable ``code``.
+as the platform's own services (docs/design.md §4), with a stable ``code``.
 """
 
 from collections.abc import Iterable, Mapping

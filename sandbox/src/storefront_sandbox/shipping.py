@@ -1,6 +1,6 @@
 """A shipping provider stand-in: create and cancel shipments, serve their labels.
 
-The orders saga (DESIGN §6) builds a ShipmentRequest and posts it here. The body is
+The orders saga (docs/design.md §6) builds a ShipmentRequest and posts it here. The body is
 strict at the top level (an unknown field is a builder bug worth a 422) and lenient
 inside ``recipient``, ``parcels`` and ``items``, as carriers are: extra keys there are
 kept and echoed back. ``/faults`` makes it reject (422), fail (503) or hang.

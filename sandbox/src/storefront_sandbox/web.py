@@ -16,7 +16,7 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
 
 class RequestIdMiddleware:
-    """Pure ASGI: echo a valid incoming ``X-Request-ID`` or mint one (DESIGN §4)."""
+    """Pure ASGI: echo a valid incoming ``X-Request-ID`` or mint one (docs/design.md §4)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

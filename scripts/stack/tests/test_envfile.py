@@ -1,6 +1,7 @@
 """``make env``: a .env with fresh secrets, written once, read back by every reader."""
 
 import builtins
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from dotenv import dotenv_values
 from jwt_core_lib import SigningKey
 from storefront_kit.settings import PLACEHOLDER_SECRETS
 from storefront_stack import envfile
+from storefront_stack.topology import CALLERS, SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO_ROOT / ".env.example"
@@ -27,9 +29,18 @@ def test_make_env_writes_fresh_secrets_that_every_reader_understands(tmp_path: P
         value = values[secret.name]
         assert value, secret.name
         assert value.lower() not in PLACEHOLDER_SECRETS, secret.name
-    for name in ("STOREFRONT_SERVICE_TOKEN_KEY", "AUTH_JWT_SIGNING_KEY"):
-        SigningKey.from_pem(values[name] or "")  # a real Ed25519 private key
-    assert values["STOREFRONT_SERVICE_TOKEN_KEY"] != values["AUTH_JWT_SIGNING_KEY"]
+    keys = {
+        s.name: SigningKey.from_pem(values[f"{s.env_prefix}SERVICE_TOKEN_KEY"] or "")
+        for s in SERVICES
+    }  # a real Ed25519 private key per service
+    signing = SigningKey.from_pem(values["AUTH_JWT_SIGNING_KEY"] or "")
+    assert len({k.x for k in keys.values()} | {signing.x}) == len(SERVICES) + 1
+    # Each callee lists exactly its callers' public keys, and no key of its own.
+    for callee, callers in CALLERS.items():
+        listed = json.loads(
+            values[f"{callee.upper().replace('-', '_')}_SERVICE_TOKEN_CALLERS"] or ""
+        )
+        assert listed == {caller: [keys[caller].x] for caller in callers}
     assert str(values["POSTGRES_PASSWORD"]).isalnum()  # goes into database URLs as is
     # Everything else is .env.example's documented defaults.
     assert values["STOREFRONT_ENVIRONMENT"] == "development"

@@ -172,7 +172,7 @@ def test_routes_reach_their_service_unchanged(
 ) -> None:
     body = _get(gateway, path + "?page=2").json()
     assert body["upstream"] == upstream
-    assert body["path"] == path  # no rewriting (DESIGN §4)
+    assert body["path"] == path  # no rewriting (docs/design.md §4)
     assert body["query"] == "page=2"
 
 
@@ -367,3 +367,249 @@ def test_idempotent_requests_move_to_another_replica_and_posts_never_do() -> Non
 def test_unknown_upstream_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown services"):
         nginx.render_config(nginx.GatewayConfig(upstreams={"billing": ["x:1"]}))
+
+
+# --- every answer nginx makes itself is a problem ------------------------------------------
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+    "cross-origin-opener-policy": "same-origin",
+    "content-security-policy": nginx.API_CSP,
+}
+
+
+def _raw(gateway: dict[str, Any], request: bytes) -> tuple[int, dict[str, list[str]], bytes]:
+    """Send bytes as they are on a fresh socket; nginx's status, headers and body."""
+    port = int(gateway["http"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(request)
+        raw.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := raw.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    length = int(headers.get("content-length", ["-1"])[0])
+    return int(status_line.split(" ")[1]), headers, body[:length] if length >= 0 else body
+
+
+def _assert_problem(
+    status: int, headers: dict[str, list[str]], body: bytes, *, expected: int, code: str
+) -> dict[str, Any]:
+    assert status == expected, body
+    assert headers["content-type"] == ["application/problem+json"]
+    problem: dict[str, Any] = json.loads(body)
+    assert problem["status"] == expected
+    assert problem["code"] == code
+    assert problem["type"] == "https://storefront.dev/problems/" + code.replace("_", "-")
+    assert problem["title"]
+    (request_id,) = headers["x-request-id"]
+    assert problem["request_id"] == request_id
+    assert len(request_id) >= 8
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name) == [value], name
+    assert "upstream" not in problem  # answered by nginx, not passed on from a service
+    return problem
+
+
+def _assert_response_problem(response: httpx.Response, *, expected: int, code: str) -> None:
+    headers = {name: response.headers.get_list(name) for name in response.headers}
+    _assert_problem(response.status_code, headers, response.content, expected=expected, code=code)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "expected", "code"),
+    [
+        pytest.param(
+            b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Content-Length: 6\r\n\r\nhello!",
+            400,
+            "bad_request",
+            id="two-content-lengths",
+        ),
+        pytest.param(
+            b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "bad_request",
+            id="length-and-chunked",
+        ),
+        pytest.param(
+            b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"zz\r\nhello\r\n0\r\n\r\n",
+            400,
+            "bad_request",
+            id="bad-chunk-size",
+        ),
+        pytest.param(
+            b"\x16\x03\x01\x02\x00\x01\r\n\r\n", 400, "bad_request", id="tls-on-plain-port"
+        ),
+        pytest.param(
+            b"GET /api/v1/products/%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "bad_request",
+            id="nul-in-path",
+        ),
+        pytest.param(
+            b"GET /api/v1/users/me HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n",
+            400,
+            "bad_request",
+            id="header-without-colon",
+        ),
+        pytest.param(
+            b"GET /api/v1/users/me HTTP/1.1\r\n\r\n", 400, "bad_request", id="http11-without-host"
+        ),
+        pytest.param(
+            b"GET /api/v1/users/me HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n",
+            431,
+            "request_header_too_large",
+            id="40kB-header",
+        ),
+        pytest.param(
+            b"GET /api/v1/products/search?q=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "uri_too_long",
+            id="20kB-uri",
+        ),
+        pytest.param(
+            b"TRACE /api/v1/users/me HTTP/1.1\r\nHost: x\r\n\r\n",
+            405,
+            "method_not_allowed",
+            id="trace",
+        ),
+        pytest.param(
+            b"POST /admin/index.html HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            405,
+            "method_not_allowed",
+            id="post-to-a-static-file",
+        ),
+        pytest.param(
+            b"GET /admin/no-such-file.js HTTP/1.1\r\nHost: x\r\n\r\n",
+            404,
+            "not_found",
+            id="missing-static-file",
+        ),
+        pytest.param(
+            b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "not_implemented",
+            id="unknown-transfer-coding",
+        ),
+        pytest.param(
+            b"GET /api/v1/users/me HTTP/2.0\r\nHost: x\r\n\r\n",
+            505,
+            "http_version_not_supported",
+            id="http2-over-plain-http1-framing",
+        ),
+    ],
+)
+def test_requests_nginx_refuses_get_problems_with_request_id_and_security_headers(
+    gateway: dict[str, Any], request_bytes: bytes, expected: int, code: str
+) -> None:
+    status, headers, body = _raw(gateway, request_bytes)
+    _assert_problem(status, headers, body, expected=expected, code=code)
+
+
+def test_a_refused_request_keeps_the_callers_request_id(gateway: dict[str, Any]) -> None:
+    status, headers, body = _raw(
+        gateway,
+        b"TRACE /api/v1/users/me HTTP/1.1\r\nHost: x\r\nX-Request-ID: client-trace-0001\r\n\r\n",
+    )
+    problem = _assert_problem(status, headers, body, expected=405, code="method_not_allowed")
+    assert problem["request_id"] == "client-trace-0001"
+
+
+def test_the_edge_limit_413_429_and_a_down_service_are_problems_with_all_headers(
+    gateway: dict[str, Any],
+) -> None:
+    too_big = httpx.post(
+        gateway["http"] + "/api/v1/orders", content=b"x" * (2 * 1024 * 1024), timeout=10
+    )
+    _assert_response_problem(too_big, expected=413, code="payload_too_large")
+    down = _get(gateway, "/api/v1/orders")
+    _assert_response_problem(down, expected=503, code="service_unavailable")
+    assert down.headers["retry-after"] == "5"
+    unknown = httpx.request("OPTIONS", gateway["http"] + "/api/v2/x", timeout=5)
+    _assert_response_problem(unknown, expected=404, code="not_found")
+
+
+async def test_the_auth_zones_429_has_all_headers(gateway: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=gateway["http"], timeout=5) as client:
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/auth/otp/verify", json={}) for _ in range(20))
+        )
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited
+    _assert_response_problem(limited[0], expected=429, code="rate_limited")
+    assert limited[0].headers["retry-after"] == "1"
+
+
+def test_tls_errors_are_problems_with_hsts(gateway: dict[str, Any]) -> None:
+    response = httpx.request(
+        "TRACE",
+        gateway["https"] + "/api/v1/users/me",
+        verify=False,  # noqa: S501 (the gateway's self-signed certificate)
+        timeout=5,
+    )
+    _assert_response_problem(response, expected=405, code="method_not_allowed")
+    assert response.headers["strict-transport-security"].startswith("max-age=63072000")
+    plain = httpx.get(gateway["https"].replace("https://", "http://") + "/", timeout=5)
+    _assert_response_problem(plain, expected=400, code="bad_request")
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:666"])
+def test_redirects_never_name_the_callers_host(gateway: dict[str, Any], host: str) -> None:
+    response = _get(gateway, "/admin", headers={"Host": host})
+    assert response.status_code == 301
+    assert response.headers["location"] == "/admin/"
+
+
+def test_an_upstream_that_does_not_answer_in_time_is_a_504_problem(tmp_path: Path) -> None:
+    # A socket that listens and never answers; the rendering waits 1 s for it, not 30 s.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    binary = nginx.ensure_nginx()
+    worker_user = nginx.prepare_local(tmp_path / "temp")
+    port = free_port()
+    config = nginx.GatewayConfig(
+        upstreams={s.name: [f"127.0.0.1:{silent.getsockname()[1]}"] for s in SERVICES},
+        http_port=port,
+        https_port=None,
+        temp_dir=str(tmp_path / "temp"),
+        worker_user=worker_user,
+    )
+    rendered = nginx.render_config(config)
+    assert "proxy_read_timeout 30s;" in rendered
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(rendered.replace("proxy_read_timeout 30s;", "proxy_read_timeout 1s;"))
+    nginx.check_config(binary, conf, tmp_path)
+    process = ManagedProcess(
+        "nginx",
+        nginx.nginx_command(binary, conf, tmp_path),
+        env={},
+        cwd=tmp_path,
+        registry=PidRegistry(tmp_path / "pids.json"),
+        log_file=tmp_path / "nginx.log",
+    ).start()
+    try:
+        gateway = {"http": f"http://127.0.0.1:{port}"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(gateway["http"] + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        response = httpx.get(gateway["http"] + "/api/v1/users/me", timeout=10)
+        _assert_response_problem(response, expected=504, code="gateway_timeout")
+    finally:
+        process.stop()
+        silent.close()

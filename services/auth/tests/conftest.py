@@ -32,8 +32,8 @@ from starlette.routing import Route
 from auth_service.app import create_app
 from auth_service.settings import AuthSettings
 from jwt_core_lib import (
-    SERVICE,
-    ServiceTokenMinter,
+    CallerKeys,
+    ServiceTokenVerifier,
     SigningKey,
     StaticKeySource,
     TokenError,
@@ -42,35 +42,26 @@ from jwt_core_lib import (
 )
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 
 
 @dataclass(frozen=True)
 class Keys:
-    """Auth's signing key (as its settings get it) and the platform's service-token key."""
+    """Auth's signing key (as its settings get it) and one service-token key per service."""
 
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def security(self) -> ServiceSecurity:
         """What the kit would build for auth; the user verifier is replaced by auth itself."""
-        return ServiceSecurity(
+        return self.services.security(
+            "auth",
             user_verifier=TokenVerifier(
                 key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
-            ),
-            service_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.service_key]),
-                issuer=SERVICE_ISSUER,
-                audience="auth",
-                token_use=SERVICE,
-            ),
-            minter=ServiceTokenMinter(
-                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-                service_name="auth",
             ),
         )
 
@@ -80,16 +71,12 @@ class Keys:
         )
 
     def service_token(self, caller: str = "notifications", audience: str = "auth") -> str:
-        minter = ServiceTokenMinter(
-            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-            service_name=caller,
-        )
-        return minter.token_for(audience)
+        return self.services.token(caller, audience)
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +117,9 @@ class Notifications:
         return self.for_phone(phone)[count - 1]
 
 
-def _notifications_app(state: Notifications, service_key: SigningKey) -> Starlette:
-    verifier = TokenVerifier(
-        key_source=StaticKeySource([service_key]),
-        issuer=SERVICE_ISSUER,
-        audience="notifications",
-        token_use=SERVICE,
+def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
+    verifier = ServiceTokenVerifier(
+        callers=CallerKeys({"auth": [auth_key.public_key]}), audience="notifications"
     )
 
     async def otp(request: Request) -> JSONResponse:
@@ -162,7 +146,7 @@ async def notifications_server(keys: Keys) -> AsyncIterator[Notifications]:
     state = Notifications(url=f"http://127.0.0.1:{port}")
     server = uvicorn.Server(
         uvicorn.Config(
-            _notifications_app(state, keys.service_key),
+            _notifications_app(state, keys.services["auth"]),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -264,19 +248,53 @@ class Auth:
             headers=bearer(self.keys.service_token(caller)),
         )
 
+    async def contact(
+        self,
+        chat_id: int,
+        phone_number: str | None,
+        *,
+        user_id: int | str | None = "own",
+        sender_id: int | None = None,
+        caller: str = "notifications",
+    ) -> httpx.Response:
+        """What the bot reports of a reply in ``chat_id``: a shared contact (the sender's own
+        unless ``user_id`` says whose card), or typed text (``phone_number=None``)."""
+        contact: dict[str, Any] | None = None
+        if phone_number is not None:
+            contact = {"phone_number": phone_number}
+            card = chat_id if user_id == "own" else user_id
+            if card is not None:
+                contact["user_id"] = card
+        return await self.client.post(
+            "/internal/auth/telegram/contact",
+            json={
+                "chat_id": chat_id,
+                "sender_id": chat_id if sender_id is None else sender_id,
+                "contact": contact,
+            },
+            headers=bearer(self.keys.service_token(caller)),
+        )
+
+    async def prove(self, token: str, chat_id: int, phone: str) -> None:
+        """Start on the link in ``chat_id``, then share that chat's own contact for ``phone``."""
+        started = await self.start(token, chat_id)
+        assert started.json() == {"outcome": "contact_requested"}, started.text
+        shared = await self.contact(chat_id, phone.removeprefix("+"))
+        assert shared.json() == {"outcome": "code_sent", "attempts_left": None}, shared.text
+
     async def allow_resend(self, phone: str) -> None:
         """Skip the resend cooldown (tests do not wait 30 s)."""
         await self.redis.delete(f"auth:otp:cooldown:{phone}")
 
     async def login(self, phone: str, chat_id: int) -> dict[str, Any]:
-        """The whole flow for a new phone: send, Start in ``chat_id``, verify."""
+        """The whole flow: send, then (unless ``chat_id`` is linked already) Start in it and
+        share its own contact, then verify."""
         before = len(self.notifications.for_phone(phone))
+        user = await self.user_row(phone)
         sent = await self.send(phone)
         assert sent.status_code == 202, sent.text
-        link = sent.json().get("telegram_link")
-        if link:
-            started = await self.start(link_token(link), chat_id)
-            assert started.json() == {"outcome": "code_sent"}, started.text
+        if user is None or user["telegram_chat_id"] != chat_id:
+            await self.prove(link_token(sent.json()["telegram_link"]), chat_id, phone)
         delivered = await self.notifications.wait_for(phone, count=before + 1)
         assert delivered["chat_id"] == chat_id
         verified = await self.verify(phone, delivered["code"])

@@ -10,6 +10,7 @@ from asgi_lifespan import LifespanManager
 
 from auth_service.app import create_app
 from auth_service.settings import AuthSettings
+from jwt_core_lib import SigningKey
 from storefront_stack.pytest_plugin import create_test_database
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -29,17 +30,24 @@ async def serve(settings: AuthSettings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+CALLERS = {"notifications": [SigningKey.generate().x]}  # its one caller
+
+
 async def test_ready_when_its_dependencies_answer(database_url: str, redis_url: str) -> None:
-    async with serve(AuthSettings(database_url=database_url, redis_url=redis_url)) as client:
+    async with serve(
+        AuthSettings(database_url=database_url, redis_url=redis_url, service_token_callers=CALLERS)
+    ) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
     assert live.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
 
 
 async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -> None:
-    async with serve(AuthSettings(database_url=database_url, redis_url=DEAD_REDIS)) as client:
+    async with serve(
+        AuthSettings(database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS)
+    ) as client:
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
@@ -47,7 +55,9 @@ async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -
 
 
 async def test_openapi_describes_the_auth_service(database_url: str) -> None:
-    async with serve(AuthSettings(database_url=database_url, redis_url=DEAD_REDIS)) as client:
+    async with serve(
+        AuthSettings(database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS)
+    ) as client:
         schema = (await client.get("/openapi.json")).json()
         metrics = await client.get("/metrics")
     assert schema["info"]["title"]

@@ -8,7 +8,7 @@ import sys
 from auth_service.cli import create_admin
 from storefront_seed.users import admin_from_environment, seed_admin
 
-from .conftest import Auth, bearer, new_chat_id, new_phone, problem
+from .conftest import Auth, bearer, link_token, new_chat_id, new_phone, problem
 
 
 async def test_create_admin_command_is_idempotent_and_links_the_chat(auth: Auth) -> None:
@@ -45,7 +45,7 @@ async def test_create_admin_promotes_an_existing_user_and_refuses_a_taken_chat(
     await auth.login(phone, chat_id)
     url = auth.settings.database_url
 
-    promoted = await create_admin(url, phone=phone)
+    promoted = await create_admin(url, phone=phone, chat_id=chat_id)
     other_chat = new_chat_id()
     relinked = await create_admin(url, phone=phone, chat_id=other_chat)
     taken = subprocess.run(  # noqa: ASYNC221 - a short CLI run
@@ -54,7 +54,8 @@ async def test_create_admin_promotes_an_existing_user_and_refuses_a_taken_chat(
         env={**os.environ, "AUTH_DATABASE_URL": url}, capture_output=True, text=True,
     )  # fmt: skip
     bad_phone = subprocess.run(  # noqa: ASYNC221
-        [sys.executable, "-m", "auth_service", "create-admin", "--phone", "12345"],
+        [sys.executable, "-m", "auth_service", "create-admin", "--phone", "12345",
+         "--chat-id", "5"],
         env={**os.environ, "AUTH_DATABASE_URL": url}, capture_output=True, text=True,
     )  # fmt: skip
 
@@ -83,7 +84,7 @@ async def test_the_seeded_admin_logs_in_with_the_code_sent_to_the_seeded_chat(
 
     assert (first["created"], again["created"]) == (True, False)
     assert again["id"] == first["id"]
-    assert sent.json()["telegram_link"] is None  # already linked: no deep link needed
+    assert link_token(sent.json()["telegram_link"])  # the same answer as for anyone
     assert delivered["chat_id"] == chat_id
     assert users.status_code == 200
     me = await auth.client.get("/api/v1/users/me", headers=bearer(tokens["access_token"]))
@@ -102,3 +103,40 @@ async def test_the_seeded_admin_logs_in_with_the_code_sent_to_the_seeded_chat(
 def test_seed_defaults() -> None:
     assert admin_from_environment({}) == ("+15550000001", 1000001)
     assert admin_from_environment({"SEED_ADMIN_PHONE": "+15550000002"}) == ("+15550000002", 1000001)
+
+
+async def test_a_staff_account_cannot_be_created_without_its_chat(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    env = {**os.environ, "AUTH_DATABASE_URL": auth.settings.database_url}
+    base = [sys.executable, "-m", "auth_service", "create-admin", "--phone", phone]
+
+    no_chat = await asyncio.to_thread(subprocess.run, base, env=env, capture_output=True, text=True)
+    no_chat_moderator = await asyncio.to_thread(
+        subprocess.run, [*base, "--role", "moderator"], env=env, capture_output=True, text=True
+    )
+    not_staff = await asyncio.to_thread(
+        subprocess.run,
+        [*base, "--chat-id", str(chat_id), "--role", "customer"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert await auth.user_row(phone) is None  # none of them created anything
+    moderator = await asyncio.to_thread(
+        subprocess.run,
+        [*base, "--chat-id", str(chat_id), "--role", "moderator"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    for refused in (no_chat, no_chat_moderator):
+        assert refused.returncode != 0
+        assert "--chat-id" in refused.stderr
+    assert not_staff.returncode != 0
+    assert "invalid choice" in not_staff.stderr
+    assert moderator.returncode == 0, moderator.stderr
+    assert f"moderator created: {phone}" in moderator.stdout
+    row = await auth.user_row(phone)
+    assert row is not None
+    assert (row["roles"], row["telegram_chat_id"]) == (["moderator", "customer"], chat_id)

@@ -13,10 +13,16 @@ from cryptography.hazmat.primitives.serialization import (
 from pydantic import SecretStr, ValidationError
 from starlette.requests import Request
 
+from auth_service.app import create_app
 from auth_service.deps import client_ip
 from auth_service.domain import roles
+from auth_service.domain.linking import ContactVerdict, judge_contact
 from auth_service.domain.otp import code_digest, codes_match, new_code, new_link_token
-from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
+from auth_service.domain.phones import (
+    InvalidPhoneNumber,
+    normalise_contact_phone,
+    normalise_phone,
+)
 from auth_service.domain.refresh import (
     RefreshVerdict,
     TokenState,
@@ -26,6 +32,7 @@ from auth_service.domain.refresh import (
 )
 from auth_service.settings import AuthSettings
 from jwt_core_lib import SigningKey
+from storefront_kit.security import MissingSecret
 from storefront_kit.settings import PlatformSettings
 
 
@@ -67,6 +74,53 @@ def test_strict_phones_also_need_a_real_numbering_plan() -> None:
         normalise_phone("+15550000001", strict=True)  # 555 is no US area code
 
 
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("15550001234", "+15550001234"),  # Telegram often leaves the + out
+        ("+15550001234", "+15550001234"),
+        (" 4930123456 ", "+4930123456"),
+    ],
+)
+def test_contact_numbers_are_normalised_with_or_without_plus(raw: str, e164: str) -> None:
+    assert normalise_contact_phone(raw) == e164
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "+", "++15550001234", "1555-000-1234", "call me", "12", "1" * 21, "+999123"]
+)
+def test_unreadable_contact_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidPhoneNumber):
+        normalise_contact_phone(raw)
+
+
+@pytest.mark.parametrize(
+    ("sender", "card_user", "number", "verdict"),
+    [
+        (7, 7, "15550001234", ContactVerdict.PROVEN),
+        (7, 7, "+15550001234", ContactVerdict.PROVEN),
+        (7, 8, "15550001234", ContactVerdict.NOT_OWN),  # someone else's card
+        (7, None, "15550001234", ContactVerdict.NOT_OWN),  # a card of no Telegram user
+        (7, 7, None, ContactVerdict.NO_CONTACT),  # typed text
+        (7, 7, "15550009999", ContactVerdict.MISMATCH),
+        (7, 7, "not a number", ContactVerdict.INVALID_PHONE),
+        (7, 8, "not a number", ContactVerdict.NOT_OWN),  # whose it is decides first
+    ],
+)
+def test_only_the_senders_own_contact_with_the_number_proves_it(
+    sender: int, card_user: int | None, number: str | None, verdict: ContactVerdict
+) -> None:
+    assert (
+        judge_contact(
+            sender_id=sender,
+            contact_user_id=card_user,
+            contact_phone=number,
+            expected_phone="+15550001234",
+        )
+        is verdict
+    )
+
+
 def test_codes_are_six_digits_spread_over_the_whole_range() -> None:
     codes = [new_code() for _ in range(2000)]
     assert all(len(c) == 6 and c.isdigit() for c in codes)
@@ -102,6 +156,13 @@ def test_refresh_verdicts() -> None:
     assert judge(TokenState(later, None, now), now=now) is RefreshVerdict.REUSED
     # a spent token is reuse even after it expired: the family still gets revoked
     assert judge(TokenState(now, now, None), now=later) is RefreshVerdict.REUSED
+
+
+def test_staff_roles() -> None:
+    assert roles.is_staff(["admin"])
+    assert roles.is_staff(["customer", "moderator"])
+    assert not roles.is_staff(["customer"])
+    assert not roles.is_staff([])
 
 
 def test_roles_are_known_distinct_and_ordered() -> None:
@@ -143,13 +204,34 @@ def test_client_ip_believes_the_gateway_only() -> None:
 
 
 def test_production_refuses_placeholder_secrets() -> None:
-    production = PlatformSettings(environment="production", service_token_key=SecretStr("k" * 40))
+    production = PlatformSettings(environment="production")
     pem = SecretStr(SigningKey.generate().to_pem())
     with pytest.raises(ValidationError, match="AUTH_JWT_SIGNING_KEY"):
         AuthSettings(platform=production, otp_pepper=SecretStr("p" * 32))
     with pytest.raises(ValidationError, match="AUTH_OTP_PEPPER"):
         AuthSettings(platform=production, jwt_signing_key=pem)
     AuthSettings(platform=production, jwt_signing_key=pem, otp_pepper=SecretStr("p" * 32))
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_auth_refuses_to_start_without_its_signing_keys_outside_tests(environment: Any) -> None:
+    platform = PlatformSettings(environment=environment)
+    service_pem = SecretStr(SigningKey.generate().to_pem())
+    pepper = SecretStr("p" * 32)
+    no_user_key = AuthSettings.model_construct(
+        platform=platform, service_token_key=service_pem, otp_pepper=pepper
+    )
+    with pytest.raises(MissingSecret, match="AUTH_JWT_SIGNING_KEY"):
+        create_app(no_user_key)
+    no_service_key = AuthSettings(
+        platform=platform,
+        jwt_signing_key=SecretStr(SigningKey.generate().to_pem()),
+        otp_pepper=pepper,
+    )
+    with pytest.raises(MissingSecret, match="AUTH_SERVICE_TOKEN_KEY"):
+        create_app(no_service_key)
+    # Tests alone may run on throwaway keys.
+    create_app(AuthSettings(platform=PlatformSettings(environment="test")))
 
 
 def test_signing_keys_must_be_ed25519_pems_and_are_never_echoed() -> None:
@@ -171,7 +253,7 @@ def test_settings_refuse_nonsense() -> None:
     with pytest.raises(ValidationError, match="rate limit"):
         AuthSettings(otp_phone_rate_limit="lots")
     with pytest.raises(ValidationError):
-        AuthSettings(otp_ttl_s=600)  # DESIGN §7: at most 5 minutes
+        AuthSettings(otp_ttl_s=600)  # docs/design.md §7: at most 5 minutes
     with pytest.raises(ValidationError):
         AuthSettings(otp_max_attempts=6)
     with pytest.raises(ValidationError):

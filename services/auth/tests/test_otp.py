@@ -39,8 +39,7 @@ async def test_first_login_creates_a_customer_and_returns_tokens_that_verify_wit
     assert body["expires_in"] == 300
     assert body["resend_in"] == 30
     assert body["telegram_link"].startswith("https://t.me/storefront_sandbox_bot?start=")
-    started = await auth.start(link_token(body["telegram_link"]), chat_id)
-    assert started.json() == {"outcome": "code_sent"}
+    await auth.prove(link_token(body["telegram_link"]), chat_id, e164)
     delivered = await auth.notifications.wait_for(e164)
     assert delivered["chat_id"] == chat_id
     assert delivered["caller"] == "auth"  # a service token minted for notifications
@@ -87,7 +86,7 @@ async def test_only_a_hash_of_the_code_is_kept_in_redis_with_a_ttl(auth: Auth) -
     assert 290 <= ttl <= 300
 
 
-async def test_a_linked_phone_gets_its_code_in_its_chat_without_a_link(auth: Auth) -> None:
+async def test_a_linked_phone_gets_its_code_in_its_chat_and_the_same_answer(auth: Auth) -> None:
     phone, chat_id = await _linked_user(auth)
 
     sent = await auth.send(phone)
@@ -95,7 +94,9 @@ async def test_a_linked_phone_gets_its_code_in_its_chat_without_a_link(auth: Aut
     verified = await auth.verify(phone, delivered["code"])
 
     assert sent.status_code == 202
-    assert sent.json() == {"expires_in": 300, "resend_in": 30, "telegram_link": None}
+    assert set(sent.json()) == {"expires_in", "resend_in", "telegram_link"}
+    assert (sent.json()["expires_in"], sent.json()["resend_in"]) == (300, 30)
+    assert link_token(sent.json()["telegram_link"])  # a link like anyone's (no oracle)
     assert delivered["chat_id"] == chat_id
     assert verified.status_code == 200
     assert (
@@ -189,6 +190,83 @@ async def test_a_second_send_within_the_cooldown_is_429_with_retry_after(auth: A
     assert len(auth.notifications.for_phone(phone)) == 2  # the login's and the first send's
 
 
+def _shape(response: httpx.Response) -> tuple[Any, ...]:
+    """What a caller can compare between two answers (the link's token is random)."""
+    body = response.json()
+    link = body.get("telegram_link")
+    token = link_token(link) if link else None
+    return (
+        response.status_code,
+        response.headers["content-type"],
+        tuple(sorted(body)),
+        body.get("expires_in"),
+        body.get("resend_in"),
+        link.removesuffix(token) if link and token else link,
+        len(token) if token else None,
+        body.get("code"),
+        "retry-after" in response.headers,
+    )
+
+
+async def test_send_answers_alike_for_unknown_unlinked_linked_and_staff_phones(
+    auth: Auth,
+) -> None:
+    """No registration oracle: the caller cannot tell what it asked about."""
+    unknown = new_phone()
+    unlinked = new_phone()
+    await auth.execute(
+        "INSERT INTO user_account (id, phone) VALUES (gen_random_uuid(), :p)", {"p": unlinked}
+    )
+    linked, _ = await _linked_user(auth)
+    staff = new_phone()
+    await auth.execute(
+        "INSERT INTO user_account (id, phone, roles, telegram_chat_id) VALUES"
+        " (gen_random_uuid(), :p, ARRAY['admin', 'customer'], :c)",
+        {"p": staff, "c": new_chat_id()},
+    )
+    phones = [unknown, unlinked, linked, staff]
+
+    first = [await auth.send(phone) for phone in phones]
+    cooldown = [await auth.send(phone) for phone in phones]
+
+    assert {_shape(r) for r in first} == {
+        (
+            202,
+            "application/json",
+            ("expires_in", "resend_in", "telegram_link"),
+            300,
+            30,
+            "https://t.me/storefront_sandbox_bot?start=",
+            32,
+            None,
+            False,
+        )
+    }
+    assert len({_shape(r) for r in cooldown}) == 1  # the same cooldown for each of them
+    assert cooldown[0].status_code == 429
+    # what differs is only where a code went: the linked chats got one
+    await auth.notifications.wait_for(staff)
+    assert auth.notifications.for_phone(unknown) == auth.notifications.for_phone(unlinked) == []
+
+
+async def test_rate_limits_apply_alike_to_known_and_unknown_phones(start_auth: Any) -> None:
+    async with start_auth(otp_phone_rate_limit="1/10minutes") as auth:
+        linked, unknown = new_phone(), new_phone()
+        await auth.execute(
+            "INSERT INTO user_account (id, phone, telegram_chat_id) VALUES"
+            " (gen_random_uuid(), :p, :c)",
+            {"p": linked, "c": new_chat_id()},
+        )
+        answers = {}
+        for phone in (linked, unknown):
+            await auth.send(phone)
+            await auth.allow_resend(phone)
+            answers[phone] = await auth.send(phone)
+
+    assert _shape(answers[linked]) == _shape(answers[unknown])
+    assert problem(answers[unknown], 429, "otp_rate_limited")["scope"] == "phone"
+
+
 async def test_the_per_phone_limit_is_429_with_retry_after(start_auth: Any) -> None:
     async with start_auth(otp_phone_rate_limit="2/10minutes") as auth:
         phone = new_phone()
@@ -269,9 +347,8 @@ async def test_the_api_answers_202_when_notifications_is_down(start_auth: Any) -
     async with start_auth(notifications_url=dead, notifications_max_attempts=2) as auth:
         phone, chat_id = new_phone(), new_chat_id()
         sent = await auth.send(phone)
-        started = await auth.start(link_token(sent.json()["telegram_link"]), chat_id)
+        await auth.prove(link_token(sent.json()["telegram_link"]), chat_id, phone)
         assert sent.status_code == 202
-        assert started.json() == {"outcome": "code_sent"}
         assert await auth.redis.exists(f"auth:otp:code:{phone}") == 1
 
 
@@ -279,10 +356,9 @@ async def test_delivery_is_retried_when_notifications_fails_for_a_moment(auth: A
     phone, chat_id = new_phone(), new_chat_id()
     auth.notifications.fail_next = 1
     sent = await auth.send(phone)
-    started = await auth.start(link_token(sent.json()["telegram_link"]), chat_id)
+    await auth.prove(link_token(sent.json()["telegram_link"]), chat_id, phone)
     delivered = await auth.notifications.wait_for(phone)
 
-    assert started.status_code == 200
     assert auth.notifications.calls == 2
     assert (await auth.verify(phone, delivered["code"])).status_code == 200
 

@@ -1,4 +1,5 @@
-"""Telegram linking: deep link → Start (TEMP) → code in that chat → verify (FINAL)."""
+"""Telegram linking: deep link → Start → the sender's own contact (proof, TEMP) → code in
+that chat → verify (FINAL); every other reply refused, counted and linking nothing."""
 
 import asyncio
 from typing import Any
@@ -15,21 +16,37 @@ async def _link(auth: Auth, phone: str) -> str:
     return link_token(link)
 
 
-async def test_start_sends_a_code_to_the_chat_and_verify_links_it_for_good(auth: Auth) -> None:
+async def _refused(auth: Auth, phone: str, *chats: int) -> None:
+    """Nothing was sent, linked or remembered for ``phone`` (or the ``chats``)."""
+    await asyncio.sleep(0.05)  # a delivery scheduled by mistake would have arrived
+    assert auth.notifications.for_phone(phone) == []
+    assert await auth.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}") == 0
+    user = await auth.user_row(phone)
+    assert user is None or user["telegram_chat_id"] not in chats
+
+
+async def test_the_senders_own_contact_proves_the_phone_and_only_then_the_code_comes(
+    auth: Auth,
+) -> None:
     phone, chat_id = new_phone(), new_chat_id()
     token = await _link(auth, phone)
-    assert auth.notifications.for_phone(phone) == []  # nothing is sent before Start
-    assert await auth.redis.exists(f"auth:otp:code:{phone}") == 0
+    assert auth.notifications.for_phone(phone) == []  # nothing is sent before the proof
 
     started = await auth.start(token, chat_id)
+    after_start = await auth.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}")
+    pending = await auth.redis.get(f"auth:tg:pending:{chat_id}")
+    # Telegram sends the contact's number without the "+", with its own user id
+    shared = await auth.contact(chat_id, phone.removeprefix("+"))
     delivered = await auth.notifications.wait_for(phone)
     temp = await auth.redis.get(f"auth:tg:temp:{phone}")
-    temp_ttl = await auth.redis.ttl(f"auth:tg:temp:{phone}")
     user_before = await auth.user_row(phone)
     verified = await auth.verify(phone, delivered["code"])
 
     assert started.status_code == 200
-    assert started.json() == {"outcome": "code_sent"}
+    assert started.json() == {"outcome": "contact_requested"}
+    assert after_start == 0  # Start alone links nothing and sends nothing
+    assert pending == token
+    assert shared.json() == {"outcome": "code_sent", "attempts_left": None}
     assert delivered == {
         "phone": phone,
         "code": delivered["code"],
@@ -37,8 +54,8 @@ async def test_start_sends_a_code_to_the_chat_and_verify_links_it_for_good(auth:
         "caller": "auth",
     }
     assert temp == str(chat_id)
-    assert 0 < temp_ttl <= 300
     assert user_before is None  # TEMP only: no user, no FINAL link before verify
+    assert await auth.redis.exists(f"auth:tg:link:{token}", f"auth:tg:pending:{chat_id}") == 0
     assert verified.status_code == 200
     user = await auth.user_row(phone)
     assert user is not None
@@ -46,10 +63,9 @@ async def test_start_sends_a_code_to_the_chat_and_verify_links_it_for_good(auth:
     assert user["telegram_linked_at"] is not None
     assert await auth.redis.exists(f"auth:tg:temp:{phone}") == 0
 
-    # the link is permanent: the next send goes straight to the chat, no link
+    # the link is permanent: the next send goes straight to the chat
     await auth.allow_resend(phone)
-    again = await auth.send(phone)
-    assert again.json()["telegram_link"] is None
+    await auth.send(phone)
     assert (await auth.notifications.wait_for(phone, count=2))["chat_id"] == chat_id
 
     internal = await auth.client.get(
@@ -59,89 +75,215 @@ async def test_start_sends_a_code_to_the_chat_and_verify_links_it_for_good(auth:
     assert internal.json() == {"user_id": str(user["id"]), "chat_id": chat_id}
 
 
-async def test_a_link_token_works_once(auth: Auth) -> None:
-    phone = new_phone()
+@pytest.mark.parametrize(
+    ("label", "reply", "outcome"),
+    [
+        ("someone else's card", {"user_id": 4242}, "not_own_contact"),
+        ("a card of no Telegram user", {"user_id": None}, "not_own_contact"),
+        ("a reply not from the chat's user", {"sender_id": 4242}, "not_own_contact"),
+        ("a typed number", {"phone_number": None}, "contact_required"),
+        ("the sender's own other number", {"phone_number": "+15550009999"}, "phone_mismatch"),
+        ("letters", {"phone_number": "call me"}, "invalid_phone"),
+        ("too short", {"phone_number": "12"}, "invalid_phone"),
+        ("too long", {"phone_number": "1" * 40}, "invalid_phone"),
+    ],
+)
+async def test_a_reply_that_does_not_prove_the_phone_links_nothing_and_counts(
+    auth: Auth, label: str, reply: dict[str, Any], outcome: str
+) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    assert (await auth.start(token, chat_id)).json() == {"outcome": "contact_requested"}
+    kwargs = {"phone_number": phone.removeprefix("+"), **reply}
+
+    refused = await auth.contact(chat_id, **kwargs)
+
+    assert refused.status_code == 200, (label, refused.text)
+    assert refused.json() == {"outcome": outcome, "attempts_left": 2}, label
+    assert await auth.redis.hget(f"auth:tg:link:{token}", "a") == "1", label
+    await _refused(auth, phone, chat_id)
+
+
+async def test_three_refused_replies_burn_the_link_even_for_the_real_owner(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    await auth.start(token, chat_id)
+
+    outcomes = [
+        (await auth.contact(chat_id, phone, user_id=7)).json(),
+        (await auth.contact(chat_id, None)).json(),
+        (await auth.contact(chat_id, "+15550001234")).json(),
+    ]
+    late = await auth.contact(chat_id, phone)
+    again = await auth.start(token, chat_id)
+
+    assert outcomes == [
+        {"outcome": "not_own_contact", "attempts_left": 2},
+        {"outcome": "contact_required", "attempts_left": 1},
+        {"outcome": "link_burned", "attempts_left": 0},
+    ]
+    assert late.json() == {"outcome": "no_pending_link", "attempts_left": None}
+    assert again.json() == {"outcome": "invalid_token"}
+    assert await auth.redis.exists(f"auth:tg:link:{token}", f"auth:tg:pending:{chat_id}") == 0
+    await _refused(auth, phone, chat_id)
+
+
+async def test_a_link_works_once_and_only_in_the_first_chat_that_pressed_start(
+    auth: Auth,
+) -> None:
+    phone, owner, other = new_phone(), new_chat_id(), new_chat_id()
     token = await _link(auth, phone)
 
-    first = await auth.start(token, new_chat_id())
-    second = await auth.start(token, new_chat_id())
+    first = await auth.start(token, owner)
+    forwarded = await auth.start(token, other)  # the link forwarded to (or seen by) another
+    foreign_proof = await auth.contact(other, phone.removeprefix("+"))
+    await auth.prove(token, owner, phone)  # the first chat still may (Start again is fine)
+    replayed = await auth.start(token, owner)
+    replayed_elsewhere = await auth.start(token, other)
 
-    assert first.json() == {"outcome": "code_sent"}
-    assert second.json() == {"outcome": "invalid_token"}
+    assert first.json() == {"outcome": "contact_requested"}
+    assert forwarded.json() == {"outcome": "invalid_token"}
+    assert foreign_proof.json()["outcome"] == "no_pending_link"
+    assert replayed.json() == replayed_elsewhere.json() == {"outcome": "invalid_token"}
     await asyncio.sleep(0.05)
-    assert len(auth.notifications.for_phone(phone)) == 1
+    assert [d["chat_id"] for d in auth.notifications.for_phone(phone)] == [owner]
 
 
-async def test_unknown_or_expired_link_tokens_are_invalid(auth: Auth) -> None:
-    phone = new_phone()
+async def test_another_chats_starts_count_against_the_link_until_it_burns(auth: Auth) -> None:
+    phone, owner = new_phone(), new_chat_id()
     token = await _link(auth, phone)
+    await auth.start(token, owner)
+
+    for _ in range(3):
+        assert (await auth.start(token, new_chat_id())).json() == {"outcome": "invalid_token"}
+    late = await auth.contact(owner, phone)
+
+    assert await auth.redis.exists(f"auth:tg:link:{token}") == 0
+    assert late.json()["outcome"] == "no_pending_link"
+    await _refused(auth, phone, owner)
+
+
+async def test_a_contact_for_another_links_phone_is_a_mismatch(auth: Auth) -> None:
+    """The chat pressed Start for one phone and proves another (whose link it never used)."""
+    first, second, chat_id = new_phone(), new_phone(), new_chat_id()
+    token_first, token_second = await _link(auth, first), await _link(auth, second)
+    await auth.start(token_first, chat_id)
+
+    shared = await auth.contact(chat_id, second)
+
+    assert shared.json() == {"outcome": "phone_mismatch", "attempts_left": 2}
+    assert await auth.redis.hget(f"auth:tg:link:{token_second}", "a") == "0"  # untouched
+    await _refused(auth, first, chat_id)
+    await _refused(auth, second, chat_id)
+
+
+async def test_unknown_expired_or_absent_links_are_refused(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    await auth.start(token, chat_id)
     await auth.redis.delete(f"auth:tg:link:{token}")  # as if its TTL ran out
 
-    expired = await auth.start(token, new_chat_id())
+    expired = await auth.contact(chat_id, phone)
     unknown = await auth.start("A" * 32, new_chat_id())
+    nothing_pending = await auth.contact(new_chat_id(), phone)
 
-    assert expired.status_code == 200
-    assert expired.json() == {"outcome": "invalid_token"}
+    assert expired.json() == {"outcome": "no_pending_link", "attempts_left": None}
     assert unknown.json() == {"outcome": "invalid_token"}
-    assert await auth.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}") == 0
+    assert nothing_pending.json() == {"outcome": "no_pending_link", "attempts_left": None}
+    await _refused(auth, phone, chat_id)
 
 
-async def test_a_chat_linked_to_one_user_cannot_be_taken_by_another(auth: Auth) -> None:
-    owner_phone, chat_id = new_phone(), new_chat_id()
-    await auth.login(owner_phone, chat_id)
-    intruder_phone = new_phone()
-    token = await _link(auth, intruder_phone)
+async def test_a_linked_chat_moves_to_another_number_only_by_proving_it(auth: Auth) -> None:
+    """The Telegram account changed its number: its chat follows, on the same proof."""
+    old_phone, new_number, chat_id = new_phone(), new_phone(), new_chat_id()
+    await auth.login(old_phone, chat_id)
+    token = await _link(auth, new_number)
+    await auth.start(token, chat_id)
+    typed = await auth.contact(chat_id, None)
+    assert typed.json()["outcome"] == "contact_required"
+    assert (await auth.user_row(old_phone) or {})["telegram_chat_id"] == chat_id
 
-    started = await auth.start(token, chat_id)
+    shared = await auth.contact(chat_id, new_number)
+    code = (await auth.notifications.wait_for(new_number))["code"]
+    verified = await auth.verify(new_number, code)
 
-    assert started.json() == {"outcome": "chat_taken"}
-    await asyncio.sleep(0.05)
-    assert auth.notifications.for_phone(intruder_phone) == []
-    assert await auth.redis.exists(f"auth:tg:temp:{intruder_phone}") == 0
-    assert (await auth.user_row(owner_phone) or {})["telegram_chat_id"] == chat_id
-    assert await auth.user_row(intruder_phone) is None
-
-
-async def test_a_temp_chat_taken_meanwhile_is_not_moved_at_verify(auth: Auth) -> None:
-    """Two phones press Start in the same chat; the first to verify keeps it."""
-    chat_id = new_chat_id()
-    first, second = new_phone(), new_phone()
-    token_a, token_b = await _link(auth, first), await _link(auth, second)
-    assert (await auth.start(token_a, chat_id)).json() == {"outcome": "code_sent"}
-    assert (await auth.start(token_b, chat_id)).json() == {"outcome": "code_sent"}
-    code_a = (await auth.notifications.wait_for(first))["code"]
-    code_b = (await auth.notifications.wait_for(second))["code"]
-
-    assert (await auth.verify(first, code_a)).status_code == 200
-    assert (await auth.verify(second, code_b)).status_code == 200
-
-    assert (await auth.user_row(first) or {})["telegram_chat_id"] == chat_id
-    assert (await auth.user_row(second) or {})["telegram_chat_id"] is None
+    assert shared.json()["outcome"] == "code_sent"
+    assert verified.status_code == 200
+    assert (await auth.user_row(new_number) or {})["telegram_chat_id"] == chat_id
+    assert (await auth.user_row(old_phone) or {})["telegram_chat_id"] is None
 
 
-async def test_a_stale_link_cannot_redirect_a_linked_phone_to_another_chat(auth: Auth) -> None:
+async def test_the_proven_owner_takes_a_number_back_from_an_unproven_chat(auth: Auth) -> None:
+    """A chat linked before contacts were proven (a squatter) loses the number to its owner."""
+    phone, squatter, owner = new_phone(), new_chat_id(), new_chat_id()
+    await auth.execute(
+        "INSERT INTO user_account (id, phone, roles, telegram_chat_id, telegram_linked_at)"
+        " VALUES (gen_random_uuid(), :p, ARRAY['customer'], :c, now())",
+        {"p": phone, "c": squatter},
+    )
+    sent = await auth.send(phone)
+    squatters_code = await auth.notifications.wait_for(phone)
+    await auth.prove(link_token(sent.json()["telegram_link"]), owner, phone)
+    owners_code = await auth.notifications.wait_for(phone, count=2)
+
+    problem(await auth.verify(phone, squatters_code["code"]), 401, "otp_invalid")
+    assert (await auth.verify(phone, owners_code["code"])).status_code == 200
+    assert squatters_code["chat_id"] == squatter
+    assert owners_code["chat_id"] == owner
+    assert (await auth.user_row(phone) or {})["telegram_chat_id"] == owner
+
+
+async def test_a_staff_phone_without_a_chat_is_never_linked_through_the_bot(auth: Auth) -> None:
     phone, chat_id = new_phone(), new_chat_id()
-    stale = await _link(auth, phone)  # handed out before the phone got linked
-    await auth.allow_resend(phone)
-    await auth.login(phone, chat_id)
+    await auth.execute(
+        "INSERT INTO user_account (id, phone, roles) VALUES (gen_random_uuid(), :p,"
+        " ARRAY['moderator', 'customer'])",
+        {"p": phone},
+    )
+    sent = await auth.send(phone)
+    token = link_token(sent.json()["telegram_link"])  # the same answer as for anyone
 
-    attacker = await auth.start(stale, new_chat_id())
+    assert (await auth.start(token, chat_id)).json() == {"outcome": "contact_requested"}
+    stranger = await auth.contact(chat_id, "+15550000042")
+    even_the_owner = await auth.contact(chat_id, phone)
 
-    assert attacker.json() == {"outcome": "invalid_token"}
-    await asyncio.sleep(0.05)
-    assert [d["chat_id"] for d in auth.notifications.for_phone(phone)] == [chat_id]
+    assert stranger.json()["outcome"] == "phone_mismatch"
+    assert even_the_owner.json() == {"outcome": "not_allowed", "attempts_left": 1}
+    await _refused(auth, phone, chat_id)
 
 
-async def test_a_resend_after_start_reaches_the_same_temp_chat(auth: Auth) -> None:
+async def test_a_staff_accounts_chat_neither_moves_nor_proves_another_number(
+    auth: Auth,
+) -> None:
+    from auth_service.cli import create_admin
+
+    admin_phone, admin_chat, other = new_phone(), new_chat_id(), new_phone()
+    await create_admin(auth.settings.database_url, phone=admin_phone, chat_id=admin_chat)
+    token = await _link(auth, other)
+    await auth.start(token, admin_chat)
+
+    shared = await auth.contact(admin_chat, other)
+    await auth.allow_resend(admin_phone)
+    own = await auth.send(admin_phone)  # the admin's own login still reaches their chat
+    delivered = await auth.notifications.wait_for(admin_phone)
+
+    assert shared.json() == {"outcome": "chat_taken", "attempts_left": None}
+    await _refused(auth, other, admin_chat)
+    assert own.status_code == 202
+    assert delivered["chat_id"] == admin_chat
+    assert (await auth.user_row(admin_phone) or {})["telegram_chat_id"] == admin_chat
+
+
+async def test_a_resend_after_the_proof_reaches_the_same_temp_chat(auth: Auth) -> None:
     phone, chat_id = new_phone(), new_chat_id()
-    await auth.start(await _link(auth, phone), chat_id)
+    await auth.prove(await _link(auth, phone), chat_id, phone)
     first = await auth.notifications.wait_for(phone)
     await auth.allow_resend(phone)
 
     again = await auth.send(phone)
     second = await auth.notifications.wait_for(phone, count=2)
 
-    assert again.json()["telegram_link"]  # another chat could still be chosen
+    assert link_token(again.json()["telegram_link"])
     assert second["chat_id"] == chat_id
     problem(await auth.verify(phone, first["code"]), 401, "otp_invalid")  # replaced
     assert (await auth.verify(phone, second["code"])).status_code == 200
@@ -151,13 +293,16 @@ async def test_a_resend_after_start_reaches_the_same_temp_chat(auth: Auth) -> No
     ("method", "path"),
     [
         ("POST", "/internal/auth/telegram/start"),
+        ("POST", "/internal/auth/telegram/contact"),
         ("GET", "/internal/auth/users/01939a4e-0000-7000-8000-000000000000/telegram"),
     ],
 )
 async def test_internal_routes_refuse_anything_but_a_service_token_for_auth(
     auth: Auth, method: str, path: str
 ) -> None:
-    token = await _link(auth, new_phone())
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    await auth.start(token, chat_id)
     keys = auth.keys
     refused = {
         "missing": {},
@@ -169,13 +314,21 @@ async def test_internal_routes_refuse_anything_but_a_service_token_for_auth(
     }
     for label, headers in refused.items():
         kwargs: dict[str, Any] = {"headers": headers}
-        if method == "POST":
+        if path.endswith("/start"):
             kwargs["json"] = {"token": token, "chat_id": new_chat_id()}
+        elif path.endswith("/contact"):
+            own = {"phone_number": phone, "user_id": chat_id}
+            kwargs["json"] = {"chat_id": chat_id, "sender_id": chat_id, "contact": own}
         response = await auth.client.request(method, path, **kwargs)
         assert response.status_code == 401, (label, response.text)
         assert response.json()["code"] in {"not_authenticated", "invalid_token"}, label
         assert response.headers["www-authenticate"].startswith("Bearer"), label
-    assert await auth.redis.exists(f"auth:tg:link:{token}") == 1  # not consumed
+    assert await auth.redis.hgetall(f"auth:tg:link:{token}") == {  # neither spent nor counted
+        "p": phone,
+        "a": "0",
+        "c": str(chat_id),
+    }
+    assert auth.notifications.for_phone(phone) == []
 
 
 async def test_only_notifications_may_report_a_start(auth: Auth) -> None:
@@ -183,6 +336,52 @@ async def test_only_notifications_may_report_a_start(auth: Auth) -> None:
     response = await auth.start(token, new_chat_id(), caller="orders")
     problem(response, 403, "caller_not_allowed")
     assert await auth.redis.exists(f"auth:tg:link:{token}") == 1
+
+
+async def test_only_notifications_may_report_a_contact(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    await auth.start(token, chat_id)
+
+    response = await auth.contact(chat_id, phone, caller="orders")
+
+    problem(response, 403, "caller_not_allowed")
+    assert await auth.redis.hget(f"auth:tg:link:{token}", "a") == "0"
+    await _refused(auth, phone, chat_id)
+
+
+async def test_bad_contact_bodies_are_422_and_change_nothing(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    await auth.start(token, chat_id)
+    service = bearer(auth.keys.service_token())
+    own = {"phone_number": phone, "user_id": chat_id}
+    for body in [
+        {"chat_id": chat_id, "contact": own},  # no sender
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": {"user_id": chat_id}},
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": {**own, "phone_number": ""}},
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": {**own, "phone_number": "1" * 65}},
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": {**own, "user_id": "1"}},
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": {**own, "user_id": 2**60}},
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": {**own, "vcard": "x"}},
+        {"chat_id": chat_id, "sender_id": chat_id, "contact": own, "phone": phone},
+        {"chat_id": str(chat_id), "sender_id": chat_id, "contact": own},
+    ]:
+        response = await auth.client.post(
+            "/internal/auth/telegram/contact", json=body, headers=service
+        )
+        problem(response, 422, "validation_error")
+    assert await auth.redis.hget(f"auth:tg:link:{token}", "a") == "0"
+    await _refused(auth, phone, chat_id)
+
+
+@pytest.mark.parametrize("caller", ["orders", "inventory", "catalog", "ws-gateway"])
+async def test_only_notifications_may_read_a_users_chat(auth: Auth, caller: str) -> None:
+    response = await auth.client.get(
+        "/internal/auth/users/01939a4e-0000-7000-8000-000000000000/telegram",
+        headers=bearer(auth.keys.service_token(caller)),
+    )
+    problem(response, 403, "caller_not_allowed")
 
 
 async def test_bad_start_bodies_are_422(auth: Auth) -> None:

@@ -217,3 +217,32 @@ async def test_an_admin_cannot_remove_their_own_admin_role(auth: Auth) -> None:
     problem(demoted, 409, "own_admin_role")
     assert kept.status_code == 200
     assert kept.json()["roles"] == ["admin"]
+
+
+async def test_a_staff_role_is_refused_for_a_user_whose_phone_no_chat_proved(
+    auth: Auth,
+) -> None:
+    admin, _ = await _login(auth, "admin")
+    phone = new_phone()
+    # A user without a linked chat (an account from before chats were proven, or one whose
+    # chat was taken over by a proven owner): nothing says its phone is theirs.
+    await auth.execute(
+        "INSERT INTO user_account (id, phone, roles) VALUES (:id, :p, ARRAY['customer'])",
+        {"id": uuid.uuid4(), "p": phone},
+    )
+    target = await auth.user_row(phone)
+    assert target is not None
+    path = f"/api/v1/admin/users/{target['id']}/roles"
+
+    for roles in (["admin"], ["moderator", "customer"]):
+        refused = await auth.client.put(path, json={"roles": roles}, headers=admin)
+        body = problem(refused, 409, "phone_not_proven")
+        assert "proven" in body["detail"]
+    assert await auth.user_row(phone) == target  # changed nothing
+    unchanged = await auth.client.put(path, json={"roles": ["customer"]}, headers=admin)
+    assert unchanged.status_code == 200  # what grants no staff role is not refused
+    # once a chat proved the phone (a login through Telegram), the same grant works
+    await auth.login(phone, new_chat_id())
+    granted = await auth.client.put(path, json={"roles": ["moderator"]}, headers=admin)
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["roles"] == ["moderator"]

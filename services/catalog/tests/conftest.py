@@ -97,6 +97,9 @@ def make_settings(
         "events_block_ms": 50,
         # The test machine is shared and often loaded: a slow answer is not the point here.
         "elasticsearch_timeout_s": 10.0,
+        # Likewise for the cache's deadline: a slow Redis call here is load, not an outage
+        # (the breaker tests set their own).
+        "cache_timeout_ms": 5_000,
         "platform": PlatformSettings(log_json=False, log_level="WARNING"),
     }
     values.update(overrides)

@@ -3,7 +3,7 @@
 Inventory runs under uvicorn in a thread on its own migrated database (module scope),
 with test keys: admin requests carry a user token signed by the test user key, and
 catalog's export calls a service token signed by the test service key, the same key
-the ``reindex`` command gets through ``STOREFRONT_SERVICE_TOKEN_KEY``.
+the ``reindex`` command gets through with catalog's own ``CATALOG_SERVICE_TOKEN_KEY``.
 """
 
 import asyncio
@@ -31,7 +31,6 @@ from catalog_service.settings import CatalogSettings
 from inventory_service.app import create_app as create_inventory_app
 from inventory_service.settings import InventorySettings
 from jwt_core_lib import (
-    SERVICE,
     ServiceTokenAuth,
     ServiceTokenMinter,
     SigningKey,
@@ -40,14 +39,13 @@ from jwt_core_lib import (
     TokenVerifier,
 )
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
-from storefront_kit.security import ServiceSecurity
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 from .conftest import Serve, eventually, product
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class Inventory:
     url: str
     database_url: str  # plain asyncpg DSN
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def admin_headers(self) -> dict[str, str]:
         token = TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
@@ -68,7 +66,7 @@ class Inventory:
 
     def export_auth(self) -> httpx.Auth:
         minter = ServiceTokenMinter(
-            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
+            issuer=TokenIssuer(signing_key=self.services["catalog"], issuer="catalog"),
             service_name="catalog",
         )
         return ServiceTokenAuth(minter, "inventory")
@@ -76,26 +74,17 @@ class Inventory:
 
 @pytest.fixture(scope="module")
 def inventory(postgres_server_url: str, redis_server_url: str) -> Iterator[Inventory]:
-    user_key, service_key = SigningKey.generate(), SigningKey.generate()
+    user_key, services = SigningKey.generate(), ServiceKeys.generate()
     database_url = create_test_database(postgres_server_url, "inventory_service")
     app = create_inventory_app(
         InventorySettings(
             database_url=database_url, redis_url=redis_server_url, outbox_poll_interval_s=0.1
         )
     )
-    app.state.security = ServiceSecurity(
+    app.state.security = services.security(
+        "inventory",
         user_verifier=TokenVerifier(
             key_source=StaticKeySource([user_key]), issuer=USER_ISSUER, audience="storefront"
-        ),
-        service_verifier=TokenVerifier(
-            key_source=StaticKeySource([service_key]),
-            issuer=SERVICE_ISSUER,
-            audience="inventory",
-            token_use=SERVICE,
-        ),
-        minter=ServiceTokenMinter(
-            issuer=TokenIssuer(signing_key=service_key, issuer=SERVICE_ISSUER),
-            service_name="inventory",
         ),
     )
     port = free_port()
@@ -120,7 +109,7 @@ def inventory(postgres_server_url: str, redis_server_url: str) -> Iterator[Inven
         url=f"http://127.0.0.1:{port}",
         database_url=database_url.replace("postgresql+asyncpg://", "postgresql://", 1),
         user_key=user_key,
-        service_key=service_key,
+        services=services,
     )
     server.should_exit = True
     thread.join(15)
@@ -282,7 +271,8 @@ async def test_reindex_command_repairs_drift_while_the_listener_was_off(
             "CATALOG_INDEX_ALIAS": settings.index_alias,
             "CATALOG_INVENTORY_URL": inventory.url,
             "CATALOG_REINDEX_PAGE_SIZE": "7",
-            "STOREFRONT_SERVICE_TOKEN_KEY": inventory.service_key.to_pem(),
+            # Catalog's own key, as make run hands it (inventory knows its public half).
+            **inventory.services.env("catalog"),
             "STOREFRONT_LOG_LEVEL": "WARNING",
             "COLUMNS": "120",
         }

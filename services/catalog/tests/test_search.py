@@ -308,3 +308,56 @@ async def test_openapi_documents_search_and_its_problems(client: httpx.AsyncClie
         "q", "category", "brand", "min_price", "max_price", "in_stock", "sort", "page", "size",
     }  # fmt: skip
     assert "404" in schema["paths"]["/api/v1/products/{product_id}"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_price": str(2**63)},  # beyond Elasticsearch's long
+        {"max_price": "99999999999999999999"},
+        {"min_price": "-1"},
+        {"page": "10001"},
+        {"page": "101", "size": "100"},  # beyond the result window
+        {"size": "0"},
+        {"size": "101"},
+        {"page": "0"},
+        {"page": str(2**64)},
+        {"q": "x" * 201},
+        {"in_stock": "maybe"},
+        {"sort": "price"},
+    ],
+)
+async def test_boundary_values_are_422_problems_never_engine_errors(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await client.get("/api/v1/products/search", params=params)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_price": "1000000000000", "max_price": "1000000000000"},  # the largest price
+        {"page": "100", "size": "100"},  # the deepest page of the window
+        {"q": "x" * 200},
+    ],
+)
+async def test_the_largest_accepted_values_reach_elasticsearch_and_answer(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await client.get("/api/v1/products/search", params=params)
+
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("product_id", ["0", "not-a-uuid", "1" * 37])
+async def test_a_product_id_that_is_not_a_uuid_is_a_422(
+    client: httpx.AsyncClient, product_id: str
+) -> None:
+    response = await client.get(f"/api/v1/products/{product_id}")
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

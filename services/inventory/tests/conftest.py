@@ -23,41 +23,30 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
 from jwt_core_lib import (
-    SERVICE,
-    ServiceTokenMinter,
     SigningKey,
     StaticKeySource,
     TokenIssuer,
     TokenVerifier,
 )
 from storefront_kit.security import ServiceSecurity
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 
 
 @dataclass(frozen=True)
 class Keys:
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def security(self) -> ServiceSecurity:
-        return ServiceSecurity(
+        return self.services.security(
+            "inventory",
             user_verifier=TokenVerifier(
                 key_source=StaticKeySource([self.user_key]),
                 issuer=USER_ISSUER,
                 audience="storefront",
-            ),
-            service_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.service_key]),
-                issuer=SERVICE_ISSUER,
-                audience="inventory",
-                token_use=SERVICE,
-            ),
-            minter=ServiceTokenMinter(
-                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-                service_name="inventory",
             ),
         )
 
@@ -67,16 +56,12 @@ class Keys:
         )
 
     def service_token(self, caller: str = "orders", audience: str = "inventory") -> str:
-        minter = ServiceTokenMinter(
-            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-            service_name=caller,
-        )
-        return minter.token_for(audience)
+        return self.services.token(caller, audience)
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +86,8 @@ class Inventory:
     keys: Keys
     admin: dict[str, str] = field(default_factory=dict)
     moderator: dict[str, str] = field(default_factory=dict)
-    service: dict[str, str] = field(default_factory=dict)
+    service: dict[str, str] = field(default_factory=dict)  # orders, the saga's caller
+    catalog: dict[str, str] = field(default_factory=dict)  # catalog, the export's caller
 
     @property
     def engine(self) -> AsyncEngine:
@@ -205,6 +191,7 @@ async def running(settings: InventorySettings, keys: Keys) -> AsyncIterator[Inve
                 admin=bearer(keys.user_token("admin", subject="admin-1")),
                 moderator=bearer(keys.user_token("moderator", subject="mod-1")),
                 service=bearer(keys.service_token("orders")),
+                catalog=bearer(keys.service_token("catalog")),
             )
 
 

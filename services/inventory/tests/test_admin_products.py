@@ -347,3 +347,24 @@ async def test_moderators_read_but_only_admins_write(inventory: Any) -> None:
     service = await inventory.client.get(url, headers=inventory.service)
     assert service.status_code == 401
     assert (await inventory.client.get(url, headers=inventory.admin)).json() == product
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "nul\u0000in a name"), ("description", "\u0000"), ("attributes", {"k": "a\u0000b"})],
+)
+async def test_a_value_postgresql_cannot_store_is_a_422_problem_not_a_500(
+    inventory: Any, sku_factory: Any, field: str, value: Any
+) -> None:
+    body = {"sku": sku_factory("NUL"), "name": "x", "brand": "b", "category": "c",
+            "price": 1, "currency": "EUR", field: value}  # fmt: skip
+
+    response = await inventory.client.post(BASE, json=body, headers=inventory.admin)
+
+    problem(response, 422, "value_not_storable")
+    assert (
+        await inventory.scalar(
+            "SELECT count(*) FROM product WHERE sku = :sku", {"sku": body["sku"]}
+        )
+        == 0
+    )

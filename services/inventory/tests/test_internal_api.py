@@ -1,4 +1,4 @@
-"""Internal routes: only service tokens for the inventory audience; export and lookup."""
+"""Internal routes: only service tokens for the inventory audience from the routes' callers."""
 
 import uuid
 from typing import Any
@@ -53,6 +53,38 @@ async def test_internal_routes_refuse_anything_but_an_inventory_service_token(
     assert await inventory.stock(product["sku"]) == {"on_hand": 3, "reserved": 0, "version": 1}
 
 
+#: Who may call each internal route; every other service is a 403.
+ALLOWED = {
+    "/internal/inventory/reserve": {"orders"},
+    "/internal/inventory/release": {"orders"},
+    "/internal/inventory/commit": {"orders"},
+    "/internal/inventory/restock": {"orders"},
+    "/internal/inventory/products/export": {"catalog"},
+    "/internal/inventory/products/SOME-SKU": {"catalog", "orders"},
+}
+SERVICES = ["auth", "catalog", "orders", "notifications", "ws-gateway"]
+
+
+@pytest.mark.parametrize(("method", "path"), INTERNAL_CALLS)
+async def test_each_route_lets_in_its_callers_and_forbids_every_other_service(
+    inventory: Any, method: str, path: str
+) -> None:
+    product = await inventory.create_product(on_hand=3)
+    body: dict[str, Any] = {"order_id": str(uuid.uuid4())}
+    for caller in SERVICES:
+        headers = {"Authorization": f"Bearer {inventory.keys.service_token(caller)}"}
+        kwargs: dict[str, Any] = {"headers": headers}
+        if method == "POST":
+            kwargs["json"] = body  # no items: past the caller check, a 422 (or a 404)
+        response = await inventory.client.request(method, path, **kwargs)
+        if caller in ALLOWED[path]:
+            assert response.status_code in {200, 404, 422}, (caller, response.text)
+        else:
+            detail = problem(response, 403, "caller_not_allowed")["detail"]
+            assert caller in detail
+    assert await inventory.stock(product["sku"]) == {"on_hand": 3, "reserved": 0, "version": 1}
+
+
 async def test_a_service_token_gets_in_even_with_a_bad_body_it_gets_422(inventory: Any) -> None:
     response = await inventory.client.post(
         "/internal/inventory/reserve", json={"order_id": "x"}, headers=inventory.service
@@ -99,7 +131,7 @@ async def test_export_pages_through_every_live_product_in_sku_order(
         if after:
             params["after"] = after
         response = await inventory.client.get(
-            "/internal/inventory/products/export", params=params, headers=inventory.service
+            "/internal/inventory/products/export", params=params, headers=inventory.catalog
         )
         assert response.status_code == 200, response.text
         page = response.json()
@@ -123,6 +155,6 @@ async def test_export_pages_through_every_live_product_in_sku_order(
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"after": "bad sku"}])
 async def test_export_refuses_absurd_parameters(inventory: Any, params: dict[str, Any]) -> None:
     response = await inventory.client.get(
-        "/internal/inventory/products/export", params=params, headers=inventory.service
+        "/internal/inventory/products/export", params=params, headers=inventory.catalog
     )
     assert problem(response, 422, "validation_error")["detail"]

@@ -26,8 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth_service.app import create_app as create_auth_app
 from auth_service.settings import AuthSettings
 from jwt_core_lib import (
-    SERVICE,
-    ServiceTokenMinter,
     SigningKey,
     StaticKeySource,
     TokenIssuer,
@@ -40,11 +38,11 @@ from storefront_kit.events import EventEnvelope
 from storefront_kit.security import ServiceSecurity
 from storefront_sandbox import telegram as telegram_sandbox
 from storefront_sandbox.settings import SandboxSettings
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 
 USER_ISSUER = "storefront-auth"
-SERVICE_ISSUER = "storefront-services"
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_TOKEN = "424242:notifications-test-token"
 STREAM = "orders.events"
@@ -63,25 +61,16 @@ class Keys:
     """The user-token key (auth's) and the platform's service-token key."""
 
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def security(self, service: str) -> ServiceSecurity:
         """What the kit would build for ``service`` (users checked against auth's key)."""
-        return ServiceSecurity(
+        return self.services.security(
+            service,
             user_verifier=TokenVerifier(
                 key_source=StaticKeySource([self.user_key]),
                 issuer=USER_ISSUER,
                 audience="storefront",
-            ),
-            service_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.service_key]),
-                issuer=SERVICE_ISSUER,
-                audience=service,
-                token_use=SERVICE,
-            ),
-            minter=ServiceTokenMinter(
-                issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-                service_name=service,
             ),
         )
 
@@ -94,16 +83,12 @@ class Keys:
         )
 
     def service_token(self, caller: str = "auth", audience: str = "notifications") -> str:
-        minter = ServiceTokenMinter(
-            issuer=TokenIssuer(signing_key=self.service_key, issuer=SERVICE_ISSUER),
-            service_name=caller,
-        )
-        return minter.token_for(audience)
+        return self.services.token(caller, audience)
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +198,22 @@ class Sandbox:
 
     async def start(self, chat_id: int, payload: str = "") -> dict[str, Any]:
         response = await self.client.post("/start", json={"chat_id": chat_id, "payload": payload})
+        assert response.status_code == 200, response.text
+        delivery: dict[str, Any] = response.json()
+        return delivery
+
+    async def contact(self, chat_id: int, phone_number: str, **card: Any) -> dict[str, Any]:
+        """The user of ``chat_id`` shares a contact: their own unless ``user_id`` is given."""
+        response = await self.client.post(
+            "/contact", json={"chat_id": chat_id, "phone_number": phone_number, **card}
+        )
+        assert response.status_code == 200, response.text
+        delivery: dict[str, Any] = response.json()
+        return delivery
+
+    async def send(self, chat_id: int, text: str) -> dict[str, Any]:
+        """The user of ``chat_id`` types ``text``."""
+        response = await self.client.post("/send", json={"chat_id": chat_id, "text": text})
         assert response.status_code == 200, response.text
         delivery: dict[str, Any] = response.json()
         return delivery

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from jwt_core_lib import SigningKey
 from notifications_service.app import create_app
 from notifications_service.settings import NotificationsSettings
 from storefront_stack.pytest_plugin import create_test_database
@@ -33,20 +34,27 @@ async def serve(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncCli
             yield client
 
 
+CALLERS = {"auth": [SigningKey.generate().x]}  # its one caller
+
+
 async def test_ready_when_its_dependencies_answer(database_url: str, redis_url: str) -> None:
     async with serve(
-        NotificationsSettings(database_url=database_url, redis_url=redis_url)
+        NotificationsSettings(
+            database_url=database_url, redis_url=redis_url, service_token_callers=CALLERS
+        )
     ) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
     assert live.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
 
 
 async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -> None:
     async with serve(
-        NotificationsSettings(database_url=database_url, redis_url=DEAD_REDIS)
+        NotificationsSettings(
+            database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS
+        )
     ) as client:
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
@@ -56,7 +64,9 @@ async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -
 
 async def test_openapi_describes_the_notifications_service(database_url: str) -> None:
     async with serve(
-        NotificationsSettings(database_url=database_url, redis_url=DEAD_REDIS)
+        NotificationsSettings(
+            database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS
+        )
     ) as client:
         schema = (await client.get("/openapi.json")).json()
         metrics = await client.get("/metrics")

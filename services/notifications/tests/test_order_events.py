@@ -4,6 +4,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from .conftest import (
     Stack,
     event,
@@ -265,3 +267,38 @@ async def test_poison_and_undeliverable_events_are_dead_lettered_for_admins(
     assert await stack.sandbox.messages(chat_id) == []
     assert rows[0]["status"] == "failed"
     assert rows[0]["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "0-0",
+        "0-00000000000000000000",
+        "99999999999999999999-0",
+        "18446744073709551616-0",
+        "0-18446744073709551616",
+    ],
+)
+async def test_a_cursor_redis_refuses_is_a_422_problem_not_a_500(stack: Stack, before: str) -> None:
+    answer = await dead_letters(stack, stack.admin, before=before)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "validation_error"
+
+
+async def test_the_extreme_cursors_redis_accepts_page_as_any_other(stack: Stack) -> None:
+    poison = await stack.publish(event("payment.captured", {"order_id": "o-1"}))
+    await settle(stack)
+    everything = await dead_letters(stack, stack.admin)
+    from_the_top = await dead_letters(
+        stack, stack.admin, before="18446744073709551615-18446744073709551615"
+    )
+    older_than_the_first = await dead_letters(stack, stack.admin, before="0-1")
+    zero_padded = await dead_letters(stack, stack.admin, before="00000000000000000001-0")
+
+    assert from_the_top.status_code == 200, from_the_top.text
+    assert [item["event_id"] for item in everything.json()["items"]] == [str(poison.id)]
+    assert from_the_top.json() == everything.json()
+    assert older_than_the_first.json() == {"items": [], "next_before": None}
+    assert zero_padded.json() == {"items": [], "next_before": None}

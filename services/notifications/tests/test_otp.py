@@ -9,7 +9,7 @@ import pytest
 
 from jwt_core_lib import TokenIssuer
 
-from .conftest import BOT_TOKEN, SERVICE_ISSUER, Stack, bearer, new_chat_id, problem
+from .conftest import BOT_TOKEN, Stack, bearer, new_chat_id, problem
 
 OTP = "/internal/notifications/otp"
 
@@ -51,8 +51,8 @@ async def test_only_auth_with_a_service_token_for_notifications_may_send_codes(
         OTP, json=body(chat_id), headers=bearer(keys.service_token("orders"))
     )
 
-    # Signed with the service key, right audience, but an access token, not a service token.
-    access_like = TokenIssuer(signing_key=keys.service_key, issuer=SERVICE_ISSUER).issue(
+    # Signed with auth's service key, right audience, but an access token, not a service token.
+    access_like = TokenIssuer(signing_key=keys.services["auth"], issuer="auth").issue(
         subject="auth", audience="notifications", ttl=timedelta(minutes=1), roles=("admin",)
     )
     not_service = await stack.client.post(OTP, json=body(chat_id), headers=bearer(access_like))
@@ -64,7 +64,7 @@ async def test_only_auth_with_a_service_token_for_notifications_may_send_codes(
         "The token is for another audience."
     )
     detail = problem(other_caller, 403, "caller_not_allowed")["detail"]
-    assert detail == "Service 'orders' may not send login codes."
+    assert detail == "Service 'orders' may not call this route."
     await asyncio.sleep(0.2)
     assert await stack.sandbox.messages(chat_id) == []
 

@@ -10,7 +10,7 @@ REAL_TOKEN = "7000000001:AAH-real_looking_token"
 
 
 def production(**values: object) -> NotificationsSettings:
-    platform = PlatformSettings(environment="production", service_token_key=SecretStr("x" * 40))
+    platform = PlatformSettings(environment="production")
     return NotificationsSettings(platform=platform, **values)  # type: ignore[arg-type]
 
 

@@ -1,8 +1,14 @@
-"""The Telegram webhook: secret checked in constant time, /start <token> logs a chat in."""
+"""The Telegram webhook: secret checked in constant time; /start <token> asks for the
+contact, and only the sender's own contact with the link's number logs a chat in."""
 
 from typing import Any
 
-from .conftest import WEBHOOK_SECRET, Stack, new_chat_id, problem
+import pytest
+from sqlalchemy import text
+
+from notifications_service import templates
+
+from .conftest import WEBHOOK_SECRET, Stack, new_chat_id, new_phone, problem
 
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -80,32 +86,161 @@ async def test_a_redelivered_update_is_answered_once(stack: Stack) -> None:
     assert len(await stack.sandbox.messages(chat_id)) == 1
 
 
-async def test_start_with_a_login_link_reaches_auth_and_the_code_reaches_the_chat(
+async def _login_link(stack: Stack, phone: str) -> str:
+    sent = await stack.client.post(f"{stack.auth_url}/api/v1/auth/otp/send", json={"phone": phone})
+    assert sent.status_code == 202, sent.text
+    token: str = sent.json()["telegram_link"].split("start=", 1)[1]
+    return token
+
+
+def _is_contact_keyboard(markup: dict[str, Any] | None) -> bool:
+    return markup == {
+        "keyboard": [[{"text": templates.CONTACT_BUTTON, "request_contact": True}]],
+        "one_time_keyboard": True,
+        "resize_keyboard": True,
+        "input_field_placeholder": "Tap the button to share your number",
+    }
+
+
+async def _user_chat(stack: Stack, phone: str) -> Any:
+    async with stack.auth_engine.connect() as connection:
+        return (
+            await connection.execute(
+                text("SELECT telegram_chat_id FROM user_account WHERE phone = :p"), {"p": phone}
+            )
+        ).scalar()
+
+
+async def test_start_asks_for_the_contact_and_the_own_contact_brings_the_code(
     stack: Stack,
 ) -> None:
-    """The whole login: send -> deep link -> Start -> code in the chat -> verify -> linked."""
-    phone, chat_id = "+15555550123", new_chat_id()
-    auth = stack.auth_url
-    sent = await stack.client.post(f"{auth}/api/v1/auth/otp/send", json={"phone": phone})
-    assert sent.status_code == 202, sent.text
-    token = sent.json()["telegram_link"].split("start=", 1)[1]
+    """The whole login: send -> deep link -> Start -> contact keyboard -> own contact ->
+    keyboard removed, code in the chat -> verify -> linked."""
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _login_link(stack, phone)
 
     delivery = await stack.sandbox.start(chat_id, token)
-    messages = await stack.sandbox.wait_messages(chat_id, 2)
+    (asked,) = await stack.sandbox.wait_messages(chat_id, 1)
+    shared = await stack.sandbox.contact(chat_id, phone.removeprefix("+"))
+    messages = await stack.sandbox.wait_messages(chat_id, 3)
 
     assert delivery["delivered"] is True
     assert delivery["webhook_status"] == 200
-    texts = sorted(m["text"] for m in messages)
-    assert texts[0] == "This chat is connected. Your login code is on its way."
-    assert texts[1].startswith("Your Storefront code: ")
-    assert texts[1].split("\n")[0].endswith(" (valid 5 min)")
-    code = texts[1].split("code: ", 1)[1][:6]
+    assert "Share my phone number" in asked["text"]
+    assert _is_contact_keyboard(asked["reply_markup"])
+    assert shared["delivered"] is True
+    # the confirmation and the code are sent independently: either may come first
+    (confirmed,) = [m for m in messages[1:] if m["text"].startswith("Thanks, your number")]
+    (code_message,) = [m for m in messages[1:] if m["text"].startswith("Your Storefront code")]
+    assert confirmed["reply_markup"] == {"remove_keyboard": True}
+    assert code_message["text"].split("\n")[0].endswith(" (valid 5 min)")
+    code = code_message["text"].split("code: ", 1)[1][:6]
     assert code.isdigit()
     verified = await stack.client.post(
-        f"{auth}/api/v1/auth/otp/verify", json={"phone": phone, "code": code}
+        f"{stack.auth_url}/api/v1/auth/otp/verify", json={"phone": phone, "code": code}
     )
     assert verified.status_code == 200, verified.text
     assert verified.json()["token_type"].lower() == "bearer"
+    assert await _user_chat(stack, phone) == chat_id
+
+
+@pytest.mark.parametrize(
+    ("label", "reply", "expected"),
+    [
+        ("someone else's card", {"user_id": 4242}, "That is not your own contact"),
+        ("a card of no Telegram user", {"user_id": None}, "That is not your own contact"),
+        ("a typed number", {"typed": True}, "typed numbers and other messages are not accepted"),
+        ("a huge typed reply", {"typed": "9" * 4096}, "typed numbers and other messages"),
+        ("a non-E.164 number", {"phone_number": "0049 (30) x"}, "could not read that phone"),
+        ("another number", {"phone_number": "15550001111"}, "not the number you entered"),
+    ],
+)
+async def test_replies_that_do_not_prove_the_number_get_a_clear_answer_and_link_nothing(
+    stack: Stack, label: str, reply: dict[str, Any], expected: str
+) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    await stack.sandbox.start(chat_id, await _login_link(stack, phone))
+    await stack.sandbox.wait_messages(chat_id, 1)
+
+    typed = reply.pop("typed", None)
+    if typed:
+        await stack.sandbox.send(chat_id, phone if typed is True else typed)
+    else:
+        await stack.sandbox.contact(
+            chat_id, reply.pop("phone_number", phone.removeprefix("+")), **reply
+        )
+    messages = await stack.sandbox.wait_messages(chat_id, 2)
+
+    assert len(messages) == 2, label
+    assert expected in messages[1]["text"], label
+    assert "(2 attempts left)" in messages[1]["text"], label
+    assert "Your Storefront code" not in messages[1]["text"]
+    assert await _user_chat(stack, phone) is None
+    assert await stack.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}") == 0
+
+
+async def test_three_bad_replies_burn_the_link_and_remove_the_keyboard(stack: Stack) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    await stack.sandbox.start(chat_id, await _login_link(stack, phone))
+    await stack.sandbox.wait_messages(chat_id, 1)
+
+    for count, card in ((2, {"user_id": 1}), (3, {"user_id": 2}), (4, {"user_id": 3})):
+        await stack.sandbox.contact(chat_id, phone, **card)
+        await stack.sandbox.wait_messages(chat_id, count)
+    await stack.sandbox.contact(chat_id, phone)  # the real proof, too late
+    messages = await stack.sandbox.wait_messages(chat_id, 5)
+
+    burned, late = messages[3], messages[4]
+    assert burned["text"].startswith("Too many failed attempts")
+    assert burned["reply_markup"] == {"remove_keyboard": True}
+    assert late["text"].startswith("There is no login waiting in this chat")
+    assert await _user_chat(stack, phone) is None
+    assert await stack.redis.exists(f"auth:otp:code:{phone}") == 0
+
+
+async def test_a_contact_with_no_login_in_progress_links_nothing(stack: Stack) -> None:
+    chat_id = new_chat_id()
+
+    await stack.sandbox.contact(chat_id, "15550001234")
+    (reply,) = await stack.sandbox.wait_messages(chat_id)
+
+    assert reply["text"].startswith("There is no login waiting in this chat")
+    assert await stack.redis.exists("auth:otp:code:+15550001234") == 0
+
+
+async def test_a_forwarded_link_is_refused_in_the_second_chat(stack: Stack) -> None:
+    phone, owner, other = new_phone(), new_chat_id(), new_chat_id()
+    token = await _login_link(stack, phone)
+    await stack.sandbox.start(owner, token)
+    await stack.sandbox.wait_messages(owner, 1)
+
+    await stack.sandbox.start(other, token)
+    await stack.sandbox.contact(other, phone.removeprefix("+"))
+    replies = await stack.sandbox.wait_messages(other, 2)
+
+    assert replies[0]["text"].startswith("This login link has expired or was already used")
+    assert replies[1]["text"].startswith("There is no login waiting in this chat")
+    assert await _user_chat(stack, phone) is None
+
+
+async def test_a_callback_is_answered_and_changes_nothing(stack: Stack) -> None:
+    chat_id = new_chat_id()
+    body = {
+        "update_id": 4711,
+        "callback_query": {
+            "id": "1234567890",
+            "from": {"id": chat_id, "is_bot": False, "first_name": "Ann"},
+            "chat_instance": "1",
+            "data": "A" * 32,
+        },
+    }
+
+    answered = await stack.client.post(
+        "/api/v1/telegram/webhook", json=body, headers={HEADER: WEBHOOK_SECRET}
+    )
+
+    assert answered.status_code == 200
+    assert await stack.sandbox.messages(chat_id) == []
 
 
 async def test_start_with_a_used_or_malformed_link_says_so(stack: Stack) -> None:
@@ -148,5 +283,33 @@ async def test_start_up_does_not_wait_for_telegram(start_stack: Any) -> None:
         registered = stack.app.state.telegram.ready.is_set()
 
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
     assert registered is False
+
+
+async def test_malformed_or_huge_contacts_are_refused_and_link_nothing(stack: Stack) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    await stack.sandbox.start(chat_id, await _login_link(stack, phone))
+    await stack.sandbox.wait_messages(chat_id, 1)
+    headers = {HEADER: WEBHOOK_SECRET}
+    no_number = update(chat_id, "", update_id=9001)
+    del no_number["message"]["text"]
+    no_number["message"]["contact"] = {"first_name": "Ann", "user_id": chat_id}
+    huge = update(chat_id, "", update_id=9002)
+    del huge["message"]["text"]
+    huge["message"]["contact"] = {
+        "phone_number": phone.removeprefix("+") * 1000,
+        "first_name": "Ann",
+        "user_id": chat_id,
+    }
+
+    malformed = await stack.client.post("/api/v1/telegram/webhook", json=no_number, headers=headers)
+    accepted = await stack.client.post("/api/v1/telegram/webhook", json=huge, headers=headers)
+    messages = await stack.sandbox.wait_messages(chat_id, 2)
+
+    problem(malformed, 400, "invalid_update")
+    assert accepted.status_code == 200
+    assert len(messages) == 2  # one answer: the malformed update never reached the bot
+    assert messages[1]["text"].startswith("We could not read that phone number")
+    assert await _user_chat(stack, phone) is None
+    assert await stack.redis.exists(f"auth:otp:code:{phone}") == 0

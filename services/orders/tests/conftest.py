@@ -19,8 +19,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from jwt_core_lib import (
-    SERVICE,
-    ServiceTokenMinter,
     SigningKey,
     StaticKeySource,
     TokenIssuer,
@@ -31,6 +29,7 @@ from orders_service.models import CustomerOrder
 from orders_service.settings import OrdersSettings
 from storefront_kit.ids import new_id
 from storefront_kit.security import ServiceSecurity
+from storefront_stack.keys import ServiceKeys
 from storefront_stack.pytest_plugin import create_test_database
 
 DEAD_URL = "http://127.0.0.1:1"  # nothing listens on port 1
@@ -46,24 +45,15 @@ ADDRESS = {
 @dataclass(frozen=True)
 class Keys:
     user_key: SigningKey
-    service_key: SigningKey
+    services: ServiceKeys
 
     def security(self) -> ServiceSecurity:
-        return ServiceSecurity(
+        return self.services.security(
+            "orders",
             user_verifier=TokenVerifier(
                 key_source=StaticKeySource([self.user_key]),
                 issuer="storefront-auth",
                 audience="storefront",
-            ),
-            service_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.service_key]),
-                issuer="storefront-services",
-                audience="orders",
-                token_use=SERVICE,
-            ),
-            minter=ServiceTokenMinter(
-                issuer=TokenIssuer(signing_key=self.service_key, issuer="storefront-services"),
-                service_name="orders",
             ),
         )
 
@@ -79,7 +69,7 @@ class Keys:
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), service_key=SigningKey.generate())
+    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
 
 
 @pytest.fixture(scope="module")

@@ -61,9 +61,7 @@ class Replica:
 def start_replica(settings: WsGatewaySettings, tokens: Tokens) -> Replica:
     app = create_app(settings)
     # The user verifier trusts the test key instead of fetching auth's JWKS.
-    security = build_security(
-        settings.platform, service_name="ws-gateway", http_client=create_http_client()
-    )
+    security = build_security(settings, http_client=create_http_client())
     security.user_verifier = TokenVerifier(
         key_source=StaticKeySource([tokens.key]), issuer=ISSUER, audience=AUDIENCE
     )

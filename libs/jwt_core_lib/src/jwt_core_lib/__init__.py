@@ -4,15 +4,25 @@
   ``exp``, ``iat``, ``jti``, ``kid`` and ``roles``.
 - :class:`TokenVerifier` checks them with the algorithm pinned, keys from a
   :class:`KeySource` (:class:`JWKSClient` for auth's JWKS, :class:`StaticKeySource`).
-- :class:`JWTBearer`, :func:`require_roles` and :class:`ServiceAuth` are FastAPI
-  dependencies; :class:`ServiceTokenMinter` and :class:`ServiceTokenAuth` make
-  service-to-service calls.
+- :class:`ServiceTokenVerifier` checks service tokens: each caller signs with its own
+  key (:class:`CallerKeys` binds keys to callers), ``iss`` = caller, ``aud`` = callee.
+- :class:`JWTBearer`, :func:`require_roles`, :class:`ServiceAuth` and
+  :func:`require_callers` are FastAPI dependencies; :class:`ServiceTokenMinter` and
+  :class:`ServiceTokenAuth` make service-to-service calls.
 
 The library reads no configuration: callers pass issuers, audiences and keys.
 """
 
-from jwt_core_lib.dependencies import JWTBearer, ServiceAuth, bearer_token, require_roles
+from jwt_core_lib.dependencies import (
+    ALLOWED_CALLERS,
+    JWTBearer,
+    ServiceAuth,
+    bearer_token,
+    require_callers,
+    require_roles,
+)
 from jwt_core_lib.errors import (
+    CallerNotAllowedError,
     ExpiredTokenError,
     InsufficientRoleError,
     InvalidTokenError,
@@ -22,15 +32,32 @@ from jwt_core_lib.errors import (
     UnknownKeyError,
 )
 from jwt_core_lib.jwks import JWKSClient
-from jwt_core_lib.keys import ALGORITHM, SigningKey, jwks_document, public_key_from_jwk
+from jwt_core_lib.keys import (
+    ALGORITHM,
+    SigningKey,
+    jwks_document,
+    key_id,
+    public_key_from_jwk,
+    public_key_from_x,
+    public_x,
+)
 from jwt_core_lib.service import ServiceTokenAuth, ServiceTokenMinter
 from jwt_core_lib.tokens import ACCESS, SERVICE, TokenClaims, TokenIssuer
-from jwt_core_lib.verify import KeySource, StaticKeySource, TokenVerifier
+from jwt_core_lib.verify import (
+    CallerKeys,
+    KeySource,
+    ServiceTokenVerifier,
+    StaticKeySource,
+    TokenVerifier,
+)
 
 __all__ = [
     "ACCESS",
     "ALGORITHM",
+    "ALLOWED_CALLERS",
     "SERVICE",
+    "CallerKeys",
+    "CallerNotAllowedError",
     "ExpiredTokenError",
     "InsufficientRoleError",
     "InvalidTokenError",
@@ -42,6 +69,7 @@ __all__ = [
     "ServiceAuth",
     "ServiceTokenAuth",
     "ServiceTokenMinter",
+    "ServiceTokenVerifier",
     "SigningKey",
     "StaticKeySource",
     "TokenClaims",
@@ -51,6 +79,10 @@ __all__ = [
     "UnknownKeyError",
     "bearer_token",
     "jwks_document",
+    "key_id",
     "public_key_from_jwk",
+    "public_key_from_x",
+    "public_x",
+    "require_callers",
     "require_roles",
 ]

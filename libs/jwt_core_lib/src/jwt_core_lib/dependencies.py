@@ -6,11 +6,27 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from jwt_core_lib.errors import InsufficientRoleError, InvalidTokenError, MissingTokenError
+from jwt_core_lib.errors import (
+    CallerNotAllowedError,
+    InsufficientRoleError,
+    InvalidTokenError,
+    MissingTokenError,
+)
 from jwt_core_lib.tokens import TokenClaims
 from jwt_core_lib.verify import TokenVerifier
 
-__all__ = ["JWTBearer", "ServiceAuth", "VerifierRef", "bearer_token", "require_roles"]
+__all__ = [
+    "ALLOWED_CALLERS",
+    "JWTBearer",
+    "ServiceAuth",
+    "VerifierRef",
+    "bearer_token",
+    "require_callers",
+    "require_roles",
+]
+
+ALLOWED_CALLERS = "allowed_callers"
+"""Attribute of a :func:`require_callers` dependency naming the callers it lets through."""
 
 # Shows the "Authorize" button in OpenAPI; the checks themselves are ours.
 _scheme = HTTPBearer(
@@ -73,9 +89,10 @@ class JWTBearer(_VerifyingDependency):
 class ServiceAuth(_VerifyingDependency):
     """Dependency for ``/internal/*``: only service tokens minted for this service's audience.
 
-    Give it the service verifier (service-token issuer, ``token_use=service``,
-    ``aud`` = this service). User tokens fail on issuer, key and ``token_use``;
-    service tokens for another service fail on ``aud``.
+    Give it a :class:`~jwt_core_lib.verify.ServiceTokenVerifier` (callers' keys,
+    ``aud`` = this service). User tokens fail on key and ``token_use``; service tokens
+    for another service fail on ``aud``. Which callers a route accepts is
+    :func:`require_callers`' business.
     """
 
 
@@ -89,4 +106,26 @@ def require_roles(bearer: JWTBearer, *roles: str) -> Callable[..., Awaitable[Tok
             raise InsufficientRoleError(f"This needs one of the roles: {', '.join(roles)}.")
         return claims
 
+    return dependency
+
+
+def require_callers(
+    service_auth: ServiceAuth, *callers: str
+) -> Callable[..., Awaitable[TokenClaims]]:
+    """A dependency that lets through service tokens whose issuer is one of ``callers``.
+
+    A valid token from any other service is a 403 (:class:`CallerNotAllowedError`). The
+    dependency carries ``allowed_callers`` (:data:`ALLOWED_CALLERS`) so that an app's
+    routes can be audited for the callers each one accepts.
+    """
+    if not callers:
+        raise ValueError("require_callers needs at least one caller")
+    allowed = frozenset(callers)
+
+    async def dependency(claims: Annotated[TokenClaims, Depends(service_auth)]) -> TokenClaims:
+        if claims.issuer not in allowed or claims.subject != claims.issuer:
+            raise CallerNotAllowedError(f"Service {claims.issuer!r} may not call this route.")
+        return claims
+
+    setattr(dependency, ALLOWED_CALLERS, allowed)
     return dependency

@@ -8,6 +8,7 @@ gets ``code`` for the problem body.
 from starlette.exceptions import HTTPException
 
 __all__ = [
+    "CallerNotAllowedError",
     "ExpiredTokenError",
     "InsufficientRoleError",
     "InvalidTokenError",
@@ -78,6 +79,15 @@ class InsufficientRoleError(HTTPException):
     def __init__(self, detail: str = "The token lacks a required role.") -> None:
         headers = _challenge("insufficient_scope", detail)
         super().__init__(403, detail=detail, headers=headers)
+
+
+class CallerNotAllowedError(HTTPException):
+    """A valid service token from a service the route does not accept (403)."""
+
+    code = "caller_not_allowed"
+
+    def __init__(self, detail: str = "This service may not call this route.") -> None:
+        super().__init__(403, detail=detail)
 
 
 class KeysUnavailableError(HTTPException):

@@ -14,9 +14,19 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-__all__ = ["ALGORITHM", "SigningKey", "jwks_document", "public_key_from_jwk"]
+__all__ = [
+    "ALGORITHM",
+    "SigningKey",
+    "jwks_document",
+    "key_id",
+    "public_key_from_jwk",
+    "public_key_from_x",
+    "public_x",
+]
 
 ALGORITHM = "EdDSA"
+
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def _b64url(data: bytes) -> str:
@@ -44,6 +54,11 @@ class SigningKey:
         )
         self._x = _b64url(raw)
         self.kid = kid or _thumbprint(self._x)
+
+    @property
+    def x(self) -> str:
+        """The public key as the JWK ``x`` value (base64url, no padding, 32 raw bytes)."""
+        return self._x
 
     @classmethod
     def generate(cls, kid: str | None = None) -> "SigningKey":
@@ -93,7 +108,26 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
         raise ValueError("only OKP/Ed25519 keys are accepted")
     if jwk.get("alg", ALGORITHM) != ALGORITHM or jwk.get("use", "sig") != "sig":
         raise ValueError("the key is not an EdDSA signing key")
-    raw = _b64url_decode(str(jwk["x"]))
+    return public_key_from_x(str(jwk["x"]))
+
+
+def public_key_from_x(x: str) -> Ed25519PublicKey:
+    """An Ed25519 public key from its JWK ``x`` value (base64url of the 32 raw bytes)."""
+    if len(x) != 43 or not set(x) <= _B64URL:
+        raise ValueError("an Ed25519 public key is 32 bytes in base64url without padding")
+    raw = _b64url_decode(x)
     if len(raw) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def public_x(public_key: Ed25519PublicKey) -> str:
+    """The JWK ``x`` value of a public key (base64url, no padding)."""
+    return _b64url(
+        public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """The ``kid`` of a public key: its RFC 7638 thumbprint (what :class:`SigningKey` uses)."""
+    return _thumbprint(public_x(public_key))

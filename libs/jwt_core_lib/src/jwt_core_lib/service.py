@@ -15,6 +15,9 @@ __all__ = ["ServiceTokenAuth", "ServiceTokenMinter"]
 class ServiceTokenMinter:
     """Mints ``token_use=service`` tokens (``sub`` = this service, ``aud`` = the callee).
 
+    Give it a :class:`TokenIssuer` holding this service's own key with ``issuer`` = this
+    service's name: the callee checks that ``iss`` owns the signing key.
+
     Tokens are reused until shortly before they expire: signing is cheap, but there is
     no reason to sign for every call.
     """

@@ -1,7 +1,13 @@
-"""Verifying tokens: algorithm, issuer, audience and token use come from the verifier."""
+"""Verifying tokens: algorithm, issuer, audience and token use come from the verifier.
+
+User tokens have one issuer (auth) whose keys come from its JWKS. Service tokens have
+one issuer per calling service: :class:`CallerKeys` binds each public key to the one
+caller allowed to sign with it, and :class:`ServiceTokenVerifier` demands that a
+token's ``iss`` is the owner of the key that signed it.
+"""
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -11,10 +17,16 @@ from cachetools import TLRUCache
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jwt_core_lib.errors import ExpiredTokenError, InvalidTokenError, UnknownKeyError
-from jwt_core_lib.keys import ALGORITHM, SigningKey
-from jwt_core_lib.tokens import ACCESS, TokenClaims
+from jwt_core_lib.keys import ALGORITHM, SigningKey, key_id
+from jwt_core_lib.tokens import ACCESS, SERVICE, TokenClaims
 
-__all__ = ["KeySource", "StaticKeySource", "TokenVerifier"]
+__all__ = [
+    "CallerKeys",
+    "KeySource",
+    "ServiceTokenVerifier",
+    "StaticKeySource",
+    "TokenVerifier",
+]
 
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
 _MAX_TOKEN_LENGTH = 8192
@@ -42,6 +54,42 @@ class StaticKeySource:
     async def get_key(self, kid: str) -> Ed25519PublicKey:
         try:
             return self._keys[kid]
+        except KeyError:
+            raise UnknownKeyError() from None
+
+
+class CallerKeys:
+    """The public keys of the services allowed to call one service, by caller name.
+
+    A caller may have several keys (old and new during a rotation). A key belongs to
+    exactly one caller: listing one key for two callers is refused, since a token
+    signed with it could then claim to be either.
+    """
+
+    def __init__(self, callers: Mapping[str, Iterable[Ed25519PublicKey | SigningKey]]) -> None:
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._owners: dict[str, str] = {}
+        for caller, keys in callers.items():
+            for key in keys:
+                public = key.public_key if isinstance(key, SigningKey) else key
+                kid = key_id(public)
+                owner = self._owners.setdefault(kid, caller)
+                if owner != caller:
+                    raise ValueError(f"one key is listed for both {owner!r} and {caller!r}")
+                self._keys[kid] = public
+        self.callers: frozenset[str] = frozenset(self._owners.values())
+        """Callers with at least one key."""
+
+    async def get_key(self, kid: str) -> Ed25519PublicKey:
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise UnknownKeyError() from None
+
+    def owner(self, kid: str) -> str:
+        """The caller that ``kid`` belongs to; :class:`UnknownKeyError` when none."""
+        try:
+            return self._owners[kid]
         except KeyError:
             raise UnknownKeyError() from None
 
@@ -109,13 +157,14 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise InvalidTokenError("The token names no key.")
         key = await self.key_source.get_key(kid)
+        issuer = self._issuer_for(kid)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
-                issuer=self.issuer,
+                issuer=issuer,
                 leeway=self.leeway_s,
                 options={"require": _REQUIRED, "strict_aud": True},
             )
@@ -132,6 +181,43 @@ class TokenVerifier:
         if claims.get("token_use") != self.token_use:
             raise InvalidTokenError(f"A {self.token_use} token is required.")
         return _to_claims(claims, kid)
+
+    def _issuer_for(self, kid: str) -> str:
+        """The ``iss`` a token signed with ``kid`` must carry."""
+        return self.issuer
+
+
+class ServiceTokenVerifier(TokenVerifier):
+    """Service tokens for one audience, each signed by its caller's own key.
+
+    ``iss`` must name the caller that owns the signing key (a key listed for
+    ``catalog`` cannot vouch for a token claiming to be ``orders``), ``aud`` this
+    service and ``token_use`` ``service``. Tokens signed by a key no caller lists are
+    refused as unknown (401), whoever they claim to be.
+    """
+
+    def __init__(
+        self,
+        *,
+        callers: CallerKeys,
+        audience: str,
+        leeway_s: float = 10.0,
+        cache_size: int = 4096,
+        cache_ttl_s: float = 60.0,
+    ) -> None:
+        super().__init__(
+            key_source=callers,
+            issuer="",
+            audience=audience,
+            token_use=SERVICE,
+            leeway_s=leeway_s,
+            cache_size=cache_size,
+            cache_ttl_s=cache_ttl_s,
+        )
+        self.callers = callers
+
+    def _issuer_for(self, kid: str) -> str:
+        return self.callers.owner(kid)
 
 
 def _valid_until(_token: str, entry: tuple[TokenClaims, float], _now: float) -> float:

@@ -10,9 +10,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse, Response
 
 from storefront_kit.health import HealthCheck, health_router
@@ -23,10 +22,18 @@ from storefront_kit.middleware import (
     AccessLogMiddleware,
     AdmissionLimitMiddleware,
     CrashGuardMiddleware,
+    ProblemCORSMiddleware,
 )
+from storefront_kit.openapi import install_problem_openapi
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
-from storefront_kit.security import ServiceSecurity, build_security
+from storefront_kit.security import (
+    ServiceSecurity,
+    build_security,
+    route_callers,
+    service_callers_check,
+    service_signing_key,
+)
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["create_service_app"]
@@ -61,6 +68,26 @@ async def _dependency_down(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _value_refused(request: Request, exc: Exception) -> Response:
+    # PostgreSQL's "data exception" class (SQLSTATE 22xxx: a NUL character, a number out
+    # of range, text it cannot store) is about the value sent, never the server: a 422.
+    # Anything else from the database is a crash, as before.
+    orig = getattr(exc, "orig", None)
+    sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    if not sqlstate.startswith("22"):
+        logger.exception("unhandled_error", path=request.url.path)
+        return problem_response(500, instance=request.url.path)
+    logger.info("value_refused_by_database", sqlstate=sqlstate, path=request.url.path)
+    return problem_response(
+        422,
+        code="value_not_storable",
+        title="Request validation failed",
+        detail="A value in the request cannot be stored (for example a NUL character).",
+        instance=request.url.path,
+        extra={"errors": []},
+    )
+
+
 def _with_platform_clients(
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
@@ -73,9 +100,7 @@ def _with_platform_clients(
         app.state.http_client = http_client
         # Tests may install their own (test-key) security before start-up.
         if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
-            app.state.security = build_security(
-                settings.platform, service_name=settings.service_name, http_client=http_client
-            )
+            app.state.security = build_security(settings, http_client=http_client)
         try:
             async with lifespan(app):
                 if settings.platform.gc_freeze:
@@ -110,6 +135,8 @@ def create_service_app(
 ) -> FastAPI:
     """Build a FastAPI app with the platform's middleware, problems, health, metrics and docs."""
     platform = settings.platform
+    if platform.environment != "test":
+        service_signing_key(settings)  # no key of its own: refuse to start, naming the variable
     configure_logging(
         service=settings.service_name, level=platform.log_level, json=platform.log_json
     )
@@ -125,6 +152,7 @@ def create_service_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_problem_openapi(app)
     unreachable: tuple[type[Exception], ...] = (
         OperationalError,
         InterfaceError,
@@ -135,13 +163,17 @@ def create_service_app(
     )
     for exc_type in unreachable:
         app.add_exception_handler(exc_type, _dependency_down)
+    # More general than the above: only what they do not catch lands here.
+    app.add_exception_handler(DBAPIError, _value_refused)
 
-    app.include_router(health_router(health_checks))
+    for router in routers:
+        app.include_router(router)
+    # A service with internal routes is ready only if someone may call them.
+    own_checks = [service_callers_check(app)] if route_callers(app) else []
+    app.include_router(health_router(lambda request: [*health_checks(request), *own_checks]))
     app.include_router(metrics_router())
     if platform.docs_enabled:
         app.include_router(_docs_router(title))
-    for router in routers:
-        app.include_router(router)
 
     # Added innermost first: the request id wraps everything, the crash guard sits closest.
     app.add_middleware(CrashGuardMiddleware)
@@ -153,7 +185,7 @@ def create_service_app(
         queue_timeout_s=settings.request_queue_timeout_s,
     )
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=platform.cors_allow_origins,
         allow_methods=platform.cors_allow_methods,
         allow_headers=platform.cors_allow_headers,

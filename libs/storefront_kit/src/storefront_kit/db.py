@@ -1,6 +1,14 @@
-"""Async SQLAlchemy: one engine per service, the request owns the transaction."""
+"""Async SQLAlchemy: one engine per service, the request owns the transaction.
 
-from collections.abc import AsyncIterator
+A transaction is committed or rolled back in one place: :func:`request_session` for a
+request, :func:`unit_of_work` for a background task, both with the same rules (commit
+when the block ends, roll back on an error unless it ``keeps_transaction``). Code that
+must run only once its transaction committed (waking the outbox relay) registers an
+:func:`after_commit` hook instead of asking every caller to remember it.
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Request
@@ -12,14 +20,26 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
+
+from storefront_kit.errors import AppError
+from storefront_kit.logging import get_logger
 
 __all__ = [
     "NAMING_CONVENTION",
+    "after_commit",
+    "commit",
     "create_engine",
     "create_sessionmaker",
     "metadata_with_conventions",
     "request_session",
+    "unit_of_work",
 ]
+
+logger = get_logger(__name__)
+
+#: ``session.info`` key of the hooks waiting for the current transaction's commit.
+_AFTER_COMMIT = "storefront_kit.after_commit"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -75,23 +95,99 @@ def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("connection closed by the server")
 
 
+class _HookedSession(Session):
+    """A session that runs the :func:`after_commit` hooks of its transactions."""
+
+
+@event.listens_for(_HookedSession, "after_commit")
+def _run_after_commit_hooks(session: Session) -> None:
+    # A savepoint's release is no commit: its hooks wait for the outer transaction.
+    if session.in_nested_transaction():
+        return
+    hooks: dict[Callable[[], None], None] = session.info.pop(_AFTER_COMMIT, {})
+    for hook in hooks:
+        try:
+            hook()
+        except Exception as exc:
+            # The transaction is committed: a failing hook must not turn that into an
+            # error (the caller would take a durable change for a failed one).
+            logger.warning("after_commit_hook_failed", hook=repr(hook), error=repr(exc))
+
+
+@event.listens_for(_HookedSession, "after_transaction_end")
+def _drop_after_commit_hooks(session: Session, transaction: SessionTransaction) -> None:
+    # Hooks still registered when the outermost transaction ends were not committed
+    # (rollback, or a session closed mid-transaction): what they announce never happened.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    """Sessions that keep loaded objects usable after commit and run :func:`after_commit` hooks."""
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=_HookedSession
+    )
+
+
+def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Call ``hook`` once the session's current transaction commits, however it is committed.
+
+    A rollback drops it; a hook registered twice runs once. The session must come from
+    :func:`create_sessionmaker` (others would never run it).
+    """
+    if not isinstance(session.sync_session, _HookedSession):
+        raise TypeError("after_commit needs a session from storefront_kit.db.create_sessionmaker")
+    hooks: dict[Callable[[], None], None] = session.info.setdefault(_AFTER_COMMIT, {})
+    hooks[hook] = None
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit the session's transaction now; its after-commit hooks run.
+
+    For the rare use case whose work must be visible to other transactions before it
+    goes on (a checkout commits its order before the saga starts on it in another
+    task). The session stays usable: what follows runs in a new transaction, committed
+    or rolled back as usual by :func:`request_session` or :func:`unit_of_work`.
+    """
+    await session.commit()
+
+
+async def _end(session: AsyncSession, error: BaseException | None) -> None:
+    # An error that keeps the transaction (refresh-token reuse revokes the family and
+    # still answers 401) commits what was done before it; any other rolls back.
+    if error is None or (isinstance(error, AppError) and error.keeps_transaction):
+        await session.commit()
+    else:
+        await session.rollback()
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session whose transaction commits when the block ends and rolls back on error.
+
+    An error marked ``keeps_transaction`` still commits before it propagates. Background
+    tasks use this; requests use :func:`request_session` (the same rules).
+    """
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException as exc:
+            await _end(session, exc)
+            raise
+        else:
+            await _end(session, None)
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed when the endpoint returns, rolled back on error.
 
     Use with ``Depends(request_session, scope="function")`` so the commit happens
-    before the response is sent. Services only flush; they never commit.
+    before the response is sent. An error marked ``keeps_transaction`` commits what was
+    done before it. Services only flush; they never commit (see :func:`commit` for
+    the exception). Reads ``request.app.state.sessionmaker``.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with unit_of_work(sessionmaker) as session:
+        yield session

@@ -16,7 +16,10 @@ Exception tree::
 
 Domain code raises these (or subclasses with a more specific ``code``); one handler
 turns them into ``application/problem+json``. The ``code`` is the stable,
-machine-readable part; ``type`` is a URI built from it.
+machine-readable part; ``type`` is a URI built from it. An error whose
+``keeps_transaction`` is true still commits the request's transaction
+(:func:`storefront_kit.db.request_session`): what was done before it must stick
+although the request fails.
 """
 
 from collections.abc import Mapping
@@ -52,6 +55,8 @@ class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: str = "internal_error"
     title: ClassVar[str] = "Internal server error"
+    #: Commit the transaction this error ends instead of rolling it back.
+    keeps_transaction: ClassVar[bool] = False
 
     def __init__(
         self,

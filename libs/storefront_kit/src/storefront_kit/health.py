@@ -1,6 +1,7 @@
 """Liveness and readiness: readiness really asks each dependency and names what is down."""
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from storefront_kit.breaker import Breaker
 from storefront_kit.problems import problem_response
 
 __all__ = [
@@ -17,6 +19,10 @@ __all__ = [
     "postgres_check",
     "redis_check",
 ]
+
+
+#: Deadline of a readiness probe that is also its breaker's half-open probe.
+PROBE_TIMEOUT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,23 +44,37 @@ def postgres_check(engine: Any, name: str = "postgres") -> HealthCheck:
     return HealthCheck(name, probe)
 
 
-def redis_check(redis: Any, name: str = "redis") -> HealthCheck:
-    """``PING`` on the service's Redis."""
+def _guarded(
+    breaker: Breaker | None, probe: Callable[[], Awaitable[bool]]
+) -> Callable[[], Awaitable[bool]]:
+    """``probe`` reported at once as down while ``breaker`` is open, its outcome recorded;
+    as the breaker's half-open probe it gets :data:`PROBE_TIMEOUT_S`, not the check's
+    whole time limit."""
+    if breaker is None:
+        return probe
+    # Raises BreakerOpen at once while open.
+    return functools.partial(breaker.call, probe, timeout_s=None, probe_timeout_s=PROBE_TIMEOUT_S)
+
+
+def redis_check(redis: Any, name: str = "redis", *, breaker: Breaker | None = None) -> HealthCheck:
+    """``PING`` on the service's Redis (down at once while its ``breaker`` is open)."""
 
     async def probe() -> bool:
         return bool(await redis.ping())
 
-    return HealthCheck(name, probe)
+    return HealthCheck(name, _guarded(breaker, probe))
 
 
-def elasticsearch_check(client: Any, name: str = "elasticsearch") -> HealthCheck:
-    """Cluster health is at least yellow (single node)."""
+def elasticsearch_check(
+    client: Any, name: str = "elasticsearch", *, breaker: Breaker | None = None
+) -> HealthCheck:
+    """Cluster health is at least yellow (down at once while its ``breaker`` is open)."""
 
     async def probe() -> bool:
         health = await client.cluster.health(timeout="1s")
         return health["status"] in ("green", "yellow")
 
-    return HealthCheck(name, probe)
+    return HealthCheck(name, _guarded(breaker, probe))
 
 
 async def _run(check: HealthCheck, limit_s: float) -> tuple[str, str]:

@@ -1,15 +1,23 @@
-"""Pure ASGI middleware shared by every service: access log, metrics, admission, crash guard."""
+"""Pure ASGI middleware every service shares: access log, metrics, admission, CORS, crash guard."""
 
 import asyncio
 import time
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storefront_kit.logging import get_logger
 from storefront_kit.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_QUEUED
 from storefront_kit.problems import problem_response
 
-__all__ = ["AccessLogMiddleware", "AdmissionLimitMiddleware", "CrashGuardMiddleware"]
+__all__ = [
+    "AccessLogMiddleware",
+    "AdmissionLimitMiddleware",
+    "CrashGuardMiddleware",
+    "ProblemCORSMiddleware",
+]
 
 logger = get_logger("storefront.access")
 
@@ -136,3 +144,27 @@ class CrashGuardMiddleware:
                 raise
             response = problem_response(500, instance=scope["path"])
             await response(scope, receive, send)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, but a refused preflight is a 403 problem, not a 400 in plain text.
+
+    A preflight from an origin (or asking for a method or header) outside the allowed
+    lists is refused; the answer carries no ``Access-Control-Allow-*`` header, so the
+    browser blocks the request, and the caller reads why in a problem like any other.
+    """
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace")
+        # Nothing is granted: no Access-Control-Allow-* at all, only what caches need.
+        vary = {"Vary": response.headers["vary"]} if "vary" in response.headers else {}
+        return problem_response(
+            403,
+            code="cors_preflight_refused",
+            title="CORS preflight refused",
+            detail=f"{reason}.",
+            headers=vary,
+        )

@@ -2,21 +2,41 @@
 
 Every service subclasses :class:`ServiceSettings` with ``env_prefix`` set to its
 name (``AUTH_``, ``CATALOG_``...). Settings shared by the whole platform (token
-issuer, JWKS location, CORS, the service-token key) live in :class:`PlatformSettings`
-under ``STOREFRONT_``. Both read a ``.env`` file when present. Outside development
-and tests, placeholder secrets are refused at start-up.
+issuer, JWKS location, CORS) live in :class:`PlatformSettings` under ``STOREFRONT_``;
+secrets are per service (each its own service-token key, ``<PREFIX>_SERVICE_TOKEN_KEY``,
+and its callers' public keys, ``<PREFIX>_SERVICE_TOKEN_CALLERS``). Both read a ``.env``
+file when present. Placeholder secrets are refused at start-up (outside tests for the
+service-token key, outside development for the others).
 """
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PLACEHOLDER_SECRETS", "Environment", "PlatformSettings", "ServiceSettings"]
+from jwt_core_lib import SigningKey, public_key_from_x
+
+__all__ = [
+    "PLACEHOLDER_SECRETS",
+    "Environment",
+    "PlatformSettings",
+    "ServiceSettings",
+    "is_placeholder",
+]
 
 Environment = Literal["development", "test", "production"]
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder"})
+
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+#: Keys one caller may have listed at once (current, next, and a spare during a rotation).
+MAX_KEYS_PER_CALLER = 4
+
+
+def is_placeholder(value: SecretStr | None) -> bool:
+    """True when a secret is unset or one of :data:`PLACEHOLDER_SECRETS`."""
+    return value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
 
 
 class PlatformSettings(BaseSettings):
@@ -33,11 +53,6 @@ class PlatformSettings(BaseSettings):
     jwt_issuer: str = "storefront-auth"
     jwt_audience: str = "storefront"
     jwks_url: str = "http://127.0.0.1:8101/.well-known/jwks.json"
-    service_token_issuer: str = "storefront-services"  # noqa: S105 (a name, not a secret)
-    service_token_key: SecretStr = Field(
-        default=SecretStr("changeme"),
-        description="Ed25519 private key (PEM) services sign their service-to-service tokens with.",
-    )
     cors_allow_origins: list[str] = ["http://localhost:8080", "https://localhost:8443"]
     cors_allow_methods: list[str] = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
     cors_allow_headers: list[str] = [
@@ -67,17 +82,6 @@ class PlatformSettings(BaseSettings):
             raise ValueError("CORS: a wildcard origin cannot be combined with credentials")
         return self
 
-    @model_validator(mode="after")
-    def _no_placeholder_secrets_in_production(self) -> "PlatformSettings":
-        if self.environment == "production":
-            _refuse_placeholder("STOREFRONT_SERVICE_TOKEN_KEY", self.service_token_key)
-        return self
-
-
-def _refuse_placeholder(name: str, value: SecretStr | None) -> None:
-    if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-        raise ValueError(f"{name} must be set to a real secret outside development")
-
 
 class ServiceSettings(BaseSettings):
     """Base of each service's settings; subclasses set ``env_prefix`` to the service name."""
@@ -103,8 +107,67 @@ class ServiceSettings(BaseSettings):
         description="Seconds a request may wait for its turn before it is refused (503).",
     )
 
+    service_token_key: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "This service's own Ed25519 private key (PEM, PKCS#8) for the tokens it sends "
+            "to other services; no other service holds it. Required outside tests."
+        ),
+    )
+    service_token_callers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "JSON object: calling service name -> public keys it may sign with (each the "
+            "base64url raw 32-byte Ed25519 key, the JWK 'x'; two during a rotation). "
+            "{} for a service nobody calls."
+        ),
+    )
+
     #: The service's name as used in paths, logs, metrics and service-token audiences.
     service_name: ClassVar[str] = "service"
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from (``INVENTORY_SERVICE_TOKEN_KEY``)."""
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @field_validator("service_token_key")
+    @classmethod
+    def _service_key_is_ed25519(cls, value: SecretStr) -> SecretStr:
+        if not is_placeholder(value):
+            try:
+                SigningKey.from_pem(value.get_secret_value())
+            except (ValueError, TypeError):
+                raise ValueError("not an unencrypted Ed25519 private key in PEM (PKCS#8)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _own_key_is_nobody_elses(self) -> "ServiceSettings":
+        # A shared key would let this service sign as that caller (and the caller as it).
+        if not is_placeholder(self.service_token_key):
+            own = SigningKey.from_pem(self.service_token_key.get_secret_value()).x
+            for caller, keys in self.service_token_callers.items():
+                if own in keys:
+                    raise ValueError(
+                        f"{self.env_name('service_token_key')} is also listed for {caller!r}: "
+                        "every service needs a key of its own"
+                    )
+        return self
+
+    @field_validator("service_token_callers")
+    @classmethod
+    def _callers_are_public_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for caller, keys in value.items():
+            if not _SERVICE_NAME.match(caller):
+                raise ValueError(f"not a service name: {caller[:40]!r}")
+            if not keys or len(keys) > MAX_KEYS_PER_CALLER:
+                raise ValueError(f"{caller}: list 1 to {MAX_KEYS_PER_CALLER} public keys")
+            for key in keys:
+                try:
+                    public_key_from_x(key)
+                except ValueError as exc:
+                    raise ValueError(f"{caller}: {exc}") from None
+        return value
 
     @field_validator("redis_url")
     @classmethod

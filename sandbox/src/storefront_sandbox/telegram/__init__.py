@@ -5,10 +5,12 @@ Two faces:
 - the Bot API, at ``/bot<token>/<method>`` (``Bot(token, base_url=f"{url}/bot")``),
   answering ``{"ok": true, "result": ...}`` or Telegram's error shape for the methods
   the notifications service uses (:mod:`.methods`);
-- developer endpoints (DESIGN §4 "Local profile only"): ``POST /start`` plays a user
+- developer endpoints (docs/design.md §4 "Local profile"): ``POST /start`` plays a user
   pressing Start on the bot's deep link by posting a real Update to the registered
-  webhook, ``GET /messages`` shows what the bot sent, ``/faults`` makes the API flood
-  (429 with ``retry_after``), fail or refuse. These answer RFC 9457 problems (:mod:`.app`).
+  webhook, ``POST /contact`` plays them sharing a contact (their own, or someone
+  else's card), ``GET /messages`` shows what the bot sent (with its reply keyboards),
+  ``/faults`` makes the API flood (429 with ``retry_after``), fail or refuse. These
+  answer RFC 9457 problems (:mod:`.app`).
 
 Run: ``uvicorn storefront_sandbox.telegram:create_app --factory``.
 """

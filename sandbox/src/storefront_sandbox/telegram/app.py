@@ -55,6 +55,31 @@ class SendRequest(_FromUser):
     text: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
+class ContactRequest(_FromUser):
+    """``POST /contact``: a user sharing a contact card in reply to the bot.
+
+    Left out, ``user_id`` is the sender's own (``chat_id``): what the ``request_contact``
+    button sends. Another id is someone else's card; ``null`` is a card of no Telegram user.
+    """
+
+    phone_number: str = Field(
+        min_length=1,
+        max_length=64,
+        description="As Telegram sends it: often digits without the leading +.",
+    )
+    user_id: int | None = Field(default=None, description="Whose card it is (default: chat_id).")
+    contact_first_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The card's name (default: first_name).",
+    )
+
+    def card_user_id(self) -> int | None:
+        """The card's ``user_id``: the sender's own unless one (or null) was given."""
+        return self.user_id if "user_id" in self.model_fields_set else self.chat_id
+
+
 class CallbackRequest(_FromUser):
     """``POST /callback``: a user pressing an inline button under one of the bot's messages."""
 
@@ -224,15 +249,18 @@ def create_app(
         state.chats[body.chat_id] = chat
         return user
 
-    def user_message(body: _FromUser, text: str, entities: list[dict[str, Any]]) -> dict[str, Any]:
+    def user_message(
+        body: _FromUser, text: str | None, entities: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         user = user_of(body)
         message: dict[str, Any] = {
             "message_id": state.next_message_id(body.chat_id),
             "from": user,
             "chat": state.chat(body.chat_id),
             "date": now(),
-            "text": text,
         }
+        if text is not None:
+            message["text"] = text
         if entities:
             message["entities"] = entities
         return message
@@ -261,6 +289,21 @@ def create_app(
         """Play a user typing ``text`` to the bot."""
         async with state.lock:
             message = user_message(body, body.text, command_entities(body.text))
+            update = {"update_id": state.next_update_id(), "message": message}
+        return await deliver(update, "message")
+
+    @app.post("/contact", response_model=Delivery, responses=_dev_errors, tags=["sandbox"])
+    async def contact(body: ContactRequest) -> Delivery:
+        """Play a user sharing a contact: their own (the request_contact button) or a card."""
+        card: dict[str, Any] = {
+            "phone_number": body.phone_number,
+            "first_name": body.contact_first_name or body.first_name,
+        }
+        if (card_user_id := body.card_user_id()) is not None:
+            card["user_id"] = card_user_id
+        async with state.lock:
+            message = user_message(body, None, [])
+            message["contact"] = card
             update = {"update_id": state.next_update_id(), "message": message}
         return await deliver(update, "message")
 

@@ -1,6 +1,6 @@
 """Seed the admin of the local profile, already linked to the Telegram stand-in's chat.
 
-With it an admin logs in through the ordinary OTP flow (DESIGN §4, local profile):
+With it an admin logs in through the ordinary OTP flow (docs/design.md §4, local profile):
 ``/otp/send`` for ``SEED_ADMIN_PHONE`` delivers the code to chat ``SEED_ADMIN_CHAT_ID``,
 where ``GET /sandbox/telegram/messages?chat_id=...`` shows it. Idempotent: it is the
 same upsert as ``python -m auth_service create-admin``.

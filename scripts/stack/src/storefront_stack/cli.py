@@ -123,7 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "compose-config", help="re-render gateway/nginx/compose/*.conf from the template"
     )
+    keys_parser = sub.add_parser(
+        "service-keys",
+        help="write a fresh service-token key and callers map per service (Kubernetes Secrets)",
+    )
+    keys_parser.add_argument("--out", required=True, help="a directory outside the repository")
     args = parser.parse_args(argv)
+    if args.command == "service-keys":
+        from storefront_stack.keys import write_service_keys
+
+        for path in write_service_keys(Path(args.out)):
+            print(path)
+        return 0
     if args.command == "run":
         return run(args)
     if args.command == "compose-config":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import re
 import secrets
 import shutil
@@ -28,6 +29,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+if not __package__:  # run as a file from a fresh clone (`make env`): no virtualenv needed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from storefront_stack.topology import CALLERS, SERVICES  # standard library only
 
 __all__ = [
     "PLACEHOLDERS",
@@ -46,6 +51,8 @@ __all__ = [
 # Values that mean "not set" (kept in step with storefront_kit.settings.PLACEHOLDER_SECRETS).
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "placeholder"})
 _LINE = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+# A setting .env.example documents but leaves unset (its callers' keys: none by default).
+_UNSET = re.compile(r"^# (?P<name>[A-Z][A-Z0-9_]*)=$")
 
 
 def ed25519_pem() -> str:
@@ -114,12 +121,41 @@ def _urlsafe(nbytes: int) -> Callable[[Generated], str]:
     return lambda _: secrets.token_urlsafe(nbytes)
 
 
-#: Every secret ``make env`` writes, in order (a derived one after its sources).
+def _callers_of(service: str) -> Callable[[Generated], str]:
+    """JSON of ``service``'s allowed callers' public keys, from their generated keys."""
+
+    def callers(generated: Generated) -> str:
+        keys = {
+            caller: [ed25519_public_b64url(generated[f"{_prefix(caller)}SERVICE_TOKEN_KEY"])]
+            for caller in CALLERS.get(service, ())
+        }
+        return json.dumps(keys, sort_keys=True)
+
+    return callers
+
+
+def _prefix(service: str) -> str:
+    return service.upper().replace("-", "_") + "_"
+
+
+#: Every secret ``make env`` writes, in order (a derived one after its sources): each
+#: service's own service-token key, then each callee's list of its callers' public keys.
 SECRETS: tuple[Secret, ...] = (
-    Secret(
-        "STOREFRONT_SERVICE_TOKEN_KEY",
-        lambda _: ed25519_pem(),
-        "Ed25519 key signing service-to-service tokens",
+    *(
+        Secret(
+            f"{_prefix(s.name)}SERVICE_TOKEN_KEY",
+            lambda _: ed25519_pem(),
+            f"Ed25519 key {s.name} signs its service-to-service tokens with",
+        )
+        for s in SERVICES
+    ),
+    *(
+        Secret(
+            f"{_prefix(callee)}SERVICE_TOKEN_CALLERS",
+            _callers_of(callee),
+            f"public keys of the services allowed to call {callee}",
+        )
+        for callee in sorted(CALLERS)
     ),
     Secret(
         "AUTH_JWT_SIGNING_KEY", lambda _: ed25519_pem(), "Ed25519 key auth signs user tokens with"
@@ -136,7 +172,7 @@ SECRETS: tuple[Secret, ...] = (
 
 
 def dotenv_quote(value: str) -> str:
-    """``value`` as one dotenv line's value: double-quoted with ``\\n`` when multi-line.
+    """``value`` as one dotenv line's value: bare, single-quoted, or double-quoted with ``\\n``.
 
     Both readers of ``.env`` (compose's and python-dotenv's) expand ``\\n`` inside
     double quotes. A ``$`` is doubled for compose's interpolation (generated values
@@ -144,6 +180,8 @@ def dotenv_quote(value: str) -> str:
     """
     if re.fullmatch(r"[A-Za-z0-9_.:/+=-]*", value):
         return value
+    if "\n" not in value and "'" not in value:
+        return f"'{value}'"  # literal in both readers (a JSON list of callers' keys)
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return '"' + escaped.replace("$", "$$") + '"'
 
@@ -166,7 +204,7 @@ def render_env(example: str, values: Mapping[str, str], *, now: datetime | None 
     ]
     pending = dict(values)
     for line in example.splitlines():
-        match = _LINE.match(line)
+        match = _LINE.match(line) or _UNSET.match(line)
         if match and match["name"] in pending:
             line = f"{match['name']}={dotenv_quote(pending.pop(match['name']))}"
         out.append(line)

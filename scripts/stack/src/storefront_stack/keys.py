@@ -1,12 +1,38 @@
-"""Signing keys generated at run time (never committed): service tokens and auth's JWT key."""
+"""Signing keys generated at run time (never committed): service tokens and auth's JWT key.
 
+Service tokens: every service gets its own Ed25519 key (``<PREFIX>_SERVICE_TOKEN_KEY``)
+and the public keys of the services that call it (``<PREFIX>_SERVICE_TOKEN_CALLERS``,
+see :data:`~storefront_stack.topology.CALLERS`). :func:`service_token_env` makes both
+for a set of services (``make run``, and ``.env`` for compose).
+"""
+
+import json
 import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-__all__ = ["ed25519_pem", "load_or_create_key", "load_or_create_secret"]
+from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer, TokenVerifier
+from storefront_stack.topology import CALLERS, SERVICES
+
+SERVICE_NAMES = tuple(service.name for service in SERVICES)
+
+if TYPE_CHECKING:
+    from storefront_kit.security import ServiceSecurity
+
+__all__ = [
+    "ServiceKeys",
+    "ed25519_pem",
+    "load_or_create_key",
+    "load_or_create_secret",
+    "service_token_env",
+    "service_token_keys_env",
+    "write_service_keys",
+]
 
 
 def ed25519_pem() -> str:
@@ -42,3 +68,99 @@ def load_or_create_secret(path: Path, *, nbytes: int = 32) -> str:
     path.write_text(value)
     path.chmod(0o600)
     return value
+
+
+def _prefix(service: str) -> str:
+    return service.upper().replace("-", "_") + "_"
+
+
+def service_token_keys_env(
+    keys: Mapping[str, str], *, callers: Mapping[str, Iterable[str]] = CALLERS
+) -> dict[str, str]:
+    """Env vars of every service in ``keys`` (name -> its PEM): own key plus its callers' map.
+
+    A callee's map lists only those of its callers that are in ``keys``; a service that
+    nobody calls gets ``{}``.
+    """
+    public = {name: SigningKey.from_pem(pem).x for name, pem in keys.items()}
+    env: dict[str, str] = {}
+    for name, pem in keys.items():
+        allowed = {c: [public[c]] for c in callers.get(name, ()) if c in public}
+        env[f"{_prefix(name)}SERVICE_TOKEN_KEY"] = pem
+        env[f"{_prefix(name)}SERVICE_TOKEN_CALLERS"] = json.dumps(allowed, sort_keys=True)
+    return env
+
+
+def service_token_env(
+    services: Iterable[str] = SERVICE_NAMES,
+    *,
+    key_for: Callable[[str], str] | None = None,
+) -> dict[str, str]:
+    """Fresh service-token keys for ``services``: env var name -> value, for all of them.
+
+    For each service ``<PREFIX>_SERVICE_TOKEN_KEY`` (its own private key, PEM) and
+    ``<PREFIX>_SERVICE_TOKEN_CALLERS`` (JSON: caller -> [public key]). ``key_for(name)``
+    supplies a service's PEM instead (``make run`` keeps them under ``.stack/run/keys``).
+    Hand each process only its own prefix's variables.
+    """
+    make = key_for or (lambda _name: ed25519_pem())
+    return service_token_keys_env({name: make(name) for name in services})
+
+
+def write_service_keys(directory: Path, services: Iterable[str] = SERVICE_NAMES) -> list[Path]:
+    """Fresh keys as files: ``<service>.pem`` (mode 0600) and ``<service>-callers.json``.
+
+    One ``kubectl create secret generic <service>-service-token --from-file=...`` per
+    service then hands each Deployment only its own key (deploy/kubernetes/README.md).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    env = service_token_env(services)
+    written: list[Path] = []
+    for name in services:
+        pem, callers = (directory / f"{name}.pem"), (directory / f"{name}-callers.json")
+        pem.touch(mode=0o600)
+        pem.write_text(env[f"{_prefix(name)}SERVICE_TOKEN_KEY"])
+        callers.write_text(env[f"{_prefix(name)}SERVICE_TOKEN_CALLERS"] + "\n")
+        written += [pem, callers]
+    return written
+
+
+@dataclass(frozen=True)
+class ServiceKeys:
+    """Tests' stand-in for ``make run``'s keys: one service-token key per service."""
+
+    keys: Mapping[str, SigningKey]
+
+    @classmethod
+    def generate(cls, services: Iterable[str] = SERVICE_NAMES) -> "ServiceKeys":
+        """A fresh key for each of ``services``."""
+        return cls({name: SigningKey.generate() for name in services})
+
+    def __getitem__(self, service: str) -> SigningKey:
+        return self.keys[service]
+
+    def security(self, service: str, *, user_verifier: TokenVerifier) -> "ServiceSecurity":
+        """``service``'s security signing with its own key and knowing every other service.
+
+        Each other service is a known caller here, so that a test can show a route's
+        allowlist answering 403 to a caller that is valid but not accepted there.
+        """
+        from storefront_kit.security import ServiceSecurity
+
+        return ServiceSecurity.create(
+            service_name=service,
+            service_key=self.keys[service],
+            callers={name: [key] for name, key in self.keys.items() if name != service},
+            user_verifier=user_verifier,
+        )
+
+    def token(self, caller: str, audience: str) -> str:
+        """A service token from ``caller`` (its own key, ``iss`` = caller) for ``audience``."""
+        issuer = TokenIssuer(signing_key=self.keys[caller], issuer=caller)
+        return ServiceTokenMinter(issuer=issuer, service_name=caller).token_for(audience)
+
+    def env(self, service: str) -> dict[str, str]:
+        """The service-token variables of one service process (as ``make run`` sets them)."""
+        prefix = _prefix(service)
+        everything = service_token_keys_env({n: k.to_pem() for n, k in self.keys.items()})
+        return {name: value for name, value in everything.items() if name.startswith(prefix)}

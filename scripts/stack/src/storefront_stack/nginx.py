@@ -95,7 +95,7 @@ def _upstream_name(service: str) -> str:
 
 
 def render_config(config: GatewayConfig, profile: Profile = "local") -> str:
-    """The nginx.conf for ``config``; routes follow DESIGN §4 for the six services."""
+    """The nginx.conf for ``config``; routes follow docs/design.md §4 for the six services."""
     unknown = set(config.upstreams) - {s.name for s in SERVICES}
     if unknown:
         raise ValueError(f"unknown services in upstreams: {sorted(unknown)}")

@@ -13,7 +13,7 @@ import httpx
 
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack import infra
-from storefront_stack.keys import load_or_create_key, load_or_create_secret
+from storefront_stack.keys import load_or_create_key, load_or_create_secret, service_token_env
 from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
 from storefront_stack.topology import (
     DATABASES,
@@ -21,6 +21,7 @@ from storefront_stack.topology import (
     SERVICES,
     Endpoints,
     Service,
+    only_shared,
     service_env,
 )
 
@@ -150,7 +151,6 @@ class Platform:
             "STOREFRONT_ENVIRONMENT": "development",
             "STOREFRONT_LOG_JSON": "true",
             "STOREFRONT_JWKS_URL": f"{gateway.service_url('auth')}/.well-known/jwks.json",
-            "STOREFRONT_SERVICE_TOKEN_KEY": load_or_create_key(keys / "service-token.pem"),
             "STOREFRONT_CORS_ALLOW_ORIGINS": json.dumps(origins),
             "STOREFRONT_PUBLIC_URL": gateway.gateway_url,
             "AUTH_JWT_SIGNING_KEY": load_or_create_key(keys / "auth-jwt.pem"),
@@ -163,6 +163,11 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
             # python-telegram-bot 22: retry_after as a timedelta (the int form is deprecated).
             "PTB_TIMEDELTA": "true",
+            # One key per service; each process gets only its own (``service_env``).
+            **service_token_env(
+                [s.name for s in SERVICES],
+                key_for=lambda name: load_or_create_key(keys / f"service-token-{name}.pem"),
+            ),
         }
 
     def start_applications(self) -> None:
@@ -196,7 +201,7 @@ class Platform:
                     "--timeout-keep-alive",
                     str(KEEP_ALIVE_TIMEOUT_S),
                 ],
-                env={**self.platform_env, **opts.env_overrides},
+                env=only_shared({**self.platform_env, **opts.env_overrides}),
             )
         for service in SERVICES:
             self.start_service(service.name)

@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CALLERS",
     "DATABASES",
     "SANDBOXES",
     "SERVICES",
     "Endpoints",
     "Sandbox",
     "Service",
+    "only_shared",
     "service_env",
 ]
 
@@ -57,6 +59,14 @@ SANDBOXES: tuple[Sandbox, ...] = (
 )
 DATABASES = tuple(s.database for s in SERVICES if s.database)
 
+#: Who calls whose ``/internal/*`` routes (callee -> callers): each callee is given these
+#: callers' public keys (``<PREFIX>_SERVICE_TOKEN_CALLERS``) and nobody else's.
+CALLERS: dict[str, tuple[str, ...]] = {
+    "auth": ("notifications",),
+    "inventory": ("catalog", "orders"),
+    "notifications": ("auth",),
+}
+
 
 @dataclass
 class Endpoints:
@@ -95,10 +105,14 @@ def service_env(
     platform_env: Mapping[str, str],
     overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment one service process starts with."""
+    """The environment one service process starts with.
+
+    Another service's settings (its secrets: ``AUTH_JWT_SIGNING_KEY``, each
+    ``<PREFIX>_SERVICE_TOKEN_KEY``...) never reach this one.
+    """
     prefix = service.env_prefix
     env = {
-        **platform_env,
+        **only_shared(platform_env, keep=prefix),
         f"{prefix}HOST": endpoints.host,
         f"{prefix}PORT": str(endpoints.service_ports[service.name]),
         f"{prefix}REDIS_URL": endpoints.redis_url,
@@ -107,12 +121,19 @@ def service_env(
         env[f"{prefix}DATABASE_URL"] = endpoints.database_url(service.database)
     if service.elasticsearch:
         env[f"{prefix}ELASTICSEARCH_URL"] = endpoints.elasticsearch_url
-    # Who talks to whom (DESIGN §1): base URLs of the services and sandboxes each one calls.
+    # Who talks to whom (docs/design.md §1): base URLs of the services and sandboxes each
+    # one calls.
     for other in SERVICES:
         if other.name != service.name and other.name in endpoints.service_ports:
             env[f"{prefix}{other.env_prefix}URL"] = endpoints.service_url(other.name)
     for sandbox in SANDBOXES:
         if sandbox.name in endpoints.sandbox_ports:
             env[f"{prefix}{sandbox.name.upper()}_API_URL"] = endpoints.sandbox_url(sandbox.name)
-    env.update(overrides or {})
+    env.update(only_shared(overrides or {}, keep=prefix))
     return env
+
+
+def only_shared(env: Mapping[str, str], *, keep: str = "") -> dict[str, str]:
+    """``env`` without the variables of any service but the one whose prefix is ``keep``."""
+    others = tuple(s.env_prefix for s in SERVICES if s.env_prefix != keep)
+    return {name: value for name, value in env.items() if not name.startswith(others)}

@@ -8,13 +8,13 @@ from fastapi import FastAPI, Request
 
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
-from auth_service.adapters.rate_limits import RateLimiter
 from auth_service.api import routers
 from auth_service.keys import AuthKeys
 from auth_service.settings import AuthSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_engine, create_sessionmaker
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
+from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import create_redis
 from storefront_kit.security import ServiceSecurity
 
@@ -51,8 +51,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.otp_store = OtpStore(redis)
     limiter = RateLimiter(
         settings.redis_url,
-        {"phone": settings.otp_phone_rate_limit, "ip": settings.otp_ip_rate_limit},
+        {
+            "phone": settings.otp_phone_rate_limit,
+            "ip": settings.otp_ip_rate_limit,
+            "verify_phone": settings.otp_verify_phone_rate_limit,
+            "verify_ip": settings.otp_verify_ip_rate_limit,
+            "refresh_ip": settings.refresh_ip_rate_limit,
+        },
+        key_prefix="auth:rl",
         socket_timeout=settings.redis_socket_timeout_s,
+        fail_open=settings.rate_limit_fail_open,
     )
     app.state.rate_limiter = limiter
 
@@ -85,9 +93,12 @@ def _health_checks(request: Request) -> Sequence[HealthCheck]:
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
-    """Build the auth service app."""
+    """Build the auth service app (refuses to without a user-token signing key, but in tests)."""
+    settings = settings or get_settings()
+    if settings.platform.environment != "test":
+        AuthKeys.from_settings(settings)
     return create_service_app(
-        settings=settings or get_settings(),
+        settings=settings,
         title="Auth",
         description="Phone OTP login via Telegram, JWT access and refresh tokens, users, roles.",
         version="0.1.0",

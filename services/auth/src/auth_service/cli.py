@@ -1,10 +1,17 @@
-"""``python -m auth_service create-admin --phone +15550000001 [--chat-id 1000001]``."""
+"""``python -m auth_service create-admin --phone +15550000001 --chat-id 1000001``.
+
+``--role moderator`` makes a moderator instead of an admin.
+
+A staff account is always created linked to its Telegram chat: one without a chat would
+belong to whichever chat first proved its phone.
+"""
 
 import argparse
 import asyncio
 from typing import Any
 
-from auth_service.service.users import ensure_admin
+from auth_service.domain.roles import ADMIN, MODERATOR
+from auth_service.service.users import ensure_staff
 from auth_service.settings import AuthSettings
 from storefront_kit.cli import ServiceCommand
 from storefront_kit.db import create_engine, create_sessionmaker
@@ -14,14 +21,14 @@ __all__ = ["COMMANDS", "create_admin"]
 
 
 async def create_admin(
-    database_url: str, *, phone: str, chat_id: int | None = None
+    database_url: str, *, phone: str, chat_id: int, role: str = ADMIN
 ) -> dict[str, Any]:
-    """Upsert an admin (idempotent) in one transaction; what the user looks like afterwards."""
+    """Upsert a staff user (idempotent) in one transaction; what the user looks like after."""
     engine = create_engine(database_url, pool_size=1, max_overflow=0, application_name="auth-cli")
     try:
         sessionmaker = create_sessionmaker(engine)
         async with sessionmaker() as session, session.begin():
-            account = await ensure_admin(session, phone=phone, chat_id=chat_id)
+            account = await ensure_staff(session, phone=phone, chat_id=chat_id, role=role)
             user = account.user
             return {
                 "id": str(user.id),
@@ -36,28 +43,37 @@ async def create_admin(
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phone", required=True, help="E.164 phone number, e.g. +15550000001")
-    parser.add_argument("--chat-id", type=int, default=None, help="Telegram chat to link")
+    parser.add_argument(
+        "--chat-id",
+        type=int,
+        required=True,
+        help="the person's Telegram chat id (required: staff accounts are never unlinked)",
+    )
+    parser.add_argument(
+        "--role", choices=[ADMIN, MODERATOR], default=ADMIN, help="staff role (default: admin)"
+    )
 
 
 def _run(args: argparse.Namespace, settings: AuthSettings) -> None:
     try:
         result = asyncio.run(
-            create_admin(settings.database_url, phone=args.phone, chat_id=args.chat_id)
+            create_admin(
+                settings.database_url, phone=args.phone, chat_id=args.chat_id, role=args.role
+            )
         )
     except AppError as exc:
         raise SystemExit(f"create-admin: {exc.detail}") from None
     verb = "created" if result["created"] else "updated"
-    chat = result["telegram_chat_id"]
     print(
-        f"admin {verb}: {result['phone']} id={result['id']} roles={','.join(result['roles'])}"
-        + (f" telegram_chat_id={chat}" if chat is not None else "")
+        f"{args.role} {verb}: {result['phone']} id={result['id']} "
+        f"roles={','.join(result['roles'])} telegram_chat_id={result['telegram_chat_id']}"
     )
 
 
 COMMANDS = [
     ServiceCommand(
         name="create-admin",
-        help="create or update an admin user (idempotent), optionally linking a Telegram chat",
+        help="create or update a staff user (idempotent), linked to their Telegram chat",
         run=_run,
         add_arguments=_arguments,
     )

@@ -1,21 +1,19 @@
 """Annotated dependency aliases: what an endpoint may ask for."""
 
-import ipaddress
-from collections.abc import AsyncIterator
-from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
-from auth_service.adapters.rate_limits import RateLimiter
 from auth_service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
-from storefront_kit.errors import AppError
-from storefront_kit.security import AdminUser, CurrentUser, ServiceCaller, StaffUser
+from storefront_kit.db import request_session
+from storefront_kit.forwarded import client_ip as forwarded_client_ip
+from storefront_kit.rate_limits import RateLimiter
+from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 
 __all__ = [
     "AccessTokensDep",
@@ -27,7 +25,6 @@ __all__ = [
     "OtpStoreDep",
     "RateLimiterDep",
     "RedisDep",
-    "ServiceCaller",
     "SessionDep",
     "SettingsDep",
     "StaffUser",
@@ -43,29 +40,6 @@ async def _settings(request: Request) -> AuthSettings:
 async def _redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: committed before the response, rolled back on error.
-
-    An error marked ``keeps_transaction`` (reuse of a refresh token) commits what was
-    done before it: the family's revocation must stick although the answer is a 401.
-    """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except AppError as exc:
-            if getattr(exc, "keeps_transaction", False):
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
 
 
 async def _otp_store(request: Request) -> OtpStore:
@@ -93,50 +67,10 @@ async def _access_tokens(request: Request) -> AccessTokens:
     return tokens
 
 
-@lru_cache(maxsize=16)
-def _trusted_networks(
-    spec: str,
-) -> tuple[bool, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]:
-    parts = [part.strip() for part in spec.split(",") if part.strip()]
-    if "*" in parts:
-        return True, ()
-    networks = []
-    for part in parts:
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            continue  # a hostname or socket path: uvicorn's business, not ours
-    return False, tuple(networks)
-
-
-def _ip(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        return None
-
-
 def client_ip(request: Request) -> str:
-    """The client's address: the gateway's ``X-Real-IP``/first ``X-Forwarded-For`` hop.
-
-    Those headers are believed only from a trusted peer (``STOREFRONT_FORWARDED_ALLOW_IPS``,
-    the gateway, which overwrites whatever the client sent); otherwise the socket peer.
-    """
-    peer = request.client.host if request.client else ""
+    """The client's address (see :func:`storefront_kit.forwarded.client_ip`)."""
     settings: AuthSettings = request.app.state.settings
-    trust_all, networks = _trusted_networks(settings.platform.forwarded_allow_ips)
-    peer_ip = _ip(peer)
-    trusted = trust_all or (
-        peer_ip is not None and any(ipaddress.ip_address(peer_ip) in net for net in networks)
-    )
-    if trusted:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0]
-        claimed = _ip(request.headers.get("x-real-ip")) or _ip(forwarded)
-        if claimed:
-            return claimed
-    return peer_ip or peer or "unknown"
+    return forwarded_client_ip(request, forwarded_allow_ips=settings.platform.forwarded_allow_ips)
 
 
 async def _client_ip(request: Request) -> str:
@@ -146,7 +80,7 @@ async def _client_ip(request: Request) -> str:
 
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
-SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 OtpStoreDep = Annotated[OtpStore, Depends(_otp_store)]
 RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]

@@ -16,14 +16,15 @@ Auth-specific problems (stable ``code`` in parentheses)::
     ├── RefreshTokenExpired      (refresh_token_expired)
     └── RefreshTokenReused       (refresh_token_reused)   spent/revoked token: family revoked
     Forbidden 403
-    └── CallerNotAllowed         (caller_not_allowed)     a service that may not use the route
     NotFound 404
     └── UserNotFound             (user_not_found)
     Conflict 409
-    └── OwnAdminRole             (own_admin_role)         an admin removing their own admin role
+    ├── OwnAdminRole             (own_admin_role)         an admin removing their own admin role
+    └── PhoneNotProven           (phone_not_proven)       staff role for a user with no chat
 
 An error whose ``keeps_transaction`` is true still commits the request's transaction
-(see ``deps``): reuse detection must revoke the family even though the answer is 401.
+(``storefront_kit.db.request_session``): reuse detection must revoke the family even
+though the answer is 401.
 """
 
 from typing import ClassVar
@@ -43,7 +44,6 @@ from storefront_kit.errors import (
 __all__ = [
     "AppError",
     "BadRequest",
-    "CallerNotAllowed",
     "Conflict",
     "Forbidden",
     "InvalidPhone",
@@ -54,6 +54,7 @@ __all__ = [
     "OtpLocked",
     "OtpRateLimited",
     "OwnAdminRole",
+    "PhoneNotProven",
     "RefreshTokenExpired",
     "RefreshTokenInvalid",
     "RefreshTokenReused",
@@ -118,11 +119,6 @@ class RefreshTokenReused(Unauthorized):
     keeps_transaction: ClassVar[bool] = True
 
 
-class CallerNotAllowed(Forbidden):
-    code = "caller_not_allowed"
-    title = "This service may not call this route"
-
-
 class UserNotFound(NotFound):
     code = "user_not_found"
     title = "User not found"
@@ -131,3 +127,8 @@ class UserNotFound(NotFound):
 class OwnAdminRole(Conflict):
     code = "own_admin_role"
     title = "An admin cannot remove their own admin role"
+
+
+class PhoneNotProven(Conflict):
+    code = "phone_not_proven"
+    title = "The user's phone is not proven by a linked Telegram chat"

@@ -6,6 +6,7 @@ from datetime import timedelta
 from auth_service.settings import AuthSettings, is_placeholder
 from jwt_core_lib import SigningKey, StaticKeySource, TokenIssuer, TokenVerifier, jwks_document
 from storefront_kit.logging import get_logger
+from storefront_kit.security import MissingSecret
 
 __all__ = ["AuthKeys"]
 
@@ -21,13 +22,17 @@ class AuthKeys:
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> "AuthKeys":
-        """Load ``AUTH_JWT_SIGNING_KEY`` (and previous keys); a placeholder gives an ephemeral key.
+        """Load ``AUTH_JWT_SIGNING_KEY`` (and previous keys); without one only tests start.
 
-        Production settings refuse a placeholder; in development and tests an ephemeral
-        key works for one process, but tokens die with it and replicas would disagree.
+        An ephemeral key would work for one process, but tokens would die with it and
+        replicas would disagree, so outside tests a placeholder is :class:`MissingSecret`.
         """
         if is_placeholder(settings.jwt_signing_key):
-            logger.warning("jwt_signing_key_missing_using_ephemeral_key")
+            if settings.platform.environment != "test":
+                raise MissingSecret(
+                    "AUTH_JWT_SIGNING_KEY must be set to auth's Ed25519 private key (PEM)"
+                )
+            logger.warning("jwt_signing_key_missing_using_test_key")
             current = SigningKey.generate()
         else:
             current = SigningKey.from_pem(settings.jwt_signing_key.get_secret_value())

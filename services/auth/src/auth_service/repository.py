@@ -28,6 +28,7 @@ __all__ = [
     "record_login",
     "revoke_family",
     "set_roles",
+    "unlink_chat",
     "update_profile",
 ]
 
@@ -93,6 +94,16 @@ async def link_chat(
             return result.first() is not None
     except IntegrityError:
         return False
+
+
+async def unlink_chat(session: AsyncSession, user_id: UUID, chat_id: int, *, now: datetime) -> None:
+    """Take ``chat_id`` away from the user (only if it is still theirs)."""
+    await session.execute(
+        update(UserAccount)
+        .where(UserAccount.id == user_id, UserAccount.telegram_chat_id == chat_id)
+        .values(telegram_chat_id=None, telegram_linked_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def record_login(session: AsyncSession, user_id: UUID, *, now: datetime) -> None:

@@ -14,6 +14,7 @@ from auth_service.domain.roles import Role
 
 __all__ = [
     "AdminUserOut",
+    "ContactOutcome",
     "OtpSendAccepted",
     "OtpSendRequest",
     "OtpVerifyRequest",
@@ -21,6 +22,9 @@ __all__ = [
     "RefreshRequest",
     "RolesUpdate",
     "TelegramChatOut",
+    "TelegramContact",
+    "TelegramContactOutcome",
+    "TelegramContactRequest",
     "TelegramStartOutcome",
     "TelegramStartRequest",
     "TokenPair",
@@ -60,10 +64,10 @@ class OtpSendAccepted(BaseModel):
 
     expires_in: int = Field(description="Seconds the code stays valid.")
     resend_in: int = Field(description="Seconds before another code may be requested.")
-    telegram_link: str | None = Field(
-        default=None,
-        description="Open it and press Start: the bot then sends the code to that chat. "
-        "Present when the phone has no linked Telegram chat yet.",
+    telegram_link: str = Field(
+        description="The bot's deep link. Open it and press Start to receive the code in "
+        "that chat after sharing your own contact (the chat must prove the number). "
+        "Always present: a phone whose chat is linked gets its code there as well.",
         examples=["https://t.me/storefront_sandbox_bot?start=Q2hhbmdlTWVQbGVhc2U"],
     )
 
@@ -157,9 +161,55 @@ class TelegramStartRequest(_Strict):
 
 
 class TelegramStartOutcome(BaseModel):
-    """What became of a Start: a code was sent to the chat, or why not."""
+    """What became of a Start: the chat is asked for its contact, or the link is no good."""
 
-    outcome: Literal["code_sent", "invalid_token", "chat_taken"]
+    outcome: Literal["contact_requested", "invalid_token"]
+
+
+class TelegramContact(_Strict):
+    """``message.contact`` as Telegram sent it (only what the proof needs)."""
+
+    phone_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        examples=["15550000001"], description="As Telegram sends it (often without '+')."
+    )
+    user_id: ChatId | None = Field(
+        default=None,
+        examples=[100200300],
+        description="Whose card it is; absent when the card is not a Telegram user's.",
+    )
+
+
+class TelegramContactRequest(_Strict):
+    """A reply in a chat that pressed Start: a shared contact, or anything else (null)."""
+
+    chat_id: ChatId = Field(examples=[100200300])
+    sender_id: ChatId = Field(examples=[100200300], description="``message.from.id``.")
+    contact: TelegramContact | None = Field(
+        default=None, description="``message.contact``; null for any other reply."
+    )
+
+
+ContactOutcome = Literal[
+    "code_sent",
+    "contact_required",
+    "not_own_contact",
+    "invalid_phone",
+    "phone_mismatch",
+    "link_burned",
+    "no_pending_link",
+    "chat_taken",
+    "not_allowed",
+]
+
+
+class TelegramContactOutcome(BaseModel):
+    """What the reply proved: the code is on its way, or why nothing was linked.
+
+    ``attempts_left`` counts the refused replies the link still takes (0: it is burned).
+    """
+
+    outcome: ContactOutcome
+    attempts_left: int | None = None
 
 
 class TelegramChatOut(BaseModel):

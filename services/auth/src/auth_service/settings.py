@@ -2,11 +2,11 @@
 
 from typing import ClassVar
 
-import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from jwt_core_lib import SigningKey
+from storefront_kit.rate_limits import check_rate
 from storefront_kit.settings import PLACEHOLDER_SECRETS, DatabaseSettingsMixin, ServiceSettings
 
 __all__ = ["AuthSettings", "get_settings", "is_placeholder"]
@@ -57,6 +57,16 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin):
     otp_phone_rate_limit: str = "5/10minutes"
     #: Codes one client IP may request (limits syntax, moving window, shared through Redis).
     otp_ip_rate_limit: str = "30/10minutes"
+    #: Code checks (`otp/verify`) for one phone, whatever code is pending (moving window).
+    otp_verify_phone_rate_limit: str = "30/10minutes"
+    #: Code checks (`otp/verify`) from one client IP (moving window).
+    otp_verify_ip_rate_limit: str = "120/10minutes"
+    #: Token refreshes from one client IP (moving window).
+    refresh_ip_rate_limit: str = "300/10minutes"
+    #: With Redis unreachable, let requests through unchecked (the gateway's per-address
+    #: zones still hold; OTP codes live in Redis, so send and verify fail with 503 anyway)
+    #: instead of answering 503 `rate_limit_unavailable`.
+    rate_limit_fail_open: bool = True
     #: Also require a number valid in its numbering plan (fictional +1 555 numbers then fail).
     phone_strict_validation: bool = False
 
@@ -64,6 +74,9 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin):
     telegram_bot_username: str = Field(
         default="storefront_sandbox_bot", pattern=r"^[A-Za-z0-9_]{5,32}$"
     )
+    #: Refused attempts (a foreign or mismatching contact, a typed number, another chat's
+    #: Start) after which a Telegram link token is burned.
+    telegram_link_max_attempts: int = Field(default=3, ge=1, le=10)
     #: Base URL of the notifications service (OTP delivery).
     notifications_url: str = "http://127.0.0.1:8105"
     #: Seconds one OTP delivery call to notifications may take.
@@ -76,14 +89,16 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin):
     #: Largest admin user list page size (larger is a 422).
     page_size_max: int = Field(default=100, ge=1, le=1000)
 
-    @field_validator("otp_phone_rate_limit", "otp_ip_rate_limit")
+    @field_validator(
+        "otp_phone_rate_limit",
+        "otp_ip_rate_limit",
+        "otp_verify_phone_rate_limit",
+        "otp_verify_ip_rate_limit",
+        "refresh_ip_rate_limit",
+    )
     @classmethod
     def _limits_syntax(cls, value: str) -> str:
-        try:
-            limits.parse(value)
-        except ValueError as exc:
-            raise ValueError(f"not a rate limit in limits' syntax: {value!r}") from exc
-        return value
+        return check_rate(value)
 
     @field_validator("jwt_signing_key")
     @classmethod

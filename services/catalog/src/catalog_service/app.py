@@ -6,16 +6,20 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from catalog_service.api import routers
 from catalog_service.cache import SearchCache
 from catalog_service.elastic import create_elasticsearch
 from catalog_service.index import ensure_index
 from catalog_service.listener import CatalogListener, run_listener
-from catalog_service.search import ProductSearch
+from catalog_service.search import ProductSearch, elasticsearch_breaker
 from catalog_service.settings import CatalogSettings, get_settings
 from storefront_kit.app import create_service_app
+from storefront_kit.breaker import Breaker
 from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
+from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import create_redis
 
 __all__ = ["create_app"]
@@ -43,9 +47,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lock_ms=settings.cache_lock_ms,
         poll_ms=settings.cache_wait_poll_ms,
         enabled=settings.cache_enabled,
+        timeout_ms=settings.cache_timeout_ms,
+        failure_memory_ms=settings.cache_failure_memory_ms,
+        breaker=Breaker(
+            "redis",
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_timeout_s=settings.breaker_reset_s,
+            is_failure=lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError),
+        ),
     )
     app.state.search_cache = cache
-    app.state.product_search = ProductSearch(elasticsearch, cache=cache, settings=settings)
+    app.state.product_search = ProductSearch(
+        elasticsearch, cache=cache, settings=settings, breaker=elasticsearch_breaker(settings)
+    )
+    limiter = RateLimiter(
+        settings.redis_url,
+        {"search_ip": settings.search_ip_rate_limit},
+        key_prefix=f"{settings.redis_prefix}:rl",
+        socket_timeout=settings.redis_socket_timeout_s,
+        strategy="fixed-window",  # one counter per address and minute: one cheap round trip
+        fail_open=settings.rate_limit_fail_open,
+        # The cache's Redis breaker: a search never waits on a Redis known to be down.
+        breaker=cache.breaker,
+        timeout_s=settings.cache_timeout_ms / 1000,
+    )
+    app.state.rate_limiter = limiter
     listener = (
         CatalogListener(es=elasticsearch, redis=redis, settings=settings, cache=cache)
         if settings.listener_enabled
@@ -78,12 +104,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except Exception:  # noqa: S110 (the task logged its own failure)
             pass
         await elasticsearch.close()
+        await limiter.aclose()
         await redis.aclose()
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
     state = request.app.state
-    return [redis_check(state.redis), elasticsearch_check(state.elasticsearch)]
+    search: ProductSearch = state.product_search
+    return [
+        redis_check(state.redis, breaker=search.cache.breaker),
+        elasticsearch_check(state.elasticsearch, breaker=search.breaker),
+    ]
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:

@@ -8,8 +8,14 @@ docs/catalog.md. Entries also expire after ``cache_ttl_s``.
 
 Stampede protection: on a miss, one request takes a short lock (``SET NX PX``) and
 recomputes; the others poll for its answer until the lock's lifetime has passed and
-only then compute themselves. Redis trouble never fails a search: the cache is
-skipped and Elasticsearch answers.
+only then compute themselves. A leader that fails (Elasticsearch down) leaves a
+short-lived failure mark (``cache_failure_memory_ms``) as it releases the lock: the
+waiters see it at their next poll and answer the 503 at once, and so does every request
+for the same answer until the mark expires, instead of each asking Elasticsearch in turn.
+
+Redis trouble never fails a search: every cache read and write has a short deadline
+(``cache_timeout_ms``) and goes through the Redis breaker; a slow or failed one, or any
+while the breaker is open, is skipped without waiting and Elasticsearch answers.
 
 Round trips: a hit costs one (a script reads the version, then the answer or takes the
 lock); a miss two (the same, then the answer stored and the lock released in one
@@ -22,17 +28,21 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from catalog_service.errors import SearchUnavailable
 from catalog_service.schemas import SearchParams, SearchResponse
+from storefront_kit.breaker import Breaker, BreakerOpen
 from storefront_kit.logging import get_logger
 
 __all__ = ["SEARCH_CACHE", "SearchCache", "catalogue_version_key"]
 
 logger = get_logger(__name__)
+T = TypeVar("T")
 
 SEARCH_CACHE = Counter(
     "catalog_search_cache",
@@ -51,19 +61,23 @@ return 0
 
 # With the catalogue version read first (KEYS[1]) and the answer's key built from it
 # (ARGV[1] .. version .. ':' .. ARGV[2]): the answer if cached ({1, version, answer});
-# else its lock, if free ({2, version}: compute it); else {0, version} (someone computes
-# it: wait). Atomic, so no answer can be stored between the reads and the lock.
+# else {3, version} if its computation just failed (a failure mark); else its lock, if
+# free ({2, version}: compute it); else {0, version} (someone computes it: wait).
+# Atomic, so no answer can be stored between the reads and the lock.
 _GET_OR_LOCK = """
 local version = redis.call('get', KEYS[1]) or '0'
 local key = ARGV[1] .. version .. ':' .. ARGV[2]
 local answer = redis.call('get', key)
 if answer then return {1, version, answer} end
+if redis.call('exists', key .. ':failed') == 1 then return {3, version} end
 if redis.call('set', key .. ':lock', ARGV[3], 'NX', 'PX', ARGV[4]) then
     return {2, version}
 end
 return {0, version}
 """
-_CACHED, _LEAD = 1, 2
+_CACHED, _LEAD, _FAILED = 1, 2, 3
+#: What makes the cache be skipped: Redis failing, slow, or known to be down.
+_SKIPPED = (RedisError, TimeoutError, BreakerOpen)
 
 
 def catalogue_version_key(prefix: str) -> str:
@@ -83,8 +97,14 @@ class SearchCache:
         lock_ms: int,
         poll_ms: int = 10,
         enabled: bool = True,
+        timeout_ms: int = 500,
+        failure_memory_ms: int = 1_000,
+        breaker: Breaker | None = None,
     ) -> None:
         self.redis = redis
+        self.timeout_s = timeout_ms / 1000
+        self.failure_memory_ms = failure_memory_ms
+        self.breaker = breaker or Breaker("redis")
         self.prefix = prefix
         self.ttl_s = ttl_s
         self.lock_ms = lock_ms
@@ -115,11 +135,14 @@ class SearchCache:
         it was stored, never parsed into models and rendered again (which cost a cached
         search five times what routing and the Redis round trips do).
         """
-        if not self.enabled:
+        if not self.enabled or self.breaker.is_open:
+            # Known down: skipped without a round trip (the breaker's probe is the
+            # first request after its reset time).
+            _MISS.inc()
             return _render(await compute())
         try:
             key, cached, lock_token = await self._wait_or_lead(_digest(params))
-        except RedisError as exc:
+        except _SKIPPED as exc:
             logger.warning("search_cache_unavailable", error=repr(exc))
             _MISS.inc()
             return _render(await compute())
@@ -131,18 +154,48 @@ class SearchCache:
         try:
             answer = _render(await compute())
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.set(key, answer, ex=self.ttl_s)
-                    if lock_token is not None:
-                        pipe.eval(_RELEASE, 1, f"{key}:lock", lock_token)
-                    await pipe.execute()
+                await self._redis(lambda: self._store(key, answer, lock_token))
                 stored = True
-            except RedisError as exc:
+            except _SKIPPED as exc:
                 logger.warning("search_cache_store_failed", error=repr(exc))
             return answer
+        except SearchUnavailable:
+            if lock_token is not None:
+                stored = await self._remember_failure(key, lock_token)
+            raise
         finally:
             if lock_token is not None and not stored:
                 await self._release(key, lock_token)
+
+    async def _redis(self, command: Callable[[], Awaitable[T]]) -> T:
+        """One cache round trip: through the breaker, within the cache's deadline."""
+        return await self.breaker.call(command, timeout_s=self.timeout_s)
+
+    async def _store(self, key: str, answer: bytes, lock_token: str | None) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, answer, ex=self.ttl_s)
+            if lock_token is not None:
+                pipe.eval(_RELEASE, 1, f"{key}:lock", lock_token)
+            await pipe.execute()
+
+    async def _remember_failure(self, key: str, lock_token: str) -> bool:
+        """Mark the answer as failing for a moment and release the lock, in one trip;
+        True when done (the waiters then stop at their next poll)."""
+        if self.failure_memory_ms <= 0 or self.breaker.is_open:
+            return False
+
+        async def mark() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(f"{key}:failed", 1, px=self.failure_memory_ms)
+                pipe.eval(_RELEASE, 1, f"{key}:lock", lock_token)
+                await pipe.execute()
+
+        try:
+            await self._redis(mark)
+        except _SKIPPED as exc:
+            logger.warning("search_cache_mark_failed", error=repr(exc))
+            return False
+        return True
 
     async def _wait_or_lead(self, digest: str) -> tuple[str, bytes | None, str | None]:
         """The answer's key at the current catalogue version, and: the answer when
@@ -152,10 +205,15 @@ class SearchCache:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lock_ms / 1000
         while True:
-            found = await self._get_or_lock(
-                keys=[self.version_key], args=[self._answers, digest, token, self.lock_ms]
+            found = await self._redis(
+                lambda: self._get_or_lock(
+                    keys=[self.version_key], args=[self._answers, digest, token, self.lock_ms]
+                )
             )
             key = self._key(digest, _text(found[1]))
+            if found[0] == _FAILED:
+                # The answer's computation failed a moment ago (here or in another replica).
+                raise SearchUnavailable()
             if found[0] == _CACHED:
                 raw = found[2]
                 return key, (raw.encode() if isinstance(raw, str) else bytes(raw)), None
@@ -166,9 +224,11 @@ class SearchCache:
             await asyncio.sleep(self.poll_s)
 
     async def _release(self, key: str, token: str) -> None:
+        if self.breaker.is_open:
+            return  # the lock expires on its own
         try:
-            await self.redis.eval(_RELEASE, 1, f"{key}:lock", token)
-        except RedisError as exc:
+            await self._redis(lambda: self.redis.eval(_RELEASE, 1, f"{key}:lock", token))
+        except _SKIPPED as exc:
             logger.warning("search_cache_unlock_failed", error=repr(exc))
 
 

@@ -2,7 +2,8 @@
 
 The command owns its clients (as a lifespan would): Elasticsearch and HTTP with the
 longer ``reindex_timeout_s``, Redis for the lock and the catalogue version, and a
-service token for the ``inventory`` audience signed with the platform's service key.
+service token for the ``inventory`` audience signed with catalog's own key
+(``CATALOG_SERVICE_TOKEN_KEY``; inventory lists its public key among its callers).
 Search keeps answering from the old index until the alias moves.
 """
 
@@ -44,7 +45,7 @@ async def run_reindex(settings: CatalogSettings, *, console: Console) -> Reindex
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     http = create_http_client(timeout=settings.reindex_timeout_s)
     try:
-        security = build_security(settings.platform, service_name="catalog", http_client=http)
+        security = build_security(settings, http_client=http)
         total = await estimated_total(es, settings)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -90,7 +91,11 @@ def _run(args: argparse.Namespace, settings: CatalogSettings) -> None:
         raise SystemExit("reindex: another reindex is running; try again when it ends") from None
     except httpx.HTTPStatusError as exc:
         status = exc.response.status_code
-        hint = " (check STOREFRONT_SERVICE_TOKEN_KEY)" if status in (401, 403) else ""
+        hint = (
+            " (check CATALOG_SERVICE_TOKEN_KEY and INVENTORY_SERVICE_TOKEN_CALLERS)"
+            if status in (401, 403)
+            else ""
+        )
         raise SystemExit(f"reindex: inventory export answered {status}{hint}") from None
     except httpx.TransportError as exc:
         raise SystemExit(

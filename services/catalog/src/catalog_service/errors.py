@@ -60,10 +60,10 @@ class SearchUnavailable(ServiceUnavailable):
 
     code = "search_unavailable"
 
-    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1, **kwargs: Any) -> None:
         super().__init__(
             detail or "Search is temporarily unavailable; retry shortly.",
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": str(max(1, retry_after))},
             **kwargs,
         )
 

@@ -8,16 +8,23 @@ up to ``total``.
 """
 
 import itertools
+import math
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from elasticsearch import AsyncElasticsearch
 
 from catalog_service import repository
 from catalog_service.cache import SearchCache
-from catalog_service.elastic import translate_errors
-from catalog_service.errors import InvalidSearch, ProductNotFound, UnsupportedQuerySyntax
+from catalog_service.elastic import is_transient, translate_errors
+from catalog_service.errors import (
+    InvalidSearch,
+    ProductNotFound,
+    SearchUnavailable,
+    UnsupportedQuerySyntax,
+)
 from catalog_service.schemas import (
     Facets,
     FacetValue,
@@ -30,8 +37,18 @@ from catalog_service.schemas import (
     SortKey,
 )
 from catalog_service.settings import CatalogSettings
+from storefront_kit.breaker import Breaker, BreakerOpen
 
-__all__ = ["ProductSearch", "build_search", "get_product", "search_products", "to_response"]
+__all__ = [
+    "ProductSearch",
+    "build_search",
+    "elasticsearch_breaker",
+    "get_product",
+    "search_products",
+    "to_response",
+]
+
+T = TypeVar("T")
 
 #: Boosts: a hit in the name matters most, then the brand.
 TEXT_FIELDS = ["name^3", "brand^2", "category", "description"]
@@ -240,17 +257,39 @@ async def get_product(
     )
 
 
+def _elasticsearch_down(exc: BaseException) -> bool:
+    # Only "cannot answer now" counts; a refused request is an answer.
+    cause = exc.__cause__ if isinstance(exc, SearchUnavailable) else exc
+    return cause is not None and is_transient(cause)
+
+
+def elasticsearch_breaker(settings: CatalogSettings) -> Breaker:
+    """The process's breaker for Elasticsearch, with the thresholds of ``settings``."""
+    return Breaker(
+        "elasticsearch",
+        failure_threshold=settings.breaker_failure_threshold,
+        reset_timeout_s=settings.breaker_reset_s,
+        is_failure=_elasticsearch_down,
+    )
+
+
 class ProductSearch:
     """The catalog's public read side on one set of clients: searches, through the
     cache, and product pages. Built once in the lifespan; every request shares it (one
     dependency per request instead of one per client)."""
 
     def __init__(
-        self, es: AsyncElasticsearch, *, cache: SearchCache, settings: CatalogSettings
+        self,
+        es: AsyncElasticsearch,
+        *,
+        cache: SearchCache,
+        settings: CatalogSettings,
+        breaker: Breaker | None = None,
     ) -> None:
         self.es = es
         self.cache = cache
         self.settings = settings
+        self.breaker = breaker or elasticsearch_breaker(settings)
 
     def params_of(self, query: SearchQuery) -> SearchParams:
         """``query`` normalised, once it is within this deployment's limits (422 if not)."""
@@ -288,9 +327,25 @@ class ProductSearch:
         """The answer to ``query`` as JSON (a ``SearchResponse``), cached or computed."""
         params = self.params_of(query)
         return await self.cache.get_or_compute(
-            params, lambda: search_products(self.es, params=params, settings=self.settings)
+            params,
+            lambda: self._elasticsearch(
+                lambda: search_products(self.es, params=params, settings=self.settings)
+            ),
         )
 
     async def product(self, product_id: UUID) -> ProductDetail:
         """One active product with its availability (404 problem when there is none)."""
-        return await get_product(self.es, product_id=product_id, settings=self.settings)
+        return await self._elasticsearch(
+            lambda: get_product(self.es, product_id=product_id, settings=self.settings)
+        )
+
+    async def _elasticsearch(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` through the Elasticsearch breaker: a 503 at once while it is open."""
+        try:
+            return await self.breaker.call(
+                call, timeout_s=None, probe_timeout_s=self.settings.breaker_probe_timeout_ms / 1000
+            )
+        except BreakerOpen as exc:
+            raise SearchUnavailable(retry_after=exc.retry_after) from exc
+        except TimeoutError as exc:  # the half-open probe's own deadline
+            raise SearchUnavailable(retry_after=math.ceil(self.breaker.reset_timeout_s)) from exc

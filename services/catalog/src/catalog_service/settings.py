@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from storefront_kit.rate_limits import check_rate
 from storefront_kit.settings import ServiceSettings
 
 __all__ = ["CatalogSettings", "get_settings"]
@@ -60,6 +61,29 @@ class CatalogSettings(ServiceSettings):
     cache_lock_ms: int = Field(default=2_000, ge=10)
     #: How often a request waiting for another's recomputation looks for the answer.
     cache_wait_poll_ms: int = Field(default=10, ge=1)
+    #: Longest one cache read or write may take; a slower Redis is skipped (and counted
+    #: by its breaker), as a cache is only worth what it saves.
+    cache_timeout_ms: int = Field(default=500, ge=1, le=10_000)
+    #: How long a failed recomputation is remembered: requests for the same answer get
+    #: the 503 at once instead of asking Elasticsearch again one after another.
+    cache_failure_memory_ms: int = Field(default=1_000, ge=0, le=60_000)
+
+    # --- Breakers (per process, one per dependency) -----------------------------------
+    #: Consecutive failures or timeouts of Redis (Elasticsearch) that open its breaker.
+    breaker_failure_threshold: int = Field(default=3, ge=1, le=1000)
+    #: Seconds an open breaker refuses calls before one probe may try the dependency.
+    breaker_reset_s: float = Field(default=2.0, gt=0, le=300)
+    #: Deadline of the half-open probe (the one search that finds out whether
+    #: Elasticsearch is back), so it does not wait out the whole Elasticsearch timeout.
+    breaker_probe_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+
+    # --- Rate limit ----------------------------------------------------------------
+    #: Searches one client IP may make (limits syntax, fixed window, shared through Redis
+    #: by every replica behind every gateway; the gateway also limits per address).
+    search_ip_rate_limit: str = "3000/minute"
+    #: With Redis unreachable, let searches through unchecked (the gateway's per-address
+    #: zone still holds) instead of answering 503 `rate_limit_unavailable`.
+    rate_limit_fail_open: bool = True
 
     # --- Event listener ------------------------------------------------------------
     #: Run the ``inventory.events`` consumer in this process.
@@ -97,6 +121,11 @@ class CatalogSettings(ServiceSettings):
         if not _INDEX_NAME.match(value):
             raise ValueError("index_alias must be a lowercase Elasticsearch index name")
         return value
+
+    @field_validator("search_ip_rate_limit")
+    @classmethod
+    def _limits_syntax(cls, value: str) -> str:
+        return check_rate(value)
 
     @field_validator("price_facet_bounds")
     @classmethod

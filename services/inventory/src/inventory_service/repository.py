@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
 from sqlalchemy import ColumnElement, TextClause, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +26,10 @@ from inventory_service.models import (
     StockAdjustment,
 )
 from inventory_service.schemas import StockOut
-from storefront_kit.events import EventEnvelope, add_outbox_event
+from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
 __all__ = [
-    "OUTBOX_STAGED",
     "Hold",
     "ProductFilter",
     "add_adjustment",
@@ -56,16 +56,12 @@ __all__ = [
     "update_product",
 ]
 
-#: ``session.info`` key set when a transaction staged outbox events (wakes the relay).
-OUTBOX_STAGED = "inventory.outbox_staged"
-
 _STOCK_RETURNING = (Stock.sku, Stock.product_id, Stock.on_hand, Stock.reserved, Stock.version)
 
 
 def add_event(session: AsyncSession, stream: str, event: EventEnvelope) -> None:
     """Stage an event in the session's transaction (relayed after the commit)."""
     add_outbox_event(session, OutboxEvent, stream=stream, event=event)
-    session.info[OUTBOX_STAGED] = True
 
 
 def _stock_out(row: Any) -> StockOut:
@@ -271,6 +267,27 @@ async def list_adjustments(
 # --- reservations ---------------------------------------------------------------------
 
 
+def _jsonb_object(model: type[BaseModel], expressions: Mapping[str, str]) -> str:
+    """``jsonb_build_object(...)`` with one key per field of ``model``, in field order.
+
+    A field takes the column of its own name unless ``expressions`` gives its SQL; an
+    expression for no field is refused, so a renamed field cannot leave one behind.
+    """
+    fields = model.model_fields
+    unknown = set(expressions) - set(fields)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {sorted(unknown)}")
+    assert all(name.isidentifier() for name in fields)  # safe as SQL keys and columns
+    pairs = ", ".join(f"'{name}', {expressions.get(name, name)}" for name in fields)
+    return f"jsonb_build_object({pairs})"
+
+
+# stock.changed's data is built by the database from the changed row (the statement
+# that changes the stock also stages the event), from the one payload definition
+# (StockOut, as events.stock_changed dumps it).
+_STOCK_CHANGED_DATA = _jsonb_object(StockOut, {"available": "on_hand - reserved"})
+
+
 _PRODUCT_SNAPSHOTS = text(
     "SELECT p.sku, p.name, p.price, p.currency, p.active AND p.deleted_at IS NULL AS sellable,"
     " coalesce(s.on_hand - s.reserved, 0) AS available"
@@ -311,7 +328,7 @@ async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation
 
 
 _HOLD_RESERVATION = text(
-    """
+    f"""
     WITH wanted AS (
         SELECT * FROM unnest(
             CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:prices AS bigint[]),
@@ -349,16 +366,12 @@ _HOLD_RESERVATION = text(
         INSERT INTO outbox_event (id, stream, event_type, envelope)
         SELECT held.event_id, :stream, :event_type,
                CAST(:envelope AS jsonb) || jsonb_build_object(
-                   'id', held.event_id,
-                   'data', jsonb_build_object(
-                       'sku', sku, 'product_id', product_id, 'on_hand', on_hand,
-                       'reserved', reserved, 'available', on_hand - reserved,
-                       'version', version))
+                   'id', held.event_id, 'data', {_STOCK_CHANGED_DATA})
         FROM held
     )
     SELECT (SELECT expires_at FROM claimed) AS expires_at,
            ARRAY(SELECT sku FROM short ORDER BY sku) AS short_skus
-    """
+    """  # noqa: S608
 )
 
 
@@ -413,7 +426,7 @@ async def hold_reservation(
     )
     row = result.one()
     if row.expires_at is not None:
-        session.info[OUTBOX_STAGED] = True
+        outbox_staged(session)
     return Hold(expires_at=row.expires_at, short_skus=list(row.short_skus))
 
 
@@ -441,8 +454,7 @@ async def set_reservation_status(
 
 def _stock_change(assignments: str, condition: str = "") -> TextClause:
     # The change and its stock.changed event are one statement: the row lock is held
-    # from here to COMMIT only, and the event cannot exist without the change. The
-    # event's data mirrors schemas.StockOut.
+    # from here to COMMIT only, and the event cannot exist without the change.
     # The f-string only ever receives the module constants below, never input.
     return text(
         f"""
@@ -453,10 +465,7 @@ def _stock_change(assignments: str, condition: str = "") -> TextClause:
         ), staged AS (
             INSERT INTO outbox_event (id, stream, event_type, envelope)
             SELECT :event_id, :stream, :event_type,
-                   CAST(:envelope AS jsonb) || jsonb_build_object('data', jsonb_build_object(
-                       'sku', sku, 'product_id', product_id, 'on_hand', on_hand,
-                       'reserved', reserved, 'available', on_hand - reserved,
-                       'version', version))
+                   CAST(:envelope AS jsonb) || jsonb_build_object('data', {_STOCK_CHANGED_DATA})
             FROM changed
         )
         SELECT sku, product_id, on_hand, reserved, version FROM changed
@@ -494,7 +503,7 @@ async def _change_stock(
     row = result.first()
     if row is None:
         return None
-    session.info[OUTBOX_STAGED] = True
+    outbox_staged(session)
     return _stock_out(row)
 
 

@@ -119,10 +119,22 @@ class ProductCreate(_Request):
     initial_stock: Annotated[int, Field(ge=0, le=MAX_STOCK)] = 0
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    # Documented as accepted: no field may be null, and at least one must be sent (the
+    # ``None`` defaults only mark a field as optional).
+    for field_schema in schema.get("properties", {}).values():
+        options = field_schema.pop("anyOf", None)
+        if options is not None:
+            field_schema.update(next(o for o in options if o.get("type") != "null"))
+        field_schema.pop("default", None)
+    schema["minProperties"] = 1
+    schema["examples"] = [{"price": 1799, "active": True}]
+
+
 class ProductPatch(_Request):
     """A partial update: only the fields sent change (``sku`` never does)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"price": 1799, "active": True}]})
+    model_config = ConfigDict(json_schema_extra=_patch_schema)
 
     name: Name | None = None
     description: Description | None = None

@@ -11,13 +11,12 @@ from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.background import TaskSet
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.db import request_session
-from storefront_kit.security import AdminUser, ServiceCaller
+from storefront_kit.security import AdminUser
 
 __all__ = [
     "AdminUser",
     "AuthClientDep",
     "RedisDep",
-    "ServiceCaller",
     "SessionDep",
     "SettingsDep",
     "TasksDep",

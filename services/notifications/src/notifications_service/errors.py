@@ -5,8 +5,7 @@ Notifications-specific problems (stable ``code`` in parentheses)::
     Unauthorized 401
     └── WebhookSecretMissing   (webhook_secret_missing)  no X-Telegram-Bot-Api-Secret-Token
     Forbidden 403
-    ├── WebhookSecretInvalid   (webhook_secret_invalid)  not the secret the webhook was set with
-    └── CallerNotAllowed       (caller_not_allowed)      a service that may not use the route
+    └── WebhookSecretInvalid   (webhook_secret_invalid)  not the secret the webhook was set with
     BadRequest 400
     └── InvalidUpdate          (invalid_update)          not JSON, or not a Telegram Update
     UnprocessableEntity 422
@@ -27,7 +26,6 @@ from storefront_kit.errors import (
 __all__ = [
     "AppError",
     "BadRequest",
-    "CallerNotAllowed",
     "Conflict",
     "Forbidden",
     "InvalidRequest",
@@ -49,11 +47,6 @@ class WebhookSecretMissing(Unauthorized):
 class WebhookSecretInvalid(Forbidden):
     code = "webhook_secret_invalid"
     title = "Webhook secret invalid"
-
-
-class CallerNotAllowed(Forbidden):
-    code = "caller_not_allowed"
-    title = "Caller not allowed"
 
 
 class InvalidUpdate(BadRequest):

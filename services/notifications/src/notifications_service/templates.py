@@ -14,13 +14,22 @@ from html import escape
 from telegram.constants import MessageLimit, ParseMode
 
 __all__ = [
+    "CONTACT_BUTTON",
     "PARSE_MODE",
     "ReceiptLine",
     "chat_taken",
     "code_sent",
+    "contact_not_own",
+    "contact_phone_invalid",
+    "contact_phone_mismatch",
+    "contact_request",
+    "contact_required",
     "format_money",
     "help_text",
+    "link_burned",
     "link_invalid",
+    "link_not_allowed",
+    "no_pending_link",
     "order_created",
     "order_failed",
     "order_status",
@@ -104,9 +113,87 @@ def help_text() -> str:
     )
 
 
+#: The reply-keyboard button that shares the user's own contact (``request_contact``).
+CONTACT_BUTTON = "📱 Share my phone number"
+
+
+def contact_request() -> str:
+    """A Start press on a valid link: the chat must prove the number first."""
+    return (
+        "To sign in, confirm that this Telegram account has the phone number you entered:"
+        f" tap <b>{CONTACT_BUTTON}</b> below."
+    )
+
+
 def code_sent() -> str:
-    """A Start press on a valid link: auth sends the code separately."""
-    return "This chat is connected. Your login code is on its way."
+    """The chat proved the number: auth sends the code separately."""
+    return (
+        "Thanks, your number is confirmed and this chat is connected."
+        " Your login code is on its way."
+    )
+
+
+def _retry(left: int | None) -> str:
+    if left is None:
+        return ""
+    return f" ({left} attempt{'s' if left != 1 else ''} left)"
+
+
+def contact_required(*, attempts_left: int | None = None) -> str:
+    """Anything but the shared contact while a login waits for it (a typed number...)."""
+    return (
+        f"Please tap <b>{CONTACT_BUTTON}</b> below; typed numbers and other messages are"
+        f" not accepted{_retry(attempts_left)}."
+    )
+
+
+def contact_not_own(*, attempts_left: int | None = None) -> str:
+    """Someone else's contact card (or one with no Telegram account)."""
+    return (
+        "That is not your own contact, so nothing was connected. Tap"
+        f" <b>{CONTACT_BUTTON}</b> below to share this account's number{_retry(attempts_left)}."
+    )
+
+
+def contact_phone_invalid(*, attempts_left: int | None = None) -> str:
+    """A contact whose number cannot be read as an international number."""
+    return (
+        "We could not read that phone number, so nothing was connected. Tap"
+        f" <b>{CONTACT_BUTTON}</b> below{_retry(attempts_left)}."
+    )
+
+
+def contact_phone_mismatch(*, attempts_left: int | None = None) -> str:
+    """The sender's own number, but not the one the login link was asked for."""
+    return (
+        "This Telegram account's phone number is not the number you entered on the site,"
+        " so nothing was connected. Sign in on the site with this account's number"
+        f"{_retry(attempts_left)}."
+    )
+
+
+def link_burned() -> str:
+    """Too many refused replies: the login link is dead."""
+    return (
+        "Too many failed attempts: this login link no longer works and nothing was connected."
+        " Request a new code on the site."
+    )
+
+
+def no_pending_link() -> str:
+    """A contact with no login in progress in this chat (or its link expired)."""
+    return (
+        "There is no login waiting in this chat, or its link has expired."
+        " Open the Telegram link shown on the site first."
+    )
+
+
+def link_not_allowed() -> str:
+    """A staff account: its chat is set by an administrator, never through the bot."""
+    return (
+        "This account cannot be connected to a Telegram chat here."
+        " Please ask a Storefront administrator."
+    )
 
 
 def link_invalid() -> str:

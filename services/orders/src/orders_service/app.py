@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from redis import Redis as SyncRedis
 
 from orders_service.api import routers
+from orders_service.api.common import RedisWatch
 from orders_service.breakers import build_breaker
 from orders_service.events import publish_alert
 from orders_service.models import OutboxEvent
@@ -18,8 +19,10 @@ from orders_service.providers.resilience import RetryPolicy, is_business_error
 from orders_service.providers.shipping import ShippingClient
 from orders_service.saga.orchestrator import SagaOrchestrator
 from orders_service.saga.runner import SagaRunner, replica_id
+from orders_service.saga.steps import StepContext
 from orders_service.settings import OrdersSettings, get_settings
 from storefront_kit.app import create_service_app
+from storefront_kit.breaker import Breaker
 from storefront_kit.db import create_engine, create_sessionmaker
 from storefront_kit.events import OutboxRelay
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
@@ -113,13 +116,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.outbox_relay = relay
     orchestrator = SagaOrchestrator(
         sessionmaker=sessionmaker,
-        inventory=InventoryClient(inventory_http, policy=policy),
-        payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
-        shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
+        steps=StepContext(
+            inventory=InventoryClient(inventory_http, policy=policy),
+            payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
+            shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
+            settings=settings,
+        ),
         redis=redis,
         settings=settings,
         owner=replica_id(),
-        on_commit=relay.notify,
+    )
+    app.state.redis_watch = RedisWatch(
+        redis,
+        breaker=Breaker(
+            "redis",
+            failure_threshold=settings.redis_breaker_failure_threshold,
+            reset_timeout_s=settings.redis_breaker_reset_s,
+        ),
+        probe_timeout_s=settings.checkout_redis_probe_ms / 1000,
     )
     runner = SagaRunner(
         orchestrator,
@@ -158,7 +172,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
     state = request.app.state
-    return [postgres_check(state.engine), redis_check(state.redis)]
+    breaker = state.redis_watch.breaker
+    return [postgres_check(state.engine), redis_check(state.redis, breaker=breaker)]
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:

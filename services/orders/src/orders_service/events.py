@@ -1,6 +1,6 @@
 """What the orders service tells the rest of the platform.
 
-Domain events go through the outbox to the ``orders.events`` stream (DESIGN §5); their
+Domain events go through the outbox to the ``orders.events`` stream (docs/design.md §5); their
 ``data`` always holds ``order_id`` and ``user_id``, and for ``order.created``,
 ``order.confirmed`` and ``payment.captured`` also the priced lines, totals and currency
 so notifications can render a receipt. Admin alerts are ephemeral Redis pub/sub

@@ -225,9 +225,27 @@ async def renew_lease(
 
 
 async def release_lease(
-    session: AsyncSession, *, order_id: UUID, owner: str, retry_in_s: float = 0.0
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    owner: str,
+    retry_in_s: float = 0.0,
+    locked: CustomerOrder | None = None,
 ) -> None:
-    """Give the saga up so any replica may take it (after ``retry_in_s``)."""
+    """Give the saga up so any replica may take it (after ``retry_in_s``).
+
+    ``locked`` is the order row when this transaction holds it ``FOR UPDATE`` and has
+    checked that ``owner`` holds its lease (a saga settling): the release, at once, is
+    then written by the row's own UPDATE at flush (settling changes the row anyway)
+    instead of a statement of its own, and the loaded row shows the saga released.
+    """
+    if locked is not None:
+        if locked.lease_owner != owner or retry_in_s:
+            raise ValueError(f"order {order_id}: not leased to {owner}, or a delayed release")
+        # None rather than now(): due at once, and the loaded row needs no refresh.
+        locked.lease_owner = None
+        locked.lease_expires_at = None
+        return
     await session.execute(
         update(CustomerOrder)
         .where(CustomerOrder.id == order_id, CustomerOrder.lease_owner == owner)

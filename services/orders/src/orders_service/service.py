@@ -1,8 +1,9 @@
 """Order use cases behind the API (no FastAPI here).
 
-Placing and cancelling an order commit their own transaction: the saga that follows
-runs in another task and must find the row committed, leased to this replica. The
-read and staff use cases take the request's session and only flush.
+Every use case takes the request's session and only flushes. After placing or
+cancelling an order the caller commits (``storefront_kit.db.commit``) before it starts
+the saga: that runs in another task and must find the row committed, leased to this
+replica, and unlocked.
 """
 
 import hashlib
@@ -12,7 +13,7 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import repository
 from orders_service.domain.saga import (
@@ -29,9 +30,9 @@ from orders_service.errors import (
     OrderNotCancellable,
     OrderNotFound,
 )
-from orders_service.events import stage_status_changed
 from orders_service.models import CustomerOrder, SagaStep
 from orders_service.schemas import OrderCreate
+from orders_service.transitions import transition
 
 __all__ = [
     "change_status",
@@ -51,7 +52,7 @@ def request_fingerprint(body: OrderCreate) -> str:
 
 
 async def place_order(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     *,
     user_id: str,
     idempotency_key: str,
@@ -62,31 +63,30 @@ async def place_order(
     """The order for this key: a new PENDING one leased to ``lease_owner`` (True), or the
     one the same request already created (False); a different request is a 409."""
     request_hash = request_fingerprint(body)
-    async with sessionmaker() as session, session.begin():
-        order = await repository.insert_order(
-            session,
-            user_id=user_id,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            items=[item.model_dump() for item in body.items],
-            shipping_address=body.shipping_address.model_dump(exclude_none=True),
-            payment_method=body.payment.model_dump(),
-            lease_owner=lease_owner,
-            lease_ttl_s=lease_ttl_s,
+    order = await repository.insert_order(
+        session,
+        user_id=user_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        items=[item.model_dump() for item in body.items],
+        shipping_address=body.shipping_address.model_dump(exclude_none=True),
+        payment_method=body.payment.model_dump(),
+        lease_owner=lease_owner,
+        lease_ttl_s=lease_ttl_s,
+    )
+    if order is not None:
+        return order, True
+    # ON CONFLICT waited for the other transaction: its row is visible now.
+    existing = await repository.get_order_by_key(
+        session, user_id=user_id, idempotency_key=idempotency_key
+    )
+    assert existing is not None
+    if existing.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request.",
+            order_id=str(existing.id),
         )
-        if order is not None:
-            return order, True
-        # ON CONFLICT waited for the other transaction: its row is visible now.
-        existing = await repository.get_order_by_key(
-            session, user_id=user_id, idempotency_key=idempotency_key
-        )
-        assert existing is not None
-        if existing.request_hash != request_hash:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was already used with a different request.",
-                order_id=str(existing.id),
-            )
-        return existing, False
+    return existing, False
 
 
 async def get_order(
@@ -137,9 +137,7 @@ async def change_status(
             requested=target.value,
         ) from exc
     if changed:
-        order.status = target
-        order.version += 1
-        stage_status_changed(session, order, current)
+        await transition(session, order, target)
         await session.flush()
         # updated_at is set by the database on flush: load it now, not lazily later.
         await session.refresh(order)
@@ -147,7 +145,7 @@ async def change_status(
 
 
 async def request_cancel(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     *,
     order_id: UUID,
     user_id: str | None,
@@ -160,37 +158,39 @@ async def request_cancel(
     A running saga is told to stop (it compensates at its next step); a confirmed order
     not yet shipped starts compensating here (refund, cancel the parcel, release).
     """
-    async with sessionmaker() as session, session.begin():
-        order = await repository.get_order(session, order_id, user_id=user_id, for_update=True)
-        if order is None:
-            raise OrderNotFound(f"No order {order_id}.")
-        plan = cancel_plan(OrderStatus(order.status))
-        if plan in (CancelPlan.ALREADY, CancelPlan.IN_PROGRESS):
-            return order, False
-        if plan == CancelPlan.FORBIDDEN:
-            raise OrderNotCancellable(
-                f"An order that is {order.status} can no longer be cancelled.",
-                order_status=order.status,
-            )
-        now = await session.scalar(select(func.now()))
-        lease_free = (
-            order.lease_owner is None
-            or order.lease_expires_at is None
-            or (now is not None and order.lease_expires_at < now)
+    order = await repository.get_order(session, order_id, user_id=user_id, for_update=True)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    plan = cancel_plan(OrderStatus(order.status))
+    if plan in (CancelPlan.ALREADY, CancelPlan.IN_PROGRESS):
+        return order, False
+    if plan == CancelPlan.FORBIDDEN:
+        raise OrderNotCancellable(
+            f"An order that is {order.status} can no longer be cancelled.",
+            order_status=order.status,
         )
-        if not order.cancel_requested:
-            order.cancel_requested = True
-            order.reason = reason
-        if plan == CancelPlan.COMPENSATE:
-            previous = order.status
-            order.status = OrderStatus.COMPENSATING
-            order.outcome = OrderStatus.CANCELLED
-            order.reason = reason
-            stage_status_changed(session, order, previous)
+    now = await session.scalar(select(func.now()))
+    lease_free = (
+        order.lease_owner is None
+        or order.lease_expires_at is None
+        or (now is not None and order.lease_expires_at < now)
+    )
+    if not order.cancel_requested:
+        order.cancel_requested = True
+        order.reason = reason
+    if plan == CancelPlan.COMPENSATE:
+        await transition(
+            session,
+            order,
+            OrderStatus.COMPENSATING,
+            outcome=OrderStatus.CANCELLED,
+            reason=reason,
+        )
+    else:  # the flag alone is a change clients see: the version says so
         order.version += 1
-        if lease_free:
-            order.lease_owner = lease_owner
-            order.lease_expires_at = func.now() + timedelta(seconds=lease_ttl_s)
-        await session.flush()
-        await session.refresh(order)
-        return order, lease_free
+    if lease_free:
+        order.lease_owner = lease_owner
+        order.lease_expires_at = func.now() + timedelta(seconds=lease_ttl_s)
+    await session.flush()
+    await session.refresh(order)
+    return order, lease_free

@@ -50,6 +50,14 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
     # --- checkout and saga -----------------------------------------------------------------
     #: How long POST /orders waits for the saga before answering 202 with a Location.
     checkout_wait_s: float = Field(default=3.0, ge=0)
+    #: While a checkout waits, Redis is pinged with this deadline: the saga's breakers
+    #: keep their state in Redis, so with Redis down it cannot progress and the checkout
+    #: answers its 202 at once instead of waiting out ``checkout_wait_s``.
+    checkout_redis_probe_ms: int = Field(default=500, ge=1, le=10_000)
+    #: Failed or slow probes in a row after which Redis is known down (no more waiting).
+    redis_breaker_failure_threshold: int = Field(default=1, ge=1, le=1000)
+    #: How long Redis stays known down before a checkout probes it again.
+    redis_breaker_reset_s: float = Field(default=2.0, gt=0, le=300)
     # A checkout keeps its admission slot while it waits for its saga (idle, up to
     # checkout_wait_s), so the platform default of 64 would cap checkouts near 64 per
     # checkout_wait_s; the work itself is bounded by max_concurrent_sagas.

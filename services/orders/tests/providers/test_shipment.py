@@ -1,16 +1,19 @@
-"""The ShipmentRequest builder validates at build()."""
+"""The ShipmentRequest builder validates at build(); an order becomes a request."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orders_service.models import CustomerOrder
 from orders_service.providers.shipment import (
     Address,
     CustomsLine,
     Parcel,
     ShipmentRequestBuilder,
     ShipmentRequestError,
+    build_shipment_request,
 )
+from storefront_kit.ids import new_id
 
 ADDRESS = Address(line1="1 Main St", city="Springfield", postal_code="12345", country="US")
 
@@ -83,3 +86,33 @@ def test_build_names_every_missing_required_field() -> None:
 def test_inconsistent_fields_are_refused_at_build(step, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ShipmentRequestError, match=message):
         step(minimal()).build()
+
+
+def test_an_orders_parcel_weighs_per_unit_and_is_insured_for_its_total() -> None:
+    order = CustomerOrder(
+        id=new_id(),
+        shipping_address={
+            "name": "Ada Lovelace",
+            "line1": "12 Analytical St",
+            "city": "London",
+            "postal_code": "N1 9GU",
+            "country": "GB",
+            "notes": "ring twice",
+        },
+        lines=[{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}],
+        total=3750,
+        currency="EUR",
+    )
+    request = build_shipment_request(order, item_weight_grams=500)
+    assert request.order_id == str(order.id)
+    assert request.parcels == (Parcel(weight_grams=1500),)
+    assert (request.insurance_amount, request.currency) == (3750, "EUR")
+    assert (request.address.city, request.notes) == ("London", "ring twice")
+
+
+def test_an_order_without_a_recipient_cannot_be_shipped() -> None:
+    order = CustomerOrder(
+        id=new_id(), shipping_address={"line1": "x"}, lines=[], total=0, currency=None
+    )
+    with pytest.raises(ShipmentRequestError, match="recipient"):
+        build_shipment_request(order, item_weight_grams=500)

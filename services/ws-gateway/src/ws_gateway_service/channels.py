@@ -2,7 +2,7 @@
 
 Each replica holds one pub/sub connection and subscribes to ``ws.user.<id>`` only while
 it has a socket of that user (reference counted), plus ``admin.alerts`` while it has an
-admin socket. Pub/sub is ephemeral by design (DESIGN §5): a replica that is down
+admin socket. Pub/sub is ephemeral by design (docs/design.md §5): a replica that is down
 misses live pushes, never domain events.
 """
 

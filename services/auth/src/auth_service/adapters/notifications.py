@@ -3,7 +3,7 @@
 ``/otp/send`` answers 202 before notifications is even called: each delivery runs as a
 background task with a short timeout and a bounded number of retries, and a
 notifications outage is logged, never surfaced to the client. Notifications itself
-retries towards Telegram (DESIGN §4: ``/internal/notifications/otp`` is 202, async).
+retries towards Telegram (docs/design.md §4: ``/internal/notifications/otp`` is 202, async).
 """
 
 import asyncio

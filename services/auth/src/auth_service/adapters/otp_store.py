@@ -4,11 +4,18 @@ Keys (all expiring)::
 
     auth:otp:code:<phone>      hash {d: digest, a: attempts}   TTL = code TTL
     auth:otp:cooldown:<phone>  "1"                             TTL = resend cooldown
-    auth:tg:link:<token>       phone                           TTL = code TTL (one use)
+    auth:tg:link:<token>       hash {p: phone, a: failed attempts, c: chat id}
+                                                               TTL = code TTL (one use)
+    auth:tg:pending:<chat>     link token the chat pressed Start on   TTL = the link's
     auth:tg:temp:<phone>       chat id                         TTL = code TTL (TEMP link)
 
 Only digests of codes are stored. An attempt is counted *before* the comparison, in one
 script, so concurrent guesses can never test more codes than the attempt limit.
+
+A link token is bound to the first chat that presses Start on it; only that chat's
+contact can spend it, and every refused attempt (another chat's Start, a foreign or
+mismatching contact, a typed number) is counted against it until it is burned. Each
+script touches one key, so Redis Cluster needs no hash tags for them.
 """
 
 import enum
@@ -17,12 +24,13 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-__all__ = ["Attempt", "AttemptOutcome", "OtpStore"]
+__all__ = ["Attempt", "AttemptOutcome", "BindOutcome", "LinkBinding", "OtpStore", "PendingLink"]
 
 _CODE = "auth:otp:code:"
 _COOLDOWN = "auth:otp:cooldown:"
 _LINK = "auth:tg:link:"
 _TEMP = "auth:tg:temp:"
+_PENDING = "auth:tg:pending:"
 
 # KEYS[1] = code key; ARGV[1] = max attempts.
 # -> {0} no code, {1} locked, {2, digest, attempts_after_this_one}
@@ -43,6 +51,73 @@ if redis.call('HGET', KEYS[1], 'd') == ARGV[1] then
 end
 return 0
 """
+
+
+# KEYS[1] = link key; ARGV[1] = chat id, ARGV[2] = max failed attempts.
+# -> {0} no such link, {1, phone, ttl_ms} bound to this chat, {2, left} bound to another
+# chat (counted), {3} bound to another chat and burned by this attempt.
+_BIND_LINK = """
+local phone = redis.call('HGET', KEYS[1], 'p')
+if not phone then return {0} end
+local chat = redis.call('HGET', KEYS[1], 'c')
+if (not chat) or chat == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'c', ARGV[1])
+  return {1, phone, redis.call('PTTL', KEYS[1])}
+end
+local failed = redis.call('HINCRBY', KEYS[1], 'a', 1)
+if failed >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return {3}
+end
+return {2, tonumber(ARGV[2]) - failed}
+"""
+
+# KEYS[1] = link key; ARGV[1] = max failed attempts. -> attempts left (0: burned, -1: gone)
+_FAIL_LINK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local failed = redis.call('HINCRBY', KEYS[1], 'a', 1)
+if failed >= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return tonumber(ARGV[1]) - failed
+"""
+
+# KEYS[1] = link key; ARGV[1] = chat id. Spends the link only for the chat it is bound to.
+_SPEND_LINK = """
+if redis.call('HGET', KEYS[1], 'c') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+class BindOutcome(enum.Enum):
+    """What pressing Start on a link token found."""
+
+    NO_LINK = 0
+    BOUND = 1
+    OTHER_CHAT = 2
+    BURNED = 3
+
+
+@dataclass(frozen=True)
+class LinkBinding:
+    """The outcome of a Start press: the phone and TTL of the link when it is this chat's."""
+
+    outcome: BindOutcome
+    phone: str = ""
+    ttl_ms: int = 0
+
+
+@dataclass(frozen=True)
+class PendingLink:
+    """The link a chat pressed Start on: its token, phone, and failed attempts so far."""
+
+    token: str
+    phone: str
+    failed: int
 
 
 class AttemptOutcome(enum.Enum):
@@ -69,6 +144,9 @@ class OtpStore:
         self._redis = redis
         self._take_attempt = redis.register_script(_TAKE_ATTEMPT)
         self._consume = redis.register_script(_CONSUME)
+        self._bind_link = redis.register_script(_BIND_LINK)
+        self._fail_link = redis.register_script(_FAIL_LINK)
+        self._spend_link = redis.register_script(_SPEND_LINK)
 
     async def cooldown_left(self, phone: str) -> int:
         """Seconds before another code may be sent to ``phone`` (0 when it may)."""
@@ -113,13 +191,54 @@ class OtpStore:
         return bool(await self._redis.exists(_CODE + phone))
 
     async def put_link_token(self, token: str, phone: str, ttl_s: int) -> None:
-        """Remember which phone a Telegram deep-link token was issued for."""
-        await self._redis.set(_LINK + token, phone, ex=ttl_s)
+        """Remember which phone a Telegram deep-link token was issued for (no chat yet)."""
+        key = _LINK + token
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"p": phone, "a": 0})
+            pipe.expire(key, ttl_s)
+            await pipe.execute()
 
-    async def take_link_token(self, token: str) -> str | None:
-        """The phone of a link token, which is gone afterwards (GETDEL: one use)."""
-        phone = await self._redis.getdel(_LINK + token)
-        return None if phone is None else str(phone)
+    async def bind_link(self, token: str, chat_id: int, max_attempts: int) -> LinkBinding:
+        """Start pressed on ``token`` in ``chat_id``: bind the link to the first such chat.
+
+        The chat then points at the link (``auth:tg:pending:<chat>``) until it expires, so
+        its contact can be matched with it. Another chat's press counts as a failed attempt.
+        """
+        result = cast(
+            list[Any],
+            await self._bind_link(keys=[_LINK + token], args=[chat_id, max_attempts]),
+        )
+        outcome = BindOutcome(int(result[0]))
+        if outcome is not BindOutcome.BOUND:
+            return LinkBinding(outcome)
+        ttl_ms = max(int(result[2]), 1)
+        await self._redis.set(_PENDING + str(chat_id), token, px=ttl_ms)
+        return LinkBinding(outcome, phone=str(result[1]), ttl_ms=ttl_ms)
+
+    async def pending_link(self, chat_id: int) -> PendingLink | None:
+        """The live link ``chat_id`` pressed Start on last (None: none, or it expired)."""
+        token = await self._redis.get(_PENDING + str(chat_id))
+        if token is None:
+            return None
+        fields = await self._redis.hgetall(_LINK + str(token))
+        if not fields or fields.get("c") != str(chat_id):
+            return None
+        return PendingLink(token=str(token), phone=str(fields["p"]), failed=int(fields["a"]))
+
+    async def fail_link(self, token: str, max_attempts: int) -> int:
+        """Count a refused attempt against the link; attempts left (0: it is burned now)."""
+        left = int(await self._fail_link(keys=[_LINK + token], args=[max_attempts]))
+        return max(left, 0)
+
+    async def spend_link(self, token: str, chat_id: int) -> bool:
+        """Use the link up for the chat it is bound to; False when it is gone already."""
+        spent = bool(await self._spend_link(keys=[_LINK + token], args=[chat_id]))
+        await self.drop_pending(chat_id)
+        return spent
+
+    async def drop_pending(self, chat_id: int) -> None:
+        """Forget which link the chat pressed Start on."""
+        await self._redis.delete(_PENDING + str(chat_id))
 
     async def put_temp_chat(self, phone: str, chat_id: int, ttl_s: int) -> None:
         """TEMP link: the chat that pressed Start for ``phone`` (until the code expires)."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from auth_service.api.views import admin_user_out
 from auth_service.deps import AdminUser, SessionDep, SettingsDep, StaffUser
 from auth_service.domain.roles import Role
-from auth_service.errors import OwnAdminRole, UnknownRole, UserNotFound
+from auth_service.errors import OwnAdminRole, PhoneNotProven, UnknownRole, UserNotFound
 from auth_service.schemas import AdminUserOut, RolesUpdate, UserPage
 from auth_service.service import users
 from storefront_kit.errors import UnprocessableEntity
@@ -50,11 +50,16 @@ async def get_user(user_id: UUID, _staff: StaffUser, session: SessionDep) -> Adm
     return admin_user_out(await users.get_user(session, user_id))
 
 
-@router.put("/{user_id}/roles", responses=responses(UserNotFound, OwnAdminRole, 422))
+@router.put(
+    "/{user_id}/roles", responses=responses(UserNotFound, OwnAdminRole, PhoneNotProven, 422)
+)
 async def put_roles(
     user_id: UUID, body: RolesUpdate, admin: AdminUser, session: SessionDep
 ) -> AdminUserOut:
-    """Replace a user's roles (admin only); takes effect at the user's next token refresh."""
+    """Replace a user's roles (admin only); takes effect at the user's next token refresh.
+
+    A staff role goes only to a user whose phone a linked Telegram chat has proven (409).
+    """
     user = await users.set_roles(
         session, actor_id=admin.subject, user_id=user_id, roles=list(body.roles)
     )

@@ -32,6 +32,7 @@ from auth_service.schemas import (
 )
 from auth_service.service import otp, tokens
 from storefront_kit.problems import responses
+from storefront_kit.rate_limits import RateLimited, RateLimitUnavailable
 
 __all__ = ["jwks_router", "router"]
 
@@ -44,7 +45,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 @router.post(
     "/otp/send",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses(InvalidPhone, OtpCooldown, OtpRateLimited),
+    responses=responses(InvalidPhone, OtpCooldown, OtpRateLimited, RateLimitUnavailable),
 )
 async def send_otp(
     body: OtpSendRequest,
@@ -55,7 +56,10 @@ async def send_otp(
     settings: SettingsDep,
     ip: ClientIp,
 ) -> OtpSendAccepted:
-    """Send a login code to the phone's Telegram chat, or return the bot link to get one."""
+    """Send a login code to the phone's Telegram chat; the bot link proves a new chat.
+
+    The answer is the same for every phone, registered or not (no registration oracle).
+    """
     result = await otp.send_code(
         session=session,
         store=store,
@@ -72,39 +76,57 @@ async def send_otp(
     )
 
 
-@router.post("/otp/verify", responses=responses(InvalidPhone, OtpInvalid, OtpLocked, OtpExpired))
+@router.post(
+    "/otp/verify",
+    responses=responses(
+        InvalidPhone, OtpInvalid, OtpLocked, OtpExpired, RateLimited, RateLimitUnavailable
+    ),
+)
 async def verify_otp(
     body: OtpVerifyRequest,
     response: Response,
     session: SessionDep,
     store: OtpStoreDep,
+    limiter: RateLimiterDep,
     access_tokens: AccessTokensDep,
     settings: SettingsDep,
+    ip: ClientIp,
 ) -> TokenPair:
     """Exchange a code for an access and a refresh token (creates the user on first login)."""
     response.headers.update(_NO_STORE)
     return await otp.verify_code(
         session=session,
         store=store,
+        limiter=limiter,
         access_tokens=access_tokens,
         settings=settings,
         phone_text=body.phone,
         code=body.code,
+        client_ip=ip,
     )
 
 
 @router.post(
     "/token/refresh",
-    responses=responses(RefreshTokenInvalid, RefreshTokenExpired, RefreshTokenReused),
+    responses=responses(
+        RefreshTokenInvalid,
+        RefreshTokenExpired,
+        RefreshTokenReused,
+        RateLimited,
+        RateLimitUnavailable,
+    ),
 )
 async def refresh_token(
     body: RefreshRequest,
     response: Response,
     session: SessionDep,
+    limiter: RateLimiterDep,
     access_tokens: AccessTokensDep,
     settings: SettingsDep,
+    ip: ClientIp,
 ) -> TokenPair:
     """Rotate a refresh token; presenting a spent one revokes the whole session."""
+    await limiter.hit("refresh_ip", ip, scope="ip")
     response.headers.update(_NO_STORE)
     return await tokens.refresh(
         session=session,

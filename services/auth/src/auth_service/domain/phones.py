@@ -4,11 +4,13 @@ import re
 
 import phonenumbers
 
-__all__ = ["InvalidPhoneNumber", "normalise_phone"]
+__all__ = ["InvalidPhoneNumber", "normalise_contact_phone", "normalise_phone"]
 
 # E.164 input only (a leading ``+``); separators people type are allowed. Letters are
 # refused up front: libphonenumber would read "+1-800-FLOWERS" as digits.
 _TYPED = re.compile(r"^\+[0-9][0-9 ().\-]{0,30}$")
+# Telegram's contact numbers: digits, with or without the leading ``+``.
+_CONTACT = re.compile(r"^\+?[0-9]{1,20}$")
 
 
 class InvalidPhoneNumber(ValueError):
@@ -29,3 +31,11 @@ def normalise_phone(raw: str, *, strict: bool = False) -> str:
     if strict and not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_contact_phone(raw: str) -> str:
+    """E.164 of a Telegram contact's number (Telegram often sends it without the ``+``)."""
+    text = raw.strip().replace(" ", "")
+    if not _CONTACT.match(text):
+        raise InvalidPhoneNumber("a contact's number is digits with an optional leading +")
+    return normalise_phone(text if text.startswith("+") else f"+{text}")

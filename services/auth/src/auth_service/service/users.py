@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service import repository
 from auth_service.domain import roles as role_rules
 from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
-from auth_service.errors import Conflict, InvalidPhone, OwnAdminRole, UnknownRole, UserNotFound
+from auth_service.errors import (
+    Conflict,
+    InvalidPhone,
+    OwnAdminRole,
+    PhoneNotProven,
+    UnknownRole,
+    UserNotFound,
+)
 from auth_service.models import UserAccount
 from auth_service.repository import UserFilter
 from storefront_kit.logging import get_logger
@@ -19,8 +26,9 @@ __all__ = [
     "AdminAccount",
     "ChatTaken",
     "chat_of",
-    "ensure_admin",
+    "ensure_staff",
     "get_user",
+    "link_proven_chat",
     "list_users",
     "set_roles",
     "update_profile",
@@ -91,6 +99,15 @@ async def set_roles(
         raise UnknownRole(str(exc)) from None
     if str(user_id) == actor_id and role_rules.ADMIN not in wanted:
         raise OwnAdminRole("You cannot remove your own admin role.")
+    current = await get_user(session, user_id)
+    granted = role_rules.STAFF_ROLES.intersection(wanted).difference(current.roles)
+    if granted and current.telegram_chat_id is None:
+        # A staff account whose phone no chat has proven could be claimed by whoever
+        # proves it first; staff roles go only to users who already did.
+        raise PhoneNotProven(
+            f"Granting {', '.join(sorted(granted))} needs a user whose phone is proven by a "
+            "linked Telegram chat: let them log in through Telegram first."
+        )
     user = await repository.set_roles(session, user_id, wanted, now=datetime.now(UTC))
     if user is None:
         raise UserNotFound()
@@ -103,6 +120,28 @@ async def chat_of(session: AsyncSession, user_id: UUID) -> int | None:
     return (await get_user(session, user_id)).telegram_chat_id
 
 
+async def link_proven_chat(
+    session: AsyncSession, *, user: UserAccount, chat_id: int, now: datetime
+) -> bool:
+    """Make ``chat_id`` (which proved the user's phone) the user's FINAL chat.
+
+    A customer who held the chat loses it: that Telegram account now proves another
+    number. A staff account neither loses its chat nor gets a new one this way (staff
+    chats are set by operators, ``create-admin``); False when nothing was linked.
+    """
+    if user.telegram_chat_id == chat_id:
+        return True
+    if role_rules.is_staff(user.roles) and user.telegram_chat_id is not None:
+        return False
+    holder = await repository.get_user_by_chat(session, chat_id)
+    if holder is not None and holder.id != user.id:
+        if role_rules.is_staff(holder.roles):
+            return False
+        await repository.unlink_chat(session, holder.id, chat_id, now=now)
+        logger.info("telegram_chat_moved", chat_id=chat_id, from_user=str(holder.id))
+    return await repository.link_chat(session, user.id, chat_id, now=now, replace=True)
+
+
 class AdminAccount:
     """What :func:`ensure_admin` did."""
 
@@ -111,29 +150,32 @@ class AdminAccount:
         self.created = created
 
 
-async def ensure_admin(
-    session: AsyncSession, *, phone: str, chat_id: int | None = None
+async def ensure_staff(
+    session: AsyncSession, *, phone: str, chat_id: int, role: str = role_rules.ADMIN
 ) -> AdminAccount:
-    """Create or update the user of ``phone`` with the admin role, linked to ``chat_id``.
+    """Create or update the user of ``phone`` with a staff ``role``, linked to ``chat_id``.
 
-    Idempotent: running it again changes nothing. A chat that belongs to another user
-    is refused (:class:`ChatTaken`), never moved.
+    The chat is required: a staff account without one could be claimed by the first chat
+    to prove its phone. Idempotent: running it again changes nothing. A chat that belongs
+    to another user is refused (:class:`ChatTaken`), never moved.
     """
+    if role not in role_rules.STAFF_ROLES:
+        raise UnknownRole(f"{role!r} is not a staff role.")
     try:
         e164 = normalise_phone(phone)
     except InvalidPhoneNumber as exc:
         raise InvalidPhone(f"Not a valid international phone number: {exc}.") from None
     now = datetime.now(UTC)
     user, created = await repository.ensure_user(
-        session, e164, roles=[role_rules.ADMIN, role_rules.CUSTOMER]
+        session, e164, roles=role_rules.normalise([role, role_rules.CUSTOMER])
     )
-    if role_rules.ADMIN not in user.roles:
+    if role not in user.roles:
         updated = await repository.set_roles(
-            session, user.id, role_rules.normalise([*user.roles, role_rules.ADMIN]), now=now
+            session, user.id, role_rules.normalise([*user.roles, role]), now=now
         )
         assert updated is not None
         user = updated
-    if chat_id is not None and user.telegram_chat_id != chat_id:
+    if user.telegram_chat_id != chat_id:
         holder = await repository.get_user_by_chat(session, chat_id)
         if holder is not None and holder.id != user.id:
             raise ChatTaken(f"Chat {chat_id} is linked to another user.")

@@ -5,7 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Response
 
-from catalog_service.deps import ProductSearchDep, SearchQueryDep
+from catalog_service.deps import ProductSearchDep, SearchQueryDep, SearchRateLimit
 from catalog_service.errors import (
     InvalidSearch,
     ProductNotFound,
@@ -15,6 +15,7 @@ from catalog_service.errors import (
 from catalog_service.schemas import ProductDetail, SearchQuery, SearchResponse
 from storefront_kit.problems import responses
 from storefront_kit.query import query_model_openapi
+from storefront_kit.rate_limits import RateLimited, RateLimitUnavailable
 
 __all__ = ["router"]
 
@@ -25,8 +26,15 @@ router = APIRouter(prefix="/api/v1/products", tags=["catalog"])
     "/search",
     summary="Search products (typo tolerant) with filters, facets, sorting and paging",
     response_model=SearchResponse,
-    responses=responses(InvalidSearch, UnsupportedQuerySyntax, SearchUnavailable),
+    responses=responses(
+        InvalidSearch,
+        UnsupportedQuerySyntax,
+        SearchUnavailable,
+        RateLimited,
+        RateLimitUnavailable,
+    ),
     openapi_extra=query_model_openapi(SearchQuery),
+    dependencies=[SearchRateLimit],
 )
 async def search_products(query: SearchQueryDep, catalog: ProductSearchDep) -> Response:
     """Active products matching ``q`` and the filters, with category, brand and price facets."""

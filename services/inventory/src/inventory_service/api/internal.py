@@ -1,13 +1,15 @@
 """``/internal/inventory``: reserve, release and commit for orders; export for catalog.
 
-Only service tokens minted for the ``inventory`` audience get in (DESIGN §4).
+Only service tokens minted for the ``inventory`` audience get in (docs/design.md §4), and each
+route names its callers: the saga's steps are orders' alone, the export catalog's
+(reindex); any other service is a 403.
 """
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from inventory_service.deps import ServiceCaller, SessionDep, SettingsDep
+from inventory_service.deps import SessionDep, SettingsDep
 from inventory_service.domain.reservations import LineRequest
 from inventory_service.errors import (
     InsufficientStock,
@@ -29,11 +31,20 @@ from inventory_service.schemas import (
     ReserveRequest,
 )
 from inventory_service.service import products, reservations
+from jwt_core_lib import TokenClaims
 from storefront_kit.problems import responses
+from storefront_kit.security import allow_callers
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/internal/inventory", tags=["internal"], responses=responses(401))
+router = APIRouter(prefix="/internal/inventory", tags=["internal"], responses=responses(401, 403))
+
+#: The order saga holds, sells and gives back stock.
+Orders = Annotated[TokenClaims, Depends(allow_callers("orders"))]
+#: Catalog's reindex reads every product.
+Catalog = Annotated[TokenClaims, Depends(allow_callers("catalog"))]
+#: One product's live stock: the services that show or sell products.
+CatalogOrOrders = Annotated[TokenClaims, Depends(allow_callers("catalog", "orders"))]
 
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64)]
 
@@ -51,7 +62,7 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64)]
 )
 async def reserve(
     body: ReserveRequest,
-    _caller: ServiceCaller,
+    _caller: Orders,
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
@@ -72,26 +83,26 @@ async def reserve(
 
 
 @router.post("/release", responses=responses(ReservationNotFound, ReservationStateConflict, 422))
-async def release(body: OrderRef, _caller: ServiceCaller, session: SessionDep) -> ReservationOut:
+async def release(body: OrderRef, _caller: Orders, session: SessionDep) -> ReservationOut:
     """Give the held units back (idempotent; 409 once committed)."""
     return await reservations.release(session, order_id=body.order_id)
 
 
 @router.post("/commit", responses=responses(ReservationNotFound, ReservationStateConflict, 422))
-async def commit(body: OrderRef, _caller: ServiceCaller, session: SessionDep) -> ReservationOut:
+async def commit(body: OrderRef, _caller: Orders, session: SessionDep) -> ReservationOut:
     """Turn the hold into a sale (idempotent; 409 once released or expired)."""
     return await reservations.commit(session, order_id=body.order_id)
 
 
 @router.post("/restock", responses=responses(ReservationNotFound, ReservationStateConflict, 422))
-async def restock(body: OrderRef, _caller: ServiceCaller, session: SessionDep) -> ReservationOut:
+async def restock(body: OrderRef, _caller: Orders, session: SessionDep) -> ReservationOut:
     """Put a committed sale's units back on hand (idempotent; 409 unless committed)."""
     return await reservations.restock(session, order_id=body.order_id)
 
 
 @router.get("/products/export", responses=responses(InvalidRequest))
 async def export_products(
-    _caller: ServiceCaller,
+    _caller: Catalog,
     session: SessionDep,
     settings: SettingsDep,
     after: Annotated[str | None, Query(pattern=SKU_PATTERN, max_length=64)] = None,
@@ -109,7 +120,7 @@ async def export_products(
 
 @router.get("/products/{sku}", responses=responses(ProductNotFound))
 async def get_product_by_sku(
-    sku: SkuPath, _caller: ServiceCaller, session: SessionDep
+    sku: SkuPath, _caller: CatalogOrOrders, session: SessionDep
 ) -> ProductOut:
     """One live product with its stock, by sku."""
     return await products.get_product_by_sku(session, sku=sku)

@@ -1,4 +1,4 @@
-"""The domain events inventory publishes on ``inventory.events`` (DESIGN §5)."""
+"""The domain events inventory publishes on ``inventory.events`` (docs/design.md §5)."""
 
 from uuid import UUID
 

@@ -34,6 +34,7 @@ from inventory_service.errors import (
 )
 from inventory_service.models import Reservation, ReservationLine
 from inventory_service.schemas import ReservationLineOut, ReservationOut, StockOut
+from storefront_kit.db import unit_of_work
 
 __all__ = ["ReserveResult", "commit", "release", "reserve", "restock", "sweep_expired"]
 
@@ -219,7 +220,7 @@ async def sweep_expired(sessionmaker: async_sessionmaker[AsyncSession], *, batch
     API release/commit of the same order waits for the row lock and then sees
     ``expired``: a hold is given back exactly once.
     """
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         expired = await repository.lock_expired_reservations(session, limit=batch_size)
         if not expired:
             return 0

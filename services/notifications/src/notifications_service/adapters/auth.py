@@ -6,9 +6,32 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["AuthClient", "AuthUnavailable", "StartOutcome", "UnknownUser"]
+__all__ = [
+    "AuthClient",
+    "AuthUnavailable",
+    "Contact",
+    "ContactOutcome",
+    "ContactResult",
+    "StartOutcome",
+    "UnknownUser",
+]
 
-StartOutcome = Literal["code_sent", "invalid_token", "chat_taken"]
+StartOutcome = Literal["contact_requested", "invalid_token"]
+ContactOutcome = Literal[
+    "code_sent",
+    "contact_required",
+    "not_own_contact",
+    "invalid_phone",
+    "phone_mismatch",
+    "link_burned",
+    "no_pending_link",
+    "chat_taken",
+    "not_allowed",
+]
+#: Longest contact number passed on; a longer one is no phone number either way.
+MAX_CONTACT_PHONE = 64
+#: Telegram user ids fit in 52 bits (auth refuses anything else).
+_MAX_ID = 2**52
 
 
 class AuthUnavailable(Exception):
@@ -21,6 +44,20 @@ class UnknownUser(Exception):
 
 class _Outcome(BaseModel):
     outcome: StartOutcome
+
+
+class ContactResult(BaseModel):
+    """What auth made of a reply to the contact request."""
+
+    outcome: ContactOutcome
+    attempts_left: int | None = None
+
+
+class Contact(BaseModel):
+    """``message.contact``: the number and, for a Telegram user's card, their id."""
+
+    phone_number: str
+    user_id: int | None = None
 
 
 class _Chat(BaseModel):
@@ -65,6 +102,26 @@ class AuthClient:
             return _Outcome.model_validate_json(response.content).outcome
         except ValidationError as exc:
             raise AuthUnavailable("telegram/start answered an unknown outcome") from exc
+
+    async def telegram_contact(
+        self, *, chat_id: int, sender_id: int, contact: Contact | None
+    ) -> ContactResult:
+        """Tell auth what a chat replied after Start (its contact, or None for anything else)."""
+        body: dict[str, object] = {"chat_id": chat_id, "sender_id": sender_id, "contact": None}
+        if contact is not None:
+            body["contact"] = {
+                "phone_number": contact.phone_number[:MAX_CONTACT_PHONE] or "?",
+                "user_id": contact.user_id
+                if contact.user_id is not None and abs(contact.user_id) <= _MAX_ID
+                else None,
+            }
+        response = await self._call("POST", "/telegram/contact", json=body)
+        if not response.is_success:
+            raise AuthUnavailable(f"telegram/contact answered {response.status_code}")
+        try:
+            return ContactResult.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise AuthUnavailable("telegram/contact answered an unknown outcome") from exc
 
     async def chat_of(self, user_id: UUID) -> int | None:
         """The user's linked chat, or None (:class:`UnknownUser` when auth has no such user)."""

@@ -11,7 +11,7 @@ import contextlib
 from datetime import timedelta
 
 from prometheus_client import Counter
-from telegram import Bot, Message
+from telegram import Bot, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from tenacity import (
@@ -134,6 +134,7 @@ class TelegramBot:
         *,
         attempts: int | None = None,
         deadline_s: float | None = None,
+        reply_markup: ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None,
     ) -> Message:
         """Send ``text`` (HTML) to ``chat_id``, retrying 429s and transient errors.
 
@@ -156,6 +157,7 @@ class TelegramBot:
                         chat_id=chat_id,
                         text=text,
                         parse_mode=PARSE_MODE,
+                        reply_markup=reply_markup,
                     )
                 except TelegramError as exc:
                     TELEGRAM_CALLS.labels(_outcome(exc)).inc()

@@ -1,38 +1,41 @@
-"""``/internal/notifications``: OTP delivery for auth (service tokens only)."""
+"""``/internal/notifications``: OTP delivery for auth (its service tokens only; others 403)."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
-from notifications_service.deps import ServiceCaller, SettingsDep, TasksDep, TelegramDep
-from notifications_service.errors import CallerNotAllowed
+from fastapi import APIRouter, Depends, status
+
+from jwt_core_lib import TokenClaims
+from notifications_service.deps import SettingsDep, TasksDep, TelegramDep
 from notifications_service.schemas import OtpAccepted, OtpRequest
 from notifications_service.service.otp import schedule_otp
 from storefront_kit.logging import get_logger
 from storefront_kit.problems import responses
+from storefront_kit.security import allow_callers
 
 __all__ = ["router"]
 
 logger = get_logger(__name__)
-router = APIRouter(prefix="/internal/notifications", tags=["internal"], responses=responses(401))
+router = APIRouter(
+    prefix="/internal/notifications", tags=["internal"], responses=responses(401, 403)
+)
 
 #: Only auth issues login codes.
-_OTP_CALLERS = frozenset({"auth"})
+Auth = Annotated[TokenClaims, Depends(allow_callers("auth"))]
 
 
 @router.post(
     "/otp",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses(CallerNotAllowed, 422),
+    responses=responses(422),
 )
 async def send_otp(
     body: OtpRequest,
-    caller: ServiceCaller,
+    _caller: Auth,
     settings: SettingsDep,
     telegram: TelegramDep,
     tasks: TasksDep,
 ) -> OtpAccepted:
     """Queue a login code for the chat; delivery (with retries) happens after the 202."""
-    if caller.subject not in _OTP_CALLERS:
-        raise CallerNotAllowed(f"Service {caller.subject!r} may not send login codes.")
     if body.chat_id is None:
         # Auth owns phone -> chat links; without a chat there is nowhere to send it.
         logger.warning("otp_not_deliverable", reason="no_chat")

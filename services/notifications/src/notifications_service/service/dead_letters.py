@@ -5,8 +5,27 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-__all__ = ["list_dead_letters"]
+from notifications_service.errors import InvalidRequest
+
+__all__ = ["list_dead_letters", "parse_cursor"]
+
+_U64_MAX = 2**64 - 1
+
+
+def parse_cursor(before: str) -> str:
+    """A ``before`` cursor as Redis accepts it after ``(``: ``ms-seq``, each ≤ 2^64-1, not 0-0."""
+    ms_text, _, seq_text = before.partition("-")
+    ms, seq = int(ms_text), int(seq_text)
+    if ms > _U64_MAX or seq > _U64_MAX:
+        raise InvalidRequest(
+            "before is not a stream id: each part may be at most 18446744073709551615."
+        )
+    if ms == seq == 0:
+        # Nothing is older than 0-0, and Redis refuses the exclusive range "(0-0".
+        raise InvalidRequest("before must be a stream id greater than 0-0.")
+    return f"{ms}-{seq}"
 
 
 def _item(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
@@ -34,9 +53,13 @@ async def list_dead_letters(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first: this group's dead letters older than ``before``; and the next cursor."""
     items: list[dict[str, Any]] = []
-    upper = f"({before}" if before else "+"
+    upper = f"({parse_cursor(before)}" if before else "+"
     while len(items) < limit:
-        chunk: list[Any] = await redis.xrevrange(stream, max=upper, min="-", count=limit) or []
+        try:
+            chunk: list[Any] = await redis.xrevrange(stream, max=upper, min="-", count=limit) or []
+        except ResponseError as exc:
+            # Redis refusing the range is the cursor's fault, never a 500.
+            raise InvalidRequest("before is not a stream id Redis accepts.") from exc
         if not chunk:
             return items, None
         for entry_id, fields in chunk:

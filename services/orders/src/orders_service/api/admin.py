@@ -8,14 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import service
 from orders_service.api.common import Page, Size, check_size, settled, wait_for_saga
-from orders_service.deps import (
-    AdminUser,
-    RunnerDep,
-    SessionDep,
-    SessionmakerDep,
-    SettingsDep,
-    StaffUser,
-)
+from orders_service.deps import AdminUser, RunnerDep, SessionDep, SettingsDep, StaffUser
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
     InvalidPageSize,
@@ -30,6 +23,7 @@ from orders_service.schemas import (
     SagaStepOut,
     StatusChange,
 )
+from storefront_kit.db import commit
 from storefront_kit.problems import responses
 
 __all__ = ["router"]
@@ -95,25 +89,25 @@ async def change_status(
 async def cancel_order(
     order_id: UUID,
     _admin: AdminUser,
-    sessionmaker: SessionmakerDep,
+    session: SessionDep,
     runner: RunnerDep,
     settings: SettingsDep,
     response: Response,
 ) -> AdminOrderOut:
     """Cancel an order not yet shipped, refunding the payment (200 done, 202 running)."""
     order, start = await service.request_cancel(
-        sessionmaker,
+        session,
         order_id=order_id,
         user_id=None,
         reason=Reason.CANCELLED_BY_ADMIN,
         lease_owner=runner.owner,
         lease_ttl_s=settings.saga_lease_ttl_s,
     )
+    await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
         runner.start(order.id)
-    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
     if not settled(order):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = f"{PREFIX}/{order.id}"
-    async with sessionmaker() as session:
-        return await _detailed(session, order)
+    return await _detailed(session, order)

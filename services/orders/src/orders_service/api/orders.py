@@ -9,19 +9,14 @@ from orders_service import service
 from orders_service.api.common import (
     ORDERS_PATH,
     Page,
+    RedisWatchDep,
     Size,
     check_size,
     location,
     settled,
     wait_for_saga,
 )
-from orders_service.deps import (
-    CurrentUser,
-    RunnerDep,
-    SessionDep,
-    SessionmakerDep,
-    SettingsDep,
-)
+from orders_service.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
     IdempotencyKeyMissing,
@@ -31,6 +26,7 @@ from orders_service.errors import (
     OrderNotFound,
 )
 from orders_service.schemas import OrderCreate, OrderOut, OrderPage
+from storefront_kit.db import commit
 from storefront_kit.problems import responses
 
 __all__ = ["router"]
@@ -63,9 +59,10 @@ _IN_PROGRESS: dict[int | str, dict[str, Any]] = {
 async def create_order(
     body: OrderCreate,
     user: CurrentUser,
-    sessionmaker: SessionmakerDep,
+    session: SessionDep,
     runner: RunnerDep,
     settings: SettingsDep,
+    watch: RedisWatchDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
@@ -74,16 +71,19 @@ async def create_order(
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
     order, created = await service.place_order(
-        sessionmaker,
+        session,
         user_id=user.subject,
         idempotency_key=idempotency_key,
         body=body,
         lease_owner=runner.owner,
         lease_ttl_s=settings.saga_lease_ttl_s,
     )
+    await commit(session)  # the saga, another task, must find the order committed
     if created:
         runner.start(order.id)
-    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    order = await wait_for_saga(
+        session, runner, order.id, timeout_s=settings.checkout_wait_s, watch=watch
+    )
     response.headers["Location"] = location(order.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -130,7 +130,7 @@ async def get_my_order(order_id: UUID, user: CurrentUser, session: SessionDep) -
 async def cancel_my_order(
     order_id: UUID,
     user: CurrentUser,
-    sessionmaker: SessionmakerDep,
+    session: SessionDep,
     runner: RunnerDep,
     settings: SettingsDep,
     response: Response,
@@ -139,16 +139,17 @@ async def cancel_my_order(
 
     200 once CANCELLED, 202 while compensation runs; 409 once shipped."""
     order, start = await service.request_cancel(
-        sessionmaker,
+        session,
         order_id=order_id,
         user_id=user.subject,
         reason=Reason.CANCELLED_BY_CUSTOMER,
         lease_owner=runner.owner,
         lease_ttl_s=settings.saga_lease_ttl_s,
     )
+    await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
         runner.start(order.id)
-    order = await wait_for_saga(sessionmaker, runner, order.id, timeout_s=settings.checkout_wait_s)
+    order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
     if not settled(order):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = location(order.id)

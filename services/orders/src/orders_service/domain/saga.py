@@ -1,4 +1,4 @@
-"""The checkout saga as a pure state machine (DESIGN §6).
+"""The checkout saga as a pure state machine (docs/design.md §6).
 
 Forward path, one persisted step at a time::
 
@@ -25,6 +25,7 @@ __all__ = [
     "ADMIN_TRANSITIONS",
     "COMPENSATIONS",
     "IN_FLIGHT",
+    "PLAN",
     "SAGA_SETTLED",
     "TERMINAL",
     "CancelPlan",
@@ -105,33 +106,25 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-ACTIONS: tuple[Step, ...] = (
-    Step.RESERVE_INVENTORY,
-    Step.AUTHORIZE_PAYMENT,
-    Step.CAPTURE_PAYMENT,
-    Step.CREATE_SHIPMENT,
-    Step.COMMIT_INVENTORY,
+#: The forward path, in order: each action, the order's status once it succeeded, and the
+#: compensation that undoes it (none for the final commit: nothing after it can fail).
+#: One refund step undoes both payment actions (it refunds what was captured and voids
+#: what was only authorized). A new step is one row here (and its handler in
+#: ``saga/steps/``).
+PLAN: tuple[tuple[Step, OrderStatus, Step | None], ...] = (
+    (Step.RESERVE_INVENTORY, OrderStatus.RESERVED, Step.RELEASE_INVENTORY),
+    (Step.AUTHORIZE_PAYMENT, OrderStatus.RESERVED, Step.REFUND_PAYMENT),
+    (Step.CAPTURE_PAYMENT, OrderStatus.PAID, Step.REFUND_PAYMENT),
+    (Step.CREATE_SHIPMENT, OrderStatus.SHIPMENT_CREATED, Step.CANCEL_SHIPMENT),
+    (Step.COMMIT_INVENTORY, OrderStatus.CONFIRMED, None),
 )
-# Reverse order of the actions they undo; one refund step covers both payment actions
-# (it refunds what was captured and voids what was only authorized).
-COMPENSATIONS: tuple[Step, ...] = (
-    Step.CANCEL_SHIPMENT,
-    Step.REFUND_PAYMENT,
-    Step.RELEASE_INVENTORY,
+ACTIONS: tuple[Step, ...] = tuple(step for step, _, _ in PLAN)
+# Reverse order of the actions they undo.
+COMPENSATIONS: tuple[Step, ...] = tuple(
+    dict.fromkeys(undo for _, _, undo in reversed(PLAN) if undo is not None)
 )
-_UNDO: dict[Step, Step] = {
-    Step.RESERVE_INVENTORY: Step.RELEASE_INVENTORY,
-    Step.AUTHORIZE_PAYMENT: Step.REFUND_PAYMENT,
-    Step.CAPTURE_PAYMENT: Step.REFUND_PAYMENT,
-    Step.CREATE_SHIPMENT: Step.CANCEL_SHIPMENT,
-}
-_STATUS_AFTER: dict[Step, OrderStatus] = {
-    Step.RESERVE_INVENTORY: OrderStatus.RESERVED,
-    Step.AUTHORIZE_PAYMENT: OrderStatus.RESERVED,
-    Step.CAPTURE_PAYMENT: OrderStatus.PAID,
-    Step.CREATE_SHIPMENT: OrderStatus.SHIPMENT_CREATED,
-    Step.COMMIT_INVENTORY: OrderStatus.CONFIRMED,
-}
+_UNDO: dict[Step, Step] = {step: undo for step, _, undo in PLAN if undo is not None}
+_STATUS_AFTER: dict[Step, OrderStatus] = {step: status for step, status, _ in PLAN}
 
 #: A saga runs (or must be resumed) for these.
 IN_FLIGHT = frozenset(

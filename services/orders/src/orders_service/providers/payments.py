@@ -1,5 +1,6 @@
 """The payment provider's HTTP API: authorize, capture, refund, void (Idempotency-Key)."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,27 @@ class PaymentsClient(ProviderClient):
     provider = PROVIDER
 
     async def authorize(
-        self, *, order_id: str, amount: int, currency: str, method: dict[str, Any], key: str
+        self,
+        *,
+        order_id: str,
+        amount: int,
+        currency: str,
+        payment_method: Mapping[str, Any],
+        key: str,
     ) -> Payment:
-        """Reserve ``amount`` on the customer's card (402 decline → ``ProviderRejected``)."""
-        body = {"order_id": order_id, "amount": amount, "currency": currency, "method": method}
+        """Reserve ``amount`` on the customer's card (402 decline → ``ProviderRejected``).
+
+        ``payment_method`` is the checkout's ``payment`` object as the order stores it.
+        """
+        body = {
+            "order_id": order_id,
+            "amount": amount,
+            "currency": currency,
+            "method": {
+                "type": payment_method.get("method", "card"),
+                "token": payment_method.get("token"),
+            },
+        }
         return Payment.from_json(
             await self._send("authorize", "POST", "/v1/payments/authorize", key=key, json=body)
         )

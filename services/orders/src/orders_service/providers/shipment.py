@@ -1,12 +1,15 @@
 """``ShipmentRequest`` and its builder: many optional fields, required ones checked at ``build()``.
 
-The builder keeps the saga's shipping step readable (``with_`` calls for what an order
-has) while the frozen request stays valid by construction.
+The builder keeps :func:`build_shipment_request` (an order's parcel) readable, with
+``with_`` calls for what an order has, while the frozen request stays valid by
+construction.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Self
+
+from orders_service.models import CustomerOrder
 
 __all__ = [
     "Address",
@@ -16,6 +19,7 @@ __all__ = [
     "ShipmentRequest",
     "ShipmentRequestBuilder",
     "ShipmentRequestError",
+    "build_shipment_request",
 ]
 
 ServiceLevel = Literal["standard", "express"]
@@ -225,3 +229,31 @@ class ShipmentRequestBuilder:
             customs_lines=tuple(self._customs_lines),
             notes=self._notes,
         )
+
+
+def build_shipment_request(order: CustomerOrder, *, item_weight_grams: int) -> ShipmentRequest:
+    """The provider request for an order, through the builder (validated at ``build``)."""
+    address = order.shipping_address
+    units = sum(int(line["qty"]) for line in order.lines) or 1
+    builder = (
+        ShipmentRequestBuilder()
+        .for_order(str(order.id))
+        .to(
+            address.get("name", ""),
+            Address(
+                line1=address.get("line1", ""),
+                line2=address.get("line2"),
+                city=address.get("city", ""),
+                region=address.get("region"),
+                postal_code=address.get("postal_code", ""),
+                country=address.get("country", ""),
+            ),
+            phone=address.get("phone"),
+        )
+        .with_parcel(Parcel(weight_grams=units * item_weight_grams))
+    )
+    if order.total and order.currency:
+        builder.with_insurance(order.total, order.currency)
+    if address.get("notes"):
+        builder.with_notes(str(address["notes"]))
+    return builder.build()

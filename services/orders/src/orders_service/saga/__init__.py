@@ -1,1 +1,2 @@
-"""The checkout saga at run time: the orchestrator (one saga) and the runner (many, leased)."""
+"""The checkout saga at run time: the steps (one handler each), the orchestrator (one saga) and
+the runner (many, leased)."""

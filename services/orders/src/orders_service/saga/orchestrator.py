@@ -6,14 +6,16 @@ saga's lease. A crash at any point leaves either a step marked ``running`` (it i
 again: provider calls carry idempotency keys derived from the order id and the step)
 or a recorded outcome; the recovery worker resumes from there. While a saga runs, a
 heartbeat renews its lease; if another replica took it over, this run stops at once.
+
+What each step calls and what its outcome changes on the order is its handler's
+(:mod:`orders_service.saga.steps`); this module is the loop around them.
 """
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
 from orders_service.domain.saga import (
+    ACTIONS,
     IN_FLIGHT,
     OrderStatus,
     Reason,
@@ -32,23 +35,16 @@ from orders_service.domain.saga import (
     next_action,
     status_after,
 )
-from orders_service.events import publish_alert, receipt, stage_event, stage_status_changed
+from orders_service.events import publish_alert, receipt, stage_event
 from orders_service.models import CustomerOrder, SagaStep
-from orders_service.providers.errors import ProviderRejected
-from orders_service.providers.inventory import InventoryClient
-from orders_service.providers.payments import PaymentsClient
-from orders_service.providers.shipment import (
-    Address,
-    Parcel,
-    ShipmentRequest,
-    ShipmentRequestBuilder,
-)
-from orders_service.providers.shipping import ShippingClient
 from orders_service.saga.failures import Failure, classify
+from orders_service.saga.steps import STEPS, Alert, StepContext, StepOutcome
 from orders_service.settings import OrdersSettings
+from orders_service.transitions import transition
+from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 
-__all__ = ["LeaseLost", "SagaOrchestrator", "build_shipment_request"]
+__all__ = ["LeaseLost", "SagaOrchestrator"]
 
 logger = get_logger(__name__)
 
@@ -66,51 +62,12 @@ STEP_SECONDS = Histogram(
 )
 #: After this many postponed rounds a stuck saga is reported to admins (once).
 ALERT_AFTER_ROUNDS = 3
+#: The last action: its success confirms the order and ends the saga.
+FINAL_ACTION = ACTIONS[-1]
 
 
 class LeaseLost(Exception):
     """Another replica holds this saga's lease now: stop without touching it."""
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """A step that ended well: succeeded (or had nothing to do), with what it learned."""
-
-    status: StepStatus
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-def build_shipment_request(order: CustomerOrder, *, item_weight_grams: int) -> ShipmentRequest:
-    """The provider request for an order, through the builder (validated at ``build``)."""
-    address = order.shipping_address
-    units = sum(int(line["qty"]) for line in order.lines) or 1
-    builder = (
-        ShipmentRequestBuilder()
-        .for_order(str(order.id))
-        .to(
-            address.get("name", ""),
-            Address(
-                line1=address.get("line1", ""),
-                line2=address.get("line2"),
-                city=address.get("city", ""),
-                region=address.get("region"),
-                postal_code=address.get("postal_code", ""),
-                country=address.get("country", ""),
-            ),
-            phone=address.get("phone"),
-        )
-        .with_parcel(Parcel(weight_grams=units * item_weight_grams))
-    )
-    if order.total and order.currency:
-        builder.with_insurance(order.total, order.currency)
-    if address.get("notes"):
-        builder.with_notes(str(address["notes"]))
-    return builder.build()
-
-
-def _key(order: CustomerOrder, step: Step, suffix: str | None = None) -> str:
-    """The provider idempotency key of one step of one order (stable across retries)."""
-    return f"{order.id}:{step.value}" + (f":{suffix}" if suffix else "")
 
 
 class SagaOrchestrator:
@@ -120,22 +77,16 @@ class SagaOrchestrator:
         self,
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
-        inventory: InventoryClient,
-        payments: PaymentsClient,
-        shipping: ShippingClient,
+        steps: StepContext,
         redis: Redis,
         settings: OrdersSettings,
         owner: str,
-        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._inventory = inventory
-        self._payments = payments
-        self._shipping = shipping
+        self._steps = steps  # what the step handlers call: the orchestrator calls none
         self._redis = redis
         self._settings = settings
         self.owner = owner
-        self._on_commit = on_commit
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -166,7 +117,7 @@ class SagaOrchestrator:
         while True:
             await asyncio.sleep(ttl / 3)
             try:
-                async with self._sessionmaker() as session, session.begin():
+                async with unit_of_work(self._sessionmaker) as session:
                     held = await repository.renew_lease(
                         session, order_id=order_id, owner=self.owner, lease_ttl_s=ttl
                     )
@@ -191,12 +142,11 @@ class SagaOrchestrator:
     @asynccontextmanager
     async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, CustomerOrder]]:
         """A transaction holding the order row, for as long as this replica holds the lease."""
-        async with self._sessionmaker() as session, session.begin():
+        async with unit_of_work(self._sessionmaker) as session:
             order = await repository.get_order(session, order_id, for_update=True)
             if order is None or order.lease_owner != self.owner:
                 raise LeaseLost(str(order_id))
             yield session, order
-        self._on_commit()
 
     async def _snapshot(self, order_id: UUID) -> tuple[CustomerOrder | None, dict[Step, SagaStep]]:
         async with self._sessionmaker() as session:
@@ -235,26 +185,25 @@ class SagaOrchestrator:
                     order_id,
                     outcome=OrderStatus.CANCELLED,
                     reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
-                    detail=None,
                 )
                 continue
             action, started = started, None
             if action is None:
                 # every action recorded: only the final status is missing
-                action = next_action(statuses) or Step.COMMIT_INVENTORY
+                action = next_action(statuses) or FINAL_ACTION
                 order = await self._start_step(order_id, action)
                 statuses[action] = StepStatus.RUNNING
-            began = time.perf_counter()
-            try:
-                outcome = await self._perform(action, order)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                STEP_SECONDS.labels(action.value).observe(time.perf_counter() - began)
-                failure = classify(action, exc)
+            outcome = await self._perform(action, order)
+            if isinstance(outcome, Exception):
+                failure = classify(action, outcome)
                 STEP_OUTCOMES.labels(action.value, failure.step_status.value).inc()
                 if failure.reason == Reason.INTERNAL_ERROR:
-                    logger.exception("saga_step_crashed", order_id=str(order_id), step=action)
+                    logger.error(
+                        "saga_step_crashed",
+                        order_id=str(order_id),
+                        step=action.value,
+                        exc_info=outcome,
+                    )
                 else:
                     logger.info(
                         "saga_step_failed",
@@ -269,70 +218,22 @@ class SagaOrchestrator:
                 order = await self._fail(order_id, action, failure)
                 statuses[action] = failure.step_status
                 continue
-            STEP_SECONDS.labels(action.value).observe(time.perf_counter() - began)
-            STEP_OUTCOMES.labels(action.value, outcome.status.value).inc()
             order, started = await self._complete(order_id, action, outcome, statuses)
 
-    async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome:
-        settings = self._settings
-        if step == Step.RESERVE_INVENTORY:
-            reservation = await self._inventory.reserve(
-                order_id=order.id, items=order.items, ttl_s=settings.reservation_ttl_s
-            )
-            return StepOutcome(
-                StepStatus.SUCCEEDED,
-                {
-                    "lines": reservation.lines,
-                    "total": reservation.total,
-                    "currency": reservation.currency,
-                },
-            )
-        if step == Step.AUTHORIZE_PAYMENT:
-            if not order.total or not order.currency:
-                return StepOutcome(StepStatus.SKIPPED, {"note": "nothing to pay"})
-            payment = await self._payments.authorize(
-                order_id=str(order.id),
-                amount=order.total,
-                currency=order.currency,
-                method={
-                    "type": order.payment_method.get("method", "card"),
-                    "token": order.payment_method.get("token"),
-                },
-                key=_key(order, step),
-            )
-            return StepOutcome(
-                StepStatus.SUCCEEDED, {"payment_id": payment.id, "status": payment.status}
-            )
-        if step == Step.CAPTURE_PAYMENT:
-            if order.payment_id is None:
-                return StepOutcome(StepStatus.SKIPPED, {"note": "nothing to pay"})
-            payment = await self._payments.capture(
-                payment_id=order.payment_id, key=_key(order, step)
-            )
-            return StepOutcome(
-                StepStatus.SUCCEEDED,
-                {
-                    "payment_id": payment.id,
-                    "status": payment.status,
-                    "amount": payment.captured_amount,
-                },
-            )
-        if step == Step.CREATE_SHIPMENT:
-            request = build_shipment_request(order, item_weight_grams=settings.item_weight_grams)
-            shipment = await self._shipping.create(request, key=_key(order, step))
-            return StepOutcome(
-                StepStatus.SUCCEEDED,
-                {
-                    "shipment_id": shipment.id,
-                    "tracking_number": shipment.tracking_number,
-                    "label_url": shipment.label_url,
-                    "carrier": shipment.carrier,
-                },
-            )
-        if step == Step.COMMIT_INVENTORY:
-            status = await self._inventory.commit(order_id=order.id)
-            return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
-        raise AssertionError(f"not an action: {step}")
+    async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome | Exception:
+        """Run ``step``'s handler, timed; what it raised is returned (counted by the
+        caller, which classifies it), except a cancellation."""
+        began = time.perf_counter()
+        try:
+            outcome = await STEPS[step].perform(order, self._steps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            STEP_SECONDS.labels(step.value).observe(time.perf_counter() - began)
+            return exc
+        STEP_SECONDS.labels(step.value).observe(time.perf_counter() - began)
+        STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
+        return outcome
 
     async def _complete(
         self, order_id: UUID, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
@@ -344,94 +245,62 @@ class SagaOrchestrator:
         again with the same idempotency key. The next action, if any, is returned.
         ``statuses`` is updated once the transaction committed.
         """
-        alerts: list[tuple[str, dict[str, Any]]] = []
         following: Step | None = None
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, outcome.status, result=outcome.result
             )
-            result = outcome.result
-            previous = order.status
+            previous, target = order.status, status_after(step)
             cancelling = order.cancel_requested
             if not cancelling:
-                order.status = status_after(step)
-            if step == Step.RESERVE_INVENTORY:
-                order.lines = result["lines"]
-                order.subtotal = order.total = int(result["total"])
-                order.currency = str(result["currency"])
-                stage_event(session, order, "order.created", receipt(order))
-                alerts.append(("order.created", receipt(order)))
-            elif step == Step.AUTHORIZE_PAYMENT and outcome.status == StepStatus.SUCCEEDED:
-                order.payment_id = str(result["payment_id"])
-            elif step == Step.CAPTURE_PAYMENT and outcome.status == StepStatus.SUCCEEDED:
+                # Set before the step applies its outcome: the events it stages carry
+                # the status it leads to (``order.created`` says RESERVED), and
+                # ``order.status_changed`` follows them (with the tracking number).
+                order.status = target
+            alerts = STEPS[step].apply(session, order, outcome)
+            if cancelling:
+                await transition(
+                    session,
+                    order,
+                    OrderStatus.COMPENSATING,
+                    outcome=OrderStatus.CANCELLED,
+                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
+                )
+            elif step == FINAL_ACTION:
                 stage_event(
                     session,
                     order,
-                    "payment.captured",
-                    {**receipt(order), "payment_id": order.payment_id, "amount": result["amount"]},
+                    "order.confirmed",
+                    {**receipt(order), "tracking_number": order.tracking_number},
                 )
-            elif step == Step.CREATE_SHIPMENT:
-                order.shipment_id = str(result["shipment_id"])
-                order.tracking_number = str(result["tracking_number"])
-                order.label_url = result.get("label_url")
-            if cancelling:
-                self._enter_compensation(
-                    session,
-                    order,
-                    outcome=OrderStatus.CANCELLED,
-                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
-                    detail=None,
+                await transition(
+                    session, order, target, previous=previous, release_lease_of=self.owner
                 )
             else:
-                if step == Step.COMMIT_INVENTORY:
-                    order.lease_owner = None
-                    order.lease_expires_at = None
-                    stage_event(
-                        session,
-                        order,
-                        "order.confirmed",
-                        {**receipt(order), "tracking_number": order.tracking_number},
-                    )
-                    SAGAS_SETTLED.labels(OrderStatus.CONFIRMED.value, "").inc()
-                if order.status != previous:
-                    order.version += 1
-                    stage_status_changed(session, order, previous)
-                if step != Step.COMMIT_INVENTORY:
-                    following = (
-                        next_action({**statuses, step: outcome.status}) or Step.COMMIT_INVENTORY
-                    )
-                    await repository.record_step(
-                        session, order, following, StepStatus.RUNNING, new_attempt=True
-                    )
+                await transition(session, order, target, previous=previous)
+                following = next_action({**statuses, step: outcome.status}) or FINAL_ACTION
+                await repository.record_step(
+                    session, order, following, StepStatus.RUNNING, new_attempt=True
+                )
         statuses[step] = outcome.status
         if following is not None:
             statuses[following] = StepStatus.RUNNING
-        for alert_type, data in alerts:
-            await publish_alert(self._redis, alert_type, data)
+        if step == FINAL_ACTION and not cancelling:
+            SAGAS_SETTLED.labels(OrderStatus.CONFIRMED.value, "").inc()
+        await self._publish(alerts)
         return order, following
 
-    def _enter_compensation(
-        self,
-        session: AsyncSession,
-        order: CustomerOrder,
-        *,
-        outcome: OrderStatus,
-        reason: str,
-        detail: str | None,
-    ) -> None:
-        previous = order.status
-        order.status = OrderStatus.COMPENSATING
-        order.outcome = outcome
-        order.reason = reason
-        order.reason_detail = detail[:500] if detail else None
-        order.version += 1
-        stage_status_changed(session, order, previous)
+    async def _publish(self, alerts: list[Alert]) -> None:
+        for alert_type, data in alerts:
+            await publish_alert(self._redis, alert_type, data)
 
     async def _begin_compensation(
-        self, order_id: UUID, *, outcome: OrderStatus, reason: str, detail: str | None
+        self, order_id: UUID, *, outcome: OrderStatus, reason: str
     ) -> CustomerOrder:
         async with self._locked(order_id) as (session, order):
-            self._enter_compensation(session, order, outcome=outcome, reason=reason, detail=detail)
+            await transition(
+                session, order, OrderStatus.COMPENSATING, outcome=outcome, reason=reason
+            )
         return order
 
     async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> CustomerOrder:
@@ -443,8 +312,13 @@ class SagaOrchestrator:
                 outcome, reason = OrderStatus.CANCELLED, order.reason or failure.reason
             else:
                 outcome, reason = OrderStatus.FAILED, failure.reason
-            self._enter_compensation(
-                session, order, outcome=outcome, reason=reason, detail=failure.detail
+            await transition(
+                session,
+                order,
+                OrderStatus.COMPENSATING,
+                outcome=outcome,
+                reason=reason,
+                detail=failure.detail,
             )
         return order
 
@@ -476,7 +350,7 @@ class SagaOrchestrator:
             await publish_alert(self._redis, "saga.failed", {**data, "stuck": True})
 
     async def _release(self, order_id: UUID) -> None:
-        async with self._sessionmaker() as session, session.begin():
+        async with unit_of_work(self._sessionmaker) as session:
             await repository.release_lease(session, order_id=order_id, owner=self.owner)
 
     # --- compensation -----------------------------------------------------------------------
@@ -484,100 +358,36 @@ class SagaOrchestrator:
     async def _compensate(self, order: CustomerOrder, statuses: dict[Step, StepStatus]) -> None:
         for step in compensations_needed(statuses):
             await self._start_step(order.id, step)
-            started = time.perf_counter()
-            try:
-                outcome = await self._perform_compensation(step, order)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            outcome = await self._perform(step, order)
+            if isinstance(outcome, Exception):
                 STEP_OUTCOMES.labels(step.value, StepStatus.FAILED.value).inc()
                 logger.warning(
                     "saga_compensation_failed",
                     order_id=str(order.id),
                     step=step.value,
-                    error=repr(exc),
+                    error=repr(outcome),
                 )
-                await self._postpone(order.id, step, f"{type(exc).__name__}: {exc}")
+                await self._postpone(order.id, step, f"{type(outcome).__name__}: {outcome}")
                 return
-            finally:
-                STEP_SECONDS.labels(step.value).observe(time.perf_counter() - started)
-            STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
             await self._record_compensation(order.id, step, outcome)
         await self._settle(order.id)
-
-    async def _perform_compensation(self, step: Step, order: CustomerOrder) -> StepOutcome:
-        if step == Step.CANCEL_SHIPMENT:
-            if order.shipment_id:
-                ids = [order.shipment_id]
-            else:  # the booking's outcome is unknown: ask the provider
-                found = await self._shipping.shipments_for_order(order_id=str(order.id))
-                ids = [s.id for s in found if s.status != "cancelled"]
-            if not ids:
-                return StepOutcome(StepStatus.SKIPPED, {"note": "no shipment"})
-            for shipment_id in ids:
-                await self._shipping.cancel(
-                    shipment_id=shipment_id, key=_key(order, step, shipment_id)
-                )
-            return StepOutcome(StepStatus.SUCCEEDED, {"cancelled": ids})
-        if step == Step.REFUND_PAYMENT:
-            # The provider's own record decides: refund what was captured, void the rest.
-            payments = await self._payments.payments_for_order(order_id=str(order.id))
-            if not payments:
-                return StepOutcome(StepStatus.SKIPPED, {"note": "no payment"})
-            refunded: list[dict[str, Any]] = []
-            voided: list[str] = []
-            for payment in payments:
-                if payment.status in ("captured", "partially_refunded"):
-                    payment = await self._payments.refund(
-                        payment_id=payment.id,
-                        key=_key(order, step, payment.id),
-                        reason=order.reason,
-                    )
-                elif payment.status == "authorized":
-                    payment = await self._payments.void(
-                        payment_id=payment.id,
-                        key=_key(order, Step.REFUND_PAYMENT, f"void:{payment.id}"),
-                    )
-                    voided.append(payment.id)
-                if payment.refunded_amount > 0:
-                    refunded.append(
-                        {
-                            "payment_id": payment.id,
-                            "amount": payment.refunded_amount,
-                            "currency": payment.currency,
-                        }
-                    )
-            return StepOutcome(StepStatus.SUCCEEDED, {"refunded": refunded, "voided": voided})
-        if step == Step.RELEASE_INVENTORY:
-            try:
-                status = await self._inventory.release(order_id=order.id)
-            except ProviderRejected as exc:
-                if exc.status != 409:
-                    raise
-                # The hold became a sale (the order was confirmed): return its units.
-                status = await self._inventory.restock(order_id=order.id)
-                return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
-            if status is None:
-                return StepOutcome(StepStatus.SKIPPED, {"note": "no reservation"})
-            return StepOutcome(StepStatus.SUCCEEDED, {"status": status})
-        raise AssertionError(f"not a compensation: {step}")
 
     async def _record_compensation(self, order_id: UUID, step: Step, outcome: StepOutcome) -> None:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, outcome.status, result=outcome.result
             )
-            for refund in outcome.result.get("refunded", []):
-                stage_event(session, order, "payment.refunded", {**refund, "reason": order.reason})
+            alerts = STEPS[step].apply(session, order, outcome)
+        await self._publish(alerts)
 
     async def _settle(self, order_id: UUID) -> None:
         async with self._locked(order_id) as (session, order):
-            previous = order.status
-            order.status = order.outcome or OrderStatus.FAILED
-            order.lease_owner = None
-            order.lease_expires_at = None
-            order.version += 1
-            stage_status_changed(session, order, previous)
+            await transition(
+                session,
+                order,
+                OrderStatus(order.outcome or OrderStatus.FAILED),
+                release_lease_of=self.owner,
+            )
             failed = order.status == OrderStatus.FAILED
             data = {
                 "order_id": str(order.id),

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
 from orders_service.saga.orchestrator import SagaOrchestrator
+from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 
 __all__ = ["SagaRunner", "replica_id"]
@@ -101,7 +102,7 @@ class SagaRunner:
         """After an unexpected error (a pool timeout, a database blip), let recovery retry
         the saga soon instead of after the whole lease; if even that fails, it runs out."""
         try:
-            async with self._sessionmaker() as session, session.begin():
+            async with unit_of_work(self._sessionmaker) as session:
                 await repository.release_lease(
                     session, order_id=order_id, owner=self.owner, retry_in_s=self._retry_s
                 )
@@ -113,7 +114,7 @@ class SagaRunner:
         free = self._max_concurrent - len(self._tasks)
         if free <= 0 or self._closing:
             return 0
-        async with self._sessionmaker() as session, session.begin():
+        async with unit_of_work(self._sessionmaker) as session:
             ids = await repository.claim_expired_sagas(
                 session,
                 owner=self.owner,
@@ -152,7 +153,7 @@ class SagaRunner:
         if not tasks:
             return
         try:
-            async with self._sessionmaker() as session, session.begin():
+            async with unit_of_work(self._sessionmaker) as session:
                 for order_id in tasks:
                     await repository.release_lease(session, order_id=order_id, owner=self.owner)
         except Exception as exc:  # the leases then simply run out

@@ -1,0 +1,214 @@
+"""Answers while Redis and Elasticsearch are frozen (issue 22): how fast, and what kind.
+
+Starts its own platform (its own Redis and Elasticsearch, so freezing them touches
+nothing else), creates a product, warms one cached search, then freezes Redis and
+Elasticsearch with SIGSTOP for ``--pause`` seconds under a small load (``--clients``
+loops, each: a cached search, an uncached search, a product page, the catalog's
+readiness, and every fifth round a checkout) and resumes them with SIGCONT. Prints,
+per request kind, the answers' kinds (200 / 202 / 503 code) and p50/p95/p99/max
+latency during the pause, split into the first second (the breakers learning the
+outage: at most one timeout) and the rest; then how long after the thaw health was
+green again and whether every order settled.
+
+    .venv/bin/python bench/bench_outage.py --pause 10 --clients 4
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from jwt_core_lib import SigningKey, TokenIssuer
+
+console = Console()
+TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED"}
+
+
+def _pid_listening_on(url: str) -> int:
+    port = urlsplit(url).port
+    for connection in psutil.net_connections(kind="tcp"):
+        listening = connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+        if listening and connection.pid is not None:
+            return int(connection.pid)
+    raise SystemExit(f"nothing listens on {url}")
+
+
+def _token(pem: str, *roles: str) -> str:
+    issuer = TokenIssuer(signing_key=SigningKey.from_pem(pem), issuer="storefront-auth")
+    return issuer.issue(
+        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(minutes=30), roles=roles
+    )
+
+
+def _order(sku: str) -> dict[str, Any]:
+    return {
+        "items": [{"sku": sku, "qty": 1}],
+        "shipping_address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin",
+                             "postal_code": "10115", "country": "DE"},
+        "payment": {"method": "card", "token": "tok_bench"},
+    }  # fmt: skip
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def bench(args: argparse.Namespace, gateway: str, pids: tuple[int, int], pem: str) -> None:
+    admin = {"Authorization": f"Bearer {_token(pem, 'admin')}"}
+    customer = {"Authorization": f"Bearer {_token(pem, 'customer')}"}
+    sku = f"BENCH-{uuid.uuid4().hex[:8].upper()}"
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(gateway, timeout=timeout) as http:
+        async with http.post(
+            "/api/v1/admin/products",
+            headers=admin,
+            json={"sku": sku, "name": f"Bench kettle {sku}", "brand": "Brewster",
+                  "category": "kitchen", "price": 1999, "currency": "EUR",
+                  "initial_stock": 10_000},
+        ) as created:  # fmt: skip
+            product_id = (await created.json())["id"]
+        cached = {"q": sku.lower()}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            async with http.get("/api/v1/products/search", params=cached) as r:
+                if r.status == 200 and (await r.json())["total"] == 1:
+                    break
+            await asyncio.sleep(0.2)
+
+        samples: list[tuple[str, str, float, float]] = []  # kind, answer, started, seconds
+        orders: list[str] = []
+        paused_at = 0.0
+
+        async def call(name: str, method: str, path: str, **kwargs: Any) -> None:
+            started = time.monotonic()
+            async with http.request(method, path, **kwargs) as response:
+                body = await response.read()
+                elapsed = time.monotonic() - started
+                if response.status in (200, 201, 202):
+                    answer = str(response.status)
+                    if name == "checkout":
+                        orders.append(json.loads(body)["id"])
+                else:
+                    answer = f"{response.status} {json.loads(body).get('code', '?')}"
+            samples.append((name, answer, started - paused_at, elapsed))
+
+        async def client(worker: int, until: float) -> None:
+            n = 0
+            while time.monotonic() < until:
+                n += 1
+                await call("cached search", "GET", "/api/v1/products/search", params=cached)
+                await call("uncached search", "GET", "/api/v1/products/search",
+                           params={"q": f"w{worker}n{n}{uuid.uuid4().hex[:4]}"})  # fmt: skip
+                await call("product page", "GET", f"/api/v1/products/{product_id}")
+                await call("catalog health", "GET", "/health/catalog")
+                if n % 5 == 0:
+                    key = {"Idempotency-Key": str(uuid.uuid4())}
+                    await call(
+                        "checkout",
+                        "POST",
+                        "/api/v1/orders",
+                        json=_order(sku),
+                        headers={**customer, **key},
+                    )
+                await asyncio.sleep(0.02)
+
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        paused_at = time.monotonic()
+        try:
+            until = paused_at + args.pause
+            await asyncio.gather(*(client(w, until) for w in range(args.clients)))
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        while True:
+            async with http.get("/health/catalog") as a, http.get("/health/orders") as b:
+                if a.status == b.status == 200:
+                    break
+            await asyncio.sleep(0.1)
+        green_after = time.monotonic() - resumed
+        settle_deadline = time.monotonic() + 120
+        states: Counter[str] = Counter()
+        while time.monotonic() < settle_deadline:
+            states = Counter()
+            for order_id in orders:
+                async with http.get(f"/api/v1/orders/{order_id}", headers=customer) as r:
+                    states[(await r.json())["status"]] += 1
+            if set(states) <= TERMINAL:
+                break
+            await asyncio.sleep(1)
+
+    table = Table(title=f"answers while Redis and Elasticsearch were frozen ({args.pause:.0f} s)")
+    for column in ("request", "phase", "n", "answers", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="right" if "ms" in column or column == "n" else "left")
+    groups: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+    for name, answer, at, seconds in samples:
+        groups[(name, "first 1 s" if at < 1.0 else "after")].append((answer, seconds))
+    for (name, phase), rows in sorted(groups.items()):
+        latencies = [s for _, s in rows]
+        kinds = ", ".join(f"{k} x{v}" for k, v in Counter(a for a, _ in rows).most_common())
+        table.add_row(name, phase, str(len(rows)), kinds,
+                      f"{_pct(latencies, 0.5):.1f}", f"{_pct(latencies, 0.95):.1f}",
+                      f"{_pct(latencies, 0.99):.1f}", f"{max(latencies) * 1000:.1f}")  # fmt: skip
+    console.print(table)
+    console.print(f"health green {green_after:.2f} s after the thaw")
+    console.print(f"orders placed during the pause: {len(orders)}, now: {dict(states)}")
+    if not set(states) <= TERMINAL:
+        console.print("[red]some orders did not settle[/red]")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pause", type=float, default=10.0, help="seconds frozen")
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    from storefront_stack.platform import Platform, PlatformOptions
+
+    with tempfile.TemporaryDirectory(prefix="bench-outage-") as state:
+        platform = Platform(
+            PlatformOptions(
+                state_dir=Path(state),
+                free_ports=True,
+                log_to_files=True,
+                fast_unsafe_db=True,
+                env_overrides={
+                    "GATEWAY_SEARCH_RATE": "1000000r/s",
+                    "GATEWAY_SEARCH_BURST": "1000000",
+                    "STOREFRONT_LOG_LEVEL": "WARNING",
+                },
+            )
+        )
+        with console.status("starting the platform"):
+            endpoints = platform.start()
+        try:
+            pids = (
+                _pid_listening_on(endpoints.redis_url),
+                _pid_listening_on(endpoints.elasticsearch_url),
+            )
+            asyncio.run(
+                bench(
+                    args, endpoints.gateway_url, pids, platform.platform_env["AUTH_JWT_SIGNING_KEY"]
+                )
+            )
+        finally:
+            platform.stop()
+
+
+if __name__ == "__main__":
+    main()

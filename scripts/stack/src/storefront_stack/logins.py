@@ -1,0 +1,69 @@
+"""Log a customer in through the gateway as a person would, with the Telegram stand-in.
+
+``otp/send`` → Start on the deep link (the bot asks for the contact) → the chat's user
+shares their own contact (the number proves itself) → the code arrives in the chat →
+``otp/verify``. For end-to-end tests and benchmarks; the local profile only.
+"""
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+
+__all__ = ["CODE", "messages", "telegram_login", "wait_for_message"]
+
+CODE = re.compile(r"\b(\d{6})\b")
+_CONTACT_REQUEST = re.compile("Share my phone number")
+
+
+async def messages(client: httpx.AsyncClient, chat_id: int) -> list[dict[str, Any]]:
+    """What the bot sent to ``chat_id``, oldest first."""
+    response = await client.get("/sandbox/telegram/messages", params={"chat_id": chat_id})
+    response.raise_for_status()
+    listed: list[dict[str, Any]] = response.json()
+    return listed
+
+
+async def wait_for_message(
+    client: httpx.AsyncClient,
+    chat_id: int,
+    pattern: re.Pattern[str],
+    *,
+    after: int = 0,
+    deadline_s: float = 30.0,
+) -> re.Match[str]:
+    """The match of ``pattern`` in the first message to ``chat_id`` past the ``after`` first."""
+    async with asyncio.timeout(deadline_s):
+        while True:
+            for message in (await messages(client, chat_id))[after:]:
+                if match := pattern.search(message["text"]):
+                    return match
+            await asyncio.sleep(0.2)
+
+
+async def telegram_login(
+    client: httpx.AsyncClient, phone: str, chat_id: int, *, deadline_s: float = 30.0
+) -> dict[str, Any]:
+    """Tokens for ``phone`` (E.164), proven by ``chat_id`` (a chat no phone is linked to yet)."""
+    before = len(await messages(client, chat_id))
+    sent = await client.post("/api/v1/auth/otp/send", json={"phone": phone})
+    assert sent.status_code == 202, sent.text
+    token = sent.json()["telegram_link"].split("?start=", 1)[1]
+    pressed = await client.post(
+        "/sandbox/telegram/start", json={"chat_id": chat_id, "payload": token}
+    )
+    assert pressed.status_code == 200, pressed.text
+    # the bot answers Start in the background: the contact must not overtake it
+    await wait_for_message(client, chat_id, _CONTACT_REQUEST, after=before, deadline_s=deadline_s)
+    asked = len(await messages(client, chat_id))
+    # the user taps the request_contact button: Telegram sends their own number, no "+"
+    shared = await client.post(
+        "/sandbox/telegram/contact",
+        json={"chat_id": chat_id, "phone_number": phone.removeprefix("+")},
+    )
+    assert shared.status_code == 200, shared.text
+    code = await wait_for_message(client, chat_id, CODE, after=asked, deadline_s=deadline_s)
+    verified = await client.post("/api/v1/auth/otp/verify", json={"phone": phone, "code": code[1]})
+    assert verified.status_code == 200, verified.text
+    return dict(verified.json())

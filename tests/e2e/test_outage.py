@@ -1,0 +1,255 @@
+"""Redis and Elasticsearch frozen under a small load, then thawed (issue 22).
+
+The platform's real Redis and the session's real Elasticsearch are paused with SIGSTOP
+(a frozen server: connections open, nothing answers; the hardest outage for a client)
+and resumed with SIGCONT in a ``finally``, so no other test ever sees them frozen.
+
+While frozen, after the first requests have told the breakers (at most one Elasticsearch
+timeout), every answer is of a kind the API documents for an outage: a cached search
+(200), a 503 problem with ``Retry-After``, a checkout accepted with 202 and a
+``Location``. Each arrives well before the 2 s Redis and Elasticsearch timeouts the old
+code waited out on every request; how fast exactly is measured in
+``bench/bench_outage.py``, not asserted here. After the thaw, with no restart: health is
+green again, every order ends in a terminal state, stock adds up and search shows
+inventory's numbers.
+"""
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+import pytest
+
+from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_stack.platform import Platform
+
+pytestmark = pytest.mark.e2e
+
+#: Generous: the old behaviour needed 2 s (Redis timeout) for every search and 1.5 s for
+#: every health check while frozen; the first requests that detect the outage may wait
+#: out one timeout, which is why they are sent before the measured load.
+ANSWER_BOUND_S = 1.0
+PAUSE_S = 4.0
+TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED"}
+
+
+def _pid_listening_on(url: str) -> int:
+    port = urlsplit(url).port
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+            assert connection.pid is not None
+            return connection.pid
+    raise AssertionError(f"nothing listens on {url}")
+
+
+@contextmanager
+def frozen(*pids: int) -> Iterator[None]:
+    """SIGSTOP ``pids``; SIGCONT them however the block ends."""
+    stopped: list[int] = []
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+
+
+def _token(platform: Platform, *roles: str) -> str:
+    issuer = TokenIssuer(
+        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
+        issuer="storefront-auth",
+    )
+    return issuer.issue(
+        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(minutes=30), roles=roles
+    )
+
+
+def _order(sku: str) -> dict[str, Any]:
+    return {
+        "items": [{"sku": sku, "qty": 1}],
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "1 Main St",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": "DE",
+        },
+        "payment": {"method": "card", "token": "tok_outage"},
+    }
+
+
+async def _until(check: Any, *, within_s: float, every_s: float = 0.25) -> None:
+    deadline = time.monotonic() + within_s
+    while not await check():
+        assert time.monotonic() < deadline, f"not true within {within_s}s"
+        await asyncio.sleep(every_s)
+
+
+def _kind(response: httpx.Response) -> str:
+    if response.status_code == 200:
+        return "200"
+    if response.status_code == 202:
+        assert response.headers["location"].startswith("/api/v1/orders/")
+        return "202"
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    code = response.json()["code"]
+    if code != "dependency_unavailable":  # readiness names what is down instead
+        assert int(response.headers["retry-after"]) >= 1
+    return f"503 {code}"
+
+
+async def test_a_frozen_redis_and_elasticsearch_are_answered_quickly_and_nothing_is_lost(
+    platform: Platform, elasticsearch_url: str
+) -> None:
+    assert platform.endpoints is not None
+    gateway = platform.endpoints.gateway_url
+    admin = {"Authorization": f"Bearer {_token(platform, 'admin')}"}
+    customer = {"Authorization": f"Bearer {_token(platform, 'customer')}"}
+    sku = f"OUTAGE-{uuid.uuid4().hex[:8].upper()}"
+    stock = 50
+    pids = (_pid_listening_on(platform.endpoints.redis_url), _pid_listening_on(elasticsearch_url))
+
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        created = await client.post(
+            "/api/v1/admin/products",
+            headers=admin,
+            json={
+                "sku": sku,
+                "name": f"Outage kettle {sku}",
+                "brand": "Brewster",
+                "category": "kitchen",
+                "price": 1999,
+                "currency": "EUR",
+                "initial_stock": stock,
+            },
+        )
+        assert created.status_code == 201, created.text
+        product_id = created.json()["id"]
+        cached_query = {"q": sku.lower(), "size": "5"}
+
+        async def indexed() -> bool:
+            found = await client.get("/api/v1/products/search", params=cached_query)
+            return found.status_code == 200 and found.json()["total"] == 1
+
+        await _until(indexed, within_s=30)
+        cached = await client.get("/api/v1/products/search", params=cached_query)
+
+        answers: list[tuple[str, str, float]] = []
+        orders: list[str] = []
+
+        async def timed(name: str, request: Any) -> httpx.Response:
+            started = time.monotonic()
+            response: httpx.Response = await request
+            answers.append((name, _kind(response), time.monotonic() - started))
+            return response
+
+        async def load(worker: int, until: float) -> None:
+            n = 0
+            while time.monotonic() < until:
+                n += 1
+                await timed(
+                    "cached search", client.get("/api/v1/products/search", params=cached_query)
+                )
+                await timed(
+                    "uncached search",
+                    client.get("/api/v1/products/search", params={"q": f"w{worker}n{n}"}),
+                )
+                await timed("product page", client.get(f"/api/v1/products/{product_id}"))
+                await timed("catalog health", client.get("/health/catalog"))
+                await asyncio.sleep(0.05)
+
+        async def tell_the_breakers() -> None:
+            # The first requests of an outage find it out (each may wait out one timeout).
+            await asyncio.gather(
+                *(client.get("/api/v1/products/search", params={"q": f"p{i}"}) for i in range(4)),
+                client.get("/health/catalog"),
+            )
+
+        # Elasticsearch alone frozen: cached searches still answer from Redis.
+        with frozen(pids[1]):
+            await tell_the_breakers()
+            await asyncio.gather(*(load(w, time.monotonic() + PAUSE_S / 2) for w in range(3)))
+        es_only, answers[:] = list(answers), []
+        await asyncio.sleep(2.5)  # the breakers' reset time: their probes find it back
+
+        # Both frozen: no cache either; every answer is a 503 problem (or a checkout's 202).
+        with frozen(*pids):
+            await tell_the_breakers()
+            checkout = await client.post(
+                "/api/v1/orders",
+                headers={**customer, "Idempotency-Key": str(uuid.uuid4())},
+                json=_order(sku),
+            )
+            await asyncio.gather(*(load(w, time.monotonic() + PAUSE_S / 2) for w in range(3)))
+        both = list(answers)
+
+        assert checkout.status_code in (201, 202), checkout.text
+        orders.append(checkout.json()["id"])
+        assert {kind for name, kind, _ in es_only if name == "cached search"} == {"200"}
+        assert {(name, kind) for name, kind, _ in es_only if name != "catalog health"} <= {
+            ("cached search", "200"),
+            ("uncached search", "503 search_unavailable"),
+            ("product page", "503 search_unavailable"),
+        }
+        assert {kind for name, kind, _ in both if name != "catalog health"} == {
+            "503 search_unavailable"
+        }
+        for phase in (es_only, both):
+            assert {kind for name, kind, _ in phase if name == "catalog health"} == {
+                "503 dependency_unavailable"
+            }
+            slow = [(name, round(s, 3)) for name, _, s in phase if s >= ANSWER_BOUND_S]
+            assert not slow, slow
+
+        # Thawed: no restart, everything catches up.
+        async def healthy() -> bool:
+            states = [await client.get(f"/health/{s}") for s in ("catalog", "orders")]
+            return all(r.status_code == 200 for r in states)
+
+        await _until(healthy, within_s=60)
+        after = await client.post(
+            "/api/v1/orders",
+            headers={**customer, "Idempotency-Key": str(uuid.uuid4())},
+            json=_order(sku),
+        )
+        assert after.status_code in (201, 202), after.text
+        orders.append(after.json()["id"])
+
+        async def settled() -> bool:
+            states = [
+                (await client.get(f"/api/v1/orders/{o}", headers=customer)).json()["status"]
+                for o in orders
+            ]
+            return all(state in TERMINAL for state in states)
+
+        await _until(settled, within_s=90)
+        statuses = [
+            (await client.get(f"/api/v1/orders/{o}", headers=customer)).json()["status"]
+            for o in orders
+        ]
+        sold = statuses.count("CONFIRMED")
+
+        product = (await client.get(f"/api/v1/admin/products/{product_id}", headers=admin)).json()
+        level = product["stock"]
+        assert level["on_hand"] == stock - sold
+        assert level["reserved"] == 0
+        assert level["available"] == stock - sold
+
+        async def search_caught_up() -> bool:
+            page = await client.get(f"/api/v1/products/{product_id}")
+            return page.status_code == 200 and page.json()["available"] == level["available"]
+
+        await _until(search_caught_up, within_s=30)
+        assert cached.json()["items"][0]["sku"] == sku
