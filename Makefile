@@ -13,7 +13,7 @@ PY_PACKAGES := storefront_kit jwt_core_lib auth_service catalog_service inventor
 	orders_service notifications_service ws_gateway_service storefront_sandbox storefront_stack storefront_seed
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint format typecheck check bench compose-config clean
+.PHONY: help install env run test lint format typecheck check bench compose-config clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -27,6 +27,9 @@ $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pypr
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with every package installed editable (one command)
+
+env: ## Write .env with fresh secrets for docker compose (never overwrites an existing one)
+	@$(PYTHON) scripts/stack/src/storefront_stack/envfile.py
 
 run: install ## Start the whole platform on this machine (Ctrl-C stops it)
 	$(BIN)/python -m storefront_stack run

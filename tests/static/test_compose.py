@@ -5,7 +5,9 @@ copy vendored by ``check-jsonschema``, so no network is needed), and it must kee
 platform's own rules: the six services built from ``services/Dockerfile`` and wired
 like the local runner (``storefront_stack.topology``), a healthcheck on everything that
 stays up, conditions on every dependency, migrations before the services that own a
-database, no secret written into the file, and nginx in front on 8080 and 8443.
+database, no secret written into the file, each container given only its own secrets
+(no ``env_file``), and nginx in front on 8080 and 8443. ``tests/compose`` runs the file
+on a real engine.
 """
 
 import copy
@@ -354,7 +356,12 @@ def test_migrations_run_before_each_database_owning_service() -> None:
         assert job.get("restart") == "no"
         assert job["build"] == definitions[service.name]["build"], "same image as the service"
         assert job["image"] == definitions[service.name]["image"]
-        assert environment(job) == environment(definitions[service.name])
+        # The service's settings, but no service-token key: a migration calls nobody.
+        assert environment(job) == {
+            key: value
+            for key, value in environment(definitions[service.name]).items()
+            if "SERVICE_TOKEN" not in key
+        }
         assert depends_on(job)["postgres"] == {"condition": "service_healthy"}
         assert depends_on(definitions[service.name])[job_name] == {
             "condition": "service_completed_successfully"
@@ -408,8 +415,132 @@ def test_service_wiring_mirrors_the_local_runner() -> None:
             url = env[f"{prefix}{sandbox.name.upper()}_API_URL"]
             assert url == f"http://sandbox-{sandbox.name}:{SERVICE_PORT}"
         assert env["STOREFRONT_JWKS_URL"] == "http://auth:8000/.well-known/jwks.json"
-        env_files = definitions[service.name]["env_file"]
-        assert {"path": ".env", "required": False} in env_files
+
+
+def test_no_container_gets_the_whole_env_file() -> None:
+    """.env feeds interpolation only; a container sees what its `environment:` names."""
+    for name, definition in services().items():
+        assert "env_file" not in definition, f"{name} must not read .env as a whole"
+
+
+# Secrets a container may hold besides its own prefix's: the service-token key every
+# service signs with (until each has its own), and the seed's, which acts as auth's
+# admin tool (auth's database and signing key).
+SHARED_SECRETS: frozenset[str] = frozenset()  # no secret is handed to two services
+FOREIGN_SECRETS_ALLOWED = {"seed": ("AUTH_",), "postgres": ("POSTGRES_",)}
+
+
+def _secret_variables(definition: Mapping[str, Any]) -> set[str]:
+    """Variables of a container that carry a secret: by name, or a URL with a password."""
+    return {
+        key
+        for key, value in environment(definition).items()
+        if SECRET_NAME.search(key) or URL_PASSWORD.match(value)
+    }
+
+
+def test_each_container_gets_only_its_own_secrets() -> None:
+    definitions = services()
+    owners = {s.name: s.env_prefix for s in SERVICES}
+    owners.update({f"migrate-{s.name}": s.env_prefix for s in SERVICES if s.database})
+    for name, definition in definitions.items():
+        allowed = FOREIGN_SECRETS_ALLOWED.get(name, ())
+        if name in owners:
+            allowed = (*allowed, owners[name])
+        foreign = {
+            key
+            for key in _secret_variables(definition) - SHARED_SECRETS
+            if not key.startswith(allowed)
+        }
+        assert not foreign, f"{name} gets secrets that are not its own: {sorted(foreign)}"
+        if name not in owners:
+            assert not _secret_variables(definition) & SHARED_SECRETS, name
+    # Not vacuous: auth's signing key and a database URL are seen as secrets.
+    assert "AUTH_JWT_SIGNING_KEY" in _secret_variables(definitions["auth"])
+    assert "ORDERS_DATABASE_URL" in _secret_variables(definitions["orders"])
+    assert _secret_variables(definitions["catalog"]) == {"CATALOG_SERVICE_TOKEN_KEY"}
+    # Each service signs with its own key; its migrate job holds none.
+    for service in SERVICES:
+        assert f"{service.env_prefix}SERVICE_TOKEN_KEY" in _secret_variables(
+            definitions[service.name]
+        )
+        if service.database:
+            assert not any(
+                "SERVICE_TOKEN" in key
+                for key in _secret_variables(definitions[f"migrate-{service.name}"])
+            )
+    for sandbox in SANDBOXES:
+        assert not _secret_variables(definitions[f"sandbox-{sandbox.name}"])
+
+
+def test_services_drain_within_their_stop_grace_period() -> None:
+    """Scaling in: SIGTERM, uvicorn finishes its requests, and only then compose kills."""
+    from storefront_kit.cli import GRACEFUL_SHUTDOWN_S
+
+    for service in SERVICES:
+        grace = services()[service.name].get("stop_grace_period", "10s")
+        assert re.fullmatch(r"\d+s", grace), grace
+        assert int(grace[:-1]) > GRACEFUL_SHUTDOWN_S, service.name
+
+
+def test_the_local_profile_seeds_before_the_gateway_opens() -> None:
+    definitions = services()
+    seed = definitions["seed"]
+    assert seed["build"]["target"] == "seed"
+    assert seed.get("restart") == "no"
+    env = environment(seed)
+    assert env["SEED_API_URL"] == "http://inventory:8000"
+    assert re.fullmatch(r"\$\{SEED_PRODUCTS:-(\d+)\}", env["SEED_PRODUCTS"])
+    assert int(env["SEED_PRODUCTS"].split(":-")[1].rstrip("}")) >= 1000
+    for needed in ("auth", "inventory", "catalog"):
+        assert depends_on(seed)[needed] == {"condition": "service_healthy"}
+    assert depends_on(definitions[GATEWAY])["seed"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's merge tags (``!override``, ``!reset``) read as plain values."""
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(
+        _tag,
+        lambda loader, node: (
+            loader.construct_mapping(node, deep=True)
+            if isinstance(node, yaml.MappingNode)
+            else loader.construct_sequence(node, deep=True)
+            if isinstance(node, yaml.SequenceNode)
+            else None
+        ),
+    )
+
+
+def test_the_production_file_drops_the_local_profile() -> None:
+    text = (REPO_ROOT / "docker-compose.production.yml").read_text()
+    production = yaml.load(text, Loader=_ComposeLoader)  # noqa: S506 (a SafeLoader subclass)
+    assert not schema_errors(production)
+    definitions = production["services"]
+    local_only = {"seed", *(f"sandbox-{s.name}" for s in SANDBOXES)}
+    for name in local_only:
+        assert definitions[name]["profiles"] == ["local-standins"], name
+    for name, definition in definitions.items():
+        if name in local_only:
+            continue
+        assert not set(depends_on(definition)) & local_only, name
+        if name in services() and "depends_on" in definition:
+            # `!override` replaces the base file's list: every other dependency is kept.
+            base = set(depends_on(services()[name])) - local_only
+            assert set(depends_on(definition)) == base, name
+    for service in SERVICES:
+        env = environment(definitions[service.name])
+        assert env["STOREFRONT_ENVIRONMENT"] == "production", service.name
+        assert env["STOREFRONT_DOCS_ENABLED"] == "false", service.name
+    mounted = {target: source for source, target, _ in mounts(definitions[GATEWAY])}
+    assert mounted["/etc/nginx/nginx.conf"] == "./gateway/nginx/compose/nginx.production.conf"
+    assert (
+        "/sandbox/" not in (REPO_ROOT / "gateway/nginx/compose/nginx.production.conf").read_text()
+    )
 
 
 def test_sandboxes_run_from_the_sandbox_target() -> None:

@@ -34,7 +34,8 @@ KUBE_DIR = REPO_ROOT / "deploy" / "kubernetes"
 BASE = KUBE_DIR / "base"
 OVERLAYS = KUBE_DIR / "overlays"
 SECRET_EXAMPLE = KUBE_DIR / "secret.example.yaml"
-COMPOSE_NGINX = REPO_ROOT / "gateway" / "nginx" / "compose" / "nginx.conf"
+# The production-shaped rendering: no /sandbox/ routes for the stand-ins.
+COMPOSE_NGINX = REPO_ROOT / "gateway" / "nginx" / "compose" / "nginx.production.conf"
 ADMIN_DIR = REPO_ROOT / "gateway" / "nginx" / "admin"
 KUBE_NGINX = BASE / "gateway" / "nginx.conf"
 KUBE_ADMIN_DIR = BASE / "gateway" / "admin"
@@ -67,7 +68,8 @@ NGINX_ADAPTATIONS: tuple[tuple[str, str, int], ...] = (
     (
         "    # Docker's DNS: `docker compose up --scale orders=3` adds upstream servers live\n"
         "    # (`resolve` needs nginx >= 1.27.3, which the compose image has).\n"
-        "    resolver 127.0.0.11 valid=10s ipv6=off;\n"
+        "    # Short validity: a replica removed by scaling in drops out of the upstream quickly.\n"
+        "    resolver 127.0.0.11 valid=5s ipv6=off;\n"
         "    resolver_timeout 2s;\n",
         "    # Kubernetes: each upstream is a ClusterIP Service, whose address stays put while\n"
         "    # pods come and go (kube-proxy spreads new connections over the ready ones, and\n"
@@ -77,9 +79,17 @@ NGINX_ADAPTATIONS: tuple[tuple[str, str, int], ...] = (
         1,
     ),
     (
-        " max_fails=3 fail_timeout=5s resolve;\n",
+        " max_fails=1 fail_timeout=5s resolve;\n",
         " max_fails=3 fail_timeout=5s;\n",
         len(SERVICES),
+    ),
+    (
+        "    # Within the compose network a connect takes well under a millisecond; a removed\n"
+        "    # replica's address never answers. Fail over fast, before nginx's next re-resolution\n"
+        "    # replaces the upstream's servers (a request then can no longer move on).\n"
+        "    proxy_connect_timeout 300ms;\n",
+        "    proxy_connect_timeout 2s;\n",
+        1,
     ),
 )
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import socket
 import ssl
 import threading
@@ -332,9 +333,35 @@ def test_the_compose_rendering_is_committed_and_current() -> None:
     assert committed == nginx.compose_config(), (
         "gateway/nginx/compose/nginx.conf is stale: run `python -m storefront_stack compose-config`"
     )
-    assert "server auth:8000 max_fails=3 fail_timeout=5s resolve;" in committed
-    assert "/sandbox/" not in committed  # stand-ins are a local-profile convenience only
+    assert "server auth:8000 max_fails=1 fail_timeout=5s resolve;" in committed
+    # Compose's local profile is make run's: the stand-ins under /sandbox/<name>/.
+    for sandbox in ("telegram", "payments", "shipping"):
+        assert f"location /sandbox/{sandbox}/ {{" in committed
+        assert f"proxy_pass http://sandbox-{sandbox}:8000/;" in committed
     assert "daemon off" not in committed  # the official image passes it on the command line
+    # nginx >= 1.25.1 deprecates `listen ... http2`.
+    assert "http2 on;" in committed
+    assert not re.search(r"^\s*listen\b[^;]*\bhttp2\b", committed, re.M)
+    production = nginx.COMPOSE_PRODUCTION_CONFIG.read_text()
+    assert production == nginx.compose_config(standins=False), (
+        "gateway/nginx/compose/nginx.production.conf is stale: "
+        "run `python -m storefront_stack compose-config`"
+    )
+    assert "/sandbox/" not in production  # no stand-ins in the production-shaped stack
+
+
+def test_idempotent_requests_move_to_another_replica_and_posts_never_do() -> None:
+    for rendering in (
+        nginx.compose_config(),
+        nginx.render_config(
+            nginx.GatewayConfig(upstreams={x.name: ["127.0.0.1:1"] for x in SERVICES})
+        ),
+    ):
+        directive = re.search(r"^\s*proxy_next_upstream\s+([^;]+);", rendering, re.M)
+        assert directive, "no proxy_next_upstream"
+        conditions = directive[1].split()
+        assert {"error", "timeout", "http_502", "http_503", "http_504"} <= set(conditions)
+        assert "non_idempotent" not in conditions
 
 
 def test_unknown_upstream_names_are_refused(tmp_path: Path) -> None:

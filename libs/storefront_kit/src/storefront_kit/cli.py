@@ -10,7 +10,7 @@ import uvicorn
 from storefront_kit.migrations import upgrade
 from storefront_kit.settings import ServiceSettings
 
-__all__ = ["KEEP_ALIVE_TIMEOUT_S", "ServiceCommand", "run_service_cli"]
+__all__ = ["GRACEFUL_SHUTDOWN_S", "KEEP_ALIVE_TIMEOUT_S", "ServiceCommand", "run_service_cli"]
 
 #: How long a service keeps an idle HTTP connection open. It must outlast every client's
 #: own idle expiry (nginx's upstream ``keepalive_timeout`` 60 s, httpx's 5 s): when the
@@ -18,6 +18,12 @@ __all__ = ["KEEP_ALIVE_TIMEOUT_S", "ServiceCommand", "run_service_cli"]
 #: request into a closing socket and gets a reset (nginx answers 502 to a POST it may
 #: not retry). uvicorn's default is 5 s, which races both.
 KEEP_ALIVE_TIMEOUT_S = 75
+
+#: How long a stopping service (SIGTERM: a scale-in, a rolling update) keeps working on
+#: the requests it has already accepted; it accepts no new connection meanwhile. Below
+#: every orchestrator's grace period before SIGKILL (compose ``stop_grace_period`` 30 s,
+#: Kubernetes ``terminationGracePeriodSeconds`` 30 s).
+GRACEFUL_SHUTDOWN_S = 20
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ def run_service_cli(
             workers=settings.workers,
             access_log=False,  # the app logs each request itself, with its request id
             timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             proxy_headers=True,
             # Only the gateway may tell us the client's address (rate limits use it).
             forwarded_allow_ips=settings.platform.forwarded_allow_ips,

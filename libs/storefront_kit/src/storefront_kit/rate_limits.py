@@ -37,11 +37,13 @@ from limits.aio.strategies import (
 )
 from limits.errors import StorageError
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from storefront_kit.breaker import Breaker, BreakerOpen
 from storefront_kit.errors import ServiceUnavailable, TooManyRequests
 from storefront_kit.logging import get_logger
+from storefront_kit.redis import reconnect_retry
 
 __all__ = [
     "RateLimitUnavailable",
@@ -117,6 +119,9 @@ class RateLimiter:
             timeout=socket_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
+            # A connection broken by a Redis restart is replaced and the command tried again.
+            retry=reconnect_retry(),
+            retry_on_error=[RedisConnectionError],
         )
         storage = RedisStorage(
             "async+" + redis_url,

@@ -1,8 +1,27 @@
 """Redis clients with timeouts short enough to answer 503 quickly when Redis is down."""
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["create_redis"]
+__all__ = ["create_redis", "reconnect_retry"]
+
+
+def reconnect_retry() -> Retry:
+    """One more attempt, on a fresh connection, after a connection error.
+
+    A Redis restart leaves every pooled connection dead; without this the first command
+    on each of them fails (a 503 for the request behind it) although the server is back.
+    Only ``ConnectionError`` is retried: it is raised when the connection was found
+    closed, before the server could have run the command. A timeout is not retried: the
+    server may have run a non-idempotent command (``INCR``, ``XADD``) that then ran twice.
+    """
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+        retries=1,
+        supported_errors=(RedisConnectionError,),
+    )
 
 
 def create_redis(
@@ -19,7 +38,9 @@ def create_redis(
     The pool blocks: a burst of more concurrent commands than ``max_connections`` waits
     up to ``pool_timeout`` for a free connection instead of failing at once (the plain
     pool raises ``MaxConnectionsError`` the moment it is exhausted). ``socket_timeout``
-    ``None`` is for connections that block on purpose (pub/sub listeners).
+    ``None`` is for connections that block on purpose (pub/sub listeners). A connection
+    broken by a Redis restart is replaced and the command tried once more
+    (:func:`reconnect_retry`).
     """
     pool = BlockingConnectionPool.from_url(
         url,
@@ -29,5 +50,7 @@ def create_redis(
         socket_connect_timeout=connect_timeout,
         decode_responses=decode_responses,
         health_check_interval=30,
+        retry=reconnect_retry(),
+        retry_on_error=[RedisConnectionError],
     )
     return Redis.from_pool(pool)

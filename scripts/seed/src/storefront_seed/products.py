@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -23,9 +24,11 @@ from storefront_seed.catalogue import ProductSeed, generate_catalogue
 if TYPE_CHECKING:
     from storefront_stack.platform import Platform
 
-__all__ = ["SeedReport", "load_products", "seed"]
+__all__ = ["SeedReport", "admin_token", "load_products", "seed", "seed_products"]
 
 DEFAULT_COUNT = 10_000
+RETRIES = 5
+DEFAULT_SEED_VALUE = 20261123
 
 
 class SeedReport:
@@ -60,11 +63,26 @@ async def load_products(
         task = progress.add_task("products", total=total)
         async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
 
+            async def post(product: ProductSeed) -> httpx.Response:
+                # A busy machine's transient 503 (a pool wait, a slow dependency) is tried
+                # again: the sku makes the retry safe (a product that got in is a 409).
+                for attempt in range(RETRIES):
+                    try:
+                        response = await client.post(
+                            "/api/v1/admin/products", json=product.as_request()
+                        )
+                    except httpx.TransportError:
+                        if attempt == RETRIES - 1:
+                            raise
+                    else:
+                        if response.status_code not in (502, 503, 504) or attempt == RETRIES - 1:
+                            return response
+                    await asyncio.sleep(0.5 * 2**attempt)
+                raise AssertionError("unreachable")
+
             async def worker() -> None:
                 while (product := await queue.get()) is not None:
-                    response = await client.post(
-                        "/api/v1/admin/products", json=product.as_request()
-                    )
+                    response = await post(product)
                     if response.status_code == 201:
                         report.created += 1
                     elif response.status_code == 409:
@@ -82,32 +100,46 @@ async def load_products(
     return report
 
 
-def seed(platform: Platform) -> None:
-    """Seed ``SEED_PRODUCTS`` products (default 10,000) from ``SEED_VALUE``."""
-    assert platform.endpoints is not None
-    count = int(os.environ.get("SEED_PRODUCTS", DEFAULT_COUNT))
-    seed_value = int(os.environ.get("SEED_VALUE", 20261123))
-    env = platform.platform_env
-    # The seed acts as an admin: it signs a short-lived token with auth's own key.
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(env["AUTH_JWT_SIGNING_KEY"]),
-        issuer=env.get("STOREFRONT_JWT_ISSUER", "storefront-auth"),
+def admin_token(
+    signing_key_pem: str, *, issuer: str = "storefront-auth", audience: str = "storefront"
+) -> str:
+    """A short-lived admin token signed with auth's own key (the seed acts as an admin)."""
+    token_issuer = TokenIssuer(signing_key=SigningKey.from_pem(signing_key_pem), issuer=issuer)
+    return token_issuer.issue(
+        subject="seed", audience=audience, ttl=timedelta(minutes=30), roles=("admin",)
     )
-    token = issuer.issue(
-        subject="seed",
-        audience=env.get("STOREFRONT_JWT_AUDIENCE", "storefront"),
-        ttl=timedelta(minutes=30),
-        roles=("admin",),
-    )
+
+
+def seed_products(
+    base_url: str, token: str, environ: Mapping[str, str] | None = None
+) -> SeedReport:
+    """Seed ``SEED_PRODUCTS`` products (default 10,000) from ``SEED_VALUE`` at ``base_url``."""
+    env = os.environ if environ is None else environ
+    count = int(env.get("SEED_PRODUCTS") or DEFAULT_COUNT)
+    seed_value = int(env.get("SEED_VALUE") or DEFAULT_SEED_VALUE)
     report = asyncio.run(
         load_products(
-            platform.endpoints.gateway_url,
+            base_url,
             token,
             generate_catalogue(count, seed=seed_value),
             total=count,
+            show_progress=sys.stdout.isatty(),
         )
     )
     print(f"products: {report.created} created, {report.existing} already there")
     if report.failed:
         sku, status, body = report.failed[0]
         raise RuntimeError(f"{len(report.failed)} products failed, e.g. {sku}: {status} {body}")
+    return report
+
+
+def seed(platform: Platform) -> None:
+    """Seed the catalogue of a platform the local runner started, through its gateway."""
+    assert platform.endpoints is not None
+    env = platform.platform_env
+    token = admin_token(
+        env["AUTH_JWT_SIGNING_KEY"],
+        issuer=env.get("STOREFRONT_JWT_ISSUER", "storefront-auth"),
+        audience=env.get("STOREFRONT_JWT_AUDIENCE", "storefront"),
+    )
+    seed_products(platform.endpoints.gateway_url, token)

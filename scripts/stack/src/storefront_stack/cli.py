@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--no-seed", dest="seed", action="store_false")
     run_parser.add_argument("--quiet", action="store_true", help="logs to files, not the terminal")
     sub.add_parser(
-        "compose-config", help="re-render gateway/nginx/compose/nginx.conf from the template"
+        "compose-config", help="re-render gateway/nginx/compose/*.conf from the template"
     )
     keys_parser = sub.add_parser(
         "service-keys",
@@ -138,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run(args)
     if args.command == "compose-config":
-        from storefront_stack.nginx import COMPOSE_CONFIG, compose_config
+        from storefront_stack.nginx import COMPOSE_CONFIG, COMPOSE_PRODUCTION_CONFIG, compose_config
 
-        COMPOSE_CONFIG.parent.mkdir(parents=True, exist_ok=True)
-        COMPOSE_CONFIG.write_text(compose_config())
-        print(f"wrote {COMPOSE_CONFIG.relative_to(REPO_ROOT)}")
+        for path, standins in ((COMPOSE_CONFIG, True), (COMPOSE_PRODUCTION_CONFIG, False)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(compose_config(standins=standins))
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
         return 0
     return 2
 

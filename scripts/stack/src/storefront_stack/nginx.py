@@ -2,8 +2,10 @@
 
 One template serves both profiles: ``local`` (the runner and tests: loopback ports,
 files under the run's state directory, sandbox routes) and ``compose`` (service
-names, container paths, no sandbox routes). ``python -m storefront_stack
-compose-config`` writes the compose rendering that docker-compose.yml mounts.
+names, container paths). ``python -m storefront_stack compose-config`` writes the two
+compose renderings: ``nginx.conf`` (the local profile docker-compose.yml mounts, with
+the stand-ins under ``/sandbox/<name>/``) and ``nginx.production.conf`` (no stand-ins;
+mounted by docker-compose.production.yml).
 """
 
 import datetime
@@ -23,11 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from storefront_stack.topology import SERVICES
+from storefront_stack.topology import SANDBOXES, SERVICES
 from storefront_stack.users import SERVICE_USER, chown_tree, ensure_service_user
 
 __all__ = [
     "COMPOSE_CONFIG",
+    "COMPOSE_PRODUCTION_CONFIG",
     "TEMPLATE_DIR",
     "GatewayConfig",
     "NginxMissing",
@@ -42,6 +45,7 @@ __all__ = [
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[4] / "gateway" / "nginx"
 COMPOSE_CONFIG = TEMPLATE_DIR / "compose" / "nginx.conf"
+COMPOSE_PRODUCTION_CONFIG = TEMPLATE_DIR / "compose" / "nginx.production.conf"
 Profile = Literal["local", "compose"]
 
 # The API answers JSON only; Swagger UI needs its CDN; the admin page talks to /ws.
@@ -132,11 +136,14 @@ def render_config(config: GatewayConfig, profile: Profile = "local") -> str:
     )
 
 
-def compose_config() -> str:
-    """The rendering docker-compose.yml mounts (``gateway/nginx/compose/nginx.conf``)."""
+def compose_config(*, standins: bool = True) -> str:
+    """A compose rendering: with the stand-ins' routes (local profile) or without."""
     return render_config(
         GatewayConfig(
             upstreams={s.name: [f"{s.name}:8000"] for s in SERVICES},
+            sandbox_upstreams=(
+                {s.name: f"sandbox-{s.name}:8000" for s in SANDBOXES} if standins else {}
+            ),
             http_port=8080,
             https_port=8443,
             cert_file="/etc/nginx/certs/tls.crt",
