@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer, TokenVerifier
+from storefront_stack.envfile import ed25519_pem
 from storefront_stack.topology import CALLERS, SERVICES
 
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
@@ -33,19 +31,6 @@ __all__ = [
     "service_token_keys_env",
     "write_service_keys",
 ]
-
-
-def ed25519_pem() -> str:
-    """A fresh Ed25519 private key in PKCS#8 PEM."""
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
 
 
 def load_or_create_key(path: Path) -> str:
