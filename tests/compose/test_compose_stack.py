@@ -349,8 +349,9 @@ async def test_the_readme_session_works_against_docker_compose_up(stack: Stack) 
                         break
         order = await client.get(f"/api/v1/orders/{order_id}", headers=auth)
         assert order.json()["status"] == "CONFIRMED", order.text
-        # The receipt reaches the Telegram chat with the order's total.
-        total = f"{price // 100}.{price % 100:02d}"
+        # The receipt reaches the Telegram chat with the order's total, written as the
+        # notifications templates write money (thousands separated: "1,234.56").
+        total = f"{price // 100:,}.{price % 100:02d}"
         async with asyncio.timeout(DEADLINE_S):
             while not any(
                 total in text for text in (await _messages(client, ADMIN_CHAT_ID))[chat_seen:]
