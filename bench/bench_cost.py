@@ -1,0 +1,484 @@
+"""CPU per operation, per process of the platform: what a checkout, a search and a reservation cost.
+
+Issue 17: a rate on a shared 2-core machine is noise; what decides how many machines a
+load needs is the CPU each operation costs in each process, which is steady from run
+to run. For each workload the bench reads user + system CPU (children reaped by a
+process included, so PostgreSQL's exited backends count too) of every process group the
+platform runner started, from ``/proc/<pid>/stat``, before and after a closed-loop run,
+and divides by the operations that succeeded. Printed per process, next to the rate and
+p50/p95/p99, for every concurrency asked for:
+
+- ``checkout``: ``POST /api/v1/orders`` through nginx, the saga to CONFIRMED (zero-latency
+  stand-ins), everything that follows it included (outbox relays, catalog's stock
+  update, the receipt, the WebSocket relay) — the bench waits for the platform to go
+  quiet before it reads the counters;
+- ``search``: ``GET /api/v1/products/search`` through nginx over a few distinct queries
+  (mostly cache hits, as a shop's searches are);
+- ``reserve``: ``POST /internal/inventory/reserve`` + ``release`` straight to inventory
+  (as orders calls it), one unit of a hot sku.
+
+Each process's idle CPU rate, measured for a few seconds before each run, is
+subtracted. The third-party stand-ins (``sandbox-*``) are shown but left out of the total, as is the
+load generator (this process). By default the bench starts its own platform on free ports
+(as the tests do); ``--state-dir .stack/run --gateway-url http://localhost:8080`` measures
+one started with ``make run`` (the runner's ``pids.json`` and keys are read from there).
+
+    .venv/bin/python bench/bench_cost.py --clients 4 16 --operations 400
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer
+
+ROOT = Path(__file__).resolve().parents[1]
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+ADDRESS = {
+    "name": "Bench Customer",
+    "line1": "1 Load Test Road",
+    "city": "Berlin",
+    "postal_code": "10115",
+    "country": "DE",
+}
+PAYMENT = {"method": "card", "token": "tok_visa"}
+IDLE_S = 3.0
+SEARCHES = ("headphones", "wireless", "laptop", "phone case", "camera")
+console = Console()
+
+
+# --- CPU from /proc ----------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, utime + stime + cutime + cstime in ticks) of ``pid``, if it lives."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return int(fields[1]), utime + stime + cutime + cstime
+
+
+def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each named process and all its descendants.
+
+    By process tree, not process group: PostgreSQL's backends each start a session of
+    their own. A descendant's reaped children are in its own counters
+    (``cutime``/``cstime``), so a backend that exited between two readings is still
+    counted, through the postmaster that waited for it.
+    """
+    stats = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = stat
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    cpu = {}
+    for name, root in groups.items():
+        ticks, todo = 0, [root]
+        while todo:
+            pid = todo.pop()
+            if pid in stats:
+                ticks += stats[pid][1]
+                todo.extend(children.get(pid, ()))
+        cpu[name] = ticks / TICKS_PER_S
+    return cpu
+
+
+def platform_groups(state_dir: Path) -> dict[str, int]:
+    """The processes the runner started, by name (its ``pids.json``)."""
+    data = json.loads((state_dir / "pids.json").read_text())
+    return {str(name): int(pgid) for name, pgid in data.items()}
+
+
+# --- workloads ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One workload at one concurrency: outcomes, latencies and CPU per process group."""
+
+    workload: str
+    clients: int
+    seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    succeeded: int = 0
+    pending: list[str] = field(default_factory=list)
+
+    def quantiles_ms(self) -> tuple[float, float, float]:
+        if len(self.latencies) < 2:
+            return (0.0, 0.0, 0.0)
+        q = statistics.quantiles(self.latencies, n=100, method="inclusive")
+        return (q[49] * 1000, q[94] * 1000, q[98] * 1000)
+
+    def cpu_ms_per_op(self, name: str) -> float:
+        return 1000 * self.cpu_s.get(name, 0.0) / self.succeeded if self.succeeded else 0.0
+
+    def platform_ms_per_op(self) -> float:
+        return sum(self.cpu_ms_per_op(name) for name in self.cpu_s if not _is_stand_in(name))
+
+
+def _is_stand_in(name: str) -> bool:
+    return name.startswith("sandbox-")
+
+
+Operation = Callable[[Run], Awaitable[None]]
+
+
+async def closed_loop(run: Run, operation: Operation, operations: int) -> None:
+    """``run.clients`` clients each doing operations back to back, ``operations`` in all."""
+    remaining = operations
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            await operation(run)
+            run.latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(run.clients)))
+    run.seconds = time.perf_counter() - started
+
+
+async def quiet(groups: dict[str, int], *, settle_s: float = 1.0, limit_s: float = 30.0) -> None:
+    """Wait until the platform's processes stop burning CPU (relays, consumers, indexing)."""
+    deadline = time.monotonic() + limit_s
+    before = cpu_by_group(groups)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(settle_s)
+        now = cpu_by_group(groups)
+        busy = sum(now.values()) - sum(before.values())
+        if busy < 0.05 * settle_s:  # Elasticsearch and Redis idle at a few percent
+            return
+        before = now
+
+
+@dataclass
+class Platform:
+    """What the workloads need of a running platform."""
+
+    gateway: str
+    state_dir: Path
+    admin_headers: dict[str, str]
+    inventory_url: str | None = None
+
+
+async def _login(gateway: str) -> dict[str, str]:
+    """A customer's bearer header, through OTP and the Telegram stand-in (as the e2e tests)."""
+    from storefront_stack.logins import telegram_login
+
+    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    chat_id = 800_000 + uuid.uuid4().int % 100_000
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+        tokens = await telegram_login(client, phone, chat_id)
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def _product(platform: Platform, units: int) -> str:
+    sku = f"BENCH-COST-{uuid.uuid4().hex[:8].upper()}"
+    async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
+        for name in ("payments", "shipping"):  # zero latency, no faults
+            (await client.post(f"/sandbox/{name}/faults", json={"mode": "ok"})).raise_for_status()
+        created = await client.post(
+            "/api/v1/admin/products",
+            headers=platform.admin_headers,
+            json={
+                "sku": sku,
+                "name": "Bench cost headphones",
+                "brand": "Bench",
+                "category": "bench",
+                "price": 999,
+                "currency": "EUR",
+                "initial_stock": units,
+            },
+        )
+        created.raise_for_status()
+    return sku
+
+
+async def checkouts(
+    platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
+) -> Run:
+    sku = await _product(platform, units=10_000_000)
+    headers = await _login(platform.gateway)
+
+    async def checkout(run: Run) -> None:
+        try:
+            async with session.post(
+                f"{platform.gateway}/api/v1/orders",
+                json={
+                    "items": [{"sku": sku, "qty": 1}],
+                    "shipping_address": ADDRESS,
+                    "payment": PAYMENT,
+                },
+                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+            ) as response:
+                body = await response.json(content_type=None) if response.status < 300 else {}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            run.outcomes[type(exc).__name__] += 1
+            return
+        outcome = f"{response.status} {body.get('status', '')}".strip()
+        run.outcomes[outcome] += 1
+        run.succeeded += outcome == "201 CONFIRMED"
+        if response.status == 202:  # answered before the saga ended: counted once it has
+            run.pending.append(str(body["id"]))
+
+    run = await _measured("checkout", platform, clients, operations, checkout)
+    async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
+        for order_id in run.pending:
+            order = (await client.get(f"/api/v1/orders/{order_id}", headers=headers)).json()
+            run.outcomes[f"202 then {order['status']}"] += 1
+            run.succeeded += order["status"] == "CONFIRMED"
+    return run
+
+
+async def searches(
+    platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
+) -> Run:
+    counter = 0
+
+    async def search(run: Run) -> None:
+        nonlocal counter
+        counter += 1
+        query = SEARCHES[counter % len(SEARCHES)]
+        try:
+            async with session.get(
+                f"{platform.gateway}/api/v1/products/search", params={"q": query, "size": "20"}
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            run.outcomes[type(exc).__name__] += 1
+            return
+        run.outcomes[str(response.status)] += 1
+        run.succeeded += response.status == 200
+
+    return await _measured("search", platform, clients, operations, search)
+
+
+async def reservations(
+    platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
+) -> Run:
+    """Reserve then release one unit as orders does (the pair counts as one operation)."""
+    assert platform.inventory_url is not None
+    sku = await _product(platform, units=10_000_000)
+    key = SigningKey.from_pem(
+        (platform.state_dir / "keys" / "service-token-orders.pem").read_text()
+    )
+    minter = ServiceTokenMinter(
+        issuer=TokenIssuer(signing_key=key, issuer="orders"), service_name="orders"
+    )
+
+    async def reserve(run: Run) -> None:
+        order_id = str(uuid.uuid4())
+        headers = {"Authorization": f"Bearer {minter.token_for('inventory')}"}
+        try:
+            async with session.post(
+                f"{platform.inventory_url}/internal/inventory/reserve",
+                json={"order_id": order_id, "items": [{"sku": sku, "qty": 1}], "ttl_s": 60},
+                headers=headers,
+            ) as response:
+                await response.read()
+            if response.status == 200:
+                async with session.post(
+                    f"{platform.inventory_url}/internal/inventory/release",
+                    json={"order_id": order_id},
+                    headers=headers,
+                ) as released:
+                    await released.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            run.outcomes[type(exc).__name__] += 1
+            return
+        run.outcomes[str(response.status)] += 1
+        run.succeeded += response.status == 200
+
+    return await _measured("reserve", platform, clients, operations, reserve)
+
+
+async def _measured(
+    workload: str, platform: Platform, clients: int, operations: int, operation: Operation
+) -> Run:
+    groups = platform_groups(platform.state_dir)
+    warm_up = Run(workload, clients)
+    await closed_loop(warm_up, operation, max(clients * 4, operations // 10))
+    await quiet(groups)
+    # What each process burns doing nothing (Elasticsearch's and Redis's timers, the
+    # relays' polls) is not the operations' cost: measured now, subtracted below.
+    idle_started, idle_before = time.monotonic(), cpu_by_group(groups)
+    await asyncio.sleep(IDLE_S)
+    idle_after = cpu_by_group(groups)
+    idle_rate = {
+        name: (idle_after[name] - idle_before[name]) / (time.monotonic() - idle_started)
+        for name in groups
+    }
+    run = Run(workload, clients)
+    started, before = time.monotonic(), cpu_by_group(groups)
+    await closed_loop(run, operation, operations)
+    await quiet(groups)  # the work an operation causes after its answer is part of its cost
+    elapsed, after = time.monotonic() - started, cpu_by_group(groups)
+    run.cpu_s = {
+        name: max(0.0, after[name] - before[name] - idle_rate[name] * elapsed) for name in groups
+    }
+    return run
+
+
+WORKLOADS = {"checkout": checkouts, "search": searches, "reserve": reservations}
+
+
+async def measure(platform: Platform, args: argparse.Namespace) -> list[Run]:
+    runs = []
+    connector = aiohttp.TCPConnector(limit=max(args.clients) + 16)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        for workload in args.workloads:
+            for clients in args.clients:
+                console.print(f"{workload}: {clients} clients, {args.operations} operations...")
+                runs.append(await WORKLOADS[workload](platform, session, clients, args.operations))
+    return runs
+
+
+def report(runs: list[Run]) -> None:
+    names = sorted(
+        {name for run in runs for name in run.cpu_s},
+        key=lambda name: (_is_stand_in(name), name),
+    )
+    table = Table(title="CPU-ms per successful operation, per process group")
+    table.add_column("process")
+    for run in runs:
+        table.add_column(f"{run.workload}\n{run.clients} clients", justify="right")
+    for name in names:
+        if _is_stand_in(name):
+            continue
+        table.add_row(name, *(f"{run.cpu_ms_per_op(name):.2f}" for run in runs))
+    table.add_row(
+        "[b]platform total[/b]", *(f"[b]{run.platform_ms_per_op():.1f}[/b]" for run in runs)
+    )
+    for name in names:
+        if _is_stand_in(name):
+            table.add_row(f"({name})", *(f"{run.cpu_ms_per_op(name):.2f}" for run in runs))
+    table.add_section()
+    table.add_row("operations/s", *(f"{run.succeeded / run.seconds:,.0f}" for run in runs))
+    for label, index in (("p50 ms", 0), ("p95 ms", 1), ("p99 ms", 2)):
+        table.add_row(label, *(f"{run.quantiles_ms()[index]:.0f}" for run in runs))
+    table.add_row(
+        "outcomes",
+        *(", ".join(f"{k}: {v}" for k, v in run.outcomes.most_common(3)) for run in runs),
+    )
+    console.print(table)
+
+
+def _admin_headers(auth_signing_key_pem: str) -> dict[str, str]:
+    token = TokenIssuer(
+        signing_key=SigningKey.from_pem(auth_signing_key_pem), issuer="storefront-auth"
+    ).issue(
+        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(hours=1), roles=("admin",)
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def own_platform(args: argparse.Namespace) -> Iterator[Platform]:
+    """A whole platform on free ports (as ``make test`` starts it); stopped on exit."""
+    from storefront_stack.platform import Platform as Runner
+    from storefront_stack.platform import PlatformOptions
+
+    with tempfile.TemporaryDirectory(prefix="bench-cost-") as scratch:
+        state = Path(args.own_state_dir) if args.own_state_dir else Path(scratch)
+        runner = Runner(
+            PlatformOptions(
+                state_dir=state,
+                free_ports=True,
+                log_to_files=True,
+                fast_unsafe_db=True,
+                env_overrides={
+                    "GATEWAY_AUTH_RATE": "50r/s",
+                    "GATEWAY_AUTH_BURST": "100",
+                    # The bench measures cost, not the limits: searches must not get 429s.
+                    "GATEWAY_SEARCH_RATE": "100000r/s",
+                    "GATEWAY_SEARCH_BURST": "100000",
+                    "CATALOG_SEARCH_IP_RATE_LIMIT": "10000000/minute",
+                    **dict(item.split("=", 1) for item in args.env),
+                },
+            )
+        )
+        console.print("starting the platform (PostgreSQL, Redis, Elasticsearch, nginx)...")
+        endpoints = runner.start()
+        try:
+            yield Platform(
+                gateway=endpoints.gateway_url,
+                state_dir=state,
+                admin_headers=_admin_headers(runner.platform_env["AUTH_JWT_SIGNING_KEY"]),
+                inventory_url=f"http://127.0.0.1:{endpoints.service_ports['inventory']}",
+            )
+        finally:
+            runner.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=sorted(WORKLOADS),
+        default=["checkout", "search", "reserve"],
+    )
+    parser.add_argument("--clients", nargs="+", type=int, default=[4, 16])
+    parser.add_argument("--operations", type=int, default=400, help="per workload and concurrency")
+    parser.add_argument("--gateway-url", help="a running platform (default: start one)")
+    parser.add_argument(
+        "--state-dir",
+        default=str(ROOT / ".stack" / "run"),
+        help="with --gateway-url: the runner's state (pids.json, keys/)",
+    )
+    parser.add_argument(
+        "--inventory-url",
+        default="http://127.0.0.1:8103",
+        help="with --gateway-url: inventory itself, for the reserve workload",
+    )
+    parser.add_argument("--own-state-dir", help="own platform only: keep its data and logs here")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="own platform only"
+    )
+    args = parser.parse_args()
+    if args.gateway_url:
+        state = Path(args.state_dir)
+        platform = Platform(
+            gateway=args.gateway_url,
+            state_dir=state,
+            admin_headers=_admin_headers((state / "keys" / "auth-jwt.pem").read_text()),
+            inventory_url=args.inventory_url,
+        )
+        report(asyncio.run(measure(platform, args)))
+    else:
+        with own_platform(args) as platform:
+            report(asyncio.run(measure(platform, args)))
+
+
+if __name__ == "__main__":
+    main()
