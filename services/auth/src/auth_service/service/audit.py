@@ -6,7 +6,7 @@ the other services stage ``audit.recorded`` events in their outboxes, which
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -42,8 +42,14 @@ async def list_entries(
 
 def _check_window(since: datetime | None, until: datetime | None) -> None:
     for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
+        if moment is None:
+            continue
+        if moment.tzinfo is None:
             raise InvalidAuditFilter(f"{name} needs a UTC offset (e.g. 2026-12-07T10:00:00Z).")
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise InvalidAuditFilter(f"{name} is out of range.") from None
     if since is not None and until is not None and since >= until:
         raise InvalidAuditFilter("since must be earlier than until.")
 

@@ -102,7 +102,7 @@ async def replay_dead_letter(
         async with redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(dead_stream)
-                found: list[Any] = await pipe.xrange(dead_stream, min=entry_id, max=entry_id)
+                found: Any = await pipe.xrange(dead_stream, min=entry_id, max=entry_id)
                 if not found or found[0][1].get("group") != group:
                     raise DeadLetterNotFound(f"No dead letter {entry_id} of this service.")
                 fields: dict[str, str] = found[0][1]
@@ -121,7 +121,7 @@ async def replay_dead_letter(
                     },
                     after={"stream": stream, "group": group, "event_id": item["event_id"]},
                 )
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.xadd(stream, {name: fields[name] for name in _EVENT_FIELDS if name in fields})
                 pipe.xdel(dead_stream, entry_id)
                 pipe.xadd(
