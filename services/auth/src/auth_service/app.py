@@ -106,16 +106,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
-        _, pending = (
-            await asyncio.wait(workers, timeout=consumer.block_ms / 1000 + 2)
-            if workers
-            else ((), ())
-        )
-        for task in pending:
-            task.cancel()
-        for task in workers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if workers:
+            # The consumer notices the stop within one blocking read; then it is cancelled.
+            _, pending = await asyncio.wait(workers, timeout=consumer.block_ms / 1000 + 2)
+            for task in pending:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await delivery.aclose()
         await limiter.aclose()
         await redis.aclose()
