@@ -157,6 +157,7 @@ def _get(gateway: dict[str, Any], path: str, **kwargs: Any) -> httpx.Response:
         ("/api/v1/users/me", "auth"),
         ("/api/v1/admin/users", "auth"),
         ("/api/v1/admin/users/42/roles", "auth"),
+        ("/api/v1/admin/audit", "auth"),
         ("/.well-known/jwks.json", "auth"),
         ("/api/v1/products/search", "catalog"),
         ("/api/v1/products/0193", "catalog"),

@@ -322,6 +322,24 @@ class Auth:
         return None if row is None else dict(row._mapping)
 
 
+async def login_as(auth: Auth, *roles: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A real user (given ``roles`` in the database, then refreshed), logged in; (headers, row)."""
+    phone = new_phone()
+    tokens = await auth.login(phone, new_chat_id())
+    if roles:
+        await auth.execute(
+            "UPDATE user_account SET roles = CAST(:roles AS varchar[]) WHERE phone = :p",
+            {"roles": list(roles), "p": phone},
+        )
+        refreshed = await auth.client.post(
+            "/api/v1/auth/token/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
+        tokens = refreshed.json()
+    row = await auth.user_row(phone)
+    assert row is not None
+    return bearer(tokens["access_token"]), row
+
+
 def settings_for(
     database_url: str, redis_url: str, keys: Keys, notifications_url: str, **overrides: Any
 ) -> AuthSettings:

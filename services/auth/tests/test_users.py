@@ -1,27 +1,10 @@
 """``/users/me`` for everyone; ``/admin/users`` for staff, role changes for admins."""
 
 import uuid
-from typing import Any
 
-from .conftest import Auth, bearer, new_chat_id, new_phone, problem
+from .conftest import Auth, bearer, login_as, new_chat_id, new_phone, problem
 
-
-async def _login(auth: Auth, *roles: str) -> tuple[dict[str, str], dict[str, Any]]:
-    """A real user (given ``roles`` in the database, then refreshed), logged in; (headers, row)."""
-    phone = new_phone()
-    tokens = await auth.login(phone, new_chat_id())
-    if roles:
-        await auth.execute(
-            "UPDATE user_account SET roles = CAST(:roles AS varchar[]) WHERE phone = :p",
-            {"roles": list(roles), "p": phone},
-        )
-        refreshed = await auth.client.post(
-            "/api/v1/auth/token/refresh", json={"refresh_token": tokens["refresh_token"]}
-        )
-        tokens = refreshed.json()
-    row = await auth.user_row(phone)
-    assert row is not None
-    return bearer(tokens["access_token"]), row
+_login = login_as
 
 
 async def test_me_shows_the_callers_profile(auth: Auth) -> None:

@@ -1,5 +1,9 @@
 """The auth service as an ASGI app (``uvicorn auth_service.app:create_app --factory``)."""
 
+import asyncio
+import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -10,15 +14,20 @@ from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.api import routers
 from auth_service.keys import AuthKeys
+from auth_service.service.audit import AuditRecorder
 from auth_service.settings import AuthSettings, get_settings
 from storefront_kit.app import create_service_app
+from storefront_kit.audit import AUDIT_STREAM
 from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.events import StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import create_redis
 from storefront_kit.security import ServiceSecurity
 
-__all__ = ["create_app"]
+__all__ = ["AUDIT_GROUP", "create_app"]
+
+AUDIT_GROUP = "auth-audit"
 
 OPENAPI_TAGS = [
     {
@@ -27,6 +36,7 @@ OPENAPI_TAGS = [
     },
     {"name": "users", "description": "The caller's own profile."},
     {"name": "admin: users", "description": "Users and roles (admin writes, moderator reads)."},
+    {"name": "admin: audit", "description": "Every staff action of the platform (staff read)."},
     {"name": "internal", "description": "Service-to-service only (the Telegram bot's Start)."},
 ]
 
@@ -45,7 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         application_name="auth",
     )
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = sessionmaker
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
     app.state.otp_store = OtpStore(redis)
@@ -78,9 +89,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_attempts=settings.notifications_max_attempts,
     )
     app.state.otp_delivery = delivery
+    # The other services' audit entries arrive on a stream; auth stores each once.
+    consumer = StreamConsumer(
+        redis=redis,
+        stream=AUDIT_STREAM,
+        group=AUDIT_GROUP,
+        consumer=settings.audit_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
+        handler=AuditRecorder(sessionmaker),
+    )
+    app.state.audit_consumer = consumer
+    stop = asyncio.Event()
+    workers: list[asyncio.Task[None]] = []
+    if settings.audit_consumer_enabled:
+        workers.append(asyncio.create_task(consumer.run(stop), name="auth-audit-consumer"))
     try:
         yield
     finally:
+        stop.set()
+        if workers:
+            # The consumer notices the stop within one blocking read; then it is cancelled.
+            _, pending = await asyncio.wait(workers, timeout=consumer.block_ms / 1000 + 2)
+            for task in pending:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await delivery.aclose()
         await limiter.aclose()
         await redis.aclose()

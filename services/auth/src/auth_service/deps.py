@@ -10,6 +10,7 @@ from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
+from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
 from storefront_kit.rate_limits import RateLimiter
@@ -17,6 +18,7 @@ from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 
 __all__ = [
     "AccessTokensDep",
+    "AdminAudit",
     "AdminUser",
     "ClientIp",
     "CurrentUser",
@@ -78,6 +80,16 @@ async def _client_ip(request: Request) -> str:
     return client_ip(request)
 
 
+async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
+    settings: AuthSettings = request.app.state.settings
+    return audit_context(
+        request,
+        admin,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
@@ -87,3 +99,5 @@ DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]
 KeysDep = Annotated[AuthKeys, Depends(_keys)]
 AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
 ClientIp = Annotated[str, Depends(_client_ip)]
+AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
+"""An admin's request, as the audit log records its actor and origin."""

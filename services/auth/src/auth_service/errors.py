@@ -4,7 +4,8 @@ Auth-specific problems (stable ``code`` in parentheses)::
 
     UnprocessableEntity 422
     ├── InvalidPhone             (invalid_phone)          not an E.164 number
-    └── UnknownRole              (unknown_role)           roles outside admin/moderator/customer
+    ├── UnknownRole              (unknown_role)           roles outside admin/moderator/customer
+    └── InvalidAuditFilter       (invalid_audit_filter)   audit log filters that cannot match
     TooManyRequests 429 (Retry-After)
     ├── OtpCooldown              (otp_cooldown)           a code was sent moments ago
     └── OtpRateLimited           (otp_rate_limited)       per-phone or per-IP limit; ``scope``
@@ -46,6 +47,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "InvalidAuditFilter",
     "InvalidPhone",
     "NotFound",
     "OtpCooldown",
@@ -70,6 +72,11 @@ __all__ = [
 class InvalidPhone(UnprocessableEntity):
     code = "invalid_phone"
     title = "Invalid phone number"
+
+
+class InvalidAuditFilter(UnprocessableEntity):
+    code = "invalid_audit_filter"
+    title = "The audit log filters are invalid"
 
 
 class UnknownRole(UnprocessableEntity):

@@ -5,6 +5,7 @@ within minutes); users and refresh-token families live here.
 """
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -17,12 +18,12 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from storefront_kit.db import metadata_with_conventions
 
-__all__ = ["Base", "RefreshToken", "UserAccount"]
+__all__ = ["AuditEntry", "Base", "RefreshToken", "UserAccount"]
 
 
 class Base(DeclarativeBase):
@@ -84,3 +85,36 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One staff action of any service (docs/auth.md, "Audit log"): append-only.
+
+    The migration adds a trigger that refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE``;
+    the id is the ``audit.recorded`` event's (a UUIDv7), so paging by id is paging by time
+    and a redelivered event is stored once.
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (
+        Index("ix_audit_entry_actor_id", "actor_id", "id"),
+        Index("ix_audit_entry_target", "target_type", "target_id", "id"),
+        Index("ix_audit_entry_action", "action", "id"),
+        Index("ix_audit_entry_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    service: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    actor_roles: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -11,17 +11,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.models import RefreshToken, UserAccount
+from auth_service.models import AuditEntry, RefreshToken, UserAccount
+from storefront_kit.audit import AuditEntry as AuditRecord
 from storefront_kit.ids import new_id
 
 __all__ = [
+    "AuditFilter",
     "UserFilter",
+    "add_audit_entry",
     "add_refresh_token",
     "ensure_user",
     "get_user",
     "get_user_by_chat",
     "get_user_by_phone",
     "link_chat",
+    "list_audit_entries",
     "list_users",
     "lock_refresh_token",
     "mark_refresh_token_used",
@@ -220,3 +224,57 @@ async def revoke_family(session: AsyncSession, family_id: UUID, *, now: datetime
         .execution_options(synchronize_session=False)
     )
     return len(result.all())
+
+
+async def add_audit_entry(session: AsyncSession, entry: AuditRecord) -> bool:
+    """Store ``entry`` unless an entry with its id is stored already; True if stored."""
+    inserted = await session.scalar(
+        insert(AuditEntry)
+        .values(**entry.model_dump())
+        .on_conflict_do_nothing(index_elements=[AuditEntry.id])
+        .returning(AuditEntry.id)
+    )
+    return inserted is not None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit log is filtered by (every field optional, all must match)."""
+
+    actor_id: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    service: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        for column, value in (
+            (AuditEntry.actor_id, self.actor_id),
+            (AuditEntry.action, self.action),
+            (AuditEntry.target_type, self.target_type),
+            (AuditEntry.target_id, self.target_id),
+            (AuditEntry.service, self.service),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if self.since is not None:
+            conditions.append(AuditEntry.occurred_at >= self.since)
+        if self.until is not None:
+            conditions.append(AuditEntry.occurred_at < self.until)
+        return conditions
+
+
+async def list_audit_entries(
+    session: AsyncSession, filters: AuditFilter, *, before: UUID | None, limit: int
+) -> list[AuditEntry]:
+    """Newest first (by id, a UUIDv7: time order), those older than ``before`` (keyset)."""
+    conditions = filters.clauses()
+    if before is not None:
+        conditions.append(AuditEntry.id < before)
+    rows = await session.scalars(
+        select(AuditEntry).where(*conditions).order_by(AuditEntry.id.desc()).limit(limit)
+    )
+    return list(rows)

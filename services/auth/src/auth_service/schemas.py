@@ -3,7 +3,7 @@ absurd sizes are refused before any code runs."""
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -14,6 +14,8 @@ from auth_service.domain.roles import Role
 
 __all__ = [
     "AdminUserOut",
+    "AuditEntryOut",
+    "AuditPage",
     "ContactOutcome",
     "OtpSendAccepted",
     "OtpSendRequest",
@@ -217,3 +219,30 @@ class TelegramChatOut(BaseModel):
 
     user_id: UUID
     chat_id: int | None
+
+
+class AuditEntryOut(BaseModel):
+    """One staff action: who, what (target, before and after), when and from where."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    occurred_at: datetime
+    recorded_at: datetime
+    service: str
+    actor_id: str
+    actor_roles: list[str]
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+    client_ip: str | None
+
+
+class AuditPage(BaseModel):
+    """Newest first; pass ``next_before`` as ``before`` for the next page (null: no more)."""
+
+    items: list[AuditEntryOut]
+    next_before: UUID | None

@@ -84,9 +84,14 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin):
     #: Calls made to hand one code to notifications before giving up (transport errors, 5xx).
     notifications_max_attempts: int = Field(default=3, ge=1, le=10)
 
-    #: Admin user list page size when none is asked for.
+    #: Store the other services' audit entries (`audit.events`) from this process.
+    audit_consumer_enabled: bool = True
+    #: This replica's consumer name in the `auth-audit` group; unset means host and pid.
+    audit_consumer_name: str | None = Field(default=None, max_length=200)
+
+    #: Admin user list (and audit log) page size when none is asked for.
     page_size_default: int = Field(default=20, ge=1)
-    #: Largest admin user list page size (larger is a 422).
+    #: Largest admin user list (and audit log) page size (larger is a 422).
     page_size_max: int = Field(default=100, ge=1, le=1000)
 
     @field_validator(

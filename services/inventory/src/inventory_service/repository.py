@@ -46,6 +46,7 @@ __all__ = [
     "list_adjustments",
     "list_products",
     "lock_expired_reservations",
+    "lock_product",
     "lock_reservation",
     "product_exists",
     "product_snapshots",
@@ -221,6 +222,16 @@ async def update_product(
         execution_options={"synchronize_session": False, "populate_existing": True},
     )
     return result.one_or_none()
+
+
+async def lock_product(session: AsyncSession, product_id: UUID) -> Product | None:
+    """The live product, locked until the transaction ends (what an audited change saw)."""
+    return await session.scalar(
+        select(Product)
+        .where(Product.id == product_id, Product.deleted_at.is_(None))
+        .with_for_update(),
+        execution_options={"populate_existing": True},
+    )
 
 
 async def soft_delete_product(

@@ -10,10 +10,12 @@ from notifications_service.adapters.auth import AuthClient
 from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.background import TaskSet
 from notifications_service.settings import NotificationsSettings
+from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
 from storefront_kit.security import AdminUser
 
 __all__ = [
+    "AdminAudit",
     "AdminUser",
     "AuthClientDep",
     "RedisDep",
@@ -55,3 +57,17 @@ SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 TelegramDep = Annotated[TelegramBot, Depends(_telegram)]
 AuthClientDep = Annotated[AuthClient, Depends(_auth_client)]
 TasksDep = Annotated[TaskSet, Depends(_tasks)]
+
+
+async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
+    settings: NotificationsSettings = request.app.state.settings
+    return audit_context(
+        request,
+        admin,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
+AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
+"""An admin's request, as the audit log records its actor and origin."""

@@ -8,6 +8,8 @@ Notifications-specific problems (stable ``code`` in parentheses)::
     └── WebhookSecretInvalid   (webhook_secret_invalid)  not the secret the webhook was set with
     BadRequest 400
     └── InvalidUpdate          (invalid_update)          not JSON, or not a Telegram Update
+    NotFound 404
+    └── DeadLetterNotFound     (dead_letter_not_found)   no such dead letter of this group
     UnprocessableEntity 422
     └── InvalidRequest         (validation_error)        limits that come from settings
 """
@@ -27,6 +29,7 @@ __all__ = [
     "AppError",
     "BadRequest",
     "Conflict",
+    "DeadLetterNotFound",
     "Forbidden",
     "InvalidRequest",
     "InvalidUpdate",
@@ -59,3 +62,8 @@ class InvalidRequest(UnprocessableEntity):
 
     code = "validation_error"
     title = "Request validation failed"
+
+
+class DeadLetterNotFound(NotFound):
+    code = "dead_letter_not_found"
+    title = "No such dead letter"

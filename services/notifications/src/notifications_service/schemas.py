@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "DeadLetter",
     "DeadLetterPage",
+    "DeadLetterReplayed",
     "OtpAccepted",
     "OtpRequest",
     "WebhookAck",
@@ -54,6 +55,13 @@ class DeadLetter(BaseModel):
     original_entry_id: str | None
     envelope: dict[str, Any] | None = Field(description="The event as it was received.")
     raw: str | None = Field(default=None, description="The entry when it was not valid JSON.")
+
+
+class DeadLetterReplayed(DeadLetter):
+    """A dead letter put back on the consumer's stream (and audited)."""
+
+    replayed_entry_id: str = Field(description="Its new entry on the consumer's stream.")
+    audit_entry_id: str = Field(description="Its entry in the audit log (GET /admin/audit).")
 
 
 class DeadLetterPage(BaseModel):

@@ -8,10 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.saga.runner import SagaRunner
 from orders_service.settings import OrdersSettings
+from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 
 __all__ = [
+    "AdminAudit",
     "AdminUser",
     "CurrentUser",
     "RedisDep",
@@ -43,3 +45,17 @@ SettingsDep = Annotated[OrdersSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 RunnerDep = Annotated[SagaRunner, Depends(_runner)]
+
+
+async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
+    settings: OrdersSettings = request.app.state.settings
+    return audit_context(
+        request,
+        admin,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
+AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
+"""An admin's request, as the audit log records its actor and origin."""

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.models import CustomerOrder, OutboxEvent
+from storefront_kit.audit import AUDIT_STREAM, AuditEntry, audit_event
 from storefront_kit.events import EventEnvelope, add_outbox_event
 from storefront_kit.logging import get_logger
 
@@ -25,6 +26,7 @@ __all__ = [
     "STREAM",
     "publish_alert",
     "receipt",
+    "stage_audit",
     "stage_event",
     "stage_status_changed",
 ]
@@ -69,6 +71,11 @@ def stage_status_changed(session: AsyncSession, order: CustomerOrder, previous: 
     if order.reason and order.status in ("FAILED", "CANCELLED", "COMPENSATING"):
         data["reason"] = order.reason
     stage_event(session, order, "order.status_changed", data)
+
+
+def stage_audit(session: AsyncSession, entry: AuditEntry) -> None:
+    """Stage a staff action's audit entry (``audit.recorded`` on ``audit.events``)."""
+    add_outbox_event(session, OutboxEvent, stream=AUDIT_STREAM, event=audit_event(entry))
 
 
 async def publish_alert(redis: Redis, alert_type: str, data: dict[str, Any]) -> None:

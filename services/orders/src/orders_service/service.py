@@ -30,9 +30,11 @@ from orders_service.errors import (
     OrderNotCancellable,
     OrderNotFound,
 )
+from orders_service.events import stage_audit
 from orders_service.models import CustomerOrder, SagaStep
 from orders_service.schemas import OrderCreate
 from orders_service.transitions import transition
+from storefront_kit.audit import AuditContext
 
 __all__ = [
     "change_status",
@@ -121,9 +123,13 @@ async def list_orders(
 
 
 async def change_status(
-    session: AsyncSession, *, order_id: UUID, target: OrderStatus
+    session: AsyncSession, *, order_id: UUID, target: OrderStatus, audit: AuditContext
 ) -> CustomerOrder:
-    """Staff move a settled order along CONFIRMED → PROCESSING → SHIPPED → DELIVERED."""
+    """Staff move a settled order along CONFIRMED → PROCESSING → SHIPPED → DELIVERED.
+
+    A move is audited (``order.status_changed``) in its transaction; asking for the
+    status the order has already changes and records nothing.
+    """
     order = await repository.get_order(session, order_id, for_update=True)
     if order is None:
         raise OrderNotFound(f"No order {order_id}.")
@@ -137,10 +143,21 @@ async def change_status(
             requested=target.value,
         ) from exc
     if changed:
+        version = order.version
         await transition(session, order, target)
         await session.flush()
         # updated_at is set by the database on flush: load it now, not lazily later.
         await session.refresh(order)
+        stage_audit(
+            session,
+            audit.entry(
+                action="order.status_changed",
+                target_type="order",
+                target_id=order.id,
+                before={"status": current.value, "version": version},
+                after={"status": order.status, "version": order.version},
+            ),
+        )
     return order
 
 
@@ -152,11 +169,14 @@ async def request_cancel(
     reason: Reason,
     lease_owner: str,
     lease_ttl_s: float,
+    audit: AuditContext | None = None,
 ) -> tuple[CustomerOrder, bool]:
     """Ask for an order to be cancelled; True when this replica must now run its saga.
 
     A running saga is told to stop (it compensates at its next step); a confirmed order
-    not yet shipped starts compensating here (refund, cancel the parcel, release).
+    not yet shipped starts compensating here (refund, cancel the parcel, release). With
+    ``audit`` (staff) a request that changes the order is audited (``order.cancelled``)
+    in its transaction, with the refund it sets off.
     """
     order = await repository.get_order(session, order_id, user_id=user_id, for_update=True)
     if order is None:
@@ -169,6 +189,11 @@ async def request_cancel(
             f"An order that is {order.status} can no longer be cancelled.",
             order_status=order.status,
         )
+    before = {
+        "status": order.status,
+        "cancel_requested": order.cancel_requested,
+        "version": order.version,
+    }
     now = await session.scalar(select(func.now()))
     lease_free = (
         order.lease_owner is None
@@ -193,4 +218,32 @@ async def request_cancel(
         order.lease_expires_at = func.now() + timedelta(seconds=lease_ttl_s)
     await session.flush()
     await session.refresh(order)
+    if audit is not None and (plan == CancelPlan.COMPENSATE or not before["cancel_requested"]):
+        stage_audit(
+            session,
+            audit.entry(
+                action="order.cancelled",
+                target_type="order",
+                target_id=order.id,
+                before=before,
+                after={
+                    "status": order.status,
+                    "cancel_requested": True,
+                    "version": order.version,
+                    "reason": order.reason,
+                    "user_id": order.user_id,
+                    # What the compensation refunds: the payment taken so far, if any (a
+                    # saga still running refunds whatever it captures before it stops).
+                    "refund": (
+                        {
+                            "payment_id": order.payment_id,
+                            "amount": order.total,
+                            "currency": order.currency,
+                        }
+                        if order.payment_id
+                        else None
+                    ),
+                },
+            ),
+        )
     return order, lease_free

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from auth_service.api import admin, auth, internal, users
+from auth_service.api import admin, audit, auth, internal, users
 
 __all__ = ["routers"]
 
@@ -11,5 +11,6 @@ routers: list[APIRouter] = [
     auth.jwks_router,
     users.router,
     admin.router,
+    audit.router,
     internal.router,
 ]

@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from auth_service.api.views import admin_user_out
-from auth_service.deps import AdminUser, SessionDep, SettingsDep, StaffUser
+from auth_service.deps import AdminAudit, SessionDep, SettingsDep, StaffUser
 from auth_service.domain.roles import Role
 from auth_service.errors import OwnAdminRole, PhoneNotProven, UnknownRole, UserNotFound
 from auth_service.schemas import AdminUserOut, RolesUpdate, UserPage
@@ -54,13 +54,11 @@ async def get_user(user_id: UUID, _staff: StaffUser, session: SessionDep) -> Adm
     "/{user_id}/roles", responses=responses(UserNotFound, OwnAdminRole, PhoneNotProven, 422)
 )
 async def put_roles(
-    user_id: UUID, body: RolesUpdate, admin: AdminUser, session: SessionDep
+    user_id: UUID, body: RolesUpdate, audit: AdminAudit, session: SessionDep
 ) -> AdminUserOut:
-    """Replace a user's roles (admin only); takes effect at the user's next token refresh.
+    """Replace a user's roles (admin only, audited); takes effect at the user's next refresh.
 
     A staff role goes only to a user whose phone a linked Telegram chat has proven (409).
     """
-    user = await users.set_roles(
-        session, actor_id=admin.subject, user_id=user_id, roles=list(body.roles)
-    )
+    user = await users.set_roles(session, audit=audit, user_id=user_id, roles=list(body.roles))
     return admin_user_out(user)

@@ -20,6 +20,8 @@ from auth_service.errors import (
 )
 from auth_service.models import UserAccount
 from auth_service.repository import UserFilter
+from auth_service.service import audit as audit_log
+from storefront_kit.audit import AuditContext
 from storefront_kit.logging import get_logger
 
 __all__ = [
@@ -90,9 +92,14 @@ async def list_users(
 
 
 async def set_roles(
-    session: AsyncSession, *, actor_id: str, user_id: UUID, roles: Sequence[str]
+    session: AsyncSession, *, audit: AuditContext, user_id: UUID, roles: Sequence[str]
 ) -> UserAccount:
-    """Replace a user's roles; an admin cannot take away their own admin role."""
+    """Replace a user's roles; an admin cannot take away their own admin role.
+
+    A change is audited (``user.roles_changed``) in the same transaction; setting the
+    roles the user has already changes and records nothing.
+    """
+    actor_id = audit.actor_id
     try:
         wanted = role_rules.normalise(roles)
     except ValueError as exc:
@@ -108,9 +115,22 @@ async def set_roles(
             f"Granting {', '.join(sorted(granted))} needs a user whose phone is proven by a "
             "linked Telegram chat: let them log in through Telegram first."
         )
+    before = list(current.roles)
+    if set(before) == set(wanted):
+        return current
     user = await repository.set_roles(session, user_id, wanted, now=datetime.now(UTC))
     if user is None:
         raise UserNotFound()
+    await audit_log.record(
+        session,
+        audit.entry(
+            action="user.roles_changed",
+            target_type="user",
+            target_id=user_id,
+            before={"roles": before},
+            after={"roles": list(user.roles)},
+        ),
+    )
     logger.info("roles_changed", user_id=str(user_id), roles=wanted, by=actor_id)
     return user
 

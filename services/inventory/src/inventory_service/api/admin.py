@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 
 from inventory_service.api.conditional import etag, expected_versions, required_expected_versions
-from inventory_service.deps import AdminUser, SessionDep, SettingsDep, StaffUser
+from inventory_service.deps import AdminAudit, SessionDep, SettingsDep, StaffUser
 from inventory_service.errors import (
     InvalidRequest,
     PreconditionFailed,
@@ -50,10 +50,10 @@ Label = Annotated[str | None, Query(min_length=1, max_length=100)]
     responses=responses(SkuTaken, 422),
 )
 async def create_product(
-    body: ProductCreate, admin: AdminUser, session: SessionDep, response: Response
+    body: ProductCreate, audit: AdminAudit, session: SessionDep, response: Response
 ) -> ProductOut:
-    """Create a product (with its initial stock, audited)."""
-    product = await products.create_product(session, data=body, actor=admin.subject)
+    """Create a product with its initial stock (audited)."""
+    product = await products.create_product(session, data=body, audit=audit)
     response.headers["Location"] = f"{PREFIX}/{product.id}"
     response.headers["ETag"] = etag(product.version)
     return product
@@ -98,15 +98,15 @@ async def get_product(
 async def update_product(
     product_id: UUID,
     body: ProductPatch,
-    _admin: AdminUser,
+    audit: AdminAudit,
     session: SessionDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> ProductOut:
-    """Change some fields; requires ``If-Match`` (428 without, 412 when stale)."""
+    """Change some fields (audited); requires ``If-Match`` (428 without, 412 when stale)."""
     versions = required_expected_versions(if_match)
     product = await products.update_product(
-        session, product_id=product_id, expected_versions=versions, patch=body
+        session, product_id=product_id, expected_versions=versions, patch=body, audit=audit
     )
     response.headers["ETag"] = etag(product.version)
     return product
@@ -118,11 +118,11 @@ async def update_product(
     responses=responses(ProductNotFound, PreconditionFailed),
 )
 async def delete_product(
-    product_id: UUID, _admin: AdminUser, session: SessionDep, if_match: IfMatch = None
+    product_id: UUID, audit: AdminAudit, session: SessionDep, if_match: IfMatch = None
 ) -> Response:
-    """Soft delete (``If-Match`` optional): the product stops selling; its sku stays taken."""
+    """Soft delete (audited; ``If-Match`` optional): it stops selling, its sku stays taken."""
     await products.delete_product(
-        session, product_id=product_id, expected_versions=expected_versions(if_match)
+        session, product_id=product_id, expected_versions=expected_versions(if_match), audit=audit
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -132,12 +132,10 @@ async def delete_product(
     responses=responses(ProductNotFound, StockBelowReserved, 422),
 )
 async def adjust_stock(
-    product_id: UUID, body: StockAdjust, admin: AdminUser, session: SessionDep
+    product_id: UUID, body: StockAdjust, audit: AdminAudit, session: SessionDep
 ) -> StockOut:
     """Add (or with a negative ``delta`` remove) units on hand, with a reason (audited)."""
-    return await products.adjust_stock(
-        session, product_id=product_id, change=body, actor=admin.subject
-    )
+    return await products.adjust_stock(session, product_id=product_id, change=body, audit=audit)
 
 
 @router.get("/{product_id}/stock/adjustments", responses=responses(ProductNotFound))

@@ -1,6 +1,7 @@
 """Admin product use cases: create, read, list, optimistic update, soft delete, stock."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from inventory_service.schemas import (
     StockLevel,
     StockOut,
 )
+from storefront_kit.audit import AUDIT_STREAM, AuditContext, AuditEntry, audit_event
 
 __all__ = [
     "adjust_stock",
@@ -39,6 +41,29 @@ __all__ = [
 ]
 
 INITIAL_STOCK_REASON = "initial stock"
+#: What an audit entry shows of a product (the fields staff edit, and its version).
+_AUDITED_FIELDS = (
+    "sku",
+    "name",
+    "description",
+    "brand",
+    "category",
+    "attributes",
+    "price",
+    "currency",
+    "images",
+    "active",
+    "version",
+)
+
+
+def _fields(product: Product, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(product, name) for name in names}
+
+
+def _audit(session: AsyncSession, entry: AuditEntry) -> None:
+    """Stage the entry in the outbox, in the transaction of the action it records."""
+    repository.add_event(session, AUDIT_STREAM, audit_event(entry))
 
 
 def product_out(product: Product, stock: StockOut) -> ProductOut:
@@ -62,8 +87,11 @@ def product_out(product: Product, stock: StockOut) -> ProductOut:
     )
 
 
-async def create_product(session: AsyncSession, *, data: ProductCreate, actor: str) -> ProductOut:
-    """Create a product and its stock row; ``sku_taken`` if the sku exists (even deleted)."""
+async def create_product(
+    session: AsyncSession, *, data: ProductCreate, audit: AuditContext
+) -> ProductOut:
+    """Create a product and its stock row (audited); ``sku_taken`` if the sku exists."""
+    actor = audit.actor_id
     values = data.model_dump(exclude={"initial_stock"})
     product = await repository.insert_product(session, values=values)
     if product is None:
@@ -78,6 +106,15 @@ async def create_product(session: AsyncSession, *, data: ProductCreate, actor: s
     out = product_out(product, stock)
     repository.add_event(session, events.STREAM, events.product_upserted(out))
     repository.add_event(session, events.STREAM, events.stock_changed(stock))
+    _audit(
+        session,
+        audit.entry(
+            action="product.created",
+            target_type="product",
+            target_id=product.id,
+            after={**_fields(product, _AUDITED_FIELDS), "initial_stock": data.initial_stock},
+        ),
+    )
     return out
 
 
@@ -125,16 +162,24 @@ async def update_product(
     product_id: UUID,
     expected_versions: Collection[int] | None,
     patch: ProductPatch,
+    audit: AuditContext,
 ) -> ProductOut:
     """Optimistic partial update: applies only at an expected version (412 otherwise).
 
-    ``expected_versions`` is ``None`` for ``If-Match: *`` (any current version).
+    ``expected_versions`` is ``None`` for ``If-Match: *`` (any current version). The
+    audit entry holds the changed fields before and after (the row is locked to read
+    them, so they are exactly what this update replaced).
     """
+    changes = patch.changes()
+    current = await repository.lock_product(session, product_id)
+    if current is None:
+        raise ProductNotFound(f"No product {product_id}.")
+    before = _fields(current, [*sorted(changes), "version"])
     product = await repository.update_product(
         session,
         product_id=product_id,
         expected_versions=expected_versions,
-        changes=patch.changes(),
+        changes=changes,
     )
     if product is None:
         raise await _missing_or_stale(session, product_id)
@@ -142,13 +187,31 @@ async def update_product(
     assert found is not None  # updated in this very transaction
     out = product_out(product, found[1])
     repository.add_event(session, events.STREAM, events.product_upserted(out))
+    _audit(
+        session,
+        audit.entry(
+            action="product.updated",
+            target_type="product",
+            target_id=product_id,
+            before=before,
+            after=_fields(product, [*sorted(changes), "version"]),
+        ),
+    )
     return out
 
 
 async def delete_product(
-    session: AsyncSession, *, product_id: UUID, expected_versions: Collection[int] | None
+    session: AsyncSession,
+    *,
+    product_id: UUID,
+    expected_versions: Collection[int] | None,
+    audit: AuditContext,
 ) -> None:
-    """Soft delete: the product stops selling, its sku and history stay."""
+    """Soft delete (audited): the product stops selling, its sku and history stay."""
+    current = await repository.lock_product(session, product_id)
+    if current is None:
+        raise ProductNotFound(f"No product {product_id}.")
+    before = {**_fields(current, ("sku", "active", "version")), "deleted_at": None}
     product = await repository.soft_delete_product(
         session, product_id=product_id, expected_versions=expected_versions
     )
@@ -157,12 +220,26 @@ async def delete_product(
     repository.add_event(
         session, events.STREAM, events.product_deleted(product_id=product.id, sku=product.sku)
     )
+    _audit(
+        session,
+        audit.entry(
+            action="product.deleted",
+            target_type="product",
+            target_id=product_id,
+            before=before,
+            after=_fields(product, ("sku", "active", "version", "deleted_at")),
+        ),
+    )
 
 
 async def adjust_stock(
-    session: AsyncSession, *, product_id: UUID, change: StockAdjust, actor: str
+    session: AsyncSession, *, product_id: UUID, change: StockAdjust, audit: AuditContext
 ) -> StockOut:
-    """Add or remove units on hand with an audit row; never below what is reserved."""
+    """Add or remove units on hand (audited); never below what is reserved.
+
+    Inventory's own ``stock_adjustment`` row (the per-product trail) and the platform
+    audit entry are written in the same transaction, with the same actor.
+    """
     found = await repository.get_product(session, product_id)
     if found is None:
         raise ProductNotFound(f"No product {product_id}.")
@@ -184,7 +261,23 @@ async def adjust_stock(
             reserved=level.reserved if level else None,
         )
     repository.add_adjustment(
-        session, stock=stock, delta=change.delta, reason=change.reason, actor=actor
+        session, stock=stock, delta=change.delta, reason=change.reason, actor=audit.actor_id
+    )
+    _audit(
+        session,
+        audit.entry(
+            action="stock.adjusted",
+            target_type="product",
+            target_id=product_id,
+            before={"on_hand": stock.on_hand - change.delta, "reserved": stock.reserved},
+            after={
+                "on_hand": stock.on_hand,
+                "reserved": stock.reserved,
+                "sku": stock.sku,
+                "delta": change.delta,
+                "reason": change.reason,
+            },
+        ),
     )
     return stock
 

@@ -5,11 +5,18 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, WatchError
 
-from notifications_service.errors import InvalidRequest
+from notifications_service.errors import DeadLetterNotFound, InvalidRequest, ServiceUnavailable
+from storefront_kit.audit import AUDIT_STREAM, AuditContext, audit_event
 
-__all__ = ["list_dead_letters", "parse_cursor"]
+__all__ = ["list_dead_letters", "parse_cursor", "replay_dead_letter"]
+
+#: The fields of the original stream entry a dead letter carries (the rest say why).
+_EVENT_FIELDS = ("id", "type", "envelope")
+_REPLAY_ATTEMPTS = 10
+#: Trim ``audit.events`` like the outbox relays do (approximately, by length).
+_AUDIT_STREAM_MAXLEN = 1_000_000
 
 _U64_MAX = 2**64 - 1
 
@@ -71,3 +78,60 @@ async def list_dead_letters(
         if len(chunk) < limit:
             return items, None
     return items, None
+
+
+async def replay_dead_letter(
+    redis: Redis,
+    *,
+    stream: str,
+    dead_stream: str,
+    group: str,
+    entry_id: str,
+    audit: AuditContext,
+) -> dict[str, Any]:
+    """Put a dead letter back on ``stream`` for the consumer group, audited; what moved.
+
+    The replay is a Redis change, not a database one, so its audit entry is written in
+    the same Redis transaction (``MULTI``/``EXEC``): the event goes back on ``stream``,
+    leaves the dead-letter stream, and its ``audit.recorded`` event goes on
+    ``audit.events``, all or none. ``WATCH`` on the dead-letter stream makes two
+    replays of one entry at the same moment replay it once (the other gets 404).
+    """
+    parse_cursor(entry_id)
+    for _ in range(_REPLAY_ATTEMPTS):
+        async with redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(dead_stream)
+                found: Any = await pipe.xrange(dead_stream, min=entry_id, max=entry_id)
+                if not found or found[0][1].get("group") != group:
+                    raise DeadLetterNotFound(f"No dead letter {entry_id} of this service.")
+                fields: dict[str, str] = found[0][1]
+                if "envelope" not in fields:
+                    raise DeadLetterNotFound(f"Dead letter {entry_id} holds no event to replay.")
+                item = _item(entry_id, fields)
+                entry = audit.entry(
+                    action="dead_letter.replayed",
+                    target_type="dead_letter",
+                    target_id=entry_id,
+                    before={
+                        "stream": dead_stream,
+                        "event_id": item["event_id"],
+                        "event_type": item["event_type"],
+                        "reason": item["reason"],
+                    },
+                    after={"stream": stream, "group": group, "event_id": item["event_id"]},
+                )
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.xadd(stream, {name: fields[name] for name in _EVENT_FIELDS if name in fields})
+                pipe.xdel(dead_stream, entry_id)
+                pipe.xadd(
+                    AUDIT_STREAM,
+                    audit_event(entry).to_stream_fields(),  # type: ignore[arg-type]
+                    maxlen=_AUDIT_STREAM_MAXLEN,
+                    approximate=True,
+                )
+                new_id, _deleted, _audited = await pipe.execute()
+            except WatchError:
+                continue  # another dead letter arrived or left meanwhile: look again
+        return {**item, "replayed_entry_id": new_id, "audit_entry_id": str(entry.id)}
+    raise ServiceUnavailable("The dead-letter stream kept changing; try again.")

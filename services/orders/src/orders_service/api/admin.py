@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import service
 from orders_service.api.common import Page, Size, check_size, settled, wait_for_saga
-from orders_service.deps import AdminUser, RunnerDep, SessionDep, SettingsDep, StaffUser
+from orders_service.deps import AdminAudit, RunnerDep, SessionDep, SettingsDep, StaffUser
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
     InvalidPageSize,
@@ -75,10 +75,12 @@ async def get_order(order_id: UUID, _staff: StaffUser, session: SessionDep) -> A
 
 @router.post("/{order_id}/status", responses=responses(OrderNotFound, InvalidStatusTransition, 422))
 async def change_status(
-    order_id: UUID, body: StatusChange, _admin: AdminUser, session: SessionDep
+    order_id: UUID, body: StatusChange, audit: AdminAudit, session: SessionDep
 ) -> AdminOrderOut:
-    """Move a confirmed order along PROCESSING → SHIPPED → DELIVERED (409 otherwise)."""
-    order = await service.change_status(session, order_id=order_id, target=OrderStatus(body.status))
+    """Move a confirmed order along PROCESSING → SHIPPED → DELIVERED (audited; 409 otherwise)."""
+    order = await service.change_status(
+        session, order_id=order_id, target=OrderStatus(body.status), audit=audit
+    )
     return await _detailed(session, order)
 
 
@@ -88,13 +90,13 @@ async def change_status(
 )
 async def cancel_order(
     order_id: UUID,
-    _admin: AdminUser,
+    audit: AdminAudit,
     session: SessionDep,
     runner: RunnerDep,
     settings: SettingsDep,
     response: Response,
 ) -> AdminOrderOut:
-    """Cancel an order not yet shipped, refunding the payment (200 done, 202 running)."""
+    """Cancel an order not yet shipped, refunding the payment (audited; 200 done, 202 running)."""
     order, start = await service.request_cancel(
         session,
         order_id=order_id,
@@ -102,6 +104,7 @@ async def cancel_order(
         reason=Reason.CANCELLED_BY_ADMIN,
         lease_owner=runner.owner,
         lease_ttl_s=settings.saga_lease_ttl_s,
+        audit=audit,
     )
     await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
