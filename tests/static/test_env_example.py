@@ -44,6 +44,8 @@ RUNNER_VARIABLES = frozenset(
         "GATEWAY_AUTH_BURST",
         "GATEWAY_SEARCH_RATE",
         "GATEWAY_SEARCH_BURST",
+        # Processes per service the runner starts (docs/design.md §8).
+        *(f"{s.env_prefix}REPLICAS" for s in SERVICES),
     }
 )
 # Read by docker-compose.yml itself (interpolation); every other `${VAR}` it uses is

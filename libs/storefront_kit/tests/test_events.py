@@ -368,6 +368,82 @@ async def test_consumer_resumes_after_restart_and_claims_a_dead_consumers_work(
     assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
 
 
+async def test_a_dead_consumer_is_removed_from_its_group_only_once_its_entries_are_claimed(
+    redis: Redis,
+) -> None:
+    async def crashing(e: EventEnvelope) -> None:
+        raise asyncio.CancelledError  # the replica is killed mid-handler
+
+    dead = consumer(redis, crashing)
+    await dead.ensure_group()
+    await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
+    with pytest.raises(asyncio.CancelledError):
+        await dead.process_batch()
+    handled: list[int] = []
+
+    async def recording(e: EventEnvelope) -> None:
+        handled.append(e.data["n"])
+
+    live = StreamConsumer(
+        redis=redis,
+        stream=STREAM,
+        group="testers",
+        consumer="live",
+        handler=recording,
+        block_ms=10,
+        claim_idle_ms=0,
+        dead_consumer_idle_ms=300,
+    )
+    await asyncio.sleep(0.4)
+    # Idle long enough, but it still holds an entry: removing it would lose the entry.
+    assert await live.remove_dead_consumers() == []
+    assert await live.claim_abandoned() == 1
+    assert handled == [1]
+    # A replica that read just now stays, however quiet its stream.
+    recent = StreamConsumer(
+        redis=redis, stream=STREAM, group="testers", consumer="recent", handler=recording
+    )
+    await redis.xadd(STREAM, event(2).to_stream_fields())  # type: ignore[arg-type]
+    assert await recent.process_batch(block_ms=1) == 1
+    assert await live.remove_dead_consumers() == ["c1"]
+    names = {c["name"] for c in await redis.xinfo_consumers(STREAM, "testers")}
+    assert names == {"live", "recent"}
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
+async def test_without_a_threshold_no_consumer_is_ever_removed(redis: Redis) -> None:
+    async def handler(e: EventEnvelope) -> None:
+        return None
+
+    idle = consumer(redis, handler)
+    await idle.ensure_group()
+    await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
+    assert await idle.process_batch(block_ms=1) == 1
+    await asyncio.sleep(0.1)
+    other = StreamConsumer(
+        redis=redis, stream=STREAM, group="testers", consumer="c2", handler=handler
+    )
+    assert await other.remove_dead_consumers() == []
+    assert len(await redis.xinfo_consumers(STREAM, "testers")) == 1
+
+
+def test_a_threshold_a_live_consumer_could_reach_is_refused() -> None:
+    with pytest.raises(ValueError, match="block_ms"):
+        StreamConsumer(
+            redis=Redis(),
+            stream=STREAM,
+            group="testers",
+            consumer="c1",
+            handler=_ignore,
+            block_ms=1000,
+            dead_consumer_idle_ms=1000,
+        )
+
+
+async def _ignore(e: EventEnvelope) -> None:
+    return None
+
+
 async def test_run_loop_consumes_until_stopped(redis: Redis) -> None:
     got = asyncio.Event()
 

@@ -365,6 +365,65 @@ def test_idempotent_requests_move_to_another_replica_and_posts_never_do() -> Non
         assert "non_idempotent" not in conditions
 
 
+def test_replicas_share_the_upstream_and_the_internal_listener(tmp_path: Path) -> None:
+    """Two live replicas and a dead one (``<SERVICE>_REPLICAS`` in the local runner)."""
+    upstreams = Upstreams(["orders-a", "orders-b"])
+    dead = free_port()
+    binary = nginx.ensure_nginx()
+    worker_user = nginx.prepare_local(tmp_path / "temp")
+    http_port, internal_port = free_port(), free_port()
+    replicas = [f"127.0.0.1:{upstreams.ports[n]}" for n in ("orders-a", "orders-b")]
+    config = nginx.GatewayConfig(
+        upstreams={
+            s.name: [f"127.0.0.1:{dead}", *replicas] if s.name == "orders" else ["127.0.0.1:1"]
+            for s in SERVICES
+        },
+        internal_listeners={"orders": internal_port},
+        http_port=http_port,
+        https_port=None,
+        temp_dir=str(tmp_path / "temp"),
+        worker_user=worker_user,
+        worker_processes="1",
+    )
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginx.render_config(config))
+    nginx.check_config(binary, conf, tmp_path)
+    process = ManagedProcess(
+        "nginx",
+        nginx.nginx_command(binary, conf, tmp_path),
+        env={},
+        cwd=tmp_path,
+        registry=PidRegistry(tmp_path / "pids.json"),
+        log_file=tmp_path / "nginx.log",
+    ).start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        public = [
+            httpx.get(f"http://127.0.0.1:{http_port}/api/v1/orders", timeout=5) for _ in range(8)
+        ]
+        inside = [
+            httpx.post(f"http://127.0.0.1:{internal_port}/internal/x", json={}, timeout=5)
+            for _ in range(8)
+        ]
+        # The dead replica costs a retry, never an error (a refused connect sent nothing,
+        # so even a POST moves on); both live replicas take turns.
+        for answers in (public, inside):
+            assert [r.status_code for r in answers] == [200] * 8
+            assert {r.json()["upstream"] for r in answers} == {"orders-a", "orders-b"}
+        assert {r.json()["path"] for r in inside} == {"/internal/x"}
+        # The internal listener is loopback only and not the public server.
+        assert f"listen 127.0.0.1:{internal_port};" in conf.read_text()
+    finally:
+        process.stop()
+        upstreams.stop()
+
+
 def test_unknown_upstream_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown services"):
         nginx.render_config(nginx.GatewayConfig(upstreams={"billing": ["x:1"]}))

@@ -61,6 +61,13 @@ def test_a_lease_as_long_as_the_claim_idle_time_is_refused() -> None:
         NotificationsSettings(claim_lease_s=60, consumer_claim_idle_ms=60_000)
 
 
+def test_a_dead_consumer_threshold_a_live_replica_could_reach_is_refused() -> None:
+    # A live replica is idle for up to one XREADGROUP block between two reads.
+    with pytest.raises(ValidationError, match="consumer_dead_idle_ms"):
+        NotificationsSettings(consumer_dead_idle_ms=2000, consumer_block_ms=2000)
+    assert NotificationsSettings(consumer_dead_idle_ms=2001, consumer_block_ms=2000)
+
+
 def test_an_empty_webhook_url_means_none_and_urls_lose_their_trailing_slash() -> None:
     settings = NotificationsSettings(
         telegram_webhook_url="", auth_url="http://auth:8000/", telegram_api_url="http://tg/"

@@ -291,8 +291,32 @@ EventHandler = Callable[[EventEnvelope], Awaitable[None]]
 StateKey = Callable[[EventEnvelope], tuple[str, int] | None]
 
 
+#: KEYS[1] stream; ARGV group, own consumer name, idle threshold (ms). Removes the
+#: group's consumers (but the caller) idle at least that long with nothing pending.
+_REMOVE_DEAD_CONSUMERS = """
+local removed = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+    local info = {}
+    for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+    if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
+            and tonumber(info['idle']) >= tonumber(ARGV[3]) then
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+        removed[#removed + 1] = info['name']
+    end
+end
+return removed
+"""
+
+
 class StreamConsumer:
-    """A consumer-group reader with bounded retries and a dead-letter stream."""
+    """A consumer-group reader with bounded retries and a dead-letter stream.
+
+    Safe with several replicas in one group, each under its own ``consumer`` name:
+    entries a dead replica left unacknowledged for ``claim_idle_ms`` are taken over by a
+    live one (``XAUTOCLAIM``), and with ``dead_consumer_idle_ms`` set, consumers idle that
+    long with nothing pending are removed from the group (``XGROUP DELCONSUMER``), so
+    replicas that come and go (pod names, process ids) do not pile up in it.
+    """
 
     def __init__(
         self,
@@ -308,7 +332,11 @@ class StreamConsumer:
         claim_idle_ms: int = 30_000,
         retry_delay_s: float = 0.5,
         state_key: StateKey | None = None,
+        dead_consumer_idle_ms: int | None = None,
     ) -> None:
+        if dead_consumer_idle_ms is not None and dead_consumer_idle_ms <= block_ms:
+            # A live consumer is idle for up to a block between two reads.
+            raise ValueError("dead_consumer_idle_ms must exceed block_ms")
         self.redis = redis
         self.stream = stream
         self.group = group
@@ -320,6 +348,7 @@ class StreamConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.retry_delay_s = retry_delay_s
         self.state_key = state_key
+        self.dead_consumer_idle_ms = dead_consumer_idle_ms
         self.dead_letter_stream = f"{stream}.dead"
         self._attempts_key = f"{stream}:{group}:attempts"
 
@@ -403,6 +432,37 @@ class StreamConsumer:
             await self._handle(entry_id, fields)
         return len(claimed)
 
+    async def remove_dead_consumers(self) -> list[str]:
+        """Remove the group's consumers idle over ``dead_consumer_idle_ms`` with nothing
+        pending (their entries were claimed first); the names removed.
+
+        Only consumers with no pending entries go (``DELCONSUMER`` drops what a consumer
+        holds, which would then never be delivered again), checked and removed in one
+        script: a consumer that reads in between cannot lose what it read. A live
+        consumer removed while its stream was quiet comes back with its next read.
+        """
+        if self.dead_consumer_idle_ms is None:
+            return []
+        try:
+            removed: Any = await self.redis.eval(
+                _REMOVE_DEAD_CONSUMERS,
+                1,
+                self.stream,
+                self.group,
+                self.consumer,
+                self.dead_consumer_idle_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc) or "no such key" in str(exc):
+                return []  # the stream or the group is not there (yet)
+            raise
+        names = [_text(name) for name in removed or []]
+        for name in names:
+            logger.info(
+                "stream_consumer_removed", stream=self.stream, group=self.group, consumer=name
+            )
+        return names
+
     async def _handle(self, entry_id: str, fields: Mapping[str, str]) -> None:
         try:
             event = EventEnvelope.from_stream_fields(fields)
@@ -457,6 +517,7 @@ class StreamConsumer:
                 if loop.time() - last_claim >= claim_every:
                     last_claim = loop.time()
                     await self.claim_abandoned()
+                    await self.remove_dead_consumers()
                 if retried:
                     await asyncio.sleep(self.retry_delay_s)
                 await self.process_batch()
@@ -468,3 +529,7 @@ class StreamConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -48,6 +48,11 @@ def _print_urls(platform: Platform) -> None:
         "gateway (HTTPS, self-signed)", f"https://localhost:{endpoints.gateway_https_port}"
     )
     for service in SERVICES:
+        count = platform.replica_count(service.name)
+        if count > 1:
+            table.add_row(
+                f"{service.name} replicas", ", ".join(endpoints.replica_urls(service.name))
+            )
         table.add_row(
             f"{service.name} health / docs",
             f"{gateway}/health/{service.name}  {gateway}/docs/{service.name}",

@@ -71,6 +71,9 @@ class GatewayConfig:
 
     upstreams: Mapping[str, Sequence[str]]
     sandbox_upstreams: Mapping[str, str] = field(default_factory=dict)
+    #: Local profile: a loopback port per service with several replicas, balanced over
+    #: them, for the other services to call (a Kubernetes Service's role).
+    internal_listeners: Mapping[str, int] = field(default_factory=dict)
     http_port: int = 8080
     https_port: int | None = 8443
     cert_file: str = ""
@@ -113,6 +116,7 @@ def render_config(config: GatewayConfig, profile: Profile = "local") -> str:
         profile=profile,
         upstreams=[(s.name, list(config.upstreams[s.name])) for s in SERVICES],
         sandbox_upstreams=sorted(config.sandbox_upstreams.items()),
+        internal_listeners=sorted(config.internal_listeners.items()),
         http_port=config.http_port,
         https_port=config.https_port,
         cert_file=config.cert_file,

@@ -22,6 +22,7 @@ from storefront_stack.topology import (
     Endpoints,
     Service,
     only_shared,
+    replicas_from,
     service_env,
 )
 
@@ -44,6 +45,8 @@ class PlatformOptions:
     http_port: int = 8080
     https_port: int = 8443
     env_overrides: dict[str, str] = field(default_factory=dict)
+    #: Processes per service (``<SERVICE>_REPLICAS``); a service not named runs one.
+    replicas: dict[str, int] = field(default_factory=dict)
     echo: Callable[[str, str], None] | None = None
 
 
@@ -179,8 +182,17 @@ class Platform:
                 free_port() if opts.free_ports else sandbox.port
             )
         for service in SERVICES:
+            # One replica listens on the service's port itself. Several listen on ports of
+            # their own, and the service's port is the gateway's loopback listener that
+            # balances over them (started with the gateway).
             self.endpoints.service_ports[service.name] = (
                 free_port() if opts.free_ports else service.port
+            )
+            count = self.replica_count(service.name)
+            self.endpoints.replica_ports[service.name] = (
+                [free_port() for _ in range(count)]
+                if count > 1
+                else [self.endpoints.service_ports[service.name]]
             )
         self.platform_env = self._platform_env()
         for sandbox in SANDBOXES:
@@ -204,23 +216,49 @@ class Platform:
                 env=only_shared({**self.platform_env, **opts.env_overrides}),
             )
         for service in SERVICES:
-            self.start_service(service.name)
-        for name in [f"sandbox-{s.name}" for s in SANDBOXES] + [s.name for s in SERVICES]:
+            for name in self.replica_names(service.name):
+                self.start_service(name)
+        for name in [f"sandbox-{s.name}" for s in SANDBOXES] + [
+            replica for s in SERVICES for replica in self.replica_names(s.name)
+        ]:
             self._wait_live(name)
 
-    def service_env(self, name: str) -> dict[str, str]:
-        """The environment service ``name`` runs with."""
+    def replica_count(self, service: str) -> int:
+        """How many processes of ``service`` this platform runs."""
+        return max(1, self.options.replicas.get(service, 1))
+
+    def replica_names(self, service: str) -> list[str]:
+        """Process names of ``service``: its own name, or ``<name>-1``... with replicas."""
+        count = self.replica_count(service)
+        return [service] if count == 1 else [f"{service}-{i}" for i in range(1, count + 1)]
+
+    def _replica(self, name: str) -> tuple[Service, int]:
+        """The service and the replica port of process ``name``."""
         assert self.endpoints is not None
+        for service in SERVICES:
+            names = self.replica_names(service.name)
+            if name in names:
+                ports = self.endpoints.replica_ports.get(service.name) or [
+                    self.endpoints.service_ports[service.name]
+                ]
+                return service, ports[names.index(name)]
+        raise KeyError(name)
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment service process ``name`` (a service or a replica) runs with."""
+        assert self.endpoints is not None
+        service, port = self._replica(name)
         return service_env(
-            _service(name),
+            service,
             self.endpoints,
             platform_env=self.platform_env,
             overrides=self.options.env_overrides,
+            port=port,
         )
 
     def start_service(self, name: str) -> ManagedProcess:
-        """(Re)start one service process."""
-        service = _service(name)
+        """(Re)start one service process: a service's name, or a replica's (``orders-2``)."""
+        service, _port = self._replica(name)
         return self._start(
             name,
             [sys.executable, "-m", service.package, "serve"],
@@ -228,10 +266,12 @@ class Platform:
         )
 
     def stop_service(self, name: str, *, kill: bool = False) -> None:
-        """Stop one service process (SIGKILL when ``kill``: a crash)."""
-        process = self.processes.pop(name, None)
-        if process is not None:
-            process.kill() if kill else process.stop()
+        """Stop one process, or every replica of a service (SIGKILL when ``kill``: a crash)."""
+        names = [name] if name in self.processes else self.replica_names(name)
+        for each in names:
+            process = self.processes.pop(each, None)
+            if process is not None:
+                process.kill() if kill else process.stop()
 
     def _start(self, name: str, command: list[str], *, env: Mapping[str, str]) -> ManagedProcess:
         process = ManagedProcess(
@@ -251,7 +291,7 @@ class Platform:
         if name.startswith("sandbox-"):
             url = self.endpoints.sandbox_url(name.removeprefix("sandbox-"))
         else:
-            url = self.endpoints.service_url(name)
+            url = f"http://{self.endpoints.host}:{self._replica(name)[1]}"
         process = self.processes[name]
 
         def live() -> bool:
@@ -274,7 +314,13 @@ class Platform:
         cert, key = nginx.write_self_signed_cert(gateway_dir / "certs")
         config = nginx.GatewayConfig(
             upstreams={
-                s.name: [f"127.0.0.1:{self.endpoints.service_ports[s.name]}"] for s in SERVICES
+                s.name: [f"127.0.0.1:{port}" for port in self.endpoints.replica_ports[s.name]]
+                for s in SERVICES
+            },
+            internal_listeners={
+                s.name: self.endpoints.service_ports[s.name]
+                for s in SERVICES
+                if self.replica_count(s.name) > 1
             },
             sandbox_upstreams={
                 s.name: f"127.0.0.1:{self.endpoints.sandbox_ports[s.name]}" for s in SANDBOXES
@@ -338,13 +384,6 @@ class Platform:
         self.servers.clear()
 
 
-def _service(name: str) -> Service:
-    for service in SERVICES:
-        if service.name == name:
-            return service
-    raise KeyError(name)
-
-
 def _port_open(port: int) -> bool:
     import socket
 
@@ -371,11 +410,21 @@ def _gateway_tunables(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def options_from_environment(state_dir: Path, **kwargs: object) -> PlatformOptions:
-    """Options honouring ``DATABASE_URL``, ``REDIS_URL`` and ``ELASTICSEARCH_URL``."""
+    """Options honouring ``DATABASE_URL``, ``REDIS_URL``, ``ELASTICSEARCH_URL`` and
+    ``<SERVICE>_REPLICAS`` (the environment first, then ``.env``)."""
     return PlatformOptions(
         state_dir=state_dir,
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
         elasticsearch_url=os.environ.get("ELASTICSEARCH_URL") or None,
+        replicas=replicas_from({**_dotenv(REPO_ROOT / ".env"), **os.environ}),
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {name: value for name, value in dotenv_values(path).items() if value is not None}

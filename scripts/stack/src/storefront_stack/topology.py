@@ -16,6 +16,7 @@ __all__ = [
     "Sandbox",
     "Service",
     "only_shared",
+    "replicas_from",
     "service_env",
 ]
 
@@ -75,7 +76,12 @@ class Endpoints:
     postgres_url: str  # server URL, no database
     redis_url: str
     elasticsearch_url: str
+    #: Where each service is reached: its one process, or, with several replicas, the
+    #: gateway's loopback listener that balances over them (as a Kubernetes Service).
     service_ports: dict[str, int] = field(default_factory=dict)
+    #: Each replica's own port (one entry per process; a single replica listens on
+    #: ``service_ports[name]`` itself).
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
     sandbox_ports: dict[str, int] = field(default_factory=dict)
     gateway_http_port: int = 8080
     gateway_https_port: int = 8443
@@ -83,6 +89,11 @@ class Endpoints:
 
     def service_url(self, name: str) -> str:
         return f"http://{self.host}:{self.service_ports[name]}"
+
+    def replica_urls(self, name: str) -> list[str]:
+        """Each replica of service ``name``, addressed directly (not balanced)."""
+        ports = self.replica_ports.get(name) or [self.service_ports[name]]
+        return [f"http://{self.host}:{port}" for port in ports]
 
     def sandbox_url(self, name: str) -> str:
         return f"http://{self.host}:{self.sandbox_ports[name]}"
@@ -104,8 +115,9 @@ def service_env(
     *,
     platform_env: Mapping[str, str],
     overrides: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> dict[str, str]:
-    """The environment one service process starts with.
+    """The environment one service process starts with (``port``: a replica's own).
 
     Another service's settings (its secrets: ``AUTH_JWT_SIGNING_KEY``, each
     ``<PREFIX>_SERVICE_TOKEN_KEY``...) never reach this one.
@@ -114,7 +126,7 @@ def service_env(
     env = {
         **only_shared(platform_env, keep=prefix),
         f"{prefix}HOST": endpoints.host,
-        f"{prefix}PORT": str(endpoints.service_ports[service.name]),
+        f"{prefix}PORT": str(port or endpoints.service_ports[service.name]),
         f"{prefix}REDIS_URL": endpoints.redis_url,
     }
     if service.database:
@@ -130,7 +142,28 @@ def service_env(
         if sandbox.name in endpoints.sandbox_ports:
             env[f"{prefix}{sandbox.name.upper()}_API_URL"] = endpoints.sandbox_url(sandbox.name)
     env.update(only_shared(overrides or {}, keep=prefix))
+    if port is not None:
+        env[f"{prefix}PORT"] = str(port)
     return env
+
+
+def replicas_from(env: Mapping[str, str]) -> dict[str, int]:
+    """``<SERVICE>_REPLICAS`` of each service named in ``env`` (default 1, at least 1)."""
+    counts: dict[str, int] = {}
+    for service in SERVICES:
+        raw = env.get(f"{service.env_prefix}REPLICAS", "").strip()
+        if not raw:
+            continue
+        try:
+            count = int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{service.env_prefix}REPLICAS must be a whole number: {raw!r}"
+            ) from None
+        if not 1 <= count <= 16:
+            raise ValueError(f"{service.env_prefix}REPLICAS must be between 1 and 16: {count}")
+        counts[service.name] = count
+    return counts
 
 
 def only_shared(env: Mapping[str, str], *, keep: str = "") -> dict[str, str]:

@@ -149,6 +149,7 @@ class CatalogListener:
             batch_size=settings.events_batch_size,
             claim_idle_ms=settings.events_claim_idle_ms,
             state_key=stock_state_key,
+            dead_consumer_idle_ms=settings.events_dead_consumer_idle_ms,
         )
 
     async def handle(self, event: EventEnvelope) -> None:

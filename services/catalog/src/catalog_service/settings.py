@@ -1,5 +1,6 @@
 """Settings of the catalog service (environment prefix ``CATALOG_``)."""
 
+import os
 import re
 import socket
 from typing import ClassVar
@@ -92,8 +93,9 @@ class CatalogSettings(ServiceSettings):
     events_stream: str = "inventory.events"
     #: Consumer group of all catalog replicas.
     events_group: str = "catalog"
-    #: This replica's consumer name; keep it stable so a restart resumes its pending entries.
-    instance_id: str = Field(default_factory=socket.gethostname)
+    #: This replica's consumer name; unset means host name and process id (replicas on one
+    #: host never share one; a dead replica's entries are claimed by a live one).
+    instance_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     #: Handler attempts before an event is parked in ``<stream>.dead``.
     events_max_attempts: int = Field(default=5, ge=1)
     #: How long one XREADGROUP blocks waiting for new events.
@@ -104,6 +106,9 @@ class CatalogSettings(ServiceSettings):
     events_flush_ms: int = Field(default=500, ge=1)
     #: Pending entries of a dead replica older than this are taken over.
     events_claim_idle_ms: int = Field(default=30_000, ge=100)
+    #: A consumer (a dead replica's) that has not read for this long is removed from the
+    #: group, once nothing is pending for it (its entries were claimed).
+    events_dead_consumer_idle_ms: int = Field(default=600_000, ge=1000)
     #: How long processed event ids are remembered for de-duplication.
     events_dedupe_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
@@ -138,6 +143,9 @@ class CatalogSettings(ServiceSettings):
     def _coherent_limits(self) -> "CatalogSettings":
         if self.max_page_size > self.max_result_window:
             raise ValueError("max_page_size exceeds max_result_window")
+        if self.events_dead_consumer_idle_ms <= self.events_block_ms:
+            # A live replica is idle for up to one block between two reads.
+            raise ValueError("events_dead_consumer_idle_ms must exceed events_block_ms")
         return self
 
 

@@ -89,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batch_size=settings.consumer_batch_size,
         claim_idle_ms=settings.consumer_claim_idle_ms,
         retry_delay_s=settings.consumer_retry_delay_s,
+        dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
     )
     app.state.consumer = consumer
     if settings.consumer_enabled:

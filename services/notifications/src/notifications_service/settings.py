@@ -84,6 +84,9 @@ class NotificationsSettings(ServiceSettings, DatabaseSettingsMixin):
     consumer_retry_delay_s: float = Field(default=1.0, ge=0, le=300)
     #: Milliseconds an entry may stay unacknowledged by a dead replica before another claims it.
     consumer_claim_idle_ms: int = Field(default=120_000, ge=1000)
+    #: Milliseconds a consumer (a dead replica's) may go without reading before it is
+    #: removed from the group, once nothing is pending for it (its entries were claimed).
+    consumer_dead_idle_ms: int = Field(default=600_000, ge=1000)
     #: Seconds a claimed, unsent notification stays reserved for its sender (longer than a
     #: send with all its retries; shorter than the consumer's claim idle time).
     claim_lease_s: float = Field(default=90.0, gt=0)
@@ -140,6 +143,9 @@ class NotificationsSettings(ServiceSettings, DatabaseSettingsMixin):
         if self.claim_lease_s * 1000 >= self.consumer_claim_idle_ms:
             # Else an entry taken over from a dead replica would find its claim still held.
             raise ValueError("claim_lease_s must be shorter than consumer_claim_idle_ms")
+        if self.consumer_dead_idle_ms <= self.consumer_block_ms:
+            # A live replica is idle for up to one block between two reads.
+            raise ValueError("consumer_dead_idle_ms must exceed consumer_block_ms")
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default exceeds page_size_max")
         return self

@@ -55,6 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             group="ws-gateway",
             consumer=settings.instance_id,
             handler=OrderEventRelay(channels),
+            claim_idle_ms=settings.relay_claim_idle_ms,
+            dead_consumer_idle_ms=settings.relay_dead_consumer_idle_ms,
         )
         relay_task = asyncio.create_task(consumer.run(stop), name="orders-relay")
     try:

@@ -46,6 +46,19 @@ class WsGatewaySettings(ServiceSettings):
         default=True, description="Relay orders.events to user channels from this replica."
     )
     orders_stream: str = Field(default="orders.events", description="Stream of order events.")
+    relay_claim_idle_ms: int = Field(
+        default=30_000,
+        ge=100,
+        description="Order events a dead replica left unacknowledged this long are taken over.",
+    )
+    relay_dead_consumer_idle_ms: int = Field(
+        default=600_000,
+        ge=2000,
+        description=(
+            "A relay consumer (a dead replica's) that has not read for this long is removed"
+            " from the group once nothing is pending for it."
+        ),
+    )
 
 
 def get_settings() -> WsGatewaySettings:
