@@ -11,6 +11,7 @@ Orders-specific problems (stable ``code`` in parentheses)::
     ├── InvalidStatusTransition   (invalid_status_transition)
     └── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
     UnprocessableEntity 422
+    ├── CardNumberRefused         (card_number_refused)      a card number anywhere in the body
     └── InvalidPageSize           (validation_error)         beyond the configured page size
 """
 
@@ -27,6 +28,7 @@ from storefront_kit.errors import (
 __all__ = [
     "AppError",
     "BadRequest",
+    "CardNumberRefused",
     "Conflict",
     "Forbidden",
     "IdempotencyKeyMissing",
@@ -66,6 +68,13 @@ class InvalidStatusTransition(Conflict):
 class OrderNotCancellable(Conflict):
     code = "order_not_cancellable"
     title = "Order cannot be cancelled"
+
+
+class CardNumberRefused(UnprocessableEntity):
+    """The body holds what looks like a card number; the problem never repeats it."""
+
+    code = "card_number_refused"
+    title = "Card numbers are not accepted"
 
 
 class InvalidPageSize(UnprocessableEntity):

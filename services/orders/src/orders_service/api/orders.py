@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from orders_service import service
 from orders_service.api.common import (
@@ -16,9 +16,16 @@ from orders_service.api.common import (
     settled,
     wait_for_saga,
 )
-from orders_service.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
+from orders_service.deps import (
+    CurrentUser,
+    RunnerDep,
+    SessionDep,
+    SettingsDep,
+    refuse_card_numbers,
+)
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
+    CardNumberRefused,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
     InvalidPageSize,
@@ -50,10 +57,12 @@ _IN_PROGRESS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    # First of all dependencies: a card number is refused before anything else sees it.
+    dependencies=[Depends(refuse_card_numbers)],
     responses={
         200: {"model": OrderOut, "description": "A replay of an earlier request (same key)."},
         **_IN_PROGRESS,
-        **responses(IdempotencyKeyMissing, IdempotencyKeyReused, 422),
+        **responses(IdempotencyKeyMissing, IdempotencyKeyReused, CardNumberRefused),
     },
 )
 async def create_order(
@@ -67,7 +76,11 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
     """Place an order and run the checkout saga: 201 with its outcome when it settles
-    quickly, else 202 with a `Location` to poll. Prices come from inventory."""
+    quickly, else 202 with a `Location` to poll. Prices come from inventory.
+
+    Anything that looks like a card number, in any field, is refused (422
+    `card_number_refused`) and neither stored nor repeated; pay with the provider's
+    token."""
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
     order, created = await service.place_order(
