@@ -4,12 +4,15 @@ Orders-specific problems (stable ``code`` in parentheses)::
 
     BadRequest 400
     └── IdempotencyKeyMissing     (idempotency_key_missing)  POST /orders without the header
+    Forbidden 403
+    └── CheckoutRefused           (checkout_refused)         a fraud rule refused the checkout
     NotFound 404
     └── OrderNotFound             (order_not_found)          unknown, or another user's
     Conflict 409
     ├── IdempotencyKeyReused      (idempotency_key_reused)   same key, different body
     ├── InvalidStatusTransition   (invalid_status_transition)
-    └── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
+    ├── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
+    └── OrderNotOnHold            (order_not_on_hold)        a review of an order not ON_HOLD
     UnprocessableEntity 422
     ├── CardNumberRefused         (card_number_refused)      a card number anywhere in the body
     └── InvalidPageSize           (validation_error)         beyond the configured page size
@@ -29,6 +32,7 @@ __all__ = [
     "AppError",
     "BadRequest",
     "CardNumberRefused",
+    "CheckoutRefused",
     "Conflict",
     "Forbidden",
     "IdempotencyKeyMissing",
@@ -38,6 +42,7 @@ __all__ = [
     "NotFound",
     "OrderNotCancellable",
     "OrderNotFound",
+    "OrderNotOnHold",
     "ServiceUnavailable",
     "UnprocessableEntity",
 ]
@@ -80,3 +85,15 @@ class CardNumberRefused(UnprocessableEntity):
 class InvalidPageSize(UnprocessableEntity):
     code = "validation_error"
     title = "Request validation failed"
+
+
+class CheckoutRefused(Forbidden):
+    """A fraud rule refused the checkout; the order ended FAILED ``fraud_refused``."""
+
+    code = "checkout_refused"
+    title = "Checkout refused"
+
+
+class OrderNotOnHold(Conflict):
+    code = "order_not_on_hold"
+    title = "Order is not on hold"

@@ -150,6 +150,17 @@ class StatusChange(_Request):
     status: Literal["PROCESSING", "SHIPPED", "DELIVERED"]
 
 
+class Review(_Request):
+    """``POST /api/v1/admin/orders/{id}/review``: staff decide on an order ON_HOLD."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"decision": "approve", "note": "known customer"}]}
+    )
+
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
 class _Response(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -226,4 +237,4 @@ class AdminOrderPage(BaseModel):
     size: int
 
 
-__all__ += ["AdminOrderPage", "OrderItemOut"]
+__all__ += ["AdminOrderPage", "OrderItemOut", "Review"]

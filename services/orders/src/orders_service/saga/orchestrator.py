@@ -218,6 +218,10 @@ class SagaOrchestrator:
                 order = await self._fail(order_id, action, failure)
                 statuses[action] = failure.step_status
                 continue
+            if outcome.status == StepStatus.HELD:
+                order = await self._hold(order_id, action, outcome)
+                statuses[action] = StepStatus.HELD
+                continue
             order, started = await self._complete(order_id, action, outcome, statuses)
 
     async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome | Exception:
@@ -289,6 +293,26 @@ class SagaOrchestrator:
             SAGAS_SETTLED.labels(OrderStatus.CONFIRMED.value, "").inc()
         await self._publish(alerts)
         return order, following
+
+    async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> CustomerOrder:
+        """Park the order ON_HOLD for a staff review (the lease goes with it: no replica
+        runs the saga until staff decide); a cancel that arrived meanwhile wins."""
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(
+                session, order, step, StepStatus.HELD, result=outcome.result
+            )
+            if order.cancel_requested:
+                await transition(
+                    session,
+                    order,
+                    OrderStatus.COMPENSATING,
+                    outcome=OrderStatus.CANCELLED,
+                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
+                )
+            else:
+                await transition(session, order, OrderStatus.ON_HOLD, release_lease_of=self.owner)
+        logger.info("saga_on_hold", order_id=str(order_id), step=step.value)
+        return order
 
     async def _publish(self, alerts: list[Alert]) -> None:
         for alert_type, data in alerts:

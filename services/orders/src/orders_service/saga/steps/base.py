@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.domain.saga import Reason, Step, StepStatus
+from orders_service.fraud import FraudChecker
 from orders_service.models import CustomerOrder
 from orders_service.providers.errors import ProviderRejected
 from orders_service.providers.inventory import InventoryClient
@@ -44,6 +45,7 @@ class StepContext:
     payments: PaymentsClient
     shipping: ShippingClient
     settings: OrdersSettings
+    fraud: FraudChecker
 
 
 class SagaStep(ABC):
