@@ -78,6 +78,12 @@ class SagaStep(ABC):
 class SagaAction(SagaStep):
     """A forward step: besides running, it says why the order fails when it fails."""
 
+    def idle(self, ctx: StepContext) -> StepOutcome | None:
+        """The outcome without running, when the step has nothing to do under the current
+        settings (recorded in the transaction that would have started it: no transaction
+        of its own); None to run it. Only for a step that leaves the status as it was."""
+        return None
+
     #: The reason when the provider could not be reached (after the retries).
     unavailable: ClassVar[Reason]
     #: The reason when the provider's breaker refused the call (None: no breaker).

@@ -28,6 +28,11 @@ class _FraudStep(SagaAction):
     def rejected(self, exc: ProviderRejected) -> Reason:
         return Reason.FRAUD_REFUSED
 
+    def idle(self, ctx: StepContext) -> StepOutcome | None:
+        if ctx.fraud.rules_for(self.stage):
+            return None
+        return StepOutcome(StepStatus.SKIPPED, {"note": "no fraud rule at this stage"})
+
     async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
         result = await ctx.fraud.evaluate(order, stage=self.stage)
         if result is None:
