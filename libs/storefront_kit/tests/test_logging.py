@@ -146,3 +146,9 @@ def test_configured_logging_scrubs_structlog_stdlib_and_exception_lines(
     assert "ValueError" in lines[2]["exception"]
     for secret in (PHONE, "654321", JWT, "4111111111111111"):
         assert secret not in out
+
+
+def test_the_credential_scheme_is_matched_in_any_case() -> None:
+    assert "abc.def" not in scrub_text("authorization: bearer abc.def")
+    assert "abc.def" not in scrub_text("AUTHORIZATION: BEARER abc.def")
+    assert "dXNlcjpwYXNz" not in scrub_text("basic dXNlcjpwYXNz sent")

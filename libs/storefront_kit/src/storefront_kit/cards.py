@@ -35,10 +35,13 @@ MAX_DIGITS = 19
 #: What :func:`mask_card_numbers` writes in place of a card number.
 CARD_NUMBER_MASK = "[card-number]"
 
-# A maximal run of digit groups joined by single spaces or dashes, not preceded by a
-# digit or "+" and not followed by a digit (lookarounds keep runs maximal).
-_RUN = re.compile(r"(?<![\d+])\d+(?:[ -]\d+)*(?!\d)", re.ASCII)
+# A maximal run of at least 13 digits, single spaces or dashes between them allowed, not
+# preceded by a digit or "+" (greedy, so it ends where the digits do). Shorter runs never
+# match: the engine gives up on them early, which keeps the common string cheap.
+_RUN = re.compile(rf"(?<![\d+])\d(?:[ -]?\d){{{MIN_DIGITS - 1},}}", re.ASCII)
 _GROUP = re.compile(r"\d+", re.ASCII)
+# A cheap first look (no lookaround): 13 or more digits, spaces and dashes in a row.
+_CANDIDATE = re.compile(rf"[0-9][0-9 -]{{{MIN_DIGITS - 2},}}[0-9]")
 _SHORTEST = MIN_DIGITS  # a string shorter than this cannot hold a card number
 
 
@@ -82,23 +85,19 @@ def _card_spans_in_run(run: re.Match[str]) -> Iterator[tuple[int, int]]:
 
 def find_card_numbers(text: str) -> list[tuple[int, int]]:
     """The ``(start, end)`` spans in ``text`` that look like card numbers (may overlap)."""
-    if len(text) < _SHORTEST:
+    if len(text) < _SHORTEST or not _CANDIDATE.search(text):
         return []
     spans: list[tuple[int, int]] = []
     for run in _RUN.finditer(text):
-        if run.end() - run.start() >= _SHORTEST:
-            spans.extend(_card_spans_in_run(run))
+        spans.extend(_card_spans_in_run(run))
     return spans
 
 
 def looks_like_card_number(text: str) -> bool:
     """Whether ``text`` holds anything that looks like a card number."""
-    if len(text) < _SHORTEST:
+    if len(text) < _SHORTEST or not _CANDIDATE.search(text):
         return False
-    for run in _RUN.finditer(text):
-        if run.end() - run.start() >= _SHORTEST and next(_card_spans_in_run(run), None):
-            return True
-    return False
+    return any(next(_card_spans_in_run(run), None) for run in _RUN.finditer(text))
 
 
 def contains_card_number(value: object) -> bool:
