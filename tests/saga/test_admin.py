@@ -100,7 +100,9 @@ async def test_staff_list_filter_and_read_any_order(stack: Stack) -> None:
     assert body["shipment_id"]
     assert body["lease_owner"] is None
     assert list(steps(body)) == [
+        "screen_fraud",
         "reserve_inventory",
+        "check_fraud",
         "authorize_payment",
         "capture_payment",
         "create_shipment",

@@ -44,7 +44,9 @@ async def test_happy_path_confirms_commits_stock_and_captures_once(stack: Stack)
 
     detail = await stack.admin_order(order["id"])
     assert {name: s["status"] for name, s in steps(detail).items()} == {
+        "screen_fraud": "skipped",  # no fraud rule configured
         "reserve_inventory": "succeeded",
+        "check_fraud": "skipped",
         "authorize_payment": "succeeded",
         "capture_payment": "succeeded",
         "create_shipment": "succeeded",

@@ -12,6 +12,7 @@ from orders_service.api import routers
 from orders_service.api.common import RedisWatch
 from orders_service.breakers import build_breaker
 from orders_service.events import publish_alert
+from orders_service.fraud import FraudChecker
 from orders_service.models import OutboxEvent
 from orders_service.providers.inventory import InventoryClient
 from orders_service.providers.payments import PaymentsClient
@@ -20,7 +21,7 @@ from orders_service.providers.shipping import ShippingClient
 from orders_service.saga.orchestrator import SagaOrchestrator
 from orders_service.saga.runner import SagaRunner, replica_id
 from orders_service.saga.steps import StepContext
-from orders_service.settings import OrdersSettings, get_settings
+from orders_service.settings import OrdersSettings, fraud_rules, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.breaker import Breaker
 from storefront_kit.db import create_engine, create_sessionmaker
@@ -121,6 +122,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
             shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
             settings=settings,
+            fraud=FraudChecker(
+                rules=fraud_rules(settings),
+                sessionmaker=sessionmaker,
+                redis=redis,
+                namespace=settings.fraud_namespace,
+            ),
         ),
         redis=redis,
         settings=settings,

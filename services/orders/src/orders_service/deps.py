@@ -6,9 +6,11 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders_service.errors import CardNumberRefused
 from orders_service.saga.runner import SagaRunner
 from orders_service.settings import OrdersSettings
 from storefront_kit.audit import AuditContext, audit_context
+from storefront_kit.cards import contains_card_number
 from storefront_kit.db import request_session
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 
@@ -21,6 +23,7 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "StaffUser",
+    "refuse_card_numbers",
 ]
 
 
@@ -59,3 +62,22 @@ async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
 
 AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
 """An admin's request, as the audit log records its actor and origin."""
+
+
+async def refuse_card_numbers(request: Request) -> None:
+    """Refuse (422 ``card_number_refused``) a JSON body with a card number in any string.
+
+    Runs before the body is validated, so the number reaches neither the model, the
+    database nor a validation error. FastAPI has already parsed the body; Starlette
+    caches it, so this reads no bytes twice.
+    """
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            return  # malformed JSON: FastAPI answers its own 422
+        if contains_card_number(body):
+            raise CardNumberRefused(
+                "The request holds what looks like a payment card number. Card numbers "
+                "are never accepted: pay with the token from the payment provider."
+            )

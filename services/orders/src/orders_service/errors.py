@@ -4,13 +4,17 @@ Orders-specific problems (stable ``code`` in parentheses)::
 
     BadRequest 400
     └── IdempotencyKeyMissing     (idempotency_key_missing)  POST /orders without the header
+    Forbidden 403
+    └── CheckoutRefused           (checkout_refused)         a fraud rule refused the checkout
     NotFound 404
     └── OrderNotFound             (order_not_found)          unknown, or another user's
     Conflict 409
     ├── IdempotencyKeyReused      (idempotency_key_reused)   same key, different body
     ├── InvalidStatusTransition   (invalid_status_transition)
-    └── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
+    ├── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
+    └── OrderNotOnHold            (order_not_on_hold)        a review of an order not ON_HOLD
     UnprocessableEntity 422
+    ├── CardNumberRefused         (card_number_refused)      a card number anywhere in the body
     └── InvalidPageSize           (validation_error)         beyond the configured page size
 """
 
@@ -27,6 +31,8 @@ from storefront_kit.errors import (
 __all__ = [
     "AppError",
     "BadRequest",
+    "CardNumberRefused",
+    "CheckoutRefused",
     "Conflict",
     "Forbidden",
     "IdempotencyKeyMissing",
@@ -36,6 +42,7 @@ __all__ = [
     "NotFound",
     "OrderNotCancellable",
     "OrderNotFound",
+    "OrderNotOnHold",
     "ServiceUnavailable",
     "UnprocessableEntity",
 ]
@@ -68,6 +75,25 @@ class OrderNotCancellable(Conflict):
     title = "Order cannot be cancelled"
 
 
+class CardNumberRefused(UnprocessableEntity):
+    """The body holds what looks like a card number; the problem never repeats it."""
+
+    code = "card_number_refused"
+    title = "Card numbers are not accepted"
+
+
 class InvalidPageSize(UnprocessableEntity):
     code = "validation_error"
     title = "Request validation failed"
+
+
+class CheckoutRefused(Forbidden):
+    """A fraud rule refused the checkout; the order ended FAILED ``fraud_refused``."""
+
+    code = "checkout_refused"
+    title = "Checkout refused"
+
+
+class OrderNotOnHold(Conflict):
+    code = "order_not_on_hold"
+    title = "Order is not on hold"

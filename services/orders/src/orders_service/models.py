@@ -77,6 +77,8 @@ class CustomerOrder(Base):
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
     #: ``{method, token}``: the provider's card token, never a card number.
     payment_method: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    #: Where the checkout came from (the fraud rules count checkouts per address).
+    client_address: Mapped[str | None] = mapped_column(String(64))
     payment_id: Mapped[str | None] = mapped_column(String(128))
     shipment_id: Mapped[str | None] = mapped_column(String(128))
     tracking_number: Mapped[str | None] = mapped_column(String(128))

@@ -15,7 +15,10 @@ from storefront_kit.ids import new_id
 
 __all__ = [
     "claim_expired_sagas",
+    "confirmed_order_count",
     "count_orders",
+    "declined_in_row",
+    "distinct_payment_tokens",
     "get_order",
     "get_order_by_key",
     "insert_order",
@@ -40,6 +43,7 @@ async def insert_order(
     payment_method: dict[str, Any],
     lease_owner: str,
     lease_ttl_s: float,
+    client_address: str | None = None,
 ) -> CustomerOrder | None:
     """Insert a PENDING order leased to ``lease_owner``; ``None`` if the key is taken."""
     order_id = new_id()
@@ -55,6 +59,7 @@ async def insert_order(
             lines=[],
             shipping_address=shipping_address,
             payment_method=payment_method,
+            client_address=client_address,
             lease_owner=lease_owner,
             lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s),
         )
@@ -254,3 +259,52 @@ async def release_lease(
             lease_expires_at=func.now() + timedelta(seconds=retry_in_s),
         )
     )
+
+
+_CONFIRMED = ("CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED")
+_SETTLED_BY_SAGA = (*_CONFIRMED, "FAILED", "CANCELLED")
+
+
+async def declined_in_row(
+    session: AsyncSession, *, user_id: str, before: UUID, reason: str, limit: int
+) -> int:
+    """How many of the user's latest settled orders placed before ``before`` (at most
+    ``limit``) failed with ``reason``, counting back until one did not."""
+    reasons = await session.scalars(
+        select(CustomerOrder.reason)
+        .where(
+            CustomerOrder.user_id == user_id,
+            CustomerOrder.id < before,  # ids are time-ordered
+            CustomerOrder.status.in_(_SETTLED_BY_SAGA),
+        )
+        .order_by(CustomerOrder.id.desc())
+        .limit(limit)
+    )
+    count = 0
+    for found in reasons:
+        if found != reason:
+            break
+        count += 1
+    return count
+
+
+async def distinct_payment_tokens(session: AsyncSession, *, user_id: str, window_s: int) -> int:
+    """Distinct payment tokens of the user's orders placed in the last ``window_s``."""
+    token = CustomerOrder.payment_method["token"].astext
+    count = await session.scalar(
+        select(func.count(func.distinct(token))).where(
+            CustomerOrder.user_id == user_id,
+            CustomerOrder.created_at > func.now() - timedelta(seconds=window_s),
+        )
+    )
+    return int(count or 0)
+
+
+async def confirmed_order_count(session: AsyncSession, *, user_id: str) -> int:
+    """How many of the user's orders were confirmed (and maybe shipped since)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(CustomerOrder)
+        .where(CustomerOrder.user_id == user_id, CustomerOrder.status.in_(_CONFIRMED))
+    )
+    return int(count or 0)

@@ -6,13 +6,23 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from orders_service.domain.saga import OrderStatus
+from storefront_kit.cards import contains_card_number
 
 __all__ = [
     "MAX_ITEMS",
     "MAX_QTY",
+    "PAYMENT_TOKEN_PATTERN",
     "SKU_PATTERN",
     "AdminOrderOut",
     "OrderCreate",
@@ -29,6 +39,10 @@ __all__ = [
 MAX_ITEMS = 50
 MAX_QTY = 100
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: A provider's card token (``tok_...``) or payment method id (``pm_...``): a prefix, an
+#: underscore and up to 100 letters, digits and underscores. Nothing else is a token:
+#: a card number, with or without a prefix, is refused (see storefront_kit.cards).
+PAYMENT_TOKEN_PATTERN = r"^(?:tok|pm)_[A-Za-z0-9_]{1,100}$"  # noqa: S105 (a pattern)
 
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN, min_length=1, max_length=64)]
 
@@ -69,10 +83,19 @@ class ShippingAddress(_Request):
 
 
 class PaymentIn(_Request):
-    """How to pay: a card token from the payment provider's client-side SDK."""
+    """How to pay: a card token from the payment provider's client-side SDK.
+
+    Never a card number: the card is entered in the provider's SDK, which hands back the
+    token. A value that is not a token is refused without being repeated in the problem.
+    """
 
     method: Literal["card"]
-    token: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,255}$")]
+    token: Annotated[
+        str, StringConstraints(pattern=PAYMENT_TOKEN_PATTERN, min_length=5, max_length=104)
+    ] = Field(
+        description="The provider's token (`tok_...` or `pm_...`), never a card number.",
+        examples=["tok_visa"],
+    )
 
 
 class OrderCreate(_Request):
@@ -100,6 +123,16 @@ class OrderCreate(_Request):
     shipping_address: ShippingAddress
     payment: PaymentIn
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_card_numbers(cls, data: Any) -> Any:
+        # The route refuses these before validation (deps.refuse_card_numbers) with its
+        # own problem; this keeps the model itself from ever holding one. The message
+        # names no value: validation errors must not echo a card number.
+        if contains_card_number(data):
+            raise PydanticCustomError("card_number_refused", "A card number is not accepted.")
+        return data
+
     @field_validator("items")
     @classmethod
     def _distinct_skus(cls, items: list[OrderItem]) -> list[OrderItem]:
@@ -115,6 +148,17 @@ class StatusChange(_Request):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "PROCESSING"}]})
 
     status: Literal["PROCESSING", "SHIPPED", "DELIVERED"]
+
+
+class Review(_Request):
+    """``POST /api/v1/admin/orders/{id}/review``: staff decide on an order ON_HOLD."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"decision": "approve", "note": "known customer"}]}
+    )
+
+    decision: Literal["approve", "reject"]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
 
 
 class _Response(BaseModel):
@@ -193,4 +237,4 @@ class AdminOrderPage(BaseModel):
     size: int
 
 
-__all__ += ["AdminOrderPage", "OrderItemOut"]
+__all__ += ["AdminOrderPage", "OrderItemOut", "Review"]

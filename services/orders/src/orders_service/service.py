@@ -21,16 +21,21 @@ from orders_service.domain.saga import (
     InvalidTransition,
     OrderStatus,
     Reason,
+    Step,
+    StepStatus,
     cancel_plan,
     check_admin_transition,
+    status_after,
 )
 from orders_service.errors import (
     IdempotencyKeyReused,
     InvalidStatusTransition,
     OrderNotCancellable,
     OrderNotFound,
+    OrderNotOnHold,
 )
 from orders_service.events import stage_audit
+from orders_service.fraud import record_fraud_decision
 from orders_service.models import CustomerOrder, SagaStep
 from orders_service.schemas import OrderCreate
 from orders_service.transitions import transition
@@ -44,6 +49,7 @@ __all__ = [
     "place_order",
     "request_cancel",
     "request_fingerprint",
+    "review_order",
 ]
 
 
@@ -61,6 +67,7 @@ async def place_order(
     body: OrderCreate,
     lease_owner: str,
     lease_ttl_s: float,
+    client_address: str | None = None,
 ) -> tuple[CustomerOrder, bool]:
     """The order for this key: a new PENDING one leased to ``lease_owner`` (True), or the
     one the same request already created (False); a different request is a 409."""
@@ -73,6 +80,7 @@ async def place_order(
         items=[item.model_dump() for item in body.items],
         shipping_address=body.shipping_address.model_dump(exclude_none=True),
         payment_method=body.payment.model_dump(),
+        client_address=client_address,
         lease_owner=lease_owner,
         lease_ttl_s=lease_ttl_s,
     )
@@ -247,3 +255,79 @@ async def request_cancel(
             ),
         )
     return order, lease_free
+
+
+async def review_order(
+    session: AsyncSession,
+    *,
+    order_id: UUID,
+    approve: bool,
+    audit: AuditContext,
+    note: str | None,
+    lease_owner: str,
+    lease_ttl_s: float,
+) -> CustomerOrder:
+    """Staff decide on an order ON_HOLD: approval lets its saga go on from the held fraud
+    step, rejection compensates it (FAILED ``fraud_rejected``). Either way the order is
+    leased to ``lease_owner``, whose caller starts the saga once this committed."""
+    order = await repository.get_order(session, order_id, for_update=True)
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    if order.status != OrderStatus.ON_HOLD:
+        raise OrderNotOnHold(
+            f"Only an order ON_HOLD can be reviewed; this one is {order.status}.",
+            order_status=order.status,
+        )
+    steps = await repository.steps_of(session, order_id)
+    held = next((Step(row.step) for row in steps.values() if row.status == StepStatus.HELD), None)
+    assert held is not None, "an order ON_HOLD has a held step"
+    row = steps[held]
+    before = {"status": order.status, "version": order.version}
+    review = {"decision": "approve" if approve else "reject", "by": audit.actor_id, "note": note}
+    result = {**(row.result or {}), "review": review}
+    if approve:
+        await repository.record_step(session, order, held, StepStatus.SUCCEEDED, result=result)
+        await transition(session, order, status_after(held))
+    else:
+        await repository.record_step(
+            session, order, held, StepStatus.REJECTED, result=result, error="rejected by staff"
+        )
+        await transition(
+            session,
+            order,
+            OrderStatus.COMPENSATING,
+            outcome=OrderStatus.FAILED,
+            reason=Reason.FRAUD_REJECTED,
+            detail=note,
+        )
+    order.lease_owner = lease_owner
+    order.lease_expires_at = func.now() + timedelta(seconds=lease_ttl_s)
+    await record_fraud_decision(
+        session=session,
+        order=order,
+        stage=held.value,
+        decision=review["decision"] or "",
+        rules=list((row.result or {}).get("rules", [])),
+        actor=audit.actor_id,
+        note=note,
+    )
+    await session.flush()
+    await session.refresh(order)
+    stage_audit(
+        session,
+        audit.entry(
+            action="order.reviewed",
+            target_type="order",
+            target_id=order.id,
+            before=before,
+            after={
+                "status": order.status,
+                "version": order.version,
+                "decision": review["decision"],
+                "step": held.value,
+                "rules": list((row.result or {}).get("rules", [])),
+                "note": note,
+            },
+        ),
+    )
+    return order

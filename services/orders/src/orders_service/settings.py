@@ -5,9 +5,10 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from orders_service.domain.fraud import FraudRule, parse_rules
 from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
 
-__all__ = ["OrdersSettings", "get_settings"]
+__all__ = ["OrdersSettings", "fraud_rules", "get_settings"]
 
 
 class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
@@ -84,6 +85,12 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
     #: Run the recovery worker and the outbox relay in this process.
     background_tasks_enabled: bool = True
 
+    # --- fraud rules ------------------------------------------------------------------------
+    #: The fraud rule set, a JSON list (docs/orders.md "Fraud rules"); ``[]``: none.
+    fraud_rules: str = "[]"
+    #: Redis key namespace of the fraud rules' velocity counters.
+    fraud_namespace: str = "orders:fraud"
+
     # --- events and lists -----------------------------------------------------------------
     #: Outbox rows published per relay round.
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
@@ -105,7 +112,13 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
             raise ValueError("page_size_default exceeds page_size_max")
         if self.compensation_retry_initial_s > self.compensation_retry_max_s:
             raise ValueError("compensation_retry_initial_s exceeds compensation_retry_max_s")
+        parse_rules(self.fraud_rules)  # a broken rule set stops the service at start
         return self
+
+
+def fraud_rules(settings: OrdersSettings) -> tuple[FraudRule, ...]:
+    """The configured fraud rule set, parsed."""
+    return parse_rules(settings.fraud_rules)
 
 
 def get_settings() -> OrdersSettings:

@@ -29,6 +29,8 @@ def test_actions_run_in_the_documented_order() -> None:
         done[step] = S.SUCCEEDED
     assert seen == list(ACTIONS)
     assert [status_after(s) for s in seen] == [
+        OrderStatus.PENDING,
+        OrderStatus.RESERVED,
         OrderStatus.RESERVED,
         OrderStatus.RESERVED,
         OrderStatus.PAID,
@@ -37,13 +39,41 @@ def test_actions_run_in_the_documented_order() -> None:
     ]
 
 
+SCREENED = {Step.SCREEN_FRAUD: S.SKIPPED, Step.CHECK_FRAUD: S.SUCCEEDED}
+
+
 def test_a_step_left_running_by_a_crash_is_run_again() -> None:
-    done = {Step.RESERVE_INVENTORY: S.SUCCEEDED, Step.AUTHORIZE_PAYMENT: S.RUNNING}
+    done = {
+        **SCREENED,
+        Step.RESERVE_INVENTORY: S.SUCCEEDED,
+        Step.AUTHORIZE_PAYMENT: S.RUNNING,
+    }
     assert next_action(done) == Step.AUTHORIZE_PAYMENT
+
+
+def test_a_held_fraud_step_is_not_done() -> None:
+    assert next_action({Step.SCREEN_FRAUD: S.HELD}) == Step.SCREEN_FRAUD
+    done = {Step.SCREEN_FRAUD: S.SUCCEEDED, Step.RESERVE_INVENTORY: S.SUCCEEDED}
+    assert next_action({**done, Step.CHECK_FRAUD: S.HELD}) == Step.CHECK_FRAUD
+
+
+def test_fraud_steps_have_nothing_to_compensate() -> None:
+    assert compensations_needed({Step.SCREEN_FRAUD: S.HELD}) == []
+    held_after_reserving = {
+        Step.SCREEN_FRAUD: S.SUCCEEDED,
+        Step.RESERVE_INVENTORY: S.SUCCEEDED,
+        Step.CHECK_FRAUD: S.REJECTED,
+    }
+    assert compensations_needed(held_after_reserving) == [Step.RELEASE_INVENTORY]
+
+
+def test_an_order_on_hold_is_cancelled_by_compensating() -> None:
+    assert cancel_plan(OrderStatus.ON_HOLD) == CancelPlan.COMPENSATE
 
 
 def test_skipped_payment_steps_count_as_done() -> None:
     done = {
+        **SCREENED,
         Step.RESERVE_INVENTORY: S.SUCCEEDED,
         Step.AUTHORIZE_PAYMENT: S.SKIPPED,
         Step.CAPTURE_PAYMENT: S.SKIPPED,

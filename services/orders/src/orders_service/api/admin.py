@@ -8,18 +8,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import service
 from orders_service.api.common import Page, Size, check_size, settled, wait_for_saga
-from orders_service.deps import AdminAudit, RunnerDep, SessionDep, SettingsDep, StaffUser
+from orders_service.deps import AdminAudit, RedisDep, RunnerDep, SessionDep, SettingsDep, StaffUser
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
     InvalidPageSize,
     InvalidStatusTransition,
     OrderNotCancellable,
     OrderNotFound,
+    OrderNotOnHold,
 )
+from orders_service.events import publish_alert
 from orders_service.models import CustomerOrder
 from orders_service.schemas import (
     AdminOrderOut,
     AdminOrderPage,
+    Review,
     SagaStepOut,
     StatusChange,
 )
@@ -109,6 +112,46 @@ async def cancel_order(
     await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
         runner.start(order.id)
+    order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
+    if not settled(order):
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"{PREFIX}/{order.id}"
+    return await _detailed(session, order)
+
+
+@router.post(
+    "/{order_id}/review",
+    responses={**_IN_PROGRESS, **responses(OrderNotFound, OrderNotOnHold, 422)},
+)
+async def review_order(
+    order_id: UUID,
+    body: Review,
+    audit: AdminAudit,
+    session: SessionDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    redis: RedisDep,
+    response: Response,
+) -> AdminOrderOut:
+    """Decide on an order a fraud rule put ON_HOLD: `approve` lets its saga go on
+    (payment, shipment...), `reject` compensates it (FAILED `fraud_rejected`).
+    200 once the saga settled again, 202 while it runs; 409 unless ON_HOLD."""
+    order = await service.review_order(
+        session,
+        order_id=order_id,
+        approve=body.decision == "approve",
+        audit=audit,
+        note=body.note,
+        lease_owner=runner.owner,
+        lease_ttl_s=settings.saga_lease_ttl_s,
+    )
+    await commit(session)  # the saga must find the decision committed and the row unlocked
+    await publish_alert(
+        redis,
+        "fraud.approved" if body.decision == "approve" else "fraud.rejected",
+        {"order_id": str(order.id), "user_id": order.user_id, "by": audit.actor_id},
+    )
+    runner.start(order.id)
     order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
     if not settled(order):
         response.status_code = status.HTTP_202_ACCEPTED

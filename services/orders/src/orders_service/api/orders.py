@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from orders_service import service
 from orders_service.api.common import (
@@ -16,9 +16,17 @@ from orders_service.api.common import (
     settled,
     wait_for_saga,
 )
-from orders_service.deps import CurrentUser, RunnerDep, SessionDep, SettingsDep
+from orders_service.deps import (
+    CurrentUser,
+    RunnerDep,
+    SessionDep,
+    SettingsDep,
+    refuse_card_numbers,
+)
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
+    CardNumberRefused,
+    CheckoutRefused,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
     InvalidPageSize,
@@ -27,6 +35,7 @@ from orders_service.errors import (
 )
 from orders_service.schemas import OrderCreate, OrderOut, OrderPage
 from storefront_kit.db import commit
+from storefront_kit.forwarded import client_ip
 from storefront_kit.problems import responses
 
 __all__ = ["router"]
@@ -50,10 +59,14 @@ _IN_PROGRESS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    # First of all dependencies: a card number is refused before anything else sees it.
+    dependencies=[Depends(refuse_card_numbers)],
     responses={
         200: {"model": OrderOut, "description": "A replay of an earlier request (same key)."},
         **_IN_PROGRESS,
-        **responses(IdempotencyKeyMissing, IdempotencyKeyReused, 422),
+        **responses(
+            CheckoutRefused, IdempotencyKeyMissing, IdempotencyKeyReused, CardNumberRefused
+        ),
     },
 )
 async def create_order(
@@ -63,11 +76,17 @@ async def create_order(
     runner: RunnerDep,
     settings: SettingsDep,
     watch: RedisWatchDep,
+    request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderOut:
     """Place an order and run the checkout saga: 201 with its outcome when it settles
-    quickly, else 202 with a `Location` to poll. Prices come from inventory."""
+    quickly, else 202 with a `Location` to poll. Prices come from inventory.
+
+    Anything that looks like a card number, in any field, is refused (422
+    `card_number_refused`) and neither stored nor repeated; pay with the provider's
+    token. A fraud rule may refuse the checkout (403 `checkout_refused`, nothing charged)
+    or hold the order for review (201 with status `ON_HOLD`)."""
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
     order, created = await service.place_order(
@@ -77,6 +96,9 @@ async def create_order(
         body=body,
         lease_owner=runner.owner,
         lease_ttl_s=settings.saga_lease_ttl_s,
+        client_address=client_ip(
+            request, forwarded_allow_ips=settings.platform.forwarded_allow_ips
+        ),
     )
     await commit(session)  # the saga, another task, must find the order committed
     if created:
@@ -84,6 +106,12 @@ async def create_order(
     order = await wait_for_saga(
         session, runner, order.id, timeout_s=settings.checkout_wait_s, watch=watch
     )
+    if order.status == OrderStatus.FAILED and order.reason == Reason.FRAUD_REFUSED:
+        raise CheckoutRefused(
+            "This checkout was refused. Contact support if you think this is a mistake.",
+            order_id=str(order.id),
+            reason=Reason.FRAUD_REFUSED.value,
+        )
     response.headers["Location"] = location(order.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -2,7 +2,8 @@
 
 Forward path, one persisted step at a time::
 
-    PENDING --reserve_inventory--> RESERVED --authorize_payment--> RESERVED
+    PENDING --screen_fraud--> PENDING --reserve_inventory--> RESERVED
+            --check_fraud--> RESERVED --authorize_payment--> RESERVED
             --capture_payment--> PAID --create_shipment--> SHIPMENT_CREATED
             --commit_inventory--> CONFIRMED
 
@@ -15,6 +16,12 @@ and DELIVERED.
 ``SHIPMENT_CREATED`` is the saga's "a parcel is booked" state; ``SHIPPED`` is the later,
 physical hand-over an admin records. Keeping the names apart keeps "cancellable before
 SHIPPED" unambiguous.
+
+The two fraud steps evaluate the configured rules (:mod:`orders_service.domain.fraud`):
+``screen_fraud`` before anything is reserved, ``check_fraud`` once inventory priced the
+order. A rule that holds the order parks it ON_HOLD (the step ``held``) until staff
+approve it (the step succeeds and the saga goes on) or reject it (compensation, FAILED
+``fraud_rejected``).
 """
 
 from collections.abc import Mapping
@@ -47,6 +54,7 @@ __all__ = [
 
 class OrderStatus(StrEnum):
     PENDING = "PENDING"
+    ON_HOLD = "ON_HOLD"  # a fraud rule asks for a review by staff
     RESERVED = "RESERVED"
     PAID = "PAID"
     SHIPMENT_CREATED = "SHIPMENT_CREATED"
@@ -60,7 +68,9 @@ class OrderStatus(StrEnum):
 
 
 class Step(StrEnum):
+    SCREEN_FRAUD = "screen_fraud"
     RESERVE_INVENTORY = "reserve_inventory"
+    CHECK_FRAUD = "check_fraud"
     AUTHORIZE_PAYMENT = "authorize_payment"
     CAPTURE_PAYMENT = "capture_payment"
     CREATE_SHIPMENT = "create_shipment"
@@ -81,6 +91,7 @@ class StepStatus(StrEnum):
     FAILED = "failed"  # gave up, the outcome may be partial (timeouts, 5xx)
     REJECTED = "rejected"  # a definitive "no": the step had no effect
     SKIPPED = "skipped"  # nothing to do
+    HELD = "held"  # waits for staff (a fraud review): the saga stops until they decide
 
 
 class Reason(StrEnum):
@@ -103,6 +114,9 @@ class Reason(StrEnum):
     INVALID_SHIPMENT = "invalid_shipment"
     CANCELLED_BY_CUSTOMER = "cancelled_by_customer"
     CANCELLED_BY_ADMIN = "cancelled_by_admin"
+    FRAUD_REFUSED = "fraud_refused"
+    FRAUD_REJECTED = "fraud_rejected"
+    FRAUD_CHECK_UNAVAILABLE = "fraud_check_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -112,7 +126,9 @@ class Reason(StrEnum):
 #: what was only authorized). A new step is one row here (and its handler in
 #: ``saga/steps/``).
 PLAN: tuple[tuple[Step, OrderStatus, Step | None], ...] = (
+    (Step.SCREEN_FRAUD, OrderStatus.PENDING, None),
     (Step.RESERVE_INVENTORY, OrderStatus.RESERVED, Step.RELEASE_INVENTORY),
+    (Step.CHECK_FRAUD, OrderStatus.RESERVED, None),
     (Step.AUTHORIZE_PAYMENT, OrderStatus.RESERVED, Step.REFUND_PAYMENT),
     (Step.CAPTURE_PAYMENT, OrderStatus.PAID, Step.REFUND_PAYMENT),
     (Step.CREATE_SHIPMENT, OrderStatus.SHIPMENT_CREATED, Step.CANCEL_SHIPMENT),
@@ -228,6 +244,6 @@ def cancel_plan(status: OrderStatus) -> CancelPlan:
         return CancelPlan.IN_PROGRESS
     if status in IN_FLIGHT:
         return CancelPlan.INTERRUPT
-    if status in (OrderStatus.CONFIRMED, OrderStatus.PROCESSING):
+    if status in (OrderStatus.CONFIRMED, OrderStatus.PROCESSING, OrderStatus.ON_HOLD):
         return CancelPlan.COMPENSATE
     return CancelPlan.FORBIDDEN

@@ -39,6 +39,7 @@ from orders_service.events import publish_alert, receipt, stage_event
 from orders_service.models import CustomerOrder, SagaStep
 from orders_service.saga.failures import Failure, classify
 from orders_service.saga.steps import STEPS, Alert, StepContext, StepOutcome
+from orders_service.saga.steps import action as action_handler
 from orders_service.settings import OrdersSettings
 from orders_service.transitions import transition
 from storefront_kit.db import unit_of_work
@@ -159,6 +160,38 @@ class SagaOrchestrator:
             await repository.record_step(session, order, step, StepStatus.RUNNING, new_attempt=True)
         return order
 
+    async def _start_action(
+        self, order_id: UUID, action: Step, statuses: dict[Step, StepStatus]
+    ) -> tuple[CustomerOrder, Step]:
+        """Record ``action`` running (after the idle steps from it on), in one transaction."""
+        pending = dict(statuses)
+        async with self._locked(order_id) as (session, order):
+            action = await self._skip_idle(session, order, action, pending)
+            await repository.record_step(
+                session, order, action, StepStatus.RUNNING, new_attempt=True
+            )
+        statuses.update(pending)
+        statuses[action] = StepStatus.RUNNING
+        return order, action
+
+    async def _skip_idle(
+        self,
+        session: AsyncSession,
+        order: CustomerOrder,
+        step: Step,
+        pending: dict[Step, StepStatus],
+    ) -> Step:
+        """Record every step from ``step`` on that has nothing to do (a fraud step with no
+        rule) with its outcome, in the caller's transaction; the first one that has."""
+        while (outcome := action_handler(step).idle(self._steps)) is not None:
+            await repository.record_step(
+                session, order, step, outcome.status, new_attempt=True, result=outcome.result
+            )
+            STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
+            pending[step] = outcome.status
+            step = next_action(pending) or FINAL_ACTION
+        return step
+
     # --- forward path ---------------------------------------------------------------------
 
     async def _drive(self, order_id: UUID) -> None:
@@ -191,8 +224,7 @@ class SagaOrchestrator:
             if action is None:
                 # every action recorded: only the final status is missing
                 action = next_action(statuses) or FINAL_ACTION
-                order = await self._start_step(order_id, action)
-                statuses[action] = StepStatus.RUNNING
+                order, action = await self._start_action(order_id, action, statuses)
             outcome = await self._perform(action, order)
             if isinstance(outcome, Exception):
                 failure = classify(action, outcome)
@@ -217,6 +249,10 @@ class SagaOrchestrator:
                     return
                 order = await self._fail(order_id, action, failure)
                 statuses[action] = failure.step_status
+                continue
+            if outcome.status == StepStatus.HELD:
+                order = await self._hold(order_id, action, outcome)
+                statuses[action] = StepStatus.HELD
                 continue
             order, started = await self._complete(order_id, action, outcome, statuses)
 
@@ -246,6 +282,7 @@ class SagaOrchestrator:
         ``statuses`` is updated once the transaction committed.
         """
         following: Step | None = None
+        pending = {**statuses, step: outcome.status}
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, outcome.status, result=outcome.result
@@ -278,17 +315,39 @@ class SagaOrchestrator:
                 )
             else:
                 await transition(session, order, target, previous=previous)
-                following = next_action({**statuses, step: outcome.status}) or FINAL_ACTION
+                following = next_action(pending) or FINAL_ACTION
+                following = await self._skip_idle(session, order, following, pending)
                 await repository.record_step(
                     session, order, following, StepStatus.RUNNING, new_attempt=True
                 )
         statuses[step] = outcome.status
         if following is not None:
+            statuses.update(pending)
             statuses[following] = StepStatus.RUNNING
         if step == FINAL_ACTION and not cancelling:
             SAGAS_SETTLED.labels(OrderStatus.CONFIRMED.value, "").inc()
         await self._publish(alerts)
         return order, following
+
+    async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> CustomerOrder:
+        """Park the order ON_HOLD for a staff review (the lease goes with it: no replica
+        runs the saga until staff decide); a cancel that arrived meanwhile wins."""
+        async with self._locked(order_id) as (session, order):
+            await repository.record_step(
+                session, order, step, StepStatus.HELD, result=outcome.result
+            )
+            if order.cancel_requested:
+                await transition(
+                    session,
+                    order,
+                    OrderStatus.COMPENSATING,
+                    outcome=OrderStatus.CANCELLED,
+                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
+                )
+            else:
+                await transition(session, order, OrderStatus.ON_HOLD, release_lease_of=self.owner)
+        logger.info("saga_on_hold", order_id=str(order_id), step=step.value)
+        return order
 
     async def _publish(self, alerts: list[Alert]) -> None:
         for alert_type, data in alerts:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from orders_service.domain.saga import ACTIONS, Step
 from orders_service.saga.steps.base import Alert, SagaAction, SagaStep, StepContext, StepOutcome
 from orders_service.saga.steps.commit_inventory import CommitInventory
+from orders_service.saga.steps.fraud import CheckFraud, ScreenFraud
 from orders_service.saga.steps.payment import AuthorizePayment, CapturePayment, RefundPayment
 from orders_service.saga.steps.reserve_inventory import ReleaseInventory, ReserveInventory
 from orders_service.saga.steps.shipment import CancelShipment, CreateShipment
@@ -37,7 +38,9 @@ def _registry(*handlers: SagaStep) -> Mapping[Step, SagaStep]:
 
 
 STEPS: Mapping[Step, SagaStep] = _registry(
+    ScreenFraud(),
     ReserveInventory(),
+    CheckFraud(),
     AuthorizePayment(),
     CapturePayment(),
     CreateShipment(),

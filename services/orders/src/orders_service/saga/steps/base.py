@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.domain.saga import Reason, Step, StepStatus
+from orders_service.fraud import FraudChecker
 from orders_service.models import CustomerOrder
 from orders_service.providers.errors import ProviderRejected
 from orders_service.providers.inventory import InventoryClient
@@ -44,6 +45,7 @@ class StepContext:
     payments: PaymentsClient
     shipping: ShippingClient
     settings: OrdersSettings
+    fraud: FraudChecker
 
 
 class SagaStep(ABC):
@@ -75,6 +77,12 @@ class SagaStep(ABC):
 
 class SagaAction(SagaStep):
     """A forward step: besides running, it says why the order fails when it fails."""
+
+    def idle(self, ctx: StepContext) -> StepOutcome | None:
+        """The outcome without running, when the step has nothing to do under the current
+        settings (recorded in the transaction that would have started it: no transaction
+        of its own); None to run it. Only for a step that leaves the status as it was."""
+        return None
 
     #: The reason when the provider could not be reached (after the retries).
     unavailable: ClassVar[Reason]
