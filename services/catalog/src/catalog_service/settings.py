@@ -77,6 +77,20 @@ class CatalogSettings(ServiceSettings):
     #: Elasticsearch is back), so it does not wait out the whole Elasticsearch timeout.
     breaker_probe_timeout_ms: int = Field(default=500, ge=1, le=60_000)
 
+    # --- Dependency watch (per process: Redis and Elasticsearch) -----------------------
+    #: Ping Redis and Elasticsearch in the background and open their breakers after
+    #: ``watch_misses`` missed pings, so no request has to wait out a timeout to find an
+    #: outage; the watch's ping, not a request, then finds the dependency back. False:
+    #: requests find outages (``breaker_failure_threshold``) and probe (half-open).
+    watch_enabled: bool = True
+    #: Time between two pings of one dependency (start to start).
+    watch_interval_ms: int = Field(default=250, ge=10, le=60_000)
+    #: Deadline of one ping; a later answer is a miss.
+    watch_timeout_ms: int = Field(default=150, ge=1, le=60_000)
+    #: Missed pings in a row that open the dependency's breaker. An outage is known at
+    #: most ``watch_interval_ms * watch_misses + watch_timeout_ms`` after it began.
+    watch_misses: int = Field(default=2, ge=1, le=100)
+
     # --- Rate limit ----------------------------------------------------------------
     #: Searches one client IP may make (limits syntax, fixed window, shared through Redis
     #: by every replica behind every gateway; the gateway also limits per address).
@@ -138,6 +152,8 @@ class CatalogSettings(ServiceSettings):
     def _coherent_limits(self) -> "CatalogSettings":
         if self.max_page_size > self.max_result_window:
             raise ValueError("max_page_size exceeds max_result_window")
+        if self.watch_timeout_ms > self.watch_interval_ms:
+            raise ValueError("watch_timeout_ms exceeds watch_interval_ms")
         return self
 
 
