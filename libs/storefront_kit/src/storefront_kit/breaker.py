@@ -14,8 +14,10 @@ deadline when the dependency is still down): the watch's ping is the probe, and 
 watch closes the breaker when the dependency answers again (:meth:`Breaker.ping_succeeded`).
 
 Calls in flight when the breaker opens are released at once with :class:`BreakerOpen`
-(:meth:`Breaker.call` races each call against :meth:`Breaker.wait_open`): a request that
-started a moment before the outage was found does not wait out its timeout.
+(the calling task is cancelled, as ``asyncio.timeout`` does, and the cancellation turned
+into :class:`BreakerOpen`): a request that started a moment before the outage was found
+does not wait out its timeout. :meth:`Breaker.wait_open` lets other waits (a checkout
+waiting for its saga) end the same way.
 
 Process-local on purpose: whether Redis answers is a question each process can answer
 for itself in a few milliseconds, and the shared store for breaker state would be the
@@ -33,7 +35,7 @@ Exception tree::
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
@@ -100,8 +102,8 @@ class Breaker:
         self._watch_interval_s: float | None = None
         #: Resolved when the breaker opens; None while nobody waits for that.
         self._opened: asyncio.Future[None] | None = None
-        #: Calls released by the opening, still winding down (a reference keeps them).
-        self._abandoned: set[asyncio.Future[Any]] = set()
+        #: Tasks with a call in flight; True once the opening cancelled the call.
+        self._in_flight: dict[asyncio.Task[Any], bool] = {}
         self._gauge = BREAKER_STATE.labels(dependency=name)
         self._gauge.set(0)
 
@@ -193,6 +195,7 @@ class Breaker:
         future, self._opened = self._opened, None
         if future is not None and not future.done():
             future.set_result(None)
+        self._release_in_flight()
 
     def before_call(self) -> bool:
         """Admit a call or raise :class:`BreakerOpen`; True when the call is the probe."""
@@ -270,40 +273,47 @@ class Breaker:
         ``probe_timeout_s`` bounds the half-open probe: the one request that finds out
         whether the dependency is back should not wait out a full timeout if it is not.
 
-        A call still running when the breaker opens (its own failures, others', or the
-        watch's :meth:`trip`) is released at once with :class:`BreakerOpen`; the
-        operation is cancelled and its outcome not counted.
+        A call still running when the breaker opens (others' failures, or the watch's
+        :meth:`trip`) is released at once with :class:`BreakerOpen`: the operation is
+        cancelled and its outcome not counted.
         """
         async with self.guard() as probe:
             limit = probe_timeout_s if probe and probe_timeout_s is not None else timeout_s
             if probe:
                 # The breaker is open already: nothing to race against.
                 return await _bounded(operation, limit)
-            return await self._released_on_open(_bounded(operation, limit))
+            return await self._released_on_open(operation, limit)
 
-    async def _released_on_open(self, call: Coroutine[object, object, T]) -> T:
-        task = asyncio.ensure_future(call)
-        opened = self._open_future()
+    async def _released_on_open(
+        self, operation: Callable[[], Awaitable[T]], limit: float | None
+    ) -> T:
+        # The calling task itself is cancelled when the breaker opens (as asyncio.timeout
+        # does on expiry): no task per call, the call runs inline as before.
+        task = asyncio.current_task()
+        if task is None:
+            return await _bounded(operation, limit)
+        self._in_flight[task] = False
         try:
-            await asyncio.wait((task, opened), return_when=asyncio.FIRST_COMPLETED)
+            return await _bounded(operation, limit)
         except asyncio.CancelledError:
-            self._abandon(task)
+            if self._in_flight.get(task):
+                self._in_flight[task] = False  # handled here: finally must not uncancel
+                if task.uncancel() == 0:
+                    # Only the opening cancelled it: the caller learns the breaker is open.
+                    raise BreakerOpen(
+                        self.name, self.retry_after_s() or self.reset_timeout_s
+                    ) from None
             raise
-        if task.done():
-            return task.result()
-        # Opened while the call waited: give up on it now, let it wind down on its own.
-        self._abandon(task)
-        raise BreakerOpen(self.name, self.retry_after_s() or self.reset_timeout_s)
+        finally:
+            if self._in_flight.pop(task, False):
+                # The opening's cancellation never reached the call (it ended first).
+                task.uncancel()
 
-    def _abandon(self, task: "asyncio.Future[Any]") -> None:
-        task.cancel()
-        self._abandoned.add(task)
-        task.add_done_callback(self._forget)
-
-    def _forget(self, task: "asyncio.Future[Any]") -> None:
-        self._abandoned.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: never "exception was never retrieved"
+    def _release_in_flight(self) -> None:
+        for task, released in self._in_flight.items():
+            if not released and not task.done():
+                self._in_flight[task] = True
+                task.cancel()
 
 
 async def _bounded(operation: Callable[[], Awaitable[T]], limit: float | None) -> T:
