@@ -77,11 +77,14 @@ def _detection_s() -> float:
     watches = ((CatalogSettings, "watch_"), (OrdersSettings, "redis_watch_"))
     if any(f"{watch}interval_ms" not in s.model_fields for s, watch in watches):
         return 1.0
-    return max(
-        default(s, f"{watch}interval_ms") * default(s, f"{watch}misses")
-        + default(s, f"{watch}timeout_ms")
-        for s, watch in watches
-    ) / 1000
+    return (
+        max(
+            default(s, f"{watch}interval_ms") * default(s, f"{watch}misses")
+            + default(s, f"{watch}timeout_ms")
+            for s, watch in watches
+        )
+        / 1000
+    )
 
 
 def _phase(started: float, seconds: float, detection_s: float) -> str:
