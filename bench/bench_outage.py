@@ -1,14 +1,16 @@
 """Answers while Redis and Elasticsearch are frozen (issue 22): how fast, and what kind.
 
 Starts its own platform (its own Redis and Elasticsearch, so freezing them touches
-nothing else), creates a product, warms one cached search, then freezes Redis and
-Elasticsearch with SIGSTOP for ``--pause`` seconds under a small load (``--clients``
-loops, each: a cached search, an uncached search, a product page, the catalog's
-readiness, and every fifth round a checkout) and resumes them with SIGCONT. Prints,
-per request kind, the answers' kinds (200 / 202 / 503 code) and p50/p95/p99/max
-latency during the pause, split into the first second (the breakers learning the
-outage: at most one timeout) and the rest; then how long after the thaw health was
-green again and whether every order settled.
+nothing else), creates a product, warms one cached search, then runs a small load
+(``--clients`` loops, each: a cached search, an uncached search, a product page, the
+catalog's readiness, and every fifth round a checkout), freezes Redis and Elasticsearch
+with SIGSTOP ``--lead`` seconds into it for ``--pause`` seconds and resumes them with
+SIGCONT. Prints, per request kind, the answers' kinds (200 / 202 / 503 code) and
+p50/p95/p99/max latency in four phases: before the freeze; in flight at the freeze
+(sent before, answered after); sent before the services' dependency watches can know
+(``--detection``, by default the longest ``interval * misses + timeout`` of the watch
+settings' defaults); and sent after. Then how many answers after detection took 100 ms
+or more, how long after the thaw health was green again and whether every order settled.
 
     .venv/bin/python bench/bench_outage.py --pause 10 --clients 4
 """
@@ -63,6 +65,34 @@ def _order(sku: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _detection_s() -> float:
+    """The longest a service's watch takes to know a frozen dependency, by default
+    (1 s when the services have no watch settings: the code before the watch)."""
+    from catalog_service.settings import CatalogSettings
+    from orders_service.settings import OrdersSettings
+
+    def default(settings: Any, name: str) -> int:
+        return int(settings.model_fields[name].default)
+
+    watches = ((CatalogSettings, "watch_"), (OrdersSettings, "redis_watch_"))
+    if any(f"{watch}interval_ms" not in s.model_fields for s, watch in watches):
+        return 1.0
+    return (
+        max(
+            default(s, f"{watch}interval_ms") * default(s, f"{watch}misses")
+            + default(s, f"{watch}timeout_ms")
+            for s, watch in watches
+        )
+        / 1000
+    )
+
+
+def _phase(started: float, seconds: float, detection_s: float) -> str:
+    if started < 0:
+        return "1 before freeze" if started + seconds < 0 else "2 in flight at freeze"
+    return "3 until detected" if started < detection_s else "4 after detection"
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -92,7 +122,6 @@ async def bench(args: argparse.Namespace, gateway: str, pids: tuple[int, int], p
 
         samples: list[tuple[str, str, float, float]] = []  # kind, answer, started, seconds
         orders: list[str] = []
-        paused_at = 0.0
 
         async def call(name: str, method: str, path: str, **kwargs: Any) -> None:
             started = time.monotonic()
@@ -105,9 +134,11 @@ async def bench(args: argparse.Namespace, gateway: str, pids: tuple[int, int], p
                         orders.append(json.loads(body)["id"])
                 else:
                     answer = f"{response.status} {json.loads(body).get('code', '?')}"
-            samples.append((name, answer, started - paused_at, elapsed))
+            samples.append((name, answer, started, elapsed))
 
         async def client(worker: int, until: float) -> None:
+            # Staggered, so that the freeze finds requests of every kind in flight.
+            await asyncio.sleep(worker * 0.13)
             n = 0
             while time.monotonic() < until:
                 n += 1
@@ -127,12 +158,14 @@ async def bench(args: argparse.Namespace, gateway: str, pids: tuple[int, int], p
                     )
                 await asyncio.sleep(0.02)
 
+        until = time.monotonic() + args.lead + args.pause
+        load = asyncio.gather(*(client(w, until) for w in range(args.clients)))
+        await asyncio.sleep(args.lead)  # requests are in flight when the servers freeze
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         paused_at = time.monotonic()
         try:
-            until = paused_at + args.pause
-            await asyncio.gather(*(client(w, until) for w in range(args.clients)))
+            await load
         finally:
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
@@ -158,14 +191,23 @@ async def bench(args: argparse.Namespace, gateway: str, pids: tuple[int, int], p
     for column in ("request", "phase", "n", "answers", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="right" if "ms" in column or column == "n" else "left")
     groups: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
-    for name, answer, at, seconds in samples:
-        groups[(name, "first 1 s" if at < 1.0 else "after")].append((answer, seconds))
+    slow_after = []
+    for name, answer, started, seconds in samples:
+        phase = _phase(started - paused_at, seconds, args.detection)
+        groups[(name, phase)].append((answer, seconds))
+        if phase.endswith("after detection") and seconds >= 0.1:
+            slow_after.append((name, round(seconds * 1000, 1)))
     for (name, phase), rows in sorted(groups.items()):
         latencies = [s for _, s in rows]
         kinds = ", ".join(f"{k} x{v}" for k, v in Counter(a for a, _ in rows).most_common())
-        table.add_row(name, phase, str(len(rows)), kinds,
+        table.add_row(name, phase[2:], str(len(rows)), kinds,
                       f"{_pct(latencies, 0.5):.1f}", f"{_pct(latencies, 0.95):.1f}",
                       f"{_pct(latencies, 0.99):.1f}", f"{max(latencies) * 1000:.1f}")  # fmt: skip
+    after = sum(len(rows) for (_, phase), rows in groups.items() if phase.endswith("detection"))
+    console.print(
+        f"detection time {args.detection * 1000:.0f} ms; after it {after} answers, "
+        f"{len(slow_after)} took 100 ms or more: {slow_after[:10]}"
+    )
     console.print(table)
     console.print(f"health green {green_after:.2f} s after the thaw")
     console.print(f"orders placed during the pause: {len(orders)}, now: {dict(states)}")
@@ -177,7 +219,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pause", type=float, default=10.0, help="seconds frozen")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--lead", type=float, default=1.0, help="seconds of load before")
+    parser.add_argument(
+        "--detection",
+        type=float,
+        default=None,
+        help="seconds the watches take to know (default: from their settings)",
+    )
     args = parser.parse_args()
+    if args.detection is None:
+        args.detection = _detection_s()
     from storefront_stack.platform import Platform, PlatformOptions
 
     with tempfile.TemporaryDirectory(prefix="bench-outage-") as state:

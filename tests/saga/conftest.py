@@ -205,6 +205,12 @@ def orders_settings(
         "outbox_poll_interval_s": 0.05,
         "db_pool_size": 20,
         "db_pool_timeout_s": 30.0,
+        # Only seconds of silence mean Redis is down here: on a loaded test machine a
+        # slow ping is load, and a checkout must not stop waiting for it (the frozen-Redis
+        # test sets its own).
+        "redis_watch_interval_ms": 1_000,
+        "redis_watch_timeout_ms": 1_000,
+        "redis_watch_misses": 3,
     }
     values.update(overrides)
     return OrdersSettings(**values)

@@ -162,7 +162,7 @@ async def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
     assert breaker.state == "closed"
 
 
-async def test_calls_in_flight_when_it_opens_end_as_they_would_and_later_ones_fail_fast() -> None:
+async def test_calls_in_flight_when_it_opens_are_released_and_later_ones_fail_fast() -> None:
     breaker = make(Clock(), threshold=3)
 
     async def in_flight() -> None:
@@ -172,10 +172,37 @@ async def test_calls_in_flight_when_it_opens_end_as_they_would_and_later_ones_fa
     results = await asyncio.gather(
         *(breaker.call(in_flight, timeout_s=None) for _ in range(20)), return_exceptions=True
     )
-    assert all(isinstance(r, Down) for r in results)
+    # The third failure opens it; the 17 calls still in flight end then, as refused.
+    assert [type(r) for r in results] == [Down] * 3 + [BreakerOpen] * 17
     assert breaker.state == "open"
     with pytest.raises(BreakerOpen):
         await breaker.call(ok, timeout_s=None)
+
+
+async def test_a_call_released_by_the_opening_is_not_counted_and_other_cancels_pass() -> None:
+    breaker = make(Clock(), threshold=1)
+    started = asyncio.Event()
+
+    async def hangs() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    released = asyncio.create_task(breaker.call(hangs, timeout_s=None))
+    await started.wait()
+    breaker.trip()
+    with pytest.raises(BreakerOpen):
+        await released
+    assert released.cancelling() == 0  # nothing left pending for the caller's next await
+    breaker.record_success()
+
+    # A cancellation from elsewhere stays a cancellation.
+    started.clear()
+    cancelled = asyncio.create_task(breaker.call(hangs, timeout_s=None))
+    await started.wait()
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert breaker.state == "closed"
 
 
 async def test_the_half_open_probe_has_its_own_shorter_deadline() -> None:

@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,6 +101,11 @@ def make_settings(
         # Likewise for the cache's deadline: a slow Redis call here is load, not an outage
         # (the breaker tests set their own).
         "cache_timeout_ms": 5_000,
+        # And for the dependency watch: only seconds of silence mean an outage here (the
+        # watch tests set their own).
+        "watch_interval_ms": 1_000,
+        "watch_timeout_ms": 1_000,
+        "watch_misses": 3,
         "platform": PlatformSettings(log_json=False, log_level="WARNING"),
     }
     values.update(overrides)
@@ -199,3 +205,43 @@ async def empty_index(es: AsyncElasticsearch, settings: CatalogSettings) -> str:
 @pytest.fixture
 def serve() -> Serve:
     return serve_app
+
+
+@dataclass
+class Silent:
+    """A TCP server that reads everything and never answers: what a frozen (SIGSTOPped)
+    or partitioned server looks like to a client."""
+
+    url: str
+    received: list[bytes] = field(default_factory=list)
+
+    def count(self, needle: bytes) -> int:
+        return b"".join(self.received).count(needle)
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[Silent]:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while data := await reader.read(65536):
+            server_state.received.append(data)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server_state = Silent(url=f"127.0.0.1:{port}")
+    try:
+        yield server_state
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+
+
+@pytest.fixture
+async def indexed(
+    es: AsyncElasticsearch, settings: CatalogSettings, empty_index: str
+) -> CatalogSettings:
+    await index_products(es, settings, [product("Google Pixel 8", brand="Google", price=69_900)])
+    return settings.model_copy(update={"listener_enabled": False})

@@ -8,56 +8,14 @@ connection does not cover. The end-to-end outage test freezes the real servers.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 
 import httpx
-import pytest
-from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, app_of, index_products, make_settings, product
-
-
-@dataclass
-class Silent:
-    """A TCP server that reads everything and never answers."""
-
-    url: str
-    received: list[bytes] = field(default_factory=list)
-
-    def count(self, needle: bytes) -> int:
-        return b"".join(self.received).count(needle)
-
-
-@pytest.fixture
-async def silent() -> AsyncIterator[Silent]:
-    writers: list[asyncio.StreamWriter] = []
-
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        while data := await reader.read(65536):
-            server_state.received.append(data)
-
-    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server_state = Silent(url=f"127.0.0.1:{port}")
-    try:
-        yield server_state
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
-
-
-@pytest.fixture
-async def indexed(
-    es: AsyncElasticsearch, settings: CatalogSettings, empty_index: str
-) -> CatalogSettings:
-    await index_products(es, settings, [product("Google Pixel 8", brand="Google", price=69_900)])
-    return settings.model_copy(update={"listener_enabled": False})
+from .conftest import Serve, Silent, app_of, make_settings
 
 
 def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
@@ -77,6 +35,7 @@ async def test_a_silent_elasticsearch_opens_its_breaker_and_searches_then_fail_a
         breaker_failure_threshold=2,
         breaker_reset_s=30,
         cache_failure_memory_ms=0,
+        watch_enabled=False,  # the requests find the outage here (test_watch.py: the watch)
     )
     async with serve(settings) as client:
         timed_out = [await search(client, f"first{i}") for i in range(2)]
@@ -112,6 +71,7 @@ async def test_waiters_on_a_failing_leader_stop_with_it_and_its_failure_is_remem
         elasticsearch_timeout_s=0.5,
         elasticsearch_max_retries=0,
         breaker_failure_threshold=1000,  # the failure memory alone, no breaker
+        watch_enabled=False,
         cache_failure_memory_ms=5_000,
         cache_lock_ms=30_000,
         cache_timeout_ms=10_000,  # a loaded test machine must not skip the cache here
@@ -138,6 +98,7 @@ async def test_a_silent_redis_is_skipped_and_then_not_waited_for(
         cache_timeout_ms=200,
         breaker_failure_threshold=2,
         breaker_reset_s=30,
+        watch_enabled=False,  # the requests find the outage here (test_watch.py: the watch)
     )
     async with serve(settings) as client:
         answers = [await search(client, "pixel") for _ in range(6)]
@@ -159,7 +120,8 @@ async def test_a_silent_redis_is_skipped_and_then_not_waited_for(
 async def test_the_breaker_closes_by_itself_once_redis_answers_again(
     serve: Serve, indexed: CatalogSettings, redis: Redis
 ) -> None:
-    settings = indexed.model_copy(update={"breaker_reset_s": 0.2})
+    # Without a watch a request probes; with one, its ping does (test_watch.py).
+    settings = indexed.model_copy(update={"breaker_reset_s": 1.0, "watch_enabled": False})
     async with serve(settings) as client:
         breaker = app_of(client).state.search_cache.breaker
         for _ in range(settings.breaker_failure_threshold):
@@ -167,7 +129,7 @@ async def test_the_breaker_closes_by_itself_once_redis_answers_again(
         assert breaker.state == "open"
         skipped = await search(client, "pixel")
         assert await redis.keys(f"{settings.redis_prefix}:search:*") == []
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(1.05)  # the reset time: long enough for a loaded machine
         probe = await search(client, "pixel")
         cached = await search(client, "pixel")
 

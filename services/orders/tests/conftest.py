@@ -88,6 +88,12 @@ def settings_for(database_url: str, redis_url: str, **overrides: Any) -> OrdersS
         "checkout_wait_s": 5.0,
         "recovery_interval_s": 0.2,
         "outbox_poll_interval_s": 0.05,
+        # Only seconds of silence mean Redis is down here: on a loaded test machine a
+        # slow ping is load, and a checkout must not stop waiting for it (the frozen-Redis
+        # test sets its own).
+        "redis_watch_interval_ms": 1_000,
+        "redis_watch_timeout_ms": 1_000,
+        "redis_watch_misses": 3,
     }
     values.update(overrides)
     return OrdersSettings(**values)

@@ -129,6 +129,14 @@ def platform(
         env_overrides={
             "GATEWAY_AUTH_RATE": "20r/s",
             "GATEWAY_AUTH_BURST": "40",
+            # The dependency watches, patient enough that a loaded CI machine's slow ping
+            # never trips a breaker in the middle of another test (known down in 2 s
+            # rather than 0.65 s; tests/e2e/test_outage.py waits what these say).
+            **{
+                f"{prefix}{name}": value
+                for prefix in ("CATALOG_WATCH_", "ORDERS_REDIS_WATCH_")
+                for name, value in (("INTERVAL_MS", "500"), ("TIMEOUT_MS", "500"), ("MISSES", "3"))
+            },
         },
     )
     running = Platform(options)

@@ -21,6 +21,7 @@ from storefront_kit.breaker import Breaker
 from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import create_redis
+from storefront_kit.watch import DependencyWatch, elasticsearch_ping, redis_ping
 
 __all__ = ["create_app"]
 
@@ -72,6 +73,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout_s=settings.cache_timeout_ms / 1000,
     )
     app.state.rate_limiter = limiter
+    # Outages are found by a background ping, not by requests waiting out timeouts.
+    watches = (
+        [
+            DependencyWatch(
+                cache.breaker,
+                redis_ping(redis),
+                interval_s=settings.watch_interval_ms / 1000,
+                timeout_s=settings.watch_timeout_ms / 1000,
+                misses=settings.watch_misses,
+            ),
+            DependencyWatch(
+                app.state.product_search.breaker,
+                elasticsearch_ping(elasticsearch),
+                interval_s=settings.watch_interval_ms / 1000,
+                timeout_s=settings.watch_timeout_ms / 1000,
+                misses=settings.watch_misses,
+            ),
+        ]
+        if settings.watch_enabled
+        else []
+    )
+    app.state.watches = watches
+    for watch in watches:
+        watch.start()
     listener = (
         CatalogListener(es=elasticsearch, redis=redis, settings=settings, cache=cache)
         if settings.listener_enabled
@@ -93,6 +118,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop.set()
+        for watch in watches:
+            await watch.stop()
         try:
             await asyncio.wait_for(
                 asyncio.shield(task), timeout=settings.events_block_ms / 1000 + 2

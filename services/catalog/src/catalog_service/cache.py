@@ -159,8 +159,10 @@ class SearchCache:
             except _SKIPPED as exc:
                 logger.warning("search_cache_store_failed", error=repr(exc))
             return answer
-        except SearchUnavailable:
-            if lock_token is not None:
+        except SearchUnavailable as exc:
+            # A refusal by the open Elasticsearch breaker cost nothing: not remembered,
+            # so the first search after the breaker closes is answered.
+            if lock_token is not None and not isinstance(exc.__cause__, BreakerOpen):
                 stored = await self._remember_failure(key, lock_token)
             raise
         finally:

@@ -78,6 +78,20 @@ class CatalogSettings(ServiceSettings):
     #: Elasticsearch is back), so it does not wait out the whole Elasticsearch timeout.
     breaker_probe_timeout_ms: int = Field(default=500, ge=1, le=60_000)
 
+    # --- Dependency watch (per process: Redis and Elasticsearch) -----------------------
+    #: Ping Redis and Elasticsearch in the background and open their breakers after
+    #: ``watch_misses`` missed pings, so no request has to wait out a timeout to find an
+    #: outage; the watch's ping, not a request, then finds the dependency back. False:
+    #: requests find outages (``breaker_failure_threshold``) and probe (half-open).
+    watch_enabled: bool = True
+    #: Time between two pings of one dependency (start to start).
+    watch_interval_ms: int = Field(default=250, ge=10, le=60_000)
+    #: Deadline of one ping; a later answer is a miss.
+    watch_timeout_ms: int = Field(default=150, ge=1, le=60_000)
+    #: Missed pings in a row that open the dependency's breaker. An outage is known at
+    #: most ``watch_interval_ms * watch_misses + watch_timeout_ms`` after it began.
+    watch_misses: int = Field(default=2, ge=1, le=100)
+
     # --- Rate limit ----------------------------------------------------------------
     #: Searches one client IP may make (limits syntax, fixed window, shared through Redis
     #: by every replica behind every gateway; the gateway also limits per address).
@@ -146,6 +160,8 @@ class CatalogSettings(ServiceSettings):
         if self.events_dead_consumer_idle_ms <= self.events_block_ms:
             # A live replica is idle for up to one block between two reads.
             raise ValueError("events_dead_consumer_idle_ms must exceed events_block_ms")
+        if self.watch_timeout_ms > self.watch_interval_ms:
+            raise ValueError("watch_timeout_ms exceeds watch_interval_ms")
         return self
 
 

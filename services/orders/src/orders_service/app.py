@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from redis import Redis as SyncRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orders_service.api import routers
-from orders_service.api.common import RedisWatch
 from orders_service.breakers import build_breaker
 from orders_service.events import publish_alert
 from orders_service.fraud import FraudChecker
@@ -30,6 +31,7 @@ from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.http import create_http_client
 from storefront_kit.redis import create_redis
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.watch import DependencyWatch, redis_ping
 
 __all__ = ["create_app"]
 
@@ -133,14 +135,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings=settings,
         owner=replica_id(),
     )
-    app.state.redis_watch = RedisWatch(
-        redis,
-        breaker=Breaker(
-            "redis",
-            failure_threshold=settings.redis_breaker_failure_threshold,
-            reset_timeout_s=settings.redis_breaker_reset_s,
-        ),
-        probe_timeout_s=settings.checkout_redis_probe_ms / 1000,
+    # Redis is watched: the moment it stops answering its breaker opens, checkouts stop
+    # waiting for sagas that cannot progress, and readiness says so.
+    redis_breaker = Breaker(
+        "redis",
+        failure_threshold=settings.redis_watch_misses,
+        reset_timeout_s=settings.redis_watch_interval_ms / 1000,
+        is_failure=lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError),
+    )
+    app.state.redis_breaker = redis_breaker
+    redis_watch = DependencyWatch(
+        redis_breaker,
+        redis_ping(redis),
+        interval_s=settings.redis_watch_interval_ms / 1000,
+        timeout_s=settings.redis_watch_timeout_ms / 1000,
+        misses=settings.redis_watch_misses,
     )
     runner = SagaRunner(
         orchestrator,
@@ -152,6 +161,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.saga_runner = runner
     stop = asyncio.Event()
+    redis_watch.start()
     tasks: list[asyncio.Task[None]] = []
     if settings.background_tasks_enabled:
         tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
@@ -167,6 +177,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop.set()
         relay.notify()
         await runner.shutdown()
+        await redis_watch.stop()
         for task in tasks:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=5.0)
@@ -179,7 +190,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
     state = request.app.state
-    breaker = state.redis_watch.breaker
+    breaker = state.redis_breaker
     return [postgres_check(state.engine), redis_check(state.redis, breaker=breaker)]
 
 

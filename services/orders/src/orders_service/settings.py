@@ -51,14 +51,15 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
     # --- checkout and saga -----------------------------------------------------------------
     #: How long POST /orders waits for the saga before answering 202 with a Location.
     checkout_wait_s: float = Field(default=3.0, ge=0)
-    #: While a checkout waits, Redis is pinged with this deadline: the saga's breakers
-    #: keep their state in Redis, so with Redis down it cannot progress and the checkout
-    #: answers its 202 at once instead of waiting out ``checkout_wait_s``.
-    checkout_redis_probe_ms: int = Field(default=500, ge=1, le=10_000)
-    #: Failed or slow probes in a row after which Redis is known down (no more waiting).
-    redis_breaker_failure_threshold: int = Field(default=1, ge=1, le=1000)
-    #: How long Redis stays known down before a checkout probes it again.
-    redis_breaker_reset_s: float = Field(default=2.0, gt=0, le=300)
+    #: Orders' Redis is pinged this often in the background (start to start): the saga's
+    #: breakers keep their state in Redis, so with Redis down it cannot progress, and a
+    #: checkout answers its 202 as soon as the watch knows, not after ``checkout_wait_s``.
+    redis_watch_interval_ms: int = Field(default=250, ge=10, le=60_000)
+    #: Deadline of one ping; a later answer is a miss.
+    redis_watch_timeout_ms: int = Field(default=150, ge=1, le=60_000)
+    #: Missed pings in a row after which Redis is known down (its breaker opens, readiness
+    #: reports it, checkouts stop waiting); the first ping that answers ends that.
+    redis_watch_misses: int = Field(default=2, ge=1, le=100)
     # A checkout keeps its admission slot while it waits for its saga (idle, up to
     # checkout_wait_s), so the platform default of 64 would cap checkouts near 64 per
     # checkout_wait_s; the work itself is bounded by max_concurrent_sagas.
@@ -113,6 +114,8 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
         if self.compensation_retry_initial_s > self.compensation_retry_max_s:
             raise ValueError("compensation_retry_initial_s exceeds compensation_retry_max_s")
         parse_rules(self.fraud_rules)  # a broken rule set stops the service at start
+        if self.redis_watch_timeout_ms > self.redis_watch_interval_ms:
+            raise ValueError("redis_watch_timeout_ms exceeds redis_watch_interval_ms")
         return self
 
 

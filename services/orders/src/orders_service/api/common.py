@@ -5,8 +5,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import service
@@ -15,12 +13,11 @@ from orders_service.errors import InvalidPageSize
 from orders_service.models import CustomerOrder
 from orders_service.saga.runner import SagaRunner
 from orders_service.settings import OrdersSettings
-from storefront_kit.breaker import Breaker, BreakerOpen
+from storefront_kit.breaker import Breaker
 
 __all__ = [
     "Page",
-    "RedisWatch",
-    "RedisWatchDep",
+    "RedisBreakerDep",
     "Size",
     "check_size",
     "location",
@@ -54,31 +51,13 @@ def settled(order: CustomerOrder) -> bool:
     return OrderStatus(order.status) not in IN_FLIGHT
 
 
-class RedisWatch:
-    """Whether a saga can progress now: its breakers keep their state in Redis, so with
-    Redis down (frozen, unreachable) every step waits out Redis timeouts. A process-local
-    breaker remembers a failed ping, so later checkouts do not wait at all."""
-
-    def __init__(self, redis: Redis, *, breaker: Breaker, probe_timeout_s: float) -> None:
-        self.redis = redis
-        self.breaker = breaker
-        self.probe_timeout_s = probe_timeout_s
-
-    async def reachable(self) -> bool:
-        """False at once while Redis is known down; else whether it answers a PING in time."""
-        try:
-            await self.breaker.call(self.redis.ping, timeout_s=self.probe_timeout_s)
-        except (BreakerOpen, RedisError, TimeoutError):
-            return False
-        return True
+async def _redis_breaker(request: Request) -> Breaker:
+    breaker: Breaker = request.app.state.redis_breaker
+    return breaker
 
 
-async def _redis_watch(request: Request) -> RedisWatch:
-    watch: RedisWatch = request.app.state.redis_watch
-    return watch
-
-
-RedisWatchDep = Annotated[RedisWatch, Depends(_redis_watch)]
+#: The breaker of orders' Redis, opened by its watch the moment Redis stops answering.
+RedisBreakerDep = Annotated[Breaker, Depends(_redis_breaker)]
 
 
 async def wait_for_saga(
@@ -87,29 +66,25 @@ async def wait_for_saga(
     order_id: UUID,
     *,
     timeout_s: float,
-    watch: RedisWatch | None = None,
+    redis_breaker: Breaker | None = None,
 ) -> CustomerOrder:
     """The order after its saga ran here for at most ``timeout_s`` (never cancelled),
-    or as soon as ``watch`` knows the saga cannot progress.
+    or as soon as ``redis_breaker`` is open: the saga's provider breakers keep their
+    state in Redis, so with Redis down it cannot progress, and the caller gets its 202
+    at once instead of waiting out the window.
 
     ``session`` holds no connection while it waits: the caller committed before.
     """
     task = runner.task_for(order_id)
     if task is not None and timeout_s > 0:
-        if watch is None:
+        if redis_breaker is None:
             await asyncio.wait({task}, timeout=timeout_s)
-        else:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            probe = asyncio.create_task(watch.reachable())
-            done, _ = await asyncio.wait(
-                {task, probe}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            known_down = probe in done and not probe.result() and watch.breaker.is_open
-            if not task.done() and not known_down:
-                # Redis answers (or one slow ping proves nothing yet): wait for the saga
-                # the rest of the window.
-                await asyncio.wait({task}, timeout=max(0.0, deadline - loop.time()))
-            if not probe.done():
-                probe.cancel()
+        elif not redis_breaker.is_open:
+            opened = asyncio.ensure_future(redis_breaker.wait_open())
+            try:
+                await asyncio.wait(
+                    {task, opened}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                opened.cancel()
     return await service.get_order(session, order_id=order_id)

@@ -9,7 +9,7 @@ from orders_service import service
 from orders_service.api.common import (
     ORDERS_PATH,
     Page,
-    RedisWatchDep,
+    RedisBreakerDep,
     Size,
     check_size,
     location,
@@ -75,7 +75,7 @@ async def create_order(
     session: SessionDep,
     runner: RunnerDep,
     settings: SettingsDep,
-    watch: RedisWatchDep,
+    redis_breaker: RedisBreakerDep,
     request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -104,7 +104,7 @@ async def create_order(
     if created:
         runner.start(order.id)
     order = await wait_for_saga(
-        session, runner, order.id, timeout_s=settings.checkout_wait_s, watch=watch
+        session, runner, order.id, timeout_s=settings.checkout_wait_s, redis_breaker=redis_breaker
     )
     if order.status == OrderStatus.FAILED and order.reason == Reason.FRAUD_REFUSED:
         raise CheckoutRefused(
