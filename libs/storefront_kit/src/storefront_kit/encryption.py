@@ -5,7 +5,9 @@ sealed with it (AES-GCM), and the data key is sealed (AES-GCM again) with a
 *key-encryption key* from the service's settings. The stored token carries everything
 needed to read it back except the key-encryption key itself::
 
-    0x01 | len(key id) | key id | wrapped data key (nonce 12, key 32, tag 16) | nonce 12 | ciphertext | tag 16
+    0x01 | len(key id) | key id                     (the header)
+    | wrap nonce 12 | wrapped data key 32 | tag 16  (the data key, sealed with the KEK)
+    | nonce 12 | ciphertext | tag 16               (the value, sealed with the data key)
 
 The key id names the key-encryption key that wrapped the data key, so a
 :class:`KeyRing` holding the old and the new key reads every token during a rotation,
@@ -255,7 +257,8 @@ class CipherSlot:
             if self.loader is None:
                 raise RuntimeError(f"{self.name}: field encryption keys are not installed")
             self.install(*self.loader())
-        assert self._cipher is not None and self._index is not None
+        assert self._cipher is not None
+        assert self._index is not None
         return self._cipher, self._index
 
     @property
