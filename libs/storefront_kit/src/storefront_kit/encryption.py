@@ -303,6 +303,8 @@ class _Encrypted(TypeDecorator[Any]):
 class EncryptedText(_Encrypted):
     """Text encrypted at rest (a phone number)."""
 
+    cache_ok = True
+
     def _dump(self, value: Any) -> bytes:
         return str(value).encode()
 
@@ -313,6 +315,8 @@ class EncryptedText(_Encrypted):
 class EncryptedInt(_Encrypted):
     """An integer encrypted at rest (a Telegram chat id)."""
 
+    cache_ok = True
+
     def _dump(self, value: Any) -> bytes:
         return str(int(value)).encode()
 
@@ -322,6 +326,8 @@ class EncryptedInt(_Encrypted):
 
 class EncryptedJSON(_Encrypted):
     """A JSON document encrypted at rest (a shipping address)."""
+
+    cache_ok = True
 
     def _dump(self, value: Any) -> bytes:
         return orjson.dumps(value)
