@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from redis import Redis as SyncRedis
 
+from orders_service import fields
 from orders_service.api import routers
 from orders_service.api.common import RedisWatch
 from orders_service.breakers import build_breaker
@@ -178,8 +179,10 @@ def _health_checks(request: Request) -> Sequence[HealthCheck]:
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     """Build the orders service app."""
+    settings = settings or get_settings()
+    fields.install(*settings.field_crypto())
     return create_service_app(
-        settings=settings or get_settings(),
+        settings=settings,
         title="Orders",
         description="Checkout as a persisted saga with compensation and circuit breakers.",
         version="0.1.0",

@@ -22,7 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orders_service.fields import ADDRESS_CONTEXT, FIELDS
 from storefront_kit.db import metadata_with_conventions
+from storefront_kit.encryption import EncryptedJSON
 from storefront_kit.events import OutboxMixin
 
 __all__ = ["Base", "CustomerOrder", "OutboxEvent", "SagaStep"]
@@ -74,7 +76,8 @@ class CustomerOrder(Base):
     subtotal: Mapped[int | None] = mapped_column(BigInteger)
     total: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
-    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    #: The recipient's name, address and phone: stored encrypted (orders_service.fields).
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(FIELDS, ADDRESS_CONTEXT))
     #: ``{method, token}``: the provider's card token, never a card number.
     payment_method: Mapped[dict[str, Any]] = mapped_column(JSONB)
     payment_id: Mapped[str | None] = mapped_column(String(128))

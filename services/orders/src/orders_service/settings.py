@@ -5,12 +5,16 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
+from storefront_kit.settings import (
+    DatabaseSettingsMixin,
+    FieldEncryptionSettingsMixin,
+    ServiceSettings,
+)
 
 __all__ = ["OrdersSettings", "get_settings"]
 
 
-class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
+class OrdersSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettingsMixin):
     """Everything the orders service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="ORDERS_", env_file=".env", extra="ignore")
