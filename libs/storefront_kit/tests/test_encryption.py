@@ -251,3 +251,58 @@ def test_malformed_key_settings_are_refused_without_echoing_keys(
         ShopLike(encryption_keys=SecretStr(keys), encryption_key_id=active)
     assert "c2hvcnQ=" not in str(caught.value)
     assert "A" * 43 not in str(caught.value)
+
+
+async def test_rotation_alongside_concurrent_writers_loses_no_update(
+    postgres_server_url: str,
+) -> None:
+    """Rows rewritten by requests during a rotation keep the request's value, on the new key."""
+    from storefront_kit.key_rotation import EncryptedColumns, count_stale, rotate_columns
+
+    old, new, index_key = os.urandom(32), os.urandom(32), os.urandom(32)
+    slot = CipherSlot("rotation")
+    table = Table(
+        "rotation_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("phone", EncryptedText(slot, "probe.phone")),
+    )
+    url = await asyncio.to_thread(create_test_database, postgres_server_url)
+    engine = create_async_engine(url, pool_size=4)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(table.create)
+        slot.install(FieldCipher(ring(old=old)), BlindIndex(index_key))
+        async with engine.begin() as conn:
+            await conn.execute(
+                table.insert(), [{"id": i, "phone": f"+1555{i:07d}"} for i in range(300)]
+            )
+        during = FieldCipher(KeyRing({"old": old, "new": new}, active="new"))
+        slot.install(during, BlindIndex(index_key))
+
+        async def writer() -> dict[int, str]:
+            written = {}
+            for i in range(0, 300, 7):
+                value = f"+1666{i:07d}"
+                async with engine.begin() as conn:
+                    await conn.execute(table.update().where(table.c.id == i).values(phone=value))
+                written[i] = value
+                await asyncio.sleep(0)
+            return written
+
+        spec = EncryptedColumns("rotation_probe", {"phone": "probe.phone"})
+        rotated, written = await asyncio.gather(
+            rotate_columns(engine, spec, during, batch_size=10), writer()
+        )
+        assert 0 < rotated <= 300
+        async with engine.connect() as conn:
+            assert await count_stale(conn, spec, during) == 0
+        slot.install(FieldCipher(ring(new=new)), BlindIndex(index_key))  # the old key dropped
+        async with engine.connect() as conn:
+            rows = {
+                row.id: row.phone for row in await conn.execute(select(table.c.id, table.c.phone))
+            }
+        expected = {i: written.get(i, f"+1555{i:07d}") for i in range(300)}
+        assert rows == expected
+    finally:
+        await engine.dispose()
