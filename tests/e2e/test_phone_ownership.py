@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from auth_service.cli import create_admin
+from storefront_seed.users import auth_settings
 from storefront_stack.logins import CODE, messages, telegram_login, wait_for_message
 from storefront_stack.platform import Platform
 
@@ -189,6 +190,7 @@ async def test_a_staff_phone_never_yields_a_code_to_a_stranger(
         phone=staff_phone,
         chat_id=staff_chat,
         role="moderator",
+        settings=auth_settings(platform.service_env("auth")),
     )
 
     await _play(
@@ -215,7 +217,12 @@ async def test_otp_send_answers_alike_for_known_and_unknown_phones(
 ) -> None:
     assert platform.endpoints is not None
     known, unknown = _phone(), _phone()
-    await create_admin(platform.endpoints.database_url("auth"), phone=known, chat_id=_chat())
+    await create_admin(
+        platform.endpoints.database_url("auth"),
+        phone=known,
+        chat_id=_chat(),
+        settings=auth_settings(platform.service_env("auth")),
+    )
 
     first = [
         await client.post("/api/v1/auth/otp/send", json={"phone": phone})

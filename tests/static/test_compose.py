@@ -38,7 +38,7 @@ DEPENDENCY_CONDITIONS = frozenset(
     {"service_started", "service_healthy", "service_completed_successfully"}
 )
 # Names whose values are secrets: they may only come from the environment (.env).
-SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|(^|_)KEY|_TOKEN)$")
+SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|(^|_)KEYS?|_TOKEN)$")
 REQUIRED_VARIABLE = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*:\?[^}]+\}$")
 URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^:/@]+:(?P<password>[^@]*)@")
 
@@ -661,3 +661,31 @@ def test_the_gateway_config_matches_the_containers() -> None:
         assert path.rsplit("/", 1)[1] in " ".join(definitions[CERTS_JOB]["command"])
     for path in re.findall(r"^\s*(?:alias|root)\s+(\S+);", config, re.M):
         assert any(path.startswith(target) for target in mounted), f"{path} is not mounted"
+
+
+def test_each_service_that_encrypts_personal_fields_gets_its_own_keys() -> None:
+    """Its container, its migrate job (data migrations encrypt rows) and nothing else."""
+    import importlib
+    import inspect
+
+    from storefront_kit.settings import FieldEncryptionSettingsMixin
+    from storefront_stack.topology import FIELD_ENCRYPTION
+
+    encrypting = set()
+    for service in SERVICES:
+        module = importlib.import_module(f"{service.package}.settings")
+        if any(
+            inspect.isclass(cls) and issubclass(cls, FieldEncryptionSettingsMixin)
+            for cls in vars(module).values()
+            if getattr(cls, "__module__", None) == module.__name__
+        ):
+            encrypting.add(service.name)
+    assert encrypting == set(FIELD_ENCRYPTION)
+    definitions = services()
+    for name in FIELD_ENCRYPTION:
+        prefix = next(s.env_prefix for s in SERVICES if s.name == name)
+        for container in (name, f"migrate-{name}"):
+            env = environment(definitions[container])
+            for variable in ("ENCRYPTION_KEYS", "BLIND_INDEX_KEY"):
+                assert env[f"{prefix}{variable}"].startswith(f"${{{prefix}{variable}:?"), container
+            assert f"{prefix}ENCRYPTION_KEY_ID" in env

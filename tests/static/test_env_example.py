@@ -51,7 +51,7 @@ RUNNER_VARIABLES = frozenset(
 # Read by docker-compose.yml itself (interpolation); every other `${VAR}` it uses is
 # found in the file and must be documented too.
 COMPOSE_VARIABLES = frozenset({"POSTGRES_PASSWORD"})
-SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|(^|_)KEY|_TOKEN)$")
+SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|(^|_)KEYS?|_TOKEN)$")
 # `NAME=value`, or `# NAME=value` for a variable documented but left unset on purpose.
 VARIABLE_LINE = re.compile(r"^(?P<unset>#\s*)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 COMPOSE_INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)")

@@ -1,6 +1,7 @@
 """``make env``: a .env with fresh secrets, written once, read back by every reader."""
 
 import builtins
+import importlib
 import json
 import os
 import subprocess
@@ -12,9 +13,10 @@ import pytest
 from dotenv import dotenv_values
 
 from jwt_core_lib import SigningKey
-from storefront_kit.settings import PLACEHOLDER_SECRETS
+from storefront_kit.encryption import TamperedValue
+from storefront_kit.settings import PLACEHOLDER_SECRETS, FieldEncryptionSettingsMixin
 from storefront_stack import envfile
-from storefront_stack.topology import CALLERS, SERVICES
+from storefront_stack.topology import CALLERS, FIELD_ENCRYPTION, SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO_ROOT / ".env.example"
@@ -42,6 +44,30 @@ def test_make_env_writes_fresh_secrets_that_every_reader_understands(tmp_path: P
         )
         assert listed == {caller: [keys[caller].x] for caller in callers}
     assert str(values["POSTGRES_PASSWORD"]).isalnum()  # goes into database URLs as is
+    # Each service that encrypts personal fields gets keys its settings accept (not the
+    # development stand-in: what they seal, the stand-in cannot open).
+    for name in FIELD_ENCRYPTION:
+        service = next(s for s in SERVICES if s.name == name)
+        module = importlib.import_module(f"{service.package}.settings")
+        settings_class = next(
+            cls
+            for cls in vars(module).values()
+            if isinstance(cls, type)
+            and issubclass(cls, FieldEncryptionSettingsMixin)
+            and cls.__module__ == module.__name__
+        )
+        prefix = service.env_prefix
+        cipher, _ = settings_class(
+            encryption_keys=values[f"{prefix}ENCRYPTION_KEYS"],
+            encryption_key_id=values[f"{prefix}ENCRYPTION_KEY_ID"],
+            blind_index_key=values[f"{prefix}BLIND_INDEX_KEY"],
+        ).field_crypto()
+        stand_in, _ = settings_class(
+            encryption_keys="changeme", blind_index_key="changeme"
+        ).field_crypto()
+        token = cipher.encrypt(b"+15550000001", context="c")
+        with pytest.raises(TamperedValue):
+            stand_in.decrypt(token, context="c")
     # Everything else is .env.example's documented defaults.
     assert values["STOREFRONT_ENVIRONMENT"] == "development"
     assert placeholder_free(target)

@@ -8,7 +8,8 @@ reach a small ASGI app under uvicorn on a free port that plays notifications'
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_service.app import create_app
+from auth_service.fields import CHAT_CONTEXT, FIELDS, PHONE_CONTEXT, chat_index, phone_index
 from auth_service.settings import AuthSettings
 from jwt_core_lib import (
     CallerKeys,
@@ -313,13 +315,51 @@ class Auth:
             await connection.execute(text(sql), dict(params or {}))
 
     async def user_row(self, phone: str) -> dict[str, Any] | None:
+        """The user's row found by its phone's blind index, phone and chat id decrypted."""
         async with self.engine.connect() as connection:
             row = (
                 await connection.execute(
-                    text("SELECT * FROM user_account WHERE phone = :phone"), {"phone": phone}
+                    text("SELECT * FROM user_account WHERE phone_index = :digest"),
+                    {"digest": phone_index(phone)},
                 )
             ).first()
-        return None if row is None else dict(row._mapping)
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        cipher = FIELDS.cipher
+        values["phone"] = cipher.decrypt_text(values["phone"], context=PHONE_CONTEXT)
+        if values["telegram_chat_id"] is not None:
+            values["telegram_chat_id"] = int(
+                cipher.decrypt_text(values["telegram_chat_id"], context=CHAT_CONTEXT)
+            )
+        return values
+
+    async def insert_user(
+        self,
+        phone: str,
+        *,
+        roles: Sequence[str] = ("customer",),
+        chat_id: int | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> None:
+        """A user written straight in the database, encrypted as the service writes it."""
+        cipher = FIELDS.cipher
+        await self.execute(
+            "INSERT INTO user_account (id, phone, phone_index, roles, telegram_chat_id,"
+            " telegram_chat_index, telegram_linked_at) VALUES (:id, :p, :pi,"
+            " CAST(:roles AS varchar[]), :c, :ci, CASE WHEN :linked THEN now() END)",
+            {
+                "id": user_id or uuid.uuid4(),
+                "p": cipher.encrypt_text(phone, context=PHONE_CONTEXT),
+                "pi": phone_index(phone),
+                "roles": list(roles),
+                "c": None
+                if chat_id is None
+                else cipher.encrypt_text(str(chat_id), context=CHAT_CONTEXT),
+                "ci": None if chat_id is None else chat_index(chat_id),
+                "linked": chat_id is not None,
+            },
+        )
 
 
 async def login_as(auth: Auth, *roles: str) -> tuple[dict[str, str], dict[str, Any]]:
@@ -328,8 +368,8 @@ async def login_as(auth: Auth, *roles: str) -> tuple[dict[str, str], dict[str, A
     tokens = await auth.login(phone, new_chat_id())
     if roles:
         await auth.execute(
-            "UPDATE user_account SET roles = CAST(:roles AS varchar[]) WHERE phone = :p",
-            {"roles": list(roles), "p": phone},
+            "UPDATE user_account SET roles = CAST(:roles AS varchar[]) WHERE phone_index = :p",
+            {"roles": list(roles), "p": phone_index(phone)},
         )
         refreshed = await auth.client.post(
             "/api/v1/auth/token/refresh", json={"refresh_token": tokens["refresh_token"]}

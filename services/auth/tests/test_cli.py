@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from auth_service.cli import create_admin
+from auth_service.fields import phone_index
 from storefront_seed.users import admin_from_environment, seed_admin
 
 from .conftest import Auth, bearer, link_token, new_chat_id, new_phone, problem
@@ -34,7 +35,10 @@ async def test_create_admin_command_is_idempotent_and_links_the_chat(auth: Auth)
     assert row["roles"] == ["admin", "customer"]
     assert row["telegram_chat_id"] == chat_id
     assert (
-        await auth.scalar("SELECT count(*) FROM user_account WHERE phone = :p", {"p": phone}) == 1
+        await auth.scalar(
+            "SELECT count(*) FROM user_account WHERE phone_index = :p", {"p": phone_index(phone)}
+        )
+        == 1
     )
 
 

@@ -1,5 +1,8 @@
 """Pure rules: phones, codes, refresh verdicts, roles, client addresses, settings."""
 
+import base64
+import json
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -203,14 +206,28 @@ def test_client_ip_believes_the_gateway_only() -> None:
     assert client_ip(_request("10.1.2.3", {"X-Real-IP": "2001:db8::1"}, "*")) == "2001:db8::1"
 
 
+def _field_keys() -> dict[str, Any]:
+    """Real (random) encryption and blind-index keys, as production needs."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    return {
+        "encryption_keys": SecretStr(json.dumps({"k1": key})),
+        "blind_index_key": SecretStr(base64.b64encode(os.urandom(32)).decode()),
+    }
+
+
 def test_production_refuses_placeholder_secrets() -> None:
     production = PlatformSettings(environment="production")
     pem = SecretStr(SigningKey.generate().to_pem())
+    pepper = SecretStr("p" * 32)
     with pytest.raises(ValidationError, match="AUTH_JWT_SIGNING_KEY"):
-        AuthSettings(platform=production, otp_pepper=SecretStr("p" * 32))
+        AuthSettings(platform=production, otp_pepper=pepper, **_field_keys())
     with pytest.raises(ValidationError, match="AUTH_OTP_PEPPER"):
-        AuthSettings(platform=production, jwt_signing_key=pem)
-    AuthSettings(platform=production, jwt_signing_key=pem, otp_pepper=SecretStr("p" * 32))
+        AuthSettings(platform=production, jwt_signing_key=pem, **_field_keys())
+    for placeholder in ("encryption_keys", "blind_index_key"):
+        keys = _field_keys() | {placeholder: SecretStr("changeme")}
+        with pytest.raises(ValidationError, match=f"AUTH_{placeholder.upper()}"):
+            AuthSettings(platform=production, jwt_signing_key=pem, otp_pepper=pepper, **keys)
+    AuthSettings(platform=production, jwt_signing_key=pem, otp_pepper=pepper, **_field_keys())
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
@@ -227,6 +244,7 @@ def test_auth_refuses_to_start_without_its_signing_keys_outside_tests(environmen
         platform=platform,
         jwt_signing_key=SecretStr(SigningKey.generate().to_pem()),
         otp_pepper=pepper,
+        **_field_keys(),
     )
     with pytest.raises(MissingSecret, match="AUTH_SERVICE_TOKEN_KEY"):
         create_app(no_service_key)

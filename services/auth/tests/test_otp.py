@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 
+from auth_service.fields import phone_index
 from jwt_core_lib import StaticKeySource, TokenVerifier, public_key_from_jwk
 
 from .conftest import Auth, link_token, new_chat_id, new_phone, problem
@@ -100,7 +101,10 @@ async def test_a_linked_phone_gets_its_code_in_its_chat_and_the_same_answer(auth
     assert delivered["chat_id"] == chat_id
     assert verified.status_code == 200
     assert (
-        await auth.scalar("SELECT count(*) FROM user_account WHERE phone = :p", {"p": phone}) == 1
+        await auth.scalar(
+            "SELECT count(*) FROM user_account WHERE phone_index = :p", {"p": phone_index(phone)}
+        )
+        == 1
     )
 
 
@@ -129,8 +133,8 @@ async def test_five_wrong_codes_kill_the_code_even_for_the_right_one(auth: Auth)
     problem(right, 401, "otp_locked")
     tokens = await auth.scalar(
         "SELECT count(*) FROM refresh_token r JOIN user_account u ON u.id = r.user_id"
-        " WHERE u.phone = :p",
-        {"p": phone},
+        " WHERE u.phone_index = :p",
+        {"p": phone_index(phone)},
     )
     assert tokens == 1  # only the login of _linked_user
 
@@ -214,16 +218,10 @@ async def test_send_answers_alike_for_unknown_unlinked_linked_and_staff_phones(
     """No registration oracle: the caller cannot tell what it asked about."""
     unknown = new_phone()
     unlinked = new_phone()
-    await auth.execute(
-        "INSERT INTO user_account (id, phone) VALUES (gen_random_uuid(), :p)", {"p": unlinked}
-    )
+    await auth.insert_user(unlinked)
     linked, _ = await _linked_user(auth)
     staff = new_phone()
-    await auth.execute(
-        "INSERT INTO user_account (id, phone, roles, telegram_chat_id) VALUES"
-        " (gen_random_uuid(), :p, ARRAY['admin', 'customer'], :c)",
-        {"p": staff, "c": new_chat_id()},
-    )
+    await auth.insert_user(staff, roles=["admin", "customer"], chat_id=new_chat_id())
     phones = [unknown, unlinked, linked, staff]
 
     first = [await auth.send(phone) for phone in phones]
@@ -252,11 +250,7 @@ async def test_send_answers_alike_for_unknown_unlinked_linked_and_staff_phones(
 async def test_rate_limits_apply_alike_to_known_and_unknown_phones(start_auth: Any) -> None:
     async with start_auth(otp_phone_rate_limit="1/10minutes") as auth:
         linked, unknown = new_phone(), new_phone()
-        await auth.execute(
-            "INSERT INTO user_account (id, phone, telegram_chat_id) VALUES"
-            " (gen_random_uuid(), :p, :c)",
-            {"p": linked, "c": new_chat_id()},
-        )
+        await auth.insert_user(linked, chat_id=new_chat_id())
         answers = {}
         for phone in (linked, unknown):
             await auth.send(phone)

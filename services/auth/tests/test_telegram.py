@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from auth_service.fields import phone_index
+
 from .conftest import Auth, bearer, link_token, new_chat_id, new_phone, problem
 
 
@@ -216,11 +218,7 @@ async def test_a_linked_chat_moves_to_another_number_only_by_proving_it(auth: Au
 async def test_the_proven_owner_takes_a_number_back_from_an_unproven_chat(auth: Auth) -> None:
     """A chat linked before contacts were proven (a squatter) loses the number to its owner."""
     phone, squatter, owner = new_phone(), new_chat_id(), new_chat_id()
-    await auth.execute(
-        "INSERT INTO user_account (id, phone, roles, telegram_chat_id, telegram_linked_at)"
-        " VALUES (gen_random_uuid(), :p, ARRAY['customer'], :c, now())",
-        {"p": phone, "c": squatter},
-    )
+    await auth.insert_user(phone, chat_id=squatter)
     sent = await auth.send(phone)
     squatters_code = await auth.notifications.wait_for(phone)
     await auth.prove(link_token(sent.json()["telegram_link"]), owner, phone)
@@ -235,11 +233,7 @@ async def test_the_proven_owner_takes_a_number_back_from_an_unproven_chat(auth: 
 
 async def test_a_staff_phone_without_a_chat_is_never_linked_through_the_bot(auth: Auth) -> None:
     phone, chat_id = new_phone(), new_chat_id()
-    await auth.execute(
-        "INSERT INTO user_account (id, phone, roles) VALUES (gen_random_uuid(), :p,"
-        " ARRAY['moderator', 'customer'])",
-        {"p": phone},
-    )
+    await auth.insert_user(phone, roles=["moderator", "customer"])
     sent = await auth.send(phone)
     token = link_token(sent.json()["telegram_link"])  # the same answer as for anyone
 
@@ -408,7 +402,9 @@ async def test_telegram_chat_of_an_unknown_user_is_404(auth: Auth) -> None:
     phone = new_phone()
     await auth.login(phone, new_chat_id())
     await auth.execute(
-        "UPDATE user_account SET telegram_chat_id = NULL WHERE phone = :p", {"p": phone}
+        "UPDATE user_account SET telegram_chat_id = NULL, telegram_chat_index = NULL"
+        " WHERE phone_index = :p",
+        {"p": phone_index(phone)},
     )
     user = await auth.user_row(phone)
     assert user is not None

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from auth_service.fields import phone_index
 from jwt_core_lib import SigningKey, TokenIssuer
 
 from .conftest import Auth, bearer, new_chat_id, new_phone, problem
@@ -136,8 +137,8 @@ async def test_role_changes_reach_the_next_access_token(auth: Auth) -> None:
     before = await auth.client.get("/api/v1/admin/users", headers=bearer(tokens["access_token"]))
     await auth.execute(
         "UPDATE user_account SET roles = ARRAY['moderator', 'customer']::varchar[]"
-        " WHERE phone = :p",
-        {"p": phone},
+        " WHERE phone_index = :p",
+        {"p": phone_index(phone)},
     )
     pair = (await _refresh(auth, tokens["refresh_token"])).json()
     after = await auth.client.get("/api/v1/admin/users", headers=bearer(pair["access_token"]))

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth_service import repository as auth_repository
 from auth_service.app import create_app as create_auth_app
 from auth_service.settings import AuthSettings
 from jwt_core_lib import (
@@ -32,8 +33,10 @@ from jwt_core_lib import (
     TokenVerifier,
 )
 from notifications_service.app import create_app
+from notifications_service.fields import CHAT_CONTEXT, FIELDS
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
+from storefront_kit.db import create_sessionmaker
 from storefront_kit.events import EventEnvelope
 from storefront_kit.security import ServiceSecurity
 from storefront_sandbox import telegram as telegram_sandbox
@@ -255,16 +258,15 @@ class Stack:
 
     async def linked_user(self, chat_id: int | None = None) -> tuple[uuid.UUID, int | None]:
         """A user in auth's database, linked to ``chat_id`` (None: unlinked)."""
-        user_id = uuid.uuid4()
-        async with self.auth_engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO user_account (id, phone, telegram_chat_id, telegram_linked_at)"
-                    " VALUES (:id, :phone, CAST(:chat AS bigint),"
-                    " CASE WHEN CAST(:chat AS bigint) IS NULL THEN NULL ELSE now() END)"
-                ),
-                {"id": user_id, "phone": new_phone(), "chat": chat_id},
-            )
+        sessionmaker = create_sessionmaker(self.auth_engine)
+        async with sessionmaker() as session, session.begin():
+            # As auth writes it: phone and chat encrypted, found by their blind indexes.
+            user, _ = await auth_repository.ensure_user(session, new_phone(), roles=["customer"])
+            if chat_id is not None:
+                assert await auth_repository.link_chat(
+                    session, user.id, chat_id, now=datetime.now(UTC)
+                )
+            user_id = user.id
         return user_id, chat_id
 
     async def publish(self, event: EventEnvelope, *, copies: int = 1) -> EventEnvelope:
@@ -281,7 +283,14 @@ class Stack:
                     {"id": event_id},
                 )
             ).all()
-        return [dict(row._mapping) for row in rows]
+        found = []
+        for row in rows:
+            values = dict(row._mapping)
+            raw = bytes(values["chat_id"])  # stored encrypted: no plaintext chat id
+            values["chat_id"] = int(FIELDS.cipher.decrypt_text(raw, context=CHAT_CONTEXT))
+            assert str(values["chat_id"]).encode() not in raw
+            found.append(values)
+        return found
 
     async def settled(self, *, group: str = "notifications") -> bool:
         """Every entry of the stream was delivered to the group and acknowledged."""

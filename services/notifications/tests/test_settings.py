@@ -1,5 +1,9 @@
 """Settings: development works out of the box, production refuses the stand-in's secrets."""
 
+import base64
+import json
+import os
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -9,9 +13,26 @@ from storefront_kit.settings import PlatformSettings
 REAL_TOKEN = "7000000001:AAH-real_looking_token"
 
 
+def _field_keys() -> dict[str, SecretStr]:
+    return {
+        "encryption_keys": SecretStr(json.dumps({"k1": base64.b64encode(os.urandom(32)).decode()})),
+        "blind_index_key": SecretStr(base64.b64encode(os.urandom(32)).decode()),
+    }
+
+
 def production(**values: object) -> NotificationsSettings:
     platform = PlatformSettings(environment="production")
-    return NotificationsSettings(platform=platform, **values)  # type: ignore[arg-type]
+    return NotificationsSettings(platform=platform, **{**_field_keys(), **values})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["encryption_keys", "blind_index_key"])
+def test_production_refuses_placeholder_encryption_keys(field: str) -> None:
+    with pytest.raises(ValidationError, match=f"NOTIFICATIONS_{field.upper()}"):
+        production(
+            telegram_bot_token=SecretStr(REAL_TOKEN),
+            telegram_webhook_secret=SecretStr("s3cr3t-value"),
+            **{field: SecretStr("changeme")},
+        )
 
 
 def test_development_defaults_talk_to_the_stand_in() -> None:

@@ -4,9 +4,10 @@ contact, and only the sender's own contact with the link's number logs a chat in
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
+from auth_service import repository as auth_repository
 from notifications_service import templates
+from storefront_kit.db import create_sessionmaker
 
 from .conftest import WEBHOOK_SECRET, Stack, new_chat_id, new_phone, problem
 
@@ -103,12 +104,10 @@ def _is_contact_keyboard(markup: dict[str, Any] | None) -> bool:
 
 
 async def _user_chat(stack: Stack, phone: str) -> Any:
-    async with stack.auth_engine.connect() as connection:
-        return (
-            await connection.execute(
-                text("SELECT telegram_chat_id FROM user_account WHERE phone = :p"), {"p": phone}
-            )
-        ).scalar()
+    """The chat auth linked to ``phone`` (through auth's repository: it is stored encrypted)."""
+    async with create_sessionmaker(stack.auth_engine)() as session:
+        user = await auth_repository.get_user_by_phone(session, phone)
+        return None if user is None else user.telegram_chat_id
 
 
 async def test_start_asks_for_the_contact_and_the_own_contact_brings_the_code(

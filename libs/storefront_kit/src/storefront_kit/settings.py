@@ -9,13 +9,19 @@ file when present. Placeholder secrets are refused at start-up (outside tests fo
 service-token key, outside development for the others).
 """
 
+import base64
+import hashlib
+import json
 import re
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jwt_core_lib import SigningKey, public_key_from_x
+
+if TYPE_CHECKING:
+    from storefront_kit.encryption import BlindIndex, FieldCipher
 
 __all__ = [
     "PLACEHOLDER_SECRETS",
@@ -197,4 +203,93 @@ class DatabaseSettingsMixin(BaseSettings):
         return value
 
 
-__all__ += ["DatabaseSettingsMixin"]
+class FieldEncryptionSettingsMixin(BaseSettings):
+    """Keys of a service that stores personal fields encrypted (:mod:`storefront_kit.encryption`).
+
+    ``encryption_keys`` is a JSON object of key id -> base64 of 32 random bytes (the
+    key-encryption keys), ``encryption_key_id`` the one that seals new values, and
+    ``blind_index_key`` the HMAC key of the lookup digests. Left at a placeholder they
+    are refused in production; in development and tests a fixed, publicly known key
+    derived from the service name stands in (nothing it protects is secret).
+    """
+
+    encryption_keys: SecretStr = Field(
+        default=SecretStr("changeme"),
+        description=(
+            'JSON object: key id -> base64 of 32 random bytes, e.g. {"k1": "<base64>"}; '
+            "keys that wrap the data keys of personal fields (two during a rotation)."
+        ),
+    )
+    encryption_key_id: str = Field(
+        default="k1",
+        pattern=r"^[A-Za-z0-9._-]{1,32}$",
+        description="The id (in the encryption keys) of the key new values are sealed with.",
+    )
+    blind_index_key: SecretStr = Field(
+        default=SecretStr("changeme"),
+        description="Base64 of 32 random bytes: the HMAC key of the phone/chat lookup digests.",
+    )
+
+    def _encryption_env(self, field: str) -> str:
+        prefix = str(self.model_config.get("env_prefix", ""))
+        return f"{prefix}{field}".upper()
+
+    def field_key_ring(self) -> dict[str, str]:
+        """``{key id: base64 key}``: the configured ring, or the development stand-in."""
+        if is_placeholder(self.encryption_keys):
+            return {self.encryption_key_id: _development_key(self, "encryption")}
+        ring = json.loads(self.encryption_keys.get_secret_value())
+        assert isinstance(ring, dict)
+        return {str(key): str(value) for key, value in ring.items()}
+
+    def blind_index_key_text(self) -> str:
+        """The base64 blind-index key, or the development stand-in."""
+        if is_placeholder(self.blind_index_key):
+            return _development_key(self, "blind-index")
+        return self.blind_index_key.get_secret_value()
+
+    def field_crypto(self) -> "tuple[FieldCipher, BlindIndex]":
+        """The cipher and blind index these settings describe."""
+        from storefront_kit.encryption import BlindIndex, FieldCipher, KeyRing, decode_key
+
+        ring = KeyRing.from_text(self.field_key_ring(), active=self.encryption_key_id)
+        return FieldCipher(ring), BlindIndex(decode_key(self.blind_index_key_text()))
+
+    @model_validator(mode="after")
+    def _encryption_keys_usable(self) -> "FieldEncryptionSettingsMixin":
+        from storefront_kit.encryption import KeyRing, decode_key
+
+        platform = getattr(self, "platform", None)
+        if getattr(platform, "environment", "development") == "production":
+            for field in ("encryption_keys", "blind_index_key"):
+                if is_placeholder(getattr(self, field)):
+                    raise ValueError(
+                        f"{self._encryption_env(field)} must be set to a real key in production"
+                    )
+        if not is_placeholder(self.encryption_keys):
+            try:
+                ring = json.loads(self.encryption_keys.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    f"{self._encryption_env('encryption_keys')}: not a JSON object"
+                ) from None
+            if not isinstance(ring, dict) or not all(isinstance(v, str) for v in ring.values()):
+                raise ValueError(
+                    f"{self._encryption_env('encryption_keys')}: a JSON object of id -> base64 key"
+                )
+            KeyRing.from_text(ring, active=self.encryption_key_id)  # never echoes a key
+        if not is_placeholder(self.blind_index_key):
+            try:
+                decode_key(self.blind_index_key.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"{self._encryption_env('blind_index_key')}: {exc}") from None
+        return self
+
+
+def _development_key(settings: BaseSettings, purpose: str) -> str:
+    """A fixed key anyone can derive: for development and tests only (refused in production)."""
+    seed = f"storefront development key/{settings.model_config.get('env_prefix')}/{purpose}"
+    return base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+
+
+__all__ += ["DatabaseSettingsMixin", "FieldEncryptionSettingsMixin"]

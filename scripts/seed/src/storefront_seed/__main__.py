@@ -4,7 +4,9 @@ Seeds what ``make run`` seeds, idempotently: the admin linked to the Telegram st
 chat (``SEED_ADMIN_PHONE``, ``SEED_ADMIN_CHAT_ID``) straight into auth's database, then
 ``SEED_PRODUCTS`` products with stock through inventory's admin API (so their events
 reach catalog's search index as in production). It reads only what it needs:
-``AUTH_DATABASE_URL`` and ``AUTH_JWT_SIGNING_KEY`` (it acts as auth's admin tool),
+``AUTH_DATABASE_URL``, ``AUTH_JWT_SIGNING_KEY`` and auth's field-encryption keys
+(``AUTH_ENCRYPTION_KEYS``, ``AUTH_ENCRYPTION_KEY_ID``, ``AUTH_BLIND_INDEX_KEY``: it acts
+as auth's admin tool),
 ``SEED_API_URL`` (inventory's base URL) and the token issuer and audience.
 """
 
@@ -20,7 +22,14 @@ def main() -> int:
     env = os.environ
     missing = [
         name
-        for name in ("AUTH_DATABASE_URL", "AUTH_JWT_SIGNING_KEY", "SEED_API_URL")
+        for name in (
+            "AUTH_DATABASE_URL",
+            "AUTH_JWT_SIGNING_KEY",
+            # The admin's phone and chat are stored encrypted with auth's own keys.
+            "AUTH_ENCRYPTION_KEYS",
+            "AUTH_BLIND_INDEX_KEY",
+            "SEED_API_URL",
+        )
         if not env.get(name)
     ]
     if missing:

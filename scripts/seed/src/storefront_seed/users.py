@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from auth_service.cli import create_admin
+from auth_service.settings import AuthSettings
 
 if TYPE_CHECKING:
     from storefront_stack.platform import Platform
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_ADMIN_CHAT_ID",
     "DEFAULT_ADMIN_PHONE",
     "admin_from_environment",
+    "auth_settings",
     "seed",
     "seed_admin",
 ]
@@ -38,15 +40,38 @@ def admin_from_environment(environ: Mapping[str, str] | None = None) -> tuple[st
     return phone, chat_id
 
 
+#: Settings of auth the seed needs besides the database: the keys phones are encrypted with.
+_AUTH_KEYS = ("encryption_keys", "encryption_key_id", "blind_index_key")
+
+
+def auth_settings(environ: Mapping[str, str]) -> AuthSettings:
+    """Auth's settings with the field-encryption keys of ``environ`` (auth's environment)."""
+    keys = {
+        field: environ[AuthSettings.env_name(field)]
+        for field in _AUTH_KEYS
+        if AuthSettings.env_name(field) in environ
+    }
+    return AuthSettings(**keys)  # type: ignore[arg-type]
+
+
 def seed_admin(database_url: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Create or update the seeded admin in the ``auth`` database at ``database_url``."""
-    phone, chat_id = admin_from_environment(environ)
-    return asyncio.run(create_admin(database_url, phone=phone, chat_id=chat_id))
+    """Create or update the seeded admin in the ``auth`` database at ``database_url``.
+
+    Its phone and chat are encrypted with the ``AUTH_*`` keys ``environ`` (default: this
+    process's environment) holds: they must be the ones the auth service runs with.
+    """
+    env = os.environ if environ is None else environ
+    phone, chat_id = admin_from_environment(env)
+    return asyncio.run(
+        create_admin(database_url, phone=phone, chat_id=chat_id, settings=auth_settings(env))
+    )
 
 
 def seed(platform: Platform) -> None:
     """Seed the admin against the running platform's ``auth`` database."""
     assert platform.endpoints is not None
-    admin = seed_admin(platform.endpoints.database_url("auth"))
+    admin = seed_admin(
+        platform.endpoints.database_url("auth"), {**os.environ, **platform.service_env("auth")}
+    )
     verb = "created" if admin["created"] else "already there"
     print(f"admin: {admin['phone']} ({verb}), linked to Telegram chat {admin['telegram_chat_id']}")

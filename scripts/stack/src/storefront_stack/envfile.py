@@ -32,7 +32,11 @@ from pathlib import Path
 
 if not __package__:  # run as a file from a fresh clone (`make env`): no virtualenv needed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from storefront_stack.topology import CALLERS, SERVICES  # standard library only
+from storefront_stack.topology import (  # standard library only
+    CALLERS,
+    FIELD_ENCRYPTION,
+    SERVICES,
+)
 
 __all__ = [
     "PLACEHOLDERS",
@@ -41,6 +45,8 @@ __all__ = [
     "dotenv_quote",
     "ed25519_pem",
     "ed25519_public_b64url",
+    "field_key",
+    "field_keys_json",
     "generate_secrets",
     "main",
     "placeholder_secrets",
@@ -138,6 +144,20 @@ def _prefix(service: str) -> str:
     return service.upper().replace("-", "_") + "_"
 
 
+#: The id of the first field-encryption key (the settings' default ``ENCRYPTION_KEY_ID``).
+INITIAL_KEY_ID = "k1"
+
+
+def field_key() -> str:
+    """A fresh 32-byte key, base64: a field-encryption or blind-index key."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def field_keys_json(key: str | None = None) -> str:
+    """``<PREFIX>_ENCRYPTION_KEYS``: a ring of one key, id :data:`INITIAL_KEY_ID`."""
+    return json.dumps({INITIAL_KEY_ID: key or field_key()})
+
+
 #: Every secret ``make env`` writes, in order (a derived one after its sources): each
 #: service's own service-token key, then each callee's list of its callers' public keys.
 SECRETS: tuple[Secret, ...] = (
@@ -165,6 +185,22 @@ SECRETS: tuple[Secret, ...] = (
         "NOTIFICATIONS_TELEGRAM_WEBHOOK_SECRET",
         _urlsafe(32),
         "the X-Telegram-Bot-Api-Secret-Token of the bot's webhook",
+    ),
+    *(
+        secret
+        for name in FIELD_ENCRYPTION
+        for secret in (
+            Secret(
+                f"{_prefix(name)}ENCRYPTION_KEYS",
+                lambda _: field_keys_json(),
+                f"the key (id {INITIAL_KEY_ID}) {name}'s personal fields are encrypted with",
+            ),
+            Secret(
+                f"{_prefix(name)}BLIND_INDEX_KEY",
+                lambda _: field_key(),
+                f"HMAC key of {name}'s lookup digests of personal fields",
+            ),
+        )
     ),
     # Hex: it goes into database URLs unescaped.
     Secret("POSTGRES_PASSWORD", _hex(24), "password of compose's `storefront` PostgreSQL user"),

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer, TokenVerifier
-from storefront_stack.envfile import ed25519_pem
-from storefront_stack.topology import CALLERS, SERVICES
+from storefront_stack.envfile import INITIAL_KEY_ID, ed25519_pem, field_key, field_keys_json
+from storefront_stack.topology import CALLERS, FIELD_ENCRYPTION, SERVICES
 
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ServiceKeys",
     "ed25519_pem",
+    "field_encryption_env",
     "load_or_create_key",
     "load_or_create_secret",
     "service_token_env",
@@ -90,6 +91,26 @@ def service_token_env(
     """
     make = key_for or (lambda _name: ed25519_pem())
     return service_token_keys_env({name: make(name) for name in services})
+
+
+def field_encryption_env(
+    services: Iterable[str] = FIELD_ENCRYPTION,
+    *,
+    key_for: Callable[[str, str], str] | None = None,
+) -> dict[str, str]:
+    """Field-encryption keys of ``services``: a ring of one key and a blind-index key each.
+
+    ``key_for(service, purpose)`` supplies a base64 key (``make run`` keeps them under
+    ``.stack/run/keys``); fresh ones otherwise. Each process gets only its own prefix's.
+    """
+    make = key_for or (lambda _service, _purpose: field_key())
+    env: dict[str, str] = {}
+    for name in services:
+        prefix = _prefix(name)
+        env[f"{prefix}ENCRYPTION_KEYS"] = field_keys_json(make(name, "encryption"))
+        env[f"{prefix}ENCRYPTION_KEY_ID"] = INITIAL_KEY_ID
+        env[f"{prefix}BLIND_INDEX_KEY"] = make(name, "blind-index")
+    return env
 
 
 def write_service_keys(directory: Path, services: Iterable[str] = SERVICE_NAMES) -> list[Path]:

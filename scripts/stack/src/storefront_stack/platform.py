@@ -1,10 +1,11 @@
 """Start and stop the whole platform: infrastructure, sandboxes, six services, nginx."""
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,12 @@ import httpx
 
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack import infra
-from storefront_stack.keys import load_or_create_key, load_or_create_secret, service_token_env
+from storefront_stack.keys import (
+    field_encryption_env,
+    load_or_create_key,
+    load_or_create_secret,
+    service_token_env,
+)
 from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
 from storefront_stack.topology import (
     DATABASES,
@@ -136,11 +142,22 @@ class Platform:
 
         assert self.endpoints is not None
         infra.create_databases(_server_url(self.endpoints.postgres_url), list(DATABASES))
+        field_keys = self._field_keys()
         for service in SERVICES:
             if service.database:
-                upgrade(service.package, self.endpoints.database_url(service.database))
+                # A data migration encrypts existing rows: with the service's own keys.
+                own = {k: v for k, v in field_keys.items() if k.startswith(service.env_prefix)}
+                with _environ(own):
+                    upgrade(service.package, self.endpoints.database_url(service.database))
 
     # --- application processes ------------------------------------------------------
+
+    def _field_keys(self) -> dict[str, str]:
+        """The services' field-encryption keys, kept under the state directory."""
+        keys = self.state_dir / "keys"
+        return field_encryption_env(
+            key_for=lambda name, purpose: load_or_create_secret(keys / f"{name}-{purpose}-key")
+        )
 
     def _platform_env(self) -> dict[str, str]:
         assert self.endpoints is not None
@@ -166,6 +183,8 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
             # python-telegram-bot 22: retry_after as a timedelta (the int form is deprecated).
             "PTB_TIMEDELTA": "true",
+            # Per service: its field-encryption keys, and only its own (``service_env``).
+            **self._field_keys(),
             # One key per service; each process gets only its own (``service_env``).
             **service_token_env(
                 [s.name for s in SERVICES],
@@ -428,3 +447,18 @@ def _dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     return {name: value for name, value in dotenv_values(path).items() if value is not None}
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block (in-process migrations read it)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "CALLERS",
     "DATABASES",
+    "FIELD_ENCRYPTION",
     "SANDBOXES",
     "SERVICES",
     "Endpoints",
@@ -62,6 +63,10 @@ DATABASES = tuple(s.database for s in SERVICES if s.database)
 
 #: Who calls whose ``/internal/*`` routes (callee -> callers): each callee is given these
 #: callers' public keys (``<PREFIX>_SERVICE_TOKEN_CALLERS``) and nobody else's.
+#: Services that store personal fields encrypted (DESIGN §7), each with keys of its own:
+#: ``<PREFIX>_ENCRYPTION_KEYS``, ``<PREFIX>_ENCRYPTION_KEY_ID``, ``<PREFIX>_BLIND_INDEX_KEY``.
+FIELD_ENCRYPTION: tuple[str, ...] = ("auth", "orders", "notifications")
+
 CALLERS: dict[str, tuple[str, ...]] = {
     "auth": ("notifications",),
     "inventory": ("catalog", "orders"),

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from fastapi import FastAPI, Request
 
+from auth_service import fields
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.api import routers
@@ -128,6 +129,7 @@ def _health_checks(request: Request) -> Sequence[HealthCheck]:
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     """Build the auth service app (refuses to without a user-token signing key, but in tests)."""
     settings = settings or get_settings()
+    fields.install(*settings.field_crypto())
     if settings.platform.environment != "test":
         AuthKeys.from_settings(settings)
     return create_service_app(

@@ -4,26 +4,50 @@
 
 A staff account is always created linked to its Telegram chat: one without a chat would
 belong to whichever chat first proved its phone.
+
+``python -m auth_service rotate-keys`` re-encrypts every phone and chat id with the
+active encryption key (AUTH_ENCRYPTION_KEY_ID); see docs/auth.md, "Rotating secrets".
 """
 
 import argparse
 import asyncio
 from typing import Any
 
+from auth_service import fields
 from auth_service.domain.roles import ADMIN, MODERATOR
 from auth_service.service.users import ensure_staff
 from auth_service.settings import AuthSettings
 from storefront_kit.cli import ServiceCommand
 from storefront_kit.db import create_engine, create_sessionmaker
 from storefront_kit.errors import AppError
+from storefront_kit.key_rotation import EncryptedColumns, rotate_keys_command
 
-__all__ = ["COMMANDS", "create_admin"]
+__all__ = ["COMMANDS", "ENCRYPTED", "create_admin"]
+
+#: Every encrypted column of the auth database (what ``rotate-keys`` re-encrypts).
+ENCRYPTED = [
+    EncryptedColumns(
+        "user_account",
+        {"phone": fields.PHONE_CONTEXT, "telegram_chat_id": fields.CHAT_CONTEXT},
+    )
+]
 
 
 async def create_admin(
-    database_url: str, *, phone: str, chat_id: int, role: str = ADMIN
+    database_url: str,
+    *,
+    phone: str,
+    chat_id: int,
+    role: str = ADMIN,
+    settings: AuthSettings | None = None,
 ) -> dict[str, Any]:
-    """Upsert a staff user (idempotent) in one transaction; what the user looks like after."""
+    """Upsert a staff user (idempotent) in one transaction; what the user looks like after.
+
+    The phone and chat are encrypted with the keys of ``settings`` (default: the
+    environment's ``AUTH_*``), which must be the auth service's own.
+    """
+    if settings is not None:
+        fields.install(*settings.field_crypto())
     engine = create_engine(database_url, pool_size=1, max_overflow=0, application_name="auth-cli")
     try:
         sessionmaker = create_sessionmaker(engine)
@@ -58,7 +82,11 @@ def _run(args: argparse.Namespace, settings: AuthSettings) -> None:
     try:
         result = asyncio.run(
             create_admin(
-                settings.database_url, phone=args.phone, chat_id=args.chat_id, role=args.role
+                settings.database_url,
+                phone=args.phone,
+                chat_id=args.chat_id,
+                role=args.role,
+                settings=settings,
             )
         )
     except AppError as exc:
@@ -76,5 +104,6 @@ COMMANDS = [
         help="create or update a staff user (idempotent), linked to their Telegram chat",
         run=_run,
         add_arguments=_arguments,
-    )
+    ),
+    rotate_keys_command(ENCRYPTED, install=fields.install),
 ]

@@ -1,7 +1,8 @@
 """Tables of the ``auth`` database (singular snake_case names, one naming convention).
 
 OTP codes, Telegram link tokens and temporary chat links live in Redis (they expire
-within minutes); users and refresh-token families live here.
+within minutes); users and refresh-token families live here. A user's phone and chat id
+are stored encrypted, looked up through their blind indexes (:mod:`auth_service.fields`).
 """
 
 from datetime import datetime
@@ -9,11 +10,11 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
-    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     func,
     text,
@@ -21,7 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from auth_service.fields import CHAT_CONTEXT, FIELDS, PHONE_CONTEXT
 from storefront_kit.db import metadata_with_conventions
+from storefront_kit.encryption import EncryptedInt, EncryptedText
 
 __all__ = ["AuditEntry", "Base", "RefreshToken", "UserAccount"]
 
@@ -40,14 +43,15 @@ class UserAccount(Base):
         CheckConstraint(
             "roles <@ ARRAY['admin', 'moderator', 'customer']::varchar[]", name="known_roles"
         ),
-        CheckConstraint("phone ~ '^\\+[1-9][0-9]{1,14}$'", name="phone_e164"),
         Index("ix_user_account_roles", "roles", postgresql_using="gin"),
         Index("ix_user_account_created_at", "created_at"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    #: E.164, normalised by the domain before it gets here.
-    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    #: E.164, normalised by the domain before it gets here; stored encrypted.
+    phone: Mapped[str] = mapped_column(EncryptedText(FIELDS, PHONE_CONTEXT))
+    #: Blind index of the phone: lookups and uniqueness (set with the phone, always).
+    phone_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     roles: Mapped[list[str]] = mapped_column(
         ARRAY(String(16)), server_default=text("ARRAY['customer']::varchar[]")
     )
@@ -55,7 +59,9 @@ class UserAccount(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     locale: Mapped[str | None] = mapped_column(String(16))
     #: The Telegram chat OTP codes go to (FINAL link); one chat belongs to one user.
-    telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    telegram_chat_id: Mapped[int | None] = mapped_column(EncryptedInt(FIELDS, CHAT_CONTEXT))
+    #: Blind index of the chat (set and cleared with it).
+    telegram_chat_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     telegram_linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

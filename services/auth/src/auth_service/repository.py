@@ -1,4 +1,8 @@
-"""Every query of the auth service (SQLAlchemy 2.0, async). Nothing here commits."""
+"""Every query of the auth service (SQLAlchemy 2.0, async). Nothing here commits.
+
+Phones and chat ids are stored encrypted: they are found through their blind indexes
+(:func:`~auth_service.fields.phone_index`), never compared as columns.
+"""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.fields import chat_index, phone_index
 from auth_service.models import AuditEntry, RefreshToken, UserAccount
 from storefront_kit.audit import AuditEntry as AuditRecord
 from storefront_kit.ids import new_id
@@ -44,12 +49,16 @@ async def get_user(session: AsyncSession, user_id: UUID) -> UserAccount | None:
 
 async def get_user_by_phone(session: AsyncSession, phone: str) -> UserAccount | None:
     """The user with this (E.164) phone."""
-    return await session.scalar(select(UserAccount).where(UserAccount.phone == phone))
+    return await session.scalar(
+        select(UserAccount).where(UserAccount.phone_index == phone_index(phone))
+    )
 
 
 async def get_user_by_chat(session: AsyncSession, chat_id: int) -> UserAccount | None:
     """The user whose FINAL Telegram link is this chat."""
-    return await session.scalar(select(UserAccount).where(UserAccount.telegram_chat_id == chat_id))
+    return await session.scalar(
+        select(UserAccount).where(UserAccount.telegram_chat_index == chat_index(chat_id))
+    )
 
 
 async def ensure_user(
@@ -60,15 +69,16 @@ async def ensure_user(
     ``INSERT ... ON CONFLICT DO NOTHING`` makes two first logins of one phone at the
     same moment end up with one user.
     """
+    digest = phone_index(phone)
     inserted = await session.scalar(
         insert(UserAccount)
-        .values(id=new_id(), phone=phone, roles=list(roles))
-        .on_conflict_do_nothing(index_elements=[UserAccount.phone])
+        .values(id=new_id(), phone=phone, phone_index=digest, roles=list(roles))
+        .on_conflict_do_nothing(index_elements=[UserAccount.phone_index])
         .returning(UserAccount.id)
     )
     user = await session.scalar(
         select(UserAccount)
-        .where(UserAccount.phone == phone)
+        .where(UserAccount.phone_index == digest)
         .execution_options(populate_existing=True)
     )
     assert user is not None
@@ -91,7 +101,12 @@ async def link_chat(
             result = await session.execute(
                 update(UserAccount)
                 .where(*condition)
-                .values(telegram_chat_id=chat_id, telegram_linked_at=now, updated_at=now)
+                .values(
+                    telegram_chat_id=chat_id,
+                    telegram_chat_index=chat_index(chat_id),
+                    telegram_linked_at=now,
+                    updated_at=now,
+                )
                 .returning(UserAccount.id)
                 .execution_options(synchronize_session=False)
             )
@@ -104,8 +119,10 @@ async def unlink_chat(session: AsyncSession, user_id: UUID, chat_id: int, *, now
     """Take ``chat_id`` away from the user (only if it is still theirs)."""
     await session.execute(
         update(UserAccount)
-        .where(UserAccount.id == user_id, UserAccount.telegram_chat_id == chat_id)
-        .values(telegram_chat_id=None, telegram_linked_at=None, updated_at=now)
+        .where(UserAccount.id == user_id, UserAccount.telegram_chat_index == chat_index(chat_id))
+        .values(
+            telegram_chat_id=None, telegram_chat_index=None, telegram_linked_at=None, updated_at=now
+        )
         .execution_options(synchronize_session=False)
     )
 
@@ -142,10 +159,14 @@ async def set_roles(
 
 @dataclass(frozen=True)
 class UserFilter:
-    """Admin list filters: a role the user holds, and/or a phone prefix (``+1555``)."""
+    """Admin list filters: a role the user holds, and/or a phone number.
+
+    The phone matches whole numbers only: it is stored encrypted, and a blind index
+    answers equality, not prefixes.
+    """
 
     role: str | None = None
-    phone_prefix: str | None = None
+    phone: str | None = None
 
 
 async def list_users(
@@ -155,8 +176,8 @@ async def list_users(
     conditions: list[ColumnElement[bool]] = []
     if filters.role:
         conditions.append(UserAccount.roles.contains([filters.role]))
-    if filters.phone_prefix:
-        conditions.append(UserAccount.phone.startswith(filters.phone_prefix, autoescape=True))
+    if filters.phone:
+        conditions.append(UserAccount.phone_index == phone_index(filters.phone))
     total = await session.scalar(select(func.count()).select_from(UserAccount).where(*conditions))
     rows = await session.scalars(
         select(UserAccount)

@@ -7,7 +7,12 @@ from pydantic_settings import SettingsConfigDict
 
 from jwt_core_lib import SigningKey
 from storefront_kit.rate_limits import check_rate
-from storefront_kit.settings import PLACEHOLDER_SECRETS, DatabaseSettingsMixin, ServiceSettings
+from storefront_kit.settings import (
+    PLACEHOLDER_SECRETS,
+    DatabaseSettingsMixin,
+    FieldEncryptionSettingsMixin,
+    ServiceSettings,
+)
 
 __all__ = ["AuthSettings", "get_settings", "is_placeholder"]
 
@@ -25,7 +30,7 @@ def _check_pem(value: SecretStr) -> None:
         raise ValueError("not an unencrypted Ed25519 private key in PEM (PKCS#8)") from None
 
 
-class AuthSettings(ServiceSettings, DatabaseSettingsMixin):
+class AuthSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettingsMixin):
     """Everything the auth service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=".env", extra="ignore")

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
+from notifications_service import fields
 from notifications_service.adapters.auth import AuthClient
 from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.api import routers
@@ -117,8 +118,10 @@ def _health_checks(request: Request) -> Sequence[HealthCheck]:
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     """Build the notifications service app."""
+    settings = settings or get_settings()
+    fields.install(*settings.field_crypto())
     app = create_service_app(
-        settings=settings or get_settings(),
+        settings=settings,
         title="Notifications",
         description="The Telegram bot: OTP delivery, receipts and order status messages.",
         version="0.1.0",

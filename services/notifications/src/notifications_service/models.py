@@ -3,10 +3,21 @@
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from notifications_service.fields import CHAT_CONTEXT, FIELDS
 from storefront_kit.db import metadata_with_conventions
+from storefront_kit.encryption import EncryptedInt
 
 __all__ = ["Base", "NotificationLog", "NotificationStatus"]
 
@@ -35,14 +46,17 @@ class NotificationLog(Base):
 
     __tablename__ = "notification_log"
     __table_args__ = (
-        UniqueConstraint("event_id", "chat_id", "kind"),
+        UniqueConstraint("event_id", "chat_index", "kind"),
         Index("ix_notification_log_created_at", "created_at"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     event_id: Mapped[UUID] = mapped_column()
     event_type: Mapped[str] = mapped_column(String(64))
-    chat_id: Mapped[int] = mapped_column(BigInteger)
+    #: The Telegram chat, stored encrypted (notifications_service.fields).
+    chat_id: Mapped[int] = mapped_column(EncryptedInt(FIELDS, CHAT_CONTEXT))
+    #: Blind index of the chat: the unique key and lookups use it.
+    chat_index: Mapped[bytes] = mapped_column(LargeBinary(32))
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     #: The consumer that holds (or last held) the claim.

@@ -1,4 +1,7 @@
-"""Every query of the notifications service (callers own the transaction)."""
+"""Every query of the notifications service (callers own the transaction).
+
+Chat ids are stored encrypted: rows are found through the chat's blind index.
+"""
 
 import enum
 from datetime import timedelta
@@ -8,6 +11,7 @@ from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifications_service.fields import chat_index
 from notifications_service.models import NotificationLog, NotificationStatus
 from storefront_kit.ids import new_id
 
@@ -42,13 +46,14 @@ async def claim(
             event_id=event_id,
             event_type=event_type,
             chat_id=chat_id,
+            chat_index=chat_index(chat_id),
             kind=kind,
             status=NotificationStatus.SENDING,
             claimed_by=consumer,
             claimed_at=now,
         )
         .on_conflict_do_update(
-            index_elements=["event_id", "chat_id", "kind"],
+            index_elements=["event_id", "chat_index", "kind"],
             set_={
                 "status": NotificationStatus.SENDING,
                 "claimed_by": consumer,
@@ -71,7 +76,7 @@ async def claim(
     status = await session.scalar(
         select(NotificationLog.status).where(
             NotificationLog.event_id == event_id,
-            NotificationLog.chat_id == chat_id,
+            NotificationLog.chat_index == chat_index(chat_id),
             NotificationLog.kind == kind,
         )
     )
@@ -108,7 +113,7 @@ async def get_log(
     return await session.scalar(
         select(NotificationLog).where(
             NotificationLog.event_id == event_id,
-            NotificationLog.chat_id == chat_id,
+            NotificationLog.chat_index == chat_index(chat_id),
             NotificationLog.kind == kind,
         )
     )

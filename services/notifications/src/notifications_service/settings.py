@@ -6,7 +6,12 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from storefront_kit.settings import PLACEHOLDER_SECRETS, DatabaseSettingsMixin, ServiceSettings
+from storefront_kit.settings import (
+    PLACEHOLDER_SECRETS,
+    DatabaseSettingsMixin,
+    FieldEncryptionSettingsMixin,
+    ServiceSettings,
+)
 
 __all__ = ["DEV_BOT_TOKEN", "NotificationsSettings", "get_settings"]
 
@@ -22,7 +27,7 @@ def _is_placeholder(value: SecretStr) -> bool:
     return value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
 
 
-class NotificationsSettings(ServiceSettings, DatabaseSettingsMixin):
+class NotificationsSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettingsMixin):
     """Everything the notifications service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", env_file=".env", extra="ignore")

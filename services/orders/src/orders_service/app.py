@@ -10,6 +10,7 @@ from redis import Redis as SyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orders_service import fields
 from orders_service.api import routers
 from orders_service.breakers import build_breaker
 from orders_service.events import publish_alert
@@ -196,8 +197,10 @@ def _health_checks(request: Request) -> Sequence[HealthCheck]:
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     """Build the orders service app."""
+    settings = settings or get_settings()
+    fields.install(*settings.field_crypto())
     return create_service_app(
-        settings=settings or get_settings(),
+        settings=settings,
         title="Orders",
         description="Checkout as a persisted saga with compensation and circuit breakers.",
         version="0.1.0",

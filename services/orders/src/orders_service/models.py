@@ -22,7 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orders_service.fields import ADDRESS_CONTEXT, CLIENT_ADDRESS_CONTEXT, FIELDS
 from storefront_kit.db import metadata_with_conventions
+from storefront_kit.encryption import EncryptedJSON, EncryptedText
 from storefront_kit.events import OutboxMixin
 
 __all__ = ["Base", "CustomerOrder", "OutboxEvent", "SagaStep"]
@@ -74,11 +76,14 @@ class CustomerOrder(Base):
     subtotal: Mapped[int | None] = mapped_column(BigInteger)
     total: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
-    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    #: The recipient's name, address and phone: stored encrypted (orders_service.fields).
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON(FIELDS, ADDRESS_CONTEXT))
     #: ``{method, token}``: the provider's card token, never a card number.
     payment_method: Mapped[dict[str, Any]] = mapped_column(JSONB)
     #: Where the checkout came from (the fraud rules count checkouts per address).
-    client_address: Mapped[str | None] = mapped_column(String(64))
+    client_address: Mapped[str | None] = mapped_column(
+        EncryptedText(FIELDS, CLIENT_ADDRESS_CONTEXT)
+    )
     payment_id: Mapped[str | None] = mapped_column(String(128))
     shipment_id: Mapped[str | None] = mapped_column(String(128))
     tracking_number: Mapped[str | None] = mapped_column(String(128))

@@ -6,12 +6,16 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from orders_service.domain.fraud import FraudRule, parse_rules
-from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
+from storefront_kit.settings import (
+    DatabaseSettingsMixin,
+    FieldEncryptionSettingsMixin,
+    ServiceSettings,
+)
 
 __all__ = ["OrdersSettings", "fraud_rules", "get_settings"]
 
 
-class OrdersSettings(ServiceSettings, DatabaseSettingsMixin):
+class OrdersSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettingsMixin):
     """Everything the orders service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="ORDERS_", env_file=".env", extra="ignore")

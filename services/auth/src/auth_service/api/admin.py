@@ -31,10 +31,16 @@ async def list_users(
     role: Role | None = None,
     phone: Annotated[
         str | None,
-        Query(pattern=r"^\+[0-9]{1,15}$", description="E.164 prefix, e.g. +1555."),
+        Query(
+            pattern=r"^\+[0-9]{1,15}$",
+            description=(
+                "A whole E.164 number, e.g. +15550000001 (phones are stored encrypted: "
+                "no prefix search)."
+            ),
+        ),
     ] = None,
 ) -> UserPage:
-    """Users, newest first; filter by role and/or phone prefix."""
+    """Users, newest first; filter by role and/or phone number."""
     size = size or settings.page_size_default
     if size > settings.page_size_max:
         raise UnprocessableEntity(

@@ -80,12 +80,12 @@ async def update_profile(
 async def list_users(
     session: AsyncSession, *, role: str | None, phone: str | None, page: int, size: int
 ) -> tuple[list[UserAccount], int]:
-    """One page of users for staff, filtered by role and/or phone prefix."""
+    """One page of users for staff, filtered by role and/or (whole E.164) phone number."""
     if role is not None and role not in role_rules.KNOWN_ROLES:
         raise UnknownRole(f"Unknown role {role!r}.")
     return await repository.list_users(
         session,
-        UserFilter(role=role, phone_prefix=phone),
+        UserFilter(role=role, phone=phone),
         offset=(page - 1) * size,
         limit=size,
     )
