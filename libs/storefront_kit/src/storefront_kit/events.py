@@ -327,6 +327,8 @@ STREAM_PENDING = Gauge(
     "Entries delivered to the consumer group and not yet acknowledged.",
     ["stream", "group"],
 )
+#: Redis before 7 does not report a group's lag: at most this many entries are counted.
+LAG_COUNT_CAP = 1000
 
 
 class StreamConsumer:
@@ -487,8 +489,9 @@ class StreamConsumer:
     async def observe_backlog(self) -> None:
         """Set the group's lag and pending gauges from ``XINFO GROUPS``.
 
-        ``lag`` is left as it was when Redis cannot tell it (after deletions in the
-        stream, it answers nil).
+        Redis 7 reports the lag itself; before 7 (or when it answers nil, after
+        deletions in the stream) the entries after the group's last-delivered id are
+        counted, up to ``LAG_COUNT_CAP`` (the gauge then reads "at least that").
         """
         try:
             groups: Any = await self.redis.xinfo_groups(self.stream)
@@ -499,8 +502,14 @@ class StreamConsumer:
                 continue
             labels = {"stream": self.stream, "group": self.group}
             STREAM_PENDING.labels(**labels).set(int(info["pending"]))
-            if info.get("lag") is not None:
-                STREAM_LAG.labels(**labels).set(int(info["lag"]))
+            lag = info.get("lag")
+            if lag is None:
+                after = f"({_text(info['last-delivered-id'])}"
+                undelivered = await self.redis.xrange(
+                    self.stream, min=after, max="+", count=LAG_COUNT_CAP
+                )
+                lag = len(undelivered or [])
+            STREAM_LAG.labels(**labels).set(int(lag))
 
     async def _handle(self, entry_id: str, fields: Mapping[str, str]) -> None:
         try:
