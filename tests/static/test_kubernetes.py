@@ -279,7 +279,10 @@ def test_each_service_scales_horizontally_with_a_disruption_budget(service: Serv
     hpa = autoscalers[0]["spec"]
     assert hpa["minReplicas"] >= 2
     assert hpa["maxReplicas"] > hpa["minReplicas"]
-    assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
+    if service.name == "ws-gateway":  # scales on sockets: test_ws_gateway_*
+        assert ("Resource", "cpu") not in {metric_name(m) for m in hpa["metrics"]}
+    else:  # CPU-bound (docs/capacity.md)
+        assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
     # The autoscaler owns the count; a fixed one would fight it on every apply.
     assert deployment["spec"].get("replicas", hpa["minReplicas"]) >= 2
     budgets = [
@@ -404,6 +407,106 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard() -> None:
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert load(BASE / "kustomization.yaml")[0]["namespace"] == namespace["metadata"]["name"]
+
+
+# --- resources from measurements (docs/capacity.md, "Kubernetes resources") ---------------
+
+#: One ws-gateway process: RSS before and while holding 10,000 sockets (docs/benchmarks.md,
+#: issue 7, `bench_ws.py --connections 10000`).
+WS_IDLE_RSS_MIB = 107
+WS_RSS_MIB_AT_10000 = 597
+#: The load the fan-out p99 < 200 ms was measured at: no pod should be asked to hold more.
+WS_MEASURED_SOCKETS = 10_000
+WS_GATEWAY_SOURCE = REPO_ROOT / "services" / "ws-gateway" / "src" / "ws_gateway_service"
+
+
+def ws_rss_mib(sockets: float) -> float:
+    return WS_IDLE_RSS_MIB + (WS_RSS_MIB_AT_10000 - WS_IDLE_RSS_MIB) * sockets / 10_000
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity.removesuffix(suffix)) * factor
+    return float(quantity) / 2**20
+
+
+def autoscaler_for(name: str, documents: list[Manifest]) -> Manifest:
+    (hpa,) = [
+        d
+        for d in documents
+        if d["kind"] == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"]["name"] == name
+    ]
+    return hpa
+
+
+def metric_name(metric: Manifest) -> tuple[str, str]:
+    if metric["type"] == "Resource":
+        return ("Resource", metric["resource"]["name"])
+    return (metric["type"], metric[metric["type"].lower()]["metric"]["name"])
+
+
+@cache
+def rendered(directory: Path) -> list[Manifest]:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_ws_gateway_memory_fits_the_sockets_its_autoscaler_lets_a_pod_hold() -> None:
+    (container,) = pod_spec(objects("Deployment")["ws-gateway"])["containers"]
+    request = mebibytes(container["resources"]["requests"]["memory"])
+    limit = mebibytes(container["resources"]["limits"]["memory"])
+    # What one process measured while holding the sockets the fan-out was measured at.
+    assert limit >= ws_rss_mib(WS_MEASURED_SOCKETS), "the limit is below the measured RSS"
+    assert request >= ws_rss_mib(WS_MEASURED_SOCKETS)
+    (memory,) = [
+        m
+        for m in autoscaler_for("ws-gateway", base_objects())["spec"]["metrics"]
+        if m["type"] == "Resource" and m["resource"]["name"] == "memory"
+    ]
+    # Memory utilisation is of the request: scale out before a pod holds more sockets
+    # than were measured.
+    threshold = request * memory["resource"]["target"]["averageUtilization"] / 100
+    assert ws_rss_mib(0) < threshold < ws_rss_mib(WS_MEASURED_SOCKETS)
+
+
+def test_ws_gateway_scales_on_open_sockets_in_production() -> None:
+    hpa = autoscaler_for("ws-gateway", rendered(OVERLAYS / "production"))
+    kinds = {metric_name(m) for m in hpa["spec"]["metrics"]}
+    assert ("Resource", "cpu") not in kinds, "idle sockets use no CPU: never scale on it"
+    assert ("Pods", "ws_open_sockets") in kinds
+    (pods,) = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    per_pod = float(pods["target"]["averageValue"])
+    assert per_pod <= WS_MEASURED_SOCKETS
+    (container,) = pod_spec(objects("Deployment")["ws-gateway"])["containers"]
+    assert mebibytes(container["resources"]["limits"]["memory"]) >= ws_rss_mib(per_pod)
+    # The metric is the one the ws-gateway exposes on /metrics.
+    exposed = re.findall(r'Gauge\(\s*"([a-z_]+)"', (WS_GATEWAY_SOURCE / "hub.py").read_text())
+    assert "ws_open_sockets" in exposed
+    adapter = (REPO_ROOT / "deploy" / "prometheus" / "adapter-rules.yaml").read_text()
+    assert "ws_open_sockets" in adapter
+    assert hpa["spec"]["maxReplicas"] * per_pod >= 100_000, "seed 001: 100,000 sockets"
+
+
+@pytest.mark.parametrize(
+    "service", [s for s in SERVICES if s.name != "ws-gateway"], ids=lambda s: s.name
+)
+def test_cpu_bound_services_scale_at_the_capacity_models_utilisation(service: Service) -> None:
+    """docs/capacity.md: 60 % of the one core an event loop can use, per replica."""
+    (container,) = pod_spec(deployment_for(service))["containers"]
+    request = container["resources"]["requests"]["cpu"]
+    cores = float(request.removesuffix("m")) / 1000 if request.endswith("m") else float(request)
+    hpa = autoscaler_for(service.name, base_objects())["spec"]
+    (cpu,) = hpa["metrics"]
+    target = cores * cpu["resource"]["target"]["averageUtilization"] / 100
+    assert target == pytest.approx(0.6)
 
 
 # --- settings and secrets -------------------------------------------------------------------

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -336,6 +337,38 @@ async def test_poison_and_unparseable_messages_go_straight_to_dead_letters(redis
     reasons = [f["dead_reason"] for _, f in await redis.xrange(c.dead_letter_stream)]
     assert reasons[0].startswith("unparseable")
     assert reasons[1].startswith("poison")
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def test_the_group_backlog_and_dead_letters_are_exposed_as_metrics(redis: Redis) -> None:
+    # Operators' questions (docs/operations.md): how far behind is a group, how much is
+    # unacknowledged, how many entries went to the dead letters.
+    async def handler(e: EventEnvelope) -> None:
+        if e.data["n"] == 0:
+            raise PoisonMessage("never")
+
+    c = consumer(redis, handler)
+    labels = {"stream": STREAM, "group": "testers"}
+    dead_before = sample("stream_dead_letters_total", **labels) or 0.0
+    await c.ensure_group()
+    for n in range(5):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    await c.observe_backlog()
+    assert sample("stream_consumer_lag", **labels) == 5
+    # Two read and not acknowledged yet: pending 2, lag 3.
+    await redis.xreadgroup("testers", "c1", {STREAM: ">"}, count=2)
+    await c.observe_backlog()
+    assert sample("stream_consumer_lag", **labels) == 3
+    assert sample("stream_consumer_pending", **labels) == 2
+    await c.process_batch(pending=True)
+    await c.process_batch()
+    await c.observe_backlog()
+    assert sample("stream_consumer_lag", **labels) == 0
+    assert sample("stream_consumer_pending", **labels) == 0
+    assert sample("stream_dead_letters_total", **labels) == dead_before + 1
 
 
 async def test_consumer_resumes_after_restart_and_claims_a_dead_consumers_work(

@@ -280,3 +280,30 @@ async def _serve_jwks(tokens: Tokens) -> str:
     while not server.started:
         await asyncio.sleep(0.05)
     return f"http://127.0.0.1:{port}/.well-known/jwks.json"
+
+
+async def test_open_sockets_are_counted_on_metrics(replicas: list[Replica], tokens: Tokens) -> None:
+    # The signal operators watch and the production autoscaler scales on
+    # (docs/operations.md, docs/capacity.md): `ws_open_sockets`, per process.
+    async def open_sockets() -> float:
+        async with httpx.AsyncClient(base_url=replicas[0].url) as client:
+            text = (await client.get("/metrics")).text
+        (value,) = [
+            float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("ws_open_sockets ")
+        ]
+        return value
+
+    async def reaches(expected: float) -> bool:
+        return await open_sockets() == expected
+
+    await wait_until(lambda: reaches(0))
+    async with (
+        connect(replicas[0], tokens.user("dora")) as first,
+        connect(replicas[0], tokens.user("erin")) as second,
+    ):
+        await receive_json(first)
+        await receive_json(second)
+        await wait_until(lambda: reaches(2))
+    await wait_until(lambda: reaches(0))

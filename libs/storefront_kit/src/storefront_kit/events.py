@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -308,6 +309,28 @@ return removed
 """
 
 
+#: Per consumer group, for operators (docs/operations.md): entries dead-lettered, and the
+#: group's backlog as Redis reports it (``XINFO GROUPS``), refreshed by every replica's
+#: consumer loop at its claim interval.
+STREAM_DEAD_LETTERS = Counter(
+    "stream_dead_letters",
+    "Entries moved to the dead-letter stream, per consumer group.",
+    ["stream", "group"],
+)
+STREAM_LAG = Gauge(
+    "stream_consumer_lag",
+    "Entries of the stream not yet delivered to the consumer group (XINFO GROUPS lag).",
+    ["stream", "group"],
+)
+STREAM_PENDING = Gauge(
+    "stream_consumer_pending",
+    "Entries delivered to the consumer group and not yet acknowledged.",
+    ["stream", "group"],
+)
+#: Redis before 7 does not report a group's lag: at most this many entries are counted.
+LAG_COUNT_CAP = 1000
+
+
 class StreamConsumer:
     """A consumer-group reader with bounded retries and a dead-letter stream.
 
@@ -463,6 +486,31 @@ class StreamConsumer:
             )
         return names
 
+    async def observe_backlog(self) -> None:
+        """Set the group's lag and pending gauges from ``XINFO GROUPS``.
+
+        Redis 7 reports the lag itself; before 7 (or when it answers nil, after
+        deletions in the stream) the entries after the group's last-delivered id are
+        counted, up to ``LAG_COUNT_CAP`` (the gauge then reads "at least that").
+        """
+        try:
+            groups: Any = await self.redis.xinfo_groups(self.stream)
+        except ResponseError:
+            return  # the stream is not there (yet)
+        for info in groups:
+            if _text(info["name"]) != self.group:
+                continue
+            labels = {"stream": self.stream, "group": self.group}
+            STREAM_PENDING.labels(**labels).set(int(info["pending"]))
+            lag = info.get("lag")
+            if lag is None:
+                after = f"({_text(info['last-delivered-id'])}"
+                undelivered = await self.redis.xrange(
+                    self.stream, min=after, max="+", count=LAG_COUNT_CAP
+                )
+                lag = len(undelivered or [])
+            STREAM_LAG.labels(**labels).set(int(lag))
+
     async def _handle(self, entry_id: str, fields: Mapping[str, str]) -> None:
         try:
             event = EventEnvelope.from_stream_fields(fields)
@@ -502,6 +550,7 @@ class StreamConsumer:
         await self.redis.xadd(self.dead_letter_stream, dead)
         await self.redis.xack(self.stream, self.group, entry_id)
         await self.redis.hdel(self._attempts_key, entry_id)
+        STREAM_DEAD_LETTERS.labels(stream=self.stream, group=self.group).inc()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, starting with whatever this consumer left pending."""
@@ -518,6 +567,7 @@ class StreamConsumer:
                     last_claim = loop.time()
                     await self.claim_abandoned()
                     await self.remove_dead_consumers()
+                    await self.observe_backlog()
                 if retried:
                     await asyncio.sleep(self.retry_delay_s)
                 await self.process_batch()
