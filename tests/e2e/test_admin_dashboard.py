@@ -89,10 +89,19 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport=DESKTOP, locale="en-US")
     page = await context.new_page()
     errors: list[str] = []
+    refused: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # nginx's CSP (scripts, styles, connections from 'self' only) must refuse nothing.
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     await context.close()
     assert not errors, f"the dashboard raised JavaScript errors: {errors}"
+    assert not refused, f"the page broke its Content-Security-Policy: {refused}"
 
 
 @pytest.fixture

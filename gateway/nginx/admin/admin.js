@@ -611,6 +611,7 @@ function stop(statusText, message) {
     state.socket = null;
   }
   setStatus(statusText, "disconnected");
+  $("who").textContent = "";
   if (message) showMessage(message);
 }
 
