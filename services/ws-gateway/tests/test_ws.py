@@ -98,20 +98,26 @@ async def test_order_events_on_the_stream_reach_the_users_socket(
         assert pushed["data"]["status"] == "SHIPPED"
 
 
-async def test_admins_receive_alerts_and_customers_do_not(
+async def test_staff_receive_alerts_and_customers_do_not(
     replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:
     async with (
         connect(replicas[0], tokens.user("root", "admin")) as admin,
+        connect(replicas[0], tokens.user("mod", "moderator")) as moderator,
         connect(replicas[1], tokens.user("dave")) as customer,
     ):
-        assert (await receive_json(admin))["admin"] is True
-        await receive_json(customer)
+        welcome = await receive_json(admin)
+        assert (welcome["admin"], welcome["staff"]) == (True, True)
+        welcome = await receive_json(moderator)
+        assert (welcome["admin"], welcome["staff"]) == (False, True)
+        welcome = await receive_json(customer)
+        assert (welcome["admin"], welcome["staff"]) == (False, False)
         await wait_until(lambda: _subscribers(redis, ADMIN_ALERTS))
         await redis.publish(ADMIN_ALERTS, json.dumps({"type": "saga.failed", "order_id": "o-9"}))
-        alert = await receive_json(admin)
-        assert alert["channel"] == ADMIN_ALERTS
-        assert alert["type"] == "saga.failed"
+        for staff in (admin, moderator):
+            alert = await receive_json(staff)
+            assert alert["channel"] == ADMIN_ALERTS
+            assert alert["type"] == "saga.failed"
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(receive_json(customer), 0.5)
 
@@ -196,7 +202,7 @@ async def test_idle_socket_is_closed(redis_url: str, tokens: Tokens) -> None:
 
 async def test_a_slow_client_is_dropped_instead_of_buffering_without_limit() -> None:
     connection = Connection(
-        user_id="slow", is_admin=False, expires_at=datetime.now(UTC), queue_size=3
+        user_id="slow", is_staff=False, expires_at=datetime.now(UTC), queue_size=3
     )
     hub = Hub()
     hub._by_user["slow"].add(connection)  # registered without a channel layer

@@ -30,7 +30,7 @@ class Connection:
     """One socket: who it is, and the bounded queue the sender drains."""
 
     user_id: str
-    is_admin: bool
+    is_staff: bool
     expires_at: datetime
     queue_size: int
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -88,10 +88,10 @@ class Hub:
         return sum(len(c) for c in self._by_user.values())
 
     async def register(self, connection: Connection) -> None:
-        """Start routing the user's (and, for admins, the alerts) channel to this socket."""
+        """Start routing the user's (and, for staff, the alerts) channel to this socket."""
         assert self.channels is not None
         await self.channels.join(user_channel(connection.user_id))
-        if connection.is_admin:
+        if connection.is_staff:
             try:
                 await self.channels.join(ADMIN_ALERTS)
             except BaseException:
@@ -100,7 +100,7 @@ class Hub:
                 raise
         async with self._lock:
             self._by_user[connection.user_id].add(connection)
-            if connection.is_admin:
+            if connection.is_staff:
                 self._admins.add(connection)
         OPEN_SOCKETS.inc()
 
@@ -115,7 +115,7 @@ class Hub:
                     del self._by_user[connection.user_id]
             self._admins.discard(connection)
         await self.channels.leave(user_channel(connection.user_id))
-        if connection.is_admin:
+        if connection.is_staff:
             await self.channels.leave(ADMIN_ALERTS)
         OPEN_SOCKETS.dec()
 

@@ -93,7 +93,7 @@ async def _expiry(expires_at: datetime) -> int:
 
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    """Live order status for the user; admins also get ``admin.alerts``."""
+    """Live order status for the user; staff (admins, moderators) also get ``admin.alerts``."""
     claims = await _authenticate(websocket)
     if claims is None:
         return
@@ -102,13 +102,21 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     presence: Presence = websocket.app.state.presence
     connection = Connection(
         user_id=claims.subject,
-        is_admin=claims.has_role("admin"),
+        # Staff (admins and moderators, who may read) get the alerts; only admins act on them.
+        is_staff=claims.has_role("admin") or claims.has_role("moderator"),
         expires_at=claims.expires_at,
         queue_size=settings.send_queue_size,
     )
     # Queued before the socket is registered: the welcome is always its first message
     # (the replica's heartbeat may offer a ping as soon as it is registered).
-    connection.offer({"type": "welcome", "user_id": claims.subject, "admin": connection.is_admin})
+    connection.offer(
+        {
+            "type": "welcome",
+            "user_id": claims.subject,
+            "admin": claims.has_role("admin"),
+            "staff": connection.is_staff,
+        }
+    )
     try:
         await hub.register(connection)
     except RedisError as exc:
