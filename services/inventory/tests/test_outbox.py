@@ -12,6 +12,7 @@ from storefront_stack import infra
 from storefront_stack.processes import free_port
 
 STREAM = "inventory.events"
+AUDIT = "audit.events"
 
 
 async def _wait_for(predicate: Any, *, timeout: float = 20.0) -> None:
@@ -21,12 +22,17 @@ async def _wait_for(predicate: Any, *, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _outbox_ids(inventory: Any, *, unpublished: bool = False) -> list[str]:
-    sql = "SELECT id::text FROM outbox_event"
+async def _outbox_ids(
+    inventory: Any, *, unpublished: bool = False, stream: str | None = None
+) -> list[str]:
+    sql = "SELECT id::text FROM outbox_event WHERE true"
     if unpublished:
-        sql += " WHERE published_at IS NULL"
+        sql += " AND published_at IS NULL"
+    if stream is not None:
+        sql += " AND stream = :stream"
     async with inventory.engine.connect() as connection:
-        return [row[0] for row in (await connection.execute(text(sql))).all()]
+        rows = await connection.execute(text(sql), {"stream": stream})
+        return [row[0] for row in rows.all()]
 
 
 async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
@@ -82,8 +88,10 @@ async def test_events_staged_while_redis_is_down_arrive_exactly_once_when_it_ret
             )
             assert patched.status_code == 200, patched.text
             await asyncio.sleep(0.5)  # the relay tries, fails, backs off
-            pending = await _outbox_ids(inventory, unpublished=True)
+            pending = await _outbox_ids(inventory, unpublished=True, stream=STREAM)
             assert len(pending) == 5
+            # The staff actions' audit entries wait in the same outbox (3 adjustments, 1 edit).
+            assert len(await _outbox_ids(inventory, unpublished=True, stream=AUDIT)) == 4
 
             server = await asyncio.to_thread(
                 infra.start_redis, data_dir, port, log_file=tmp_path / "redis2.log", persistent=True
