@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.responses import HTMLResponse, Response
 
+from storefront_kit.error_reporting import init_error_reporting, report_exception
 from storefront_kit.health import HealthCheck, health_router
 from storefront_kit.http import create_http_client
 from storefront_kit.logging import configure_logging, get_logger
@@ -76,6 +77,7 @@ async def _value_refused(request: Request, exc: Exception) -> Response:
     sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
     if not sqlstate.startswith("22"):
         logger.exception("unhandled_error", path=request.url.path)
+        report_exception(exc, headers=request.scope.get("headers", ()))
         return problem_response(500, instance=request.url.path)
     logger.info("value_refused_by_database", sqlstate=sqlstate, path=request.url.path)
     return problem_response(
@@ -139,6 +141,13 @@ def create_service_app(
         service_signing_key(settings)  # no key of its own: refuse to start, naming the variable
     configure_logging(
         service=settings.service_name, level=platform.log_level, json=platform.log_json
+    )
+    # Unhandled errors to Sentry when a DSN is set (the service's own, else the platform's).
+    init_error_reporting(
+        dsn=settings.sentry_dsn or platform.sentry_dsn,
+        service=settings.service_name,
+        release=platform.sentry_release or f"storefront-{settings.service_name}@{version}",
+        environment=platform.environment,
     )
     app = FastAPI(
         title=title,

@@ -8,6 +8,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from storefront_kit.error_reporting import report_exception
 from storefront_kit.logging import get_logger
 from storefront_kit.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_QUEUED
 from storefront_kit.problems import problem_response
@@ -138,8 +139,9 @@ class CrashGuardMiddleware:
 
         try:
             await self.app(scope, receive, track)
-        except Exception:
+        except Exception as exc:
             logger.exception("unhandled_error", path=scope["path"])
+            report_exception(exc, headers=scope.get("headers", ()))
             if started:
                 raise
             response = problem_response(500, instance=scope["path"])

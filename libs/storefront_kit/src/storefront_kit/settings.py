@@ -81,6 +81,21 @@ class PlatformSettings(BaseSettings):
             "~150,000 objects and stalls the event loop for ~100 ms."
         ),
     )
+    sentry_dsn: str = Field(
+        default="",
+        description=(
+            "Where every service reports unhandled errors (a Sentry DSN, "
+            "http(s)://<key>@<host>/<project>); empty: no error reporting. A service's "
+            "own <PREFIX>_SENTRY_DSN takes precedence."
+        ),
+    )
+    sentry_release: str = Field(
+        default="",
+        description=(
+            "The release error reports are tagged with (e.g. a git commit); "
+            "empty: storefront-<service>@<version>."
+        ),
+    )
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> "PlatformSettings":
@@ -111,6 +126,13 @@ class ServiceSettings(BaseSettings):
         default=10.0,
         gt=0,
         description="Seconds a request may wait for its turn before it is refused (503).",
+    )
+    sentry_dsn: str = Field(
+        default="",
+        description=(
+            "Where this service reports unhandled errors (a Sentry DSN); empty: "
+            "STOREFRONT_SENTRY_DSN, and with that empty too, no error reporting."
+        ),
     )
 
     service_token_key: SecretStr = Field(
