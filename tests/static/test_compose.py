@@ -412,8 +412,14 @@ def test_service_wiring_mirrors_the_local_runner() -> None:
                 assert url == f"http://{other.name}:{SERVICE_PORT}"
                 assert other.name in definitions
         for sandbox in SANDBOXES:
+            if not sandbox.api:
+                continue
             url = env[f"{prefix}{sandbox.name.upper()}_API_URL"]
             assert url == f"http://sandbox-{sandbox.name}:{SERVICE_PORT}"
+        # Error reports: the Sentry stand-in unless .env names a DSN.
+        assert env["STOREFRONT_SENTRY_DSN"] == (
+            "${STOREFRONT_SENTRY_DSN:-http://storefront@sandbox-sentry:8000/1}"
+        )
         assert env["STOREFRONT_JWKS_URL"] == "http://auth:8000/.well-known/jwks.json"
 
 

@@ -114,9 +114,9 @@ def _crash(service_url: str, request_id: str, headers: dict[str, str] | None = N
 def _arrived(sentry_url: str, request_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while True:
-        events = httpx.get(
-            f"{sentry_url}/sandbox/sentry/events", params={"request_id": request_id}
-        ).json()["events"]
+        events = httpx.get(f"{sentry_url}/events", params={"request_id": request_id}).json()[
+            "events"
+        ]
         if events:
             assert len(events) == 1, events  # reported once, not again by the log line
             return dict(events[0])
@@ -165,9 +165,9 @@ def test_a_handled_problem_is_not_reported(sentry_url: str, service_url: str) ->
     assert response.status_code == 404
     _crash(service_url, "req-after-404-1")  # reports are sent in order: this one after
     _arrived(sentry_url, "req-after-404-1")
-    events = httpx.get(
-        f"{sentry_url}/sandbox/sentry/events", params={"request_id": "req-404-one"}
-    ).json()["events"]
+    events = httpx.get(f"{sentry_url}/events", params={"request_id": "req-404-one"}).json()[
+        "events"
+    ]
     assert events == []
 
 

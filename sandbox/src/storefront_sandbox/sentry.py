@@ -3,9 +3,10 @@
 ``sentry-sdk`` pointed at ``http://<key>@<this host>/<project>`` posts
 ``/api/<project>/envelope/``: newline-delimited JSON, the envelope's headers, then items
 (a header line ``{"type", "length"?}`` and its payload: ``length`` bytes, or up to the
-next newline), gzip-, deflate- or (with Brotli installed) br-compressed as ``Content-Encoding`` says. Events
-(``event`` items, and ``transaction`` items) are kept in memory in arrival order with the
-project they were sent to; other items (sessions, client reports) are counted.
+next newline), compressed as ``Content-Encoding`` says (gzip, deflate, or br with Brotli
+installed). Events (``event`` and ``transaction`` items) are kept in memory in arrival
+order with the project they were sent to; other items (sessions, client reports) are
+counted.
 """
 
 import gzip
@@ -78,7 +79,7 @@ def _decompress(body: bytes, encoding: str) -> bytes:
         return zlib.decompress(body)
     if encoding == "br":
         try:
-            import brotli  # type: ignore[import-not-found]  # noqa: PLC0415
+            import brotli  # type: ignore[import-not-found]
         except ImportError:
             raise ValueError("Content-Encoding br needs the Brotli package") from None
         return bytes(brotli.decompress(body))
@@ -142,7 +143,7 @@ def create_app() -> FastAPI:
         event_id = parsed.headers.get("event_id")
         return Accepted(id=event_id if isinstance(event_id, str) else None)
 
-    @app.get("/sandbox/sentry/events", response_model=EventList, tags=["developer"])
+    @app.get("/events", response_model=EventList, tags=["developer"])
     async def events(
         project: str | None = Query(default=None, max_length=32),
         request_id: str | None = Query(default=None, max_length=128),

@@ -336,7 +336,7 @@ def test_the_compose_rendering_is_committed_and_current() -> None:
     )
     assert "server auth:8000 max_fails=1 fail_timeout=5s resolve;" in committed
     # Compose's local profile is make run's: the stand-ins under /sandbox/<name>/.
-    for sandbox in ("telegram", "payments", "shipping"):
+    for sandbox in ("telegram", "payments", "shipping", "sentry"):
         assert f"location /sandbox/{sandbox}/ {{" in committed
         assert f"proxy_pass http://sandbox-{sandbox}:8000/;" in committed
     assert "daemon off" not in committed  # the official image passes it on the command line

@@ -81,9 +81,7 @@ def scrub_event(event: dict[str, Any], _hint: Mapping[str, Any] | None = None) -
     return event
 
 
-def init_error_reporting(
-    *, dsn: str | None, service: str, release: str, environment: str
-) -> bool:
+def init_error_reporting(*, dsn: str | None, service: str, release: str, environment: str) -> bool:
     """Start reporting unhandled errors to ``dsn``; with no DSN, do nothing (False)."""
     if not dsn:
         return False
@@ -108,6 +106,9 @@ def init_error_reporting(
             LoggingIntegration(level=logging.INFO, event_level=None),
         ],
         traces_sample_rate=None,
+        # No sentry-trace/baggage headers on outgoing calls (providers included): trace
+        # context travels as W3C traceparent, which is the tracing's business, not this.
+        trace_propagation_targets=[],
     )
     sentry_sdk.set_tag("service", service)
     return True

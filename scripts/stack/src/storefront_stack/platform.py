@@ -181,6 +181,13 @@ class Platform:
                 keys / "telegram-webhook-secret"
             ),
             "PYTHONUNBUFFERED": "1",
+            # Error reports go to the Sentry stand-in (``service_env``) unless a DSN is
+            # exported in the runner's own environment.
+            **{
+                name: os.environ[name]
+                for name in ("STOREFRONT_SENTRY_DSN", "STOREFRONT_SENTRY_RELEASE")
+                if os.environ.get(name)
+            },
             # python-telegram-bot 22: retry_after as a timedelta (the int form is deprecated).
             "PTB_TIMEDELTA": "true",
             # Per service: its field-encryption keys, and only its own (``service_env``).

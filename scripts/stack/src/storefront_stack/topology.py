@@ -12,6 +12,8 @@ __all__ = [
     "DATABASES",
     "FIELD_ENCRYPTION",
     "SANDBOXES",
+    "SENTRY_KEY",
+    "SENTRY_PROJECT",
     "SERVICES",
     "Endpoints",
     "Sandbox",
@@ -44,6 +46,9 @@ class Sandbox:
     name: str
     module: str
     port: int
+    #: Whether services call it as an API (``<PREFIX><NAME>_API_URL``); the Sentry
+    #: stand-in is reached through a DSN instead (``STOREFRONT_SENTRY_DSN``).
+    api: bool = True
 
 
 SERVICES: tuple[Service, ...] = (
@@ -58,7 +63,12 @@ SANDBOXES: tuple[Sandbox, ...] = (
     Sandbox("telegram", "storefront_sandbox.telegram", 8201),
     Sandbox("payments", "storefront_sandbox.payments", 8202),
     Sandbox("shipping", "storefront_sandbox.shipping", 8203),
+    Sandbox("sentry", "storefront_sandbox.sentry", 8204, api=False),
 )
+#: The Sentry stand-in's DSN parts: any key is accepted; one project for the platform
+#: (each event is tagged with its service).
+SENTRY_KEY = "storefront"
+SENTRY_PROJECT = 1
 DATABASES = tuple(s.database for s in SERVICES if s.database)
 
 #: Who calls whose ``/internal/*`` routes (callee -> callers): each callee is given these
@@ -103,6 +113,10 @@ class Endpoints:
     def sandbox_url(self, name: str) -> str:
         return f"http://{self.host}:{self.sandbox_ports[name]}"
 
+    def sentry_dsn(self, project: int = SENTRY_PROJECT) -> str:
+        """The DSN of the Sentry stand-in (``http://<key>@<host>:<port>/<project>``)."""
+        return f"http://{SENTRY_KEY}@{self.host}:{self.sandbox_ports['sentry']}/{project}"
+
     @property
     def gateway_url(self) -> str:
         return f"http://localhost:{self.gateway_http_port}"
@@ -144,8 +158,11 @@ def service_env(
         if other.name != service.name and other.name in endpoints.service_ports:
             env[f"{prefix}{other.env_prefix}URL"] = endpoints.service_url(other.name)
     for sandbox in SANDBOXES:
-        if sandbox.name in endpoints.sandbox_ports:
+        if sandbox.api and sandbox.name in endpoints.sandbox_ports:
             env[f"{prefix}{sandbox.name.upper()}_API_URL"] = endpoints.sandbox_url(sandbox.name)
+    # Unhandled errors go to the Sentry stand-in unless a real DSN was configured.
+    if "sentry" in endpoints.sandbox_ports and "STOREFRONT_SENTRY_DSN" not in env:
+        env["STOREFRONT_SENTRY_DSN"] = endpoints.sentry_dsn()
     env.update(only_shared(overrides or {}, keep=prefix))
     if port is not None:
         env[f"{prefix}PORT"] = str(port)

@@ -1,0 +1,42 @@
+"""The runner's wiring of the Sentry stand-in: every service reports to it unless told otherwise."""
+
+from storefront_stack.topology import SANDBOXES, SERVICES, Endpoints, service_env
+
+ORDERS = next(s for s in SERVICES if s.name == "orders")
+
+
+def _endpoints() -> Endpoints:
+    return Endpoints(
+        postgres_url="postgresql://storefront@127.0.0.1:5432",
+        redis_url="redis://127.0.0.1:6379/0",
+        elasticsearch_url="http://127.0.0.1:9200",
+        service_ports={s.name: s.port for s in SERVICES},
+        sandbox_ports={s.name: 9000 + i for i, s in enumerate(SANDBOXES)},
+    )
+
+
+def test_every_service_reports_errors_to_the_stand_in() -> None:
+    endpoints = _endpoints()
+    port = endpoints.sandbox_ports["sentry"]
+    for service in SERVICES:
+        env = service_env(service, endpoints, platform_env={})
+        assert env["STOREFRONT_SENTRY_DSN"] == f"http://storefront@127.0.0.1:{port}/1"
+        # The stand-in is no API a service calls.
+        assert f"{service.env_prefix}SENTRY_API_URL" not in env
+        assert env[f"{service.env_prefix}TELEGRAM_API_URL"].startswith("http://127.0.0.1:")
+
+
+def test_a_configured_dsn_wins_over_the_stand_in() -> None:
+    real = "https://abc@errors.example/7"
+    shared = service_env(ORDERS, _endpoints(), platform_env={"STOREFRONT_SENTRY_DSN": real})
+    assert shared["STOREFRONT_SENTRY_DSN"] == real
+    overridden = service_env(
+        ORDERS, _endpoints(), platform_env={}, overrides={"STOREFRONT_SENTRY_DSN": real}
+    )
+    assert overridden["STOREFRONT_SENTRY_DSN"] == real
+
+
+def test_without_the_stand_in_no_dsn_is_set() -> None:
+    endpoints = _endpoints()
+    del endpoints.sandbox_ports["sentry"]
+    assert "STOREFRONT_SENTRY_DSN" not in service_env(ORDERS, endpoints, platform_env={})
