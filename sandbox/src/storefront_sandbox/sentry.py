@@ -3,10 +3,10 @@
 ``sentry-sdk`` pointed at ``http://<key>@<this host>/<project>`` posts
 ``/api/<project>/envelope/``: newline-delimited JSON, the envelope's headers, then items
 (a header line ``{"type", "length"?}`` and its payload: ``length`` bytes, or up to the
-next newline), compressed as ``Content-Encoding`` says (gzip, deflate, or br with Brotli
-installed). Events (``event`` and ``transaction`` items) are kept in memory in arrival
-order with the project they were sent to; other items (sessions, client reports) are
-counted.
+next newline), compressed as ``Content-Encoding`` says (gzip or deflate: what the SDK sends
+without the Brotli package, which the platform does not install). Events (``event`` and
+``transaction`` items) are kept in memory in arrival order with the project they were
+sent to; other items (sessions, client reports) are counted.
 """
 
 import gzip
@@ -77,12 +77,6 @@ def _decompress(body: bytes, encoding: str) -> bytes:
         return gzip.decompress(body)
     if encoding == "deflate":
         return zlib.decompress(body)
-    if encoding == "br":
-        try:
-            import brotli  # type: ignore[import-not-found]
-        except ImportError:
-            raise ValueError("Content-Encoding br needs the Brotli package") from None
-        return bytes(brotli.decompress(body))
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
