@@ -5,8 +5,8 @@ module reads no configuration. No DSN: nothing is initialised and nothing is sen
 
 What an event carries besides the exception: the service, the request id, the trace id
 of the W3C ``traceparent`` the request came with (none without one), the release and the
-environment. What it never carries: personal data. ``send_default_pii`` is off (no
-cookies, no client address, no user), local variables are not attached, and
+environment. What it never carries: personal data. ``send_default_pii`` is off (left
+unset: no cookies, no client address, no user), local variables are not attached, and
 :func:`scrub_event` (``before_send``) runs the log scrubber
 (:func:`storefront_kit.logging.scrub_sensitive`) over the exception values, the
 breadcrumbs, the request (URL, query, headers, body) and the extra data, so the same
@@ -94,7 +94,8 @@ def init_error_reporting(*, dsn: str | None, service: str, release: str, environ
         dsn=dsn,
         release=release,
         environment=environment,
-        send_default_pii=False,
+        # send_default_pii stays unset, which is off (no cookies, client address or user;
+        # sensitive headers filtered): sentry-sdk 2.75 deprecates passing it at all.
         include_local_variables=False,
         before_send=scrub_event,  # type: ignore[arg-type]
         # Only the crash guard reports (report_exception): a problem the service answers
