@@ -91,7 +91,8 @@ def sentry_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def service_url(sentry_url: str) -> Iterator[str]:
     dsn = f"http://publickey@{sentry_url.removeprefix('http://')}/42"
-    env = {**_base_env(), "DEMO_SENTRY_DSN": dsn}
+    # Deprecations are errors, as in the suite: the SDK's options must be current ones.
+    env = {**_base_env(), "DEMO_SENTRY_DSN": dsn, "PYTHONWARNINGS": "error::DeprecationWarning"}
     with _uvicorn("error_reporting_app:create_app", env, app_dir=HERE) as url:
         yield url
 
