@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from storefront_kit.db import after_commit
+from storefront_kit.error_reporting import report_exception
 from storefront_kit.ids import new_id
 from storefront_kit.logging import get_logger
 from storefront_kit.request_id import current_request_id, request_id_var
@@ -536,6 +537,7 @@ class StreamConsumer:
                 error=repr(exc),
             )
             if attempts >= self.max_attempts:
+                report_exception(exc)  # given up on: an error report, with its request id
                 await self._dead_letter(entry_id, fields, repr(exc))
         else:
             await self.redis.xack(self.stream, self.group, entry_id)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from orders_service import repository
 from orders_service.saga.orchestrator import SagaOrchestrator
 from storefront_kit.db import unit_of_work
+from storefront_kit.error_reporting import report_exception
 from storefront_kit.logging import get_logger
 
 __all__ = ["SagaRunner", "replica_id"]
@@ -92,8 +93,9 @@ class SagaRunner:
                 await self._orchestrator.run(order_id)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 logger.exception("saga_run_failed", order_id=str(order_id))
+                report_exception(exc)
                 await self._hand_back(order_id)
             finally:
                 SAGAS_RUNNING.dec()
