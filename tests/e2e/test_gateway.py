@@ -152,3 +152,12 @@ def test_a_forged_host_never_reaches_a_redirect(gateway: str) -> None:
     response = httpx.get(f"{gateway}/admin", headers={"Host": "evil.example"})
     assert response.status_code == 301
     assert response.headers["location"] == "/admin/"
+
+
+def test_the_sentry_stand_in_is_served_under_sandbox(gateway: str) -> None:
+    """Error reports of the services land in the stand-in; a developer reads them here."""
+    response = httpx.get(f"{gateway}/sandbox/sentry/events")
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body["events"], list)
+    assert set(body) == {"events", "other_items"}
