@@ -111,7 +111,8 @@ def init_error_reporting(*, dsn: str | None, service: str, release: str, environ
         # context travels as W3C traceparent, which is the tracing's business, not this.
         trace_propagation_targets=[],
     )
-    sentry_sdk.set_tag("service", service)
+    # On the global scope: every event of the process, requests and background tasks alike.
+    sentry_sdk.get_global_scope().set_tag("service", service)
     return True
 
 
