@@ -84,3 +84,27 @@ def test_a_service_key_shared_with_a_caller_is_refused() -> None:
             service_token_key=SecretStr(shared.to_pem()),
             service_token_callers={"orders": [shared.x]},
         )
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["", "http://storefront@127.0.0.1:8204/1", "https://abc123@o1.ingest.example/sub/42"],
+)
+def test_a_sentry_dsn_is_empty_or_a_dsn(monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
+    monkeypatch.setenv("INVENTORY_SENTRY_DSN", dsn)
+    assert InventoryLike().sentry_dsn == dsn
+    assert PlatformSettings(sentry_dsn=dsn).sentry_dsn == dsn
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["127.0.0.1:8204", "http://127.0.0.1:8204/1", "http://key@127.0.0.1/project", "ftp://k@h/1"],
+)
+def test_a_malformed_sentry_dsn_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, dsn: str
+) -> None:
+    monkeypatch.setenv("INVENTORY_SENTRY_DSN", dsn)
+    with pytest.raises(ValidationError, match="not a Sentry DSN"):
+        InventoryLike()
+    with pytest.raises(ValidationError, match="not a Sentry DSN"):
+        PlatformSettings(sentry_dsn=dsn)

@@ -98,9 +98,10 @@ def init_error_reporting(*, dsn: str | None, service: str, release: str, environ
         # sensitive headers filtered): sentry-sdk 2.75 deprecates passing it at all.
         include_local_variables=False,
         before_send=scrub_event,  # type: ignore[arg-type]
-        # Only the crash guard reports (report_exception): a problem the service answers
-        # on purpose (a 503 with Retry-After) is not an error report, and log lines are
-        # breadcrumbs, never events (their exception text is already in the report).
+        # Only report_exception reports (the crash guard, an event given up on, a failed
+        # saga): a problem the service answers on purpose (a 503 with Retry-After) is not
+        # an error report, and log lines are breadcrumbs, never events (their exception
+        # text is already in the report).
         integrations=[
             StarletteIntegration(failed_request_status_codes=set()),
             FastApiIntegration(failed_request_status_codes=set()),

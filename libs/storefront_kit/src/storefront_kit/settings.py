@@ -36,6 +36,15 @@ Environment = Literal["development", "test", "production"]
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder"})
 
 _SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+# A Sentry DSN: http(s)://<public key>@<host>[:port][/path]/<numeric project id>.
+_SENTRY_DSN = re.compile(r"^https?://[^@/\s:]+(?::[^@/\s]*)?@[^@/\s]+(?:/[^\s]*)?/\d+/?$")
+
+
+def _sentry_dsn(value: str) -> str:
+    value = value.strip()
+    if value and not _SENTRY_DSN.match(value):
+        raise ValueError("not a Sentry DSN: http(s)://<key>@<host>/<project id>")
+    return value
 #: Keys one caller may have listed at once (current, next, and a spare during a rotation).
 MAX_KEYS_PER_CALLER = 4
 
@@ -96,6 +105,11 @@ class PlatformSettings(BaseSettings):
             "empty: storefront-<service>@<version>."
         ),
     )
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn_form(cls, value: str) -> str:
+        return _sentry_dsn(value)
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> "PlatformSettings":
@@ -158,6 +172,11 @@ class ServiceSettings(BaseSettings):
     def env_name(cls, field: str) -> str:
         """The environment variable a field is read from (``INVENTORY_SERVICE_TOKEN_KEY``)."""
         return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn_form(cls, value: str) -> str:
+        return _sentry_dsn(value)
 
     @field_validator("service_token_key")
     @classmethod
