@@ -45,6 +45,8 @@ def _sentry_dsn(value: str) -> str:
     if value and not _SENTRY_DSN.match(value):
         raise ValueError("not a Sentry DSN: http(s)://<key>@<host>/<project id>")
     return value
+
+
 #: Keys one caller may have listed at once (current, next, and a spare during a rotation).
 MAX_KEYS_PER_CALLER = 4
 
