@@ -1,21 +1,26 @@
 """Every query of the notifications service (callers own the transaction).
 
 Chat ids are stored encrypted: rows are found through the chat's blind index.
+:func:`claim` and :func:`finish` are single Core statements that take a session or a
+bare connection: the order consumer runs each on a pooled connection of its own, with
+no ORM session around it (issue 17).
 """
 
 import enum
 from datetime import timedelta
 from uuid import UUID
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import Table, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notifications_service.fields import chat_index
 from notifications_service.models import NotificationLog, NotificationStatus
 from storefront_kit.ids import new_id
 
 __all__ = ["Claim", "claim", "finish", "get_log"]
+
+_TABLE: Table = NotificationLog.__table__  # type: ignore[assignment]
 
 
 class Claim(enum.Enum):
@@ -27,7 +32,7 @@ class Claim(enum.Enum):
 
 
 async def claim(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     event_id: UUID,
     event_type: str,
@@ -37,10 +42,10 @@ async def claim(
     lease_s: float,
 ) -> tuple[Claim, UUID | None]:
     """Reserve (event, chat, kind) for ``consumer``: a new row, a failed one, or a stale claim."""
-    table = NotificationLog.__table__
+    table = _TABLE
     now = func.now()
     statement = (
-        insert(NotificationLog)
+        insert(table)
         .values(
             id=new_id(),
             event_id=event_id,
@@ -73,11 +78,12 @@ async def claim(
     claimed = (await session.execute(statement)).scalar_one_or_none()
     if claimed is not None:
         return Claim.CLAIMED, claimed
+    # Rare (a redelivery or a race): which state left the row alone.
     status = await session.scalar(
-        select(NotificationLog.status).where(
-            NotificationLog.event_id == event_id,
-            NotificationLog.chat_index == chat_index(chat_id),
-            NotificationLog.kind == kind,
+        select(table.c.status).where(
+            table.c.event_id == event_id,
+            table.c.chat_index == chat_index(chat_id),
+            table.c.kind == kind,
         )
     )
     if status == NotificationStatus.SENDING:
@@ -86,7 +92,7 @@ async def claim(
 
 
 async def finish(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     log_id: UUID,
     *,
     status: str,
@@ -101,9 +107,7 @@ async def finish(
     }
     if status == NotificationStatus.SENT:
         values.update(sent_at=func.now(), message_id=message_id)
-    await session.execute(
-        update(NotificationLog).where(NotificationLog.id == log_id).values(**values)
-    )
+    await session.execute(update(_TABLE).where(_TABLE.c.id == log_id).values(**values))
 
 
 async def get_log(
