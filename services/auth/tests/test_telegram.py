@@ -231,6 +231,7 @@ async def test_notifications_is_told_every_link_change_and_nothing_else(auth: Au
     old_user = str((await auth.user_row(old_phone) or {})["id"])
     assert await forgotten(auth, 1) == [old_user]
 
+    await auth.allow_resend(old_phone)
     await auth.login(old_phone, chat_id)  # the same chat again: no change, nothing told
     token = await _link(auth, new_number)
     await auth.prove(token, chat_id, new_number)
