@@ -179,8 +179,10 @@ class OrderNotifier:
         consumer: str,
         lease_s: float,
     ) -> None:
-        # Claim and finish are one Core statement each, on a bare pooled connection.
-        self._engine = engine
+        # Claim and finish are one Core statement each, on a bare pooled connection in
+        # autocommit: a single statement is its own transaction, without the BEGIN and
+        # COMMIT round trips (asyncpg's autocommit is a driver flag, no SQL either).
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._telegram = telegram
         self._chats = chats
         self._consumer = consumer
@@ -209,14 +211,14 @@ class OrderNotifier:
     async def _finish(
         self, log_id: UUID, status: str, *, message_id: int | None = None, error: str | None = None
     ) -> None:
-        async with self._engine.begin() as connection:
+        async with self._engine.connect() as connection:
             await repository.finish(
                 connection, log_id, status=status, message_id=message_id, error=error
             )
 
     async def _send_once(self, event: EventEnvelope, planned: Planned, chat_id: int) -> None:
         log = logger.bind(event_id=str(event.id), kind=planned.kind, chat_id=chat_id)
-        async with self._engine.begin() as connection:
+        async with self._engine.connect() as connection:
             claim, log_id = await repository.claim(
                 connection,
                 event_id=event.id,
