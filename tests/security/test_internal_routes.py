@@ -28,7 +28,10 @@ EXPECTED = {
         "GET /internal/inventory/products/{sku}": {"catalog", "orders"},
     },
     "orders": {},
-    "notifications": {"POST /internal/notifications/otp": {"auth"}},
+    "notifications": {
+        "POST /internal/notifications/otp": {"auth"},
+        "POST /internal/notifications/chats/forget": {"auth"},
+    },
     "ws-gateway": {},
 }
 

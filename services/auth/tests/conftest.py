@@ -3,7 +3,8 @@
 Each test module gets its own migrated database; tests inside a module stay apart by
 using fresh phone numbers and chat ids. Redis is emptied before every test. OTP codes
 reach a small ASGI app under uvicorn on a free port that plays notifications'
-``/internal/notifications/otp`` (it checks the service token like the real one).
+``/internal/notifications/otp`` and ``/chats/forget`` (it checks the service token like
+the real one).
 """
 
 import asyncio
@@ -98,10 +99,13 @@ class Notifications:
     calls: int = 0
     fail_next: int = 0
     refused: list[str] = field(default_factory=list)
+    #: user ids told to ``/internal/notifications/chats/forget``, in order.
+    forgotten: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         self.received.clear()
         self.refused.clear()
+        self.forgotten.clear()
         self.calls = 0
         self.fail_next = 0
 
@@ -139,7 +143,22 @@ def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
         state.received.append({**body, "caller": claims.subject})
         return JSONResponse({"status": "queued"}, status_code=202)
 
-    return Starlette(routes=[Route("/internal/notifications/otp", otp, methods=["POST"])])
+    async def forget(request: Request) -> JSONResponse:
+        header = request.headers.get("authorization", "")
+        try:
+            await verifier.verify(header.removeprefix("Bearer "))
+        except TokenError as exc:
+            state.refused.append(str(exc.detail))
+            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        state.forgotten.append((await request.json())["user_id"])
+        return JSONResponse({"status": "forgotten"})
+
+    return Starlette(
+        routes=[
+            Route("/internal/notifications/otp", otp, methods=["POST"]),
+            Route("/internal/notifications/chats/forget", forget, methods=["POST"]),
+        ]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -215,6 +215,37 @@ async def test_a_linked_chat_moves_to_another_number_only_by_proving_it(auth: Au
     assert (await auth.user_row(old_phone) or {})["telegram_chat_id"] is None
 
 
+async def forgotten(auth: Auth, count: int, *, timeout: float = 5.0) -> list[str]:
+    """The first ``count`` users auth told notifications to forget (waits for them)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(auth.notifications.forgotten) < count:
+        assert asyncio.get_running_loop().time() < deadline, auth.notifications.forgotten
+        await asyncio.sleep(0.01)
+    return auth.notifications.forgotten[:count]
+
+
+async def test_notifications_is_told_every_link_change_and_nothing_else(auth: Auth) -> None:
+    """Notifications caches user -> chat: each user whose link changed is named, once committed."""
+    old_phone, new_number, chat_id = new_phone(), new_phone(), new_chat_id()
+    await auth.login(old_phone, chat_id)
+    old_user = str((await auth.user_row(old_phone) or {})["id"])
+    assert await forgotten(auth, 1) == [old_user]
+
+    await auth.allow_resend(old_phone)
+    await auth.login(old_phone, chat_id)  # the same chat again: no change, nothing told
+    token = await _link(auth, new_number)
+    await auth.prove(token, chat_id, new_number)
+    code = (await auth.notifications.wait_for(new_number))["code"]
+    assert (await auth.verify(new_number, code)).status_code == 200
+    new_user = str((await auth.user_row(new_number) or {})["id"])
+
+    # The chat moved: its old holder and its new one.
+    assert sorted(await forgotten(auth, 3)) == sorted([old_user, old_user, new_user])
+    await asyncio.sleep(0.1)
+    assert len(auth.notifications.forgotten) == 3
+    assert auth.notifications.refused == []
+
+
 async def test_the_proven_owner_takes_a_number_back_from_an_unproven_chat(auth: Auth) -> None:
     """A chat linked before contacts were proven (a squatter) loses the number to its owner."""
     phone, squatter, owner = new_phone(), new_chat_id(), new_chat_id()

@@ -233,6 +233,46 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 @dataclass
+class AuthCalls:
+    """Wraps the real auth app: counts the requests it gets by path, and can take it down.
+
+    ``down`` makes every request answer 503 as an auth with no healthy replica would
+    (the app itself is untouched); ``hold``, when given, keeps every answer the app made
+    from going out until that event is set (``arrived`` is set when one is waiting).
+    """
+
+    app: Any
+    paths: list[str] = field(default_factory=list)
+    down: bool = False
+    hold: asyncio.Event | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+            if self.hold is not None:
+                send = self._held(self.hold, send)
+            if self.down:
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)
+
+    def _held(self, hold: asyncio.Event, send: Any) -> Any:
+        async def held(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.arrived.set()  # the answer is made (from what the database said)
+                await hold.wait()
+            await send(message)
+
+        return held
+
+    def chat_lookups(self, user_id: uuid.UUID) -> int:
+        """How many times notifications asked auth for this user's chat."""
+        return self.paths.count(f"/internal/auth/users/{user_id}/telegram")
+
+
+@dataclass
 class Stack:
     """Notifications (one or more replicas), auth and the Telegram stand-in, all running."""
 
@@ -244,6 +284,7 @@ class Stack:
     sandbox: Sandbox
     keys: Keys
     redis: Redis
+    auth_calls: AuthCalls
     admin: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -363,8 +404,9 @@ def start_stack(
         }
         values.update(overrides)
         settings = notifications_settings(database_url, redis_url, **values)
+        auth_calls = AuthCalls(auth_app)
         async with AsyncExitStack() as stack:
-            auth_url = await stack.enter_async_context(serving(auth_app, auth_port))
+            auth_url = await stack.enter_async_context(serving(auth_calls, auth_port))
             app, url = await stack.enter_async_context(running_notifications(settings, keys, port))
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
             redis = Redis.from_url(redis_url, decode_responses=True)
@@ -380,6 +422,7 @@ def start_stack(
                 sandbox=sandbox,
                 keys=keys,
                 redis=redis,
+                auth_calls=auth_calls,
                 admin=bearer(keys.user_token("admin")),
             )
 

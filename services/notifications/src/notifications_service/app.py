@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 
 from notifications_service import fields
 from notifications_service.adapters.auth import AuthClient
+from notifications_service.adapters.chats import ChatDirectory
 from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.api import routers
 from notifications_service.background import TaskSet
@@ -28,7 +29,10 @@ __all__ = ["create_app"]
 
 OPENAPI_TAGS = [
     {"name": "telegram", "description": "The bot's webhook (Telegram only, secret required)."},
-    {"name": "internal", "description": "Service-to-service only: OTP delivery for auth."},
+    {
+        "name": "internal",
+        "description": "Service-to-service only (auth): OTP delivery, chat link changes.",
+    },
     {"name": "admin: notifications", "description": "Dead-lettered events (admin)."},
 ]
 
@@ -63,6 +67,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout_s=settings.auth_timeout_s,
     )
     app.state.auth_client = auth_client
+    chats = ChatDirectory(
+        redis=redis,
+        auth=auth_client,
+        cipher=fields.FIELDS.cipher,
+        ttl_s=settings.chat_cache_ttl_s,
+    )
+    app.state.chats = chats
     telegram = TelegramBot(settings)
     app.state.telegram = telegram
     tasks = TaskSet()
@@ -79,9 +90,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         group=settings.consumer_group,
         consumer=_consumer_name(settings),
         handler=OrderNotifier(
-            sessionmaker=sessionmaker,
+            engine=engine,
             telegram=telegram,
-            auth=auth_client,
+            chats=chats,
             consumer=_consumer_name(settings),
             lease_s=settings.claim_lease_s,
         ),

@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications_service.adapters.auth import AuthClient
+from notifications_service.adapters.chats import ChatDirectory
 from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.background import TaskSet
 from notifications_service.settings import NotificationsSettings
@@ -18,6 +19,7 @@ __all__ = [
     "AdminAudit",
     "AdminUser",
     "AuthClientDep",
+    "ChatsDep",
     "RedisDep",
     "SessionDep",
     "SettingsDep",
@@ -46,6 +48,11 @@ async def _auth_client(request: Request) -> AuthClient:
     return client
 
 
+async def _chats(request: Request) -> ChatDirectory:
+    chats: ChatDirectory = request.app.state.chats
+    return chats
+
+
 async def _tasks(request: Request) -> TaskSet:
     tasks: TaskSet = request.app.state.tasks
     return tasks
@@ -57,6 +64,7 @@ SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 TelegramDep = Annotated[TelegramBot, Depends(_telegram)]
 AuthClientDep = Annotated[AuthClient, Depends(_auth_client)]
 TasksDep = Annotated[TaskSet, Depends(_tasks)]
+ChatsDep = Annotated[ChatDirectory, Depends(_chats)]
 
 
 async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:

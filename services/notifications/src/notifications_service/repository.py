@@ -1,21 +1,27 @@
 """Every query of the notifications service (callers own the transaction).
 
 Chat ids are stored encrypted: rows are found through the chat's blind index.
+:func:`claim` and :func:`finish` are single Core statements that take a session or a
+bare connection: the order consumer runs each on a pooled connection of its own, with
+no ORM session around it (issue 17).
 """
 
 import enum
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import BindParameter, Interval, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from notifications_service.fields import chat_index
 from notifications_service.models import NotificationLog, NotificationStatus
 from storefront_kit.ids import new_id
 
 __all__ = ["Claim", "claim", "finish", "get_log"]
+
+_TABLE: Table = NotificationLog.__table__  # type: ignore[assignment]
 
 
 class Claim(enum.Enum):
@@ -26,28 +32,23 @@ class Claim(enum.Enum):
     BUSY = "busy"  # another consumer is sending it right now
 
 
-async def claim(
-    session: AsyncSession,
-    *,
-    event_id: UUID,
-    event_type: str,
-    chat_id: int,
-    kind: str,
-    consumer: str,
-    lease_s: float,
-) -> tuple[Claim, UUID | None]:
-    """Reserve (event, chat, kind) for ``consumer``: a new row, a failed one, or a stale claim."""
-    table = NotificationLog.__table__
+def _param(name: str, column: str) -> BindParameter[Any]:
+    return bindparam(f"p_{name}", type_=_TABLE.c[column].type)
+
+
+def _claim_statement() -> Any:
+    table = _TABLE
     now = func.now()
-    statement = (
-        insert(NotificationLog)
+    consumer = _param("consumer", "claimed_by")
+    return (
+        insert(table)
         .values(
-            id=new_id(),
-            event_id=event_id,
-            event_type=event_type,
-            chat_id=chat_id,
-            chat_index=chat_index(chat_id),
-            kind=kind,
+            id=_param("id", "id"),
+            event_id=_param("event_id", "event_id"),
+            event_type=_param("event_type", "event_type"),
+            chat_id=_param("chat_id", "chat_id"),
+            chat_index=_param("chat_index", "chat_index"),
+            kind=_param("kind", "kind"),
             status=NotificationStatus.SENDING,
             claimed_by=consumer,
             claimed_at=now,
@@ -65,20 +66,65 @@ async def claim(
             where=or_(
                 table.c.status == NotificationStatus.FAILED,
                 (table.c.status == NotificationStatus.SENDING)
-                & (table.c.claimed_at < now - literal(timedelta(seconds=lease_s))),
+                & (table.c.claimed_at < now - bindparam("p_lease", type_=Interval())),
             ),
         )
         .returning(table.c.id)
     )
-    claimed = (await session.execute(statement)).scalar_one_or_none()
+
+
+#: Built once: a message costs the statement's execution, not its construction and
+#: cache key (issue 17's profile had both in the consumer's top frames).
+_CLAIM = _claim_statement()
+_CLAIM_STATUS = select(_TABLE.c.status).where(
+    _TABLE.c.event_id == _param("event_id", "event_id"),
+    _TABLE.c.chat_index == _param("chat_index", "chat_index"),
+    _TABLE.c.kind == _param("kind", "kind"),
+)
+_FINISH = (
+    update(_TABLE)
+    .where(_TABLE.c.id == _param("id", "id"))
+    .values(
+        status=_param("status", "status"),
+        updated_at=func.now(),
+        last_error=_param("last_error", "last_error"),
+    )
+)
+_FINISH_SENT = _FINISH.values(sent_at=func.now(), message_id=_param("message_id", "message_id"))
+
+
+async def claim(
+    session: AsyncSession | AsyncConnection,
+    *,
+    event_id: UUID,
+    event_type: str,
+    chat_id: int,
+    kind: str,
+    consumer: str,
+    lease_s: float,
+) -> tuple[Claim, UUID | None]:
+    """Reserve (event, chat, kind) for ``consumer``: a new row, a failed one, or a stale claim."""
+    index = chat_index(chat_id)
+    claimed = (
+        await session.execute(
+            _CLAIM,
+            {
+                "p_id": new_id(),
+                "p_event_id": event_id,
+                "p_event_type": event_type,
+                "p_chat_id": chat_id,
+                "p_chat_index": index,
+                "p_kind": kind,
+                "p_consumer": consumer,
+                "p_lease": timedelta(seconds=lease_s),
+            },
+        )
+    ).scalar_one_or_none()
     if claimed is not None:
         return Claim.CLAIMED, claimed
+    # Rare (a redelivery or a race): which state left the row alone.
     status = await session.scalar(
-        select(NotificationLog.status).where(
-            NotificationLog.event_id == event_id,
-            NotificationLog.chat_index == chat_index(chat_id),
-            NotificationLog.kind == kind,
-        )
+        _CLAIM_STATUS, {"p_event_id": event_id, "p_chat_index": index, "p_kind": kind}
     )
     if status == NotificationStatus.SENDING:
         return Claim.BUSY, None
@@ -86,7 +132,7 @@ async def claim(
 
 
 async def finish(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     log_id: UUID,
     *,
     status: str,
@@ -94,16 +140,16 @@ async def finish(
     error: str | None = None,
 ) -> None:
     """Record how a claimed send ended (sent, failed or undeliverable)."""
-    values: dict[str, object] = {
-        "status": status,
-        "updated_at": func.now(),
-        "last_error": error[:500] if error else None,
+    params: dict[str, object] = {
+        "p_id": log_id,
+        "p_status": status,
+        "p_last_error": error[:500] if error else None,
     }
     if status == NotificationStatus.SENT:
-        values.update(sent_at=func.now(), message_id=message_id)
-    await session.execute(
-        update(NotificationLog).where(NotificationLog.id == log_id).values(**values)
-    )
+        params["p_message_id"] = message_id
+        await session.execute(_FINISH_SENT, params)
+    else:
+        await session.execute(_FINISH, params)
 
 
 async def get_log(

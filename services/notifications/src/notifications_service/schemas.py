@@ -2,10 +2,13 @@
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
+    "ChatForgetRequest",
+    "ChatForgotten",
     "DeadLetter",
     "DeadLetterPage",
     "DeadLetterReplayed",
@@ -29,6 +32,18 @@ class OtpRequest(_Strict):
     )
     code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4,8}$")] = Field(examples=["123456"])
     chat_id: ChatId | None = None
+
+
+class ChatForgetRequest(_Strict):
+    """A user whose Telegram link changed (from auth)."""
+
+    user_id: UUID
+
+
+class ChatForgotten(BaseModel):
+    """The cached chat of the user is gone; the next notification asks auth."""
+
+    status: Literal["forgotten"] = "forgotten"
 
 
 class OtpAccepted(BaseModel):

@@ -65,6 +65,8 @@ class NotificationsSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncrypt
     auth_url: str = "http://127.0.0.1:8101"
     #: Seconds one call to auth may take.
     auth_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    #: Seconds a user's chat (sealed) stays cached in Redis; auth's forget drops it sooner.
+    chat_cache_ttl_s: int = Field(default=600, ge=1, le=86400)
 
     #: Minutes an OTP code is valid, as told to the user (match AUTH_OTP_TTL_S).
     otp_valid_minutes: int = Field(default=5, ge=1, le=60)

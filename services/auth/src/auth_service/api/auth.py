@@ -87,6 +87,7 @@ async def verify_otp(
     response: Response,
     session: SessionDep,
     store: OtpStoreDep,
+    delivery: DeliveryDep,
     limiter: RateLimiterDep,
     access_tokens: AccessTokensDep,
     settings: SettingsDep,
@@ -97,6 +98,7 @@ async def verify_otp(
     return await otp.verify_code(
         session=session,
         store=store,
+        delivery=delivery,
         limiter=limiter,
         access_tokens=access_tokens,
         settings=settings,

@@ -8,6 +8,7 @@ otherwise it waits until a chat proves the number (``service.telegram``).
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ from auth_service.keys import AccessTokens
 from auth_service.schemas import TokenPair
 from auth_service.service import tokens, users
 from auth_service.settings import AuthSettings
+from storefront_kit.db import after_commit
 from storefront_kit.logging import get_logger
 from storefront_kit.rate_limits import RateLimited, RateLimiter
 
@@ -137,6 +139,7 @@ async def verify_code(
     *,
     session: AsyncSession,
     store: OtpStore,
+    delivery: OtpDelivery,
     access_tokens: AccessTokens,
     limiter: RateLimiter,
     settings: AuthSettings,
@@ -167,7 +170,16 @@ async def verify_code(
     if temp_chat is not None:
         # The TEMP chat proved the number with its own contact: it becomes the user's chat,
         # taken from a customer it belonged to before (that account changed its number).
-        linked = await users.link_proven_chat(session, user=user, chat_id=temp_chat, now=now)
+        def tell_notifications(user_id: UUID) -> None:
+            # Notifications caches user -> chat: told only once the new link is committed.
+            def tell() -> None:
+                delivery.forget_chat(user_id)
+
+            after_commit(session, tell)
+
+        linked = await users.link_proven_chat(
+            session, user=user, chat_id=temp_chat, now=now, on_change=tell_notifications
+        )
         logger.info("telegram_link_final", user_id=str(user.id), chat_id=temp_chat, linked=linked)
         await store.drop_temp_chat(phone)
     await repository.record_login(session, user.id, now=now)

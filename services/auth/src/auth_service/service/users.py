@@ -1,6 +1,6 @@
 """Users: own profile, staff views, role changes, and the admin the CLI and seed create."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -141,14 +141,22 @@ async def chat_of(session: AsyncSession, user_id: UUID) -> int | None:
 
 
 async def link_proven_chat(
-    session: AsyncSession, *, user: UserAccount, chat_id: int, now: datetime
+    session: AsyncSession,
+    *,
+    user: UserAccount,
+    chat_id: int,
+    now: datetime,
+    on_change: Callable[[UUID], None] | None = None,
 ) -> bool:
     """Make ``chat_id`` (which proved the user's phone) the user's FINAL chat.
 
     A customer who held the chat loses it: that Telegram account now proves another
     number. A staff account neither loses its chat nor gets a new one this way (staff
     chats are set by operators, ``create-admin``); False when nothing was linked.
+    ``on_change`` is called with every user whose link changed (the previous holder,
+    the user), for the caller to tell notifications once this commits.
     """
+    changed = on_change or (lambda _user_id: None)
     if user.telegram_chat_id == chat_id:
         return True
     if role_rules.is_staff(user.roles) and user.telegram_chat_id is not None:
@@ -158,8 +166,12 @@ async def link_proven_chat(
         if role_rules.is_staff(holder.roles):
             return False
         await repository.unlink_chat(session, holder.id, chat_id, now=now)
+        changed(holder.id)
         logger.info("telegram_chat_moved", chat_id=chat_id, from_user=str(holder.id))
-    return await repository.link_chat(session, user.id, chat_id, now=now, replace=True)
+    linked = await repository.link_chat(session, user.id, chat_id, now=now, replace=True)
+    if linked:
+        changed(user.id)
+    return linked
 
 
 class AdminAccount:

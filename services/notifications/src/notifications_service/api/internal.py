@@ -1,12 +1,15 @@
-"""``/internal/notifications``: OTP delivery for auth (its service tokens only; others 403)."""
+"""``/internal/notifications``: what auth asks of notifications (its tokens only; others 403).
+
+OTP delivery, and the forgetting of a user's cached chat when auth changes their link.
+"""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
 from jwt_core_lib import TokenClaims
-from notifications_service.deps import SettingsDep, TasksDep, TelegramDep
-from notifications_service.schemas import OtpAccepted, OtpRequest
+from notifications_service.deps import ChatsDep, SettingsDep, TasksDep, TelegramDep
+from notifications_service.schemas import ChatForgetRequest, ChatForgotten, OtpAccepted, OtpRequest
 from notifications_service.service.otp import schedule_otp
 from storefront_kit.logging import get_logger
 from storefront_kit.problems import responses
@@ -19,7 +22,7 @@ router = APIRouter(
     prefix="/internal/notifications", tags=["internal"], responses=responses(401, 403)
 )
 
-#: Only auth issues login codes.
+#: Only auth issues login codes and owns the user -> chat links.
 Auth = Annotated[TokenClaims, Depends(allow_callers("auth"))]
 
 
@@ -44,3 +47,11 @@ async def send_otp(
         tasks=tasks, telegram=telegram, settings=settings, chat_id=body.chat_id, code=body.code
     )
     return OtpAccepted(status="queued")
+
+
+@router.post("/chats/forget", responses=responses(422))
+async def forget_chat(body: ChatForgetRequest, _caller: Auth, chats: ChatsDep) -> ChatForgotten:
+    """Auth changed the user's Telegram link: drop the cached chat (idempotent)."""
+    await chats.forget(body.user_id)
+    logger.info("chat_forgotten", user_id=str(body.user_id))
+    return ChatForgotten()

@@ -1,11 +1,11 @@
 """Order and payment events become Telegram messages, exactly once per (event, chat, kind).
 
 For each event: render the text (malformed data is a poison message, dead-lettered at
-once), ask auth for the user's chat (none: skipped), claim ``(event id, chat, kind)`` in
-``notification_log``, send, mark it sent. A redelivered event finds its row sent and
-sends nothing; a second replica holding the same event finds it claimed and retries
-later. Telegram failures are retried in place (429 honoured), then left to the stream
-consumer's bounded retries and dead-letter stream.
+once), find the user's chat (cached; auth on a miss; none: skipped), claim
+``(event id, chat, kind)`` in ``notification_log``, send, mark it sent. A redelivered
+event finds its row sent and sends nothing; a second replica holding the same event
+finds it claimed and retries later. Telegram failures are retried in place (429
+honoured), then left to the stream consumer's bounded retries and dead-letter stream.
 """
 
 from collections.abc import Callable
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from notifications_service import repository, templates
-from notifications_service.adapters.auth import AuthClient, UnknownUser
+from notifications_service.adapters.auth import UnknownUser
+from notifications_service.adapters.chats import ChatDirectory
 from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.models import NotificationStatus
 from notifications_service.repository import Claim
@@ -172,15 +173,18 @@ class OrderNotifier:
     def __init__(
         self,
         *,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         telegram: TelegramBot,
-        auth: AuthClient,
+        chats: ChatDirectory,
         consumer: str,
         lease_s: float,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        # Claim and finish are one Core statement each, on a bare pooled connection in
+        # autocommit: a single statement is its own transaction, without the BEGIN and
+        # COMMIT round trips (asyncpg's autocommit is a driver flag, no SQL either).
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._telegram = telegram
-        self._auth = auth
+        self._chats = chats
         self._consumer = consumer
         self._lease_s = lease_s
 
@@ -195,7 +199,7 @@ class OrderNotifier:
         except ValueError:
             raise PoisonMessage(f"user_id {planned.user_id!r} is not a user id") from None
         try:
-            chat_id = await self._auth.chat_of(user_id)
+            chat_id = await self._chats.chat_of(user_id)
         except UnknownUser:
             log.info("notification_skipped", reason="unknown_user", user_id=str(user_id))
             return
@@ -207,16 +211,16 @@ class OrderNotifier:
     async def _finish(
         self, log_id: UUID, status: str, *, message_id: int | None = None, error: str | None = None
     ) -> None:
-        async with self._sessionmaker.begin() as session:
+        async with self._engine.connect() as connection:
             await repository.finish(
-                session, log_id, status=status, message_id=message_id, error=error
+                connection, log_id, status=status, message_id=message_id, error=error
             )
 
     async def _send_once(self, event: EventEnvelope, planned: Planned, chat_id: int) -> None:
         log = logger.bind(event_id=str(event.id), kind=planned.kind, chat_id=chat_id)
-        async with self._sessionmaker.begin() as session:
+        async with self._engine.connect() as connection:
             claim, log_id = await repository.claim(
-                session,
+                connection,
                 event_id=event.id,
                 event_type=event.type,
                 chat_id=chat_id,
