@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from auth_service.cli import create_admin
 from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_seed.users import DEFAULT_ADMIN_CHAT_ID, DEFAULT_ADMIN_PHONE
+from storefront_seed.users import DEFAULT_ADMIN_CHAT_ID, DEFAULT_ADMIN_PHONE, auth_settings
 from storefront_stack.browsers import CHROMIUM_ARGS, ensure_chromium
 from storefront_stack.logins import CODE, messages, telegram_login, wait_for_message
 from storefront_stack.platform import Platform
@@ -134,6 +134,8 @@ async def _seeded_admin(platform: Platform, client: httpx.AsyncClient) -> str:
             platform.endpoints.database_url("auth"),
             phone=DEFAULT_ADMIN_PHONE,
             chat_id=DEFAULT_ADMIN_CHAT_ID,
+            # Encrypted with auth's own keys, or auth could not find the phone.
+            settings=auth_settings(platform.service_env("auth")),
         )
         _logged_in[key] = await _staff_login(client, DEFAULT_ADMIN_PHONE, DEFAULT_ADMIN_CHAT_ID)
     return _logged_in[key]
@@ -345,7 +347,11 @@ async def test_a_moderator_sees_orders_but_cannot_act(
     customer = (await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S))["access_token"]
     mod_phone, mod_chat = _new_phone()
     await create_admin(
-        platform.endpoints.database_url("auth"), phone=mod_phone, chat_id=mod_chat, role="moderator"
+        platform.endpoints.database_url("auth"),
+        phone=mod_phone,
+        chat_id=mod_chat,
+        role="moderator",
+        settings=auth_settings(platform.service_env("auth")),
     )
     moderator = await _staff_login(client, mod_phone, mod_chat)
 
