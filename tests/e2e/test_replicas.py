@@ -28,6 +28,7 @@ from websockets.typing import Subprotocol
 from jwt_core_lib import SigningKey, TokenIssuer
 from storefront_stack.logins import telegram_login
 from storefront_stack.platform import Platform, PlatformOptions
+from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
 from storefront_stack.topology import SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -58,6 +59,7 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
         env_overrides={
             "GATEWAY_AUTH_RATE": "50r/s",
             "GATEWAY_AUTH_BURST": "100",
+            **ONE_CLIENT_ADDRESS_LIMITS,
             # Its own index next to the session platform's, in the shared Elasticsearch.
             "CATALOG_INDEX_ALIAS": f"products_replicas_{uuid.uuid4().hex[:6]}",
             "CATALOG_EVENTS_CLAIM_IDLE_MS": "3000",
