@@ -1,4 +1,4 @@
-"""Personal fields of the auth database, encrypted at rest (DESIGN §7).
+"""Personal fields of the auth database, encrypted at rest (docs/design.md §7).
 
 ``user_account.phone`` and ``user_account.telegram_chat_id`` hold envelope-encrypted
 tokens (:mod:`storefront_kit.encryption`); ``phone_index`` and ``telegram_chat_index``
