@@ -148,6 +148,10 @@ class OtpStore:
         self._fail_link = redis.register_script(_FAIL_LINK)
         self._spend_link = redis.register_script(_SPEND_LINK)
 
+    async def forget_phone(self, phone: str) -> None:
+        """Drop every key named after ``phone``: its code, cooldown and TEMP chat (erasure)."""
+        await self._redis.delete(_CODE + phone, _COOLDOWN + phone, _TEMP + phone)
+
     async def cooldown_left(self, phone: str) -> int:
         """Seconds before another code may be sent to ``phone`` (0 when it may)."""
         ttl = int(await self._redis.ttl(_COOLDOWN + phone))
