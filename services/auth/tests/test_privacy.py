@@ -236,7 +236,8 @@ async def test_the_phone_of_an_erased_user_registers_afresh_as_a_new_user(app: A
     assert second is not None
     assert second["id"] != first["id"]
     me = await app.client.get("/api/v1/users/me", headers=bearer(again["access_token"]))
-    assert me.status_code == 200 and me.json()["phone"] == phone
+    assert me.status_code == 200
+    assert me.json()["phone"] == phone
 
 
 async def test_admins_export_and_erase_users_audited_moderators_and_customers_get_403(
