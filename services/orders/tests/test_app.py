@@ -8,6 +8,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from jwt_core_lib import SigningKey
 from orders_service.app import create_app
 from orders_service.settings import OrdersSettings
 from storefront_stack.pytest_plugin import create_test_database
@@ -29,17 +30,27 @@ async def serve(settings: OrdersSettings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+#: Auth calls the orders export route: without its key the service is not ready.
+CALLERS = {"auth": [SigningKey.generate().x]}
+
+
 async def test_ready_when_its_dependencies_answer(database_url: str, redis_url: str) -> None:
-    async with serve(OrdersSettings(database_url=database_url, redis_url=redis_url)) as client:
+    settings = OrdersSettings(
+        database_url=database_url, redis_url=redis_url, service_token_callers=CALLERS
+    )
+    async with serve(settings) as client:
         live = await client.get("/health/live")
         ready = await client.get("/health/ready")
     assert live.json() == {"status": "ok"}
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
 
 
 async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -> None:
-    async with serve(OrdersSettings(database_url=database_url, redis_url=DEAD_REDIS)) as client:
+    settings = OrdersSettings(
+        database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS
+    )
+    async with serve(settings) as client:
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
