@@ -165,6 +165,8 @@ async def test_erasing_oneself_clears_the_account_revokes_every_token_and_stages
     assert row is not None
     user_id = str(row["id"])
     headers = bearer(tokens["access_token"])
+    # A Start pressed moments ago in the user's chat (a key named after the chat).
+    await app.redis.set(f"auth:tg:pending:{chat}", "token", ex=60)
 
     erased = await app.client.delete("/api/v1/users/me", headers=headers)
 
@@ -202,8 +204,15 @@ async def test_erasing_oneself_clears_the_account_revokes_every_token_and_stages
         "/api/v1/auth/token/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
     assert refreshed.status_code == 401
-    # No key in Redis names the phone any more (codes, cooldowns, rate limits).
-    assert phone not in str(await app.redis.keys("*"))
+    # No key in Redis names the phone or chat any more (codes, cooldowns, rate limits,
+    # pending links): dropped right after the commit.
+    for _ in range(100):
+        names = str(await app.redis.keys("*"))
+        if phone not in names and str(chat) not in names:
+            break
+        await asyncio.sleep(0.05)
+    assert phone not in names
+    assert str(chat) not in names
     [entry] = await _audit(app, user_id)
     assert entry["action"] == "user.erased"
     assert entry["actor_id"] == user_id

@@ -70,7 +70,9 @@ async def _erase(
 
     def clean_up() -> None:
         task = asyncio.create_task(
-            privacy.forget_phone_state(store=store, limiter=limiter, phone=erasure.phone)
+            privacy.forget_phone_state(
+                store=store, limiter=limiter, phone=erasure.phone, chat_id=erasure.chat_id
+            )
         )
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)

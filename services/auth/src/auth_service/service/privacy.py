@@ -47,6 +47,7 @@ __all__ = [
     "Erasure",
     "erase_user",
     "export_user",
+    "forget_phone_state",
 ]
 
 logger = get_logger(__name__)
@@ -149,6 +150,7 @@ class Erasure:
     user_id: UUID
     erased_at: datetime
     phone: str
+    chat_id: int | None
 
 
 async def erase_user(
@@ -166,7 +168,7 @@ async def erase_user(
     """
     uid = _uuid(user_id)
     user = await _account(session, uid, for_update=True)
-    phone = user.phone
+    phone, chat_id = user.phone, user.telegram_chat_id
     before = {"roles": list(user.roles), "telegram_linked": user.telegram_chat_id is not None}
     now = datetime.now(UTC)
     sessions = await repository.erase_account(session, uid, now=now)
@@ -192,14 +194,18 @@ async def erase_user(
     await revoke_subject(redis, str(uid), ttl_s=access_token_ttl_s + 60)
     # Never the id: log lines written from here on name no erased user.
     logger.info("user_erased", sessions_revoked=sessions)
-    return Erasure(user_id=uid, erased_at=now, phone=phone)
+    return Erasure(user_id=uid, erased_at=now, phone=phone, chat_id=chat_id)
 
 
-async def forget_phone_state(*, store: OtpStore, limiter: RateLimiter, phone: str) -> None:
-    """After the commit: drop the Redis keys named after the erased phone (best effort;
-    they expire within minutes anyway)."""
+async def forget_phone_state(
+    *, store: OtpStore, limiter: RateLimiter, phone: str, chat_id: int | None
+) -> None:
+    """After the commit: drop the Redis keys named after the erased phone or chat (best
+    effort; they expire within minutes anyway)."""
     try:
         await store.forget_phone(phone)
+        if chat_id is not None:
+            await store.drop_pending(chat_id)
         for limit in _PHONE_LIMITS:
             await limiter.clear(limit, phone)
     except Exception as exc:
