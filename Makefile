@@ -13,7 +13,7 @@ PY_PACKAGES := storefront_kit jwt_core_lib auth_service catalog_service inventor
 	orders_service notifications_service ws_gateway_service storefront_sandbox storefront_stack storefront_seed
 STAMP := $(VENV)/.installed
 
-.PHONY: help install env run test lint format typecheck check bench compose-config clean
+.PHONY: help install env run test lint format typecheck check bench render-gateway clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -54,6 +54,9 @@ typecheck: install ## mypy over every package and the benchmarks
 	$(BIN)/mypy bench/*.py
 
 check: lint typecheck test ## Everything CI runs
+
+render-gateway: install ## Re-render the committed nginx configs (compose, Kubernetes) from gateway/nginx
+	$(BIN)/python -m storefront_stack render-gateway
 
 bench: install ## Load benchmarks (see bench/README.md)
 	@echo "see bench/README.md for the individual benchmarks"

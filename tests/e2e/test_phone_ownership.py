@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from auth_service.cli import create_admin
+from auth_service.fields import PHONE_CONTEXT
 from storefront_seed.users import auth_settings
 from storefront_stack.logins import CODE, messages, telegram_login, wait_for_message
 from storefront_stack.platform import Platform
@@ -39,16 +40,29 @@ async def client(platform: Platform) -> Any:
         yield client
 
 
+class AuthRedis:
+    """The platform's Redis as auth keys it: phones appear in key names as the blind
+    index under auth's own key (``auth_service.fields.phone_key``), never as numbers."""
+
+    def __init__(self, redis: Redis, platform: Platform) -> None:
+        self.redis = redis
+        self._index = auth_settings(platform.service_env("auth")).field_crypto()[1]
+
+    def phone_key(self, phone: str) -> str:
+        return self._index.digest(phone, context=PHONE_CONTEXT).hex()
+
+
 @pytest.fixture
 async def redis(platform: Platform) -> Any:
     assert platform.endpoints is not None
     async with Redis.from_url(platform.endpoints.redis_url) as redis:
-        yield redis
+        yield AuthRedis(redis, platform)
 
 
-async def _link(client: httpx.AsyncClient, redis: Redis, phone: str) -> str:
+async def _link(client: httpx.AsyncClient, redis: AuthRedis, phone: str) -> str:
     """A fresh deep link for ``phone`` (the resend cooldown skipped: tests do not wait 30 s)."""
-    await redis.delete(f"auth:otp:cooldown:{phone}")
+    assert await redis.redis.exists(f"auth:otp:cooldown:{phone}") == 0  # never the number
+    await redis.redis.delete(f"auth:otp:cooldown:{redis.phone_key(phone)}")
     sent = await client.post("/api/v1/auth/otp/send", json={"phone": phone})
     assert sent.status_code == 202, sent.text
     token: str = sent.json()["telegram_link"].split("?start=", 1)[1]
@@ -93,7 +107,7 @@ async def test_a_new_user_logs_in_by_sharing_their_own_contact(client: httpx.Asy
 
 
 async def test_claiming_someone_elses_number_fails_in_every_variant(
-    client: httpx.AsyncClient, redis: Redis
+    client: httpx.AsyncClient, redis: AuthRedis
 ) -> None:
     victim_phone, victim_chat = _phone(), _chat()
     attacker_phone, attacker_chat = _phone(), _chat()
@@ -181,7 +195,7 @@ async def test_claiming_someone_elses_number_fails_in_every_variant(
 
 
 async def test_a_staff_phone_never_yields_a_code_to_a_stranger(
-    platform: Platform, client: httpx.AsyncClient, redis: Redis
+    platform: Platform, client: httpx.AsyncClient, redis: AuthRedis
 ) -> None:
     assert platform.endpoints is not None
     staff_phone, staff_chat, stranger = _phone(), _chat(), _chat()

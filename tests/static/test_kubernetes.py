@@ -7,7 +7,7 @@ Deployment and a Service on port 8000 with liveness on ``/health/live`` and read
 ``/health/ready``, nothing runs as root, every setting set is one the code reads, every
 secret read is one ``secret.example.yaml`` documents, the database-owning services get
 their migration Job, and the kustomization names every file. The gateway's nginx.conf is
-the compose rendering with Docker's DNS taken out; ``python tests/static/test_kubernetes.py``
+the template's ``kubernetes`` rendering; ``python -m storefront_stack render-gateway``
 rewrites it (and the admin page copies) after ``gateway/nginx`` changes.
 """
 
@@ -27,6 +27,12 @@ import pytest
 import yaml
 
 from storefront_kit.settings import PLACEHOLDER_SECRETS
+from storefront_stack.nginx import (
+    KUBERNETES_ADMIN_DIR,
+    KUBERNETES_CONFIG,
+    kubernetes_config,
+    stale_gateway_files,
+)
 from storefront_stack.topology import SERVICES, Service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +40,9 @@ KUBE_DIR = REPO_ROOT / "deploy" / "kubernetes"
 BASE = KUBE_DIR / "base"
 OVERLAYS = KUBE_DIR / "overlays"
 SECRET_EXAMPLE = KUBE_DIR / "secret.example.yaml"
-# The production-shaped rendering: no /sandbox/ routes for the stand-ins.
-COMPOSE_NGINX = REPO_ROOT / "gateway" / "nginx" / "compose" / "nginx.production.conf"
 ADMIN_DIR = REPO_ROOT / "gateway" / "nginx" / "admin"
-KUBE_NGINX = BASE / "gateway" / "nginx.conf"
-KUBE_ADMIN_DIR = BASE / "gateway" / "admin"
+KUBE_NGINX = KUBERNETES_CONFIG
+KUBE_ADMIN_DIR = KUBERNETES_ADMIN_DIR
 # The oldest Kubernetes minor the manifests promise to work on.
 KUBERNETES_VERSION = "1.33"
 SERVICE_PORT = 8000
@@ -47,71 +51,6 @@ PLATFORM_CONFIG = "storefront-platform"
 POD_KINDS = frozenset({"Deployment", "Job"})
 
 Manifest = dict[str, Any]
-
-# --- the gateway's nginx.conf: the compose rendering, adapted -------------------------
-
-# (compose text, Kubernetes text, occurrences): every pair must match exactly that often,
-# so a change of the template that touches these lines fails here instead of slipping by.
-NGINX_ADAPTATIONS: tuple[tuple[str, str, int], ...] = (
-    (
-        "# Rendered from gateway/nginx/nginx.conf.j2 (compose profile). Do not edit.\n",
-        "# gateway/nginx/compose/nginx.conf adapted for Kubernetes. Do not edit: after a change\n"
-        "# of gateway/nginx, `python tests/static/test_kubernetes.py` rewrites it.\n",
-        1,
-    ),
-    (
-        # `auto` counts the node's CPUs, not the pod's limit (gateway.yaml: cpu 2).
-        "worker_processes auto;\n",
-        "worker_processes 2;\n",
-        1,
-    ),
-    (
-        "    # Docker's DNS: `docker compose up --scale orders=3` adds upstream servers live\n"
-        "    # (`resolve` needs nginx >= 1.27.3, which the compose image has).\n"
-        "    # Short validity: a replica removed by scaling in drops out of the upstream quickly.\n"
-        "    resolver 127.0.0.11 valid=5s ipv6=off;\n"
-        "    resolver_timeout 2s;\n",
-        "    # Kubernetes: each upstream is a ClusterIP Service, whose address stays put while\n"
-        "    # pods come and go (kube-proxy spreads new connections over the ready ones, and\n"
-        "    # keepalive_requests recycles pooled ones). So names are resolved once at start-up\n"
-        "    # through the pod's resolv.conf (search domains apply): no `resolver` (Docker's\n"
-        "    # 127.0.0.11 does not exist here) and no `resolve`.\n",
-        1,
-    ),
-    (
-        " max_fails=1 fail_timeout=5s resolve;\n",
-        " max_fails=3 fail_timeout=5s;\n",
-        len(SERVICES),
-    ),
-    (
-        "    # Within the compose network a connect takes well under a millisecond; a removed\n"
-        "    # replica's address never answers. Fail over fast, before nginx's next re-resolution\n"
-        "    # replaces the upstream's servers (a request then can no longer move on).\n"
-        "    proxy_connect_timeout 300ms;\n",
-        "    proxy_connect_timeout 2s;\n",
-        1,
-    ),
-)
-
-
-def kubernetes_nginx_conf(compose: str) -> str:
-    """``gateway/nginx/compose/nginx.conf`` as the Kubernetes gateway runs it."""
-    for old, new, count in NGINX_ADAPTATIONS:
-        found = compose.count(old)
-        assert found == count, (
-            f"expected {count} x {old!r} in {COMPOSE_NGINX.relative_to(REPO_ROOT)}, found "
-            f"{found}: update NGINX_ADAPTATIONS in {Path(__file__).relative_to(REPO_ROOT)}"
-        )
-        compose = compose.replace(old, new)
-    return compose
-
-
-def write_gateway_files() -> None:
-    """Rewrite the gateway's nginx.conf and admin page copies under deploy/kubernetes."""
-    KUBE_NGINX.write_text(kubernetes_nginx_conf(COMPOSE_NGINX.read_text()))
-    shutil.rmtree(KUBE_ADMIN_DIR, ignore_errors=True)
-    shutil.copytree(ADMIN_DIR, KUBE_ADMIN_DIR)
-
 
 # --- loading -------------------------------------------------------------------------
 
@@ -599,21 +538,20 @@ def test_urls_between_services_name_a_service_of_the_base() -> None:
 # --- the gateway ---------------------------------------------------------------------------
 
 
-def test_the_gateway_runs_the_compose_nginx_conf_adapted_for_kubernetes() -> None:
+def test_the_gateway_runs_the_templates_kubernetes_rendering() -> None:
+    assert stale_gateway_files() == [], "stale: run `python -m storefront_stack render-gateway`"
     committed = KUBE_NGINX.read_text()
-    assert committed == kubernetes_nginx_conf(COMPOSE_NGINX.read_text()), (
-        f"{KUBE_NGINX.relative_to(REPO_ROOT)} is stale: run "
-        "`python tests/static/test_kubernetes.py`"
-    )
+    assert committed == kubernetes_config()
     directives = re.sub(r"#[^\n]*", "", committed)
     assert not re.search(r"^\s*resolver", directives, re.M), "Docker's DNS is not here"
     assert " resolve;" not in directives  # would need a resolver: nginx refuses to start
+    assert re.search(r"^worker_processes 2;", directives, re.M), "the pod's CPU limit"
 
 
 def test_the_admin_page_copies_match_gateway_nginx_admin() -> None:
     originals = {p.name: p.read_bytes() for p in ADMIN_DIR.iterdir() if p.is_file()}
     copies = {p.name: p.read_bytes() for p in KUBE_ADMIN_DIR.iterdir() if p.is_file()}
-    assert copies == originals, "run `python tests/static/test_kubernetes.py`"
+    assert copies == originals, "run `python -m storefront_stack render-gateway`"
 
 
 def test_the_gateway_proxies_to_the_services_of_the_base() -> None:
@@ -709,8 +647,3 @@ def test_kustomize_builds_valid_objects(directory: Path) -> None:
     kinds = {d["kind"] for d in rendered}
     assert {"Namespace", "Deployment", "Service", "Job", "ConfigMap"} <= kinds
     assert "Secret" not in kinds, "secrets are created outside the repository"
-
-
-if __name__ == "__main__":
-    write_gateway_files()
-    sys.stdout.write(f"wrote {KUBE_NGINX.relative_to(REPO_ROOT)} and the admin page copies\n")

@@ -332,7 +332,7 @@ def test_admin_page_is_served_with_a_strict_policy(gateway: dict[str, Any]) -> N
 def test_the_compose_rendering_is_committed_and_current() -> None:
     committed = nginx.COMPOSE_CONFIG.read_text()
     assert committed == nginx.compose_config(), (
-        "gateway/nginx/compose/nginx.conf is stale: run `python -m storefront_stack compose-config`"
+        "gateway/nginx/compose/nginx.conf is stale: run `python -m storefront_stack render-gateway`"
     )
     assert "server auth:8000 max_fails=1 fail_timeout=5s resolve;" in committed
     # Compose's local profile is make run's: the stand-ins under /sandbox/<name>/.
@@ -346,7 +346,7 @@ def test_the_compose_rendering_is_committed_and_current() -> None:
     production = nginx.COMPOSE_PRODUCTION_CONFIG.read_text()
     assert production == nginx.compose_config(standins=False), (
         "gateway/nginx/compose/nginx.production.conf is stale: "
-        "run `python -m storefront_stack compose-config`"
+        "run `python -m storefront_stack render-gateway`"
     )
     assert "/sandbox/" not in production  # no stand-ins in the production-shaped stack
 

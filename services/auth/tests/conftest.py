@@ -32,7 +32,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth_service.app import create_app
-from auth_service.fields import CHAT_CONTEXT, FIELDS, PHONE_CONTEXT, chat_index, phone_index
+from auth_service.fields import (
+    CHAT_CONTEXT,
+    FIELDS,
+    PHONE_CONTEXT,
+    chat_index,
+    phone_index,
+    phone_key,
+)
 from auth_service.settings import AuthSettings
 from jwt_core_lib import (
     CallerKeys,
@@ -334,7 +341,7 @@ class Auth:
 
     async def allow_resend(self, phone: str) -> None:
         """Skip the resend cooldown (tests do not wait 30 s)."""
-        await self.redis.delete(f"auth:otp:cooldown:{phone}")
+        await self.redis.delete(f"auth:otp:cooldown:{phone_key(phone)}")
 
     async def login(self, phone: str, chat_id: int) -> dict[str, Any]:
         """The whole flow: send, then (unless ``chat_id`` is linked already) Start in it and

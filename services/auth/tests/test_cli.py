@@ -1,6 +1,8 @@
 """``create-admin`` and the seed make an admin who logs in through the ordinary OTP flow."""
 
 import asyncio
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -144,3 +146,35 @@ async def test_a_staff_account_cannot_be_created_without_its_chat(auth: Auth) ->
     row = await auth.user_row(phone)
     assert row is not None
     assert (row["roles"], row["telegram_chat_id"]) == (["moderator", "customer"], chat_id)
+
+
+async def test_create_admin_refuses_keys_that_are_not_the_services(auth: Auth) -> None:
+    # The database already holds a user written under the service's keys (the fixture's).
+    await auth.login(new_phone(), new_chat_id())
+    phone, chat_id = new_phone(), new_chat_id()
+    other_key = base64.b64encode(os.urandom(32)).decode()
+    command = [sys.executable, "-m", "auth_service", "create-admin", "--phone", phone]
+    command += ["--chat-id", str(chat_id)]
+    env = {**os.environ, "AUTH_DATABASE_URL": auth.settings.database_url}
+
+    other_cipher = await asyncio.to_thread(
+        subprocess.run,
+        command,
+        env={**env, "AUTH_ENCRYPTION_KEYS": json.dumps({"k9": other_key}),
+             "AUTH_ENCRYPTION_KEY_ID": "k9"},
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    other_index = await asyncio.to_thread(
+        subprocess.run,
+        command,
+        env={**env, "AUTH_BLIND_INDEX_KEY": other_key},
+        capture_output=True,
+        text=True,
+    )
+
+    for refused in (other_cipher, other_index):
+        assert refused.returncode != 0
+        assert "AUTH_ENCRYPTION_KEYS" in refused.stderr
+        assert other_key not in refused.stderr + refused.stdout
+    assert await auth.user_row(phone) is None

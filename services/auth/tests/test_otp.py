@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from auth_service.fields import phone_index
+from auth_service.fields import phone_index, phone_key
 from jwt_core_lib import StaticKeySource, TokenVerifier, public_key_from_jwk
 
 from .conftest import Auth, link_token, new_chat_id, new_phone, problem
@@ -79,11 +79,11 @@ async def test_only_a_hash_of_the_code_is_kept_in_redis_with_a_ttl(auth: Auth) -
     assert (await auth.send(phone)).status_code == 202
     code = (await auth.notifications.wait_for(phone, count=2))["code"]
 
-    stored = await auth.redis.hgetall(f"auth:otp:code:{phone}")
+    stored = await auth.redis.hgetall(f"auth:otp:code:{phone_key(phone)}")
     assert stored["a"] == "0"
     assert code not in stored["d"]
     assert len(stored["d"]) == 64
-    ttl = await auth.redis.ttl(f"auth:otp:code:{phone}")
+    ttl = await auth.redis.ttl(f"auth:otp:code:{phone_key(phone)}")
     assert 290 <= ttl <= 300
 
 
@@ -152,7 +152,7 @@ async def test_concurrent_guesses_cannot_test_more_codes_than_the_attempt_limit(
     codes = sorted(a.json()["code"] for a in answers)
     assert codes.count("otp_invalid") == 5
     assert codes.count("otp_locked") == 15
-    assert await auth.redis.hget(f"auth:otp:code:{phone}", "a") == "5"
+    assert await auth.redis.hget(f"auth:otp:code:{phone_key(phone)}", "a") == "5"
 
 
 async def test_four_wrong_codes_then_the_right_one_still_logs_in(auth: Auth) -> None:
@@ -170,7 +170,7 @@ async def test_an_expired_code_is_refused(auth: Auth) -> None:
     phone, _ = await _linked_user(auth)
     await auth.send(phone)
     code = (await auth.notifications.wait_for(phone, count=2))["code"]
-    await auth.redis.pexpire(f"auth:otp:code:{phone}", 1)  # let Redis expire it now
+    await auth.redis.pexpire(f"auth:otp:code:{phone_key(phone)}", 1)  # let Redis expire it now
     await asyncio.sleep(0.05)
 
     problem(await auth.verify(phone, code), 401, "otp_expired")
@@ -351,7 +351,7 @@ async def test_the_api_answers_202_when_notifications_is_down(start_auth: Any) -
         sent = await auth.send(phone)
         await auth.prove(link_token(sent.json()["telegram_link"]), chat_id, phone)
         assert sent.status_code == 202
-        assert await auth.redis.exists(f"auth:otp:code:{phone}") == 1
+        assert await auth.redis.exists(f"auth:otp:code:{phone_key(phone)}") == 1
 
 
 async def test_delivery_is_retried_when_notifications_fails_for_a_moment(auth: Auth) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from auth_service.fields import phone_key
+
 from .conftest import (
     Auth,
     Keys,
@@ -54,7 +56,7 @@ async def test_code_checks_per_phone_are_limited_and_the_refusal_costs_no_attemp
         # Every check from another address: the phone's budget is what runs out.
         guesses = [await _verify(auth, phone, wrong, ip=f"192.0.2.{n}") for n in range(3)]
         right = await _verify(auth, phone, code, ip="192.0.2.4")
-        attempts = await auth.redis.hget(f"auth:otp:code:{phone}", "a")
+        attempts = await auth.redis.hget(f"auth:otp:code:{phone_key(phone)}", "a")
         other_phone = await _verify(auth, new_phone(), wrong, ip="192.0.2.9")
 
     assert [g.status_code for g in guesses] == [401, 401, 401]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from auth_service.fields import phone_index
+from auth_service.fields import phone_index, phone_key, unseal_phone
 
 from .conftest import Auth, bearer, link_token, new_chat_id, new_phone, problem
 
@@ -22,7 +22,12 @@ async def _refused(auth: Auth, phone: str, *chats: int) -> None:
     """Nothing was sent, linked or remembered for ``phone`` (or the ``chats``)."""
     await asyncio.sleep(0.05)  # a delivery scheduled by mistake would have arrived
     assert auth.notifications.for_phone(phone) == []
-    assert await auth.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}") == 0
+    assert (
+        await auth.redis.exists(
+            f"auth:otp:code:{phone_key(phone)}", f"auth:tg:temp:{phone_key(phone)}"
+        )
+        == 0
+    )
     user = await auth.user_row(phone)
     assert user is None or user["telegram_chat_id"] not in chats
 
@@ -35,12 +40,14 @@ async def test_the_senders_own_contact_proves_the_phone_and_only_then_the_code_c
     assert auth.notifications.for_phone(phone) == []  # nothing is sent before the proof
 
     started = await auth.start(token, chat_id)
-    after_start = await auth.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}")
+    after_start = await auth.redis.exists(
+        f"auth:otp:code:{phone_key(phone)}", f"auth:tg:temp:{phone_key(phone)}"
+    )
     pending = await auth.redis.get(f"auth:tg:pending:{chat_id}")
     # Telegram sends the contact's number without the "+", with its own user id
     shared = await auth.contact(chat_id, phone.removeprefix("+"))
     delivered = await auth.notifications.wait_for(phone)
-    temp = await auth.redis.get(f"auth:tg:temp:{phone}")
+    temp = await auth.redis.get(f"auth:tg:temp:{phone_key(phone)}")
     user_before = await auth.user_row(phone)
     verified = await auth.verify(phone, delivered["code"])
 
@@ -63,7 +70,7 @@ async def test_the_senders_own_contact_proves_the_phone_and_only_then_the_code_c
     assert user is not None
     assert user["telegram_chat_id"] == chat_id
     assert user["telegram_linked_at"] is not None
-    assert await auth.redis.exists(f"auth:tg:temp:{phone}") == 0
+    assert await auth.redis.exists(f"auth:tg:temp:{phone_key(phone)}") == 0
 
     # the link is permanent: the next send goes straight to the chat
     await auth.allow_resend(phone)
@@ -348,11 +355,9 @@ async def test_internal_routes_refuse_anything_but_a_service_token_for_auth(
         assert response.status_code == 401, (label, response.text)
         assert response.json()["code"] in {"not_authenticated", "invalid_token"}, label
         assert response.headers["www-authenticate"].startswith("Bearer"), label
-    assert await auth.redis.hgetall(f"auth:tg:link:{token}") == {  # neither spent nor counted
-        "p": phone,
-        "a": "0",
-        "c": str(chat_id),
-    }
+    link = await auth.redis.hgetall(f"auth:tg:link:{token}")
+    assert unseal_phone(link.pop("p")) == phone
+    assert link == {"a": "0", "c": str(chat_id)}  # neither spent nor counted
     assert auth.notifications.for_phone(phone) == []
 
 
@@ -441,3 +446,22 @@ async def test_telegram_chat_of_an_unknown_user_is_404(auth: Auth) -> None:
     assert user is not None
     unlinked = await auth.client.get(f"/internal/auth/users/{user['id']}/telegram", headers=service)
     assert unlinked.json() == {"user_id": str(user["id"]), "chat_id": None}
+
+
+async def test_no_phone_number_is_written_to_redis(auth: Auth) -> None:
+    phone, chat_id = new_phone(), new_chat_id()
+    token = await _link(auth, phone)
+    await auth.start(token, chat_id)
+    shared = await auth.contact(chat_id, phone.removeprefix("+"))
+    await auth.notifications.wait_for(phone)
+
+    keys = [key async for key in auth.redis.scan_iter(count=1000)]
+    # DUMP: every key's whole value as Redis stores it (strings, hashes, rate-limit sets)
+    stored = [key.encode() + bytes(await auth.redis.dump(key) or b"") for key in keys]
+
+    assert shared.status_code == 200, shared.text
+    assert f"auth:otp:code:{phone_key(phone)}" in keys  # the login's state is there...
+    assert any(phone_key(phone) in key and key.startswith("auth:rl") for key in keys)
+    assert not [
+        value for value in stored if phone.removeprefix("+").encode() in value
+    ]  # ...but no number

@@ -1,4 +1,5 @@
-"""The notifications service starts on its real dependencies and reports readiness honestly."""
+"""What notifications' OpenAPI promises beyond every service's
+(tests/contract/test_every_service.py checks those)."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -37,41 +38,13 @@ async def serve(settings: NotificationsSettings) -> AsyncIterator[httpx.AsyncCli
 CALLERS = {"auth": [SigningKey.generate().x]}  # its one caller
 
 
-async def test_ready_when_its_dependencies_answer(database_url: str, redis_url: str) -> None:
-    async with serve(
-        NotificationsSettings(
-            database_url=database_url, redis_url=redis_url, service_token_callers=CALLERS
-        )
-    ) as client:
-        live = await client.get("/health/live")
-        ready = await client.get("/health/ready")
-    assert live.json() == {"status": "ok"}
-    assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}
-
-
-async def test_not_ready_and_names_redis_when_redis_is_down(database_url: str) -> None:
-    async with serve(
-        NotificationsSettings(
-            database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS
-        )
-    ) as client:
-        ready = await client.get("/health/ready")
-    assert ready.status_code == 503
-    assert ready.headers["content-type"] == "application/problem+json"
-    assert ready.json()["down"] == ["redis"]
-
-
-async def test_openapi_describes_the_notifications_service(database_url: str) -> None:
+async def test_openapi_describes_the_bot_internal_and_admin_routes(database_url: str) -> None:
     async with serve(
         NotificationsSettings(
             database_url=database_url, redis_url=DEAD_REDIS, service_token_callers=CALLERS
         )
     ) as client:
         schema = (await client.get("/openapi.json")).json()
-        metrics = await client.get("/metrics")
-    assert schema["info"]["title"]
-    assert "/health/ready" in schema["paths"]
     assert {
         "/api/v1/telegram/webhook",
         "/internal/notifications/otp",
@@ -79,4 +52,3 @@ async def test_openapi_describes_the_notifications_service(database_url: str) ->
     } <= set(schema["paths"])
     otp = schema["paths"]["/internal/notifications/otp"]["post"]
     assert {"202", "401", "403", "422"} <= set(otp["responses"])
-    assert "http_requests_total" in metrics.text

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from auth_service import repository as auth_repository
+from auth_service.fields import phone_key
 from notifications_service import templates
 from storefront_kit.db import create_sessionmaker
 
@@ -175,7 +176,12 @@ async def test_replies_that_do_not_prove_the_number_get_a_clear_answer_and_link_
     assert "(2 attempts left)" in messages[1]["text"], label
     assert "Your Storefront code" not in messages[1]["text"]
     assert await _user_chat(stack, phone) is None
-    assert await stack.redis.exists(f"auth:otp:code:{phone}", f"auth:tg:temp:{phone}") == 0
+    assert (
+        await stack.redis.exists(
+            f"auth:otp:code:{phone_key(phone)}", f"auth:tg:temp:{phone_key(phone)}"
+        )
+        == 0
+    )
 
 
 async def test_three_bad_replies_burn_the_link_and_remove_the_keyboard(stack: Stack) -> None:
@@ -194,7 +200,7 @@ async def test_three_bad_replies_burn_the_link_and_remove_the_keyboard(stack: St
     assert burned["reply_markup"] == {"remove_keyboard": True}
     assert late["text"].startswith("There is no login waiting in this chat")
     assert await _user_chat(stack, phone) is None
-    assert await stack.redis.exists(f"auth:otp:code:{phone}") == 0
+    assert await stack.redis.exists(f"auth:otp:code:{phone_key(phone)}") == 0
 
 
 async def test_a_contact_with_no_login_in_progress_links_nothing(stack: Stack) -> None:
@@ -204,7 +210,7 @@ async def test_a_contact_with_no_login_in_progress_links_nothing(stack: Stack) -
     (reply,) = await stack.sandbox.wait_messages(chat_id)
 
     assert reply["text"].startswith("There is no login waiting in this chat")
-    assert await stack.redis.exists("auth:otp:code:+15550001234") == 0
+    assert await stack.redis.exists(f"auth:otp:code:{phone_key('+15550001234')}") == 0
 
 
 async def test_a_forwarded_link_is_refused_in_the_second_chat(stack: Stack) -> None:
@@ -311,4 +317,4 @@ async def test_malformed_or_huge_contacts_are_refused_and_link_nothing(stack: St
     assert len(messages) == 2  # one answer: the malformed update never reached the bot
     assert messages[1]["text"].startswith("We could not read that phone number")
     assert await _user_chat(stack, phone) is None
-    assert await stack.redis.exists(f"auth:otp:code:{phone}") == 0
+    assert await stack.redis.exists(f"auth:otp:code:{phone_key(phone)}") == 0

@@ -125,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--state-dir", default=str(REPO_ROOT / ".stack" / "run"))
     run_parser.add_argument("--no-seed", dest="seed", action="store_false")
     run_parser.add_argument("--quiet", action="store_true", help="logs to files, not the terminal")
-    sub.add_parser(
-        "compose-config", help="re-render gateway/nginx/compose/*.conf from the template"
-    )
+    for name in ("render-gateway", "compose-config"):  # compose-config: the older name
+        sub.add_parser(
+            name,
+            help="re-render the committed nginx configs (compose, Kubernetes) from the "
+            "template and copy the admin page for Kubernetes",
+        )
     keys_parser = sub.add_parser(
         "service-keys",
         help="write a fresh service-token key and callers map per service (Kubernetes Secrets)",
@@ -142,12 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return run(args)
-    if args.command == "compose-config":
-        from storefront_stack.nginx import COMPOSE_CONFIG, COMPOSE_PRODUCTION_CONFIG, compose_config
+    if args.command in ("render-gateway", "compose-config"):
+        from storefront_stack.nginx import render_gateway_files
 
-        for path, standins in ((COMPOSE_CONFIG, True), (COMPOSE_PRODUCTION_CONFIG, False)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(compose_config(standins=standins))
+        for path in render_gateway_files():
             print(f"wrote {path.relative_to(REPO_ROOT)}")
         return 0
     return 2

@@ -1,11 +1,13 @@
 """The gateway: render ``gateway/nginx/nginx.conf.j2``, make a TLS certificate, run nginx.
 
-One template serves both profiles: ``local`` (the runner and tests: loopback ports,
-files under the run's state directory, sandbox routes) and ``compose`` (service
-names, container paths). ``python -m storefront_stack compose-config`` writes the two
-compose renderings: ``nginx.conf`` (the local profile docker-compose.yml mounts, with
-the stand-ins under ``/sandbox/<name>/``) and ``nginx.production.conf`` (no stand-ins;
-mounted by docker-compose.production.yml).
+One template serves every profile: ``local`` (the runner and tests: loopback ports,
+files under the run's state directory, sandbox routes), ``compose`` (service names,
+container paths, Docker's DNS re-resolved for ``--scale``) and ``kubernetes`` (the
+compose container paths, ClusterIP Services resolved once). ``python -m storefront_stack
+render-gateway`` writes every committed rendering (:data:`RENDERED`): the local-profile
+compose ``nginx.conf`` (stand-ins under ``/sandbox/<name>/``), ``nginx.production.conf``
+(no stand-ins), the Kubernetes gateway's ``nginx.conf`` and its copy of the admin page
+(kustomize reads files only below the kustomization). A test checks they are current.
 """
 
 import datetime
@@ -14,7 +16,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,22 +33,31 @@ from storefront_stack.users import SERVICE_USER, chown_tree, ensure_service_user
 __all__ = [
     "COMPOSE_CONFIG",
     "COMPOSE_PRODUCTION_CONFIG",
+    "KUBERNETES_ADMIN_DIR",
+    "KUBERNETES_CONFIG",
+    "RENDERED",
     "TEMPLATE_DIR",
     "GatewayConfig",
     "NginxMissing",
     "check_config",
     "compose_config",
     "ensure_nginx",
+    "kubernetes_config",
     "nginx_command",
     "prepare_local",
     "render_config",
+    "render_gateway_files",
+    "stale_gateway_files",
     "write_self_signed_cert",
 ]
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[4] / "gateway" / "nginx"
 COMPOSE_CONFIG = TEMPLATE_DIR / "compose" / "nginx.conf"
 COMPOSE_PRODUCTION_CONFIG = TEMPLATE_DIR / "compose" / "nginx.production.conf"
-Profile = Literal["local", "compose"]
+_REPO_ROOT = TEMPLATE_DIR.parents[1]
+KUBERNETES_CONFIG = _REPO_ROOT / "deploy" / "kubernetes" / "base" / "gateway" / "nginx.conf"
+KUBERNETES_ADMIN_DIR = KUBERNETES_CONFIG.parent / "admin"
+Profile = Literal["local", "compose", "kubernetes"]
 
 # The API answers JSON only; Swagger UI needs its CDN; the admin page talks to /ws.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -142,22 +153,67 @@ def render_config(config: GatewayConfig, profile: Profile = "local") -> str:
 
 def compose_config(*, standins: bool = True) -> str:
     """A compose rendering: with the stand-ins' routes (local profile) or without."""
-    return render_config(
-        GatewayConfig(
-            upstreams={s.name: [f"{s.name}:8000"] for s in SERVICES},
-            sandbox_upstreams=(
-                {s.name: f"sandbox-{s.name}:8000" for s in SANDBOXES} if standins else {}
-            ),
-            http_port=8080,
-            https_port=8443,
-            cert_file="/etc/nginx/certs/tls.crt",
-            key_file="/etc/nginx/certs/tls.key",
-            admin_root="/usr/share/nginx/admin",
-            access_log="/dev/stdout",
-            listen_host="",
+    return render_config(_container_config(standins=standins), profile="compose")
+
+
+def kubernetes_config() -> str:
+    """The Kubernetes gateway's nginx.conf (deploy/kubernetes/base/gateway)."""
+    config = _container_config(standins=False)
+    # `auto` counts the node's CPUs, not the pod's limit (gateway.yaml: cpu 2).
+    config.worker_processes = "2"
+    return render_config(config, profile="kubernetes")
+
+
+def _container_config(*, standins: bool) -> GatewayConfig:
+    return GatewayConfig(
+        upstreams={s.name: [f"{s.name}:8000"] for s in SERVICES},
+        sandbox_upstreams=(
+            {s.name: f"sandbox-{s.name}:8000" for s in SANDBOXES} if standins else {}
         ),
-        profile="compose",
+        http_port=8080,
+        https_port=8443,
+        cert_file="/etc/nginx/certs/tls.crt",
+        key_file="/etc/nginx/certs/tls.key",
+        admin_root="/usr/share/nginx/admin",
+        access_log="/dev/stdout",
+        listen_host="",
     )
+
+
+def _admin_page_files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+#: Every committed rendering of the gateway: file → what it must hold.
+RENDERED: Mapping[Path, Callable[[], str]] = {
+    COMPOSE_CONFIG: lambda: compose_config(standins=True),
+    COMPOSE_PRODUCTION_CONFIG: lambda: compose_config(standins=False),
+    KUBERNETES_CONFIG: kubernetes_config,
+}
+
+
+def stale_gateway_files() -> list[Path]:
+    """The committed renderings (and admin page copies) that differ from the template's."""
+    stale = [
+        path
+        for path, render in RENDERED.items()
+        if not path.is_file() or path.read_text() != render()
+    ]
+    if not KUBERNETES_ADMIN_DIR.is_dir() or _admin_page_files(
+        KUBERNETES_ADMIN_DIR
+    ) != _admin_page_files(TEMPLATE_DIR / "admin"):
+        stale.append(KUBERNETES_ADMIN_DIR)
+    return stale
+
+
+def render_gateway_files() -> list[Path]:
+    """Write every rendering and the Kubernetes copy of the admin page; what was written."""
+    for path, render in RENDERED.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render())
+    shutil.rmtree(KUBERNETES_ADMIN_DIR, ignore_errors=True)
+    shutil.copytree(TEMPLATE_DIR / "admin", KUBERNETES_ADMIN_DIR)
+    return [*RENDERED, KUBERNETES_ADMIN_DIR]
 
 
 def write_self_signed_cert(directory: Path, *, days: int = 30) -> tuple[Path, Path]:

@@ -73,7 +73,7 @@ DATABASES = tuple(s.database for s in SERVICES if s.database)
 
 #: Who calls whose ``/internal/*`` routes (callee -> callers): each callee is given these
 #: callers' public keys (``<PREFIX>_SERVICE_TOKEN_CALLERS``) and nobody else's.
-#: Services that store personal fields encrypted (DESIGN §7), each with keys of its own:
+#: Services that store personal fields encrypted (docs/design.md §7), each with keys of its own:
 #: ``<PREFIX>_ENCRYPTION_KEYS``, ``<PREFIX>_ENCRYPTION_KEY_ID``, ``<PREFIX>_BLIND_INDEX_KEY``.
 FIELD_ENCRYPTION: tuple[str, ...] = ("auth", "orders", "notifications")
 

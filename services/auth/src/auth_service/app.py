@@ -62,7 +62,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = sessionmaker
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
-    app.state.otp_store = OtpStore(redis)
+    app.state.otp_store = OtpStore(
+        redis,
+        phone_key=fields.phone_key,
+        seal_phone=fields.seal_phone,
+        unseal_phone=fields.unseal_phone,
+    )
     limiter = RateLimiter(
         settings.redis_url,
         {

@@ -5,6 +5,10 @@
 A staff account is always created linked to its Telegram chat: one without a chat would
 belong to whichever chat first proved its phone.
 
+It refuses to run with encryption keys other than the running service's (say the
+development stand-ins, when ``make run`` generated real ones): a row written under them
+could be read by nobody, and the admin user list could not show it.
+
 ``python -m auth_service rotate-keys`` re-encrypts every phone and chat id with the
 active encryption key (AUTH_ENCRYPTION_KEY_ID); see docs/auth.md, "Rotating secrets".
 """
@@ -13,16 +17,21 @@ import argparse
 import asyncio
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from auth_service import fields
 from auth_service.domain.roles import ADMIN, MODERATOR
+from auth_service.models import UserAccount
 from auth_service.service.users import ensure_staff
 from auth_service.settings import AuthSettings
 from storefront_kit.cli import ServiceCommand
 from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.encryption import FieldCryptoError
 from storefront_kit.errors import AppError
 from storefront_kit.key_rotation import EncryptedColumns, rotate_keys_command
 
-__all__ = ["COMMANDS", "ENCRYPTED", "create_admin"]
+__all__ = ["COMMANDS", "ENCRYPTED", "ForeignKeys", "create_admin"]
 
 #: Every encrypted column of the auth database (what ``rotate-keys`` re-encrypts).
 ENCRYPTED = [
@@ -31,6 +40,36 @@ ENCRYPTED = [
         {"phone": fields.PHONE_CONTEXT, "telegram_chat_id": fields.CHAT_CONTEXT},
     )
 ]
+
+
+class ForeignKeys(AppError):
+    """The database holds values these keys cannot read: they are not the service's."""
+
+    code = "foreign_encryption_keys"
+    title = "Not the auth service's encryption keys"
+
+
+async def _refuse_foreign_keys(session: AsyncSession) -> None:
+    """Refuse when one stored phone does not decrypt, or does not index, under our keys.
+
+    One row is enough: the service writes every row under its active key, and
+    ``rotate-keys`` leaves the old key readable while it re-encrypts.
+    """
+    try:
+        # The column type decrypts: a key id we lack or a failed tag raises here.
+        stored = (
+            await session.execute(select(UserAccount.phone, UserAccount.phone_index).limit(1))
+        ).first()
+        readable = stored is None or fields.phone_index(stored.phone) == stored.phone_index
+    except FieldCryptoError:
+        readable = False
+    if not readable:
+        raise ForeignKeys(
+            "the users already stored were written under other keys; run with the auth "
+            "service's own AUTH_ENCRYPTION_KEYS, AUTH_ENCRYPTION_KEY_ID and "
+            "AUTH_BLIND_INDEX_KEY (`make run` keeps its keys under .stack/run/keys and "
+            "seeds its admin with them)"
+        )
 
 
 async def create_admin(
@@ -52,6 +91,7 @@ async def create_admin(
     try:
         sessionmaker = create_sessionmaker(engine)
         async with sessionmaker() as session, session.begin():
+            await _refuse_foreign_keys(session)
             account = await ensure_staff(session, phone=phone, chat_id=chat_id, role=role)
             user = account.user
             return {

@@ -1,16 +1,33 @@
-"""Personal fields of the auth database, encrypted at rest (DESIGN §7).
+"""Personal fields of the auth database, encrypted at rest (docs/design.md §7).
 
 ``user_account.phone`` and ``user_account.telegram_chat_id`` hold envelope-encrypted
 tokens (:mod:`storefront_kit.encryption`); ``phone_index`` and ``telegram_chat_index``
 hold their blind indexes, which every lookup and unique constraint uses instead.
+
+The short-lived OTP state in Redis never holds a number either: key names carry the
+phone's blind index (:func:`phone_key`) and a link token's phone is sealed with the same
+keys (:func:`seal_phone`), so a Redis dump, ``MONITOR`` or a slow log shows no phone.
 """
+
+import base64
 
 from storefront_kit.encryption import BlindIndex, CipherSlot, FieldCipher
 
-__all__ = ["CHAT_CONTEXT", "FIELDS", "PHONE_CONTEXT", "chat_index", "install", "phone_index"]
+__all__ = [
+    "CHAT_CONTEXT",
+    "FIELDS",
+    "PHONE_CONTEXT",
+    "chat_index",
+    "install",
+    "phone_index",
+    "phone_key",
+    "seal_phone",
+    "unseal_phone",
+]
 
 PHONE_CONTEXT = "auth.user_account.phone"
 CHAT_CONTEXT = "auth.user_account.telegram_chat_id"
+_REDIS_PHONE_CONTEXT = "auth.redis.phone"
 
 
 def _from_settings() -> tuple[FieldCipher, BlindIndex]:
@@ -36,3 +53,20 @@ def phone_index(phone: str) -> bytes:
 def chat_index(chat_id: int) -> bytes:
     """The blind index of a Telegram chat id."""
     return FIELDS.index.digest(chat_id, context=CHAT_CONTEXT)
+
+
+def phone_key(phone: str) -> str:
+    """The phone as Redis key names (OTP codes, cooldowns, rate limits) carry it."""
+    return phone_index(phone).hex()
+
+
+def seal_phone(phone: str) -> str:
+    """The phone encrypted for a Redis value (a link token's), URL-safe text."""
+    token = FIELDS.cipher.encrypt_text(phone, context=_REDIS_PHONE_CONTEXT)
+    return base64.urlsafe_b64encode(token).decode("ascii")
+
+
+def unseal_phone(sealed: str) -> str:
+    """The phone :func:`seal_phone` sealed."""
+    token = base64.urlsafe_b64decode(sealed.encode("ascii"))
+    return FIELDS.cipher.decrypt_text(token, context=_REDIS_PHONE_CONTEXT)

@@ -1,4 +1,4 @@
-"""Personal fields of the notifications database, encrypted at rest (DESIGN §7).
+"""Personal fields of the notifications database, encrypted at rest (docs/design.md §7).
 
 ``notification_log.chat_id`` holds an envelope-encrypted token
 (:mod:`storefront_kit.encryption`); ``chat_index``, its blind index, is what the

@@ -1,4 +1,4 @@
-"""Personal fields of the orders database, encrypted at rest (DESIGN §7).
+"""Personal fields of the orders database, encrypted at rest (docs/design.md §7).
 
 ``customer_order.shipping_address`` (the recipient's name, address and phone) and
 ``customer_order.client_address`` (the IP the checkout came from, kept for the fraud

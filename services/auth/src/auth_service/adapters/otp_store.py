@@ -2,12 +2,16 @@
 
 Keys (all expiring)::
 
-    auth:otp:code:<phone>      hash {d: digest, a: attempts}   TTL = code TTL
-    auth:otp:cooldown:<phone>  "1"                             TTL = resend cooldown
-    auth:tg:link:<token>       hash {p: phone, a: failed attempts, c: chat id}
-                                                               TTL = code TTL (one use)
-    auth:tg:pending:<chat>     link token the chat pressed Start on   TTL = the link's
-    auth:tg:temp:<phone>       chat id                         TTL = code TTL (TEMP link)
+    auth:otp:code:<phone key>      hash {d: digest, a: attempts}   TTL = code TTL
+    auth:otp:cooldown:<phone key>  "1"                             TTL = resend cooldown
+    auth:tg:link:<token>           hash {p: sealed phone, a: failed attempts, c: chat id}
+                                                                   TTL = code TTL (one use)
+    auth:tg:pending:<chat>         link token the chat pressed Start on   TTL = the link's
+    auth:tg:temp:<phone key>       chat id                         TTL = code TTL (TEMP link)
+
+No phone number is written to Redis: the store is given how a phone becomes a key
+(a keyed hash) and how it is sealed into a value and opened again (encryption), see
+``auth_service.fields``.
 
 Only digests of codes are stored. An attempt is counted *before* the comparison, in one
 script, so concurrent guesses can never test more codes than the attempt limit.
@@ -19,6 +23,7 @@ script touches one key, so Redis Cluster needs no hash tags for them.
 """
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -140,8 +145,18 @@ class Attempt:
 class OtpStore:
     """Redis operations on codes, cooldowns, link tokens and TEMP chat links."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        phone_key: Callable[[str], str],
+        seal_phone: Callable[[str], str],
+        unseal_phone: Callable[[str], str],
+    ) -> None:
         self._redis = redis
+        self._phone_key = phone_key
+        self._seal = seal_phone
+        self._unseal = unseal_phone
         self._take_attempt = redis.register_script(_TAKE_ATTEMPT)
         self._consume = redis.register_script(_CONSUME)
         self._bind_link = redis.register_script(_BIND_LINK)
@@ -150,26 +165,27 @@ class OtpStore:
 
     async def forget_phone(self, phone: str) -> None:
         """Drop every key named after ``phone``: its code, cooldown and TEMP chat (erasure)."""
-        await self._redis.delete(_CODE + phone, _COOLDOWN + phone, _TEMP + phone)
+        key = self._phone_key(phone)
+        await self._redis.delete(_CODE + key, _COOLDOWN + key, _TEMP + key)
 
     async def cooldown_left(self, phone: str) -> int:
         """Seconds before another code may be sent to ``phone`` (0 when it may)."""
-        ttl = int(await self._redis.ttl(_COOLDOWN + phone))
+        ttl = int(await self._redis.ttl(_COOLDOWN + self._phone_key(phone)))
         return max(ttl, 0)
 
     async def start_cooldown(self, phone: str, seconds: int) -> int:
         """Start the cooldown; returns 0, or the seconds left when another request won."""
-        if await self._redis.set(_COOLDOWN + phone, "1", nx=True, ex=seconds):
+        if await self._redis.set(_COOLDOWN + self._phone_key(phone), "1", nx=True, ex=seconds):
             return 0
         return max(await self.cooldown_left(phone), 1)
 
     async def clear_cooldown(self, phone: str) -> None:
         """Forget a cooldown (the send it belonged to was refused after all)."""
-        await self._redis.delete(_COOLDOWN + phone)
+        await self._redis.delete(_COOLDOWN + self._phone_key(phone))
 
     async def put_code(self, phone: str, digest: str, ttl_s: int) -> None:
         """Store a new pending code for ``phone``, replacing any other and its attempts."""
-        key = _CODE + phone
+        key = _CODE + self._phone_key(phone)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping={"d": digest, "a": 0})
@@ -178,9 +194,8 @@ class OtpStore:
 
     async def take_attempt(self, phone: str, max_attempts: int) -> Attempt:
         """Count one attempt against the pending code and return its digest."""
-        result = cast(
-            list[Any], await self._take_attempt(keys=[_CODE + phone], args=[max_attempts])
-        )
+        key = _CODE + self._phone_key(phone)
+        result = cast(list[Any], await self._take_attempt(keys=[key], args=[max_attempts]))
         outcome = AttemptOutcome(int(result[0]))
         if outcome is not AttemptOutcome.COUNTED:
             return Attempt(outcome)
@@ -188,17 +203,17 @@ class OtpStore:
 
     async def consume(self, phone: str, digest: str) -> bool:
         """Delete the code that matched; False when another request used it first."""
-        return bool(await self._consume(keys=[_CODE + phone], args=[digest]))
+        return bool(await self._consume(keys=[_CODE + self._phone_key(phone)], args=[digest]))
 
     async def code_exists(self, phone: str) -> bool:
         """Whether a code is pending for ``phone``."""
-        return bool(await self._redis.exists(_CODE + phone))
+        return bool(await self._redis.exists(_CODE + self._phone_key(phone)))
 
     async def put_link_token(self, token: str, phone: str, ttl_s: int) -> None:
         """Remember which phone a Telegram deep-link token was issued for (no chat yet)."""
         key = _LINK + token
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"p": phone, "a": 0})
+            pipe.hset(key, mapping={"p": self._seal(phone), "a": 0})
             pipe.expire(key, ttl_s)
             await pipe.execute()
 
@@ -217,7 +232,7 @@ class OtpStore:
             return LinkBinding(outcome)
         ttl_ms = max(int(result[2]), 1)
         await self._redis.set(_PENDING + str(chat_id), token, px=ttl_ms)
-        return LinkBinding(outcome, phone=str(result[1]), ttl_ms=ttl_ms)
+        return LinkBinding(outcome, phone=self._unseal(str(result[1])), ttl_ms=ttl_ms)
 
     async def pending_link(self, chat_id: int) -> PendingLink | None:
         """The live link ``chat_id`` pressed Start on last (None: none, or it expired)."""
@@ -227,7 +242,8 @@ class OtpStore:
         fields = await self._redis.hgetall(_LINK + str(token))
         if not fields or fields.get("c") != str(chat_id):
             return None
-        return PendingLink(token=str(token), phone=str(fields["p"]), failed=int(fields["a"]))
+        phone = self._unseal(str(fields["p"]))
+        return PendingLink(token=str(token), phone=phone, failed=int(fields["a"]))
 
     async def fail_link(self, token: str, max_attempts: int) -> int:
         """Count a refused attempt against the link; attempts left (0: it is burned now)."""
@@ -246,13 +262,13 @@ class OtpStore:
 
     async def put_temp_chat(self, phone: str, chat_id: int, ttl_s: int) -> None:
         """TEMP link: the chat that pressed Start for ``phone`` (until the code expires)."""
-        await self._redis.set(_TEMP + phone, str(chat_id), ex=ttl_s)
+        await self._redis.set(_TEMP + self._phone_key(phone), str(chat_id), ex=ttl_s)
 
     async def temp_chat(self, phone: str) -> int | None:
         """The TEMP chat of ``phone``, if any."""
-        value = await self._redis.get(_TEMP + phone)
+        value = await self._redis.get(_TEMP + self._phone_key(phone))
         return None if value is None else int(value)
 
     async def drop_temp_chat(self, phone: str) -> None:
         """Forget the TEMP link (it became FINAL, or was refused)."""
-        await self._redis.delete(_TEMP + phone)
+        await self._redis.delete(_TEMP + self._phone_key(phone))

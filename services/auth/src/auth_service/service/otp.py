@@ -26,6 +26,7 @@ from auth_service.errors import (
     OtpLocked,
     OtpRateLimited,
 )
+from auth_service.fields import phone_key
 from auth_service.keys import AccessTokens
 from auth_service.schemas import TokenPair
 from auth_service.service import tokens, users
@@ -103,7 +104,7 @@ async def send_code(
             "A code was sent moments ago; wait before asking again.", retry_after=waiting
         )
     await _limit(limiter, "ip", client_ip)
-    await _limit(limiter, "phone", phone)
+    await _limit(limiter, "phone", phone_key(phone))
     waiting = await store.start_cooldown(phone, settings.otp_resend_cooldown_s)
     if waiting:  # a concurrent request for the same phone won
         raise OtpCooldown(
@@ -151,7 +152,7 @@ async def verify_code(
     phone = parse_phone(phone_text, settings=settings)
     # Beyond the attempts per code: codes checked per phone and per address over time.
     await limiter.hit("verify_ip", client_ip, scope="ip")
-    await limiter.hit("verify_phone", phone, scope="phone")
+    await limiter.hit("verify_phone", phone_key(phone), scope="phone")
     attempt = await store.take_attempt(phone, settings.otp_max_attempts)
     if attempt.outcome is AttemptOutcome.NO_CODE:
         raise OtpExpired("No valid code for this phone: request a new one.")

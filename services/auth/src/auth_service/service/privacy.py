@@ -27,6 +27,7 @@ from auth_service import repository
 from auth_service.adapters.holders import DataHolders
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.errors import UserErased, UserNotFound
+from auth_service.fields import phone_key
 from auth_service.models import OutboxEvent, UserAccount
 from auth_service.schemas import (
     ExportedAccount,
@@ -57,7 +58,7 @@ USERS_STREAM = "users.events"
 USER_ERASED = "user.erased"
 """``data``: ``{user_id}`` only: no personal field ever travels on the stream."""
 
-#: Rate limits counted per phone (their Redis keys name the phone).
+#: Rate limits counted per phone (their Redis keys name the phone's keyed hash).
 _PHONE_LIMITS = ("phone", "verify_phone")
 
 
@@ -207,6 +208,6 @@ async def forget_phone_state(
         if chat_id is not None:
             await store.drop_pending(chat_id)
         for limit in _PHONE_LIMITS:
-            await limiter.clear(limit, phone)
+            await limiter.clear(limit, phone_key(phone))
     except Exception as exc:
         logger.warning("erased_phone_keys_not_cleared", error=type(exc).__name__)
