@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from auth_service.cli import create_admin
 from auth_service.fields import phone_key
 from auth_service.service.privacy import USERS_STREAM
 from jwt_core_lib import CallerKeys, ServiceTokenVerifier, TokenError
@@ -115,6 +116,22 @@ async def _audit(auth: Auth, target: str) -> list[dict[str, Any]]:
             text("SELECT * FROM audit_entry WHERE target_id = :t ORDER BY id"), {"t": target}
         )
         return [dict(r._mapping) for r in rows]
+
+
+async def test_create_admin_reads_its_keys_from_live_users_not_erased_ones(app: Auth) -> None:
+    # First in the module: the only row is an erased user's, which has no phone to read.
+    await app.execute(
+        "INSERT INTO user_account (id, roles, erased_at) VALUES (:id, '{}', now())",
+        {"id": uuid.uuid4()},
+    )
+    phone = new_phone()
+
+    made = await create_admin(
+        app.settings.database_url, phone=phone, chat_id=new_chat_id(), settings=app.settings
+    )
+
+    assert made["roles"] == ["admin", "customer"]
+    assert await app.user_row(phone) is not None
 
 
 async def test_the_export_holds_the_account_sessions_and_every_services_part(app: Auth) -> None:
