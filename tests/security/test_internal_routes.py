@@ -27,12 +27,17 @@ EXPECTED = {
         "GET /internal/inventory/products/export": {"catalog"},
         "GET /internal/inventory/products/{sku}": {"catalog", "orders"},
     },
-    "orders": {},
+    "orders": {
+        "GET /internal/orders/users/{user_id}/export": {"auth"},
+    },
     "notifications": {
         "POST /internal/notifications/otp": {"auth"},
         "POST /internal/notifications/chats/forget": {"auth"},
+        "GET /internal/notifications/users/{user_id}/export": {"auth"},
     },
-    "ws-gateway": {},
+    "ws-gateway": {
+        "GET /internal/ws-gateway/users/{user_id}/presence": {"auth"},
+    },
 }
 
 

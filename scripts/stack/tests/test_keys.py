@@ -23,9 +23,9 @@ def test_every_service_gets_its_own_fresh_key_and_its_callers_public_keys() -> N
         "auth": {"notifications": [keys["notifications"].x]},
         "catalog": {},
         "inventory": {"catalog": [keys["catalog"].x], "orders": [keys["orders"].x]},
-        "orders": {},
+        "orders": {"auth": [keys["auth"].x]},
         "notifications": {"auth": [keys["auth"].x]},
-        "ws-gateway": {},
+        "ws-gateway": {"auth": [keys["auth"].x]},
     }
     again = service_token_env(NAMES)
     assert again["ORDERS_SERVICE_TOKEN_KEY"] != env["ORDERS_SERVICE_TOKEN_KEY"]

@@ -160,10 +160,39 @@ def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
         state.forgotten.append((await request.json())["user_id"])
         return JSONResponse({"status": "forgotten"})
 
+    async def export(request: Request) -> JSONResponse:
+        # The notifications part of a data export (test_privacy.py).
+        header = request.headers.get("authorization", "")
+        try:
+            await verifier.verify(header.removeprefix("Bearer "))
+        except TokenError as exc:
+            state.refused.append(str(exc.detail))
+            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        user_id = request.path_params["user_id"]
+        return JSONResponse(
+            {
+                "cached_chat_id": None,
+                "messages": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "event_id": str(uuid.uuid4()),
+                        "event_type": "order.confirmed",
+                        "kind": "receipt",
+                        "status": "sent",
+                        "chat_id": int(uuid.UUID(user_id).int % 10**9),
+                        "attempts": 1,
+                        "sent_at": "2026-12-07T10:00:00Z",
+                        "created_at": "2026-12-07T10:00:00Z",
+                    }
+                ],
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/internal/notifications/otp", otp, methods=["POST"]),
             Route("/internal/notifications/chats/forget", forget, methods=["POST"]),
+            Route("/internal/notifications/users/{user_id}/export", export, methods=["GET"]),
         ]
     )
 

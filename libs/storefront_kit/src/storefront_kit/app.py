@@ -4,10 +4,12 @@ import gc
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -28,6 +30,7 @@ from storefront_kit.middleware import (
 from storefront_kit.openapi import install_problem_openapi
 from storefront_kit.problems import install_problem_handlers, problem_response
 from storefront_kit.request_id import RequestIdMiddleware
+from storefront_kit.revocation import RevocationCheckingVerifier
 from storefront_kit.security import (
     ServiceSecurity,
     build_security,
@@ -105,6 +108,7 @@ def _with_platform_clients(
             app.state.security = build_security(settings, http_client=http_client)
         try:
             async with lifespan(app):
+                _check_revocations(app)
                 if settings.platform.gc_freeze:
                     _freeze_start_up_objects()
                 yield
@@ -112,6 +116,20 @@ def _with_platform_clients(
             await http_client.aclose()
 
     return platform_lifespan
+
+
+def _check_revocations(app: FastAPI) -> None:
+    # Access tokens of erased users are refused everywhere (storefront_kit.revocation):
+    # the user verifier, whoever built it (the platform, auth's own, a test's), asks the
+    # service's Redis about each token's subject.
+    security = getattr(app.state, "security", None)
+    redis = getattr(app.state, "redis", None)
+    if not isinstance(security, ServiceSecurity) or not isinstance(redis, Redis):
+        return
+    if not isinstance(security.user_verifier, RevocationCheckingVerifier):
+        app.state.security = replace(
+            security, user_verifier=RevocationCheckingVerifier(security.user_verifier, redis)
+        )
 
 
 def _freeze_start_up_objects() -> None:

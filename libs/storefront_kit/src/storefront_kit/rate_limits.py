@@ -166,6 +166,11 @@ class RateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(scope=scope or limit, retry_after=retry_after)
 
+    async def clear(self, limit: str, key: str) -> None:
+        """Forget what was counted for ``key`` under the named limit (an erased user's)."""
+        item = self._items[limit]
+        await self._ask(lambda: self._limiter.clear(item, limit, key))
+
     async def _ask(self, operation: Callable[[], Awaitable[T]]) -> T:
         """One storage round trip, through the breaker and within the deadline if given."""
         if self._breaker is not None:

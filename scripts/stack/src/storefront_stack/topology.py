@@ -81,6 +81,8 @@ CALLERS: dict[str, tuple[str, ...]] = {
     "auth": ("notifications",),
     "inventory": ("catalog", "orders"),
     "notifications": ("auth",),
+    "orders": ("auth",),
+    "ws-gateway": ("auth",),
 }
 
 

@@ -11,16 +11,18 @@ from dataclasses import replace
 from fastapi import FastAPI, Request
 
 from auth_service import fields
+from auth_service.adapters.holders import DataHolders
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.api import routers
 from auth_service.keys import AuthKeys
+from auth_service.models import OutboxEvent
 from auth_service.service.audit import AuditRecorder
 from auth_service.settings import AuthSettings, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.audit import AUDIT_STREAM
 from storefront_kit.db import create_engine, create_sessionmaker
-from storefront_kit.events import StreamConsumer
+from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import create_redis
@@ -95,6 +97,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_attempts=settings.notifications_max_attempts,
     )
     app.state.otp_delivery = delivery
+    # The other services' parts of a data export, each over its internal route.
+    app.state.data_holders = DataHolders(
+        client=app.state.http_client,
+        auths={name: security.auth_for(name) for name in ("orders", "notifications", "ws-gateway")},
+        urls={
+            "orders": settings.orders_url,
+            "notifications": settings.notifications_url,
+            "ws-gateway": settings.ws_gateway_url,
+        },
+        timeout_s=settings.export_timeout_s,
+    )
+    # user.erased leaves through the outbox, committed with the erasure itself.
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker,
+        redis=redis,
+        model=OutboxEvent,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        retention_s=settings.outbox_retention_s or None,
+    )
+    app.state.outbox_relay = relay
     # The other services' audit entries arrive on a stream; auth stores each once.
     consumer = StreamConsumer(
         redis=redis,
@@ -108,6 +130,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     workers: list[asyncio.Task[None]] = []
     if settings.audit_consumer_enabled:
         workers.append(asyncio.create_task(consumer.run(stop), name="auth-audit-consumer"))
+    if settings.outbox_relay_enabled:
+        workers.append(asyncio.create_task(relay.run(stop), name="auth-outbox-relay"))
     try:
         yield
     finally:

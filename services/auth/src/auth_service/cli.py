@@ -57,8 +57,13 @@ async def _refuse_foreign_keys(session: AsyncSession) -> None:
     """
     try:
         # The column type decrypts: a key id we lack or a failed tag raises here.
+        # An erased user has no phone left to read: only live users tell.
         stored = (
-            await session.execute(select(UserAccount.phone, UserAccount.phone_index).limit(1))
+            await session.execute(
+                select(UserAccount.phone, UserAccount.phone_index)
+                .where(UserAccount.erased_at.is_(None))
+                .limit(1)
+            )
         ).first()
         readable = stored is None or fields.phone_index(stored.phone) == stored.phone_index
     except FieldCryptoError:

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.adapters.holders import DataHolders
 from auth_service.adapters.notifications import OtpDelivery
 from auth_service.adapters.otp_store import OtpStore
 from auth_service.keys import AccessTokens, AuthKeys
@@ -23,10 +24,12 @@ __all__ = [
     "ClientIp",
     "CurrentUser",
     "DeliveryDep",
+    "HoldersDep",
     "KeysDep",
     "OtpStoreDep",
     "RateLimiterDep",
     "RedisDep",
+    "SelfAudit",
     "SessionDep",
     "SettingsDep",
     "StaffUser",
@@ -64,6 +67,11 @@ async def _keys(request: Request) -> AuthKeys:
     return keys
 
 
+async def _holders(request: Request) -> DataHolders:
+    holders: DataHolders = request.app.state.data_holders
+    return holders
+
+
 async def _access_tokens(request: Request) -> AccessTokens:
     tokens: AccessTokens = request.app.state.access_tokens
     return tokens
@@ -90,6 +98,16 @@ async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
     )
 
 
+async def _self_audit(request: Request, user: CurrentUser) -> AuditContext:
+    settings: AuthSettings = request.app.state.settings
+    return audit_context(
+        request,
+        user,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
@@ -101,3 +119,6 @@ AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
 ClientIp = Annotated[str, Depends(_client_ip)]
 AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
 """An admin's request, as the audit log records its actor and origin."""
+SelfAudit = Annotated[AuditContext, Depends(_self_audit)]
+"""A user acting on their own account (export, erasure), as the audit log records it."""
+HoldersDep = Annotated[DataHolders, Depends(_holders)]

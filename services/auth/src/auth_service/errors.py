@@ -21,7 +21,10 @@ Auth-specific problems (stable ``code`` in parentheses)::
     └── UserNotFound             (user_not_found)
     Conflict 409
     ├── OwnAdminRole             (own_admin_role)         an admin removing their own admin role
-    └── PhoneNotProven           (phone_not_proven)       staff role for a user with no chat
+    ├── PhoneNotProven           (phone_not_proven)       staff role for a user with no chat
+    └── UserErased               (user_erased)            the user was erased already
+    ServiceUnavailable 503
+    └── ExportUnavailable        (export_unavailable)     a service holding the user's data is down
 
 An error whose ``keeps_transaction`` is true still commits the request's transaction
 (``storefront_kit.db.request_session``): reuse detection must revoke the family even
@@ -46,6 +49,7 @@ __all__ = [
     "AppError",
     "BadRequest",
     "Conflict",
+    "ExportUnavailable",
     "Forbidden",
     "InvalidAuditFilter",
     "InvalidPhone",
@@ -65,6 +69,7 @@ __all__ = [
     "Unauthorized",
     "UnknownRole",
     "UnprocessableEntity",
+    "UserErased",
     "UserNotFound",
 ]
 
@@ -139,3 +144,13 @@ class OwnAdminRole(Conflict):
 class PhoneNotProven(Conflict):
     code = "phone_not_proven"
     title = "The user's phone is not proven by a linked Telegram chat"
+
+
+class UserErased(Conflict):
+    code = "user_erased"
+    title = "The user was erased"
+
+
+class ExportUnavailable(ServiceUnavailable):
+    code = "export_unavailable"
+    title = "A service holding the user's data is unavailable"

@@ -25,8 +25,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from auth_service.fields import CHAT_CONTEXT, FIELDS, PHONE_CONTEXT
 from storefront_kit.db import metadata_with_conventions
 from storefront_kit.encryption import EncryptedInt, EncryptedText
+from storefront_kit.events import OutboxMixin
 
-__all__ = ["AuditEntry", "Base", "RefreshToken", "UserAccount"]
+__all__ = ["AuditEntry", "Base", "OutboxEvent", "RefreshToken", "UserAccount"]
 
 
 class Base(DeclarativeBase):
@@ -45,13 +46,18 @@ class UserAccount(Base):
         ),
         Index("ix_user_account_roles", "roles", postgresql_using="gin"),
         Index("ix_user_account_created_at", "created_at"),
+        CheckConstraint(
+            "erased_at IS NOT NULL OR (phone IS NOT NULL AND phone_index IS NOT NULL)",
+            name="phone_unless_erased",
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    #: E.164, normalised by the domain before it gets here; stored encrypted.
-    phone: Mapped[str] = mapped_column(EncryptedText(FIELDS, PHONE_CONTEXT))
+    #: E.164, normalised by the domain before it gets here; stored encrypted. NULL only
+    #: on an erased user (``erased_at`` set), which no query but the erasure's returns.
+    phone: Mapped[str] = mapped_column(EncryptedText(FIELDS, PHONE_CONTEXT), nullable=True)
     #: Blind index of the phone: lookups and uniqueness (set with the phone, always).
-    phone_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    phone_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True, nullable=True)
     roles: Mapped[list[str]] = mapped_column(
         ARRAY(String(16)), server_default=text("ARRAY['customer']::varchar[]")
     )
@@ -64,6 +70,9 @@ class UserAccount(Base):
     telegram_chat_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     telegram_linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Set when the user was erased (docs/auth.md, "Export and erasure"): every personal
+    #: field is NULL, the account can never log in again and its phone may register anew.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -124,3 +133,9 @@ class AuditEntry(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class OutboxEvent(OutboxMixin, Base):
+    """Events saved in the transaction of the change (``user.erased``), relayed to streams."""
+
+    __tablename__ = "outbox_event"

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,11 +26,14 @@ __all__ = [
     "add_audit_entry",
     "add_refresh_token",
     "ensure_user",
+    "erase_account",
+    "get_account",
     "get_user",
     "get_user_by_chat",
     "get_user_by_phone",
     "link_chat",
     "list_audit_entries",
+    "list_refresh_tokens",
     "list_users",
     "lock_refresh_token",
     "mark_refresh_token_used",
@@ -43,8 +46,62 @@ __all__ = [
 
 
 async def get_user(session: AsyncSession, user_id: UUID) -> UserAccount | None:
-    """The user with this id."""
-    return await session.get(UserAccount, user_id, populate_existing=True)
+    """The user with this id (``None`` for an erased one)."""
+    user = await session.get(UserAccount, user_id, populate_existing=True)
+    if user is None or user.erased_at is not None:
+        return None
+    return user
+
+
+async def get_account(
+    session: AsyncSession, user_id: UUID, *, for_update: bool = False
+) -> UserAccount | None:
+    """The account with this id, erased or not (locked with ``for_update``)."""
+    query = (
+        select(UserAccount)
+        .where(UserAccount.id == user_id)
+        .execution_options(populate_existing=True)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def list_refresh_tokens(session: AsyncSession, user_id: UUID) -> Sequence[RefreshToken]:
+    """Every refresh token the user has (the sessions of their logins), oldest first."""
+    rows = await session.scalars(
+        select(RefreshToken)
+        .where(RefreshToken.user_id == user_id)
+        .order_by(RefreshToken.created_at, RefreshToken.id)
+    )
+    return rows.all()
+
+
+async def erase_account(session: AsyncSession, user_id: UUID, *, now: datetime) -> int:
+    """Delete the user's refresh tokens and clear every personal field; tokens deleted.
+
+    The row stays (``erased_at``): its id can never log in again, nor be erased twice.
+    """
+    deleted = await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+    await session.execute(
+        update(UserAccount)
+        .where(UserAccount.id == user_id)
+        .values(
+            phone=None,
+            phone_index=None,
+            telegram_chat_id=None,
+            telegram_chat_index=None,
+            telegram_linked_at=None,
+            display_name=None,
+            email=None,
+            locale=None,
+            last_login_at=None,
+            roles=[],
+            erased_at=now,
+            updated_at=now,
+        )
+    )
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 async def get_user_by_phone(session: AsyncSession, phone: str) -> UserAccount | None:
@@ -173,7 +230,7 @@ async def list_users(
     session: AsyncSession, filters: UserFilter, *, offset: int, limit: int
 ) -> tuple[list[UserAccount], int]:
     """One page of users, newest first, and how many match in total."""
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[ColumnElement[bool]] = [UserAccount.erased_at.is_(None)]
     if filters.role:
         conditions.append(UserAccount.roles.contains([filters.role]))
     if filters.phone:

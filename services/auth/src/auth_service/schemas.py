@@ -17,6 +17,16 @@ __all__ = [
     "AuditEntryOut",
     "AuditPage",
     "ContactOutcome",
+    "ErasureAccepted",
+    "ExportedAccount",
+    "ExportedMessage",
+    "ExportedNotifications",
+    "ExportedOrder",
+    "ExportedOrders",
+    "ExportedPresence",
+    "ExportedSession",
+    "ExportedStep",
+    "ExportedTelegram",
     "OtpSendAccepted",
     "OtpSendRequest",
     "OtpVerifyRequest",
@@ -30,6 +40,7 @@ __all__ = [
     "TelegramStartOutcome",
     "TelegramStartRequest",
     "TokenPair",
+    "UserExport",
     "UserOut",
     "UserPage",
 ]
@@ -246,3 +257,139 @@ class AuditPage(BaseModel):
 
     items: list[AuditEntryOut]
     next_before: UUID | None
+
+
+# -- Export and erasure (docs/auth.md, "Export and erasure") --------------------------
+# What the other services answer on their /internal/.../export routes is parsed into
+# these models (unknown fields refused), so the document's schema is the one published.
+
+
+class _Held(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExportedTelegram(_Held):
+    """The user's Telegram link as auth holds it."""
+
+    linked: bool
+    chat_id: int | None = None
+    linked_at: datetime | None = None
+
+
+class ExportedSession(_Held):
+    """One refresh token of a login (only its hash is stored, so the token is not here)."""
+
+    id: UUID
+    family_id: UUID
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ExportedAccount(_Held):
+    """The user row: who they are and how they log in."""
+
+    id: UUID
+    phone: str
+    roles: list[str]
+    display_name: str | None = None
+    email: str | None = None
+    locale: str | None = None
+    telegram: ExportedTelegram
+    last_login_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedStep(_Held):
+    """One step (or compensation) of an order's saga: payment, shipment, stock..."""
+
+    step: str
+    kind: str
+    status: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedOrder(_Held):
+    """One order as the orders service holds it."""
+
+    id: UUID
+    status: str
+    reason: str | None = None
+    reason_detail: str | None = None
+    items: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    subtotal: int | None = None
+    total: int | None = None
+    currency: str | None = None
+    shipping_address: dict[str, Any]
+    payment_method: dict[str, Any]
+    client_address: str | None = None
+    payment_id: str | None = None
+    shipment_id: str | None = None
+    tracking_number: str | None = None
+    label_url: str | None = None
+    steps: list[ExportedStep]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedOrders(_Held):
+    """The orders service's part (``GET /internal/orders/users/{id}/export``)."""
+
+    orders: list[ExportedOrder]
+
+
+class ExportedMessage(_Held):
+    """One Telegram message the notifications service sent (or tried to) for the user."""
+
+    id: UUID
+    event_id: UUID
+    event_type: str
+    kind: str
+    status: str
+    chat_id: int
+    attempts: int
+    sent_at: datetime | None = None
+    created_at: datetime
+
+
+class ExportedNotifications(_Held):
+    """The notifications service's part: its log and the chat it has cached for the user."""
+
+    cached_chat_id: int | None = None
+    messages: list[ExportedMessage]
+
+
+class ExportedPresence(_Held):
+    """The ws-gateway's part: whether the user is online now (it keeps no history)."""
+
+    online: bool
+    connections: int
+
+
+class UserExport(_Held):
+    """Everything the platform holds about one user, gathered from every service."""
+
+    format: Literal["storefront.user-export.v1"] = "storefront.user-export.v1"
+    generated_at: datetime
+    account: ExportedAccount
+    sessions: list[ExportedSession]
+    orders: list[ExportedOrder]
+    notifications: ExportedNotifications
+    presence: ExportedPresence
+
+
+class ErasureAccepted(BaseModel):
+    """An erasure committed in auth; the other services finish their part from the event."""
+
+    user_id: UUID
+    status: Literal["accepted"] = "accepted"
+    erased_at: datetime
+    detail: str = (
+        "The account is erased; orders, notifications and live sessions are erased from "
+        "the user.erased event within moments (also after a restart of any service)."
+    )

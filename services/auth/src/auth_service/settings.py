@@ -89,6 +89,22 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettin
     #: Calls made to hand one code to notifications before giving up (transport errors, 5xx).
     notifications_max_attempts: int = Field(default=3, ge=1, le=10)
 
+    #: Base URL of the orders service (the orders part of a user's data export).
+    orders_url: str = "http://127.0.0.1:8104"
+    #: Base URL of the ws-gateway service (the presence part of a user's data export).
+    ws_gateway_url: str = "http://127.0.0.1:8106"
+    #: Seconds each service may take to answer its part of a data export (no retry: a
+    #: service that is down makes the export a fast 503 `export_unavailable`).
+    export_timeout_s: float = Field(default=3.0, gt=0, le=30)
+
+    #: Relay the outbox (`user.erased` on `users.events`) from this process.
+    outbox_relay_enabled: bool = True
+    #: Seconds between outbox polls when no commit woke the relay.
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    #: Seconds a published outbox row is kept before it is purged (0 keeps them for good).
+    #: A `user.erased` row names the erased user's id: keep this short.
+    outbox_retention_s: int = Field(default=3600, ge=0)
+
     #: Store the other services' audit entries (`audit.events`) from this process.
     audit_consumer_enabled: bool = True
     #: This replica's consumer name in the `auth-audit` group; unset means host and pid.
@@ -124,11 +140,11 @@ class AuthSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettin
             _check_pem(pem)
         return value
 
-    @field_validator("notifications_url")
+    @field_validator("notifications_url", "orders_url", "ws_gateway_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError("notifications_url must be an http(s) URL")
+            raise ValueError("a service URL must be an http(s) URL")
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from notifications_service.adapters.chats import ChatDirectory
 from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.api import routers
 from notifications_service.background import TaskSet
+from notifications_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
 from notifications_service.service.events import OrderNotifier
 from notifications_service.settings import NotificationsSettings, get_settings
 from storefront_kit.app import create_service_app
@@ -104,8 +105,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
     )
     app.state.consumer = consumer
+    # user.erased from auth: the user's log, cached chat and dead letters go.
+    erasure = StreamConsumer(
+        redis=redis,
+        stream=USERS_STREAM,
+        group=ERASURE_GROUP,
+        consumer=_consumer_name(settings),
+        handler=UserErasure(
+            sessionmaker=sessionmaker,
+            redis=redis,
+            chats=chats,
+            dead_letter_streams=(consumer.dead_letter_stream,),
+        ),
+        block_ms=settings.consumer_block_ms,
+        claim_idle_ms=settings.consumer_claim_idle_ms,
+        dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
+    )
+    app.state.erasure_consumer = erasure
     if settings.consumer_enabled:
         workers.append(asyncio.create_task(consumer.run(stop), name="notifications-consumer"))
+        workers.append(asyncio.create_task(erasure.run(stop), name="notifications-erasure"))
     try:
         yield
     finally:

@@ -48,11 +48,15 @@ class NotificationLog(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "chat_index", "kind"),
         Index("ix_notification_log_created_at", "created_at"),
+        Index("ix_notification_log_user_id", "user_id"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     event_id: Mapped[UUID] = mapped_column()
     event_type: Mapped[str] = mapped_column(String(64))
+    #: Whom the message was for (the event's ``user_id``): a data export lists these
+    #: rows and an erasure deletes them. NULL on rows written before it was recorded.
+    user_id: Mapped[str | None] = mapped_column(String(64))
     #: The Telegram chat, stored encrypted (notifications_service.fields).
     chat_id: Mapped[int] = mapped_column(EncryptedInt(FIELDS, CHAT_CONTEXT))
     #: Blind index of the chat: the unique key and lookups use it.

@@ -11,7 +11,17 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BindParameter, Interval, Table, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Interval,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -19,7 +29,7 @@ from notifications_service.fields import chat_index
 from notifications_service.models import NotificationLog, NotificationStatus
 from storefront_kit.ids import new_id
 
-__all__ = ["Claim", "claim", "finish", "get_log"]
+__all__ = ["Claim", "claim", "delete_user_log", "finish", "get_log", "user_log"]
 
 _TABLE: Table = NotificationLog.__table__  # type: ignore[assignment]
 
@@ -46,6 +56,7 @@ def _claim_statement() -> Any:
             id=_param("id", "id"),
             event_id=_param("event_id", "event_id"),
             event_type=_param("event_type", "event_type"),
+            user_id=_param("user_id", "user_id"),
             chat_id=_param("chat_id", "chat_id"),
             chat_index=_param("chat_index", "chat_index"),
             kind=_param("kind", "kind"),
@@ -102,6 +113,7 @@ async def claim(
     kind: str,
     consumer: str,
     lease_s: float,
+    user_id: str | None = None,
 ) -> tuple[Claim, UUID | None]:
     """Reserve (event, chat, kind) for ``consumer``: a new row, a failed one, or a stale claim."""
     index = chat_index(chat_id)
@@ -112,6 +124,7 @@ async def claim(
                 "p_id": new_id(),
                 "p_event_id": event_id,
                 "p_event_type": event_type,
+                "p_user_id": user_id,
                 "p_chat_id": chat_id,
                 "p_chat_index": index,
                 "p_kind": kind,
@@ -163,3 +176,23 @@ async def get_log(
             NotificationLog.kind == kind,
         )
     )
+
+
+async def user_log(session: AsyncSession, user_id: str) -> list[NotificationLog]:
+    """The messages logged for the user (a data export), oldest first."""
+    rows = await session.scalars(
+        select(NotificationLog)
+        .where(NotificationLog.user_id == user_id)
+        .order_by(NotificationLog.created_at, NotificationLog.id)
+    )
+    return list(rows)
+
+
+async def delete_user_log(session: AsyncSession, user_id: str, *, chat_id: int | None) -> int:
+    """Delete the user's log rows (and, given the chat, the rows logged for that chat
+    before rows carried their user); how many."""
+    condition = NotificationLog.user_id == user_id
+    if chat_id is not None:
+        condition = or_(condition, NotificationLog.chat_index == chat_index(chat_id))
+    result = await session.execute(delete(NotificationLog).where(condition))
+    return int(getattr(result, "rowcount", 0) or 0)

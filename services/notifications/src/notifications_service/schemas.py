@@ -84,3 +84,27 @@ class DeadLetterPage(BaseModel):
 
     items: list[DeadLetter]
     next_before: str | None
+
+
+class ExportedMessage(BaseModel):
+    """One message logged for the user (a data export)."""
+
+    id: UUID
+    event_id: UUID
+    event_type: str
+    kind: str
+    status: str
+    chat_id: int
+    attempts: int
+    sent_at: datetime | None
+    created_at: datetime
+
+
+class ExportedNotifications(BaseModel):
+    """The notifications part of a user's data export."""
+
+    cached_chat_id: int | None
+    messages: list[ExportedMessage]
+
+
+__all__ += ["ExportedMessage", "ExportedNotifications"]

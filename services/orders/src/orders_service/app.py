@@ -16,6 +16,7 @@ from orders_service.breakers import build_breaker
 from orders_service.events import publish_alert
 from orders_service.fraud import FraudChecker
 from orders_service.models import OutboxEvent
+from orders_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
 from orders_service.providers.inventory import InventoryClient
 from orders_service.providers.payments import PaymentsClient
 from orders_service.providers.resilience import RetryPolicy, is_business_error
@@ -27,7 +28,7 @@ from orders_service.settings import OrdersSettings, fraud_rules, get_settings
 from storefront_kit.app import create_service_app
 from storefront_kit.breaker import Breaker
 from storefront_kit.db import create_engine, create_sessionmaker
-from storefront_kit.events import OutboxRelay
+from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.http import create_http_client
 from storefront_kit.redis import create_redis
@@ -42,6 +43,7 @@ OPENAPI_TAGS = [
         "name": "admin: orders",
         "description": "All orders (staff read), status transitions and cancel+refund (admin).",
     },
+    {"name": "internal", "description": "Service-to-service only (auth's data export)."},
 ]
 
 
@@ -164,8 +166,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = asyncio.Event()
     redis_watch.start()
     tasks: list[asyncio.Task[None]] = []
+    # user.erased from auth: pseudonymise the user's orders (orders_service.privacy).
+    erasure = StreamConsumer(
+        redis=redis,
+        stream=USERS_STREAM,
+        group=ERASURE_GROUP,
+        consumer=replica_id(),
+        handler=UserErasure(
+            sessionmaker=sessionmaker,
+            redis=redis,
+            fraud_rules=fraud_rules(settings),
+            fraud_namespace=settings.fraud_namespace,
+        ),
+    )
+    app.state.erasure_consumer = erasure
     if settings.background_tasks_enabled:
         tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
+        tasks.append(asyncio.create_task(erasure.run(stop), name="orders-erasure"))
         tasks.append(
             asyncio.create_task(
                 runner.run_recovery(stop, interval_s=settings.recovery_interval_s),

@@ -5,12 +5,12 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, String, cast, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.domain.saga import IN_FLIGHT, Step, StepStatus, kind_of
-from orders_service.models import CustomerOrder, SagaStep
+from orders_service.models import CustomerOrder, OutboxEvent, SagaStep
 from storefront_kit.ids import new_id
 
 __all__ = [
@@ -23,10 +23,13 @@ __all__ = [
     "get_order_by_key",
     "insert_order",
     "list_orders",
+    "orders_of_user",
+    "pseudonymise_user",
     "record_step",
     "release_lease",
     "renew_lease",
     "steps_of",
+    "steps_of_orders",
 ]
 
 _IN_FLIGHT = sorted(IN_FLIGHT)
@@ -308,3 +311,66 @@ async def confirmed_order_count(session: AsyncSession, *, user_id: str) -> int:
         .where(CustomerOrder.user_id == user_id, CustomerOrder.status.in_(_CONFIRMED))
     )
     return int(count or 0)
+
+
+# -- Export and erasure (orders_service.privacy) ---------------------------------------
+
+#: What an erased order's shipping address becomes (the column is never NULL).
+ERASED_ADDRESS: dict[str, Any] = {"erased": True}
+
+
+async def orders_of_user(
+    session: AsyncSession, user_id: str, *, for_update: bool = False
+) -> Sequence[CustomerOrder]:
+    """Every order of the user, oldest first (locked with ``for_update``)."""
+    query = (
+        select(CustomerOrder)
+        .where(CustomerOrder.user_id == user_id)
+        .order_by(CustomerOrder.created_at, CustomerOrder.id)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).all()
+
+
+async def steps_of_orders(session: AsyncSession, order_ids: Sequence[UUID]) -> Sequence[SagaStep]:
+    """The saga steps of these orders."""
+    if not order_ids:
+        return []
+    rows = await session.scalars(
+        select(SagaStep)
+        .where(SagaStep.order_id.in_(order_ids))
+        .order_by(SagaStep.created_at, SagaStep.id)
+    )
+    return rows.all()
+
+
+async def pseudonymise_user(session: AsyncSession, user_id: str, *, pseudonym: str) -> int:
+    """Cut the user's orders off the person: ``user_id`` becomes ``pseudonym``, the
+    shipping and client addresses go; lines, totals and statuses stay. Also in saga steps
+    and outbox rows (their ``data.user_id``). How many orders changed (0: done before)."""
+    result = await session.execute(
+        update(CustomerOrder)
+        .where(CustomerOrder.user_id == user_id)
+        .values(user_id=pseudonym, shipping_address=ERASED_ADDRESS, client_address=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(SagaStep)
+        .where(SagaStep.user_id == user_id)
+        .values(user_id=pseudonym)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.envelope["data"]["user_id"].astext == user_id)
+        .values(
+            envelope=func.jsonb_set(
+                OutboxEvent.envelope,
+                literal_column("'{data,user_id}'::text[]"),
+                func.to_jsonb(cast(pseudonym, String)),
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -238,3 +238,50 @@ class AdminOrderPage(BaseModel):
 
 
 __all__ += ["AdminOrderPage", "OrderItemOut", "Review"]
+
+
+# -- Export (GET /internal/orders/users/{user_id}/export, for auth) --------------------
+
+
+class ExportedStep(_Response):
+    """One saga step of an exported order."""
+
+    step: str
+    kind: str
+    status: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedOrder(_Response):
+    """An order with everything orders holds about it (auth's export document)."""
+
+    id: UUID
+    status: str
+    reason: str | None
+    reason_detail: str | None
+    items: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    subtotal: int | None
+    total: int | None
+    currency: str | None
+    shipping_address: dict[str, Any]
+    payment_method: dict[str, Any]
+    client_address: str | None
+    payment_id: str | None
+    shipment_id: str | None
+    tracking_number: str | None
+    label_url: str | None
+    steps: list[ExportedStep]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedOrders(_Response):
+    """The orders part of a user's data export."""
+
+    orders: list[ExportedOrder]
+
+
+__all__ += ["ExportedOrder", "ExportedOrders", "ExportedStep"]

@@ -15,6 +15,7 @@ from ws_gateway_service.api import routers
 from ws_gateway_service.channels import ChannelLayer
 from ws_gateway_service.hub import Hub, run_heartbeat
 from ws_gateway_service.presence import Presence
+from ws_gateway_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
 from ws_gateway_service.relay import OrderEventRelay
 from ws_gateway_service.settings import WsGatewaySettings, get_settings
 
@@ -59,15 +60,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             dead_consumer_idle_ms=settings.relay_dead_consumer_idle_ms,
         )
         relay_task = asyncio.create_task(consumer.run(stop), name="orders-relay")
+    erasure_task = None
+    if settings.erasure_consumer_enabled:
+        erasure = StreamConsumer(
+            redis=redis,
+            stream=USERS_STREAM,
+            group=ERASURE_GROUP,
+            consumer=settings.instance_id,
+            handler=UserErasure(channels=channels, presence=presence),
+            claim_idle_ms=settings.relay_claim_idle_ms,
+            dead_consumer_idle_ms=settings.relay_dead_consumer_idle_ms,
+        )
+        erasure_task = asyncio.create_task(erasure.run(stop), name="users-erasure")
     try:
         yield
     finally:
         stop.set()
         await heartbeat_task
-        if relay_task is not None:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+        for task in (relay_task, erasure_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await channels.stop()
         await pubsub_redis.aclose()
         await redis.aclose()

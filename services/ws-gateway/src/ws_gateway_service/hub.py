@@ -16,13 +16,17 @@ from storefront_kit.logging import get_logger
 from ws_gateway_service.channels import ADMIN_ALERTS, ChannelLayer, user_channel
 from ws_gateway_service.presence import Presence
 
-__all__ = ["Connection", "Hub", "run_heartbeat"]
+__all__ = ["SESSION_REVOKED", "Connection", "Hub", "run_heartbeat"]
 
 logger = get_logger(__name__)
 
 OPEN_SOCKETS = Gauge("ws_open_sockets", "WebSocket connections open on this replica.")
 MESSAGES_SENT = Counter("ws_messages_queued_total", "Messages queued to sockets.", ["kind"])
 SLOW_CLIENTS = Counter("ws_slow_clients_dropped_total", "Sockets closed for falling behind.")
+
+
+SESSION_REVOKED = "session.revoked"
+"""A control message on a user's channel: close every socket of the user, everywhere."""
 
 
 @dataclass(eq=False)
@@ -35,6 +39,8 @@ class Connection:
     queue_size: int
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     overflowed: bool = False
+    #: The user was erased: the socket closes with 4401 (its token is revoked).
+    revoked: bool = False
     #: Serialized messages: a fan-out encodes its message once, not once per socket.
     queue: asyncio.Queue[str | None] = field(init=False)
 
@@ -45,6 +51,13 @@ class Connection:
     def slot(self, slots: int) -> int:
         """Which of ``slots`` heartbeat ticks this socket belongs to (stable, spread)."""
         return self._spread % slots
+
+    def revoke(self) -> None:
+        """Close the socket at once: its user was erased (the sender sees the sentinel)."""
+        self.revoked = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
     def offer(self, message: dict[str, Any] | str) -> bool:
         """Queue a message (a dict, or JSON text already encoded); a full queue marks the
@@ -127,6 +140,10 @@ class Hub:
             kind = "admin_alert"
         elif channel.startswith("ws.user."):
             targets = list(self._by_user.get(channel.removeprefix("ws.user."), ()))
+            if payload.get("type") == SESSION_REVOKED:
+                for connection in targets:
+                    connection.revoke()
+                return
             message = {"channel": "user", **payload}
             kind = "user"
         else:

@@ -68,6 +68,33 @@ class Presence:
             removed += len(batch)
         return removed
 
+    async def _members_of(self, user_id: str) -> list[str]:
+        prefix = f"{user_id}|"
+        found: list[str] = []
+        async for member in self._redis.zscan_iter(self._key, match=f"{prefix}*", count=1000):
+            name = _text(member[0] if isinstance(member, tuple) else member)
+            if name.startswith(prefix):
+                found.append(name)
+        return found
+
+    async def connections_of(self, user_id: str) -> int:
+        """The user's unexpired connections, on every replica."""
+        now = time.time()
+        count = 0
+        for name in await self._members_of(user_id):
+            score = await self._redis.zscore(self._key, name)
+            if score is not None and float(score) > now:
+                count += 1
+        return count
+
+    async def drop_user(self, user_id: str) -> int:
+        """Remove every member of the user (an erased user); how many there were."""
+        members = await self._members_of(user_id)
+        if members:
+            await self._redis.zrem(self._key, *members)
+        self._closed.difference_update(members)
+        return len(members)
+
     async def online_users(self) -> list[str]:
         """Distinct user ids with at least one unexpired connection (expired ones are pruned)."""
         now = time.time()

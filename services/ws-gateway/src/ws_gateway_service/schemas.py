@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, Field
 
-__all__ = ["OnlineUsers"]
+__all__ = ["OnlineUsers", "UserPresence"]
 
 
 class OnlineUsers(BaseModel):
@@ -10,3 +10,10 @@ class OnlineUsers(BaseModel):
 
     count: int = Field(examples=[2])
     user_ids: list[str] = Field(examples=[["0190f1b2-7c1e-7e4a-9d55-3c1d0c9b2a11"]])
+
+
+class UserPresence(BaseModel):
+    """Whether one user is online now (a data export; no history is kept)."""
+
+    online: bool
+    connections: int = Field(description="Unexpired sockets of the user on every replica.")

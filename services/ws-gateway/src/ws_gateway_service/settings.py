@@ -46,6 +46,13 @@ class WsGatewaySettings(ServiceSettings):
         default=True, description="Relay orders.events to user channels from this replica."
     )
     orders_stream: str = Field(default="orders.events", description="Stream of order events.")
+    erasure_consumer_enabled: bool = Field(
+        default=True,
+        description=(
+            "Consume users.events (group ws-gateway-erasure) from this replica: an erased"
+            " user's presence is dropped and their sockets closed on every replica."
+        ),
+    )
     relay_claim_idle_ms: int = Field(
         default=30_000,
         ge=100,

@@ -163,6 +163,11 @@ class OtpStore:
         self._fail_link = redis.register_script(_FAIL_LINK)
         self._spend_link = redis.register_script(_SPEND_LINK)
 
+    async def forget_phone(self, phone: str) -> None:
+        """Drop every key named after ``phone``: its code, cooldown and TEMP chat (erasure)."""
+        key = self._phone_key(phone)
+        await self._redis.delete(_CODE + key, _COOLDOWN + key, _TEMP + key)
+
     async def cooldown_left(self, phone: str) -> int:
         """Seconds before another code may be sent to ``phone`` (0 when it may)."""
         ttl = int(await self._redis.ttl(_COOLDOWN + self._phone_key(phone)))

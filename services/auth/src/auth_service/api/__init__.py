@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from auth_service.api import admin, audit, auth, internal, users
+from auth_service.api import admin, audit, auth, internal, privacy, users
 
 __all__ = ["routers"]
 
@@ -10,7 +10,9 @@ routers: list[APIRouter] = [
     auth.router,
     auth.jwks_router,
     users.router,
+    privacy.router,
     admin.router,
+    privacy.admin_router,
     audit.router,
     internal.router,
 ]

@@ -103,6 +103,17 @@ class ChatDirectory:
         await self._fill(keys=[key], args=[expected, self._seal(user_id, chat_id), self._ttl])
         return chat_id
 
+    async def cached(self, user_id: UUID) -> int | None:
+        """The chat cached for the user, if any (auth is not asked)."""
+        raw = await self._redis.hget(self._key(user_id), "chat")
+        if not isinstance(raw, str):
+            return None
+        return self._open(user_id, raw)[1]
+
+    async def drop(self, user_id: UUID) -> None:
+        """Delete the user's key altogether (an erased user: not even its name stays)."""
+        await self._redis.delete(self._key(user_id))
+
     async def forget(self, user_id: UUID) -> None:
         """Drop the cached answer: the next lookup asks auth (and no lookup in flight fills)."""
         await self._forget(keys=[self._key(user_id)], args=[self._ttl])

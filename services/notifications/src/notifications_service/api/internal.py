@@ -4,12 +4,20 @@ OTP delivery, and the forgetting of a user's cached chat when auth changes their
 """
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
 from jwt_core_lib import TokenClaims
-from notifications_service.deps import ChatsDep, SettingsDep, TasksDep, TelegramDep
-from notifications_service.schemas import ChatForgetRequest, ChatForgotten, OtpAccepted, OtpRequest
+from notifications_service import privacy
+from notifications_service.deps import ChatsDep, SessionDep, SettingsDep, TasksDep, TelegramDep
+from notifications_service.schemas import (
+    ChatForgetRequest,
+    ChatForgotten,
+    ExportedNotifications,
+    OtpAccepted,
+    OtpRequest,
+)
 from notifications_service.service.otp import schedule_otp
 from storefront_kit.logging import get_logger
 from storefront_kit.problems import responses
@@ -55,3 +63,11 @@ async def forget_chat(body: ChatForgetRequest, _caller: Auth, chats: ChatsDep) -
     await chats.forget(body.user_id)
     logger.info("chat_forgotten", user_id=str(body.user_id))
     return ChatForgotten()
+
+
+@router.get("/users/{user_id}/export", responses=responses(422))
+async def export_user(
+    user_id: UUID, _caller: Auth, session: SessionDep, chats: ChatsDep
+) -> ExportedNotifications:
+    """The messages logged for the user and the chat cached for them (auth's data export)."""
+    return await privacy.export_notifications(session, chats, user_id)

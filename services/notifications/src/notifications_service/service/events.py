@@ -201,7 +201,8 @@ class OrderNotifier:
         try:
             chat_id = await self._chats.chat_of(user_id)
         except UnknownUser:
-            log.info("notification_skipped", reason="unknown_user", user_id=str(user_id))
+            # No user id: an unknown user may be an erased one, whose id no log line names.
+            log.info("notification_skipped", reason="unknown_user")
             return
         if chat_id is None:
             log.info("notification_skipped", reason="no_linked_chat", user_id=str(user_id))
@@ -227,6 +228,7 @@ class OrderNotifier:
                 kind=planned.kind,
                 consumer=self._consumer,
                 lease_s=self._lease_s,
+                user_id=planned.user_id,
             )
         if claim is Claim.DONE:
             log.info("notification_duplicate_skipped")

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from orders_service.api import admin, orders
+from orders_service.api import admin, internal, orders
 
 __all__ = ["routers"]
 
-routers: list[APIRouter] = [orders.router, admin.router]
+routers: list[APIRouter] = [orders.router, admin.router, internal.router]

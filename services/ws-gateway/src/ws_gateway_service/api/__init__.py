@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from ws_gateway_service.api import presence, ws
+from ws_gateway_service.api import internal, presence, ws
 
 __all__ = ["routers"]
 
-routers: list[APIRouter] = [ws.router, presence.router]
+routers: list[APIRouter] = [ws.router, presence.router, internal.router]

@@ -3,8 +3,9 @@
 The access token comes in the ``Sec-WebSocket-Protocol`` header as ``bearer, <token>``
 (what a browser can send; it stays out of URLs and access logs), or as
 ``Authorization: Bearer`` from non-browser clients. Close codes: 4401 missing, invalid
-or expired token (also when the token expires on an open socket), 4408 idle timeout,
-4429 too slow to keep up (its queue overflowed), 1013 Redis unavailable (retry later).
+or expired token (also when the token expires on an open socket, or when its user is
+erased), 4408 idle timeout, 4429 too slow to keep up (its queue overflowed), 1013 Redis
+unavailable (retry later).
 """
 
 import asyncio
@@ -61,7 +62,7 @@ async def _send_loop(websocket: WebSocket, connection: Connection) -> int:
     while True:
         message = await connection.queue.get()
         if message is None:
-            return CLOSE_TOO_SLOW
+            return CLOSE_UNAUTHORIZED if connection.revoked else CLOSE_TOO_SLOW
         await websocket.send_text(message)
 
 

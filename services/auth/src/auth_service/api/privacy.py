@@ -1,0 +1,156 @@
+"""A user's data: export and erasure, by the user themselves or by an admin (audited)."""
+
+import asyncio
+from uuid import UUID
+
+from fastapi import APIRouter, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.deps import (
+    AdminAudit,
+    HoldersDep,
+    OtpStoreDep,
+    RateLimiterDep,
+    RedisDep,
+    SelfAudit,
+    SessionDep,
+    SettingsDep,
+)
+from auth_service.errors import ExportUnavailable, UserErased, UserNotFound
+from auth_service.schemas import ErasureAccepted, UserExport
+from auth_service.service import privacy
+from storefront_kit.audit import AuditContext
+from storefront_kit.db import after_commit
+from storefront_kit.problems import responses
+
+__all__ = ["admin_router", "router"]
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=responses(401))
+admin_router = APIRouter(
+    prefix="/api/v1/admin/users", tags=["admin: users"], responses=responses(401, 403)
+)
+
+_EXPORT_DOC = (
+    "One JSON document with everything the platform holds about the user: the account "
+    "and its sessions (auth), orders with lines, totals, addresses, payments and "
+    "shipments (orders), the Telegram messages sent (notifications) and whether they are "
+    "online (ws-gateway). A service that cannot answer makes it a 503 "
+    "`export_unavailable` (retry): never a partial document. Audited (`user.exported`)."
+)
+_ERASE_DOC = (
+    "Erase the user: sessions and access tokens revoked at once, Telegram unlinked, "
+    "phone and profile cleared (the account can never log in again; the phone may "
+    "register as a new user). Orders are pseudonymised (totals and lines kept), the "
+    "notification log and live sessions dropped by each service from the `user.erased` "
+    "event, moments later and also after a restart. 202: accepted and committed. "
+    "Audited (`user.erased`)."
+)
+
+# Background clean-ups after a commit (held so the loop does not drop them).
+_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _erase(
+    session: AsyncSession,
+    *,
+    redis: RedisDep,
+    store: OtpStoreDep,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    audit: AuditContext,
+    user_id: str | UUID,
+) -> ErasureAccepted:
+    erasure = await privacy.erase_user(
+        session,
+        redis=redis,
+        audit=audit,
+        user_id=user_id,
+        access_token_ttl_s=settings.access_token_ttl_s,
+    )
+
+    def clean_up() -> None:
+        task = asyncio.create_task(
+            privacy.forget_phone_state(
+                store=store, limiter=limiter, phone=erasure.phone, chat_id=erasure.chat_id
+            )
+        )
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    after_commit(session, clean_up)
+    return ErasureAccepted(user_id=erasure.user_id, erased_at=erasure.erased_at)
+
+
+@router.get(
+    "/me/export",
+    responses=responses(UserNotFound, UserErased, ExportUnavailable),
+    description=_EXPORT_DOC,
+)
+async def export_me(audit: SelfAudit, session: SessionDep, holders: HoldersDep) -> UserExport:
+    """Everything the platform holds about the caller."""
+    return await privacy.export_user(session, holders=holders, audit=audit, user_id=audit.actor_id)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(UserNotFound, UserErased),
+    description=_ERASE_DOC,
+)
+async def erase_me(
+    audit: SelfAudit,
+    session: SessionDep,
+    redis: RedisDep,
+    store: OtpStoreDep,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+) -> ErasureAccepted:
+    """Erase the caller's account and personal data everywhere."""
+    return await _erase(
+        session,
+        redis=redis,
+        store=store,
+        limiter=limiter,
+        settings=settings,
+        audit=audit,
+        user_id=audit.actor_id,
+    )
+
+
+@admin_router.get(
+    "/{user_id}/export",
+    responses=responses(UserNotFound, UserErased, ExportUnavailable, 422),
+    description=_EXPORT_DOC,
+)
+async def export_user(
+    user_id: UUID, audit: AdminAudit, session: SessionDep, holders: HoldersDep
+) -> UserExport:
+    """Everything the platform holds about a user (admin only)."""
+    return await privacy.export_user(session, holders=holders, audit=audit, user_id=user_id)
+
+
+@admin_router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(UserNotFound, UserErased, 422),
+    description=_ERASE_DOC,
+)
+async def erase_user(
+    user_id: UUID,
+    audit: AdminAudit,
+    session: SessionDep,
+    redis: RedisDep,
+    store: OtpStoreDep,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+) -> ErasureAccepted:
+    """Erase a user's account and personal data everywhere (admin only)."""
+    return await _erase(
+        session,
+        redis=redis,
+        store=store,
+        limiter=limiter,
+        settings=settings,
+        audit=audit,
+        user_id=user_id,
+    )

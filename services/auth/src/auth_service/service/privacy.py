@@ -1,0 +1,213 @@
+"""A user's data: the export gathered from every service, and the erasure.
+
+Export: auth's own rows plus each owning service's part, asked for concurrently over
+their internal routes (:class:`~auth_service.adapters.holders.DataHolders`); any part
+missing makes the whole export a 503, never a partial document.
+
+Erasure: in one transaction auth deletes the user's refresh tokens, clears every
+personal field of the account (which stays, marked ``erased_at``, so the id can never
+log in or be erased again, while the phone may register afresh), records the audit
+entry and stages ``user.erased`` in its outbox. The relay publishes it on
+``users.events``; orders, notifications and ws-gateway each do their part from their
+own consumer group, at least once and idempotently, so a service that is down (or a
+crash of auth after the commit) only delays its part. Before the commit, the user's
+access tokens are marked revoked in Redis for their remaining lifetime
+(:mod:`storefront_kit.revocation`), so they stop working on every service at once.
+"""
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service import repository
+from auth_service.adapters.holders import DataHolders
+from auth_service.adapters.otp_store import OtpStore
+from auth_service.errors import UserErased, UserNotFound
+from auth_service.fields import phone_key
+from auth_service.models import OutboxEvent, UserAccount
+from auth_service.schemas import (
+    ExportedAccount,
+    ExportedSession,
+    ExportedTelegram,
+    UserExport,
+)
+from auth_service.service import audit as audit_log
+from storefront_kit.audit import AuditContext
+from storefront_kit.events import EventEnvelope, add_outbox_event
+from storefront_kit.logging import get_logger
+from storefront_kit.rate_limits import RateLimiter
+from storefront_kit.revocation import revoke_subject
+
+__all__ = [
+    "USERS_STREAM",
+    "USER_ERASED",
+    "Erasure",
+    "erase_user",
+    "export_user",
+    "forget_phone_state",
+]
+
+logger = get_logger(__name__)
+
+USERS_STREAM = "users.events"
+"""The stream auth publishes user lifecycle events on (from its outbox)."""
+USER_ERASED = "user.erased"
+"""``data``: ``{user_id}`` only: no personal field ever travels on the stream."""
+
+#: Rate limits counted per phone (their Redis keys name the phone's keyed hash).
+_PHONE_LIMITS = ("phone", "verify_phone")
+
+
+def _uuid(text: str | UUID) -> UUID:
+    if isinstance(text, UUID):
+        return text
+    try:
+        return UUID(text)
+    except ValueError:
+        raise UserNotFound() from None
+
+
+async def _account(session: AsyncSession, user_id: UUID, *, for_update: bool) -> UserAccount:
+    user = await repository.get_account(session, user_id, for_update=for_update)
+    if user is None:
+        raise UserNotFound()
+    if user.erased_at is not None:
+        raise UserErased("This user was erased; nothing about them is held any more.")
+    return user
+
+
+async def export_user(
+    session: AsyncSession,
+    *,
+    holders: DataHolders,
+    audit: AuditContext,
+    user_id: str | UUID,
+) -> UserExport:
+    """Everything held about the user; audited (``user.exported``) when complete."""
+    uid = _uuid(user_id)
+    user = await _account(session, uid, for_update=False)
+    tokens = await repository.list_refresh_tokens(session, uid)
+    orders, notifications, presence = await asyncio.gather(
+        holders.orders(uid), holders.notifications(uid), holders.presence(uid)
+    )
+    document = UserExport(
+        generated_at=datetime.now(UTC),
+        account=ExportedAccount(
+            id=user.id,
+            phone=user.phone,
+            roles=list(user.roles),
+            display_name=user.display_name,
+            email=user.email,
+            locale=user.locale,
+            telegram=ExportedTelegram(
+                linked=user.telegram_chat_id is not None,
+                chat_id=user.telegram_chat_id,
+                linked_at=user.telegram_linked_at,
+            ),
+            last_login_at=user.last_login_at,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        ),
+        sessions=[
+            ExportedSession(
+                id=t.id,
+                family_id=t.family_id,
+                created_at=t.created_at,
+                expires_at=t.expires_at,
+                used_at=t.used_at,
+                revoked_at=t.revoked_at,
+            )
+            for t in tokens
+        ],
+        orders=orders.orders,
+        notifications=notifications,
+        presence=presence,
+    )
+    await audit_log.record(
+        session,
+        audit.entry(
+            action="user.exported",
+            target_type="user",
+            target_id=uid,
+            after={
+                "orders": len(document.orders),
+                "messages": len(document.notifications.messages),
+                "sessions": len(document.sessions),
+            },
+        ),
+    )
+    logger.info("user_exported", orders=len(document.orders))
+    return document
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What :func:`erase_user` did."""
+
+    user_id: UUID
+    erased_at: datetime
+    phone: str
+    chat_id: int | None
+
+
+async def erase_user(
+    session: AsyncSession,
+    *,
+    redis: Redis,
+    audit: AuditContext,
+    user_id: str | UUID,
+    access_token_ttl_s: int,
+) -> Erasure:
+    """Erase the user in auth and stage ``user.erased`` for the others (see module doc).
+
+    Concurrent erasures of one user serialise on the row lock: the second finds it
+    erased (:class:`UserErased`) and changes nothing.
+    """
+    uid = _uuid(user_id)
+    user = await _account(session, uid, for_update=True)
+    phone, chat_id = user.phone, user.telegram_chat_id
+    before = {"roles": list(user.roles), "telegram_linked": user.telegram_chat_id is not None}
+    now = datetime.now(UTC)
+    sessions = await repository.erase_account(session, uid, now=now)
+    add_outbox_event(
+        session,
+        OutboxEvent,
+        stream=USERS_STREAM,
+        event=EventEnvelope.new(type=USER_ERASED, source="auth", data={"user_id": str(uid)}),
+    )
+    await audit_log.record(
+        session,
+        audit.entry(
+            action="user.erased",
+            target_type="user",
+            target_id=uid,
+            before=before,
+            after={"erased_at": now, "sessions_revoked": sessions},
+        ),
+    )
+    await session.flush()
+    # Before the commit: an erasure that commits has its access tokens refused (a Redis
+    # failure here fails the request and rolls the erasure back, to be asked again).
+    await revoke_subject(redis, str(uid), ttl_s=access_token_ttl_s + 60)
+    # Never the id: log lines written from here on name no erased user.
+    logger.info("user_erased", sessions_revoked=sessions)
+    return Erasure(user_id=uid, erased_at=now, phone=phone, chat_id=chat_id)
+
+
+async def forget_phone_state(
+    *, store: OtpStore, limiter: RateLimiter, phone: str, chat_id: int | None
+) -> None:
+    """After the commit: drop the Redis keys named after the erased phone or chat (best
+    effort; they expire within minutes anyway)."""
+    try:
+        await store.forget_phone(phone)
+        if chat_id is not None:
+            await store.drop_pending(chat_id)
+        for limit in _PHONE_LIMITS:
+            await limiter.clear(limit, phone_key(phone))
+    except Exception as exc:
+        logger.warning("erased_phone_keys_not_cleared", error=type(exc).__name__)
