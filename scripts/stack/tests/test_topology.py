@@ -40,3 +40,22 @@ def test_without_the_stand_in_no_dsn_is_set() -> None:
     endpoints = _endpoints()
     del endpoints.sandbox_ports["sentry"]
     assert "STOREFRONT_SENTRY_DSN" not in service_env(ORDERS, endpoints, platform_env={})
+
+
+def test_every_service_exports_traces_to_the_stand_in_unless_told_otherwise() -> None:
+    endpoints = _endpoints()
+    port = endpoints.sandbox_ports["otlp"]
+    for service in SERVICES:
+        env = service_env(service, endpoints, platform_env={})
+        assert env["STOREFRONT_OTLP_ENDPOINT"] == f"http://127.0.0.1:{port}"
+        assert f"{service.env_prefix}OTLP_API_URL" not in env
+    collector = "http://otel-collector:4318"
+    configured = service_env(
+        ORDERS, endpoints, platform_env={"STOREFRONT_OTLP_ENDPOINT": collector}
+    )
+    assert configured["STOREFRONT_OTLP_ENDPOINT"] == collector
+    # An empty override turns tracing off (what a benchmark's "off" run does).
+    off = service_env(ORDERS, endpoints, platform_env={}, overrides={"STOREFRONT_OTLP_ENDPOINT": ""})
+    assert off["STOREFRONT_OTLP_ENDPOINT"] == ""
+    del endpoints.sandbox_ports["otlp"]
+    assert "STOREFRONT_OTLP_ENDPOINT" not in service_env(ORDERS, endpoints, platform_env={})

@@ -181,11 +181,17 @@ class Platform:
                 keys / "telegram-webhook-secret"
             ),
             "PYTHONUNBUFFERED": "1",
-            # Error reports go to the Sentry stand-in (``service_env``) unless a DSN is
-            # exported in the runner's own environment.
+            # Error reports go to the Sentry stand-in and traces to the OTLP stand-in
+            # (``service_env``) unless a DSN or a collector is exported in the runner's
+            # own environment.
             **{
                 name: os.environ[name]
-                for name in ("STOREFRONT_SENTRY_DSN", "STOREFRONT_SENTRY_RELEASE")
+                for name in (
+                    "STOREFRONT_SENTRY_DSN",
+                    "STOREFRONT_SENTRY_RELEASE",
+                    "STOREFRONT_OTLP_ENDPOINT",
+                    "STOREFRONT_TRACE_SAMPLE_RATIO",
+                )
                 if os.environ.get(name)
             },
             # python-telegram-bot 22: retry_after as a timedelta (the int form is deprecated).
