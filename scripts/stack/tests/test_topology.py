@@ -55,7 +55,9 @@ def test_every_service_exports_traces_to_the_stand_in_unless_told_otherwise() ->
     )
     assert configured["STOREFRONT_OTLP_ENDPOINT"] == collector
     # An empty override turns tracing off (what a benchmark's "off" run does).
-    off = service_env(ORDERS, endpoints, platform_env={}, overrides={"STOREFRONT_OTLP_ENDPOINT": ""})
+    off = service_env(
+        ORDERS, endpoints, platform_env={}, overrides={"STOREFRONT_OTLP_ENDPOINT": ""}
+    )
     assert off["STOREFRONT_OTLP_ENDPOINT"] == ""
     del endpoints.sandbox_ports["otlp"]
     assert "STOREFRONT_OTLP_ENDPOINT" not in service_env(ORDERS, endpoints, platform_env={})
