@@ -30,7 +30,7 @@ from storefront_sandbox.web import new_app
 
 __all__ = ["MAX_SPANS", "ReceivedSpan", "create_app", "spans_of"]
 
-MAX_SPANS = 200_000
+MAX_SPANS = 50_000
 MAX_BODY_BYTES = 20 * 1024 * 1024
 # Span.SpanKind numbers (opentelemetry/proto/trace/v1/trace.proto).
 _KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
