@@ -428,6 +428,7 @@ def own_platform(args: argparse.Namespace, *, tracing: bool = False) -> Iterator
                 free_ports=True,
                 log_to_files=True,
                 fast_unsafe_db=True,
+                tracing=tracing,
                 env_overrides={
                     "GATEWAY_AUTH_RATE": "50r/s",
                     "GATEWAY_AUTH_BURST": "100",
@@ -435,7 +436,6 @@ def own_platform(args: argparse.Namespace, *, tracing: bool = False) -> Iterator
                     "GATEWAY_SEARCH_RATE": "100000r/s",
                     "GATEWAY_SEARCH_BURST": "100000",
                     "CATALOG_SEARCH_IP_RATE_LIMIT": "10000000/minute",
-                    **({} if tracing else {"STOREFRONT_OTLP_ENDPOINT": ""}),
                     **dict(item.split("=", 1) for item in args.env),
                 },
             )

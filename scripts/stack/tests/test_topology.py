@@ -1,5 +1,11 @@
-"""The runner's wiring of the Sentry stand-in: every service reports to it unless told otherwise."""
+"""The runner's wiring of the Sentry and OTLP stand-ins: every service reports and traces to them
+unless told otherwise."""
 
+from pathlib import Path
+
+import pytest
+
+from storefront_stack.platform import Platform, PlatformOptions
 from storefront_stack.topology import SANDBOXES, SERVICES, Endpoints, service_env
 
 ORDERS = next(s for s in SERVICES if s.name == "orders")
@@ -61,3 +67,20 @@ def test_every_service_exports_traces_to_the_stand_in_unless_told_otherwise() ->
     assert off["STOREFRONT_OTLP_ENDPOINT"] == ""
     del endpoints.sandbox_ports["otlp"]
     assert "STOREFRONT_OTLP_ENDPOINT" not in service_env(ORDERS, endpoints, platform_env={})
+
+
+def test_runner_platforms_trace_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STOREFRONT_OTLP_ENDPOINT", raising=False)
+    off = Platform(PlatformOptions(state_dir=tmp_path / "off"))
+    on = Platform(PlatformOptions(state_dir=tmp_path / "on", tracing=True))
+    # Empty: service_env keeps it, the services install nothing (benchmarks, by default).
+    assert off._tracing_env() == {"STOREFRONT_OTLP_ENDPOINT": ""}
+    # Unset: service_env points every service at the OTLP stand-in (make run, the tests).
+    assert on._tracing_env() == {}
+    # What the runner's own environment says wins, an empty value (off) included.
+    monkeypatch.setenv("STOREFRONT_OTLP_ENDPOINT", "")
+    assert on._tracing_env() == {"STOREFRONT_OTLP_ENDPOINT": ""}
+    monkeypatch.setenv("STOREFRONT_OTLP_ENDPOINT", "http://collector:4318")
+    assert off._tracing_env() == {"STOREFRONT_OTLP_ENDPOINT": "http://collector:4318"}
