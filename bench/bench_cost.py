@@ -24,6 +24,14 @@ load generator (this process). By default the bench starts its own platform on f
 one started with ``make run`` (the runner's ``pids.json`` and keys are read from there).
 
     .venv/bin/python bench/bench_cost.py --clients 4 16 --operations 400
+
+Tracing (issue 21): the bench's own platform runs with tracing off unless asked
+(``STOREFRONT_OTLP_ENDPOINT`` empty: nothing installed). ``--tracing on`` exports every
+span to the OTLP stand-in (``sandbox-otlp``, left out of the total like the other
+stand-ins: a collector's cost is not the platform's); ``--tracing both`` starts a
+platform for each and prints their columns side by side:
+
+    .venv/bin/python bench/bench_cost.py --workloads checkout --clients 4 --tracing both
 """
 
 import argparse
@@ -120,6 +128,7 @@ class Run:
 
     workload: str
     clients: int
+    label: str = ""
     seconds: float = 0.0
     outcomes: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
@@ -369,7 +378,8 @@ def report(runs: list[Run]) -> None:
     table = Table(title="CPU-ms per successful operation, per process group")
     table.add_column("process")
     for run in runs:
-        table.add_column(f"{run.workload}\n{run.clients} clients", justify="right")
+        label = f"\n{run.label}" if run.label else ""
+        table.add_column(f"{run.workload}\n{run.clients} clients{label}", justify="right")
     for name in names:
         if _is_stand_in(name):
             continue
@@ -401,8 +411,12 @@ def _admin_headers(auth_signing_key_pem: str) -> dict[str, str]:
 
 
 @contextmanager
-def own_platform(args: argparse.Namespace) -> Iterator[Platform]:
-    """A whole platform on free ports (as ``make test`` starts it); stopped on exit."""
+def own_platform(args: argparse.Namespace, *, tracing: bool = False) -> Iterator[Platform]:
+    """A whole platform on free ports (as ``make test`` starts it); stopped on exit.
+
+    ``tracing``: spans exported to the OTLP stand-in (the runner's default); without it,
+    no endpoint, so nothing of OpenTelemetry is installed in the services.
+    """
     from storefront_stack.platform import Platform as Runner
     from storefront_stack.platform import PlatformOptions
 
@@ -414,6 +428,7 @@ def own_platform(args: argparse.Namespace) -> Iterator[Platform]:
                 free_ports=True,
                 log_to_files=True,
                 fast_unsafe_db=True,
+                tracing=tracing,
                 env_overrides={
                     "GATEWAY_AUTH_RATE": "50r/s",
                     "GATEWAY_AUTH_BURST": "100",
@@ -465,6 +480,12 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="own platform only"
     )
+    parser.add_argument(
+        "--tracing",
+        choices=("off", "on", "both"),
+        default="off",
+        help="own platform only: spans exported to the OTLP stand-in, or not, or both runs",
+    )
     args = parser.parse_args()
     if args.gateway_url:
         state = Path(args.state_dir)
@@ -476,8 +497,15 @@ def main() -> None:
         )
         report(asyncio.run(measure(platform, args)))
     else:
-        with own_platform(args) as platform:
-            report(asyncio.run(measure(platform, args)))
+        runs: list[Run] = []
+        for tracing in {"off": [False], "on": [True], "both": [False, True]}[args.tracing]:
+            with own_platform(args, tracing=tracing) as platform:
+                measured = asyncio.run(measure(platform, args))
+            if args.tracing == "both":
+                for run in measured:
+                    run.label = "tracing on" if tracing else "tracing off"
+            runs += measured
+        report(runs)
 
 
 if __name__ == "__main__":

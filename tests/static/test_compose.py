@@ -420,6 +420,10 @@ def test_service_wiring_mirrors_the_local_runner() -> None:
         assert env["STOREFRONT_SENTRY_DSN"] == (
             "${STOREFRONT_SENTRY_DSN:-http://storefront@sandbox-sentry:8000/1}"
         )
+        # Traces: the OTLP stand-in unless .env names a collector.
+        assert env["STOREFRONT_OTLP_ENDPOINT"] == (
+            "${STOREFRONT_OTLP_ENDPOINT:-http://sandbox-otlp:8000}"
+        )
         assert env["STOREFRONT_JWKS_URL"] == "http://auth:8000/.well-known/jwks.json"
 
 

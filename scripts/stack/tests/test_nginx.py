@@ -118,6 +118,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         worker_user=worker_user,
         auth_burst=5,
         auth_rate="1r/s",
+        access_log=str(state / "access.log"),
     )
     conf = state / "nginx.conf"
     conf.write_text(nginx.render_config(config))
@@ -242,6 +243,44 @@ def test_a_bad_request_id_is_replaced(gateway: dict[str, Any], bad: str) -> None
     assert seen != bad
     assert len(seen) == 32
     assert response.headers.get_list("x-request-id") == [seen]
+
+
+def test_trace_context_reaches_the_service_and_its_trace_id_is_logged(
+    gateway: dict[str, Any],
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    response = _get(
+        gateway,
+        "/api/v1/users/me",
+        headers={
+            "traceparent": traceparent,
+            "tracestate": "vendor=1",
+            "X-Request-ID": "traced-request-0001",
+        },
+    )
+    seen = response.json()["headers"]
+    assert (seen["traceparent"], seen["tracestate"]) == (traceparent, "vendor=1")
+    _get(gateway, "/api/v1/users/me", headers={"X-Request-ID": "untraced-request-0001"})
+    _get(
+        gateway,
+        "/api/v1/users/me",
+        headers={"traceparent": "not-a-traceparent", "X-Request-ID": "badly-traced-0001"},
+    )
+    ours = ("traced-request-0001", "untraced-request-0001", "badly-traced-0001")
+    logged: dict[str, str] = {}
+    deadline = time.monotonic() + 5
+    while len(logged) < len(ours) and time.monotonic() < deadline:
+        for line in (gateway["state"] / "access.log").read_text().splitlines():
+            entry = json.loads(line)
+            if entry["request_id"] in ours:
+                logged[entry["request_id"]] = entry["trace_id"]
+        time.sleep(0.05)
+    assert logged == {
+        "traced-request-0001": trace_id,
+        "untraced-request-0001": "-",
+        "badly-traced-0001": "-",
+    }
 
 
 def test_forwarding_headers_cannot_be_spoofed(gateway: dict[str, Any]) -> None:

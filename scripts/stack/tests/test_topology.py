@@ -1,5 +1,11 @@
-"""The runner's wiring of the Sentry stand-in: every service reports to it unless told otherwise."""
+"""The runner's wiring of the Sentry and OTLP stand-ins: every service reports and traces to them
+unless told otherwise."""
 
+from pathlib import Path
+
+import pytest
+
+from storefront_stack.platform import Platform, PlatformOptions
 from storefront_stack.topology import SANDBOXES, SERVICES, Endpoints, service_env
 
 ORDERS = next(s for s in SERVICES if s.name == "orders")
@@ -40,3 +46,41 @@ def test_without_the_stand_in_no_dsn_is_set() -> None:
     endpoints = _endpoints()
     del endpoints.sandbox_ports["sentry"]
     assert "STOREFRONT_SENTRY_DSN" not in service_env(ORDERS, endpoints, platform_env={})
+
+
+def test_every_service_exports_traces_to_the_stand_in_unless_told_otherwise() -> None:
+    endpoints = _endpoints()
+    port = endpoints.sandbox_ports["otlp"]
+    for service in SERVICES:
+        env = service_env(service, endpoints, platform_env={})
+        assert env["STOREFRONT_OTLP_ENDPOINT"] == f"http://127.0.0.1:{port}"
+        assert f"{service.env_prefix}OTLP_API_URL" not in env
+    collector = "http://otel-collector:4318"
+    configured = service_env(
+        ORDERS, endpoints, platform_env={"STOREFRONT_OTLP_ENDPOINT": collector}
+    )
+    assert configured["STOREFRONT_OTLP_ENDPOINT"] == collector
+    # An empty override turns tracing off (what a benchmark's "off" run does).
+    off = service_env(
+        ORDERS, endpoints, platform_env={}, overrides={"STOREFRONT_OTLP_ENDPOINT": ""}
+    )
+    assert off["STOREFRONT_OTLP_ENDPOINT"] == ""
+    del endpoints.sandbox_ports["otlp"]
+    assert "STOREFRONT_OTLP_ENDPOINT" not in service_env(ORDERS, endpoints, platform_env={})
+
+
+def test_runner_platforms_trace_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STOREFRONT_OTLP_ENDPOINT", raising=False)
+    off = Platform(PlatformOptions(state_dir=tmp_path / "off"))
+    on = Platform(PlatformOptions(state_dir=tmp_path / "on", tracing=True))
+    # Empty: service_env keeps it, the services install nothing (benchmarks, by default).
+    assert off._tracing_env() == {"STOREFRONT_OTLP_ENDPOINT": ""}
+    # Unset: service_env points every service at the OTLP stand-in (make run, the tests).
+    assert on._tracing_env() == {}
+    # What the runner's own environment says wins, an empty value (off) included.
+    monkeypatch.setenv("STOREFRONT_OTLP_ENDPOINT", "")
+    assert on._tracing_env() == {"STOREFRONT_OTLP_ENDPOINT": ""}
+    monkeypatch.setenv("STOREFRONT_OTLP_ENDPOINT", "http://collector:4318")
+    assert off._tracing_env() == {"STOREFRONT_OTLP_ENDPOINT": "http://collector:4318"}

@@ -1,5 +1,6 @@
 """The one way a storefront service becomes an ASGI app."""
 
+import asyncio
 import gc
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -39,6 +40,7 @@ from storefront_kit.security import (
     service_signing_key,
 )
 from storefront_kit.settings import ServiceSettings
+from storefront_kit.tracing import fastapi_telemetry, flush_tracing, init_tracing
 
 __all__ = ["create_service_app"]
 
@@ -114,6 +116,8 @@ def _with_platform_clients(
                 yield
         finally:
             await http_client.aclose()
+            # The last spans (the shutdown's own included) leave before the process does.
+            await asyncio.to_thread(flush_tracing)
 
     return platform_lifespan
 
@@ -167,6 +171,15 @@ def create_service_app(
         release=platform.sentry_release or f"storefront-{settings.service_name}@{version}",
         environment=platform.environment,
     )
+    # Traces over OTLP when an endpoint is set (the service's own, else the platform's);
+    # without one nothing is installed and FastAPI's telemetry finds no provider.
+    init_tracing(
+        endpoint=settings.otlp_endpoint or platform.otlp_endpoint,
+        service=settings.service_name,
+        version=version,
+        environment=platform.environment,
+        sample_ratio=platform.trace_sample_ratio,
+    )
     app = FastAPI(
         title=title,
         description=description,
@@ -176,6 +189,7 @@ def create_service_app(
         redoc_url=None,
         openapi_url="/openapi.json" if platform.docs_enabled else None,
         openapi_tags=openapi_tags,
+        telemetry=fastapi_telemetry(),
     )
     app.state.settings = settings
     install_problem_handlers(app)

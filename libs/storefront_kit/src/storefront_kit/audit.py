@@ -28,6 +28,7 @@ from storefront_kit.events import EventEnvelope
 from storefront_kit.forwarded import client_ip
 from storefront_kit.ids import new_id
 from storefront_kit.request_id import current_request_id
+from storefront_kit.tracing import current_traceparent
 
 __all__ = [
     "ACTION_PATTERN",
@@ -151,4 +152,5 @@ def audit_event(entry: AuditEntry) -> EventEnvelope:
         source=entry.service,
         request_id=entry.request_id,
         data=entry.model_dump(mode="json"),
+        traceparent=current_traceparent(),
     )

@@ -14,12 +14,8 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from storefront_kit.errors import AppError
@@ -74,7 +70,9 @@ def create_engine(
     server_settings = {"application_name": application_name}
     if statement_timeout_ms:
         server_settings["statement_timeout"] = str(statement_timeout_ms)
-    engine = create_async_engine(
+    # Looked up when called: with tracing on, the SQLAlchemy instrumentation has wrapped
+    # it (storefront_kit.tracing), and every engine made here is traced.
+    engine = sqlalchemy_asyncio.create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,

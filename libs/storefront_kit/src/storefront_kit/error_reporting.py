@@ -20,6 +20,7 @@ from typing import Any
 
 from storefront_kit.logging import scrub_sensitive
 from storefront_kit.request_id import current_request_id
+from storefront_kit.tracing import current_traceparent
 
 __all__ = [
     "error_reporting_enabled",
@@ -144,7 +145,11 @@ def report_exception(exc: BaseException, *, headers: Any = ()) -> None:
         request_id = current_request_id()
         if request_id:
             scope.set_tag("request_id", request_id)
-        trace_id = trace_id_from_traceparent(traceparent)
+        # The request's traceparent, else (tracing on) the trace the error happened in:
+        # a background report (an event given up on, a failed saga) has one too.
+        trace_id = trace_id_from_traceparent(traceparent) or trace_id_from_traceparent(
+            current_traceparent()
+        )
         if trace_id:
             scope.set_tag("trace_id", trace_id)
         sentry_sdk.capture_exception(exc)

@@ -33,6 +33,7 @@ from storefront_kit.error_reporting import report_exception
 from storefront_kit.ids import new_id
 from storefront_kit.logging import get_logger
 from storefront_kit.request_id import current_request_id, request_id_var
+from storefront_kit.tracing import consume_span, current_traceparent, publish_spans
 
 __all__ = [
     "EventEnvelope",
@@ -53,7 +54,12 @@ _RELAY_WAKERS = "storefront_kit.outbox_relay_wakers"
 
 
 class EventEnvelope(BaseModel):
-    """``{id, type, version, occurred_at, source, request_id, data}`` (docs/design.md §5)."""
+    """``{id, type, version, occurred_at, source, request_id, data}`` (docs/design.md §5).
+
+    With tracing on, also ``traceparent``: the W3C trace context of the span the event
+    was staged in (re-parented by the outbox relay onto its publish span), which the
+    consumer continues. Absent (not serialised) when tracing is off.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,12 +70,16 @@ class EventEnvelope(BaseModel):
     source: str
     request_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    traceparent: str | None = Field(
+        default=None, max_length=128, exclude_if=lambda value: value is None
+    )
 
     @classmethod
     def new(
         cls, *, type: str, source: str, data: Mapping[str, Any], version: int = 1
     ) -> "EventEnvelope":
-        """A new event stamped with a UUIDv7, the time and the current request id."""
+        """A new event stamped with a UUIDv7, the time, the current request id and (with
+        tracing on) the current trace context."""
         return cls(
             id=new_id(),
             type=type,
@@ -78,6 +88,7 @@ class EventEnvelope(BaseModel):
             source=source,
             request_id=current_request_id(),
             data=dict(data),
+            traceparent=current_traceparent(),
         )
 
     def to_stream_fields(self) -> dict[str, str]:
@@ -207,16 +218,27 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    envelope = EventEnvelope.model_validate(row.envelope)
-                    pipe.xadd(
-                        row.stream,
-                        envelope.to_stream_fields(),  # type: ignore[arg-type]
-                        maxlen=self._stream_maxlen,
-                        approximate=True,
-                    )
-                await pipe.execute()
+            envelopes = [EventEnvelope.model_validate(row.envelope) for row in rows]
+            # With tracing on, each event leaves under a publish span of the trace that
+            # staged it, and carries that span's context to its consumers.
+            outgoing = [
+                (row.stream, envelope.type, envelope.traceparent)
+                for row, envelope in zip(rows, envelopes, strict=True)
+            ]
+            with publish_spans(outgoing) as traceparents:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for row, envelope, traceparent in zip(
+                        rows, envelopes, traceparents, strict=True
+                    ):
+                        if traceparent != envelope.traceparent:
+                            envelope = envelope.model_copy(update={"traceparent": traceparent})
+                        pipe.xadd(
+                            row.stream,
+                            envelope.to_stream_fields(),  # type: ignore[arg-type]
+                            maxlen=self._stream_maxlen,
+                            approximate=True,
+                        )
+                    await pipe.execute()
             now = datetime.now(UTC)
             for row in rows:
                 row.published_at = now
@@ -520,7 +542,15 @@ class StreamConsumer:
             return
         token = request_id_var.set(event.request_id)
         try:
-            await self.handler(event)
+            # With tracing on, handled as a child of the trace that published it.
+            with consume_span(
+                stream=self.stream,
+                group=self.group,
+                event_type=event.type,
+                event_id=str(event.id),
+                traceparent=event.traceparent,
+            ):
+                await self.handler(event)
         except asyncio.CancelledError:
             raise
         except PoisonMessage as exc:

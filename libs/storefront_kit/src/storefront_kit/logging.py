@@ -59,7 +59,9 @@ _SECRET_SUFFIXES = ("_token", "_phone", "_password", "_secret", "_address")
 # names the stable problem codes (``rate_limited``), which must stay readable.
 _CODE_KEYS = frozenset({"code"})
 # Keys every line has and no secret hides in: not scanned, to keep the common line cheap.
-_PLAIN_KEYS = frozenset({"timestamp", "level", "logger", "service", "request_id", "event_id"})
+_PLAIN_KEYS = frozenset(
+    {"timestamp", "level", "logger", "service", "request_id", "event_id", "trace_id", "span_id"}
+)
 # Nothing shorter holds a pattern below (the shortest is an E.164 number, "+" and 7 digits).
 _SHORTEST = 8
 _VALUES = re.compile(
@@ -156,9 +158,16 @@ def scrub_sensitive(_: Any, __: str, event_dict: structlog.types.EventDict) -> A
 
 
 def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library through one JSON (or console) renderer."""
+    """Route structlog and the standard library through one JSON (or console) renderer.
+
+    With tracing on (:mod:`storefront_kit.tracing`), a line logged inside a sampled span
+    carries its ``trace_id`` and ``span_id``.
+    """
+    from storefront_kit.tracing import add_trace_ids
+
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -47,6 +47,16 @@ def _sentry_dsn(value: str) -> str:
     return value
 
 
+_OTLP_ENDPOINT = re.compile(r"^https?://[^/\s?#]+(?:/[^\s?#]*)?$")
+
+
+def _otlp_endpoint(value: str) -> str:
+    value = value.strip()
+    if value and not _OTLP_ENDPOINT.match(value):
+        raise ValueError("not an OTLP/HTTP endpoint: http(s)://<host>[:port][/path]")
+    return value.rstrip("/")
+
+
 #: Keys one caller may have listed at once (current, next, and a spare during a rotation).
 MAX_KEYS_PER_CALLER = 4
 
@@ -108,10 +118,34 @@ class PlatformSettings(BaseSettings):
         ),
     )
 
+    otlp_endpoint: str = Field(
+        default="",
+        description=(
+            "Where every service exports its traces: the OTLP/HTTP base URL of a "
+            "collector (spans are posted to <endpoint>/v1/traces), e.g. "
+            "http://otel-collector:4318; empty: no tracing (nothing installed). A "
+            "service's own <PREFIX>_OTLP_ENDPOINT takes precedence."
+        ),
+    )
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of new traces kept (0 to 1), decided where a trace starts; a request "
+            "or event that arrives with a traceparent follows its sampled flag."
+        ),
+    )
+
     @field_validator("sentry_dsn")
     @classmethod
     def _sentry_dsn_form(cls, value: str) -> str:
         return _sentry_dsn(value)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint_form(cls, value: str) -> str:
+        return _otlp_endpoint(value)
 
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> "PlatformSettings":
@@ -151,6 +185,14 @@ class ServiceSettings(BaseSettings):
         ),
     )
 
+    otlp_endpoint: str = Field(
+        default="",
+        description=(
+            "Where this service exports its traces (an OTLP/HTTP base URL); empty: "
+            "STOREFRONT_OTLP_ENDPOINT, and with that empty too, no tracing."
+        ),
+    )
+
     service_token_key: SecretStr = Field(
         default=SecretStr(""),
         description=(
@@ -179,6 +221,11 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _sentry_dsn_form(cls, value: str) -> str:
         return _sentry_dsn(value)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint_form(cls, value: str) -> str:
+        return _otlp_endpoint(value)
 
     @field_validator("service_token_key")
     @classmethod

@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     options = options_from_environment(
-        Path(args.state_dir), log_to_files=args.quiet, echo=None if args.quiet else _echo
+        Path(args.state_dir),
+        log_to_files=args.quiet,
+        tracing=True,  # to the OTLP stand-in, unless STOREFRONT_OTLP_ENDPOINT is exported
+        echo=None if args.quiet else _echo,
     )
     platform = Platform(options)
     console.print("[bold]Starting PostgreSQL, Redis and Elasticsearch...[/]")

@@ -53,6 +53,10 @@ class PlatformOptions:
     env_overrides: dict[str, str] = field(default_factory=dict)
     #: Processes per service (``<SERVICE>_REPLICAS``); a service not named runs one.
     replicas: dict[str, int] = field(default_factory=dict)
+    #: Export traces to the OTLP stand-in (``make run``, the test platform); off, the
+    #: services install nothing of OpenTelemetry (benchmarks compare like with like).
+    #: A ``STOREFRONT_OTLP_ENDPOINT`` in the environment or the overrides wins either way.
+    tracing: bool = False
     echo: Callable[[str, str], None] | None = None
 
 
@@ -181,13 +185,19 @@ class Platform:
                 keys / "telegram-webhook-secret"
             ),
             "PYTHONUNBUFFERED": "1",
-            # Error reports go to the Sentry stand-in (``service_env``) unless a DSN is
-            # exported in the runner's own environment.
+            # Error reports go to the Sentry stand-in and traces to the OTLP stand-in
+            # (``service_env``) unless a DSN or a collector is exported in the runner's
+            # own environment.
             **{
                 name: os.environ[name]
-                for name in ("STOREFRONT_SENTRY_DSN", "STOREFRONT_SENTRY_RELEASE")
+                for name in (
+                    "STOREFRONT_SENTRY_DSN",
+                    "STOREFRONT_SENTRY_RELEASE",
+                    "STOREFRONT_TRACE_SAMPLE_RATIO",
+                )
                 if os.environ.get(name)
             },
+            **self._tracing_env(),
             # python-telegram-bot 22: retry_after as a timedelta (the int form is deprecated).
             "PTB_TIMEDELTA": "true",
             # Per service: its field-encryption keys, and only its own (``service_env``).
@@ -198,6 +208,13 @@ class Platform:
                 key_for=lambda name: load_or_create_key(keys / f"service-token-{name}.pem"),
             ),
         }
+
+    def _tracing_env(self) -> dict[str, str]:
+        """``STOREFRONT_OTLP_ENDPOINT`` as exported (empty: off), else none (``service_env``
+        then points the services at the OTLP stand-in) with ``tracing``, else empty (off)."""
+        if "STOREFRONT_OTLP_ENDPOINT" in os.environ:
+            return {"STOREFRONT_OTLP_ENDPOINT": os.environ["STOREFRONT_OTLP_ENDPOINT"]}
+        return {} if self.options.tracing else {"STOREFRONT_OTLP_ENDPOINT": ""}
 
     def start_applications(self) -> None:
         """The sandboxes, then the six services, each as its own uvicorn process."""

@@ -138,10 +138,16 @@ def platform(
         elasticsearch_url=elasticsearch_url,
         log_to_files=True,
         fast_unsafe_db=True,
+        tracing=True,
         env_overrides={
             "GATEWAY_AUTH_RATE": "20r/s",
             "GATEWAY_AUTH_BURST": "40",
             **ONE_CLIENT_ADDRESS_LIMITS,
+            # Tracing is installed (spans to the OTLP stand-in) but starts no trace of its
+            # own: only a request that arrives with a sampled traceparent is traced
+            # (tests/e2e/test_tracing.py sends one). Recording every test's requests would
+            # cost every checkout ~20-40 % more CPU (docs/benchmarks.md, "Tracing").
+            "STOREFRONT_TRACE_SAMPLE_RATIO": "0",
             # The dependency watches, patient enough that a loaded CI machine's slow ping
             # never trips a breaker in the middle of another test (known down in 2 s
             # rather than 0.65 s; tests/e2e/test_outage.py waits what these say).

@@ -47,7 +47,8 @@ class Sandbox:
     module: str
     port: int
     #: Whether services call it as an API (``<PREFIX><NAME>_API_URL``); the Sentry
-    #: stand-in is reached through a DSN instead (``STOREFRONT_SENTRY_DSN``).
+    #: stand-in is reached through a DSN instead (``STOREFRONT_SENTRY_DSN``), the OTLP
+    #: stand-in as the trace exporter's endpoint (``STOREFRONT_OTLP_ENDPOINT``).
     api: bool = True
 
 
@@ -64,6 +65,7 @@ SANDBOXES: tuple[Sandbox, ...] = (
     Sandbox("payments", "storefront_sandbox.payments", 8202),
     Sandbox("shipping", "storefront_sandbox.shipping", 8203),
     Sandbox("sentry", "storefront_sandbox.sentry", 8204, api=False),
+    Sandbox("otlp", "storefront_sandbox.otlp", 8205, api=False),
 )
 #: The Sentry stand-in's DSN parts: any key is accepted; one project for the platform
 #: (each event is tagged with its service).
@@ -165,6 +167,9 @@ def service_env(
     # Unhandled errors go to the Sentry stand-in unless a real DSN was configured.
     if "sentry" in endpoints.sandbox_ports and "STOREFRONT_SENTRY_DSN" not in env:
         env["STOREFRONT_SENTRY_DSN"] = endpoints.sentry_dsn()
+    # Traces go to the OTLP stand-in unless a collector was configured.
+    if "otlp" in endpoints.sandbox_ports and "STOREFRONT_OTLP_ENDPOINT" not in env:
+        env["STOREFRONT_OTLP_ENDPOINT"] = endpoints.sandbox_url("otlp")
     env.update(only_shared(overrides or {}, keep=prefix))
     if port is not None:
         env[f"{prefix}PORT"] = str(port)
