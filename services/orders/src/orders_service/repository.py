@@ -2,8 +2,8 @@
 
 The saga's hot path (issue 17) runs statements built once at import with bind
 parameters: a step transaction then costs each statement's execution, not its
-construction, coercion and cache key. Step records go in one ``INSERT ... ON CONFLICT``
-per transaction (:func:`record_steps`), however many steps it records.
+construction, coercion and cache key. The step records of one transaction go in one
+round trip (:func:`record_steps`), however many steps it records.
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,17 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Table, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,7 +210,7 @@ async def record_step(
 async def record_steps(
     session: AsyncSession, order: CustomerOrder, records: Sequence[StepRecord]
 ) -> None:
-    """Insert or update the rows of ``records`` (distinct steps), in one statement.
+    """Insert or update the rows of ``records`` (distinct steps), in one round trip.
 
     Per row: the status; one more attempt when ``new_attempt``; ``last_error`` set to
     ``error`` when one is given, cleared on success or skip, kept otherwise; ``result``
@@ -213,56 +223,46 @@ async def record_steps(
         for record in records:
             await record_steps(session, order, [record])
         return
-    params: dict[str, Any] = {}
-    for index, record in enumerate(records):
-        params.update(
-            {
-                f"p_id_{index}": new_id(),
-                f"p_order_id_{index}": order.id,
-                f"p_user_id_{index}": order.user_id,
-                f"p_step_{index}": record.step.value,
-                f"p_kind_{index}": kind_of(record.step).value,
-                f"p_status_{index}": record.status.value,
-                f"p_attempts_{index}": 1 if record.new_attempt else 0,
-                f"p_last_error_{index}": record.error[:500] if record.error else None,
-                f"p_result_{index}": record.result,
-            }
-        )
-    connection = await session.connection()
-    await connection.execute(_upsert_steps(len(records)), params)
-
-
-_STEP_TABLE: Table = SagaStep.__table__  # type: ignore[assignment]
-_CLEARS_ERROR = (StepStatus.SUCCEEDED.value, StepStatus.SKIPPED.value)
-_UPSERTS: dict[int, Any] = {}
-
-
-def _upsert_steps(rows: int) -> Any:
-    """The upsert of ``rows`` step rows, built once per size (a transaction records 1 to 3)."""
-    statement = _UPSERTS.get(rows)
-    if statement is None:
-        statement = _UPSERTS[rows] = _build_upsert(rows)
-    return statement
-
-
-def _build_upsert(rows: int) -> Any:
-    """What an update keeps follows from the row it would have inserted (``excluded``):
-    the attempts add up (0 or 1), a NULL ``result`` keeps the old one, and ``last_error``
-    is replaced when an error is given or the step succeeded or was skipped (an empty
-    error counts as none)."""
-    table = _STEP_TABLE
-    columns = ("id", "order_id", "user_id", "step", "kind", "status", "attempts", "last_error")
-    values = [
+    params = [
         {
-            **{name: bindparam(f"p_{name}_{index}", type_=table.c[name].type) for name in columns},
-            # none_as_null: "no result" is SQL NULL (kept by the update), not JSON null
-            "result": bindparam(f"p_result_{index}", type_=JSONB(none_as_null=True)),
-            "updated_at": func.now(),
+            "p_id": new_id(),
+            "p_order_id": order.id,
+            "p_user_id": order.user_id,
+            "p_step": record.step.value,
+            "p_kind": kind_of(record.step).value,
+            "p_status": record.status.value,
+            "p_attempts": 1 if record.new_attempt else 0,
+            "p_last_error": record.error[:500] if record.error else None,
+            "p_result": record.result,
         }
-        for index in range(rows)
+        for record in records
     ]
-    statement = insert(table).values(values)
+    connection = await session.connection()
+    # several rows: one executemany, which asyncpg sends as one pipeline (one round trip)
+    await connection.execute(_UPSERT_STEP, params if len(params) > 1 else params[0])
+
+
+def _upsert_step() -> Any:
+    """The step row's upsert, with bind parameters. What an update keeps follows from
+    the row it would have inserted (``excluded``): the attempts add up (0 or 1), a NULL
+    ``result`` keeps the old one, and ``last_error`` is replaced when an error is given
+    or the step succeeded or was skipped (an empty error counts as none).
+
+    One row per statement: a multi-row ``VALUES`` of bind parameters is not cacheable
+    in SQLAlchemy (it would be compiled on every execution).
+    """
+    table: Table = SagaStep.__table__  # type: ignore[assignment]
+    columns = ("id", "order_id", "user_id", "step", "kind", "status", "attempts", "last_error")
+    statement = insert(table).values(
+        **{name: bindparam(f"p_{name}", type_=table.c[name].type) for name in columns},
+        # none_as_null: "no result" is SQL NULL (kept by the update), not JSON null
+        result=bindparam("p_result", type_=JSONB(none_as_null=True)),
+        updated_at=func.now(),
+    )
     new = statement.excluded
+    # constants in the SQL: an IN list would be an "expanding" parameter, which
+    # executemany refuses
+    clears = or_(*(new.status == literal_column(f"'{s.value}'") for s in _CLEARS_ERROR))
     return statement.on_conflict_do_update(
         index_elements=["order_id", "step"],
         set_={
@@ -270,12 +270,17 @@ def _build_upsert(rows: int) -> Any:
             "updated_at": func.now(),
             "attempts": table.c.attempts + new.attempts,
             "last_error": case(
-                (new.last_error.is_not(None) | new.status.in_(_CLEARS_ERROR), new.last_error),
+                (new.last_error.is_not(None) | clears, new.last_error),
                 else_=table.c.last_error,
             ),
             "result": func.coalesce(new.result, table.c.result),
         },
     )
+
+
+_CLEARS_ERROR = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+#: Built once: a step record costs the statement's execution, not its construction.
+_UPSERT_STEP = _upsert_step()
 
 
 async def claim_expired_sagas(
