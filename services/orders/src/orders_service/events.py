@@ -5,6 +5,11 @@ Domain events go through the outbox to the ``orders.events`` stream (docs/design
 ``order.confirmed`` and ``payment.captured`` also the priced lines, totals and currency
 so notifications can render a receipt. Admin alerts are ephemeral Redis pub/sub
 messages ``{type, data, occurred_at}`` on ``admin.alerts``.
+
+Domain events are staged on the session and written, all of a transaction's at once, by
+one prebuilt ``INSERT`` just before it commits (a ``before_commit`` hook), not as ORM
+objects: a saga step then costs no unit-of-work for its events (issue 17). They still
+commit or roll back with the change that caused them.
 """
 
 from datetime import UTC, datetime
@@ -13,11 +18,14 @@ from typing import Any
 import orjson
 from prometheus_client import Counter
 from redis.asyncio import Redis
+from sqlalchemy import Table, bindparam, event
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from orders_service.models import CustomerOrder, OutboxEvent
 from storefront_kit.audit import AUDIT_STREAM, AuditEntry, audit_event
-from storefront_kit.events import EventEnvelope, add_outbox_event
+from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.logging import get_logger
 
 __all__ = [
@@ -58,9 +66,49 @@ def receipt(order: CustomerOrder) -> dict[str, Any]:
 def stage_event(
     session: AsyncSession, order: CustomerOrder, event_type: str, data: dict[str, Any]
 ) -> None:
-    """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added)."""
-    event = EventEnvelope.new(type=event_type, source=SOURCE, data={**_base(order), **data})
-    add_outbox_event(session, OutboxEvent, stream=STREAM, event=event)
+    """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added).
+
+    Written when the transaction commits (:func:`_write_staged`), dropped if it does not.
+    """
+    envelope = EventEnvelope.new(type=event_type, source=SOURCE, data={**_base(order), **data})
+    staged: list[dict[str, Any]] | None = session.info.get(_STAGED)
+    if staged is None:
+        staged = session.info[_STAGED] = []
+        outbox_staged(session)  # wake the relay once this transaction commits
+    staged.append(
+        {
+            "p_id": envelope.id,
+            "p_stream": STREAM,
+            "p_event_type": envelope.type,
+            "p_envelope": orjson.loads(envelope.model_dump_json()),
+        }
+    )
+
+
+_STAGED = "orders_service.staged_events"
+_OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
+#: Built once, run as one executemany per transaction (one round trip).
+_INSERT_OUTBOX = insert(_OUTBOX).values(
+    id=bindparam("p_id", type_=_OUTBOX.c.id.type),
+    stream=bindparam("p_stream", type_=_OUTBOX.c.stream.type),
+    event_type=bindparam("p_event_type", type_=_OUTBOX.c.event_type.type),
+    envelope=bindparam("p_envelope", type_=JSONB()),
+)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    """Insert the events staged in the transaction that is about to commit."""
+    rows = session.info.pop(_STAGED, None)
+    if rows:
+        session.connection().execute(_INSERT_OUTBOX, rows if len(rows) > 1 else rows[0])
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_staged(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended without committing takes its staged events with it."""
+    if transaction.parent is None:
+        session.info.pop(_STAGED, None)
 
 
 def stage_status_changed(session: AsyncSession, order: CustomerOrder, previous: str) -> None:

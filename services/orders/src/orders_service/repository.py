@@ -1,12 +1,31 @@
-"""Every query of the orders service (SQLAlchemy 2.0, async). Functions flush, never commit."""
+"""Every query of the orders service (SQLAlchemy 2.0, async). Functions flush, never commit.
+
+The saga's hot path (issue 17) runs statements built once at import with bind
+parameters: a step transaction then costs each statement's execution, not its
+construction, coercion and cache key. The step records of one transaction go in one
+round trip (:func:`record_steps`), however many steps it records.
+"""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, String, cast, func, literal_column, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.domain.saga import IN_FLIGHT, Step, StepStatus, kind_of
@@ -14,6 +33,7 @@ from orders_service.models import CustomerOrder, OutboxEvent, SagaStep
 from storefront_kit.ids import new_id
 
 __all__ = [
+    "StepRecord",
     "claim_expired_sagas",
     "confirmed_order_count",
     "count_orders",
@@ -26,6 +46,7 @@ __all__ = [
     "orders_of_user",
     "pseudonymise_user",
     "record_step",
+    "record_steps",
     "release_lease",
     "renew_lease",
     "steps_of",
@@ -50,7 +71,8 @@ async def insert_order(
 ) -> CustomerOrder | None:
     """Insert a PENDING order leased to ``lease_owner``; ``None`` if the key is taken."""
     order_id = new_id()
-    inserted = await session.scalar(
+    # the whole row back (server defaults included): no second read
+    return await session.scalar(
         insert(CustomerOrder)
         .values(
             id=order_id,
@@ -67,11 +89,8 @@ async def insert_order(
             lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s),
         )
         .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-        .returning(CustomerOrder.id)
+        .returning(CustomerOrder)
     )
-    if inserted is None:
-        return None
-    return await session.get_one(CustomerOrder, order_id)
 
 
 async def get_order_by_key(
@@ -93,6 +112,9 @@ async def get_order(
     for_update: bool = False,
 ) -> CustomerOrder | None:
     """One order (of ``user_id`` when given), locked for update on request."""
+    if user_id is None:  # the saga's reads: statements built once
+        query = _ORDER_LOCKED if for_update else _ORDER
+        return await session.scalar(query, {"p_order_id": order_id})
     query = select(CustomerOrder).where(CustomerOrder.id == order_id)
     if user_id is not None:
         query = query.where(CustomerOrder.user_id == user_id)
@@ -100,6 +122,15 @@ async def get_order(
         query = query.with_for_update()
     # populate_existing: a locked read must not be served from the identity map.
     return await session.scalar(query.execution_options(populate_existing=True))
+
+
+# populate_existing: a locked read must not be served from the identity map.
+_ORDER = (
+    select(CustomerOrder)
+    .where(CustomerOrder.id == bindparam("p_order_id"))
+    .execution_options(populate_existing=True)
+)
+_ORDER_LOCKED = _ORDER.with_for_update()
 
 
 def _filtered(
@@ -143,13 +174,27 @@ async def count_orders(
 
 async def steps_of(session: AsyncSession, order_id: UUID) -> dict[Step, SagaStep]:
     """The saga steps recorded for an order, by step."""
-    rows = await session.scalars(
-        select(SagaStep)
-        .where(SagaStep.order_id == order_id)
-        .order_by(SagaStep.created_at, SagaStep.id)
-        .execution_options(populate_existing=True)
-    )
+    rows = await session.scalars(_STEPS_OF, {"p_order_id": order_id})
     return {Step(row.step): row for row in rows}
+
+
+_STEPS_OF = (
+    select(SagaStep)
+    .where(SagaStep.order_id == bindparam("p_order_id"))
+    .order_by(SagaStep.created_at, SagaStep.id)
+    .execution_options(populate_existing=True)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """What one step's row says after a transaction (see :func:`record_steps`)."""
+
+    step: Step
+    status: StepStatus
+    new_attempt: bool = False
+    error: str | None = None
+    result: dict[str, Any] | None = None
 
 
 async def record_step(
@@ -163,26 +208,84 @@ async def record_step(
     result: dict[str, Any] | None = None,
 ) -> None:
     """Insert or update one step's row (``new_attempt`` counts one more attempt)."""
-    values: dict[str, Any] = {"status": status.value, "updated_at": func.now()}
-    if error is not None or status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
-        values["last_error"] = error[:500] if error else None
-    if result is not None:
-        values["result"] = result
-    statement = insert(SagaStep).values(
-        id=new_id(),
-        order_id=order.id,
-        user_id=order.user_id,
-        step=step.value,
-        kind=kind_of(step).value,
-        attempts=1 if new_attempt else 0,
-        **values,
+    record = StepRecord(step, status, new_attempt=new_attempt, error=error, result=result)
+    await record_steps(session, order, [record])
+
+
+async def record_steps(
+    session: AsyncSession, order: CustomerOrder, records: Sequence[StepRecord]
+) -> None:
+    """Insert or update the rows of ``records`` (distinct steps), in one round trip.
+
+    Per row: the status; one more attempt when ``new_attempt``; ``last_error`` set to
+    ``error`` when one is given, cleared on success or skip, kept otherwise; ``result``
+    replaced when given, kept otherwise.
+    """
+    if not records:
+        return
+    if len({record.step for record in records}) != len(records):
+        # one statement may not update a row twice: one statement per record
+        for record in records:
+            await record_steps(session, order, [record])
+        return
+    params = [
+        {
+            "p_id": new_id(),
+            "p_order_id": order.id,
+            "p_user_id": order.user_id,
+            "p_step": record.step.value,
+            "p_kind": kind_of(record.step).value,
+            "p_status": record.status.value,
+            "p_attempts": 1 if record.new_attempt else 0,
+            "p_last_error": record.error[:500] if record.error else None,
+            "p_result": record.result,
+        }
+        for record in records
+    ]
+    connection = await session.connection()
+    # several rows: one executemany, which asyncpg sends as one pipeline (one round trip)
+    await connection.execute(_UPSERT_STEP, params if len(params) > 1 else params[0])
+
+
+def _upsert_step() -> Any:
+    """The step row's upsert, with bind parameters. What an update keeps follows from
+    the row it would have inserted (``excluded``): the attempts add up (0 or 1), a NULL
+    ``result`` keeps the old one, and ``last_error`` is replaced when an error is given
+    or the step succeeded or was skipped (an empty error counts as none).
+
+    One row per statement: a multi-row ``VALUES`` of bind parameters is not cacheable
+    in SQLAlchemy (it would be compiled on every execution).
+    """
+    table: Table = SagaStep.__table__  # type: ignore[assignment]
+    columns = ("id", "order_id", "user_id", "step", "kind", "status", "attempts", "last_error")
+    statement = insert(table).values(
+        **{name: bindparam(f"p_{name}", type_=table.c[name].type) for name in columns},
+        # none_as_null: "no result" is SQL NULL (kept by the update), not JSON null
+        result=bindparam("p_result", type_=JSONB(none_as_null=True)),
+        updated_at=func.now(),
     )
-    update_values = dict(values)
-    if new_attempt:
-        update_values["attempts"] = SagaStep.attempts + 1
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["order_id", "step"], set_=update_values)
+    new = statement.excluded
+    # constants in the SQL: an IN list would be an "expanding" parameter, which
+    # executemany refuses
+    clears = or_(*(new.status == literal_column(f"'{s.value}'") for s in _CLEARS_ERROR))
+    return statement.on_conflict_do_update(
+        index_elements=["order_id", "step"],
+        set_={
+            "status": new.status,
+            "updated_at": func.now(),
+            "attempts": table.c.attempts + new.attempts,
+            "last_error": case(
+                (new.last_error.is_not(None) | clears, new.last_error),
+                else_=table.c.last_error,
+            ),
+            "result": func.coalesce(new.result, table.c.result),
+        },
     )
+
+
+_CLEARS_ERROR = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+#: Built once: a step record costs the statement's execution, not its construction.
+_UPSERT_STEP = _upsert_step()
 
 
 async def claim_expired_sagas(

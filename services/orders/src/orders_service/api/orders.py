@@ -102,7 +102,7 @@ async def create_order(
     )
     await commit(session)  # the saga, another task, must find the order committed
     if created:
-        runner.start(order.id)
+        runner.start(order.id, fresh=True)
     order = await wait_for_saga(
         session, runner, order.id, timeout_s=settings.checkout_wait_s, redis_breaker=redis_breaker
     )

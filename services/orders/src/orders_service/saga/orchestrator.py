@@ -37,6 +37,7 @@ from orders_service.domain.saga import (
 )
 from orders_service.events import publish_alert, receipt, stage_event
 from orders_service.models import CustomerOrder, SagaStep
+from orders_service.repository import StepRecord
 from orders_service.saga.failures import Failure, classify
 from orders_service.saga.steps import STEPS, Alert, StepContext, StepOutcome
 from orders_service.saga.steps import action as action_handler
@@ -91,14 +92,18 @@ class SagaOrchestrator:
 
     # --- entry point ----------------------------------------------------------------------
 
-    async def run(self, order_id: UUID) -> None:
-        """Drive the saga until it settles, must wait for a retry, or the lease is lost."""
+    async def run(self, order_id: UUID, *, fresh: bool = False) -> None:
+        """Drive the saga until it settles, must wait for a retry, or the lease is lost.
+
+        ``fresh``: the order was just inserted, leased to this replica, with no step
+        recorded (a new checkout), so there is nothing to read before its first step.
+        """
         task = asyncio.current_task()
         assert task is not None
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(order_id, task, lost))
         try:
-            await self._drive(order_id)
+            await self._drive(order_id, fresh=fresh)
         except LeaseLost:
             logger.info("saga_lease_lost", order_id=str(order_id))
         except asyncio.CancelledError:
@@ -165,44 +170,56 @@ class SagaOrchestrator:
     ) -> tuple[CustomerOrder, Step]:
         """Record ``action`` running (after the idle steps from it on), in one transaction."""
         pending = dict(statuses)
+        records: list[StepRecord] = []
+        action = self._skip_idle(action, pending, records)
+        records.append(StepRecord(action, StepStatus.RUNNING, new_attempt=True))
         async with self._locked(order_id) as (session, order):
-            action = await self._skip_idle(session, order, action, pending)
-            await repository.record_step(
-                session, order, action, StepStatus.RUNNING, new_attempt=True
-            )
+            await repository.record_steps(session, order, records)
+        self._count_skipped(records)
         statuses.update(pending)
         statuses[action] = StepStatus.RUNNING
         return order, action
 
-    async def _skip_idle(
-        self,
-        session: AsyncSession,
-        order: CustomerOrder,
-        step: Step,
-        pending: dict[Step, StepStatus],
+    def _skip_idle(
+        self, step: Step, pending: dict[Step, StepStatus], records: list[StepRecord]
     ) -> Step:
-        """Record every step from ``step`` on that has nothing to do (a fraud step with no
-        rule) with its outcome, in the caller's transaction; the first one that has."""
+        """Add a record for every step from ``step`` on that has nothing to do (a fraud
+        step with no rule) with its outcome, to be written in the caller's transaction;
+        the first step that has something to do."""
         while (outcome := action_handler(step).idle(self._steps)) is not None:
-            await repository.record_step(
-                session, order, step, outcome.status, new_attempt=True, result=outcome.result
+            records.append(
+                StepRecord(step, outcome.status, new_attempt=True, result=outcome.result)
             )
-            STEP_OUTCOMES.labels(step.value, outcome.status.value).inc()
             pending[step] = outcome.status
             step = next_action(pending) or FINAL_ACTION
         return step
 
+    @staticmethod
+    def _count_skipped(records: list[StepRecord]) -> None:
+        """Count the idle steps of committed ``records`` (all but the one started)."""
+        for record in records[:-1]:
+            STEP_OUTCOMES.labels(record.step.value, record.status.value).inc()
+
     # --- forward path ---------------------------------------------------------------------
 
-    async def _drive(self, order_id: UUID) -> None:
+    async def _drive(self, order_id: UUID, *, fresh: bool) -> None:
         # One snapshot per run: from then on this replica is the only writer of the
         # saga's steps (the lease), and every step transaction hands back the order row
         # it locked, so the next step starts from that instead of reading it again.
-        order, steps = await self._snapshot(order_id)
-        if order is None:
-            return
-        statuses = {step: StepStatus(row.status) for step, row in steps.items()}
+        # A fresh order has no step yet: its first transaction (which locks and checks
+        # the row as every step transaction does) is the read.
         started: Step | None = None  # recorded ``running`` by the previous step's commit
+        statuses: dict[Step, StepStatus] = {}
+        if fresh:
+            order, started = await self._start_action(
+                order_id, next_action(statuses) or FINAL_ACTION, statuses
+            )
+        else:
+            snapshot, steps = await self._snapshot(order_id)
+            if snapshot is None:
+                return
+            order = snapshot
+            statuses = {step: StepStatus(row.status) for step, row in steps.items()}
         while True:
             if order.lease_owner != self.owner:
                 return  # settled (the lease was cleared with it) or never ours
@@ -283,10 +300,8 @@ class SagaOrchestrator:
         """
         following: Step | None = None
         pending = {**statuses, step: outcome.status}
+        records = [StepRecord(step, outcome.status, result=outcome.result)]
         async with self._locked(order_id) as (session, order):
-            await repository.record_step(
-                session, order, step, outcome.status, result=outcome.result
-            )
             previous, target = order.status, status_after(step)
             cancelling = order.cancel_requested
             if not cancelling:
@@ -316,10 +331,12 @@ class SagaOrchestrator:
             else:
                 await transition(session, order, target, previous=previous)
                 following = next_action(pending) or FINAL_ACTION
-                following = await self._skip_idle(session, order, following, pending)
-                await repository.record_step(
-                    session, order, following, StepStatus.RUNNING, new_attempt=True
-                )
+                following = self._skip_idle(following, pending, records)
+                records.append(StepRecord(following, StepStatus.RUNNING, new_attempt=True))
+            # one statement for the outcome, the idle steps skipped and the next start
+            await repository.record_steps(session, order, records)
+        if following is not None:
+            self._count_skipped(records[1:])
         statuses[step] = outcome.status
         if following is not None:
             statuses.update(pending)

@@ -70,14 +70,17 @@ class SagaRunner:
         """The task running ``order_id``'s saga here, if any."""
         return self._tasks.get(order_id)
 
-    def start(self, order_id: UUID) -> asyncio.Task[None] | None:
-        """Run the saga of ``order_id`` (leased to this replica) unless it already runs."""
+    def start(self, order_id: UUID, *, fresh: bool = False) -> asyncio.Task[None] | None:
+        """Run the saga of ``order_id`` (leased to this replica) unless it already runs.
+
+        ``fresh``: a new checkout, inserted leased to this replica with no step recorded.
+        """
         if self._closing:
             return None
         existing = self._tasks.get(order_id)
         if existing is not None and not existing.done():
             return existing
-        task = asyncio.create_task(self._run(order_id), name=f"saga-{order_id}")
+        task = asyncio.create_task(self._run(order_id, fresh=fresh), name=f"saga-{order_id}")
         self._tasks[order_id] = task
         task.add_done_callback(functools.partial(self._forget, order_id))
         return task
@@ -86,11 +89,11 @@ class SagaRunner:
         if self._tasks.get(order_id) is task:
             del self._tasks[order_id]
 
-    async def _run(self, order_id: UUID) -> None:
+    async def _run(self, order_id: UUID, *, fresh: bool) -> None:
         async with self._semaphore:
             SAGAS_RUNNING.inc()
             try:
-                await self._orchestrator.run(order_id)
+                await self._orchestrator.run(order_id, fresh=fresh)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
