@@ -2,7 +2,7 @@
 
 import gc
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ from storefront_kit.security import (
     service_signing_key,
 )
 from storefront_kit.settings import ServiceSettings
+from storefront_kit.state import ServiceState, forget_service_state, keep_service_state
 
 __all__ = ["create_service_app"]
 
@@ -93,21 +94,31 @@ async def _value_refused(request: Request, exc: Exception) -> Response:
 def _with_platform_clients(
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
-) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Wrap a service's lifespan with what every service has: an HTTP client and security."""
+) -> Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]:
+    """Wrap a service's lifespan with what every service has: an HTTP client and security.
+
+    The service's lifespan yields its typed state (a :class:`~storefront_kit.state.
+    ServiceState`), kept for dependencies while it runs (:mod:`storefront_kit.state`);
+    a plain ``dict`` is handed to Starlette as lifespan state; ``None`` is nothing.
+    """
 
     @asynccontextmanager
-    async def platform_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def platform_lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any] | None]:
         http_client = create_http_client(timeout=settings.http_timeout_s)
         app.state.http_client = http_client
         # Tests may install their own (test-key) security before start-up.
         if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
             app.state.security = build_security(settings, http_client=http_client)
         try:
-            async with lifespan(app):
+            async with lifespan(app) as state:
+                if isinstance(state, ServiceState):
+                    keep_service_state(app, state)
                 if settings.platform.gc_freeze:
                     _freeze_start_up_objects()
-                yield
+                try:
+                    yield state if isinstance(state, Mapping) else None
+                finally:
+                    forget_service_state(app)
         finally:
             await http_client.aclose()
 

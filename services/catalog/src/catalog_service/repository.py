@@ -27,9 +27,9 @@ from uuid import UUID
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
-from catalog_service.elastic import is_index_missing
+from catalog_service.clients.elasticsearch import is_index_missing
 from catalog_service.errors import ConcurrentUpdate
-from catalog_service.schemas import ProductData, ProductDeletedData, StockData
+from catalog_service.events import ProductData, ProductDeletedData, StockData
 
 __all__ = [
     "Document",
