@@ -2,7 +2,7 @@
 
 import gc
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -94,16 +94,16 @@ async def _value_refused(request: Request, exc: Exception) -> Response:
 def _with_platform_clients(
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
-) -> Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]:
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Wrap a service's lifespan with what every service has: an HTTP client and security.
 
     The service's lifespan yields its typed state (a :class:`~storefront_kit.state.
-    ServiceState`), kept for dependencies while it runs (:mod:`storefront_kit.state`);
-    a plain ``dict`` is handed to Starlette as lifespan state; ``None`` is nothing.
+    ServiceState`), kept for dependencies while it runs (:mod:`storefront_kit.state`),
+    or ``None`` (a service that keeps what it built on ``app.state`` itself).
     """
 
     @asynccontextmanager
-    async def platform_lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any] | None]:
+    async def platform_lifespan(app: FastAPI) -> AsyncIterator[None]:
         http_client = create_http_client(timeout=settings.http_timeout_s)
         app.state.http_client = http_client
         # Tests may install their own (test-key) security before start-up.
@@ -116,7 +116,7 @@ def _with_platform_clients(
                 if settings.platform.gc_freeze:
                     _freeze_start_up_objects()
                 try:
-                    yield state if isinstance(state, Mapping) else None
+                    yield
                 finally:
                     forget_service_state(app)
         finally:

@@ -26,7 +26,8 @@ Why the app and not Starlette's per-request lifespan state (a lifespan yielding 
 ``dict`` that every request's ``request.state`` copies): the state is also needed
 outside a request (tests hold the app, not a request), and a client that drives the
 app without a server (``httpx.ASGITransport(app=app)``) carries no lifespan state into
-its requests. A lifespan that yields a plain ``dict`` still gets Starlette's behaviour.
+its requests. The state still lives exactly as long as the lifespan: kept when it has
+started, forgotten before its clients are closed.
 """
 
 from collections.abc import Awaitable, Callable

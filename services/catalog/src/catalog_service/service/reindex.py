@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from catalog_service import repository
 from catalog_service.clients import search_index as index
 from catalog_service.clients.inventory import export_pages
+from catalog_service.domain.documents import product_document
 from catalog_service.errors import Conflict
 from catalog_service.events import ProductData
 from catalog_service.service.cache import catalogue_version_key
@@ -80,7 +81,7 @@ async def _load_page(
     operations: list[dict[str, Any]] = []
     for product in products:
         operations.append({"create": {"_index": name, "_id": str(product.id)}})
-        operations.append(repository.product_document(product))
+        operations.append(product_document(product))
     response = await es.bulk(operations=operations, refresh=False)
     by_id = {str(p.id): p for p in products}
     for item in response["items"]:

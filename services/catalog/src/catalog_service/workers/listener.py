@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from catalog_service import repository
 from catalog_service.clients import search_index as index
 from catalog_service.clients.elasticsearch import is_transient
+from catalog_service.domain.documents import Outcome
 from catalog_service.events import (
     PRODUCT_DELETED,
     PRODUCT_UPSERTED,
@@ -46,7 +47,6 @@ from catalog_service.events import (
     ProductDeletedData,
     StockData,
 )
-from catalog_service.repository import Outcome
 from catalog_service.service.cache import SearchCache
 from catalog_service.service.reindex import reindex_target_key
 from catalog_service.settings import CatalogSettings
