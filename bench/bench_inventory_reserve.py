@@ -30,8 +30,7 @@ import aiohttp
 import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from inventory_service import repository
-from inventory_service.domain import events
+from inventory_service import events, repository
 from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer
 
 ROOT = Path(__file__).resolve().parents[1]

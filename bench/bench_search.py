@@ -18,7 +18,7 @@ Rows:
 - ``uncached``: every request a different search (new words, page or sort), so each
   one misses the cache and reaches Elasticsearch;
 - ``es direct``: the same kind of searches (the catalog's own request body, built by
-  ``catalog_service.search.build_search``) posted to ``<alias>/_search``. Uncached and
+  ``catalog_service.service.search.build_search``) posted to ``<alias>/_search``. Uncached and
   direct searches are drawn alternately from one list, so neither warms Elasticsearch's
   request cache for the other.
 
@@ -48,7 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from catalog_service.schemas import SearchParams
-from catalog_service.search import build_search
+from catalog_service.service.search import build_search
 from catalog_service.settings import CatalogSettings
 from jwt_core_lib import SigningKey, TokenIssuer
 from storefront_seed.catalogue import generate_catalogue

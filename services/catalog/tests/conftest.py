@@ -22,11 +22,13 @@ from redis.asyncio import Redis
 
 from catalog_service import repository
 from catalog_service.app import create_app
-from catalog_service.index import create_index
-from catalog_service.schemas import ProductData
+from catalog_service.clients.search_index import create_index
+from catalog_service.events import ProductData
 from catalog_service.settings import CatalogSettings
+from catalog_service.state import CatalogState
 from storefront_kit.events import EventEnvelope
 from storefront_kit.settings import PlatformSettings
+from storefront_kit.state import service_state
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -125,6 +127,11 @@ async def serve_app(settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClien
 def app_of(client: httpx.AsyncClient) -> FastAPI:
     app: FastAPI = client.app  # type: ignore[attr-defined]
     return app
+
+
+def state_of(client: httpx.AsyncClient) -> CatalogState:
+    """What the running app's lifespan built (its typed state)."""
+    return service_state(app_of(client), CatalogState)
 
 
 async def eventually(

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, Silent, app_of, make_settings
+from .conftest import Serve, Silent, make_settings, state_of
 
 
 def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
@@ -43,7 +43,7 @@ async def test_a_silent_elasticsearch_opens_its_breaker_and_searches_then_fail_a
         refused = [await search(client, f"later{i}") for i in range(5)]
         product_page = await client.get("/api/v1/products/0190f0c2-6f1e-7cc0-9d1e-5b2a3c4d5e6f")
         ready = await client.get("/health/ready")
-        breaker = app_of(client).state.product_search.breaker
+        breaker = state_of(client).product_search.breaker
 
     assert [r.status_code for r in timed_out] == [503, 503]
     assert reached == 2
@@ -104,7 +104,7 @@ async def test_a_silent_redis_is_skipped_and_then_not_waited_for(
         answers = [await search(client, "pixel") for _ in range(6)]
         connections_sent = len(silent.received)
         ready = await client.get("/health/ready")
-        breaker = app_of(client).state.search_cache.breaker
+        breaker = state_of(client).search_cache.breaker
         more = [await search(client, "pixel") for _ in range(5)]
 
     assert {r.status_code for r in [*answers, *more]} == {200}
@@ -123,7 +123,7 @@ async def test_the_breaker_closes_by_itself_once_redis_answers_again(
     # Without a watch a request probes; with one, its ping does (test_watch.py).
     settings = indexed.model_copy(update={"breaker_reset_s": 1.0, "watch_enabled": False})
     async with serve(settings) as client:
-        breaker = app_of(client).state.search_cache.breaker
+        breaker = state_of(client).search_cache.breaker
         for _ in range(settings.breaker_failure_threshold):
             breaker.record_failure()
         assert breaker.state == "open"

@@ -10,12 +10,12 @@ from elasticsearch import AsyncElasticsearch
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from catalog_service import search
-from catalog_service.cache import catalogue_version_key
 from catalog_service.schemas import SearchParams, SearchResponse
+from catalog_service.service import search
+from catalog_service.service.cache import catalogue_version_key
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, app_of, index_products, make_settings, product
+from .conftest import Serve, index_products, make_settings, product, state_of
 
 DEAD_PORT_URL = "http://127.0.0.1:1"  # nothing listens on port 1
 DEAD_REDIS = "redis://127.0.0.1:1/0"
@@ -88,7 +88,7 @@ async def test_a_catalogue_change_invalidates_cached_answers(
         await index_products(es, indexed, [product("Nothing Phone 2", category="Phones")])
         cached = await client.get("/api/v1/products/search", params={"category": "phones"})
         assert cached.json() == before.json()  # same version: served from the cache
-        await app_of(client).state.search_cache.bump()  # what the listener does after a flush
+        await state_of(client).search_cache.bump()  # what the listener does after a flush
         after = await client.get("/api/v1/products/search", params={"category": "phones"})
     assert (before.json()["total"], after.json()["total"]) == (2, 3)
     assert len(counted_search) == 2
@@ -167,7 +167,7 @@ async def test_a_cached_answer_survives_an_elasticsearch_outage(
 
 
 def test_cache_keys_differ_by_params_and_by_catalogue_version() -> None:
-    from catalog_service.cache import SearchCache
+    from catalog_service.service.cache import SearchCache
 
     cache = SearchCache(Redis(), prefix="p", ttl_s=1, lock_ms=10)
     a = SearchParams.normalised(q="Phone", page=1)

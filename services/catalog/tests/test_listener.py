@@ -9,8 +9,8 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from catalog_service import repository
-from catalog_service.cache import catalogue_version_key
-from catalog_service.schemas import ProductData, StockData
+from catalog_service.events import ProductData, StockData
+from catalog_service.service.cache import catalogue_version_key
 from catalog_service.settings import CatalogSettings
 from storefront_kit.events import EventEnvelope
 

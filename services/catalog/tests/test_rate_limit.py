@@ -4,7 +4,7 @@ import httpx
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, make_settings
+from .conftest import Serve, make_settings, state_of
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -52,7 +52,7 @@ async def test_two_replicas_share_one_budget(
     limited = settings.model_copy(update={"search_ip_rate_limit": "4/minute"})
     async with serve(limited) as one, serve(limited) as two:
         # Two apps, each with its own Redis pool and limiter, over the same Redis.
-        assert one.app.state.rate_limiter is not two.app.state.rate_limiter  # type: ignore[attr-defined]
+        assert state_of(one).rate_limiter is not state_of(two).rate_limiter
         answers = [await _search((one, two)[n % 2], ip="192.0.2.77") for n in range(5)]
 
     assert [a.status_code for a in answers[:4]] == [200, 200, 200, 200]

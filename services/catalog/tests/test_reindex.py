@@ -25,8 +25,8 @@ import uvicorn
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from catalog_service.cache import catalogue_version_key
-from catalog_service.reindex import ReindexRunning, reindex, reindex_from_inventory
+from catalog_service.service.cache import catalogue_version_key
+from catalog_service.service.reindex import ReindexRunning, reindex, reindex_from_inventory
 from catalog_service.settings import CatalogSettings
 from inventory_service.app import create_app as create_inventory_app
 from inventory_service.settings import InventorySettings

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from catalog_service.index import ensure_index
+from catalog_service.clients.search_index import ensure_index
 from catalog_service.settings import CatalogSettings
 
 from .conftest import (

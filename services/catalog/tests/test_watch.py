@@ -14,7 +14,7 @@ from elasticsearch import AsyncElasticsearch
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, Silent, app_of, eventually, index_products, make_settings, product
+from .conftest import Serve, Silent, eventually, index_products, make_settings, product, state_of
 
 #: Far longer than any answer below may take: the old behaviour waited these out.
 LONG_S = 30.0
@@ -33,7 +33,7 @@ def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
 
 def is_open(client: httpx.AsyncClient, which: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        state = app_of(client).state
+        state = state_of(client)
         breaker = state.product_search.breaker if which == "es" else state.search_cache.breaker
         return bool(breaker.is_open)
 
@@ -54,7 +54,7 @@ async def test_a_silent_elasticsearch_is_known_down_before_any_search_and_then_r
         **FAST_WATCH,
     )
     async with serve(settings) as client:
-        breaker = app_of(client).state.product_search.breaker
+        breaker = state_of(client).product_search.breaker
         await eventually(is_open(client, "es"), within_s=LONG_S)
         refused = [await search(client, f"q{i}") for i in range(5)]
         page = await client.get("/api/v1/products/0190f0c2-6f1e-7cc0-9d1e-5b2a3c4d5e6f")
@@ -86,7 +86,7 @@ async def test_a_search_in_flight_when_elasticsearch_is_found_down_is_released(
         **FAST_WATCH,
     )
     async with serve(settings) as client:
-        state = app_of(client).state
+        state = state_of(client)
         breaker = state.product_search.breaker
         # The service's own watch found the silent server while starting; here the
         # test drives it, so the searches are surely in flight when it trips.
@@ -146,7 +146,7 @@ async def test_the_watch_closes_the_breaker_when_elasticsearch_answers_again(
 ) -> None:
     settings = indexed.model_copy(update={"watch_enabled": True})
     async with serve(settings) as client:
-        breaker = app_of(client).state.product_search.breaker
+        breaker = state_of(client).product_search.breaker
         breaker.trip()  # as after missed pings: the real Elasticsearch answers the next one
         refused = await search(client, "pixel")
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
+from inventory_service.state import InventoryState
 from jwt_core_lib import (
     SigningKey,
     StaticKeySource,
@@ -29,6 +30,7 @@ from jwt_core_lib import (
     TokenVerifier,
 )
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.pytest_plugin import create_test_database
 
@@ -90,14 +92,17 @@ class Inventory:
     catalog: dict[str, str] = field(default_factory=dict)  # catalog, the export's caller
 
     @property
+    def state(self) -> InventoryState:
+        """What the running app's lifespan built."""
+        return service_state(self.app, InventoryState)
+
+    @property
     def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app.state.engine
-        return engine
+        return self.state.engine
 
     @property
     def redis(self) -> Redis:
-        redis: Redis = self.app.state.redis
-        return redis
+        return self.state.redis
 
     async def create_product(
         self, *, sku: str | None = None, on_hand: int = 10, **fields: Any

@@ -151,7 +151,7 @@ async def test_the_relay_publishes_audit_entries_on_the_audit_stream(inventory: 
     [entry] = await _audited(inventory, product["id"])
 
     for _ in range(250):
-        published = await inventory.app.state.redis.xrange(AUDIT_STREAM)
+        published = await inventory.redis.xrange(AUDIT_STREAM)
         if any(fields["id"] == entry["id"] for _, fields in published):
             break
         await asyncio.sleep(0.02)

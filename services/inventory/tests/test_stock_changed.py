@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from inventory_service.domain import events
+from inventory_service import events
+from inventory_service.events import StockData
 from inventory_service.repository import _jsonb_object
-from inventory_service.schemas import StockOut
 
 
 async def _python_path_data(inventory: Any, sku: str) -> dict[str, Any]:
@@ -17,7 +17,7 @@ async def _python_path_data(inventory: Any, sku: str) -> dict[str, Any]:
     product_id = await inventory.scalar(
         "SELECT product_id FROM stock WHERE sku = :sku", {"sku": sku}
     )
-    model = StockOut(
+    model = StockData(
         sku=sku,
         product_id=product_id,
         on_hand=stock["on_hand"],
@@ -31,7 +31,7 @@ async def _python_path_data(inventory: Any, sku: str) -> dict[str, Any]:
 async def _assert_last_event_matches(inventory: Any, sku: str) -> dict[str, Any]:
     envelope = (await inventory.outbox("stock.changed", sku))[-1]
     data = envelope["data"]
-    assert StockOut.model_validate(data).model_dump(mode="json") == data
+    assert StockData.model_validate(data).model_dump(mode="json") == data
     assert data == await _python_path_data(inventory, sku)
     return envelope
 
@@ -41,7 +41,7 @@ async def test_every_stock_statement_stages_the_payload_the_model_defines(
 ) -> None:
     product = await inventory.create_product(on_hand=10)
     sku = product["sku"]
-    # Staged from Python (events.stock_changed over a StockOut): the reference shape.
+    # Staged from Python (events.stock_changed over a StockData): the reference shape.
     created = await _assert_last_event_matches(inventory, sku)
 
     order_id = uuid.uuid4()
@@ -97,4 +97,4 @@ def test_the_sql_object_has_a_key_per_model_field_in_order() -> None:
 
 def test_an_expression_for_no_field_is_refused() -> None:
     with pytest.raises(ValueError, match="misspelt"):
-        _jsonb_object(StockOut, {"misspelt": "1"})
+        _jsonb_object(StockData, {"misspelt": "1"})

@@ -93,7 +93,7 @@ async def test_concurrent_sweepers_and_releases_give_each_hold_back_exactly_once
                 ),
                 {"ids": orders},
             )
-        sessionmaker = inventory.app.state.sessionmaker
+        sessionmaker = inventory.state.sessionmaker
 
         async def sweeper() -> int:
             total = 0

@@ -40,6 +40,7 @@ from storefront_kit.security import (
     service_signing_key,
 )
 from storefront_kit.settings import ServiceSettings
+from storefront_kit.state import ServiceState, forget_service_state, keep_service_state
 from storefront_kit.tracing import fastapi_telemetry, flush_tracing, init_tracing
 
 __all__ = ["create_service_app"]
@@ -99,7 +100,12 @@ def _with_platform_clients(
     settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Wrap a service's lifespan with what every service has: an HTTP client and security."""
+    """Wrap a service's lifespan with what every service has: an HTTP client and security.
+
+    The service's lifespan yields its typed state (a :class:`~storefront_kit.state.
+    ServiceState`), kept for dependencies while it runs (:mod:`storefront_kit.state`),
+    or ``None`` (a service that keeps what it built on ``app.state`` itself).
+    """
 
     @asynccontextmanager
     async def platform_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,11 +115,16 @@ def _with_platform_clients(
         if not isinstance(getattr(app.state, "security", None), ServiceSecurity):
             app.state.security = build_security(settings, http_client=http_client)
         try:
-            async with lifespan(app):
-                _check_revocations(app)
+            async with lifespan(app) as state:
+                if isinstance(state, ServiceState):
+                    keep_service_state(app, state)
+                _check_revocations(app, state)
                 if settings.platform.gc_freeze:
                     _freeze_start_up_objects()
-                yield
+                try:
+                    yield
+                finally:
+                    forget_service_state(app)
         finally:
             await http_client.aclose()
             # The last spans (the shutdown's own included) leave before the process does.
@@ -122,12 +133,13 @@ def _with_platform_clients(
     return platform_lifespan
 
 
-def _check_revocations(app: FastAPI) -> None:
+def _check_revocations(app: FastAPI, state: object) -> None:
     # Access tokens of erased users are refused everywhere (storefront_kit.revocation):
     # the user verifier, whoever built it (the platform, auth's own, a test's), asks the
     # service's Redis about each token's subject.
     security = getattr(app.state, "security", None)
-    redis = getattr(app.state, "redis", None)
+    # A typed lifespan state holds the service's Redis; older lifespans set app.state.
+    redis = state.redis if isinstance(state, ServiceState) else getattr(app.state, "redis", None)
     if not isinstance(security, ServiceSecurity) or not isinstance(redis, Redis):
         return
     if not isinstance(security.user_verifier, RevocationCheckingVerifier):

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from storefront_kit.errors import AppError
 from storefront_kit.logging import get_logger
+from storefront_kit.settings import DatabaseSettingsMixin
+from storefront_kit.state import DatabaseState, find_service_state
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -27,6 +29,7 @@ __all__ = [
     "commit",
     "create_engine",
     "create_sessionmaker",
+    "engine_from_settings",
     "metadata_with_conventions",
     "request_session",
     "unit_of_work",
@@ -82,6 +85,19 @@ def create_engine(
     )
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
     return engine
+
+
+def engine_from_settings(settings: DatabaseSettingsMixin) -> AsyncEngine:
+    """The service's engine as its settings size it (``<SERVICE>_DB_*``), named after it."""
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        connect_timeout=settings.db_connect_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        application_name=settings.service_name,
+    )
 
 
 def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -184,8 +200,17 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     Use with ``Depends(request_session, scope="function")`` so the commit happens
     before the response is sent. An error marked ``keeps_transaction`` commits what was
     done before it. Services only flush; they never commit (see :func:`commit` for
-    the exception). Reads ``request.app.state.sessionmaker``.
+    the exception). The sessionmaker is the lifespan state's (a
+    :class:`~storefront_kit.state.DatabaseState`).
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with unit_of_work(sessionmaker) as session:
+    async with unit_of_work(_sessionmaker(request)) as session:
         yield session
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    state = find_service_state(request, DatabaseState)
+    if state is not None:
+        return state.sessionmaker
+    # A service whose lifespan does not yield a DatabaseState yet.
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker

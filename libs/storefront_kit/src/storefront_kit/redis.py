@@ -5,7 +5,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["create_redis", "reconnect_retry"]
+from storefront_kit.settings import ServiceSettings
+
+__all__ = ["create_redis", "reconnect_retry", "redis_from_settings"]
 
 
 def reconnect_retry() -> Retry:
@@ -54,3 +56,15 @@ def create_redis(
         retry_on_error=[RedisConnectionError],
     )
     return Redis.from_pool(pool)
+
+
+def redis_from_settings(settings: ServiceSettings, *, blocking_reads: bool = False) -> "Redis":
+    """The service's Redis client as its settings describe it (``<SERVICE>_REDIS_*``).
+
+    ``blocking_reads`` drops the socket timeout, for a client that waits on purpose
+    (pub/sub listeners).
+    """
+    return create_redis(
+        settings.redis_url,
+        socket_timeout=None if blocking_reads else settings.redis_socket_timeout_s,
+    )

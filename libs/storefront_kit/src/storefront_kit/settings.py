@@ -274,7 +274,11 @@ class ServiceSettings(BaseSettings):
 
 
 class DatabaseSettingsMixin(BaseSettings):
-    """Connection pool settings of a database-owning service."""
+    """Connection pool settings of a database-owning service
+    (:func:`storefront_kit.db.engine_from_settings` builds its engine from them)."""
+
+    #: Set by the service's settings class (``ServiceSettings``); names its connections.
+    service_name: ClassVar[str] = "service"
 
     database_url: str = "postgresql+asyncpg://storefront@127.0.0.1:5432/storefront"
     db_pool_size: int = 10

@@ -10,17 +10,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from catalog_service.api import routers
-from catalog_service.cache import SearchCache
-from catalog_service.elastic import create_elasticsearch
-from catalog_service.index import ensure_index
-from catalog_service.listener import CatalogListener, run_listener
-from catalog_service.search import ProductSearch, elasticsearch_breaker
+from catalog_service.clients.elasticsearch import create_elasticsearch
+from catalog_service.clients.search_index import ensure_index
+from catalog_service.service.cache import SearchCache
+from catalog_service.service.search import ProductSearch, elasticsearch_breaker
 from catalog_service.settings import CatalogSettings, get_settings
+from catalog_service.state import CatalogState
+from catalog_service.workers.listener import CatalogListener, run_listener
 from storefront_kit.app import create_service_app
 from storefront_kit.breaker import Breaker
 from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
 from storefront_kit.rate_limits import RateLimiter
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import redis_from_settings
+from storefront_kit.state import service_state
 from storefront_kit.watch import DependencyWatch, elasticsearch_ping, redis_ping
 
 __all__ = ["create_app"]
@@ -34,13 +36,11 @@ OPENAPI_TAGS = [
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[CatalogState]:
     """Create the service's clients and the event listener once; stop and close on shutdown."""
     settings: CatalogSettings = app.state.settings
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
-    app.state.redis = redis
+    redis = redis_from_settings(settings)
     elasticsearch = create_elasticsearch(settings)
-    app.state.elasticsearch = elasticsearch
     cache = SearchCache(
         redis,
         prefix=settings.redis_prefix,
@@ -57,8 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             is_failure=lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError),
         ),
     )
-    app.state.search_cache = cache
-    app.state.product_search = ProductSearch(
+    product_search = ProductSearch(
         elasticsearch, cache=cache, settings=settings, breaker=elasticsearch_breaker(settings)
     )
     limiter = RateLimiter(
@@ -72,10 +71,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         breaker=cache.breaker,
         timeout_s=settings.cache_timeout_ms / 1000,
     )
-    app.state.rate_limiter = limiter
     # Outages are found by a background ping, not by requests waiting out timeouts.
     watches = (
-        [
+        (
             DependencyWatch(
                 cache.breaker,
                 redis_ping(redis),
@@ -84,17 +82,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 misses=settings.watch_misses,
             ),
             DependencyWatch(
-                app.state.product_search.breaker,
+                product_search.breaker,
                 elasticsearch_ping(elasticsearch),
                 interval_s=settings.watch_interval_ms / 1000,
                 timeout_s=settings.watch_timeout_ms / 1000,
                 misses=settings.watch_misses,
             ),
-        ]
+        )
         if settings.watch_enabled
-        else []
+        else ()
     )
-    app.state.watches = watches
     for watch in watches:
         watch.start()
     listener = (
@@ -102,7 +99,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.listener_enabled
         else None
     )
-    app.state.listener = listener
     stop = asyncio.Event()
     with contextlib.suppress(Exception):
         # Usually the index is there (or created) before the first request; if
@@ -113,9 +109,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = asyncio.create_task(
         run_listener(elasticsearch, settings, listener, stop), name="catalog-listener"
     )
-    app.state.listener_task = task
     try:
-        yield
+        yield CatalogState(
+            settings=settings,
+            redis=redis,
+            elasticsearch=elasticsearch,
+            search_cache=cache,
+            product_search=product_search,
+            rate_limiter=limiter,
+            watches=watches,
+        )
     finally:
         stop.set()
         for watch in watches:
@@ -136,11 +139,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = request.app.state
-    search: ProductSearch = state.product_search
+    state = service_state(request, CatalogState)
     return [
-        redis_check(state.redis, breaker=search.cache.breaker),
-        elasticsearch_check(state.elasticsearch, breaker=search.breaker),
+        redis_check(state.redis, breaker=state.search_cache.breaker),
+        elasticsearch_check(state.elasticsearch, breaker=state.product_search.breaker),
     ]
 
 

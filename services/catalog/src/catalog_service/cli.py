@@ -22,8 +22,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from catalog_service.elastic import create_elasticsearch
-from catalog_service.reindex import (
+from catalog_service.clients.elasticsearch import create_elasticsearch
+from catalog_service.service.reindex import (
     ReindexReport,
     ReindexRunning,
     estimated_total,
@@ -32,7 +32,7 @@ from catalog_service.reindex import (
 from catalog_service.settings import CatalogSettings
 from storefront_kit.cli import ServiceCommand
 from storefront_kit.http import create_http_client
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import build_security
 
 __all__ = ["COMMANDS", "run_reindex"]
@@ -42,7 +42,7 @@ async def run_reindex(settings: CatalogSettings, *, console: Console) -> Reindex
     """Reindex from inventory, drawing a progress bar on ``console``."""
     settings = settings.model_copy(update={"elasticsearch_timeout_s": settings.reindex_timeout_s})
     es = create_elasticsearch(settings)
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
+    redis = redis_from_settings(settings)
     http = create_http_client(timeout=settings.reindex_timeout_s)
     try:
         security = build_security(settings, http_client=http)

@@ -5,30 +5,33 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from catalog_service.schemas import SearchQuery
-from catalog_service.search import ProductSearch
-from catalog_service.settings import CatalogSettings
+from catalog_service.service.search import ProductSearch
+from catalog_service.state import CatalogState
 from storefront_kit.forwarded import client_ip
 from storefront_kit.query import query_model
-from storefront_kit.rate_limits import RateLimiter
+from storefront_kit.state import service_state, state_dependency
 
-__all__ = ["ProductSearchDep", "SearchQueryDep", "SearchRateLimit"]
+__all__ = ["ProductSearchDep", "SearchQueryDep", "SearchRateLimit", "StateDep"]
+
+
+#: Everything catalog's lifespan built, typed (storefront_kit.state).
+StateDep = Annotated[CatalogState, Depends(state_dependency(CatalogState))]
 
 
 # ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool.
 # One dependency hands over every client a search needs: FastAPI resolves each
 # dependency anew on every request, which cost a cached search more than its Redis
-# round trip did.
+# round trip did (so these two read the state themselves rather than through StateDep).
 async def _product_search(request: Request) -> ProductSearch:
-    product_search: ProductSearch = request.app.state.product_search
-    return product_search
+    return service_state(request, CatalogState).product_search
 
 
 async def _search_rate_limit(request: Request) -> None:
     """Count the search against the client address's budget (429 when it is used up)."""
-    settings: CatalogSettings = request.app.state.settings
-    limiter: RateLimiter = request.app.state.rate_limiter
-    ip = client_ip(request, forwarded_allow_ips=settings.platform.forwarded_allow_ips)
-    await limiter.hit("search_ip", ip, scope="ip")
+    state = service_state(request, CatalogState)
+    forwarded = state.settings.platform.forwarded_allow_ips
+    ip = client_ip(request, forwarded_allow_ips=forwarded)
+    await state.rate_limiter.hit("search_ip", ip, scope="ip")
 
 
 ProductSearchDep = Annotated[ProductSearch, Depends(_product_search)]

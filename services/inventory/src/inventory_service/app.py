@@ -9,12 +9,14 @@ from fastapi import FastAPI, Request
 from inventory_service.api import routers
 from inventory_service.models import OutboxEvent
 from inventory_service.settings import InventorySettings, get_settings
-from inventory_service.workers import run_sweeper, stop_tasks
+from inventory_service.state import InventoryState
+from inventory_service.workers.sweeper import run_sweeper, stop_tasks
 from storefront_kit.app import create_service_app
-from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import redis_from_settings
+from storefront_kit.state import service_state
 
 __all__ = ["create_app"]
 
@@ -31,23 +33,12 @@ OPENAPI_TAGS = [
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[InventoryState]:
     """Create the service's clients and background tasks once; stop and close on shutdown."""
     settings: InventorySettings = app.state.settings
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_s,
-        connect_timeout=settings.db_connect_timeout_s,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-        application_name="inventory",
-    )
-    app.state.engine = engine
+    engine = engine_from_settings(settings)
     sessionmaker = create_sessionmaker(engine)
-    app.state.sessionmaker = sessionmaker
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
-    app.state.redis = redis
+    redis = redis_from_settings(settings)
     relay = OutboxRelay(
         sessionmaker=sessionmaker,
         redis=redis,
@@ -57,7 +48,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stream_maxlen=settings.outbox_stream_maxlen,
         retention_s=settings.outbox_retention_s or None,
     )
-    app.state.outbox_relay = relay
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if settings.background_tasks_enabled:
@@ -71,7 +61,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         tasks.append(asyncio.create_task(sweeper, name="inventory-reservation-sweeper"))
     try:
-        yield
+        yield InventoryState(
+            settings=settings,
+            redis=redis,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            outbox_relay=relay,
+        )
     finally:
         stop.set()
         relay.notify()
@@ -81,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = request.app.state
+    state = service_state(request, InventoryState)
     return [postgres_check(state.engine), redis_check(state.redis)]
 
 

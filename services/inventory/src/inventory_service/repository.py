@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.domain.reservations import ProductSnapshot, Quote
+from inventory_service.events import StockData
 from inventory_service.models import (
     OutboxEvent,
     Product,
@@ -25,7 +26,6 @@ from inventory_service.models import (
     Stock,
     StockAdjustment,
 )
-from inventory_service.schemas import StockOut
 from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
@@ -65,8 +65,8 @@ def add_event(session: AsyncSession, stream: str, event: EventEnvelope) -> None:
     add_outbox_event(session, OutboxEvent, stream=stream, event=event)
 
 
-def _stock_out(row: Any) -> StockOut:
-    return StockOut(
+def _stock_out(row: Any) -> StockData:
+    return StockData(
         sku=row.sku,
         product_id=row.product_id,
         on_hand=row.on_hand,
@@ -123,7 +123,7 @@ async def insert_product(session: AsyncSession, *, values: Mapping[str, Any]) ->
 
 async def insert_stock(
     session: AsyncSession, *, sku: str, product_id: UUID, on_hand: int
-) -> StockOut:
+) -> StockData:
     statement = (
         insert(Stock)
         .values(sku=sku, product_id=product_id, on_hand=on_hand)
@@ -132,18 +132,18 @@ async def insert_stock(
     return _stock_out((await session.execute(statement)).one())
 
 
-async def get_product(session: AsyncSession, product_id: UUID) -> tuple[Product, StockOut] | None:
+async def get_product(session: AsyncSession, product_id: UUID) -> tuple[Product, StockData] | None:
     """A live (not deleted) product with its stock."""
     return await _one_product(session, Product.id == product_id)
 
 
-async def get_product_by_sku(session: AsyncSession, sku: str) -> tuple[Product, StockOut] | None:
+async def get_product_by_sku(session: AsyncSession, sku: str) -> tuple[Product, StockData] | None:
     return await _one_product(session, Product.sku == sku)
 
 
 async def _one_product(
     session: AsyncSession, where: ColumnElement[bool]
-) -> tuple[Product, StockOut] | None:
+) -> tuple[Product, StockData] | None:
     statement = (
         select(Product, *_STOCK_RETURNING)
         .join(Stock, Stock.product_id == Product.id)
@@ -162,7 +162,7 @@ async def product_exists(session: AsyncSession, product_id: UUID) -> bool:
 
 async def list_products(
     session: AsyncSession, *, filters: ProductFilter, offset: int, limit: int
-) -> tuple[list[tuple[Product, StockOut]], int]:
+) -> tuple[list[tuple[Product, StockData]], int]:
     """One page of live products, newest first, and how many match in all."""
     clauses = filters.clauses()
     total = await session.scalar(select(func.count()).select_from(Product).where(*clauses))
@@ -180,7 +180,7 @@ async def list_products(
 
 async def export_products(
     session: AsyncSession, *, after: str | None, limit: int
-) -> list[tuple[Product, StockOut]]:
+) -> list[tuple[Product, StockData]]:
     """Live products in sku order after ``after`` (keyset paging: stable under writes)."""
     clauses: list[ColumnElement[bool]] = [Product.deleted_at.is_(None)]
     if after is not None:
@@ -247,7 +247,7 @@ async def soft_delete_product(
 
 
 def add_adjustment(
-    session: AsyncSession, *, stock: StockOut, delta: int, reason: str, actor: str
+    session: AsyncSession, *, stock: StockData, delta: int, reason: str, actor: str
 ) -> StockAdjustment:
     row = StockAdjustment(
         id=new_id(),
@@ -295,8 +295,8 @@ def _jsonb_object(model: type[BaseModel], expressions: Mapping[str, str]) -> str
 
 # stock.changed's data is built by the database from the changed row (the statement
 # that changes the stock also stages the event), from the one payload definition
-# (StockOut, as events.stock_changed dumps it).
-_STOCK_CHANGED_DATA = _jsonb_object(StockOut, {"available": "on_hand - reserved"})
+# (StockData, as events.stock_changed dumps it).
+_STOCK_CHANGED_DATA = _jsonb_object(StockData, {"available": "on_hand - reserved"})
 
 
 _PRODUCT_SNAPSHOTS = text(
@@ -498,7 +498,7 @@ async def _change_stock(
     qty: int,
     stream: str,
     event: EventEnvelope,
-) -> StockOut | None:
+) -> StockData | None:
     """Run a stock change with its event (``event.data`` is filled in by the database)."""
     result = await session.execute(
         statement,
@@ -520,7 +520,7 @@ async def _change_stock(
 
 async def release_stock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
-) -> StockOut:
+) -> StockData:
     """Give back a hold (the check constraint refuses ``reserved`` below zero)."""
     changed = await _change_stock(session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event)
     assert changed is not None, f"stock row {sku} vanished"
@@ -529,7 +529,7 @@ async def release_stock(
 
 async def commit_stock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
-) -> StockOut:
+) -> StockData:
     """Turn a hold into a sale: the units leave both ``on_hand`` and ``reserved``."""
     changed = await _change_stock(session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event)
     assert changed is not None, f"stock row {sku} vanished"
@@ -538,7 +538,7 @@ async def commit_stock(
 
 async def restock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
-) -> StockOut:
+) -> StockData:
     """Put sold units back on hand (a committed order was cancelled)."""
     changed = await _change_stock(session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event)
     assert changed is not None, f"stock row {sku} vanished"
@@ -547,7 +547,7 @@ async def restock(
 
 async def adjust_stock(
     session: AsyncSession, *, sku: str, delta: int, stream: str, event: EventEnvelope
-) -> StockOut | None:
+) -> StockData | None:
     """Add ``delta`` on hand unless that would leave less than is reserved."""
     return await _change_stock(session, _ADJUST, sku=sku, qty=delta, stream=stream, event=event)
 

@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from inventory_service.events import ProductData, StockData, StockLevelData
+
 __all__ = [
     "MAX_ATTRIBUTES",
     "MAX_IMAGES",
@@ -160,29 +162,13 @@ class ProductPatch(_Request):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class StockLevel(_Response):
-    on_hand: int
-    reserved: int
-    available: int
+class StockLevel(StockLevelData, _Response):
+    pass
 
 
-class ProductOut(_Response):
+class ProductOut(ProductData, _Response):
     """The public product, with its live stock level (also the ``product.upserted`` data)."""
 
-    id: UUID
-    sku: str
-    name: str
-    description: str
-    brand: str
-    category: str
-    attributes: dict[str, Any]
-    price: int = Field(description="Integer minor units of `currency`.")
-    currency: str
-    images: list[str]
-    active: bool
-    created_at: datetime
-    updated_at: datetime
-    version: int
     stock: StockLevel
 
 
@@ -218,15 +204,8 @@ class StockAdjust(_Request):
         return value
 
 
-class StockOut(_Response):
+class StockOut(StockData, _Response):
     """The stock of one sku (also the ``stock.changed`` data)."""
-
-    sku: str
-    product_id: UUID
-    on_hand: int
-    reserved: int
-    available: int
-    version: int
 
 
 class StockAdjustmentOut(_Response):

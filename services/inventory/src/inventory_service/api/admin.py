@@ -15,7 +15,6 @@ from inventory_service.errors import (
     SkuTaken,
     StockBelowReserved,
 )
-from inventory_service.repository import ProductFilter
 from inventory_service.schemas import (
     ProductCreate,
     ProductOut,
@@ -77,8 +76,9 @@ async def list_products(
         raise InvalidRequest(
             f"size may be at most {settings.page_size_max}.", max_size=settings.page_size_max
         )
-    filters = ProductFilter(q=q, category=category, brand=brand, active=active)
-    return await products.list_products(session, filters=filters, page=page, size=size)
+    return await products.list_products(
+        session, q=q, category=category, brand=brand, active=active, page=page, size=size
+    )
 
 
 @router.get("/{product_id}", responses=responses(ProductNotFound))

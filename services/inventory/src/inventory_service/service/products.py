@@ -6,14 +6,14 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory_service import repository
-from inventory_service.domain import events
+from inventory_service import events, repository
 from inventory_service.errors import (
     PreconditionFailed,
     ProductNotFound,
     SkuTaken,
     StockBelowReserved,
 )
+from inventory_service.events import StockData
 from inventory_service.models import Product, StockAdjustment
 from inventory_service.repository import ProductFilter
 from inventory_service.schemas import (
@@ -66,7 +66,7 @@ def _audit(session: AsyncSession, entry: AuditEntry) -> None:
     repository.add_event(session, AUDIT_STREAM, audit_event(entry))
 
 
-def product_out(product: Product, stock: StockOut) -> ProductOut:
+def product_out(product: Product, stock: StockData) -> ProductOut:
     """The public representation of a product with its live stock."""
     return ProductOut(
         id=product.id,
@@ -133,8 +133,17 @@ async def get_product_by_sku(session: AsyncSession, *, sku: str) -> ProductOut:
 
 
 async def list_products(
-    session: AsyncSession, *, filters: ProductFilter, page: int, size: int
+    session: AsyncSession,
+    *,
+    q: str | None = None,
+    category: str | None = None,
+    brand: str | None = None,
+    active: bool | None = None,
+    page: int,
+    size: int,
 ) -> ProductPage:
+    """Live products, newest first; ``q`` matches name or sku, the others exactly."""
+    filters = ProductFilter(q=q, category=category, brand=brand, active=active)
     rows, total = await repository.list_products(
         session, filters=filters, offset=(page - 1) * size, limit=size
     )
@@ -279,7 +288,7 @@ async def adjust_stock(
             },
         ),
     )
-    return stock
+    return StockOut.model_validate(stock)
 
 
 async def list_adjustments(

@@ -7,8 +7,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from inventory_service import repository
-from inventory_service.domain import events
+from inventory_service import events, repository
 from inventory_service.domain.reservations import (
     COMMITTED,
     EXPIRED,
@@ -32,8 +31,9 @@ from inventory_service.errors import (
     ReservationMismatch,
     ReservationNotFound,
 )
+from inventory_service.events import StockData
 from inventory_service.models import Reservation, ReservationLine
-from inventory_service.schemas import ReservationLineOut, ReservationOut, StockOut
+from inventory_service.schemas import ReservationLineOut, ReservationOut
 from storefront_kit.db import unit_of_work
 
 __all__ = ["ReserveResult", "commit", "release", "reserve", "restock", "sweep_expired"]
@@ -147,7 +147,7 @@ async def reserve(
     raise InsufficientStock(short)
 
 
-StockChange = Callable[..., Awaitable[StockOut]]
+StockChange = Callable[..., Awaitable[StockData]]
 
 
 async def _settle(

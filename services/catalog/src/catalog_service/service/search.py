@@ -17,8 +17,7 @@ from uuid import UUID
 from elasticsearch import AsyncElasticsearch
 
 from catalog_service import repository
-from catalog_service.cache import SearchCache
-from catalog_service.elastic import is_transient, translate_errors
+from catalog_service.clients.elasticsearch import is_transient, translate_errors
 from catalog_service.errors import (
     InvalidSearch,
     ProductNotFound,
@@ -36,6 +35,7 @@ from catalog_service.schemas import (
     SearchResponse,
     SortKey,
 )
+from catalog_service.service.cache import SearchCache
 from catalog_service.settings import CatalogSettings
 from storefront_kit.breaker import Breaker, BreakerOpen
 

@@ -35,11 +35,20 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from catalog_service import index, repository
-from catalog_service.cache import SearchCache
-from catalog_service.elastic import is_transient
-from catalog_service.repository import Outcome
-from catalog_service.schemas import ProductData, ProductDeletedData, StockData
+from catalog_service import repository
+from catalog_service.clients import search_index as index
+from catalog_service.clients.elasticsearch import is_transient
+from catalog_service.domain.documents import Outcome
+from catalog_service.events import (
+    PRODUCT_DELETED,
+    PRODUCT_UPSERTED,
+    STOCK_CHANGED,
+    ProductData,
+    ProductDeletedData,
+    StockData,
+)
+from catalog_service.service.cache import SearchCache
+from catalog_service.service.reindex import reindex_target_key
 from catalog_service.settings import CatalogSettings
 from storefront_kit.events import EventEnvelope, PoisonMessage, StreamConsumer
 from storefront_kit.logging import get_logger
@@ -48,7 +57,6 @@ __all__ = [
     "EVENTS",
     "CatalogListener",
     "ensure_index_waiting",
-    "reindex_target_key",
     "run_listener",
     "stock_state_key",
 ]
@@ -58,15 +66,6 @@ logger = get_logger(__name__)
 EVENTS = Counter(
     "catalog_events", "Inventory events handled, by type and outcome.", ["type", "outcome"]
 )
-
-PRODUCT_UPSERTED = "product.upserted"
-PRODUCT_DELETED = "product.deleted"
-STOCK_CHANGED = "stock.changed"
-
-
-def reindex_target_key(prefix: str) -> str:
-    """Redis key naming the index a running reindex fills (the listener writes there too)."""
-    return f"{prefix}:reindex:target"
 
 
 class _FlushingConsumer(StreamConsumer):

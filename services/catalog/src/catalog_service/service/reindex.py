@@ -12,7 +12,7 @@ invalidated. One reindex at a time (a Redis lock); a failed one deletes its inde
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,28 +21,33 @@ from elasticsearch import AsyncElasticsearch
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from catalog_service import index, repository
-from catalog_service.cache import catalogue_version_key
+from catalog_service import repository
+from catalog_service.clients import search_index as index
+from catalog_service.clients.inventory import export_pages
+from catalog_service.domain.documents import product_document
 from catalog_service.errors import Conflict
-from catalog_service.listener import reindex_target_key
-from catalog_service.schemas import ProductData
+from catalog_service.events import ProductData
+from catalog_service.service.cache import catalogue_version_key
 from catalog_service.settings import CatalogSettings
 from storefront_kit.logging import get_logger
 
 __all__ = [
-    "EXPORT_PATH",
     "ReindexReport",
     "ReindexRunning",
     "estimated_total",
-    "export_pages",
     "reindex",
     "reindex_from_inventory",
+    "reindex_target_key",
 ]
 
 logger = get_logger(__name__)
 
-EXPORT_PATH = "/internal/inventory/products/export"
 _LOCK_TTL_S = 600
+
+
+def reindex_target_key(prefix: str) -> str:
+    """Redis key naming the index a running reindex fills (the listener writes there too)."""
+    return f"{prefix}:reindex:target"
 
 
 class ReindexRunning(Conflict):
@@ -58,41 +63,6 @@ class ReindexReport:
     indexed: int = 0
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-async def export_pages(
-    client: httpx.AsyncClient,
-    *,
-    base_url: str,
-    auth: httpx.Auth | None,
-    page_size: int,
-    max_attempts: int = 5,
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """Inventory's export, page by page (``{items, next_after}``, keyset paging on sku)."""
-    after: str | None = None
-    url = base_url.rstrip("/") + EXPORT_PATH
-    while True:
-        params: dict[str, Any] = {"limit": page_size}
-        if after is not None:
-            params["after"] = after
-        for attempt in range(1, max_attempts + 1):
-            try:
-                response = await client.get(
-                    url, params=params, auth=auth or httpx.USE_CLIENT_DEFAULT
-                )
-                if response.status_code < 500:
-                    break
-            except httpx.TransportError:
-                if attempt == max_attempts:
-                    raise
-            if attempt < max_attempts:
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        response.raise_for_status()
-        body = response.json()
-        yield list(body["items"])
-        after = body.get("next_after")
-        if not after:
-            return
 
 
 async def _load_page(
@@ -111,7 +81,7 @@ async def _load_page(
     operations: list[dict[str, Any]] = []
     for product in products:
         operations.append({"create": {"_index": name, "_id": str(product.id)}})
-        operations.append(repository.product_document(product))
+        operations.append(product_document(product))
     response = await es.bulk(operations=operations, refresh=False)
     by_id = {str(p.id): p for p in products}
     for item in response["items"]:

@@ -1,0 +1,2 @@
+"""Outbound clients: Elasticsearch (the client, its errors, the index behind the alias)
+and inventory's export."""

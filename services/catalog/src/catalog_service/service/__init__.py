@@ -1,0 +1,1 @@
+"""Use cases: search and product pages (through the cache), and the full reindex."""

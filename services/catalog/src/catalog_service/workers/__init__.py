@@ -1,0 +1,1 @@
+"""Background loops of one replica: the ``inventory.events`` listener."""
