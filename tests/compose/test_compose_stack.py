@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 
 from storefront_stack.envfile import write_env
 from storefront_stack.infra import ensure_elasticsearch
-from storefront_stack.topology import SERVICES
+from storefront_stack.topology import CALLERS, SERVICES
 
 # Building the images the first time takes longer than the suite's 300 s per test.
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(2700)]
@@ -467,8 +467,9 @@ def test_placeholder_secrets_stop_the_stack_naming_the_variable(
     assert refused.returncode != 0, "compose accepted .env.example's placeholders"
     assert "SERVICE_TOKEN_CALLERS" in refused.stderr, refused.stderr
     assert "make env" in refused.stderr, refused.stderr
-    for callee in ("AUTH", "INVENTORY", "NOTIFICATIONS"):
-        monkeypatch.setenv(f"{callee}_SERVICE_TOKEN_CALLERS", "{}")
+    for callee in CALLERS:  # every service with internal routes needs its callers' keys
+        prefix = callee.upper().replace("-", "_")
+        monkeypatch.setenv(f"{prefix}_SERVICE_TOKEN_CALLERS", "{}")
     try:
         started = subprocess.run(
             [*command, "up", "--detach", "--wait", "--wait-timeout", "180", "auth"],
