@@ -55,6 +55,14 @@ async def _trace(client: httpx.AsyncClient, trace_id: str) -> list[dict[str, Any
     return spans
 
 
+def _checkouts(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in spans
+        if s["service"] == "orders" and s["kind"] == "SERVER" and s["name"] == "POST /api/v1/orders"
+    ]
+
+
 def _receipt_sent(spans: list[dict[str, Any]]) -> bool:
     return any(
         s["service"] == "notifications" and s["kind"] == "CLIENT" and "sendMessage" in _url(s)
@@ -114,14 +122,19 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
         )
         assert ordered.status_code in (201, 202), ordered.text
         order_id = ordered.json()["id"]
-        # The receipt (19.99) reaches the chat, then its spans reach the stand-in (the
-        # services export in batches every few seconds).
+        # The receipt (19.99) reaches the chat, then its spans reach the stand-in. Each
+        # service exports in its own batches every few seconds, so orders' spans may come
+        # after the consumers' (waited for too).
         await wait_for_message(client, chat_id, re.compile(r"19\.99"), deadline_s=DEADLINE_S)
         async with asyncio.timeout(DEADLINE_S):
             while True:
                 spans = await _trace(client, trace_id)
                 consumers = {s["service"] for s in spans if s["name"] == "orders.events process"}
-                if _receipt_sent(spans) and {"notifications", "ws-gateway"} <= consumers:
+                if (
+                    _receipt_sent(spans)
+                    and {"notifications", "ws-gateway"} <= consumers
+                    and _checkouts(spans)
+                ):
                     break
                 await asyncio.sleep(0.5)
         order = await client.get(f"/api/v1/orders/{order_id}", headers=bearer)
@@ -134,11 +147,7 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
         return by_id[span["parent_span_id"]]
 
     # orders' server span continues the caller's trace (nginx passed the header on).
-    (checkout,) = [
-        s
-        for s in spans
-        if s["service"] == "orders" and s["kind"] == "SERVER" and s["name"] == "POST /api/v1/orders"
-    ]
+    (checkout,) = _checkouts(spans)
     assert checkout["parent_span_id"] == caller_span
 
     def calls_to(base_url: str) -> list[dict[str, Any]]:

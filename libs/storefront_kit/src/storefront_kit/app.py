@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.responses import HTMLResponse, Response
 
+from storefront_kit.breaker import Breaker
 from storefront_kit.error_reporting import init_error_reporting, report_exception
 from storefront_kit.health import HealthCheck, health_router
 from storefront_kit.http import create_http_client
@@ -136,16 +137,25 @@ def _with_platform_clients(
 def _check_revocations(app: FastAPI, state: object) -> None:
     # Access tokens of erased users are refused everywhere (storefront_kit.revocation):
     # the user verifier, whoever built it (the platform, auth's own, a test's), asks the
-    # service's Redis about each token's subject.
+    # service's Redis about each token's subject, skipping while its Redis breaker is open.
     security = getattr(app.state, "security", None)
     # A typed lifespan state holds the service's Redis; older lifespans set app.state.
-    redis = state.redis if isinstance(state, ServiceState) else getattr(app.state, "redis", None)
+    redis: object
+    breaker: object
+    if isinstance(state, ServiceState):
+        redis, breaker = state.redis, state.redis_breaker
+    else:
+        redis = getattr(app.state, "redis", None)
+        breaker = getattr(app.state, "redis_breaker", None)
     if not isinstance(security, ServiceSecurity) or not isinstance(redis, Redis):
         return
     if not isinstance(security.user_verifier, RevocationCheckingVerifier):
-        app.state.security = replace(
-            security, user_verifier=RevocationCheckingVerifier(security.user_verifier, redis)
+        checking = RevocationCheckingVerifier(
+            security.user_verifier,
+            redis,
+            breaker=breaker if isinstance(breaker, Breaker) else None,
         )
+        app.state.security = replace(security, user_verifier=checking)
 
 
 def _freeze_start_up_objects() -> None:

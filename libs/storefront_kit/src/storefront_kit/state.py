@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from storefront_kit.breaker import Breaker
 from storefront_kit.settings import ServiceSettings
 
 __all__ = [
@@ -66,6 +67,10 @@ class ServiceState:
 
     settings: ServiceSettings
     redis: Redis
+    #: The breaker a dependency watch opens while Redis does not answer (None: not
+    #: watched). What reads Redis on every request (the token revocation check) skips it
+    #: while open instead of waiting out a timeout.
+    redis_breaker: Breaker | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

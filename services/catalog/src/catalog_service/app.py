@@ -113,6 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[CatalogState]:
         yield CatalogState(
             settings=settings,
             redis=redis,
+            redis_breaker=cache.breaker,
             elasticsearch=elasticsearch,
             search_cache=cache,
             product_search=product_search,
