@@ -26,6 +26,7 @@ from catalog_service.index import create_index
 from catalog_service.schemas import ProductData
 from catalog_service.settings import CatalogSettings
 from storefront_kit.events import EventEnvelope
+from storefront_kit.redis import create_redis
 from storefront_kit.settings import PlatformSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -174,7 +175,7 @@ async def es(elasticsearch_url: str) -> AsyncIterator[AsyncElasticsearch]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = create_redis(redis_url, socket_timeout=None)
     try:
         yield client
     finally:

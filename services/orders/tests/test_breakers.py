@@ -9,6 +9,10 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from orders_service.breakers import AsyncCircuitBreaker, CircuitOpenError, build_breaker
+from storefront_kit.redis import create_redis, create_sync_redis
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
 
 
 class ProviderDown(Exception):
@@ -21,14 +25,14 @@ class CardDeclined(Exception):
 
 @pytest.fixture
 def sync_redis(redis_url: str) -> Iterator[SyncRedis]:
-    client = SyncRedis.from_url(redis_url)
+    client = create_sync_redis(redis_url)
     yield client
     client.close()
 
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = create_redis(redis_url, socket_timeout=None, decode_responses=False)
     yield client
     await client.aclose()
 

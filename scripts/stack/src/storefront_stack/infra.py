@@ -282,7 +282,7 @@ def start_redis_cluster(
                         # still gets answers for the other nodes' slots.
                         "--cluster-require-full-coverage",
                         "no",
-                    ],  # fmt: skip
+                    ],
                 )
             )
         _form_cluster(ports)
