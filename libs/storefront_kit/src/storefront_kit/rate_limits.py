@@ -24,7 +24,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import limits
 from limits.aio.storage import RedisClusterStorage, RedisStorage
@@ -201,4 +201,6 @@ class RateLimiter:
         if self._pool is not None:
             await self._pool.aclose()
         if self._cluster is not None:
-            await self._cluster.bridge.get_connection().aclose()
+            bridge: Any = self._cluster.bridge
+            client: Any = bridge.storage  # the RedisCluster limits built
+            await client.aclose()

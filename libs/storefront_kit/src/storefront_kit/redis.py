@@ -55,13 +55,13 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def _cluster_credentials(url: str) -> dict[str, str]:
+def _cluster_credentials(url: str) -> dict[str, Any]:
     netloc = url.split("://", 1)[1].split("/", 1)[0]
     if "@" not in netloc:
         return {}
     userinfo = netloc.rsplit("@", 1)[0]
     username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
-    credentials = {"password": unquote(password)} if password else {}
+    credentials: dict[str, Any] = {"password": unquote(password)} if password else {}
     if username:
         credentials["username"] = unquote(username)
     return credentials
@@ -106,7 +106,11 @@ class _Cluster(RedisCluster):
     are followed as usual.
     """
 
-    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
+    ERRORS_ALLOW_RETRY = (  # type: ignore[assignment]
+        RedisConnectionError,
+        ClusterDownError,
+        SlotNotCoveredError,
+    )
 
 
 def create_redis(
@@ -195,7 +199,10 @@ def create_sync_redis(
     scheme = urlsplit(url).scheme.lower()
     options: dict[str, Any] = {"ssl": True} if scheme == "rediss+cluster" else {}
     cluster = sync_redis.RedisCluster(
-        startup_nodes=[SyncClusterNode(host, port) for host, port in cluster_nodes(url)],
+        startup_nodes=[
+            SyncClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in cluster_nodes(url)
+        ],
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         retry=SyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),

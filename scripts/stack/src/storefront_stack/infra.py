@@ -329,13 +329,17 @@ def _form_cluster(ports: list[int]) -> None:
         for index, client in enumerate(clients):
             first = index * share
             last = CLUSTER_SLOTS - 1 if index == len(ports) - 1 else first + share - 1
-            client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER ADDSLOTS", *range(first, last + 1)
+            )
         for client in clients[1:]:
-            client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0])
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER MEET", "127.0.0.1", ports[0]
+            )
 
         def formed() -> bool:
             for client in clients:
-                info = client.execute_command("CLUSTER INFO")
+                info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
                 if isinstance(info, bytes | str):
                     text = info.decode() if isinstance(info, bytes) else info
                     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)

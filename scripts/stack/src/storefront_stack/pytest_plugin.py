@@ -138,7 +138,10 @@ def flush_redis(url: str) -> None:
         from redis.cluster import ClusterNode, RedisCluster
 
         cluster = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)]
+            startup_nodes=[
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in cluster_nodes(url)
+            ]
         )
         try:
             cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)

@@ -77,7 +77,7 @@ class ChannelLayer:
             return
         async with self._lock:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
             self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
 
     async def join(self, channel: str) -> None:
