@@ -39,6 +39,7 @@ RUNNER_VARIABLES = frozenset(
     {
         "DATABASE_URL",
         "REDIS_URL",
+        "REDIS_CLUSTER_URL",
         "ELASTICSEARCH_URL",
         "GATEWAY_AUTH_RATE",
         "GATEWAY_AUTH_BURST",

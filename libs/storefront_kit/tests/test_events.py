@@ -26,6 +26,7 @@ from storefront_kit.events import (
     StreamConsumer,
     add_outbox_event,
 )
+from storefront_kit.redis import create_redis
 from storefront_kit.request_id import request_id_var
 from storefront_stack.pytest_plugin import create_test_database
 
@@ -39,6 +40,9 @@ class OutboxEvent(OutboxMixin, Base):
 
 
 STREAM = "test.events"
+
+# The relay and the consumers on one Redis server and on a three-master cluster.
+pytestmark = pytest.mark.redis_modes
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ async def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = create_redis(redis_url, socket_timeout=None)
     yield client
     await client.aclose()
 

@@ -4,11 +4,21 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from auth_service.fields import phone_index, phone_key
 from jwt_core_lib import StaticKeySource, TokenVerifier, public_key_from_jwk
 
 from .conftest import Auth, link_token, new_chat_id, new_phone, problem
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
+
+
+async def _keys(auth: Auth) -> set[str]:
+    """Every key (on every master of a cluster) but the audit consumer's stream, which
+    its group creates in the background whenever the app starts."""
+    return {key async for key in auth.redis.scan_iter(count=1000)} - {"audit.events"}
 
 
 async def _linked_user(auth: Auth) -> tuple[str, int]:

@@ -6,6 +6,7 @@
 from typing import Any
 
 import httpx
+import pytest
 
 from auth_service.fields import phone_key
 
@@ -20,6 +21,9 @@ from .conftest import (
     running,
     settings_for,
 )
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 

@@ -27,6 +27,7 @@ from catalog_service.events import ProductData
 from catalog_service.settings import CatalogSettings
 from catalog_service.state import CatalogState
 from storefront_kit.events import EventEnvelope
+from storefront_kit.redis import create_redis
 from storefront_kit.settings import PlatformSettings
 from storefront_kit.state import service_state
 
@@ -181,7 +182,7 @@ async def es(elasticsearch_url: str) -> AsyncIterator[AsyncElasticsearch]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = create_redis(redis_url, socket_timeout=None)
     try:
         yield client
     finally:

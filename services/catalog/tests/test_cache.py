@@ -12,13 +12,27 @@ from redis.asyncio import Redis
 
 from catalog_service.schemas import SearchParams, SearchResponse
 from catalog_service.service import search
-from catalog_service.service.cache import catalogue_version_key
+from catalog_service.service.cache import catalogue_version_key, search_prefix
 from catalog_service.settings import CatalogSettings
+from storefront_kit.redis import is_cluster_url
 
 from .conftest import Serve, index_products, make_settings, product, state_of
 
 DEAD_PORT_URL = "http://127.0.0.1:1"  # nothing listens on port 1
 DEAD_REDIS = "redis://127.0.0.1:1/0"
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
+
+
+def cache_prefix(settings: CatalogSettings) -> str:
+    """The cache's key prefix (a hash tag on a cluster)."""
+    return search_prefix(settings.redis_prefix, cluster=is_cluster_url(settings.redis_url))
+
+
+async def keys(redis: Redis, pattern: str) -> list[str]:
+    """Keys matching ``pattern`` on the server or on every master of the cluster."""
+    return [key async for key in redis.scan_iter(match=pattern, count=1000)]
 
 
 def cache_count(result: str) -> float:
@@ -92,7 +106,10 @@ async def test_a_catalogue_change_invalidates_cached_answers(
         after = await client.get("/api/v1/products/search", params={"category": "phones"})
     assert (before.json()["total"], after.json()["total"]) == (2, 3)
     assert len(counted_search) == 2
-    assert await redis.get(catalogue_version_key(indexed.redis_prefix)) == "1"
+    version_key = catalogue_version_key(
+        indexed.redis_prefix, cluster=is_cluster_url(indexed.redis_url)
+    )
+    assert await redis.get(version_key) == "1"
 
 
 async def test_a_stampede_of_identical_searches_reaches_elasticsearch_once(
@@ -112,8 +129,8 @@ async def test_a_stampede_of_identical_searches_reaches_elasticsearch_once(
     assert cache_count("hit") - hits == 49
     # The leader stored its answer and gave the lock back (one pipeline): nothing waits
     # out the lock's lifetime on the next miss.
-    assert await redis.keys(f"{indexed.redis_prefix}:search:*:lock") == []
-    assert len(await redis.keys(f"{indexed.redis_prefix}:search:*")) == 1
+    assert await keys(redis, f"{cache_prefix(indexed)}:search:*:lock") == []
+    assert len(await keys(redis, f"{cache_prefix(indexed)}:search:*")) == 1
 
 
 async def test_search_still_answers_when_redis_is_down(

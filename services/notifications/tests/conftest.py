@@ -38,6 +38,7 @@ from notifications_service.settings import NotificationsSettings
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.db import create_sessionmaker
 from storefront_kit.events import EventEnvelope
+from storefront_kit.redis import create_redis
 from storefront_kit.security import ServiceSecurity
 from storefront_sandbox import telegram as telegram_sandbox
 from storefront_sandbox.settings import SandboxSettings
@@ -409,7 +410,7 @@ def start_stack(
             auth_url = await stack.enter_async_context(serving(auth_calls, auth_port))
             app, url = await stack.enter_async_context(running_notifications(settings, keys, port))
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=10))
-            redis = Redis.from_url(redis_url, decode_responses=True)
+            redis = create_redis(redis_url, socket_timeout=None)
             stack.push_async_callback(redis.aclose)
             if settings.telegram_webhook_url and wait_for_telegram:
                 await asyncio.wait_for(app.state.telegram.ready.wait(), timeout=10)

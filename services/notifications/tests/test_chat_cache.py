@@ -3,11 +3,16 @@
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
+
 from auth_service import repository as auth_repository
 from notifications_service.adapters.chats import ChatDirectory
 from storefront_kit.db import create_sessionmaker
 
 from .conftest import Stack, bearer, event, new_chat_id, order_data, problem
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
 
 FORGET = "/internal/notifications/chats/forget"
 

@@ -5,11 +5,15 @@ transaction; a replayed entry cannot be replayed twice."""
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from storefront_kit.audit import AUDIT_STREAM
 
 from .conftest import Stack, bearer, event, eventually, new_chat_id, order_data, problem
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
 
 DEAD = "orders.events.dead"
 

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from jwt_core_lib import SigningKey, StaticKeySource, TokenIssuer, TokenVerifier
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.http import create_http_client
+from storefront_kit.redis import create_redis
 from storefront_kit.security import build_security
 from storefront_kit.settings import PlatformSettings
 from storefront_stack.processes import free_port
@@ -96,7 +97,7 @@ def replica_settings(redis_url: str, **overrides: object) -> WsGatewaySettings:
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     """A client of the test's (emptied) Redis, closed afterwards."""
-    client = Redis.from_url(redis_url)
+    client = create_redis(redis_url, socket_timeout=None, decode_responses=False)
     yield client
     await client.aclose()
 

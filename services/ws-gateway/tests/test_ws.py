@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from websockets.exceptions import ConnectionClosed
 
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
@@ -20,6 +20,9 @@ from ws_gateway_service.hub import Connection, Hub
 from ws_gateway_service.presence import Presence
 
 from .conftest import AUDIENCE, ISSUER, Replica, Tokens, wait_until
+
+# On one Redis server and on a three-master Redis Cluster (docs/redis.md).
+pytestmark = pytest.mark.redis_modes
 
 
 def connect(replica: Replica, token: str | None) -> Any:
@@ -76,7 +79,9 @@ async def test_user_gets_own_pushes_from_any_replica_and_nobody_elses(
 
 
 async def _subscribers(redis: Redis, channel: str) -> bool:
-    counts = await redis.pubsub_numsub(channel)
+    # A cluster counts each node's subscribers apart: ask every master.
+    nodes = {"target_nodes": RedisCluster.PRIMARIES} if isinstance(redis, RedisCluster) else {}
+    counts = await redis.pubsub_numsub(channel, **nodes)
     return bool(counts and counts[0][1] > 0)
 
 

@@ -6,11 +6,11 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -147,12 +147,13 @@ def _check_revocations(app: FastAPI, state: object) -> None:
     else:
         redis = getattr(app.state, "redis", None)
         breaker = getattr(app.state, "redis_breaker", None)
-    if not isinstance(security, ServiceSecurity) or not isinstance(redis, Redis):
+    # A cluster client (storefront_kit.redis) stands where a Redis does; it is no subclass.
+    if not isinstance(security, ServiceSecurity) or not isinstance(redis, Redis | RedisCluster):
         return
     if not isinstance(security.user_verifier, RevocationCheckingVerifier):
         checking = RevocationCheckingVerifier(
             security.user_verifier,
-            redis,
+            cast(Redis, redis),
             breaker=breaker if isinstance(breaker, Breaker) else None,
         )
         app.state.security = replace(security, user_verifier=checking)

@@ -57,10 +57,12 @@ def _guarded(
 
 
 def redis_check(redis: Any, name: str = "redis", *, breaker: Breaker | None = None) -> HealthCheck:
-    """``PING`` on the service's Redis (down at once while its ``breaker`` is open)."""
+    """``PING`` on the service's Redis (down at once while its ``breaker`` is open); on a
+    cluster, every master."""
+    from storefront_kit.redis import ping
 
     async def probe() -> bool:
-        return bool(await redis.ping())
+        return await ping(redis)
 
     return HealthCheck(name, _guarded(breaker, probe))
 

@@ -24,10 +24,10 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import limits
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 from storefront_kit.breaker import Breaker, BreakerOpen
 from storefront_kit.errors import ServiceUnavailable, TooManyRequests
 from storefront_kit.logging import get_logger
-from storefront_kit.redis import reconnect_retry
+from storefront_kit.redis import is_cluster_url, reconnect_retry
 
 __all__ = [
     "RateLimitUnavailable",
@@ -113,24 +113,45 @@ class RateLimiter:
         breaker: Breaker | None = None,
         timeout_s: float | None = None,
     ) -> None:
-        self._pool = BlockingConnectionPool.from_url(
-            redis_url,
-            max_connections=max_connections,
-            timeout=socket_timeout,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            # A connection broken by a Redis restart is replaced and the command tried again.
-            retry=reconnect_retry(),
-            retry_on_error=[RedisConnectionError],
-        )
-        storage = RedisStorage(
-            "async+" + redis_url,
-            implementation="redispy",
-            key_prefix=key_prefix,
-            wrap_exceptions=True,
-            # limits types its options as scalars; redis-py takes its pool here.
-            connection_pool=self._pool,  # type: ignore[arg-type]
-        )
+        self._pool: BlockingConnectionPool | None = None
+        self._cluster: RedisClusterStorage | None = None
+        storage: RedisStorage
+        if is_cluster_url(redis_url):
+            # limits builds redis-py's cluster client from the startup nodes in the URL
+            # (``async+redis+cluster://h:p,h:p``); its scripts touch one key each, so
+            # every counter lives in the slot of its own key.
+            scheme, rest = redis_url.split("://", 1)
+            storage = self._cluster = RedisClusterStorage(
+                "async+redis+cluster://" + rest,
+                ssl=scheme.lower() == "rediss+cluster",
+                implementation="redispy",
+                key_prefix=key_prefix,
+                wrap_exceptions=True,
+                max_connections=max_connections,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                # A connection broken by a restart or failover: one more attempt.
+                retry=reconnect_retry(),  # type: ignore[arg-type]
+            )
+        else:
+            self._pool = BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=max_connections,
+                timeout=socket_timeout,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                # A connection broken by a Redis restart is replaced and the command tried again.
+                retry=reconnect_retry(),
+                retry_on_error=[RedisConnectionError],
+            )
+            storage = RedisStorage(
+                "async+" + redis_url,
+                implementation="redispy",
+                key_prefix=key_prefix,
+                wrap_exceptions=True,
+                # limits types its options as scalars; redis-py takes its pool here.
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
         self._limiter: _Strategy = (
             MovingWindowRateLimiter(storage)
             if strategy == "moving-window"
@@ -182,4 +203,9 @@ class RateLimiter:
 
     async def aclose(self) -> None:
         """Close the pool's connections."""
-        await self._pool.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+        if self._cluster is not None:
+            bridge: Any = self._cluster.bridge
+            client: Any = bridge.storage  # the RedisCluster limits built
+            await client.aclose()

@@ -1,13 +1,86 @@
-"""Redis clients with timeouts short enough to answer 503 quickly when Redis is down."""
+"""Redis clients with timeouts short enough to answer 503 quickly when Redis is down.
 
-from redis.asyncio import BlockingConnectionPool, Redis
+One URL chooses the deployment: ``redis://host:port/db`` (or ``rediss://``, ``unix://``)
+is a single server, ``redis+cluster://host:port[,host:port...]/`` (or
+``rediss+cluster://``) a Redis Cluster whose startup nodes are the listed addresses (one
+is enough; the client learns the rest from ``CLUSTER SLOTS``). The same commands work on
+both: every Lua script and transaction keeps its keys in one hash slot (docs/redis.md).
+"""
+
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
+import redis as sync_redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from storefront_kit.settings import ServiceSettings
 
-__all__ = ["create_redis", "reconnect_retry", "redis_from_settings"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "cluster_nodes",
+    "create_redis",
+    "create_sync_redis",
+    "is_cluster_url",
+    "ping",
+    "reconnect_retry",
+    "redis_from_settings",
+]
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+"""URL schemes that name a Redis Cluster rather than one server."""
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The startup nodes a ``redis+cluster://h:p,h:p/`` URL lists (port 6379 when left out)."""
+    if not is_cluster_url(url):
+        raise ValueError(f"not a Redis Cluster URL: {url.split('://', 1)[0]}://...")
+    netloc = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    nodes = []
+    for part in netloc.split(","):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":") if ":" in part else (part, "", "6379")
+        if not host or not port.isdigit():
+            raise ValueError(f"a cluster node must be host:port, got {part!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    if not nodes:
+        raise ValueError("a Redis Cluster URL lists at least one host:port")
+    return nodes
+
+
+def _cluster_credentials(url: str) -> dict[str, Any]:
+    netloc = url.split("://", 1)[1].split("/", 1)[0]
+    if "@" not in netloc:
+        return {}
+    userinfo = netloc.rsplit("@", 1)[0]
+    username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
+    credentials: dict[str, Any] = {"password": unquote(password)} if password else {}
+    if username:
+        credentials["username"] = unquote(username)
+    return credentials
+
+
+async def ping(redis: Any) -> bool:
+    """``PING``: the server, or every master of a cluster (true only when all answer).
+
+    A cluster with one master down still answers for the other masters' slots, but the
+    requests whose keys hash to the dead one's fail; the service's Redis is not "up"
+    until every master answers, so the watch and readiness ping them all.
+    """
+    if isinstance(redis, RedisCluster):
+        answers: Any = await redis.ping(target_nodes=RedisCluster.PRIMARIES)
+        return bool(answers)
+    return bool(await redis.ping())
 
 
 def reconnect_retry() -> Retry:
@@ -26,6 +99,23 @@ def reconnect_retry() -> Retry:
     )
 
 
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, minus the retry of a timed-out command.
+
+    The stock client retries a command after a ``TimeoutError`` as well; like
+    :func:`reconnect_retry` this one does not (the node may have run it). A connection
+    error, a cluster that is down for a moment (failover) and a slot not yet covered are
+    retried once, after the client re-reads the topology. ``MOVED``/``ASK`` redirections
+    are followed as usual.
+    """
+
+    ERRORS_ALLOW_RETRY = (  # type: ignore[assignment]
+        RedisConnectionError,
+        ClusterDownError,
+        SlotNotCoveredError,
+    )
+
+
 def create_redis(
     url: str,
     *,
@@ -35,7 +125,7 @@ def create_redis(
     pool_timeout: float = 2.0,
     decode_responses: bool = True,
 ) -> "Redis":
-    """A pooled asyncio Redis client that owns its pool.
+    """A pooled asyncio Redis client that owns its pool (or a cluster client for a cluster URL).
 
     The pool blocks: a burst of more concurrent commands than ``max_connections`` waits
     up to ``pool_timeout`` for a free connection instead of failing at once (the plain
@@ -43,7 +133,21 @@ def create_redis(
     ``None`` is for connections that block on purpose (pub/sub listeners). A connection
     broken by a Redis restart is replaced and the command tried once more
     (:func:`reconnect_retry`).
+
+    For a ``redis+cluster://`` URL the result is a :class:`redis.asyncio.RedisCluster`
+    with the same timeouts and retry (typed as ``Redis``: the commands the platform uses
+    have the same signatures on both). Its pools are per node and do not block:
+    ``max_connections`` applies to each node, and a burst beyond it fails at once with
+    ``MaxConnectionsError`` (a ``ConnectionError``, so a 503) rather than waiting
+    ``pool_timeout``.
     """
+    if is_cluster_url(url):
+        return cast(
+            "Redis",
+            _create_cluster(
+                url, socket_timeout, connect_timeout, max_connections, decode_responses
+            ),
+        )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -56,6 +160,59 @@ def create_redis(
         retry_on_error=[RedisConnectionError],
     )
     return Redis.from_pool(pool)
+
+
+def _create_cluster(
+    url: str,
+    socket_timeout: float | None,
+    connect_timeout: float,
+    max_connections: int,
+    decode_responses: bool,
+) -> RedisCluster:
+    scheme = urlsplit(url).scheme.lower()
+    options: dict[str, Any] = {"ssl": True} if scheme == "rediss+cluster" else {}
+    return _Cluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
+        max_connections=max_connections,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        decode_responses=decode_responses,
+        health_check_interval=30,
+        retry=reconnect_retry(),
+        **_cluster_credentials(url),
+        **options,
+    )
+
+
+def create_sync_redis(
+    url: str, *, socket_timeout: float | None = 2.0, connect_timeout: float = 1.0
+) -> "sync_redis.Redis":
+    """A synchronous client (for libraries that call Redis from threads, e.g. pybreaker).
+
+    ``redis.RedisCluster`` for a cluster URL (typed as ``redis.Redis``, like
+    :func:`create_redis`), one attempt more after a connection error.
+    """
+    if not is_cluster_url(url):
+        return sync_redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout
+        )
+    from redis.cluster import ClusterNode as SyncClusterNode
+    from redis.retry import Retry as SyncRetry
+
+    scheme = urlsplit(url).scheme.lower()
+    options: dict[str, Any] = {"ssl": True} if scheme == "rediss+cluster" else {}
+    cluster = sync_redis.RedisCluster(
+        startup_nodes=[
+            SyncClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in cluster_nodes(url)
+        ],
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=SyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        **_cluster_credentials(url),
+        **options,
+    )
+    return cast("sync_redis.Redis", cluster)
 
 
 def redis_from_settings(settings: ServiceSettings, *, blocking_reads: bool = False) -> "Redis":

@@ -268,8 +268,17 @@ class ServiceSettings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url must be a redis:// or rediss:// URL")
+        if not value.startswith(
+            ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        ):
+            raise ValueError(
+                "redis_url must be a redis:// or rediss:// URL (one server) or a"
+                " redis+cluster://host:port[,host:port...]/ URL (a Redis Cluster)"
+            )
+        if value.startswith(("redis+cluster://", "rediss+cluster://")):
+            from storefront_kit.redis import cluster_nodes
+
+            cluster_nodes(value)
         return value
 
 

@@ -42,10 +42,11 @@ Ping = Callable[[], Awaitable[object]]
 
 
 def redis_ping(redis: Any) -> Ping:
-    """``PING`` on an asyncio Redis client."""
+    """``PING`` on an asyncio Redis client (every master of a cluster client)."""
+    from storefront_kit.redis import ping as ping_redis
 
     async def ping() -> object:
-        return await redis.ping()
+        return await ping_redis(redis)
 
     return ping
 

@@ -28,9 +28,11 @@ __all__ = [
     "StartupFailed",
     "create_databases",
     "ensure_elasticsearch",
+    "free_cluster_ports",
     "start_elasticsearch",
     "start_postgres",
     "start_redis",
+    "start_redis_cluster",
     "wait_for",
 ]
 
@@ -197,8 +199,9 @@ def start_redis(
     registry: PidRegistry | None = None,
     log_file: Path | None = None,
     persistent: bool = True,
+    extra_args: list[str] | None = None,
 ) -> Server:
-    """Start redis-server on 127.0.0.1:``port``."""
+    """Start redis-server on 127.0.0.1:``port`` (``extra_args`` appended to its options)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [
         str(_redis_binary()),
@@ -209,6 +212,7 @@ def start_redis(
         "--appendonly", "yes" if persistent else "no",
         "--maxclients", "20000",
         "--protected-mode", "yes",
+        *(extra_args or []),
     ]  # fmt: skip
     process = ManagedProcess("redis", command, registry=registry, log_file=log_file).start()
 
@@ -221,6 +225,136 @@ def start_redis(
 
     wait_for("redis", ping, timeout=30)
     return Server("redis", f"redis://127.0.0.1:{port}/0", process)
+
+
+@dataclass
+class Cluster:
+    """A running Redis Cluster: its masters and the ``redis+cluster://`` URL naming them."""
+
+    name: str
+    url: str
+    nodes: list[Server]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+CLUSTER_SLOTS = 16384
+
+
+def start_redis_cluster(
+    data_dir: Path,
+    ports: list[int],
+    *,
+    registry: PidRegistry | None = None,
+    log_dir: Path | None = None,
+    persistent: bool = False,
+) -> Cluster:
+    """Start a Redis Cluster of one master per port (three for the tests), no replicas.
+
+    The same ``redis-server`` binary as :func:`start_redis`, with ``cluster-enabled yes``.
+    The slots are split evenly (``CLUSTER ADDSLOTS``), the nodes introduced to each other
+    (``CLUSTER MEET``) and the call returns once every node reports ``cluster_state:ok``
+    and knows every other node. The URL lists every master as a startup node.
+    """
+    nodes: list[Server] = []
+    try:
+        for port in ports:
+            node_dir = data_dir / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            (node_dir / "nodes.conf").unlink(missing_ok=True)
+            nodes.append(
+                start_redis(
+                    node_dir,
+                    port,
+                    registry=registry,
+                    log_file=(log_dir / f"redis-cluster-{port}.log") if log_dir else None,
+                    persistent=persistent,
+                    extra_args=[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node_dir / "nodes.conf"),
+                        "--cluster-node-timeout",
+                        "5000",
+                        # Three masters and no replicas: a test that stops one node
+                        # still gets answers for the other nodes' slots.
+                        "--cluster-require-full-coverage",
+                        "no",
+                    ],
+                )
+            )
+        _form_cluster(ports)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports) + "/"
+    return Cluster("redis-cluster", url, nodes)
+
+
+def free_cluster_ports(count: int = 3) -> list[int]:
+    """``count`` ports a cluster node can take: free, and so is the bus port 10000 above.
+
+    Redis Cluster talks between nodes on the port plus 10000, so a node's port must be
+    at most 55535 and both must be free; ephemeral ports from the kernel are often above.
+    """
+    import random
+    import socket
+
+    ports: list[int] = []
+    candidates = random.sample(range(20000, 30000), 2000)
+    for port in candidates:
+        if len(ports) == count:
+            break
+        try:
+            with socket.socket() as first, socket.socket() as bus:
+                first.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        ports.append(port)
+    if len(ports) < count:
+        raise RuntimeError("no free ports for a Redis Cluster")
+    return ports
+
+
+def _form_cluster(ports: list[int]) -> None:
+    from redis import Redis
+
+    clients = [Redis(host="127.0.0.1", port=port, decode_responses=True) for port in ports]
+    try:
+        share = CLUSTER_SLOTS // len(ports)
+        for index, client in enumerate(clients):
+            first = index * share
+            last = CLUSTER_SLOTS - 1 if index == len(ports) - 1 else first + share - 1
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER ADDSLOTS", *range(first, last + 1)
+            )
+        for client in clients[1:]:
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER MEET", "127.0.0.1", ports[0]
+            )
+
+        def formed() -> bool:
+            for client in clients:
+                info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+                if isinstance(info, bytes | str):
+                    text = info.decode() if isinstance(info, bytes) else info
+                    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+                else:
+                    fields = {key: str(value) for key, value in info.items()}
+                if fields.get("cluster_state") != "ok":
+                    return False
+                if int(fields.get("cluster_known_nodes", 0)) != len(ports):
+                    return False
+            return True
+
+        wait_for("redis cluster", formed, timeout=60)
+    finally:
+        for client in clients:
+            client.close()
 
 
 # --- Elasticsearch ----------------------------------------------------------------------

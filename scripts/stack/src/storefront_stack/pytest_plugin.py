@@ -1,8 +1,14 @@
 """Pytest fixtures: the same real servers ``make run`` uses, started once per session.
 
 Servers start lazily: a unit test that asks for none of these fixtures needs none of
-them. ``DATABASE_URL``, ``REDIS_URL`` and ``ELASTICSEARCH_URL`` point the suite at
-external servers instead.
+them. ``DATABASE_URL``, ``REDIS_URL``, ``REDIS_CLUSTER_URL`` and ``ELASTICSEARCH_URL``
+point the suite at external servers instead.
+
+Redis comes in two deployments, one server and a three-master Redis Cluster. A test (or
+module, through ``pytestmark``) marked ``@pytest.mark.redis_modes`` that uses the
+``redis_url`` fixture runs once on each (test ids ``[single]`` and ``[cluster]``);
+``@pytest.mark.redis_modes("cluster")`` runs it on the cluster only. Unmarked tests get
+the single server.
 """
 
 import os
@@ -16,7 +22,29 @@ from storefront_stack import infra
 from storefront_stack.platform import REPO_ROOT, Platform, PlatformOptions
 from storefront_stack.processes import PidRegistry, free_port
 
-__all__ = ["create_test_database"]
+__all__ = ["REDIS_MODES", "create_test_database", "flush_redis"]
+
+REDIS_MODES = ("single", "cluster")
+"""The Redis deployments a ``redis_modes`` test runs on."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "redis_modes(*modes): run the test once per Redis deployment ('single', 'cluster';"
+        " both when none is named) through the redis_url fixture",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("redis_modes")
+    if marker is None or "redis_url" not in metafunc.fixturenames:
+        return
+    modes = marker.args or REDIS_MODES
+    unknown = set(modes) - set(REDIS_MODES)
+    if unknown:
+        raise pytest.UsageError(f"redis_modes: unknown mode(s) {sorted(unknown)}")
+    metafunc.parametrize("redis_mode", modes, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -67,17 +95,66 @@ def redis_server_url(stack_dir: Path, stack_registry: PidRegistry) -> Iterator[s
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(stack_dir: Path, stack_registry: PidRegistry) -> Iterator[str]:
+    """A three-master Redis Cluster's ``redis+cluster://`` URL (every master listed)."""
+    external = os.environ.get("REDIS_CLUSTER_URL")
+    if external:
+        yield external
+        return
+    cluster = infra.start_redis_cluster(
+        stack_dir / "redis-cluster",
+        infra.free_cluster_ports(3),
+        registry=stack_registry,
+        log_dir=stack_dir,
+    )
+    yield cluster.url
+    cluster.stop()
+
+
 @pytest.fixture
-def redis_url(redis_server_url: str) -> str:
-    """The session's Redis, emptied before the test."""
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """``"single"`` or ``"cluster"``: the Redis deployment ``redis_url`` names."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_mode: str) -> str:
+    """The session's Redis (a server or, in ``cluster`` mode, a cluster), emptied first."""
+    url = str(
+        request.getfixturevalue(
+            "redis_cluster_url" if redis_mode == "cluster" else "redis_server_url"
+        )
+    )
+    flush_redis(url)
+    return url
+
+
+def flush_redis(url: str) -> None:
+    """Empty the Redis ``url`` names: the database of one server, every master of a cluster."""
+    from storefront_kit.redis import cluster_nodes, is_cluster_url
+
+    if is_cluster_url(url):
+        from redis.cluster import ClusterNode, RedisCluster
+
+        cluster = RedisCluster(
+            startup_nodes=[
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in cluster_nodes(url)
+            ]
+        )
+        try:
+            cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        finally:
+            cluster.close()
+        return
     from redis import Redis
 
-    client = Redis.from_url(redis_server_url)
+    client = Redis.from_url(url)
     try:
         client.flushdb()
     finally:
         client.close()
-    return redis_server_url
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from redis import Redis as SyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -31,7 +30,7 @@ from storefront_kit.db import create_engine, create_sessionmaker
 from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.http import create_http_client
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import create_redis, create_sync_redis
 from storefront_kit.security import ServiceSecurity
 from storefront_kit.watch import DependencyWatch, redis_ping
 
@@ -67,10 +66,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
     app.state.redis = redis
     # pybreaker's Redis storage is synchronous; the adapter calls it from worker threads.
-    sync_redis = SyncRedis.from_url(
+    sync_redis = create_sync_redis(
         settings.redis_url,
         socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=1.0,
+        connect_timeout=1.0,
     )
 
     async def on_open(name: str) -> None:

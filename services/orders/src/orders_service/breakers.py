@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import pybreaker
 from prometheus_client import Counter, Gauge
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from storefront_kit.logging import get_logger
@@ -216,9 +216,18 @@ def build_breaker(
     namespace: str = "storefront",
     on_open: OnOpen | None = None,
 ) -> AsyncCircuitBreaker:
-    """A breaker whose state lives in Redis; business errors (4xx) never count as failures."""
+    """A breaker whose state lives in Redis; business errors (4xx) never count as failures.
+
+    On a Redis Cluster the namespace is a hash tag (``{storefront:payment}:pybreaker:state``)
+    so the state and counters share a slot (one ``MGET`` reads them) and pybreaker runs in
+    its cluster mode; on one server the key names stay ``storefront:payment:pybreaker:*``.
+    """
+    cluster = isinstance(redis, RedisCluster)
     storage = _TolerantRedisStorage(
-        pybreaker.STATE_CLOSED, sync_redis, namespace=f"{namespace}:{name}"
+        pybreaker.STATE_CLOSED,
+        sync_redis,
+        namespace=f"{{{namespace}:{name}}}" if cluster else f"{namespace}:{name}",
+        cluster_mode=cluster,
     )
     breaker = pybreaker.CircuitBreaker(
         fail_max=fail_max,

@@ -4,6 +4,14 @@ Each replica holds one pub/sub connection and subscribes to ``ws.user.<id>`` onl
 it has a socket of that user (reference counted), plus ``admin.alerts`` while it has an
 admin socket. Pub/sub is ephemeral by design (docs/design.md §5): a replica that is down
 misses live pushes, never domain events.
+
+On a Redis Cluster this stays classic pub/sub: a ``PUBLISH`` on any master reaches the
+subscribers on every node (the cluster bus forwards it), so the replica's one pub/sub
+connection may sit on any master. Sharded pub/sub (``SSUBSCRIBE``, Redis 7) would keep
+each user's channel on its slot's master, but it needs one connection per master a
+replica's users hash to and a Redis 7 server; docs/redis.md says when it is worth it.
+If the node the connection sits on fails, the connection is dropped and the
+subscriptions are made again on a node the client finds live.
 """
 
 import asyncio
@@ -13,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import PubSub
 
 from storefront_kit.logging import get_logger
@@ -56,8 +64,25 @@ class ChannelLayer:
                 await self._task
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def _discover(self) -> None:
+        # A cluster client learns its nodes on its first command; a pub/sub connection
+        # picks its node from them, so they must be known before the first SUBSCRIBE.
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.initialize()
+
+    async def _renew(self) -> None:
+        # A cluster pub/sub connection stays with the node it picked first; after an
+        # error it is replaced, so the next subscription goes to a node that answers.
+        if not isinstance(self._redis, RedisCluster):
+            return
+        async with self._lock:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+
     async def join(self, channel: str) -> None:
         """Subscribe to ``channel`` unless this replica already is."""
+        await self._discover()
         async with self._lock:
             if self._refs[channel] == 0:
                 # Count the socket only once the subscription exists, so a failed
@@ -74,7 +99,8 @@ class ChannelLayer:
                 await self._pubsub.unsubscribe(channel)
 
     async def publish(self, channel: str, message: dict[str, Any]) -> int:
-        """Publish to every replica; returns how many replicas listen."""
+        """Publish to every replica; returns how many replicas listen (on a cluster, how
+        many listen through the master that took the ``PUBLISH``: a lower bound)."""
         return int(await self._redis.publish(channel, orjson.dumps(message)))
 
     async def _listen(self) -> None:
@@ -82,6 +108,7 @@ class ChannelLayer:
         while True:
             try:
                 if not self._pubsub.subscribed:
+                    await self._discover()
                     # A placeholder subscription keeps the reader busy from the start.
                     async with self._lock:
                         await self._pubsub.subscribe(_NOOP_CHANNEL, *self._refs)
@@ -91,6 +118,7 @@ class ChannelLayer:
                 raise
             except Exception as exc:
                 logger.warning("channel_layer_error", error=repr(exc))
+                await self._renew()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue

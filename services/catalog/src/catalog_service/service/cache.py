@@ -20,8 +20,10 @@ while the breaker is open, is skipped without waiting and Elasticsearch answers.
 Round trips: a hit costs one (a script reads the version, then the answer or takes the
 lock); a miss two (the same, then the answer stored and the lock released in one
 pipeline). The script builds the answer's key from the version it read, so it touches
-keys it was not given: fine on one Redis (or Sentinel); on Redis Cluster the prefix
-(``CATALOG_REDIS_PREFIX``) must be a hash tag (``{catalog}``) so every key shares a slot.
+keys it was not given: fine on one Redis (or Sentinel). On a Redis Cluster every key of
+the cache therefore shares one slot: the prefix (``CATALOG_REDIS_PREFIX``) is used as a
+hash tag (``{catalog}:catalogue_version``, ``{catalog}:search:...``) unless it carries
+one already; on one server the key names stay as they were (docs/redis.md).
 """
 
 import asyncio
@@ -31,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from prometheus_client import Counter
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from catalog_service.errors import SearchUnavailable
@@ -39,7 +41,7 @@ from catalog_service.schemas import SearchParams, SearchResponse
 from storefront_kit.breaker import Breaker, BreakerOpen
 from storefront_kit.logging import get_logger
 
-__all__ = ["SEARCH_CACHE", "SearchCache", "catalogue_version_key"]
+__all__ = ["SEARCH_CACHE", "SearchCache", "catalogue_version_key", "search_prefix"]
 
 logger = get_logger(__name__)
 T = TypeVar("T")
@@ -80,9 +82,19 @@ _CACHED, _LEAD, _FAILED = 1, 2, 3
 _SKIPPED = (RedisError, TimeoutError, BreakerOpen)
 
 
-def catalogue_version_key(prefix: str) -> str:
-    """The Redis key of the catalogue version counter."""
-    return f"{prefix}:catalogue_version"
+def search_prefix(prefix: str, *, cluster: bool) -> str:
+    """The prefix of the cache's keys: ``prefix``, or on a cluster ``{prefix}`` (one slot).
+
+    A prefix that already holds a hash tag (``{...}``) is kept as it is.
+    """
+    if not cluster or ("{" in prefix and "}" in prefix.split("{", 1)[1]):
+        return prefix
+    return "{" + prefix + "}"
+
+
+def catalogue_version_key(prefix: str, *, cluster: bool = False) -> str:
+    """The Redis key of the catalogue version counter (``cluster``: in the cache's slot)."""
+    return f"{search_prefix(prefix, cluster=cluster)}:catalogue_version"
 
 
 class SearchCache:
@@ -105,13 +117,13 @@ class SearchCache:
         self.timeout_s = timeout_ms / 1000
         self.failure_memory_ms = failure_memory_ms
         self.breaker = breaker or Breaker("redis")
-        self.prefix = prefix
+        self.prefix = search_prefix(prefix, cluster=isinstance(redis, RedisCluster))
         self.ttl_s = ttl_s
         self.lock_ms = lock_ms
         self.poll_s = poll_ms / 1000
         self.enabled = enabled
-        self.version_key = catalogue_version_key(prefix)
-        self._answers = f"{prefix}:search:"
+        self.version_key = catalogue_version_key(self.prefix)
+        self._answers = f"{self.prefix}:search:"
         self._get_or_lock = redis.register_script(_GET_OR_LOCK)
 
     async def bump(self) -> int:

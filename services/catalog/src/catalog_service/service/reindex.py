@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from elasticsearch import AsyncElasticsearch
 from pydantic import ValidationError
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from catalog_service import repository
 from catalog_service.clients import search_index as index
@@ -132,7 +132,7 @@ async def reindex(
         # must find it gone, not write there and miss the new one.
         await index.delete_indices(es, report.previous)
         await redis.delete(target_key)
-        await redis.incr(catalogue_version_key(prefix))
+        await redis.incr(catalogue_version_key(prefix, cluster=isinstance(redis, RedisCluster)))
     except BaseException:
         logger.exception("reindex_failed", index=name)
         await asyncio.shield(_abandon(es, redis, name, target_key, settings.index_alias))

@@ -1,10 +1,11 @@
 """Events the consumer gave up on, read back from the dead-letter stream for admins."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ResponseError, WatchError
 
 from notifications_service.errors import DeadLetterNotFound, InvalidRequest, ServiceUnavailable
@@ -98,6 +99,15 @@ async def replay_dead_letter(
     replays of one entry at the same moment replay it once (the other gets 404).
     """
     parse_cursor(entry_id)
+    if isinstance(redis, RedisCluster):
+        return await _replay_on_cluster(
+            redis,
+            stream=stream,
+            dead_stream=dead_stream,
+            group=group,
+            entry_id=entry_id,
+            audit=audit,
+        )
     for _ in range(_REPLAY_ATTEMPTS):
         async with redis.pipeline(transaction=True) as pipe:
             try:
@@ -109,18 +119,7 @@ async def replay_dead_letter(
                 if "envelope" not in fields:
                     raise DeadLetterNotFound(f"Dead letter {entry_id} holds no event to replay.")
                 item = _item(entry_id, fields)
-                entry = audit.entry(
-                    action="dead_letter.replayed",
-                    target_type="dead_letter",
-                    target_id=entry_id,
-                    before={
-                        "stream": dead_stream,
-                        "event_id": item["event_id"],
-                        "event_type": item["event_type"],
-                        "reason": item["reason"],
-                    },
-                    after={"stream": stream, "group": group, "event_id": item["event_id"]},
-                )
+                entry = _replay_audit_entry(audit, entry_id, item, stream, dead_stream, group)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.xadd(stream, {name: fields[name] for name in _EVENT_FIELDS if name in fields})
                 pipe.xdel(dead_stream, entry_id)
@@ -135,3 +134,76 @@ async def replay_dead_letter(
                 continue  # another dead letter arrived or left meanwhile: look again
         return {**item, "replayed_entry_id": new_id, "audit_entry_id": str(entry.id)}
     raise ServiceUnavailable("The dead-letter stream kept changing; try again.")
+
+
+#: How long a replay on a cluster holds its entry (longer than three writes can take).
+_CLAIM_MS = 30_000
+
+
+async def _replay_on_cluster(
+    redis: Redis,
+    *,
+    stream: str,
+    dead_stream: str,
+    group: str,
+    entry_id: str,
+    audit: AuditContext,
+) -> dict[str, Any]:
+    """The replay on a Redis Cluster, where the three streams sit in three slots.
+
+    No transaction spans slots, so the entry is claimed first (``SET NX``, a key in the
+    dead-letter stream's slot): of two replays at the same moment one gets 404, as with
+    ``WATCH``. Then the event goes back on ``stream`` with its audit event, and only then
+    does the dead letter leave: a replica dying in between leaves the dead letter in
+    place (replayable again once the claim expires), so an event is replayed at least
+    once, never lost; its consumers drop a second delivery by event id.
+    """
+    claim = f"{{{dead_stream}}}:replaying:{entry_id}"
+    token = uuid.uuid4().hex
+    if not await redis.set(claim, token, nx=True, px=_CLAIM_MS):
+        raise DeadLetterNotFound(f"Dead letter {entry_id} is being replayed already.")
+    try:
+        found: Any = await redis.xrange(dead_stream, min=entry_id, max=entry_id)
+        if not found or found[0][1].get("group") != group:
+            raise DeadLetterNotFound(f"No dead letter {entry_id} of this service.")
+        fields: dict[str, str] = found[0][1]
+        if "envelope" not in fields:
+            raise DeadLetterNotFound(f"Dead letter {entry_id} holds no event to replay.")
+        item = _item(entry_id, fields)
+        entry = _replay_audit_entry(audit, entry_id, item, stream, dead_stream, group)
+        new_id = await redis.xadd(
+            stream, {name: fields[name] for name in _EVENT_FIELDS if name in fields}
+        )
+        await redis.xadd(
+            AUDIT_STREAM,
+            audit_event(entry).to_stream_fields(),  # type: ignore[arg-type]
+            maxlen=_AUDIT_STREAM_MAXLEN,
+            approximate=True,
+        )
+        await redis.xdel(dead_stream, entry_id)
+    finally:
+        if await redis.get(claim) == token:
+            await redis.delete(claim)
+    return {**item, "replayed_entry_id": new_id, "audit_entry_id": str(entry.id)}
+
+
+def _replay_audit_entry(
+    audit: AuditContext,
+    entry_id: str,
+    item: dict[str, Any],
+    stream: str,
+    dead_stream: str,
+    group: str,
+) -> Any:
+    return audit.entry(
+        action="dead_letter.replayed",
+        target_type="dead_letter",
+        target_id=entry_id,
+        before={
+            "stream": dead_stream,
+            "event_id": item["event_id"],
+            "event_type": item["event_type"],
+            "reason": item["reason"],
+        },
+        after={"stream": stream, "group": group, "event_id": item["event_id"]},
+    )

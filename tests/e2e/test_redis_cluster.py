@@ -1,0 +1,157 @@
+"""The whole platform on a three-master Redis Cluster (docs/redis.md).
+
+Every service gets ``redis+cluster://...`` as its Redis URL. A customer logs in through
+Telegram (OTP codes, link tokens, rate limits, the chat cache), watches a socket
+(presence, the per-user pub/sub channel), checks out (the outbox relays, the streams'
+consumer groups, the breakers, the fraud counters) and finds the product by search (the
+catalog listener and the search cache): the journey every Redis family takes part in.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from redis.asyncio import RedisCluster
+from websockets.typing import Subprotocol
+
+from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_kit.redis import create_redis
+from storefront_stack.logins import telegram_login
+from storefront_stack.platform import Platform, PlatformOptions
+from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
+
+pytestmark = pytest.mark.e2e
+
+SETTLED = {"CONFIRMED", "FAILED", "CANCELLED"}
+
+
+@pytest.fixture(scope="module")
+def on_cluster(
+    stack_dir: Path, elasticsearch_url: str, redis_cluster_url: str
+) -> Iterator[Platform]:
+    """The platform with one process per service, its Redis the session's cluster."""
+    options = PlatformOptions(
+        state_dir=stack_dir / "on-cluster",
+        free_ports=True,
+        redis_url=redis_cluster_url,
+        elasticsearch_url=elasticsearch_url,
+        log_to_files=True,
+        fast_unsafe_db=True,
+        env_overrides={
+            **ONE_CLIENT_ADDRESS_LIMITS,
+            # Its own index next to the session platform's, in the shared Elasticsearch.
+            "CATALOG_INDEX_ALIAS": f"products_cluster_{uuid.uuid4().hex[:6]}",
+        },
+    )
+    running = Platform(options)
+    running.start()
+    yield running
+    running.stop()
+
+
+def _admin_token(platform: Platform) -> str:
+    issuer = TokenIssuer(
+        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
+        issuer="storefront-auth",
+    )
+    return issuer.issue(
+        subject=str(uuid.uuid4()),
+        audience="storefront",
+        ttl=timedelta(minutes=30),
+        roles=("admin",),
+    )
+
+
+async def _until(check: Any, *, within_s: float) -> Any:
+    deadline = time.monotonic() + within_s
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"{check.__name__}: not true within {within_s}s"
+        await asyncio.sleep(0.25)
+    return result
+
+
+async def test_a_login_a_checkout_and_a_search_on_a_redis_cluster(on_cluster: Platform) -> None:
+    endpoints = on_cluster.endpoints
+    assert endpoints is not None
+    admin = {"Authorization": f"Bearer {_admin_token(on_cluster)}"}
+    sku = f"CLUSTER-{uuid.uuid4().hex[:8].upper()}"
+    async with httpx.AsyncClient(base_url=endpoints.gateway_url, timeout=30) as client:
+        created = await client.post(
+            "/api/v1/admin/products",
+            headers=admin,
+            json={
+                "sku": sku,
+                "name": f"Cluster kettle {sku}",
+                "brand": "Brewster",
+                "category": "kitchen",
+                "price": 1250,
+                "currency": "EUR",
+                "initial_stock": 10,
+            },
+        )
+        assert created.status_code == 201, created.text
+
+        phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+        tokens = await telegram_login(client, phone, 900_000 + uuid.uuid4().int % 10_000)
+        access = tokens["access_token"]
+        ws_url = endpoints.gateway_url.replace("http://", "ws://", 1) + "/ws"
+        async with websockets.connect(
+            ws_url, subprotocols=[Subprotocol("bearer"), Subprotocol(access)]
+        ) as sock:
+            assert json.loads(await sock.recv())["type"] == "welcome"
+            placed = await client.post(
+                "/api/v1/orders",
+                headers={
+                    "Authorization": f"Bearer {access}",
+                    "Idempotency-Key": str(uuid.uuid4()),
+                },
+                json={
+                    "items": [{"sku": sku, "qty": 1}],
+                    "shipping_address": {
+                        "name": "Ada Lovelace",
+                        "line1": "1 Main St",
+                        "city": "Berlin",
+                        "postal_code": "10115",
+                        "country": "DE",
+                    },
+                    "payment": {"method": "card", "token": "tok_cluster"},
+                },
+            )
+            assert placed.status_code in (200, 201, 202), placed.text
+            order_id = placed.json()["id"]
+            # The order's progress reaches the socket: outbox -> stream -> relay -> pub/sub.
+            async with asyncio.timeout(60):
+                while True:
+                    data = json.loads(await sock.recv()).get("data", {})
+                    if data.get("order_id") == order_id and data.get("status") in SETTLED:
+                        break
+        assert data["status"] == "CONFIRMED", data
+
+        async def found() -> bool:
+            response = await client.get("/api/v1/products/search", params={"q": sku})
+            return response.status_code == 200 and response.json()["total"] == 1
+
+        await _until(found, within_s=30)
+
+    # The keys really are spread over the masters, and the tagged families kept one slot.
+    redis = create_redis(endpoints.redis_url)
+    try:
+        assert isinstance(redis, RedisCluster)
+        keys = [key async for key in redis.scan_iter(count=1000)]
+        nodes = {redis.get_node_from_key(key).name for key in keys}
+        assert len(nodes) == 3, nodes
+        cache = [key for key in keys if key.startswith("{catalog}:")]
+        assert cache, keys
+        assert len({redis.keyslot(key) for key in cache}) == 1
+        assert "orders.events" in keys
+        assert "inventory.events" in keys
+    finally:
+        await redis.aclose()
