@@ -71,12 +71,13 @@ class Keys:
             ),
         )
 
-    def user(self, subject: str, *roles: str) -> dict[str, str]:
+    def user(self, subject: str, *roles: str, phone_ref: str | None = None) -> dict[str, str]:
         token = TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
             subject=subject,
             audience=AUDIENCE,
             ttl=timedelta(minutes=10),
             roles=roles or ("customer",),
+            extra={"phone_ref": phone_ref} if phone_ref else None,
         )
         return {"Authorization": f"Bearer {token}"}
 
@@ -229,8 +230,10 @@ class Stack:
     redis: Redis
     admin: dict[str, str] = field(default_factory=dict)
 
-    def user(self, subject: str = "user-1", *roles: str) -> dict[str, str]:
-        return self.keys.user(subject, *roles)
+    def user(
+        self, subject: str = "user-1", *roles: str, phone_ref: str | None = None
+    ) -> dict[str, str]:
+        return self.keys.user(subject, *roles, phone_ref=phone_ref)
 
     async def product(self, *, on_hand: int = 10, price: int = 1250) -> dict[str, Any]:
         body = {

@@ -47,6 +47,7 @@ async def checkout(
     qty: int = 1,
     token: str = "tok_visa",
     client: str = "203.0.113.7",
+    phone_ref: str | None = None,
 ) -> httpx.Response:
     return await stack.orders.post(
         "/api/v1/orders",
@@ -56,7 +57,7 @@ async def checkout(
             "payment": {"method": "card", "token": token},
         },
         headers={
-            **stack.user(user),
+            **stack.user(user, phone_ref=phone_ref),
             "Idempotency-Key": uuid.uuid4().hex,
             "X-Real-IP": client,
         },
@@ -184,6 +185,35 @@ async def test_client_velocity_holds_before_reserving_and_approval_confirms(
         again = await review(stack, order["id"], "approve")
         assert again.status_code == 409
         assert again.json()["code"] == "order_not_on_hold"
+
+
+async def test_phone_velocity_counts_every_account_of_one_phone_and_no_other(
+    stack_factory: Callable[..., Any],
+) -> None:
+    # Auth gives each phone one pseudonym in its access tokens (phone_ref), whichever
+    # account it belongs to: a phone that opens account after account is still one phone.
+    rule = {"name": "phone_velocity", "kind": "velocity_phone", "limit": 2, "window_s": 600}
+    async with stack_factory(**rules({**rule, "action": "refuse"})) as stack:
+        product = await stack.product(on_hand=10, price=400)
+        phone, other_phone = uuid.uuid4().hex, uuid.uuid4().hex
+        accounts = [fresh_user() for _ in range(3)]
+        placed = [
+            await checkout(stack, product["sku"], user=account, phone_ref=phone)
+            for account in accounts
+        ]
+        assert [r.status_code for r in placed] == [201, 201, 403], [r.text for r in placed]
+        refused = placed[2].json()
+        assert refused["code"] == "checkout_refused"
+        order = await stack.admin_order(refused["order_id"])
+        assert (order["status"], order["reason"]) == ("FAILED", "fraud_refused")
+        assert "phone_velocity" in steps(order)["screen_fraud"]["last_error"]
+        # Another phone, and a token without a phone reference, are not counted with it.
+        elsewhere = await checkout(stack, product["sku"], user=accounts[2], phone_ref=other_phone)
+        assert elsewhere.json()["status"] == "CONFIRMED", elsewhere.text
+        unlinked = await checkout(stack, product["sku"], user=fresh_user())
+        assert unlinked.json()["status"] == "CONFIRMED", unlinked.text
+        # The pseudonym is kept on the order, never shown to the customer.
+        assert "phone_ref" not in elsewhere.json()
 
 
 async def test_a_big_first_order_is_held_with_its_stock_and_rejection_releases_it(

@@ -1,14 +1,16 @@
 """Refresh tokens rotate, reuse revokes the family, logout revokes; the JWKS rotates keys."""
 
 import asyncio
+import base64
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from auth_service.fields import phone_index
+from auth_service.fields import phone_index, phone_ref
 from jwt_core_lib import SigningKey, TokenIssuer
 
 from .conftest import Auth, bearer, new_chat_id, new_phone, problem
@@ -49,6 +51,34 @@ async def test_refresh_rotates_within_the_family_and_keeps_the_user(auth: Auth) 
     me_before = await auth.client.get("/api/v1/users/me", headers=bearer(first["access_token"]))
     assert me.json()["id"] == me_before.json()["id"]
     assert await _family_state(auth, pair["refresh_token"]) == [(True, False), (False, False)]
+
+
+def _claims(access_token: str) -> dict[str, Any]:
+    payload = access_token.split(".")[1]
+    padded = payload + "=" * (-len(payload) % 4)
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    return claims
+
+
+async def test_access_tokens_carry_one_pseudonym_per_phone_and_never_the_number(
+    auth: Auth,
+) -> None:
+    phone, other_phone = new_phone(), new_phone()
+    first = await auth.login(phone, new_chat_id())
+    rotated = (await _refresh(auth, first["refresh_token"])).json()
+    other = await auth.login(other_phone, new_chat_id())
+
+    ref = _claims(first["access_token"])["phone_ref"]
+    # The same phone: the same reference at every login and refresh, derived from the
+    # phone alone (what orders' fraud rules count by); another phone: another one.
+    assert ref == phone_ref(phone_index(phone))
+    assert _claims(rotated["access_token"])["phone_ref"] == ref
+    assert _claims(other["access_token"])["phone_ref"] != ref
+    assert len(ref) == 32
+    int(ref, 16)
+    # Neither the number nor the blind index auth's rows carry.
+    assert phone.lstrip("+") not in json.dumps(_claims(first["access_token"]))
+    assert ref not in phone_index(phone).hex()
 
 
 async def test_reusing_a_spent_refresh_token_revokes_the_whole_family(auth: Auth) -> None:

@@ -33,6 +33,13 @@ RULES = orjson.dumps(
             "limit": 50,
             "window_s": 3600,
         },
+        {
+            "name": "per_phone",
+            "kind": "velocity_phone",
+            "action": "refuse",
+            "limit": 50,
+            "window_s": 3600,
+        },
     ]
 ).decode()
 
@@ -99,10 +106,14 @@ async def test_an_erased_users_orders_are_pseudonymised_once_and_keep_their_book
             for status in ("CONFIRMED", "FAILED", "CANCELLED", "ON_HOLD", "SHIPPED")
         ]
         kept = await orders.insert(user_id=other)
+        phone_ref = uuid.uuid4().hex
         async with orders.sessionmaker() as session, session.begin():
             await session.execute(
-                text("UPDATE customer_order SET client_address = NULL WHERE user_id = :u"),
-                {"u": user},
+                text(
+                    "UPDATE customer_order SET client_address = NULL, phone_ref = :p"
+                    " WHERE user_id = :u"
+                ),
+                {"u": user, "p": phone_ref},
             )
             await session.execute(
                 text(
@@ -121,9 +132,12 @@ async def test_an_erased_users_orders_are_pseudonymised_once_and_keep_their_book
                     "e": orjson.dumps({"data": {"user_id": user, "order_id": ids[0]}}).decode(),
                 },
             )
-        rule_user, rule_client = (r.name for r in fraud_rules(settings))
+        rule_user, rule_client, rule_phone = (r.name for r in fraud_rules(settings))
         await redis.zadd(f"orders:fraud:{rule_user}:u:{user}", {ids[0]: 1})
         await redis.zadd(f"orders:fraud:{rule_client}:c:203.0.113.5", {"someone-else": 1})
+        # The phone's window holds this user's checkouts and another account's.
+        phone_window = f"orders:fraud:{rule_phone}:p:{phone_ref}"
+        await redis.zadd(phone_window, {ids[0]: 1, ids[1]: 2, "other-account-order": 3})
         assert (await orders.client.get("/api/v1/orders", headers=keys.headers(user))).json()[
             "total"
         ] == 5
@@ -150,6 +164,9 @@ async def test_an_erased_users_orders_are_pseudonymised_once_and_keep_their_book
         )
         assert all(r["total"] == 500 and r["lines"][0]["sku"] == "SKU-1" for r in rows)
         assert all(r["client_address"] is None for r in rows)
+        assert phone_ref not in await _text_of_every_row(orders)
+        # Only this user's checkouts left the phone's window; the other account's stay.
+        assert await redis.zrange(phone_window, 0, -1) == ["other-account-order"]
         async with orders.sessionmaker() as session:
             from orders_service.models import CustomerOrder
 

@@ -10,6 +10,7 @@ keys (:func:`seal_phone`), so a Redis dump, ``MONITOR`` or a slow log shows no p
 """
 
 import base64
+import hashlib
 
 from storefront_kit.encryption import BlindIndex, CipherSlot, FieldCipher
 
@@ -58,6 +59,18 @@ def chat_index(chat_id: int) -> bytes:
 def phone_key(phone: str) -> str:
     """The phone as Redis key names (OTP codes, cooldowns, rate limits) carry it."""
     return phone_index(phone).hex()
+
+
+def phone_ref(index: bytes) -> str:
+    """The pseudonym other services see for a phone (the access token's ``phone_ref``).
+
+    Derived from the phone's blind index (a keyed hash, so it names no number and cannot
+    be recomputed without auth's index key) and hashed once more, domain-separated, so it
+    is not the index auth's rows carry either. The same phone gives the same reference for
+    every account it ever had: orders' fraud rules count checkouts by it
+    (``velocity_phone``), across an account erased and opened again.
+    """
+    return hashlib.sha256(b"storefront-phone-ref\x00" + index).hexdigest()[:32]
 
 
 def seal_phone(phone: str) -> str:

@@ -72,9 +72,15 @@ class AccessTokens:
     audience: str
     ttl: timedelta
 
-    def issue(self, *, user_id: str, roles: list[str]) -> str:
-        """A signed access token for one user."""
-        return self.issuer.issue(subject=user_id, audience=self.audience, ttl=self.ttl, roles=roles)
+    def issue(self, *, user_id: str, roles: list[str], phone_ref: str | None = None) -> str:
+        """A signed access token for one user (``phone_ref``: see auth_service.fields)."""
+        return self.issuer.issue(
+            subject=user_id,
+            audience=self.audience,
+            ttl=self.ttl,
+            roles=roles,
+            extra={"phone_ref": phone_ref} if phone_ref else None,
+        )
 
     @property
     def ttl_s(self) -> int:

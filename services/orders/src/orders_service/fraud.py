@@ -6,7 +6,8 @@ fraud steps (``screen_fraud``, ``check_fraud``), publishes an admin alert for ev
 decision that is not "allow", and calls :func:`record_fraud_decision` for every decision
 (the saga's and the staff's): the one place an audit log hooks in.
 
-Velocity counts live in a Redis sorted set per rule and key (user, client address),
+Velocity counts live in a Redis sorted set per rule and key (user, client address, the
+phone's pseudonym),
 members the order ids: one script adds the order, drops what left the window and
 counts, atomically, so N concurrent checkouts against a limit of L let exactly L
 through; a step run again after a crash adds the same member and counts it once.
@@ -160,6 +161,8 @@ class FraudChecker:
                     counts[rule.name] = await self._count(rule, f"u:{order.user_id}", order)
                 elif rule.kind == RuleKind.VELOCITY_CLIENT and order.client_address:
                     counts[rule.name] = await self._count(rule, f"c:{order.client_address}", order)
+                elif rule.kind == RuleKind.VELOCITY_PHONE and order.phone_ref:
+                    counts[rule.name] = await self._count(rule, f"p:{order.phone_ref}", order)
                 elif rule.kind == RuleKind.DISTINCT_TOKENS:
                     assert rule.window_s is not None
                     counts[rule.name] = await repository.distinct_payment_tokens(

@@ -84,6 +84,9 @@ class CustomerOrder(Base):
     client_address: Mapped[str | None] = mapped_column(
         EncryptedText(FIELDS, CLIENT_ADDRESS_CONTEXT)
     )
+    #: The pseudonym auth gives the customer's phone (the token's ``phone_ref``): the
+    #: fraud rules count checkouts per phone, across accounts. Never the number itself.
+    phone_ref: Mapped[str | None] = mapped_column(String(64))
     payment_id: Mapped[str | None] = mapped_column(String(128))
     shipment_id: Mapped[str | None] = mapped_column(String(128))
     tracking_number: Mapped[str | None] = mapped_column(String(128))

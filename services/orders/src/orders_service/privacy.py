@@ -3,9 +3,10 @@
 Erasure arrives as ``user.erased`` on ``users.events`` (auth's outbox), read by the
 ``orders-erasure`` consumer group: at least once, so the handler is idempotent. In one
 transaction it locks the user's orders, drops the user's fraud velocity counters in
-Redis (the keys name the user or the client address), then replaces ``user_id`` by a
-fresh random pseudonym (kept nowhere else: no way back) and clears the shipping and
-client addresses, in orders, saga steps and the outbox. Lines, totals, statuses,
+Redis (the keys name the user, the client address or the phone's pseudonym; only this
+user's checkouts leave a shared window), then replaces ``user_id`` by a fresh random
+pseudonym (kept nowhere else: no way back) and clears the shipping and client addresses
+and the phone's pseudonym, in orders, saga steps and the outbox. Lines, totals, statuses,
 payments and shipments stay, as bookkeeping requires. Delivered again, it finds no
 order of that user and changes nothing; a crash before the commit leaves the entry
 unacknowledged, and the group delivers it again when the service is back.
@@ -95,6 +96,13 @@ class UserErasure:
                 for order in orders:
                     if order.client_address:
                         key = f"{self._namespace}:{rule.name}:c:{order.client_address}"
+                        members.setdefault(key, []).append(str(order.id))
+            elif rule.kind == RuleKind.VELOCITY_PHONE:
+                # Only this user's checkouts leave the phone's window; other accounts of
+                # the same phone keep theirs.
+                for order in orders:
+                    if order.phone_ref:
+                        key = f"{self._namespace}:{rule.name}:p:{order.phone_ref}"
                         members.setdefault(key, []).append(str(order.id))
         if not keys and not members:
             return

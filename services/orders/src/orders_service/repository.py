@@ -68,6 +68,7 @@ async def insert_order(
     lease_owner: str,
     lease_ttl_s: float,
     client_address: str | None = None,
+    phone_ref: str | None = None,
 ) -> CustomerOrder | None:
     """Insert a PENDING order leased to ``lease_owner``; ``None`` if the key is taken."""
     order_id = new_id()
@@ -85,6 +86,7 @@ async def insert_order(
             shipping_address=shipping_address,
             payment_method=payment_method,
             client_address=client_address,
+            phone_ref=phone_ref,
             lease_owner=lease_owner,
             lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s),
         )
@@ -450,12 +452,18 @@ async def steps_of_orders(session: AsyncSession, order_ids: Sequence[UUID]) -> S
 
 async def pseudonymise_user(session: AsyncSession, user_id: str, *, pseudonym: str) -> int:
     """Cut the user's orders off the person: ``user_id`` becomes ``pseudonym``, the
-    shipping and client addresses go; lines, totals and statuses stay. Also in saga steps
+    shipping and client addresses and the phone's pseudonym go; lines, totals and
+    statuses stay. Also in saga steps
     and outbox rows (their ``data.user_id``). How many orders changed (0: done before)."""
     result = await session.execute(
         update(CustomerOrder)
         .where(CustomerOrder.user_id == user_id)
-        .values(user_id=pseudonym, shipping_address=ERASED_ADDRESS, client_address=None)
+        .values(
+            user_id=pseudonym,
+            shipping_address=ERASED_ADDRESS,
+            client_address=None,
+            phone_ref=None,
+        )
         .execution_options(synchronize_session=False)
     )
     await session.execute(

@@ -269,6 +269,8 @@ class ExportedOrder(_Response):
     shipping_address: dict[str, Any]
     payment_method: dict[str, Any]
     client_address: str | None
+    #: The pseudonym of the customer's phone the fraud rules count by (not the number).
+    phone_ref: str | None
     payment_id: str | None
     shipment_id: str | None
     tracking_number: str | None

@@ -7,6 +7,7 @@ replica, and unlocked.
 """
 
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
@@ -15,6 +16,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from jwt_core_lib import TokenClaims
 from orders_service import repository
 from orders_service.domain.saga import (
     CancelPlan,
@@ -46,6 +48,7 @@ __all__ = [
     "get_order",
     "list_orders",
     "order_steps",
+    "phone_ref_of",
     "place_order",
     "request_cancel",
     "request_fingerprint",
@@ -59,6 +62,16 @@ def request_fingerprint(body: OrderCreate) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+_PHONE_REF = re.compile(r"^[0-9a-f]{32}$")
+
+
+def phone_ref_of(claims: TokenClaims) -> str | None:
+    """The pseudonym of the customer's phone their access token carries (auth puts it
+    there; see auth_service.fields.phone_ref), or None (a token without one)."""
+    ref = claims.extra.get("phone_ref")
+    return ref if isinstance(ref, str) and _PHONE_REF.match(ref) else None
+
+
 async def place_order(
     session: AsyncSession,
     *,
@@ -68,6 +81,7 @@ async def place_order(
     lease_owner: str,
     lease_ttl_s: float,
     client_address: str | None = None,
+    phone_ref: str | None = None,
 ) -> tuple[CustomerOrder, bool]:
     """The order for this key: a new PENDING one leased to ``lease_owner`` (True), or the
     one the same request already created (False); a different request is a 409."""
@@ -81,6 +95,7 @@ async def place_order(
         shipping_address=body.shipping_address.model_dump(exclude_none=True),
         payment_method=body.payment.model_dump(),
         client_address=client_address,
+        phone_ref=phone_ref,
         lease_owner=lease_owner,
         lease_ttl_s=lease_ttl_s,
     )

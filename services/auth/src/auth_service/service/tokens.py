@@ -14,6 +14,7 @@ from auth_service.domain.refresh import (
     new_refresh_token,
 )
 from auth_service.errors import RefreshTokenExpired, RefreshTokenInvalid, RefreshTokenReused
+from auth_service.fields import phone_ref
 from auth_service.keys import AccessTokens
 from auth_service.models import UserAccount
 from auth_service.schemas import TokenPair
@@ -46,7 +47,11 @@ async def _pair(
         expires_at=now + timedelta(seconds=settings.refresh_token_ttl_s),
     )
     return TokenPair(
-        access_token=access_tokens.issue(user_id=str(user.id), roles=list(user.roles)),
+        access_token=access_tokens.issue(
+            user_id=str(user.id),
+            roles=list(user.roles),
+            phone_ref=phone_ref(user.phone_index) if user.phone_index else None,
+        ),
         refresh_token=refresh_token,
         expires_in=access_tokens.ttl_s,
     )

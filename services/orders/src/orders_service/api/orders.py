@@ -99,6 +99,7 @@ async def create_order(
         client_address=client_ip(
             request, forwarded_allow_ips=settings.platform.forwarded_allow_ips
         ),
+        phone_ref=service.phone_ref_of(user),
     )
     await commit(session)  # the saga, another task, must find the order committed
     if created:

@@ -49,6 +49,7 @@ __all__ = [
 class RuleKind(StrEnum):
     VELOCITY_USER = "velocity_user"
     VELOCITY_CLIENT = "velocity_client"
+    VELOCITY_PHONE = "velocity_phone"
     DECLINED_IN_ROW = "declined_in_row"
     DISTINCT_TOKENS = "distinct_tokens"
     AMOUNT_NEW_ACCOUNT = "amount_new_account"
@@ -65,13 +66,21 @@ SCREENING_KINDS = frozenset(
     {
         RuleKind.VELOCITY_USER,
         RuleKind.VELOCITY_CLIENT,
+        RuleKind.VELOCITY_PHONE,
         RuleKind.DECLINED_IN_ROW,
         RuleKind.DISTINCT_TOKENS,
     }
 )
 #: Evaluated once inventory priced the order.
 AMOUNT_KINDS = frozenset({RuleKind.AMOUNT_NEW_ACCOUNT})
-_WINDOWED = frozenset({RuleKind.VELOCITY_USER, RuleKind.VELOCITY_CLIENT, RuleKind.DISTINCT_TOKENS})
+_WINDOWED = frozenset(
+    {
+        RuleKind.VELOCITY_USER,
+        RuleKind.VELOCITY_CLIENT,
+        RuleKind.VELOCITY_PHONE,
+        RuleKind.DISTINCT_TOKENS,
+    }
+)
 _LIMITED = _WINDOWED | {RuleKind.DECLINED_IN_ROW}
 
 
