@@ -1,24 +1,43 @@
-"""WebSocket connections one gateway process holds, and admin-alert fan-out latency.
+"""WebSocket connections held by ws-gateway processes, and admin-alert fan-out latency.
 
 Issue 7: one ws-gateway process holds 10,000 concurrent authenticated sockets with an
 RSS under 1 GiB, and an alert published on ``admin.alerts`` reaches 1,000 admin sockets
-with a p99 under 200 ms. Run against a platform started with ``make run`` (fixed ports),
-from the repo root:
+with a p99 under 200 ms. Issue 20: two processes (replicas) hold 20,000 sockets between
+them, each under 1 GiB, and one alert published once on Redis reaches the 1,000 admin
+sockets spread over both (each replica receives it through its own pub/sub
+subscription) with a p99 under 200 ms. Run against a platform started with
+``make run`` (``WS_GATEWAY_REPLICAS=2 make run`` for two), from the repo root:
 
     .venv/bin/python bench/bench_ws.py --connections 10000 --admins 1000
+    .venv/bin/python bench/bench_ws.py --connections 20000 --admins 1000   # two replicas
 
-The bench signs access tokens with the runner's key (``.stack/run/keys/auth-jwt.pem``),
-connects straight to the gateway process (not through nginx, so the figure is the
-process's own), reads that process's RSS from ``/proc`` (found by its listening port),
-then publishes numbered alerts on ``admin.alerts`` with their send time and measures,
-on every admin socket, how long each took to arrive. Sockets send a ping now and then,
-as the dashboard does, so the idle timeout never closes them.
+Which processes: ``--ports 8106,8116`` names them; without it the bench finds every
+ws-gateway process the runner started (``<state-dir>/pids.json``: ``ws-gateway``, or
+``ws-gateway-1``, ``ws-gateway-2``... with replicas, each on a loopback port of its own)
+and the port each listens on; ``--port`` (or 8106 when nothing is found) is the one
+process of issue 7. Sockets and admin sockets are dealt round-robin over the processes.
+
+The bench signs access tokens with the runner's key (``<state-dir>/keys/auth-jwt.pem``),
+connects straight to each gateway process (not through nginx, so the figures are the
+processes' own), reads each process's RSS from ``/proc`` (via psutil) before and while
+holding, then publishes numbered alerts on ``admin.alerts`` with their send time and
+measures, on every admin socket, how long each took to arrive. Sockets send a ping now
+and then, as the dashboard does, so the idle timeout never closes them. The machine's
+load average (``/proc/loadavg``) is read before, while holding and after the alerts:
+the bench shares the machine with what it measures.
+
+Each socket is a file descriptor here: the bench raises its own soft ``RLIMIT_NOFILE``
+to what ``--connections`` needs (up to the hard limit, which only root can raise; it
+does when run as root) and says so if it cannot.
 """
 
 import argparse
 import asyncio
 import contextlib
 import gc
+import json
+import os
+import resource
 import statistics
 import time
 import uuid
@@ -38,6 +57,10 @@ from rich.table import Table
 from jwt_core_lib import SigningKey, TokenIssuer
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PORT = 8106  # ws-gateway's port with one process (.env.example WS_GATEWAY_PORT)
+SERVICE = "ws-gateway"
+#: File descriptors the bench needs besides its sockets (Redis, stdio, the loop, psutil).
+SPARE_FDS = 256
 console = Console()
 
 
@@ -51,12 +74,41 @@ class Client:
     seen: set[int] = field(default_factory=set)
 
 
-def _issuer() -> TokenIssuer:
-    pem = (ROOT / ".stack/run/keys/auth-jwt.pem").read_text()
+@dataclass
+class Gateway:
+    """One ws-gateway process: where it listens, and what the bench measured of it."""
+
+    name: str
+    port: int
+    process: psutil.Process
+    clients: list[Client] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+    rss_before: float = 0.0
+    rss_held: float = 0.0
+    held: int = 0  # sockets open when rss_held was read
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def admins(self) -> list[Client]:
+        return [client for client in self.clients if client.admin]
+
+    def open_sockets(self) -> int:
+        return sum(1 for client in self.clients if not client.socket.closed)
+
+    def kib_per_socket(self) -> str:
+        if not self.held:
+            return "-"
+        return f"{(self.rss_held - self.rss_before) * 1024 / self.held:,.1f}"
+
+
+def _issuer(state_dir: Path) -> TokenIssuer:
+    pem = (state_dir / "keys" / "auth-jwt.pem").read_text()
     return TokenIssuer(signing_key=SigningKey.from_pem(pem), issuer="storefront-auth")
 
 
-def _gateway_process(port: int) -> psutil.Process:
+def _listening_process(port: int) -> psutil.Process:
     for connection in psutil.net_connections(kind="tcp"):
         if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
             if connection.pid is None:
@@ -65,8 +117,75 @@ def _gateway_process(port: int) -> psutil.Process:
     raise SystemExit(f"no process listens on port {port}: is `make run` up?")
 
 
+def _listening_ports(root: psutil.Process) -> list[tuple[psutil.Process, int]]:
+    """The TCP ports ``root`` or one of its descendants listens on."""
+    found: list[tuple[psutil.Process, int]] = []
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            for connection in process.net_connections(kind="tcp"):
+                if connection.status == psutil.CONN_LISTEN:
+                    found.append((process, connection.laddr.port))
+    return found
+
+
+def _discover(state_dir: Path) -> list[tuple[str, int]]:
+    """Every ws-gateway process the runner started, from its pid registry, with its port.
+
+    The registry maps process names to the process-group leaders the runner spawned:
+    ``ws-gateway`` alone, or ``ws-gateway-1``, ``ws-gateway-2``... with replicas (whose
+    ports are free ports picked at start-up, so they are read from ``/proc``).
+    """
+    try:
+        registry: dict[str, int] = json.loads((state_dir / "pids.json").read_text())
+    except (OSError, ValueError):
+        return []
+    found: list[tuple[str, int]] = []
+    for name, pid in sorted(registry.items()):
+        suffix = name.removeprefix(f"{SERVICE}-")
+        if name != SERVICE and not (name.startswith(f"{SERVICE}-") and suffix.isdigit()):
+            continue
+        try:
+            ports = _listening_ports(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+        found.extend((name, port) for _process, port in ports)
+    return found
+
+
+def _gateways(args: argparse.Namespace) -> list[Gateway]:
+    if args.ports or args.port:
+        ports = args.ports or [args.port]
+        named = [
+            (SERVICE if len(ports) == 1 else f"{SERVICE} #{i}", port)
+            for i, port in enumerate(ports, 1)
+        ]
+    else:
+        named = _discover(args.state_dir) or [(SERVICE, DEFAULT_PORT)]
+    return [Gateway(name=name, port=port, process=_listening_process(port)) for name, port in named]
+
+
+def _raise_fd_limit(needed: int) -> str:
+    """Raise this process's soft (and, as root, hard) open-file limit to ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return f"{soft:,} (enough)"
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        if os.geteuid() != 0:
+            raise SystemExit(
+                f"{needed:,} file descriptors needed, the hard limit is {hard:,}: "
+                "raise it (`ulimit -Hn`, as root) or open fewer sockets"
+            )
+        hard = needed
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return f"{soft:,} → {needed:,}"
+
+
 def _rss_mib(process: psutil.Process) -> float:
     return float(process.memory_info().rss) / 2**20
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 async def _open(session: aiohttp.ClientSession, url: str, token: str, admin: bool) -> Client:
@@ -122,23 +241,39 @@ def _quantiles(values: list[float]) -> tuple[float, float, float]:
     return q[49] * 1000, q[94] * 1000, q[98] * 1000
 
 
+def _fan_out(admins: list[Client]) -> str:
+    latencies = [value for client in admins for value in client.latencies]
+    if len(latencies) < 2:
+        return "no alerts arrived"
+    p50, p95, p99 = _quantiles(latencies)
+    return f"p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms"
+
+
+def _complete(admins: list[Client], alerts: int) -> str:
+    return f"{sum(1 for client in admins if len(client.seen) == alerts):,} of {len(admins):,}"
+
+
 async def main(args: argparse.Namespace) -> int:
+    limit = _raise_fd_limit(args.connections + SPARE_FDS)
     connector = aiohttp.TCPConnector(limit=0)  # no pool cap: every socket stays open
     async with aiohttp.ClientSession(connector=connector) as session:
-        return await _run(session, args)
+        return await _run(session, args, limit)
 
 
-async def _run(session: aiohttp.ClientSession, args: argparse.Namespace) -> int:
-    process = _gateway_process(args.port)
-    issuer = _issuer()
-    url = f"ws://127.0.0.1:{args.port}/ws"
-    rss_before = _rss_mib(process)
+async def _run(session: aiohttp.ClientSession, args: argparse.Namespace, fd_limit: str) -> int:
+    gateways = _gateways(args)
+    issuer = _issuer(args.state_dir)
+    for gateway in gateways:
+        gateway.rss_before = _rss_mib(gateway.process)
     clients: list[Client] = []
     readers: list[asyncio.Task[None]] = []
-    failures: Counter[str] = Counter()
     limit = asyncio.Semaphore(args.parallel)
+    load = {"before": _loadavg()}
 
     async def connect(index: int) -> None:
+        # Round-robin: socket i (an admin's while i < --admins) goes to process i mod n,
+        # so sockets and admin sockets are spread evenly over the processes.
+        gateway = gateways[index % len(gateways)]
         admin = index < args.admins
         token = issuer.issue(
             subject=f"bench-{uuid.uuid4().hex[:12]}",
@@ -148,42 +283,51 @@ async def _run(session: aiohttp.ClientSession, args: argparse.Namespace) -> int:
         )
         async with limit:
             try:
-                client = await _open(session, url, token, admin)
+                client = await _open(session, gateway.url, token, admin)
+                gateway.clients.append(client)
                 clients.append(client)
                 # Read from the start: aiohttp answers the server's pings only while a
                 # socket is being read, and unanswered pings close it (1011).
                 readers.append(asyncio.create_task(_read(client)))
             except Exception as exc:
-                failures[type(exc).__name__] += 1
-            progress.advance(task)
+                gateway.failures[type(exc).__name__] += 1
+            progress.advance(tasks[gateway.port])
 
     # Ping from the start, as the dashboard does: sockets opened first must not reach
     # the idle timeout while the rest are still connecting.
     keepalive = asyncio.create_task(_keepalive(clients, args.ping_every))
     started = time.perf_counter()
     with Progress(console=console) as progress:
-        task = progress.add_task("opening sockets", total=args.connections)
+        tasks = {
+            gateway.port: progress.add_task(
+                f"opening sockets on {gateway.name} (:{gateway.port})",
+                total=len(range(i, args.connections, len(gateways))),
+            )
+            for i, gateway in enumerate(gateways)
+        }
         await asyncio.gather(*(connect(i) for i in range(args.connections)))
     open_s = time.perf_counter() - started
-    # The client's 10,000 sockets are long-lived objects: keep its collector from
-    # walking them in the middle of a fan-out (a pause here is not the server's).
+    # The client's sockets are long-lived objects: keep its collector from walking them
+    # in the middle of a fan-out (a pause here is not the server's).
     gc.freeze()
     await asyncio.sleep(args.hold)
-    still_open = sum(1 for client in clients if not client.socket.closed)
+    load["holding"] = _loadavg()
+    for gateway in gateways:
+        gateway.rss_held = _rss_mib(gateway.process)
+        gateway.held = gateway.open_sockets()
+    still_open = sum(gateway.held for gateway in gateways)
     closed = Counter(str(client.socket.close_code) for client in clients if client.socket.closed)
-    rss_held = _rss_mib(process)
 
-    admins = [client for client in clients if client.admin]
+    # Published once: every process subscribed to the channel gets it from Redis.
     async with Redis.from_url(args.redis) as redis:
         for seq in range(args.alerts):
             alert = {"type": "bench.alert", "data": {"seq": seq, "sent_at": time.time()}}
             await redis.publish("admin.alerts", orjson.dumps(alert))
             await asyncio.sleep(args.alert_gap)
+    load["after alerts"] = _loadavg()
     await asyncio.sleep(args.drain)  # let the last alert land everywhere
 
     keepalive.cancel()
-    latencies = [value for client in admins for value in client.latencies]
-    complete = sum(1 for client in admins if len(client.seen) == args.alerts)
     for client in clients:
         with contextlib.suppress(Exception):
             await client.socket.close()
@@ -191,7 +335,11 @@ async def _run(session: aiohttp.ClientSession, args: argparse.Namespace) -> int:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
 
-    table = Table(title="ws-gateway: one process")
+    admins = [client for gateway in gateways for client in gateway.admins()]
+    failures = sum((gateway.failures for gateway in gateways), Counter[str]())
+    several = len(gateways) > 1
+    title = f"ws-gateway: {len(gateways)} processes" if several else "ws-gateway: one process"
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
@@ -204,23 +352,61 @@ async def _run(session: aiohttp.ClientSession, args: argparse.Namespace) -> int:
         "open after hold", f"{still_open:,} (closed: {dict(closed) or 0})", f"{args.connections:,}"
     )
     table.add_row("time to open", f"{open_s:.1f} s", "")
-    table.add_row("gateway RSS before", f"{rss_before:,.0f} MiB", "")
-    table.add_row("gateway RSS holding", f"{rss_held:,.0f} MiB", "< 1,024 MiB")
-    if latencies:
-        p50, p95, p99 = _quantiles(latencies)
+    table.add_row(
+        f"alert fan-out to {len(admins):,} admins" + (" (all processes)" if several else ""),
+        _fan_out(admins),
+        "p99 < 200 ms",
+    )
+    table.add_row(
+        f"admins that got all {args.alerts} alerts", _complete(admins, args.alerts), "all"
+    )
+    table.add_row("load average (1/5/15 min)", "; ".join(f"{k} {v}" for k, v in load.items()), "")
+    table.add_row("bench's open-file limit", fd_limit, "")
+    console.print(table)
+
+    # Per process: its own RSS, what each socket added to it, its admins' fan-out.
+    table = Table(title="per ws-gateway process")
+    for column in ("process", "port", "pid", "sockets held", "admins"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+    table.add_column("RSS before → holding (< 1,024 MiB)", justify="right")
+    table.add_column("KiB per socket", justify="right")
+    table.add_column("fan-out to its admins", justify="right")
+    table.add_column("got every alert", justify="right")
+    for gateway in gateways:
         table.add_row(
-            f"alert fan-out to {len(admins):,} admins",
-            f"p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms",
-            "p99 < 200 ms",
+            gateway.name,
+            str(gateway.port),
+            str(gateway.process.pid),
+            f"{gateway.held:,}",
+            f"{len(gateway.admins()):,}",
+            f"{gateway.rss_before:,.0f} → {gateway.rss_held:,.0f} MiB",
+            gateway.kib_per_socket(),
+            _fan_out(gateway.admins()),
+            _complete(gateway.admins(), args.alerts),
         )
-        table.add_row("admins that got every alert", f"{complete:,} of {len(admins):,}", "all")
     console.print(table)
     return 0
 
 
+def _ports(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8106, help="the ws-gateway process's port")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--ports",
+        type=_ports,
+        help="ws-gateway processes' ports, comma-separated (default: the runner's, found)",
+    )
+    where.add_argument("--port", type=int, help="one ws-gateway process's port")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=ROOT / ".stack" / "run",
+        help="the runner's state (its signing key and pid registry)",
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--admins", type=int, default=1_000)
