@@ -36,7 +36,9 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
+import math
+import multiprocessing
+import queue
 import resource
 import statistics
 import time
@@ -44,7 +46,9 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -75,27 +79,34 @@ class Client:
 
 
 @dataclass
+class Admin:
+    """What one admin socket saw, as a client process reports it."""
+
+    gateway: int  # index into the gateways
+    latencies: list[float]
+    seen: int  # distinct alerts received
+
+
+@dataclass
+class Share:
+    """What one client process reports once the alerts are drained."""
+
+    failures: dict[int, Counter[str]]  # gateway index -> exception names
+    admins: list[Admin]
+
+
+@dataclass
 class Gateway:
     """One ws-gateway process: where it listens, and what the bench measured of it."""
 
     name: str
     port: int
     process: psutil.Process
-    clients: list[Client] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+    admins: list[Admin] = field(default_factory=list)
     rss_before: float = 0.0
     rss_held: float = 0.0
     held: int = 0  # sockets open when rss_held was read
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def admins(self) -> list[Client]:
-        return [client for client in self.clients if client.admin]
-
-    def open_sockets(self) -> int:
-        return sum(1 for client in self.clients if not client.socket.closed)
 
     def kib_per_socket(self) -> str:
         if not self.held:
@@ -164,18 +175,27 @@ def _gateways(args: argparse.Namespace) -> list[Gateway]:
     return [Gateway(name=name, port=port, process=_listening_process(port)) for name, port in named]
 
 
+def _client_processes(connections: int) -> int:
+    """How many client processes the open-file hard limit needs for ``connections``.
+
+    A process cannot raise its hard limit without CAP_SYS_RESOURCE (a container's root
+    usually lacks it), so 20,000 sockets under a hard limit of 20,000 take two."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        return 1
+    return max(1, math.ceil(connections / (hard - SPARE_FDS)))
+
+
 def _raise_fd_limit(needed: int) -> str:
-    """Raise this process's soft (and, as root, hard) open-file limit to ``needed``."""
+    """Raise this process's soft open-file limit to ``needed`` (at most the hard limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= needed:
         return f"{soft:,} (enough)"
     if hard != resource.RLIM_INFINITY and hard < needed:
-        if os.geteuid() != 0:
-            raise SystemExit(
-                f"{needed:,} file descriptors needed, the hard limit is {hard:,}: "
-                "raise it (`ulimit -Hn`, as root) or open fewer sockets"
-            )
-        hard = needed
+        raise SystemExit(
+            f"{needed:,} file descriptors needed in one process, the hard limit is "
+            f"{hard:,}: use more --client-processes"
+        )
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     return f"{soft:,} → {needed:,}"
 
@@ -241,102 +261,232 @@ def _quantiles(values: list[float]) -> tuple[float, float, float]:
     return q[49] * 1000, q[94] * 1000, q[98] * 1000
 
 
-def _fan_out(admins: list[Client]) -> str:
-    latencies = [value for client in admins for value in client.latencies]
+def _fan_out(admins: list[Admin]) -> str:
+    latencies = [value for admin in admins for value in admin.latencies]
     if len(latencies) < 2:
         return "no alerts arrived"
     p50, p95, p99 = _quantiles(latencies)
     return f"p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms"
 
 
-def _complete(admins: list[Client], alerts: int) -> str:
-    return f"{sum(1 for client in admins if len(client.seen) == alerts):,} of {len(admins):,}"
+def _complete(admins: list[Admin], alerts: int) -> str:
+    return f"{sum(1 for admin in admins if admin.seen == alerts):,} of {len(admins):,}"
 
 
-async def main(args: argparse.Namespace) -> int:
-    limit = _raise_fd_limit(args.connections + SPARE_FDS)
+# --- a client process: its share of the sockets ---------------------------------------
+
+
+def _client_process(
+    k: int,
+    processes: int,
+    args: argparse.Namespace,
+    ports: list[int],
+    opened: Any,  # multiprocessing Array of ints: attempts per (process, gateway)
+    measure: Event,
+    finish: Event,
+    results: "multiprocessing.Queue[tuple[Any, ...]]",
+) -> None:
+    try:
+        share = len(range(k, args.connections, processes))
+        limit = _raise_fd_limit(share + SPARE_FDS)
+        asyncio.run(_client(k, processes, args, ports, opened, measure, finish, results, limit))
+    except BaseException as exc:
+        results.put(("error", k, repr(exc)))
+        raise
+
+
+async def _client(
+    k: int,
+    processes: int,
+    args: argparse.Namespace,
+    ports: list[int],
+    opened: Any,
+    measure: Event,
+    finish: Event,
+    results: "multiprocessing.Queue[tuple[Any, ...]]",
+    fd_limit: str,
+) -> None:
     connector = aiohttp.TCPConnector(limit=0)  # no pool cap: every socket stays open
     async with aiohttp.ClientSession(connector=connector) as session:
-        return await _run(session, args, limit)
+        issuer = _issuer(args.state_dir)
+        clients: list[tuple[int, Client]] = []
+        sockets: list[Client] = []  # the same, for the keepalive
+        readers: list[asyncio.Task[None]] = []
+        failures: dict[int, Counter[str]] = {g: Counter() for g in range(len(ports))}
+        limit = asyncio.Semaphore(max(1, args.parallel // processes))
 
-
-async def _run(session: aiohttp.ClientSession, args: argparse.Namespace, fd_limit: str) -> int:
-    gateways = _gateways(args)
-    issuer = _issuer(args.state_dir)
-    for gateway in gateways:
-        gateway.rss_before = _rss_mib(gateway.process)
-    clients: list[Client] = []
-    readers: list[asyncio.Task[None]] = []
-    limit = asyncio.Semaphore(args.parallel)
-    load = {"before": _loadavg()}
-
-    async def connect(index: int) -> None:
-        # Round-robin: socket i (an admin's while i < --admins) goes to process i mod n,
-        # so sockets and admin sockets are spread evenly over the processes.
-        gateway = gateways[index % len(gateways)]
-        admin = index < args.admins
-        token = issuer.issue(
-            subject=f"bench-{uuid.uuid4().hex[:12]}",
-            audience="storefront",
-            ttl=timedelta(minutes=30),
-            roles=("admin",) if admin else ("customer",),
-        )
-        async with limit:
-            try:
-                client = await _open(session, gateway.url, token, admin)
-                gateway.clients.append(client)
-                clients.append(client)
-                # Read from the start: aiohttp answers the server's pings only while a
-                # socket is being read, and unanswered pings close it (1011).
-                readers.append(asyncio.create_task(_read(client)))
-            except Exception as exc:
-                gateway.failures[type(exc).__name__] += 1
-            progress.advance(tasks[gateway.port])
-
-    # Ping from the start, as the dashboard does: sockets opened first must not reach
-    # the idle timeout while the rest are still connecting.
-    keepalive = asyncio.create_task(_keepalive(clients, args.ping_every))
-    started = time.perf_counter()
-    with Progress(console=console) as progress:
-        tasks = {
-            gateway.port: progress.add_task(
-                f"opening sockets on {gateway.name} (:{gateway.port})",
-                total=len(range(i, args.connections, len(gateways))),
+        async def connect(index: int) -> None:
+            # Round-robin: socket i (an admin's while i < --admins) goes to process
+            # i mod n, so sockets and admin sockets are spread evenly over the processes.
+            gateway = index % len(ports)
+            admin = index < args.admins
+            token = issuer.issue(
+                subject=f"bench-{uuid.uuid4().hex[:12]}",
+                audience="storefront",
+                ttl=timedelta(minutes=30),
+                roles=("admin",) if admin else ("customer",),
             )
-            for i, gateway in enumerate(gateways)
-        }
-        await asyncio.gather(*(connect(i) for i in range(args.connections)))
-    open_s = time.perf_counter() - started
-    # The client's sockets are long-lived objects: keep its collector from walking them
-    # in the middle of a fan-out (a pause here is not the server's).
-    gc.freeze()
-    await asyncio.sleep(args.hold)
-    load["holding"] = _loadavg()
-    for gateway in gateways:
-        gateway.rss_held = _rss_mib(gateway.process)
-        gateway.held = gateway.open_sockets()
-    still_open = sum(gateway.held for gateway in gateways)
-    closed = Counter(str(client.socket.close_code) for client in clients if client.socket.closed)
+            async with limit:
+                try:
+                    url = f"ws://127.0.0.1:{ports[gateway]}/ws"
+                    client = await _open(session, url, token, admin)
+                    clients.append((gateway, client))
+                    sockets.append(client)
+                    # Read from the start: aiohttp answers the server's pings only while
+                    # a socket is being read, and unanswered pings close it (1011).
+                    readers.append(asyncio.create_task(_read(client)))
+                except Exception as exc:
+                    failures[gateway][type(exc).__name__] += 1
+                opened[k * len(ports) + gateway] += 1
 
-    # Published once: every process subscribed to the channel gets it from Redis.
+        # Ping from the start, as the dashboard does: sockets opened first must not reach
+        # the idle timeout while the rest are still connecting.
+        keepalive = asyncio.create_task(_keepalive(sockets, args.ping_every))
+        await asyncio.gather(*(connect(i) for i in range(k, args.connections, processes)))
+        # The client's sockets are long-lived objects: keep its collector from walking
+        # them in the middle of a fan-out (a pause here is not the server's).
+        gc.freeze()
+        results.put(("ready", k, fd_limit))
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, measure.wait)
+        held = Counter(gateway for gateway, client in clients if not client.socket.closed)
+        closed = Counter(
+            str(client.socket.close_code) for _g, client in clients if client.socket.closed
+        )
+        results.put(("held", k, held, closed))
+
+        await loop.run_in_executor(None, finish.wait)
+        keepalive.cancel()
+        for _gateway, client in clients:
+            with contextlib.suppress(Exception):
+                await client.socket.close()
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        admins = [
+            Admin(gateway=gateway, latencies=client.latencies, seen=len(client.seen))
+            for gateway, client in clients
+            if client.admin
+        ]
+        results.put(("result", k, Share(failures=failures, admins=admins)))
+
+
+# --- the coordinator: spreads the sockets, reads RSS, publishes, reports ---------------
+
+
+def _collect(
+    results: "multiprocessing.Queue[tuple[Any, ...]]", kind: str, count: int, tick: Any = None
+) -> list[tuple[Any, ...]]:
+    """Wait for ``count`` messages of ``kind`` from the client processes."""
+    got: list[tuple[Any, ...]] = []
+    while len(got) < count:
+        if tick is not None:
+            tick()
+        try:
+            message = results.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if message[0] == "error":
+            raise SystemExit(f"client process {message[1]} failed: {message[2]}")
+        if message[0] != kind:
+            raise SystemExit(f"expected {kind!r} from the client processes, got {message[0]!r}")
+        got.append(message)
+    return got
+
+
+async def _publish(args: argparse.Namespace) -> None:
+    # Published once: every ws-gateway process subscribed to the channel gets it from Redis.
     async with Redis.from_url(args.redis) as redis:
         for seq in range(args.alerts):
             alert = {"type": "bench.alert", "data": {"seq": seq, "sent_at": time.time()}}
             await redis.publish("admin.alerts", orjson.dumps(alert))
             await asyncio.sleep(args.alert_gap)
+
+
+def main(args: argparse.Namespace) -> int:
+    gateways = _gateways(args)
+    ports = [gateway.port for gateway in gateways]
+    processes = args.client_processes or _client_processes(args.connections)
+    for gateway in gateways:
+        gateway.rss_before = _rss_mib(gateway.process)
+    load = {"before": _loadavg()}
+
+    # Forked before any event loop runs here; the children inherit the parsed arguments.
+    context = multiprocessing.get_context("fork")
+    opened = context.Array("i", processes * len(ports), lock=False)
+    measure, finish = context.Event(), context.Event()
+    results: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
+    workers = [
+        context.Process(
+            target=_client_process,
+            args=(k, processes, args, ports, opened, measure, finish, results),
+            daemon=True,
+        )
+        for k in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+
+    started = time.perf_counter()
+    with Progress(console=console) as progress:
+        tasks = [
+            progress.add_task(
+                f"opening sockets on {gateway.name} (:{gateway.port})",
+                total=len(range(g, args.connections, len(gateways))),
+            )
+            for g, gateway in enumerate(gateways)
+        ]
+
+        def tick() -> None:
+            for g, task in enumerate(tasks):
+                done = sum(opened[k * len(ports) + g] for k in range(processes))
+                progress.update(task, completed=done)
+
+        ready = _collect(results, "ready", processes, tick)
+        tick()
+    open_s = time.perf_counter() - started
+
+    time.sleep(args.hold)
+    measure.set()
+    load["holding"] = _loadavg()
+    for gateway in gateways:
+        gateway.rss_held = _rss_mib(gateway.process)
+    closed: Counter[str] = Counter()
+    for _kind, _k, held, closed_codes in _collect(results, "held", processes):
+        closed += closed_codes
+        for g, count in held.items():
+            gateways[g].held += count
+
+    asyncio.run(_publish(args))
     load["after alerts"] = _loadavg()
-    await asyncio.sleep(args.drain)  # let the last alert land everywhere
+    time.sleep(args.drain)  # let the last alert land everywhere
+    finish.set()
+    for _kind, _k, share in _collect(results, "result", processes):
+        for g, failed in share.failures.items():
+            gateways[g].failures += failed
+        for admin in share.admins:
+            gateways[admin.gateway].admins.append(admin)
+    for worker in workers:
+        worker.join(timeout=30)
 
-    keepalive.cancel()
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.socket.close()
-    for reader in readers:
-        reader.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
+    _report(args, gateways, processes, open_s, closed, load, [m[2] for m in ready])
+    return 0
 
-    admins = [client for gateway in gateways for client in gateway.admins()]
+
+def _report(
+    args: argparse.Namespace,
+    gateways: list[Gateway],
+    processes: int,
+    open_s: float,
+    closed: Counter[str],
+    load: dict[str, str],
+    fd_limits: list[str],
+) -> None:
+    admins = [admin for gateway in gateways for admin in gateway.admins]
     failures = sum((gateway.failures for gateway in gateways), Counter[str]())
+    held = sum(gateway.held for gateway in gateways)
+    opened = held + sum(closed.values())
     several = len(gateways) > 1
     title = f"ws-gateway: {len(gateways)} processes" if several else "ws-gateway: one process"
     table = Table(title=title)
@@ -344,12 +494,10 @@ async def _run(session: aiohttp.ClientSession, args: argparse.Namespace, fd_limi
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
     table.add_row(
-        "sockets opened",
-        f"{len(clients):,} (failed: {dict(failures) or 0})",
-        f"{args.connections:,}",
+        "sockets opened", f"{opened:,} (failed: {dict(failures) or 0})", f"{args.connections:,}"
     )
     table.add_row(
-        "open after hold", f"{still_open:,} (closed: {dict(closed) or 0})", f"{args.connections:,}"
+        "open after hold", f"{held:,} (closed: {dict(closed) or 0})", f"{args.connections:,}"
     )
     table.add_row("time to open", f"{open_s:.1f} s", "")
     table.add_row(
@@ -361,7 +509,9 @@ async def _run(session: aiohttp.ClientSession, args: argparse.Namespace, fd_limi
         f"admins that got all {args.alerts} alerts", _complete(admins, args.alerts), "all"
     )
     table.add_row("load average (1/5/15 min)", "; ".join(f"{k} {v}" for k, v in load.items()), "")
-    table.add_row("bench's open-file limit", fd_limit, "")
+    table.add_row(
+        "client processes (open-file limit each)", f"{processes} ({'; '.join(fd_limits)})", ""
+    )
     console.print(table)
 
     # Per process: its own RSS, what each socket added to it, its admins' fan-out.
@@ -378,14 +528,13 @@ async def _run(session: aiohttp.ClientSession, args: argparse.Namespace, fd_limi
             str(gateway.port),
             str(gateway.process.pid),
             f"{gateway.held:,}",
-            f"{len(gateway.admins()):,}",
+            f"{len(gateway.admins):,}",
             f"{gateway.rss_before:,.0f} → {gateway.rss_held:,.0f} MiB",
             gateway.kib_per_socket(),
-            _fan_out(gateway.admins()),
-            _complete(gateway.admins(), args.alerts),
+            _fan_out(gateway.admins),
+            _complete(gateway.admins, args.alerts),
         )
     console.print(table)
-    return 0
 
 
 def _ports(text: str) -> list[int]:
@@ -410,10 +559,17 @@ if __name__ == "__main__":
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--admins", type=int, default=1_000)
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=0,
+        help="processes holding the client sockets (default: as few as the open-file "
+        "hard limit allows)",
+    )
     parser.add_argument("--parallel", type=int, default=200, help="handshakes in flight")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds to hold before alerts")
     parser.add_argument("--alerts", type=int, default=50)
     parser.add_argument("--alert-gap", type=float, default=0.1, help="seconds between alerts")
     parser.add_argument("--ping-every", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to wait for stragglers")
-    raise SystemExit(asyncio.run(main(parser.parse_args())))
+    raise SystemExit(main(parser.parse_args()))
