@@ -26,9 +26,13 @@ and then, as the dashboard does, so the idle timeout never closes them. The mach
 load average (``/proc/loadavg``) is read before, while holding and after the alerts:
 the bench shares the machine with what it measures.
 
-Each socket is a file descriptor here: the bench raises its own soft ``RLIMIT_NOFILE``
-to what ``--connections`` needs (up to the hard limit, which only root can raise; it
-does when run as root) and says so if it cannot.
+Each socket is a file descriptor here: the client sockets are held by as many client
+processes (forked, one event loop each) as the open-file hard limit needs, each raising
+its soft ``RLIMIT_NOFILE`` to its share (a process cannot raise the hard limit without
+``CAP_SYS_RESOURCE``, which root in a container usually lacks): 20,000 sockets under a
+hard limit of 20,000 take two. ``--client-processes`` sets the count. The CPU the
+gateways, the client processes and the whole machine used while the alerts went out
+is reported next to the latencies.
 """
 
 import argparse
