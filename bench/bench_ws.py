@@ -389,16 +389,23 @@ async def _client(
 
 
 def _collect(
-    results: "multiprocessing.Queue[tuple[Any, ...]]", kind: str, count: int, tick: Any = None
+    results: "multiprocessing.Queue[tuple[Any, ...]]",
+    workers: list[Any],
+    kind: str,
+    tick: Any = None,
 ) -> list[tuple[Any, ...]]:
-    """Wait for ``count`` messages of ``kind`` from the client processes."""
+    """Wait for one message of ``kind`` from each client process."""
     got: list[tuple[Any, ...]] = []
-    while len(got) < count:
+    while len(got) < len(workers):
         if tick is not None:
             tick()
         try:
             message = results.get(timeout=0.2)
         except queue.Empty:
+            # A client killed outright (the OOM killer, a signal) reports nothing.
+            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if dead:
+                raise SystemExit(f"a client process died (exit codes {dead})") from None
             continue
         if message[0] == "error":
             raise SystemExit(f"client process {message[1]} failed: {message[2]}")
@@ -456,7 +463,7 @@ def main(args: argparse.Namespace) -> int:
                 done = sum(opened[k * len(ports) + g] for k in range(processes))
                 progress.update(task, completed=done)
 
-        ready = _collect(results, "ready", processes, tick)
+        ready = _collect(results, workers, "ready", tick)
         tick()
     open_s = time.perf_counter() - started
 
@@ -466,7 +473,7 @@ def main(args: argparse.Namespace) -> int:
     for gateway in gateways:
         gateway.rss_held = _rss_mib(gateway.process)
     closed: Counter[str] = Counter()
-    for _kind, _k, held, closed_codes in _collect(results, "held", processes):
+    for _kind, _k, held, closed_codes in _collect(results, workers, "held"):
         closed += closed_codes
         for g, count in held.items():
             gateways[g].held += count
@@ -495,7 +502,7 @@ def main(args: argparse.Namespace) -> int:
     )
     time.sleep(args.drain)  # let the last alert land everywhere
     finish.set()
-    for _kind, _k, share in _collect(results, "result", processes):
+    for _kind, _k, share in _collect(results, workers, "result"):
         for g, failed in share.failures.items():
             gateways[g].failures += failed
         for admin in share.admins:
