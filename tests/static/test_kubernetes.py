@@ -350,12 +350,17 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard() -> None:
 
 # --- resources from measurements (docs/capacity.md, "Kubernetes resources") ---------------
 
-#: One ws-gateway process: RSS before and while holding 10,000 sockets (docs/benchmarks.md,
-#: issue 7, `bench_ws.py --connections 10000`).
-WS_IDLE_RSS_MIB = 107
-WS_RSS_MIB_AT_10000 = 597
-#: The load the fan-out p99 < 200 ms was measured at: no pod should be asked to hold more.
+#: One ws-gateway process: RSS before and while holding 10,000 sockets, the larger of two
+#: processes measured side by side (docs/benchmarks.md, issue 20, `bench_ws.py
+#: --connections 20000 --admins 1000` on two replicas: 137 → 914 and 137 → 911 MiB).
+WS_IDLE_RSS_MIB = 137
+WS_RSS_MIB_AT_10000 = 914
+#: The most sockets one process was measured holding: no pod should ever hold more.
 WS_MEASURED_SOCKETS = 10_000
+#: What the autoscaler lets a pod hold (docs/capacity.md, "100,000 WebSockets"): half the
+#: measured, so a lost pod's sockets fit the survivor of the minimum two, and below the
+#: 10,000 per process at which CPU-starved processes missed the fan-out p99.
+WS_SOCKETS_PER_POD = 5_000
 WS_GATEWAY_SOURCE = REPO_ROOT / "services" / "ws-gateway" / "src" / "ws_gateway_service"
 
 
@@ -402,18 +407,24 @@ def test_ws_gateway_memory_fits_the_sockets_its_autoscaler_lets_a_pod_hold() -> 
     (container,) = pod_spec(objects("Deployment")["ws-gateway"])["containers"]
     request = mebibytes(container["resources"]["requests"]["memory"])
     limit = mebibytes(container["resources"]["limits"]["memory"])
-    # What one process measured while holding the sockets the fan-out was measured at.
+    hpa = autoscaler_for("ws-gateway", base_objects())["spec"]
+    # What one process measured while holding the most sockets it was measured at.
     assert limit >= ws_rss_mib(WS_MEASURED_SOCKETS), "the limit is below the measured RSS"
-    assert request >= ws_rss_mib(WS_MEASURED_SOCKETS)
+    # The scheduler reserves what a pod at its target uses.
+    assert request >= ws_rss_mib(WS_SOCKETS_PER_POD)
+    # A lost pod's sockets reconnect to the others: at the minimum, the survivors' share
+    # still fits the limit, and no more than was measured.
+    survivors = hpa["minReplicas"] - 1
+    assert survivors >= 1
+    after_a_loss = WS_SOCKETS_PER_POD * hpa["minReplicas"] / survivors
+    assert after_a_loss <= WS_MEASURED_SOCKETS
+    assert limit >= ws_rss_mib(after_a_loss)
     (memory,) = [
-        m
-        for m in autoscaler_for("ws-gateway", base_objects())["spec"]["metrics"]
-        if m["type"] == "Resource" and m["resource"]["name"] == "memory"
+        m for m in hpa["metrics"] if m["type"] == "Resource" and m["resource"]["name"] == "memory"
     ]
-    # Memory utilisation is of the request: scale out before a pod holds more sockets
-    # than were measured.
+    # Memory utilisation is of the request: scale out by the time a pod holds its target.
     threshold = request * memory["resource"]["target"]["averageUtilization"] / 100
-    assert ws_rss_mib(0) < threshold < ws_rss_mib(WS_MEASURED_SOCKETS)
+    assert ws_rss_mib(0) < threshold <= ws_rss_mib(WS_SOCKETS_PER_POD)
 
 
 def test_ws_gateway_scales_on_open_sockets_in_production() -> None:
@@ -423,6 +434,7 @@ def test_ws_gateway_scales_on_open_sockets_in_production() -> None:
     assert ("Pods", "ws_open_sockets") in kinds
     (pods,) = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
     per_pod = float(pods["target"]["averageValue"])
+    assert per_pod == WS_SOCKETS_PER_POD
     assert per_pod <= WS_MEASURED_SOCKETS
     (container,) = pod_spec(objects("Deployment")["ws-gateway"])["containers"]
     assert mebibytes(container["resources"]["limits"]["memory"]) >= ws_rss_mib(per_pod)
