@@ -3,20 +3,10 @@
 from typing import Any
 
 from storefront_kit.events import EventEnvelope
-from ws_gateway_service.channels import ChannelLayer, user_channel
+from ws_gateway_service.clients.channels import ChannelLayer, user_channel
+from ws_gateway_service.events import RELAYED_TYPES
 
-__all__ = ["RELAYED_TYPES", "OrderEventRelay"]
-
-RELAYED_TYPES = frozenset(
-    {
-        "order.created",
-        "order.confirmed",
-        "order.failed",
-        "order.status_changed",
-        "payment.captured",
-        "payment.refunded",
-    }
-)
+__all__ = ["OrderEventRelay"]
 
 
 class OrderEventRelay:

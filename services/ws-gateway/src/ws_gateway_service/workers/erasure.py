@@ -2,9 +2,10 @@
 
 ``user.erased`` arrives on ``users.events`` (auth's outbox), read by the
 ``ws-gateway-erasure`` consumer group (one replica handles each event, at least once).
-It publishes ``session.revoked`` on the user's channel, so every replica closes the
-user's sockets (4401; their token is refused from now on anyway), and removes the
-user's members from the presence set. Both are idempotent: run again, there is nothing
+It ends the user's sessions (:func:`~ws_gateway_service.service.sessions.end_user_sessions`):
+``session.revoked`` on the user's channel, so every replica closes the user's sockets
+(4401; their token is refused from now on anyway), and the user's members removed from
+the presence set. Both are idempotent: run again, there is nothing
 left to close or remove. The ws-gateway keeps no history (no "last seen").
 """
 
@@ -12,17 +13,16 @@ from uuid import UUID
 
 from storefront_kit.events import EventEnvelope, PoisonMessage
 from storefront_kit.logging import get_logger
-from ws_gateway_service.channels import ChannelLayer, user_channel
-from ws_gateway_service.hub import SESSION_REVOKED
-from ws_gateway_service.presence import Presence
+from ws_gateway_service.clients.channels import ChannelLayer
+from ws_gateway_service.events import USER_ERASED, USERS_STREAM
+from ws_gateway_service.service.presence import Presence
+from ws_gateway_service.service.sessions import end_user_sessions
 
 __all__ = ["ERASURE_GROUP", "USERS_STREAM", "UserErasure"]
 
 logger = get_logger(__name__)
 
-USERS_STREAM = "users.events"
 ERASURE_GROUP = "ws-gateway-erasure"
-USER_ERASED = "user.erased"
 
 
 class UserErasure:
@@ -39,7 +39,8 @@ class UserErasure:
             user_id = str(UUID(str(event.data.get("user_id"))))
         except ValueError:
             raise PoisonMessage("user.erased without a user id") from None
-        await self._channels.publish(user_channel(user_id), {"type": SESSION_REVOKED})
-        dropped = await self._presence.drop_user(user_id)
+        dropped = await end_user_sessions(
+            channels=self._channels, presence=self._presence, user_id=user_id
+        )
         # Never the user id: log lines after an erasure name no erased user.
         logger.info("user_sessions_erased", presence_members=dropped, event_id=str(event.id))
