@@ -19,8 +19,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from orders_service.breakers import AsyncCircuitBreaker, CircuitOpenError
-from orders_service.providers.errors import (
+from orders_service.clients.breakers import AsyncCircuitBreaker, CircuitOpenError
+from orders_service.clients.errors import (
     ProviderCircuitOpen,
     ProviderRejected,
     ProviderUnavailable,

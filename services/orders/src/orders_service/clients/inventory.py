@@ -6,8 +6,8 @@ from uuid import UUID
 
 import httpx
 
-from orders_service.providers.errors import ProviderRejected
-from orders_service.providers.resilience import RetryPolicy, resilient_call
+from orders_service.clients.errors import ProviderRejected
+from orders_service.clients.resilience import RetryPolicy, resilient_call
 
 __all__ = ["InventoryClient", "Reservation"]
 

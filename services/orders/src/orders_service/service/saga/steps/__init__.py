@@ -8,12 +8,22 @@ the state machine (``domain/saga.py``); docs/orders.md walks through an example.
 from collections.abc import Mapping
 
 from orders_service.domain.saga import ACTIONS, Step
-from orders_service.saga.steps.base import Alert, SagaAction, SagaStep, StepContext, StepOutcome
-from orders_service.saga.steps.commit_inventory import CommitInventory
-from orders_service.saga.steps.fraud import CheckFraud, ScreenFraud
-from orders_service.saga.steps.payment import AuthorizePayment, CapturePayment, RefundPayment
-from orders_service.saga.steps.reserve_inventory import ReleaseInventory, ReserveInventory
-from orders_service.saga.steps.shipment import CancelShipment, CreateShipment
+from orders_service.service.saga.steps.base import (
+    Alert,
+    SagaAction,
+    SagaStep,
+    StepContext,
+    StepOutcome,
+)
+from orders_service.service.saga.steps.commit_inventory import CommitInventory
+from orders_service.service.saga.steps.fraud import CheckFraud, ScreenFraud
+from orders_service.service.saga.steps.payment import (
+    AuthorizePayment,
+    CapturePayment,
+    RefundPayment,
+)
+from orders_service.service.saga.steps.reserve_inventory import ReleaseInventory, ReserveInventory
+from orders_service.service.saga.steps.shipment import CancelShipment, CreateShipment
 
 __all__ = [
     "STEPS",

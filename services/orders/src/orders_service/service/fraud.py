@@ -19,6 +19,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
+from orders_service.clients.alerts import publish_alert
+from orders_service.clients.errors import ProviderUnavailable
 from orders_service.domain.fraud import (
     AMOUNT_KINDS,
     SCREENING_KINDS,
@@ -30,9 +32,7 @@ from orders_service.domain.fraud import (
     evaluate,
 )
 from orders_service.domain.saga import Reason
-from orders_service.events import publish_alert
 from orders_service.models import CustomerOrder
-from orders_service.providers.errors import ProviderUnavailable
 from storefront_kit.logging import get_logger
 
 __all__ = ["FraudChecker", "FraudResult", "record_fraud_decision"]

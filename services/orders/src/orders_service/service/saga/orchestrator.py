@@ -8,7 +8,7 @@ or a recorded outcome; the recovery worker resumes from there. While a saga runs
 heartbeat renews its lease; if another replica took it over, this run stops at once.
 
 What each step calls and what its outcome changes on the order is its handler's
-(:mod:`orders_service.saga.steps`); this module is the loop around them.
+(:mod:`orders_service.service.saga.steps`); this module is the loop around them.
 """
 
 import asyncio
@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
+from orders_service.clients.alerts import publish_alert
 from orders_service.domain.saga import (
     ACTIONS,
     IN_FLIGHT,
@@ -35,14 +36,13 @@ from orders_service.domain.saga import (
     next_action,
     status_after,
 )
-from orders_service.events import publish_alert, receipt, stage_event
 from orders_service.models import CustomerOrder, SagaStep
-from orders_service.repository import StepRecord
-from orders_service.saga.failures import Failure, classify
-from orders_service.saga.steps import STEPS, Alert, StepContext, StepOutcome
-from orders_service.saga.steps import action as action_handler
+from orders_service.repository import StepRecord, receipt, stage_event
+from orders_service.service.saga.failures import Failure, classify
+from orders_service.service.saga.steps import STEPS, Alert, StepContext, StepOutcome
+from orders_service.service.saga.steps import action as action_handler
+from orders_service.service.transitions import transition
 from orders_service.settings import OrdersSettings
-from orders_service.transitions import transition
 from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 

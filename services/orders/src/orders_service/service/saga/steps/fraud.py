@@ -10,11 +10,11 @@ Neither step changes anything outside the orders service, so neither has a compe
 
 from typing import ClassVar
 
+from orders_service.clients.errors import ProviderRejected
 from orders_service.domain.fraud import FraudAction
 from orders_service.domain.saga import Reason, Step, StepStatus
 from orders_service.models import CustomerOrder
-from orders_service.providers.errors import ProviderRejected
-from orders_service.saga.steps.base import SagaAction, StepContext, StepOutcome
+from orders_service.service.saga.steps.base import SagaAction, StepContext, StepOutcome
 
 __all__ = ["CheckFraud", "ScreenFraud"]
 

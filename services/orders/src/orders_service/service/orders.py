@@ -3,20 +3,24 @@
 Every use case takes the request's session and only flushes. After placing or
 cancelling an order the caller commits (``storefront_kit.db.commit``) before it starts
 the saga: that runs in another task and must find the row committed, leased to this
-replica, and unlocked.
+replica, and unlocked. :func:`wait_for_saga` then gives the saga a moment to settle.
 """
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
 import orjson
-from sqlalchemy import func, select
+from redis.asyncio import Redis
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import repository
+from orders_service.clients.alerts import publish_alert
 from orders_service.domain.saga import (
+    IN_FLIGHT,
     CancelPlan,
     InvalidTransition,
     OrderStatus,
@@ -34,12 +38,14 @@ from orders_service.errors import (
     OrderNotFound,
     OrderNotOnHold,
 )
-from orders_service.events import stage_audit
-from orders_service.fraud import record_fraud_decision
 from orders_service.models import CustomerOrder, SagaStep
+from orders_service.repository import stage_audit
 from orders_service.schemas import OrderCreate
-from orders_service.transitions import transition
+from orders_service.service.fraud import record_fraud_decision
+from orders_service.service.saga.runner import SagaRunner
+from orders_service.service.transitions import transition
 from storefront_kit.audit import AuditContext
+from storefront_kit.breaker import Breaker
 
 __all__ = [
     "change_status",
@@ -47,9 +53,12 @@ __all__ = [
     "list_orders",
     "order_steps",
     "place_order",
+    "publish_review",
     "request_cancel",
     "request_fingerprint",
     "review_order",
+    "settled",
+    "wait_for_saga",
 ]
 
 
@@ -202,7 +211,7 @@ async def request_cancel(
         "cancel_requested": order.cancel_requested,
         "version": order.version,
     }
-    now = await session.scalar(select(func.now()))
+    now = await repository.database_now(session)
     lease_free = (
         order.lease_owner is None
         or order.lease_expires_at is None
@@ -331,3 +340,48 @@ async def review_order(
         ),
     )
     return order
+
+
+async def publish_review(redis: Redis, order: CustomerOrder, *, approve: bool, actor: str) -> None:
+    """Tell the admins a held order was decided (``fraud.approved``/``fraud.rejected``);
+    after the decision committed."""
+    await publish_alert(
+        redis,
+        "fraud.approved" if approve else "fraud.rejected",
+        {"order_id": str(order.id), "user_id": order.user_id, "by": actor},
+    )
+
+
+def settled(order: CustomerOrder) -> bool:
+    """True once the saga is over (confirmed, failed, cancelled or later)."""
+    return OrderStatus(order.status) not in IN_FLIGHT
+
+
+async def wait_for_saga(
+    session: AsyncSession,
+    runner: SagaRunner,
+    order_id: UUID,
+    *,
+    timeout_s: float,
+    redis_breaker: Breaker | None = None,
+) -> CustomerOrder:
+    """The order after its saga ran here for at most ``timeout_s`` (never cancelled),
+    or as soon as ``redis_breaker`` is open: the saga's provider breakers keep their
+    state in Redis, so with Redis down it cannot progress, and the caller gets its 202
+    at once instead of waiting out the window.
+
+    ``session`` holds no connection while it waits: the caller committed before.
+    """
+    task = runner.task_for(order_id)
+    if task is not None and timeout_s > 0:
+        if redis_breaker is None:
+            await asyncio.wait({task}, timeout=timeout_s)
+        elif not redis_breaker.is_open:
+            opened = asyncio.ensure_future(redis_breaker.wait_open())
+            try:
+                await asyncio.wait(
+                    {task, opened}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                opened.cancel()
+    return await get_order(session, order_id=order_id)

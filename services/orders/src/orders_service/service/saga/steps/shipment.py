@@ -3,11 +3,17 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders_service.clients.errors import ProviderRejected
+from orders_service.clients.shipment import build_shipment_request
 from orders_service.domain.saga import Reason, Step, StepStatus
 from orders_service.models import CustomerOrder
-from orders_service.providers.errors import ProviderRejected
-from orders_service.providers.shipment import build_shipment_request
-from orders_service.saga.steps.base import Alert, SagaAction, SagaStep, StepContext, StepOutcome
+from orders_service.service.saga.steps.base import (
+    Alert,
+    SagaAction,
+    SagaStep,
+    StepContext,
+    StepOutcome,
+)
 
 __all__ = ["CancelShipment", "CreateShipment"]
 

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from typing import Any
 
-from orders_service.providers.errors import ProviderRejected
-from orders_service.providers.resilience import ProviderClient
-from orders_service.providers.shipment import ShipmentRequest
+from orders_service.clients.errors import ProviderRejected
+from orders_service.clients.resilience import ProviderClient
+from orders_service.clients.shipment import ShipmentRequest
 
 __all__ = ["Shipment", "ShippingClient"]
 

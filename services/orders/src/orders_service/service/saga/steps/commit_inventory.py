@@ -1,10 +1,10 @@
 """``commit_inventory``: the hold becomes a sale. The final step: nothing after it can
 fail, so it has no compensation, and an unreachable inventory is waited out."""
 
+from orders_service.clients.errors import ProviderRejected
 from orders_service.domain.saga import Reason, Step, StepStatus
 from orders_service.models import CustomerOrder
-from orders_service.providers.errors import ProviderRejected
-from orders_service.saga.steps.base import SagaAction, StepContext, StepOutcome
+from orders_service.service.saga.steps.base import SagaAction, StepContext, StepOutcome
 
 __all__ = ["CommitInventory"]
 

@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders_service.clients.errors import ProviderRejected
+from orders_service.clients.inventory import InventoryClient
+from orders_service.clients.payments import PaymentsClient
+from orders_service.clients.shipping import ShippingClient
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.fraud import FraudChecker
 from orders_service.models import CustomerOrder
-from orders_service.providers.errors import ProviderRejected
-from orders_service.providers.inventory import InventoryClient
-from orders_service.providers.payments import PaymentsClient
-from orders_service.providers.shipping import ShippingClient
+from orders_service.service.fraud import FraudChecker
 from orders_service.settings import OrdersSettings
 
 __all__ = ["Alert", "SagaAction", "SagaStep", "StepContext", "StepOutcome"]

@@ -1,20 +1,20 @@
 """How a failed saga step is classified: rejected or unknown outcome, and why.
 
 What each kind of failure means for the order (its ``reason``) is the step's own
-knowledge (:class:`~orders_service.saga.steps.SagaAction`); whether the call may have
+knowledge (:class:`~orders_service.service.saga.steps.SagaAction`); whether the call may have
 had an effect depends only on the error.
 """
 
 from dataclasses import dataclass
 
-from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.providers.errors import (
+from orders_service.clients.errors import (
     ProviderCircuitOpen,
     ProviderRejected,
     ProviderUnavailable,
 )
-from orders_service.providers.shipment import ShipmentRequestError
-from orders_service.saga.steps import action
+from orders_service.clients.shipment import ShipmentRequestError
+from orders_service.domain.saga import Reason, Step, StepStatus
+from orders_service.service.saga.steps import action
 
 __all__ = ["Failure", "classify"]
 

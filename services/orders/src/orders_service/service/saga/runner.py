@@ -1,7 +1,8 @@
 """Many sagas in one replica: start new ones, recover abandoned ones, stop cleanly.
 
 New checkouts are leased to this replica when the order row is inserted and start at
-once. The recovery loop (at start-up, then every ``recovery_interval_s``) claims
+once. :meth:`SagaRunner.recover_once`, which the recovery loop runs at start-up, then
+every ``recovery_interval_s`` (:mod:`orders_service.workers.saga_recovery`), claims
 in-flight sagas whose lease expired (their replica died) or whose retry is due, with
 ``FOR UPDATE SKIP LOCKED`` so replicas never take the same one. On shutdown the sagas
 still running are cancelled and their leases handed back at once, so another replica
@@ -9,7 +10,6 @@ resumes them without waiting for the lease to run out.
 """
 
 import asyncio
-import contextlib
 import functools
 import os
 import socket
@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
-from orders_service.saga.orchestrator import SagaOrchestrator
+from orders_service.service.saga.orchestrator import SagaOrchestrator
 from storefront_kit.db import unit_of_work
 from storefront_kit.error_reporting import report_exception
 from storefront_kit.logging import get_logger
@@ -60,6 +60,11 @@ class SagaRunner:
         self._retry_s = retry_after_error_s
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
         self._closing = False
+
+    @property
+    def recovery_batch_size(self) -> int:
+        """The most sagas one :meth:`recover_once` claims."""
+        return self._batch_size
 
     @property
     def owner(self) -> str:
@@ -132,21 +137,6 @@ class SagaRunner:
             SAGAS_RECOVERED.inc(len(ids))
             logger.info("sagas_recovered", count=len(ids))
         return len(ids)
-
-    async def run_recovery(self, stop: asyncio.Event, *, interval_s: float) -> None:
-        """Recover at once, then every ``interval_s`` until ``stop`` is set."""
-        delay = interval_s
-        while not stop.is_set():
-            try:
-                claimed = await self.recover_once()
-                delay = 0.0 if claimed >= self._batch_size else interval_s
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("saga_recovery_failed", error=repr(exc))
-                delay = min(max(delay, interval_s) * 2, 60.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def shutdown(self) -> None:
         """Cancel the running sagas and hand their leases back."""

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import repository
 from orders_service.domain.saga import OrderStatus
-from orders_service.events import stage_status_changed
 from orders_service.models import CustomerOrder
+from orders_service.repository import stage_status_changed
 
 __all__ = ["transition"]
 

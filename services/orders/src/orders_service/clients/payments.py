@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orders_service.providers.resilience import ProviderClient
+from orders_service.clients.resilience import ProviderClient
 
 __all__ = ["Payment", "PaymentsClient"]
 
