@@ -6,6 +6,9 @@ from typing import Any
 
 import orjson
 
+from orders_service.state import OrdersState
+from storefront_kit.state import service_state
+
 Stack = Any  # the `stack` fixture of conftest.py
 
 
@@ -32,7 +35,7 @@ async def test_breaker_opens_fails_fast_and_closes_after_a_trial(stack_factory: 
         first = (await stack.checkout(items)).json()
         assert (first["status"], first["reason"]) == ("FAILED", "payment_unavailable")
         assert (await stack.payments.get("/faults")).json()["injected"] == 3
-        breaker = stack.orders_app.state.breakers["payments"]
+        breaker = service_state(stack.orders_app, OrdersState).breakers["payments"]
         assert await breaker.state() == "open"
 
         started = time.monotonic()

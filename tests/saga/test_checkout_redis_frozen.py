@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from orders_service.state import OrdersState
+from storefront_kit.state import service_state
 from storefront_stack import infra
 from storefront_stack.processes import free_port
 
@@ -49,7 +51,7 @@ async def test_a_checkout_with_redis_frozen_answers_202_at_once_and_confirms_aft
 ) -> None:
     url, pid = own_redis
     async with stack_factory(redis_url=url, checkout_wait_s=WINDOW_S, **WATCH) as stack:
-        breaker = stack.orders_app.state.redis_breaker
+        breaker = service_state(stack.orders_app, OrdersState).redis_breaker
         product = await stack.product(on_hand=5)
         line = [{"sku": product["sku"], "qty": 1}]
         before = await stack.checkout(line)

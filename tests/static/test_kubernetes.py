@@ -439,7 +439,9 @@ def test_ws_gateway_scales_on_open_sockets_in_production() -> None:
     (container,) = pod_spec(objects("Deployment")["ws-gateway"])["containers"]
     assert mebibytes(container["resources"]["limits"]["memory"]) >= ws_rss_mib(per_pod)
     # The metric is the one the ws-gateway exposes on /metrics.
-    exposed = re.findall(r'Gauge\(\s*"([a-z_]+)"', (WS_GATEWAY_SOURCE / "hub.py").read_text())
+    exposed = re.findall(
+        r'Gauge\(\s*"([a-z_]+)"', (WS_GATEWAY_SOURCE / "service" / "hub.py").read_text()
+    )
     assert "ws_open_sockets" in exposed
     adapter = (REPO_ROOT / "deploy" / "prometheus" / "adapter-rules.yaml").read_text()
     assert "ws_open_sockets" in adapter

@@ -27,8 +27,10 @@ from jwt_core_lib import (
 from orders_service.app import create_app
 from orders_service.models import CustomerOrder
 from orders_service.settings import OrdersSettings
+from orders_service.state import OrdersState
 from storefront_kit.ids import new_id
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.pytest_plugin import create_test_database
 
@@ -106,9 +108,13 @@ class Orders:
     keys: Keys
 
     @property
+    def state(self) -> OrdersState:
+        """What the running app's lifespan built (its typed state)."""
+        return service_state(self.app, OrdersState)
+
+    @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        sessionmaker: async_sessionmaker[AsyncSession] = self.app.state.sessionmaker
-        return sessionmaker
+        return self.state.sessionmaker
 
     async def insert(self, *, user_id: str = "user-1", status: str = "CONFIRMED") -> str:
         """A settled order written straight to the database (no saga)."""

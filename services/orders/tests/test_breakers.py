@@ -8,7 +8,7 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from orders_service.breakers import AsyncCircuitBreaker, CircuitOpenError, build_breaker
+from orders_service.clients.breakers import AsyncCircuitBreaker, CircuitOpenError, build_breaker
 from storefront_kit.redis import create_redis, create_sync_redis
 
 # On one Redis server and on a three-master Redis Cluster (docs/redis.md).

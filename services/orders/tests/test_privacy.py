@@ -10,8 +10,8 @@ import orjson
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from orders_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
 from orders_service.settings import fraud_rules
+from orders_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserErasure
 from storefront_kit.events import EventEnvelope
 from storefront_kit.revocation import revoke_subject
 
@@ -99,7 +99,7 @@ async def test_an_erased_users_orders_are_pseudonymised_once_and_keep_their_book
 ) -> None:
     settings = settings_for(database_url, redis_url, fraud_rules=RULES)
     async with running(settings, keys) as orders:
-        redis: Redis = orders.app.state.redis
+        redis: Redis = orders.state.redis
         user, other = str(uuid.uuid4()), str(uuid.uuid4())
         ids = [
             await orders.insert(user_id=user, status=status)
@@ -212,9 +212,9 @@ async def test_an_erasure_published_while_orders_was_down_is_done_when_it_is_bac
     user = str(uuid.uuid4())
     async with running(settings, keys) as orders:
         await orders.insert(user_id=user, status="CONFIRMED")
-        redis: Redis = orders.app.state.redis
+        redis: Redis = orders.state.redis
         # The group exists (the consumer ran); then the service stops.
-        await orders.app.state.erasure_consumer.ensure_group()
+        await orders.state.erasure_consumer.ensure_group()
     publisher = Redis.from_url(redis_url, decode_responses=True)
     try:
         entry = await publisher.xadd(USERS_STREAM, _erased(user).to_stream_fields())  # type: ignore[arg-type]
@@ -229,6 +229,6 @@ async def test_an_erasure_published_while_orders_was_down_is_done_when_it_is_bac
                 break
             await asyncio.sleep(0.05)
         assert left == []
-        redis = orders.app.state.redis
+        redis = orders.state.redis
         groups = {g["name"]: g for g in await redis.xinfo_groups(USERS_STREAM)}
         assert groups[ERASURE_GROUP]["pending"] == 0

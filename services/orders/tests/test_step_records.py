@@ -8,9 +8,8 @@ from sqlalchemy import select
 
 from orders_service import repository
 from orders_service.domain.saga import Step, StepStatus
-from orders_service.events import stage_event
 from orders_service.models import OutboxEvent, SagaStep
-from orders_service.repository import StepRecord
+from orders_service.repository import StepRecord, stage_event
 
 Orders = Any  # the `orders` fixture of conftest.py
 

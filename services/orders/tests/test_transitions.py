@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from orders_service import repository
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.models import CustomerOrder, OutboxEvent
-from orders_service.transitions import transition
+from orders_service.service.transitions import transition
 
 Orders = Any  # the `orders` fixture of conftest.py
 

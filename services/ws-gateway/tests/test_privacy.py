@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from storefront_kit.events import EventEnvelope
 from storefront_kit.revocation import revoke_subject
 from storefront_stack.keys import ServiceKeys
-from ws_gateway_service.presence import PRESENCE_KEY
-from ws_gateway_service.privacy import USERS_STREAM
+from ws_gateway_service.events import USERS_STREAM
+from ws_gateway_service.service.presence import PRESENCE_KEY
 
 from .conftest import Replica, Tokens, replica_settings, start_replica, wait_until
 from .test_ws import closed_with, connect, receive_json

@@ -15,9 +15,9 @@ from websockets.exceptions import ConnectionClosed
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.events import EventEnvelope
 from storefront_stack.processes import ManagedProcess, free_port
-from ws_gateway_service.channels import ADMIN_ALERTS, user_channel
-from ws_gateway_service.hub import Connection, Hub
-from ws_gateway_service.presence import Presence
+from ws_gateway_service.clients.channels import ADMIN_ALERTS, user_channel
+from ws_gateway_service.service.hub import Connection, Hub
+from ws_gateway_service.service.presence import Presence
 
 from .conftest import AUDIENCE, ISSUER, Replica, Tokens, wait_until
 

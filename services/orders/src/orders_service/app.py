@@ -11,27 +11,30 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orders_service import fields
 from orders_service.api import routers
-from orders_service.breakers import build_breaker
-from orders_service.events import publish_alert
-from orders_service.fraud import FraudChecker
+from orders_service.clients.alerts import publish_alert
+from orders_service.clients.breakers import build_breaker
+from orders_service.clients.inventory import InventoryClient
+from orders_service.clients.payments import PaymentsClient
+from orders_service.clients.resilience import RetryPolicy, is_business_error
+from orders_service.clients.shipping import ShippingClient
 from orders_service.models import OutboxEvent
-from orders_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
-from orders_service.providers.inventory import InventoryClient
-from orders_service.providers.payments import PaymentsClient
-from orders_service.providers.resilience import RetryPolicy, is_business_error
-from orders_service.providers.shipping import ShippingClient
-from orders_service.saga.orchestrator import SagaOrchestrator
-from orders_service.saga.runner import SagaRunner, replica_id
-from orders_service.saga.steps import StepContext
+from orders_service.service.fraud import FraudChecker
+from orders_service.service.saga.orchestrator import SagaOrchestrator
+from orders_service.service.saga.runner import SagaRunner, replica_id
+from orders_service.service.saga.steps import StepContext
 from orders_service.settings import OrdersSettings, fraud_rules, get_settings
+from orders_service.state import OrdersState
+from orders_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserErasure
+from orders_service.workers.saga_recovery import run_recovery
 from storefront_kit.app import create_service_app
 from storefront_kit.breaker import Breaker
-from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.http import create_http_client
-from storefront_kit.redis import create_redis, create_sync_redis
+from storefront_kit.redis import create_sync_redis, redis_from_settings
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
 from storefront_kit.watch import DependencyWatch, redis_ping
 
 __all__ = ["create_app"]
@@ -47,24 +50,13 @@ OPENAPI_TAGS = [
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
     """Create the service's clients, breakers and saga workers once; stop them on shutdown."""
     settings: OrdersSettings = app.state.settings
     security: ServiceSecurity = app.state.security
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_s,
-        connect_timeout=settings.db_connect_timeout_s,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-        application_name="orders",
-    )
-    app.state.engine = engine
+    engine = engine_from_settings(settings)
     sessionmaker = create_sessionmaker(engine)
-    app.state.sessionmaker = sessionmaker
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
-    app.state.redis = redis
+    redis = redis_from_settings(settings)
     # pybreaker's Redis storage is synchronous; the adapter calls it from worker threads.
     sync_redis = create_sync_redis(
         settings.redis_url,
@@ -92,7 +84,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         for name in ("payments", "shipping")
     }
-    app.state.breakers = breakers
     policy = RetryPolicy(
         attempts=settings.retry_attempts,
         initial_s=settings.retry_backoff_initial_s,
@@ -118,7 +109,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stream_maxlen=settings.outbox_stream_maxlen,
         retention_s=settings.outbox_retention_s or None,
     )
-    app.state.outbox_relay = relay
     orchestrator = SagaOrchestrator(
         sessionmaker=sessionmaker,
         steps=StepContext(
@@ -145,7 +135,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reset_timeout_s=settings.redis_watch_interval_ms / 1000,
         is_failure=lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError),
     )
-    app.state.redis_breaker = redis_breaker
     redis_watch = DependencyWatch(
         redis_breaker,
         redis_ping(redis),
@@ -161,11 +150,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         recovery_batch_size=settings.recovery_batch_size,
         retry_after_error_s=settings.compensation_retry_initial_s,
     )
-    app.state.saga_runner = runner
     stop = asyncio.Event()
     redis_watch.start()
     tasks: list[asyncio.Task[None]] = []
-    # user.erased from auth: pseudonymise the user's orders (orders_service.privacy).
+    # user.erased from auth: pseudonymise the user's orders (orders_service.service.privacy).
     erasure = StreamConsumer(
         redis=redis,
         stream=USERS_STREAM,
@@ -178,18 +166,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             fraud_namespace=settings.fraud_namespace,
         ),
     )
-    app.state.erasure_consumer = erasure
     if settings.background_tasks_enabled:
         tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
         tasks.append(asyncio.create_task(erasure.run(stop), name="orders-erasure"))
         tasks.append(
             asyncio.create_task(
-                runner.run_recovery(stop, interval_s=settings.recovery_interval_s),
+                run_recovery(runner, stop, interval_s=settings.recovery_interval_s),
                 name="orders-saga-recovery",
             )
         )
     try:
-        yield
+        yield OrdersState(
+            settings=settings,
+            redis=redis,
+            redis_breaker=redis_breaker,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            breakers=breakers,
+            saga_runner=runner,
+            outbox_relay=relay,
+            erasure_consumer=erasure,
+        )
     finally:
         stop.set()
         relay.notify()
@@ -206,9 +203,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = request.app.state
-    breaker = state.redis_breaker
-    return [postgres_check(state.engine), redis_check(state.redis, breaker=breaker)]
+    state = service_state(request, OrdersState)
+    return [postgres_check(state.engine), redis_check(state.redis, breaker=state.redis_breaker)]
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:

@@ -8,10 +8,11 @@ round trip (:func:`record_steps`), however many steps it records.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import (
     Select,
     String,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    event,
     func,
     literal_column,
     or_,
@@ -27,9 +29,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from orders_service.domain.saga import IN_FLIGHT, Step, StepStatus, kind_of
+from orders_service.events import SOURCE, STREAM
 from orders_service.models import CustomerOrder, OutboxEvent, SagaStep
+from storefront_kit.audit import AUDIT_STREAM, AuditEntry, audit_event
+from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
 __all__ = [
@@ -37,6 +43,7 @@ __all__ = [
     "claim_expired_sagas",
     "confirmed_order_count",
     "count_orders",
+    "database_now",
     "declined_in_row",
     "distinct_payment_tokens",
     "get_order",
@@ -45,10 +52,14 @@ __all__ = [
     "list_orders",
     "orders_of_user",
     "pseudonymise_user",
+    "receipt",
     "record_step",
     "record_steps",
     "release_lease",
     "renew_lease",
+    "stage_audit",
+    "stage_event",
+    "stage_status_changed",
     "steps_of",
     "steps_of_orders",
 ]
@@ -133,6 +144,11 @@ _ORDER = (
     .execution_options(populate_existing=True)
 )
 _ORDER_LOCKED = _ORDER.with_for_update()
+
+
+async def database_now(session: AsyncSession) -> datetime | None:
+    """The database's ``now()``: the clock leases are compared with."""
+    return await session.scalar(select(func.now()))
 
 
 def _filtered(
@@ -418,7 +434,7 @@ async def confirmed_order_count(session: AsyncSession, *, user_id: str) -> int:
     return int(count or 0)
 
 
-# -- Export and erasure (orders_service.privacy) ---------------------------------------
+# -- Export and erasure (orders_service.service.privacy) -----------------------------
 
 #: What an erased order's shipping address becomes (the column is never NULL).
 ERASED_ADDRESS: dict[str, Any] = {"erased": True}
@@ -485,3 +501,85 @@ async def pseudonymise_user(session: AsyncSession, user_id: str, *, pseudonym: s
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- Events staged in the transaction (the outbox; orders_service.events) -------------
+
+
+def _base(order: CustomerOrder) -> dict[str, Any]:
+    return {"order_id": str(order.id), "user_id": order.user_id}
+
+
+def receipt(order: CustomerOrder) -> dict[str, Any]:
+    """The order's priced content: enough to render a receipt."""
+    return {
+        **_base(order),
+        "status": order.status,
+        "lines": order.lines,
+        "subtotal": order.subtotal,
+        "total": order.total,
+        "currency": order.currency,
+    }
+
+
+def stage_event(
+    session: AsyncSession, order: CustomerOrder, event_type: str, data: dict[str, Any]
+) -> None:
+    """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added).
+
+    Written when the transaction commits (:func:`_write_staged`), dropped if it does not.
+    """
+    envelope = EventEnvelope.new(type=event_type, source=SOURCE, data={**_base(order), **data})
+    staged: list[dict[str, Any]] | None = session.info.get(_STAGED)
+    if staged is None:
+        staged = session.info[_STAGED] = []
+        outbox_staged(session)  # wake the relay once this transaction commits
+    staged.append(
+        {
+            "p_id": envelope.id,
+            "p_stream": STREAM,
+            "p_event_type": envelope.type,
+            "p_envelope": orjson.loads(envelope.model_dump_json()),
+        }
+    )
+
+
+_STAGED = "orders_service.staged_events"
+_OUTBOX: Table = OutboxEvent.__table__  # type: ignore[assignment]
+#: Built once, run as one executemany per transaction (one round trip).
+_INSERT_OUTBOX = insert(_OUTBOX).values(
+    id=bindparam("p_id", type_=_OUTBOX.c.id.type),
+    stream=bindparam("p_stream", type_=_OUTBOX.c.stream.type),
+    event_type=bindparam("p_event_type", type_=_OUTBOX.c.event_type.type),
+    envelope=bindparam("p_envelope", type_=JSONB()),
+)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    """Insert the events staged in the transaction that is about to commit."""
+    rows = session.info.pop(_STAGED, None)
+    if rows:
+        session.connection().execute(_INSERT_OUTBOX, rows if len(rows) > 1 else rows[0])
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_staged(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended without committing takes its staged events with it."""
+    if transaction.parent is None:
+        session.info.pop(_STAGED, None)
+
+
+def stage_status_changed(session: AsyncSession, order: CustomerOrder, previous: str) -> None:
+    """``order.status_changed`` for the order's current status."""
+    data: dict[str, Any] = {"status": order.status, "previous": previous}
+    if order.tracking_number:
+        data["tracking_number"] = order.tracking_number
+    if order.reason and order.status in ("FAILED", "CANCELLED", "COMPENSATING"):
+        data["reason"] = order.reason
+    stage_event(session, order, "order.status_changed", data)
+
+
+def stage_audit(session: AsyncSession, entry: AuditEntry) -> None:
+    """Stage a staff action's audit entry (``audit.recorded`` on ``audit.events``)."""
+    add_outbox_event(session, OutboxEvent, stream=AUDIT_STREAM, event=audit_event(entry))

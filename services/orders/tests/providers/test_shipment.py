@@ -4,8 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orders_service.models import CustomerOrder
-from orders_service.providers.shipment import (
+from orders_service.clients.shipment import (
     Address,
     CustomsLine,
     Parcel,
@@ -13,6 +12,7 @@ from orders_service.providers.shipment import (
     ShipmentRequestError,
     build_shipment_request,
 )
+from orders_service.models import CustomerOrder
 from storefront_kit.ids import new_id
 
 ADDRESS = Address(line1="1 Main St", city="Springfield", postal_code="12345", country="US")

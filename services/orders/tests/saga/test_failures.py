@@ -2,14 +2,14 @@
 
 import pytest
 
-from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.providers.errors import (
+from orders_service.clients.errors import (
     ProviderCircuitOpen,
     ProviderRejected,
     ProviderUnavailable,
 )
-from orders_service.providers.shipment import ShipmentRequestError
-from orders_service.saga.failures import classify
+from orders_service.clients.shipment import ShipmentRequestError
+from orders_service.domain.saga import Reason, Step, StepStatus
+from orders_service.service.saga.failures import classify
 
 
 def rejected(status: int, code: str) -> ProviderRejected:

@@ -2,7 +2,7 @@
 
 from orders_service.domain.saga import ACTIONS, COMPENSATIONS, Step
 from orders_service.models import CustomerOrder
-from orders_service.saga.steps import STEPS, SagaAction
+from orders_service.service.saga.steps import STEPS, SagaAction
 from storefront_kit.ids import new_id
 
 

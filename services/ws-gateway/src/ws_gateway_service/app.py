@@ -10,34 +10,33 @@ from fastapi import FastAPI, Request
 from storefront_kit.app import create_service_app
 from storefront_kit.events import StreamConsumer
 from storefront_kit.health import HealthCheck, redis_check
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import redis_from_settings
+from storefront_kit.state import service_state
 from ws_gateway_service.api import routers
-from ws_gateway_service.channels import ChannelLayer
-from ws_gateway_service.hub import Hub, run_heartbeat
-from ws_gateway_service.presence import Presence
-from ws_gateway_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
-from ws_gateway_service.relay import OrderEventRelay
+from ws_gateway_service.clients.channels import ChannelLayer
+from ws_gateway_service.service.hub import Hub
+from ws_gateway_service.service.presence import Presence
 from ws_gateway_service.settings import WsGatewaySettings, get_settings
+from ws_gateway_service.state import WsGatewayState
+from ws_gateway_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserErasure
+from ws_gateway_service.workers.heartbeat import run_heartbeat
+from ws_gateway_service.workers.relay import OrderEventRelay
 
 __all__ = ["create_app"]
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[WsGatewayState]:
     """Redis, the channel layer, presence and the order-event relay."""
     settings: WsGatewaySettings = app.state.settings
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
+    redis = redis_from_settings(settings)
     # Pub/sub blocks on reads: it gets its own client without a socket read timeout.
-    pubsub_redis = create_redis(settings.redis_url, socket_timeout=None)
-    app.state.redis = redis
+    pubsub_redis = redis_from_settings(settings, blocking_reads=True)
     hub = Hub()
     channels = ChannelLayer(pubsub_redis, hub.deliver)
     hub.bind(channels)
     await channels.start()
-    app.state.hub = hub
-    app.state.channels = channels
     presence = Presence(redis, ttl_s=settings.presence_ttl_s)
-    app.state.presence = presence
     stop = asyncio.Event()
     heartbeat_task = asyncio.create_task(
         run_heartbeat(
@@ -73,7 +72,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         erasure_task = asyncio.create_task(erasure.run(stop), name="users-erasure")
     try:
-        yield
+        yield WsGatewayState(
+            settings=settings,
+            redis=redis,
+            pubsub_redis=pubsub_redis,
+            channels=channels,
+            hub=hub,
+            presence=presence,
+        )
     finally:
         stop.set()
         await heartbeat_task
@@ -88,7 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    return [redis_check(request.app.state.redis)]
+    return [redis_check(service_state(request, WsGatewayState).redis)]
 
 
 def create_app(settings: WsGatewaySettings | None = None) -> FastAPI:

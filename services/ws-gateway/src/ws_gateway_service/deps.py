@@ -1,24 +1,51 @@
-"""Annotated dependency aliases: what an endpoint may ask for."""
+"""Annotated dependency aliases: what an endpoint (HTTP or WebSocket) may ask for."""
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from fastapi.requests import HTTPConnection
 from redis.asyncio import Redis
 
+from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state, state_dependency
+from ws_gateway_service.service.hub import Hub
+from ws_gateway_service.service.presence import Presence
 from ws_gateway_service.settings import WsGatewaySettings
+from ws_gateway_service.state import WsGatewayState
 
-__all__ = ["RedisDep", "SettingsDep"]
+__all__ = ["HubDep", "PresenceDep", "RedisDep", "SecurityDep", "SettingsDep", "StateDep"]
+
+#: Everything the ws-gateway's lifespan built, typed (storefront_kit.state).
+StateDep = Annotated[WsGatewayState, Depends(state_dependency(WsGatewayState))]
 
 
-async def _settings(request: Request) -> WsGatewaySettings:
-    settings: WsGatewaySettings = request.app.state.settings
-    return settings
+# ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool.
+async def _settings(connection: HTTPConnection) -> WsGatewaySettings:
+    return service_state(connection, WsGatewayState).settings
 
 
-async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
-    return redis
+async def _redis(connection: HTTPConnection) -> Redis:
+    return service_state(connection, WsGatewayState).redis
+
+
+async def _hub(connection: HTTPConnection) -> Hub:
+    return service_state(connection, WsGatewayState).hub
+
+
+async def _presence(connection: HTTPConnection) -> Presence:
+    return service_state(connection, WsGatewayState).presence
+
+
+async def _security(connection: HTTPConnection) -> ServiceSecurity:
+    # The kit's token checks, built around the lifespan (storefront_kit.app).
+    security = getattr(connection.app.state, "security", None)
+    if not isinstance(security, ServiceSecurity):
+        raise RuntimeError("the app's token checks are not built (is the app started?)")
+    return security
 
 
 SettingsDep = Annotated[WsGatewaySettings, Depends(_settings)]
 RedisDep = Annotated[Redis, Depends(_redis)]
+HubDep = Annotated[Hub, Depends(_hub)]
+PresenceDep = Annotated[Presence, Depends(_presence)]
+SecurityDep = Annotated[ServiceSecurity, Depends(_security)]

@@ -4,10 +4,8 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders_service import service
-from orders_service.api.common import Page, Size, check_size, settled, wait_for_saga
+from orders_service.api.common import Page, Size, check_size
 from orders_service.deps import AdminAudit, RedisDep, RunnerDep, SessionDep, SettingsDep, StaffUser
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
@@ -17,8 +15,6 @@ from orders_service.errors import (
     OrderNotFound,
     OrderNotOnHold,
 )
-from orders_service.events import publish_alert
-from orders_service.models import CustomerOrder
 from orders_service.schemas import (
     AdminOrderOut,
     AdminOrderPage,
@@ -26,6 +22,7 @@ from orders_service.schemas import (
     SagaStepOut,
     StatusChange,
 )
+from orders_service.service import orders
 from storefront_kit.db import commit
 from storefront_kit.problems import responses
 
@@ -51,7 +48,7 @@ async def list_orders(
 ) -> AdminOrderPage:
     """All orders, newest first; filter by status (repeatable) and user."""
     size = check_size(size, settings)
-    items, total = await service.list_orders(
+    items, total = await orders.list_orders(
         session, user_id=user_id, statuses=status_filter, page=page, size=size
     )
     return AdminOrderPage(
@@ -62,9 +59,8 @@ async def list_orders(
     )
 
 
-async def _detailed(session: AsyncSession, order: CustomerOrder) -> AdminOrderOut:
-    out = AdminOrderOut.model_validate(order)
-    steps = await service.order_steps(session, order_id=order.id)
+async def _detailed(session: SessionDep, out: AdminOrderOut) -> AdminOrderOut:
+    steps = await orders.order_steps(session, order_id=out.id)
     out.steps = [SagaStepOut.model_validate(step) for step in steps]
     return out
 
@@ -72,8 +68,8 @@ async def _detailed(session: AsyncSession, order: CustomerOrder) -> AdminOrderOu
 @router.get("/{order_id}", responses=responses(OrderNotFound))
 async def get_order(order_id: UUID, _staff: StaffUser, session: SessionDep) -> AdminOrderOut:
     """Any order, with its saga steps (attempts, errors, provider references)."""
-    order = await service.get_order(session, order_id=order_id)
-    return await _detailed(session, order)
+    order = await orders.get_order(session, order_id=order_id)
+    return await _detailed(session, AdminOrderOut.model_validate(order))
 
 
 @router.post("/{order_id}/status", responses=responses(OrderNotFound, InvalidStatusTransition, 422))
@@ -81,10 +77,10 @@ async def change_status(
     order_id: UUID, body: StatusChange, audit: AdminAudit, session: SessionDep
 ) -> AdminOrderOut:
     """Move a confirmed order along PROCESSING → SHIPPED → DELIVERED (audited; 409 otherwise)."""
-    order = await service.change_status(
+    order = await orders.change_status(
         session, order_id=order_id, target=OrderStatus(body.status), audit=audit
     )
-    return await _detailed(session, order)
+    return await _detailed(session, AdminOrderOut.model_validate(order))
 
 
 @router.post(
@@ -100,7 +96,7 @@ async def cancel_order(
     response: Response,
 ) -> AdminOrderOut:
     """Cancel an order not yet shipped, refunding the payment (audited; 200 done, 202 running)."""
-    order, start = await service.request_cancel(
+    order, start = await orders.request_cancel(
         session,
         order_id=order_id,
         user_id=None,
@@ -112,11 +108,13 @@ async def cancel_order(
     await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
         runner.start(order.id)
-    order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
-    if not settled(order):
+    order = await orders.wait_for_saga(
+        session, runner, order.id, timeout_s=settings.checkout_wait_s
+    )
+    if not orders.settled(order):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = f"{PREFIX}/{order.id}"
-    return await _detailed(session, order)
+    return await _detailed(session, AdminOrderOut.model_validate(order))
 
 
 @router.post(
@@ -136,7 +134,7 @@ async def review_order(
     """Decide on an order a fraud rule put ON_HOLD: `approve` lets its saga go on
     (payment, shipment...), `reject` compensates it (FAILED `fraud_rejected`).
     200 once the saga settled again, 202 while it runs; 409 unless ON_HOLD."""
-    order = await service.review_order(
+    order = await orders.review_order(
         session,
         order_id=order_id,
         approve=body.decision == "approve",
@@ -146,14 +144,14 @@ async def review_order(
         lease_ttl_s=settings.saga_lease_ttl_s,
     )
     await commit(session)  # the saga must find the decision committed and the row unlocked
-    await publish_alert(
-        redis,
-        "fraud.approved" if body.decision == "approve" else "fraud.rejected",
-        {"order_id": str(order.id), "user_id": order.user_id, "by": audit.actor_id},
+    await orders.publish_review(
+        redis, order, approve=body.decision == "approve", actor=audit.actor_id
     )
     runner.start(order.id)
-    order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
-    if not settled(order):
+    order = await orders.wait_for_saga(
+        session, runner, order.id, timeout_s=settings.checkout_wait_s
+    )
+    if not orders.settled(order):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = f"{PREFIX}/{order.id}"
-    return await _detailed(session, order)
+    return await _detailed(session, AdminOrderOut.model_validate(order))

@@ -6,9 +6,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 
 from jwt_core_lib import TokenClaims
-from orders_service import privacy
 from orders_service.deps import SessionDep
 from orders_service.schemas import ExportedOrders
+from orders_service.service import privacy
 from storefront_kit.problems import responses
 from storefront_kit.security import allow_callers
 

@@ -5,19 +5,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from orders_service import service
-from orders_service.api.common import (
-    ORDERS_PATH,
-    Page,
-    RedisBreakerDep,
-    Size,
-    check_size,
-    location,
-    settled,
-    wait_for_saga,
-)
+from orders_service.api.common import ORDERS_PATH, Page, Size, check_size, location
 from orders_service.deps import (
     CurrentUser,
+    RedisBreakerDep,
     RunnerDep,
     SessionDep,
     SettingsDep,
@@ -34,6 +25,7 @@ from orders_service.errors import (
     OrderNotFound,
 )
 from orders_service.schemas import OrderCreate, OrderOut, OrderPage
+from orders_service.service import orders
 from storefront_kit.db import commit
 from storefront_kit.forwarded import client_ip
 from storefront_kit.problems import responses
@@ -89,7 +81,7 @@ async def create_order(
     or hold the order for review (201 with status `ON_HOLD`)."""
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
-    order, created = await service.place_order(
+    order, created = await orders.place_order(
         session,
         user_id=user.subject,
         idempotency_key=idempotency_key,
@@ -99,12 +91,12 @@ async def create_order(
         client_address=client_ip(
             request, forwarded_allow_ips=settings.platform.forwarded_allow_ips
         ),
-        phone_ref=service.phone_ref_of(user),
+        phone_ref=orders.phone_ref_of(user),
     )
     await commit(session)  # the saga, another task, must find the order committed
     if created:
         runner.start(order.id, fresh=True)
-    order = await wait_for_saga(
+    order = await orders.wait_for_saga(
         session, runner, order.id, timeout_s=settings.checkout_wait_s, redis_breaker=redis_breaker
     )
     if order.status == OrderStatus.FAILED and order.reason == Reason.FRAUD_REFUSED:
@@ -116,7 +108,7 @@ async def create_order(
     response.headers["Location"] = location(order.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    if not settled(order):
+    if not orders.settled(order):
         response.status_code = status.HTTP_202_ACCEPTED
     elif not created:
         response.status_code = status.HTTP_200_OK
@@ -134,7 +126,7 @@ async def list_my_orders(
 ) -> OrderPage:
     """The caller's orders, newest first."""
     size = check_size(size, settings)
-    items, total = await service.list_orders(
+    items, total = await orders.list_orders(
         session, user_id=user.subject, statuses=status_filter, page=page, size=size
     )
     return OrderPage(
@@ -148,7 +140,7 @@ async def list_my_orders(
 @router.get("/{order_id}", responses=responses(OrderNotFound))
 async def get_my_order(order_id: UUID, user: CurrentUser, session: SessionDep) -> OrderOut:
     """One of the caller's orders (another user's answers 404)."""
-    order = await service.get_order(session, order_id=order_id, user_id=user.subject)
+    order = await orders.get_order(session, order_id=order_id, user_id=user.subject)
     return OrderOut.model_validate(order)
 
 
@@ -167,7 +159,7 @@ async def cancel_my_order(
     """Cancel an order not yet shipped: payment refunded, stock released, parcel cancelled.
 
     200 once CANCELLED, 202 while compensation runs; 409 once shipped."""
-    order, start = await service.request_cancel(
+    order, start = await orders.request_cancel(
         session,
         order_id=order_id,
         user_id=user.subject,
@@ -178,8 +170,10 @@ async def cancel_my_order(
     await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
         runner.start(order.id)
-    order = await wait_for_saga(session, runner, order.id, timeout_s=settings.checkout_wait_s)
-    if not settled(order):
+    order = await orders.wait_for_saga(
+        session, runner, order.id, timeout_s=settings.checkout_wait_s
+    )
+    if not orders.settled(order):
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = location(order.id)
     return OrderOut.model_validate(order)

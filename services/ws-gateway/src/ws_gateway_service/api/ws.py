@@ -19,9 +19,9 @@ from starlette.exceptions import HTTPException
 from jwt_core_lib import TokenClaims
 from storefront_kit.logging import get_logger
 from storefront_kit.security import ServiceSecurity
-from ws_gateway_service.hub import Connection, Hub
-from ws_gateway_service.presence import Presence
-from ws_gateway_service.settings import WsGatewaySettings
+from ws_gateway_service.deps import SecurityDep, StateDep
+from ws_gateway_service.service.hub import Connection
+from ws_gateway_service.service.presence import Presence
 
 router = APIRouter()
 logger = get_logger(__name__)
@@ -44,10 +44,9 @@ def _token_from(websocket: WebSocket) -> tuple[str | None, str | None]:
     return None, None
 
 
-async def _authenticate(websocket: WebSocket) -> TokenClaims | None:
+async def _authenticate(websocket: WebSocket, security: ServiceSecurity) -> TokenClaims | None:
     token, subprotocol = _token_from(websocket)
     await websocket.accept(subprotocol=subprotocol)
-    security: ServiceSecurity = websocket.app.state.security
     if token is None:
         await websocket.close(CLOSE_UNAUTHORIZED, "missing token")
         return None
@@ -93,14 +92,12 @@ async def _expiry(expires_at: datetime) -> int:
 
 
 @router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket) -> None:
+async def websocket_endpoint(websocket: WebSocket, state: StateDep, security: SecurityDep) -> None:
     """Live order status for the user; staff (admins, moderators) also get ``admin.alerts``."""
-    claims = await _authenticate(websocket)
+    claims = await _authenticate(websocket, security)
     if claims is None:
         return
-    settings: WsGatewaySettings = websocket.app.state.settings
-    hub: Hub = websocket.app.state.hub
-    presence: Presence = websocket.app.state.presence
+    settings, hub, presence = state.settings, state.hub, state.presence
     connection = Connection(
         user_id=claims.subject,
         # Staff (admins and moderators, who may read) get the alerts; only admins act on them.

@@ -1,0 +1,1 @@
+"""Outbound clients: the channel layer (Redis pub/sub across replicas)."""

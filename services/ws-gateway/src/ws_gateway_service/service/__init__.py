@@ -1,0 +1,1 @@
+"""Use cases: this replica's sockets (``hub``) and who is online anywhere (``presence``)."""

@@ -1,0 +1,1 @@
+"""Background loops: the heartbeat, the order-event relay and the erasure consumer."""
