@@ -6,21 +6,25 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.adapters.holders import DataHolders
-from auth_service.adapters.notifications import OtpDelivery
-from auth_service.adapters.otp_store import OtpStore
-from auth_service.keys import AccessTokens, AuthKeys
+from auth_service.clients.holders import DataHolders
+from auth_service.clients.notifications import OtpDelivery
+from auth_service.clients.otp_store import OtpStore
+from auth_service.service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
+from auth_service.state import AuthState
 from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
+from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
+from storefront_kit.state import service_state, state_dependency
 
 __all__ = [
     "AccessTokensDep",
     "AdminAudit",
     "AdminUser",
+    "AuditPaging",
     "ClientIp",
     "CurrentUser",
     "DeliveryDep",
@@ -33,79 +37,52 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "StaffUser",
+    "StateDep",
+    "UserPaging",
     "client_ip",
 ]
 
 
+#: Everything auth's lifespan built, typed (storefront_kit.state).
+StateDep = Annotated[AuthState, Depends(state_dependency(AuthState))]
+
+
+# Each reads the state itself: one dependency to resolve, not two.
 async def _settings(request: Request) -> AuthSettings:
-    settings: AuthSettings = request.app.state.settings
-    return settings
+    return service_state(request, AuthState).settings
 
 
 async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
-    return redis
+    return service_state(request, AuthState).redis
 
 
 async def _otp_store(request: Request) -> OtpStore:
-    store: OtpStore = request.app.state.otp_store
-    return store
+    return service_state(request, AuthState).otp_store
 
 
 async def _rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+    return service_state(request, AuthState).rate_limiter
 
 
 async def _delivery(request: Request) -> OtpDelivery:
-    delivery: OtpDelivery = request.app.state.otp_delivery
-    return delivery
+    return service_state(request, AuthState).otp_delivery
 
 
 async def _keys(request: Request) -> AuthKeys:
-    keys: AuthKeys = request.app.state.auth_keys
-    return keys
+    return service_state(request, AuthState).keys
 
 
 async def _holders(request: Request) -> DataHolders:
-    holders: DataHolders = request.app.state.data_holders
-    return holders
+    return service_state(request, AuthState).data_holders
 
 
 async def _access_tokens(request: Request) -> AccessTokens:
-    tokens: AccessTokens = request.app.state.access_tokens
-    return tokens
+    return service_state(request, AuthState).access_tokens
 
 
-def client_ip(request: Request) -> str:
-    """The client's address (see :func:`storefront_kit.forwarded.client_ip`)."""
-    settings: AuthSettings = request.app.state.settings
-    return forwarded_client_ip(request, forwarded_allow_ips=settings.platform.forwarded_allow_ips)
-
-
-async def _client_ip(request: Request) -> str:
-    # async: a sync dependency would cost a thread-pool hop per request.
-    return client_ip(request)
-
-
-async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
-    settings: AuthSettings = request.app.state.settings
-    return audit_context(
-        request,
-        admin,
-        service=settings.service_name,
-        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
-    )
-
-
-async def _self_audit(request: Request, user: CurrentUser) -> AuditContext:
-    settings: AuthSettings = request.app.state.settings
-    return audit_context(
-        request,
-        user,
-        service=settings.service_name,
-        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
-    )
+async def _page_limits(request: Request) -> PageLimits:
+    settings = service_state(request, AuthState).settings
+    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
 SettingsDep = Annotated[AuthSettings, Depends(_settings)]
@@ -116,9 +93,50 @@ RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
 DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]
 KeysDep = Annotated[AuthKeys, Depends(_keys)]
 AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
+HoldersDep = Annotated[DataHolders, Depends(_holders)]
+UserPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))]
+"""``?page=&size=`` of the admin user list (``AUTH_PAGE_SIZE_DEFAULT``/``_MAX``)."""
+AuditPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
+"""``?limit=`` of the audit log's keyset pages (the same settings)."""
+
+
+def client_ip(request: Request) -> str:
+    """The client's address (see :func:`storefront_kit.forwarded.client_ip`).
+
+    Reads the settings the app was made with (the kit's app factory keeps them), so it
+    also answers before the lifespan has started.
+    """
+    settings: AuthSettings = request.app.state.settings
+    return forwarded_client_ip(request, forwarded_allow_ips=settings.platform.forwarded_allow_ips)
+
+
+async def _client_ip(request: Request) -> str:
+    # async: a sync dependency would cost a thread-pool hop per request.
+    return client_ip(request)
+
+
 ClientIp = Annotated[str, Depends(_client_ip)]
+
+
+async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
+    return audit_context(
+        request,
+        admin,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
+async def _self_audit(request: Request, user: CurrentUser, settings: SettingsDep) -> AuditContext:
+    return audit_context(
+        request,
+        user,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
 AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
 """An admin's request, as the audit log records its actor and origin."""
 SelfAudit = Annotated[AuditContext, Depends(_self_audit)]
 """A user acting on their own account (export, erasure), as the audit log records it."""
-HoldersDep = Annotated[DataHolders, Depends(_holders)]

@@ -6,56 +6,65 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifications_service.adapters.auth import AuthClient
-from notifications_service.adapters.chats import ChatDirectory
-from notifications_service.adapters.telegram import TelegramBot
-from notifications_service.background import TaskSet
+from notifications_service.clients.auth import AuthClient
+from notifications_service.clients.chats import ChatDirectory
+from notifications_service.clients.telegram import TelegramBot
+from notifications_service.service.tasks import TaskSet
 from notifications_service.settings import NotificationsSettings
+from notifications_service.state import NotificationsState
 from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
+from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.security import AdminUser
+from storefront_kit.state import service_state, state_dependency
 
 __all__ = [
     "AdminAudit",
     "AdminUser",
     "AuthClientDep",
     "ChatsDep",
+    "DeadLetterPaging",
     "RedisDep",
     "SessionDep",
     "SettingsDep",
+    "StateDep",
     "TasksDep",
     "TelegramDep",
 ]
 
 
+#: Everything notifications' lifespan built, typed (storefront_kit.state).
+StateDep = Annotated[NotificationsState, Depends(state_dependency(NotificationsState))]
+
+
+# Each reads the state itself: one dependency to resolve, not two.
 async def _settings(request: Request) -> NotificationsSettings:
-    settings: NotificationsSettings = request.app.state.settings
-    return settings
+    return service_state(request, NotificationsState).settings
 
 
 async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
-    return redis
+    return service_state(request, NotificationsState).redis
 
 
 async def _telegram(request: Request) -> TelegramBot:
-    telegram: TelegramBot = request.app.state.telegram
-    return telegram
+    return service_state(request, NotificationsState).telegram
 
 
 async def _auth_client(request: Request) -> AuthClient:
-    client: AuthClient = request.app.state.auth_client
-    return client
+    return service_state(request, NotificationsState).auth_client
 
 
 async def _chats(request: Request) -> ChatDirectory:
-    chats: ChatDirectory = request.app.state.chats
-    return chats
+    return service_state(request, NotificationsState).chats
 
 
 async def _tasks(request: Request) -> TaskSet:
-    tasks: TaskSet = request.app.state.tasks
-    return tasks
+    return service_state(request, NotificationsState).tasks
+
+
+async def _page_limits(request: Request) -> PageLimits:
+    settings = service_state(request, NotificationsState).settings
+    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
 SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
@@ -65,10 +74,11 @@ TelegramDep = Annotated[TelegramBot, Depends(_telegram)]
 AuthClientDep = Annotated[AuthClient, Depends(_auth_client)]
 TasksDep = Annotated[TaskSet, Depends(_tasks)]
 ChatsDep = Annotated[ChatDirectory, Depends(_chats)]
+DeadLetterPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
+"""``?limit=`` of the dead-letter list (``NOTIFICATIONS_PAGE_SIZE_DEFAULT``/``_MAX``)."""
 
 
-async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
-    settings: NotificationsSettings = request.app.state.settings
+async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
     return audit_context(
         request,
         admin,

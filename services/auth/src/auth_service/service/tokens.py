@@ -14,9 +14,9 @@ from auth_service.domain.refresh import (
     new_refresh_token,
 )
 from auth_service.errors import RefreshTokenExpired, RefreshTokenInvalid, RefreshTokenReused
-from auth_service.keys import AccessTokens
 from auth_service.models import UserAccount
 from auth_service.schemas import TokenPair
+from auth_service.service.keys import AccessTokens
 from auth_service.settings import AuthSettings
 from storefront_kit.ids import new_id
 from storefront_kit.logging import get_logger

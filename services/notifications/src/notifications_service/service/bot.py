@@ -14,9 +14,9 @@ from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, U
 from telegram.error import TelegramError
 from telegram.ext import filters
 
-from notifications_service import templates
-from notifications_service.adapters.auth import AuthClient, AuthUnavailable, Contact, ContactResult
-from notifications_service.adapters.telegram import TelegramBot
+from notifications_service.clients.auth import AuthClient, AuthUnavailable, Contact, ContactResult
+from notifications_service.clients.telegram import TelegramBot
+from notifications_service.domain import templates
 from storefront_kit.logging import get_logger
 
 __all__ = ["Reply", "contact_keyboard", "handle_update", "start_payload"]
