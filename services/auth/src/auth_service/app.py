@@ -1,7 +1,6 @@
 """The auth service as an ASGI app (``uvicorn auth_service.app:create_app --factory``)."""
 
 import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
@@ -30,6 +29,7 @@ from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import ServiceSecurity
 from storefront_kit.state import service_state
+from storefront_kit.tasks import TaskSet, stop_tasks
 
 __all__ = ["AUDIT_GROUP", "create_app"]
 
@@ -114,6 +114,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AuthState]:
         consumer=settings.audit_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
         handler=AuditRecorder(sessionmaker),
     )
+    # Clean-ups a request leaves behind (after an erasure), drained at shutdown.
+    tasks = TaskSet()
     stop = asyncio.Event()
     workers: list[asyncio.Task[None]] = []
     if settings.audit_consumer_enabled:
@@ -134,17 +136,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AuthState]:
             data_holders=holders,
             outbox_relay=relay,
             audit_consumer=consumer,
+            tasks=tasks,
         )
     finally:
         stop.set()
-        if workers:
-            # The consumer notices the stop within one blocking read; then it is cancelled.
-            _, pending = await asyncio.wait(workers, timeout=consumer.block_ms / 1000 + 2)
-            for task in pending:
-                task.cancel()
-            for task in workers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        # The consumer notices the stop within one blocking read; then it is cancelled.
+        await stop_tasks(workers, timeout_s=consumer.block_ms / 1000 + 2)
+        await tasks.aclose()
         await delivery.aclose()
         await limiter.aclose()
         await redis.aclose()

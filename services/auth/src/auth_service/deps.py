@@ -19,6 +19,7 @@ from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 from storefront_kit.state import service_state, state_dependency
+from storefront_kit.tasks import TaskSet
 
 __all__ = [
     "AccessTokensDep",
@@ -38,6 +39,7 @@ __all__ = [
     "SettingsDep",
     "StaffUser",
     "StateDep",
+    "TasksDep",
     "UserPaging",
     "client_ip",
 ]
@@ -80,6 +82,10 @@ async def _access_tokens(request: Request) -> AccessTokens:
     return service_state(request, AuthState).access_tokens
 
 
+async def _tasks(request: Request) -> TaskSet:
+    return service_state(request, AuthState).tasks
+
+
 async def _page_limits(request: Request) -> PageLimits:
     settings = service_state(request, AuthState).settings
     return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
@@ -94,6 +100,7 @@ DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]
 KeysDep = Annotated[AuthKeys, Depends(_keys)]
 AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
 HoldersDep = Annotated[DataHolders, Depends(_holders)]
+TasksDep = Annotated[TaskSet, Depends(_tasks)]
 UserPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))]
 """``?page=&size=`` of the admin user list (``AUTH_PAGE_SIZE_DEFAULT``/``_MAX``)."""
 AuditPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]

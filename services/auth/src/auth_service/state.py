@@ -11,6 +11,7 @@ from auth_service.settings import AuthSettings
 from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.state import DatabaseState
+from storefront_kit.tasks import TaskSet
 
 __all__ = ["AuthState"]
 
@@ -33,3 +34,5 @@ class AuthState(DatabaseState):
     outbox_relay: OutboxRelay
     #: The other services' audit entries, stored once each.
     audit_consumer: StreamConsumer
+    #: Fire-and-forget clean-ups after a commit (an erasure's Redis state).
+    tasks: TaskSet

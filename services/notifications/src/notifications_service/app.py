@@ -12,20 +12,16 @@ from notifications_service.api import routers
 from notifications_service.clients.auth import AuthClient
 from notifications_service.clients.chats import ChatDirectory
 from notifications_service.clients.telegram import TelegramBot
-from notifications_service.service.tasks import TaskSet
 from notifications_service.settings import NotificationsSettings, get_settings
 from notifications_service.state import NotificationsState
-from notifications_service.workers.consumers import (
-    order_events_consumer,
-    stop_workers,
-    user_erasure_consumer,
-)
+from notifications_service.workers.consumers import order_events_consumer, user_erasure_consumer
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import ServiceSecurity
 from storefront_kit.state import service_state
+from storefront_kit.tasks import TaskSet, stop_tasks
 
 __all__ = ["create_app"]
 
@@ -96,7 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[NotificationsState]:
         )
     finally:
         stop.set()
-        await stop_workers(workers, timeout_s=settings.consumer_block_ms / 1000 + 2)
+        await stop_tasks(workers, timeout_s=settings.consumer_block_ms / 1000 + 2)
         await tasks.aclose()
         await telegram.aclose()
         await redis.aclose()

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifications_service.clients.auth import AuthClient
 from notifications_service.clients.chats import ChatDirectory
 from notifications_service.clients.telegram import TelegramBot
-from notifications_service.service.tasks import TaskSet
 from notifications_service.settings import NotificationsSettings
 from notifications_service.state import NotificationsState
 from storefront_kit.audit import AuditContext, audit_context
@@ -17,6 +16,7 @@ from storefront_kit.db import request_session
 from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.security import AdminUser
 from storefront_kit.state import service_state, state_dependency
+from storefront_kit.tasks import TaskSet
 
 __all__ = [
     "AdminAudit",

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from notifications_service.clients.auth import AuthClient
 from notifications_service.clients.chats import ChatDirectory
 from notifications_service.clients.telegram import TelegramBot
-from notifications_service.service.tasks import TaskSet
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.events import StreamConsumer
 from storefront_kit.state import DatabaseState
+from storefront_kit.tasks import TaskSet
 
 __all__ = ["NotificationsState"]
 

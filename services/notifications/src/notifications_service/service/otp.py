@@ -7,9 +7,9 @@ from telegram.error import Forbidden, TelegramError
 
 from notifications_service.clients.telegram import TelegramBot
 from notifications_service.domain import templates
-from notifications_service.service.tasks import TaskSet
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.logging import get_logger
+from storefront_kit.tasks import TaskSet
 
 __all__ = ["deliver_otp", "schedule_otp"]
 

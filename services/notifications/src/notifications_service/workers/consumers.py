@@ -1,4 +1,4 @@
-"""The stream consumers of notifications, and how the lifespan stops its loops.
+"""The stream consumers of notifications (the lifespan starts and stops their loops).
 
 ``orders.events`` becomes Telegram messages (:class:`~notifications_service.service.
 notifier.OrderNotifier`); ``users.events`` carries ``user.erased``, after which the
@@ -7,8 +7,6 @@ privacy.UserErasure`). Both consumer groups read at least once; the handlers are
 idempotent.
 """
 
-import asyncio
-import contextlib
 import os
 import socket
 
@@ -23,7 +21,7 @@ from notifications_service.service.privacy import UserErasure
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.events import StreamConsumer
 
-__all__ = ["consumer_name", "order_events_consumer", "stop_workers", "user_erasure_consumer"]
+__all__ = ["consumer_name", "order_events_consumer", "user_erasure_consumer"]
 
 
 def consumer_name(settings: NotificationsSettings) -> str:
@@ -85,15 +83,3 @@ def user_erasure_consumer(
         claim_idle_ms=settings.consumer_claim_idle_ms,
         dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
     )
-
-
-async def stop_workers(workers: list[asyncio.Task[None]], *, timeout_s: float) -> None:
-    """Wait up to ``timeout_s`` for the loops to notice their stop, then cancel the rest."""
-    if not workers:
-        return
-    _, pending = await asyncio.wait(workers, timeout=timeout_s)
-    for task in pending:
-        task.cancel()
-    for task in workers:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
