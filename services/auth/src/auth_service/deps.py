@@ -18,7 +18,7 @@ from storefront_kit.forwarded import client_ip as forwarded_client_ip
 from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
-from storefront_kit.state import service_state, state_dependency
+from storefront_kit.state import service_state, state_dependency, state_part
 from storefront_kit.tasks import TaskSet
 
 __all__ = [
@@ -49,58 +49,31 @@ __all__ = [
 StateDep = Annotated[AuthState, Depends(state_dependency(AuthState))]
 
 
-# Each reads the state itself: one dependency to resolve, not two.
-async def _settings(request: Request) -> AuthSettings:
-    return service_state(request, AuthState).settings
-
-
-async def _redis(request: Request) -> Redis:
-    return service_state(request, AuthState).redis
-
-
-async def _otp_store(request: Request) -> OtpStore:
-    return service_state(request, AuthState).otp_store
-
-
-async def _rate_limiter(request: Request) -> RateLimiter:
-    return service_state(request, AuthState).rate_limiter
-
-
-async def _delivery(request: Request) -> OtpDelivery:
-    return service_state(request, AuthState).otp_delivery
-
-
-async def _keys(request: Request) -> AuthKeys:
-    return service_state(request, AuthState).keys
-
-
-async def _holders(request: Request) -> DataHolders:
-    return service_state(request, AuthState).data_holders
-
-
-async def _access_tokens(request: Request) -> AccessTokens:
-    return service_state(request, AuthState).access_tokens
-
-
-async def _tasks(request: Request) -> TaskSet:
-    return service_state(request, AuthState).tasks
-
-
+# Each reads the state itself (here or through ``state_part``): one dependency to
+# resolve, not two.
 async def _page_limits(request: Request) -> PageLimits:
     settings = service_state(request, AuthState).settings
     return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
-SettingsDep = Annotated[AuthSettings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+SettingsDep = Annotated[AuthSettings, Depends(state_part(AuthState, lambda state: state.settings))]
+RedisDep = Annotated[Redis, Depends(state_part(AuthState, lambda state: state.redis))]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
-OtpStoreDep = Annotated[OtpStore, Depends(_otp_store)]
-RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
-DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]
-KeysDep = Annotated[AuthKeys, Depends(_keys)]
-AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
-HoldersDep = Annotated[DataHolders, Depends(_holders)]
-TasksDep = Annotated[TaskSet, Depends(_tasks)]
+OtpStoreDep = Annotated[OtpStore, Depends(state_part(AuthState, lambda state: state.otp_store))]
+RateLimiterDep = Annotated[
+    RateLimiter, Depends(state_part(AuthState, lambda state: state.rate_limiter))
+]
+DeliveryDep = Annotated[
+    OtpDelivery, Depends(state_part(AuthState, lambda state: state.otp_delivery))
+]
+KeysDep = Annotated[AuthKeys, Depends(state_part(AuthState, lambda state: state.keys))]
+AccessTokensDep = Annotated[
+    AccessTokens, Depends(state_part(AuthState, lambda state: state.access_tokens))
+]
+HoldersDep = Annotated[
+    DataHolders, Depends(state_part(AuthState, lambda state: state.data_holders))
+]
+TasksDep = Annotated[TaskSet, Depends(state_part(AuthState, lambda state: state.tasks))]
 UserPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))]
 """``?page=&size=`` of the admin user list (``AUTH_PAGE_SIZE_DEFAULT``/``_MAX``)."""
 AuditPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]

@@ -15,7 +15,7 @@ from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
 from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.security import AdminUser
-from storefront_kit.state import service_state, state_dependency
+from storefront_kit.state import service_state, state_dependency, state_part
 from storefront_kit.tasks import TaskSet
 
 __all__ = [
@@ -37,43 +37,28 @@ __all__ = [
 StateDep = Annotated[NotificationsState, Depends(state_dependency(NotificationsState))]
 
 
-# Each reads the state itself: one dependency to resolve, not two.
-async def _settings(request: Request) -> NotificationsSettings:
-    return service_state(request, NotificationsState).settings
-
-
-async def _redis(request: Request) -> Redis:
-    return service_state(request, NotificationsState).redis
-
-
-async def _telegram(request: Request) -> TelegramBot:
-    return service_state(request, NotificationsState).telegram
-
-
-async def _auth_client(request: Request) -> AuthClient:
-    return service_state(request, NotificationsState).auth_client
-
-
-async def _chats(request: Request) -> ChatDirectory:
-    return service_state(request, NotificationsState).chats
-
-
-async def _tasks(request: Request) -> TaskSet:
-    return service_state(request, NotificationsState).tasks
-
-
+# Each reads the state itself (here or through ``state_part``): one dependency to
+# resolve, not two.
 async def _page_limits(request: Request) -> PageLimits:
     settings = service_state(request, NotificationsState).settings
     return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
-SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+SettingsDep = Annotated[
+    NotificationsSettings, Depends(state_part(NotificationsState, lambda state: state.settings))
+]
+RedisDep = Annotated[Redis, Depends(state_part(NotificationsState, lambda state: state.redis))]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
-TelegramDep = Annotated[TelegramBot, Depends(_telegram)]
-AuthClientDep = Annotated[AuthClient, Depends(_auth_client)]
-TasksDep = Annotated[TaskSet, Depends(_tasks)]
-ChatsDep = Annotated[ChatDirectory, Depends(_chats)]
+TelegramDep = Annotated[
+    TelegramBot, Depends(state_part(NotificationsState, lambda state: state.telegram))
+]
+AuthClientDep = Annotated[
+    AuthClient, Depends(state_part(NotificationsState, lambda state: state.auth_client))
+]
+TasksDep = Annotated[TaskSet, Depends(state_part(NotificationsState, lambda state: state.tasks))]
+ChatsDep = Annotated[
+    ChatDirectory, Depends(state_part(NotificationsState, lambda state: state.chats))
+]
 DeadLetterPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
 """``?limit=`` of the dead-letter list (``NOTIFICATIONS_PAGE_SIZE_DEFAULT``/``_MAX``)."""
 
