@@ -19,7 +19,7 @@ from storefront_kit.db import engine_from_settings
 from storefront_kit.health import HealthCheck
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.settings import DatabaseSettingsMixin, PlatformSettings, ServiceSettings
-from storefront_kit.state import ServiceState, service_state, state_dependency
+from storefront_kit.state import ServiceState, service_state, state_dependency, state_part
 from storefront_stack.pytest_plugin import create_test_database
 
 
@@ -45,10 +45,15 @@ def _app(redis_url: str) -> FastAPI:
     )
     router = APIRouter()
     StateDep = Annotated[DemoState, Depends(state_dependency(DemoState))]
+    GreetingDep = Annotated[str, Depends(state_part(DemoState, lambda state: state.greeting))]
 
     @router.get("/greeting")
     async def greeting(state: StateDep) -> dict[str, str]:
         return {"greeting": state.greeting, "service": state.settings.service_name}
+
+    @router.get("/part")
+    async def part(greeting: GreetingDep) -> dict[str, str]:
+        return {"greeting": greeting}
 
     @router.get("/other")
     async def other(request: Request) -> dict[str, str]:
@@ -89,8 +94,10 @@ async def test_endpoints_get_the_state_the_lifespan_yielded_and_it_is_gone_after
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
             answer = await client.get("/greeting")
+            part = await client.get("/part")
             wrong_type = await client.get("/other")
     assert answer.json() == {"greeting": "hello", "service": "demo"}
+    assert part.json() == {"greeting": "hello"}
     # Asking for a state the app does not have is a wiring mistake: a 500, not a guess.
     assert wrong_type.status_code == 500
     with pytest.raises(RuntimeError, match="is nothing"):

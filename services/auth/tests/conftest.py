@@ -41,6 +41,7 @@ from auth_service.fields import (
     phone_key,
 )
 from auth_service.settings import AuthSettings
+from auth_service.state import AuthState
 from jwt_core_lib import (
     CallerKeys,
     ServiceTokenVerifier,
@@ -52,6 +53,7 @@ from jwt_core_lib import (
 )
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
@@ -271,19 +273,21 @@ class Auth:
     notifications: Notifications
 
     @property
+    def state(self) -> AuthState:
+        """What auth's lifespan built (its clients, keys and consumers)."""
+        return service_state(self.app, AuthState)
+
+    @property
     def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app.state.engine
-        return engine
+        return self.state.engine
 
     @property
     def redis(self) -> Redis:
-        redis: Redis = self.app.state.redis
-        return redis
+        return self.state.redis
 
     @property
     def settings(self) -> AuthSettings:
-        settings: AuthSettings = self.app.state.settings
-        return settings
+        return self.state.settings
 
     async def send(self, phone: str, *, ip: str | None = None) -> httpx.Response:
         headers = {"X-Real-IP": ip} if ip else {}

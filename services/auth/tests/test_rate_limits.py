@@ -111,7 +111,7 @@ async def test_two_replicas_share_one_budget_for_code_checks_and_refreshes(
     limits = {"otp_verify_phone_rate_limit": "2/10minutes", "refresh_ip_rate_limit": "2/10minutes"}
     async with start_auth(**limits) as one, start_auth(**limits) as two:
         # Each replica has its own app, Redis pool and limiter; the Redis is the same.
-        assert one.app.state.rate_limiter is not two.app.state.rate_limiter
+        assert one.state.rate_limiter is not two.state.rate_limiter
         phone = new_phone()
         checks = [
             await _verify(one, phone, "000000", ip="192.0.2.1"),

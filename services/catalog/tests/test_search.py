@@ -361,3 +361,14 @@ async def test_a_product_id_that_is_not_a_uuid_is_a_422(
 
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_page_size_out_of_bounds_is_the_kits_one_paging_problem(
+    client: httpx.AsyncClient,
+) -> None:
+    # The same shape as every other list route's (storefront_kit.paging), both bounds.
+    for size, kind in (("101", "less_than_equal"), ("0", "greater_than_equal")):
+        response = await client.get("/api/v1/products/search", params={"size": size})
+        body = assert_problem(response, 422, "validation_error")
+        assert body["title"] == "Request validation failed"
+        assert [(e["loc"], e["type"]) for e in body["errors"]] == [(["query", "size"], kind)]

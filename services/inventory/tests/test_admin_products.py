@@ -368,3 +368,23 @@ async def test_a_value_postgresql_cannot_store_is_a_422_problem_not_a_500(
         )
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "caller"),
+    [(BASE, "size", "moderator"), ("/internal/inventory/products/export", "limit", "catalog")],
+    ids=["admin-list", "export"],
+)
+async def test_a_page_size_out_of_bounds_is_the_kits_one_problem(
+    inventory: Any, path: str, name: str, caller: str
+) -> None:
+    headers = getattr(inventory, caller)
+    settings = inventory.state.settings
+    maximum = settings.page_size_max if name == "size" else settings.export_limit_max
+    for size, kind in ((maximum + 1, "less_than_equal"), (0, "greater_than_equal")):
+        response = await inventory.client.get(path, params={name: size}, headers=headers)
+        body = problem(response, 422, "validation_error")
+        assert body["title"] == "Request validation failed"
+        assert [(e["loc"], e["type"]) for e in body["errors"]] == [(["query", name], kind)]
+    largest = await inventory.client.get(path, params={name: maximum}, headers=headers)
+    assert largest.status_code == 200, largest.text

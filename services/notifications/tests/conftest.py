@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth_service import repository as auth_repository
 from auth_service.app import create_app as create_auth_app
 from auth_service.settings import AuthSettings
+from auth_service.state import AuthState
 from jwt_core_lib import (
     SigningKey,
     StaticKeySource,
@@ -35,11 +36,13 @@ from jwt_core_lib import (
 from notifications_service.app import create_app
 from notifications_service.fields import CHAT_CONTEXT, FIELDS
 from notifications_service.settings import NotificationsSettings
+from notifications_service.state import NotificationsState
 from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.db import create_sessionmaker
 from storefront_kit.events import EventEnvelope
 from storefront_kit.redis import create_redis
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
 from storefront_sandbox import telegram as telegram_sandbox
 from storefront_sandbox.settings import SandboxSettings
 from storefront_stack.keys import ServiceKeys
@@ -289,14 +292,17 @@ class Stack:
     admin: dict[str, str] = field(default_factory=dict)
 
     @property
+    def state(self) -> NotificationsState:
+        """What notifications' lifespan built (its clients and consumers)."""
+        return service_state(self.app, NotificationsState)
+
+    @property
     def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app.state.engine
-        return engine
+        return self.state.engine
 
     @property
     def auth_engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.auth_app.state.engine
-        return engine
+        return service_state(self.auth_app, AuthState).engine
 
     async def linked_user(self, chat_id: int | None = None) -> tuple[uuid.UUID, int | None]:
         """A user in auth's database, linked to ``chat_id`` (None: unlinked)."""
@@ -413,7 +419,9 @@ def start_stack(
             redis = create_redis(redis_url, socket_timeout=None)
             stack.push_async_callback(redis.aclose)
             if settings.telegram_webhook_url and wait_for_telegram:
-                await asyncio.wait_for(app.state.telegram.ready.wait(), timeout=10)
+                await asyncio.wait_for(
+                    service_state(app, NotificationsState).telegram.ready.wait(), timeout=10
+                )
             yield Stack(
                 app=app,
                 client=client,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from auth_service import repository as auth_repository
-from notifications_service.adapters.chats import ChatDirectory
+from notifications_service.clients.chats import ChatDirectory
 from storefront_kit.db import create_sessionmaker
 
 from .conftest import Stack, bearer, event, new_chat_id, order_data, problem
@@ -75,7 +75,7 @@ async def test_a_lookup_in_flight_when_the_link_changes_caches_nothing(stack: St
     """Auth answered with the old chat, the forget came before the answer was stored."""
     old_chat, new_chat = new_chat_id(), new_chat_id()
     user_id, _ = await stack.linked_user(old_chat)
-    chats: ChatDirectory = stack.app.state.chats
+    chats: ChatDirectory = stack.state.chats
     release = asyncio.Event()
     stack.auth_calls.hold, stack.auth_calls.arrived = release, asyncio.Event()
 
@@ -95,7 +95,7 @@ async def test_a_lookup_in_flight_when_the_link_changes_caches_nothing(stack: St
 
 async def test_an_unlinked_user_is_cached_as_such_until_told(stack: Stack) -> None:
     user_id, _ = await stack.linked_user(None)
-    chats: ChatDirectory = stack.app.state.chats
+    chats: ChatDirectory = stack.state.chats
     assert await chats.chat_of(user_id) is None
     assert await chats.chat_of(user_id) is None
     assert stack.auth_calls.chat_lookups(user_id) == 1

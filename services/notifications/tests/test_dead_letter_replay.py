@@ -114,3 +114,18 @@ async def test_replays_refused_change_and_record_nothing(stack: Stack) -> None:
 
     assert await stack.redis.xlen(DEAD) == 2
     assert await stack.redis.xlen(AUDIT_STREAM) == 0
+
+
+async def test_a_dead_letter_page_size_out_of_bounds_is_the_kits_one_problem(
+    stack: Stack,
+) -> None:
+    admin = bearer(stack.keys.user_token("admin"))
+    path = "/api/v1/admin/notifications/dead-letters"
+    maximum = stack.state.settings.page_size_max
+    for limit, kind in ((maximum + 1, "less_than_equal"), (0, "greater_than_equal")):
+        response = await stack.client.get(path, params={"limit": limit}, headers=admin)
+        body = problem(response, 422, "validation_error")
+        assert body["title"] == "Request validation failed"
+        assert [(e["loc"], e["type"]) for e in body["errors"]] == [(["query", "limit"], kind)]
+    largest = await stack.client.get(path, params={"limit": maximum}, headers=admin)
+    assert largest.status_code == 200, largest.text

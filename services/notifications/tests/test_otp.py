@@ -113,7 +113,7 @@ async def test_transient_errors_back_off_then_give_up_without_logging_the_code(
 
         async def gave_up() -> bool:
             faults = (await stack.sandbox.client.get("/faults")).json()
-            return bool(faults["injected"] == 3 and len(stack.app.state.tasks) == 0)
+            return bool(faults["injected"] == 3 and len(stack.state.tasks) == 0)
 
         deadline = asyncio.get_running_loop().time() + 5
         while not await gave_up():

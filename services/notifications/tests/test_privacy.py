@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from notifications_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
+from notifications_service.service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
 from storefront_kit.events import EventEnvelope
 
 from .conftest import Stack, bearer, event, eventually, new_chat_id, order_data
@@ -96,9 +96,9 @@ async def test_an_erased_users_log_cache_and_dead_letters_go_once_and_others_sta
     assert str(user_id) not in str(await stack.redis.keys("*"))
     # Delivered again: nothing more to delete, nothing else touched.
     handler = UserErasure(
-        sessionmaker=stack.app.state.sessionmaker,
-        redis=stack.app.state.redis,
-        chats=stack.app.state.chats,
+        sessionmaker=stack.state.sessionmaker,
+        redis=stack.state.redis,
+        chats=stack.state.chats,
         dead_letter_streams=(DEAD,),
     )
     await handler(_erased(user_id))
@@ -113,7 +113,7 @@ async def test_an_erasure_published_while_notifications_was_down_is_done_when_it
         user_id, chat_id = await stack.linked_user(new_chat_id())
         assert chat_id is not None
         await _deliver(stack, user_id, chat_id)
-        await stack.app.state.erasure_consumer.ensure_group()
+        await stack.state.erasure_consumer.ensure_group()
     # Notifications' consumers are down (a replica without them); auth erases the user.
     async with start_stack(consumer_enabled=False) as stack:
         await stack.redis.xadd(USERS_STREAM, _erased(user_id).to_stream_fields())  # type: ignore[arg-type]

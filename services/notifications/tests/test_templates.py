@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from notifications_service import templates
-from notifications_service.templates import ReceiptLine
+from notifications_service.domain import templates
+from notifications_service.domain.templates import ReceiptLine
 
 
 @pytest.mark.parametrize(

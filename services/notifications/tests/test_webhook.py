@@ -7,7 +7,7 @@ import pytest
 
 from auth_service import repository as auth_repository
 from auth_service.fields import phone_key
-from notifications_service import templates
+from notifications_service.domain import templates
 from storefront_kit.db import create_sessionmaker
 
 from .conftest import WEBHOOK_SECRET, Stack, new_chat_id, new_phone, problem
@@ -285,7 +285,7 @@ async def test_failed_webhook_registration_is_retried_in_the_background(
 async def test_start_up_does_not_wait_for_telegram(start_stack: Any) -> None:
     async with start_stack(telegram_api_url="http://127.0.0.1:1", wait_for_telegram=False) as stack:
         ready = await stack.client.get("/health/ready")
-        registered = stack.app.state.telegram.ready.is_set()
+        registered = stack.state.telegram.ready.is_set()
 
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "service_tokens": "ok"}

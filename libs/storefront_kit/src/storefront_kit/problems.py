@@ -17,6 +17,8 @@ from storefront_kit.request_id import current_request_id
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "VALIDATION_DETAIL",
+    "VALIDATION_TITLE",
     "Problem",
     "install_problem_handlers",
     "problem_response",
@@ -24,6 +26,9 @@ __all__ = [
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: The title and detail of every request that does not match its schema (``validation_error``).
+VALIDATION_TITLE = "Request validation failed"
+VALIDATION_DETAIL = "The request does not match the schema."
 logger = get_logger(__name__)
 
 _TITLES = {
@@ -164,8 +169,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             422,
             code="validation_error",
-            title="Request validation failed",
-            detail="The request does not match the schema.",
+            title=VALIDATION_TITLE,
+            detail=VALIDATION_DETAIL,
             instance=request.url.path,
             extra={"errors": _validation_errors(exc.errors())},
         )

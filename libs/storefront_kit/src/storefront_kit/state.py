@@ -20,7 +20,9 @@ for as long as the lifespan runs, in one place of its own, and forgets it on shu
 Dependencies ask for it by its type: ``Annotated[InventoryState,
 Depends(state_dependency(InventoryState))]`` hands an endpoint the state with its real
 type, and :func:`service_state` does the same for a health check, a WebSocket or a test
-holding the app. Nothing else writes to ``app.state``.
+holding the app; :func:`state_part` hands an endpoint one client of it
+(``Annotated[Redis, Depends(state_part(InventoryState, lambda state: state.redis))]``).
+Nothing else writes to ``app.state``.
 
 Why the app and not Starlette's per-request lifespan state (a lifespan yielding a
 ``dict`` that every request's ``request.state`` copies): the state is also needed
@@ -50,9 +52,11 @@ __all__ = [
     "keep_service_state",
     "service_state",
     "state_dependency",
+    "state_part",
 ]
 
 S = TypeVar("S", bound="ServiceState")
+T = TypeVar("T")
 
 #: The one attribute of ``app.state`` the kit writes; read through :func:`service_state`.
 _ATTRIBUTE = "storefront_service_state"
@@ -133,4 +137,18 @@ def state_dependency(kind: type[S]) -> Callable[[HTTPConnection], Awaitable[S]]:
         return service_state(connection, kind)
 
     dependency.__name__ = f"{kind.__name__[0].lower()}{kind.__name__[1:]}_dependency"
+    return dependency
+
+
+def state_part(kind: type[S], part: Callable[[S], T]) -> Callable[[HTTPConnection], Awaitable[T]]:
+    """A FastAPI dependency that hands an endpoint one part of the lifespan state.
+
+    ``OtpStoreDep = Annotated[OtpStore, Depends(state_part(AuthState, lambda s: s.otp_store))]``:
+    typed by ``part``, and one dependency to resolve (not the state, then the part).
+    """
+
+    async def dependency(connection: HTTPConnection) -> T:
+        return part(service_state(connection, kind))
+
+    dependency.__name__ = f"{kind.__name__[0].lower()}{kind.__name__[1:]}_part"
     return dependency

@@ -1,32 +1,35 @@
 """The auth service as an ASGI app (``uvicorn auth_service.app:create_app --factory``)."""
 
 import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+import httpx
 from fastapi import FastAPI, Request
 
 from auth_service import fields
-from auth_service.adapters.holders import DataHolders
-from auth_service.adapters.notifications import OtpDelivery
-from auth_service.adapters.otp_store import OtpStore
 from auth_service.api import routers
-from auth_service.keys import AuthKeys
+from auth_service.clients.holders import DataHolders
+from auth_service.clients.notifications import OtpDelivery
+from auth_service.clients.otp_store import OtpStore
 from auth_service.models import OutboxEvent
 from auth_service.service.audit import AuditRecorder
+from auth_service.service.keys import AuthKeys
 from auth_service.settings import AuthSettings, get_settings
+from auth_service.state import AuthState
 from storefront_kit.app import create_service_app
 from storefront_kit.audit import AUDIT_STREAM
-from storefront_kit.db import create_engine, create_sessionmaker
+from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.rate_limits import RateLimiter
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
+from storefront_kit.tasks import TaskSet, stop_tasks
 
 __all__ = ["AUDIT_GROUP", "create_app"]
 
@@ -45,24 +48,13 @@ OPENAPI_TAGS = [
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[AuthState]:
     """Create the service's clients once; close them on shutdown."""
     settings: AuthSettings = app.state.settings
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_s,
-        connect_timeout=settings.db_connect_timeout_s,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-        application_name="auth",
-    )
-    app.state.engine = engine
+    engine = engine_from_settings(settings)
     sessionmaker = create_sessionmaker(engine)
-    app.state.sessionmaker = sessionmaker
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
-    app.state.redis = redis
-    app.state.otp_store = OtpStore(
+    redis = redis_from_settings(settings)
+    otp_store = OtpStore(
         redis,
         phone_key=fields.phone_key,
         seal_phone=fields.seal_phone,
@@ -81,25 +73,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         socket_timeout=settings.redis_socket_timeout_s,
         fail_open=settings.rate_limit_fail_open,
     )
-    app.state.rate_limiter = limiter
 
     keys = AuthKeys.from_settings(settings)
-    app.state.auth_keys = keys
-    app.state.access_tokens = keys.issuer(settings)
-    # Auth verifies the user tokens it signed itself with its own keys, not over HTTP.
+    # Auth verifies the user tokens it signed itself with its own keys, not over HTTP:
+    # the one change a service makes to the kit's security (app.state.security).
     security: ServiceSecurity = app.state.security
     app.state.security = replace(security, user_verifier=keys.verifier(settings))
+    http_client: httpx.AsyncClient = app.state.http_client
     delivery = OtpDelivery(
-        client=app.state.http_client,
+        client=http_client,
         auth=security.auth_for("notifications"),
         base_url=settings.notifications_url,
         timeout_s=settings.notifications_timeout_s,
         max_attempts=settings.notifications_max_attempts,
     )
-    app.state.otp_delivery = delivery
     # The other services' parts of a data export, each over its internal route.
-    app.state.data_holders = DataHolders(
-        client=app.state.http_client,
+    holders = DataHolders(
+        client=http_client,
         auths={name: security.auth_for(name) for name in ("orders", "notifications", "ws-gateway")},
         urls={
             "orders": settings.orders_url,
@@ -116,7 +106,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         poll_interval_s=settings.outbox_poll_interval_s,
         retention_s=settings.outbox_retention_s or None,
     )
-    app.state.outbox_relay = relay
     # The other services' audit entries arrive on a stream; auth stores each once.
     consumer = StreamConsumer(
         redis=redis,
@@ -125,7 +114,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         consumer=settings.audit_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
         handler=AuditRecorder(sessionmaker),
     )
-    app.state.audit_consumer = consumer
+    # Clean-ups a request leaves behind (after an erasure), drained at shutdown.
+    tasks = TaskSet()
     stop = asyncio.Event()
     workers: list[asyncio.Task[None]] = []
     if settings.audit_consumer_enabled:
@@ -133,17 +123,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.outbox_relay_enabled:
         workers.append(asyncio.create_task(relay.run(stop), name="auth-outbox-relay"))
     try:
-        yield
+        yield AuthState(
+            settings=settings,
+            redis=redis,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            otp_store=otp_store,
+            rate_limiter=limiter,
+            keys=keys,
+            access_tokens=keys.issuer(settings),
+            otp_delivery=delivery,
+            data_holders=holders,
+            outbox_relay=relay,
+            audit_consumer=consumer,
+            tasks=tasks,
+        )
     finally:
         stop.set()
-        if workers:
-            # The consumer notices the stop within one blocking read; then it is cancelled.
-            _, pending = await asyncio.wait(workers, timeout=consumer.block_ms / 1000 + 2)
-            for task in pending:
-                task.cancel()
-            for task in workers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        # The consumer notices the stop within one blocking read; then it is cancelled.
+        await stop_tasks(workers, timeout_s=consumer.block_ms / 1000 + 2)
+        await tasks.aclose()
         await delivery.aclose()
         await limiter.aclose()
         await redis.aclose()
@@ -151,7 +150,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = request.app.state
+    state = service_state(request, AuthState)
     return [postgres_check(state.engine), redis_check(state.redis)]
 
 

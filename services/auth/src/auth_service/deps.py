@@ -6,21 +6,26 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.adapters.holders import DataHolders
-from auth_service.adapters.notifications import OtpDelivery
-from auth_service.adapters.otp_store import OtpStore
-from auth_service.keys import AccessTokens, AuthKeys
+from auth_service.clients.holders import DataHolders
+from auth_service.clients.notifications import OtpDelivery
+from auth_service.clients.otp_store import OtpStore
+from auth_service.service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
+from auth_service.state import AuthState
 from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
+from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
+from storefront_kit.state import service_state, state_dependency, state_part
+from storefront_kit.tasks import TaskSet
 
 __all__ = [
     "AccessTokensDep",
     "AdminAudit",
     "AdminUser",
+    "AuditPaging",
     "ClientIp",
     "CurrentUser",
     "DeliveryDep",
@@ -33,52 +38,54 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "StaffUser",
+    "StateDep",
+    "TasksDep",
+    "UserPaging",
     "client_ip",
 ]
 
 
-async def _settings(request: Request) -> AuthSettings:
-    settings: AuthSettings = request.app.state.settings
-    return settings
+#: Everything auth's lifespan built, typed (storefront_kit.state).
+StateDep = Annotated[AuthState, Depends(state_dependency(AuthState))]
 
 
-async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
-    return redis
+# Each reads the state itself (here or through ``state_part``): one dependency to
+# resolve, not two.
+async def _page_limits(request: Request) -> PageLimits:
+    settings = service_state(request, AuthState).settings
+    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
-async def _otp_store(request: Request) -> OtpStore:
-    store: OtpStore = request.app.state.otp_store
-    return store
-
-
-async def _rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
-
-
-async def _delivery(request: Request) -> OtpDelivery:
-    delivery: OtpDelivery = request.app.state.otp_delivery
-    return delivery
-
-
-async def _keys(request: Request) -> AuthKeys:
-    keys: AuthKeys = request.app.state.auth_keys
-    return keys
-
-
-async def _holders(request: Request) -> DataHolders:
-    holders: DataHolders = request.app.state.data_holders
-    return holders
-
-
-async def _access_tokens(request: Request) -> AccessTokens:
-    tokens: AccessTokens = request.app.state.access_tokens
-    return tokens
+SettingsDep = Annotated[AuthSettings, Depends(state_part(AuthState, lambda state: state.settings))]
+RedisDep = Annotated[Redis, Depends(state_part(AuthState, lambda state: state.redis))]
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+OtpStoreDep = Annotated[OtpStore, Depends(state_part(AuthState, lambda state: state.otp_store))]
+RateLimiterDep = Annotated[
+    RateLimiter, Depends(state_part(AuthState, lambda state: state.rate_limiter))
+]
+DeliveryDep = Annotated[
+    OtpDelivery, Depends(state_part(AuthState, lambda state: state.otp_delivery))
+]
+KeysDep = Annotated[AuthKeys, Depends(state_part(AuthState, lambda state: state.keys))]
+AccessTokensDep = Annotated[
+    AccessTokens, Depends(state_part(AuthState, lambda state: state.access_tokens))
+]
+HoldersDep = Annotated[
+    DataHolders, Depends(state_part(AuthState, lambda state: state.data_holders))
+]
+TasksDep = Annotated[TaskSet, Depends(state_part(AuthState, lambda state: state.tasks))]
+UserPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))]
+"""``?page=&size=`` of the admin user list (``AUTH_PAGE_SIZE_DEFAULT``/``_MAX``)."""
+AuditPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
+"""``?limit=`` of the audit log's keyset pages (the same settings)."""
 
 
 def client_ip(request: Request) -> str:
-    """The client's address (see :func:`storefront_kit.forwarded.client_ip`)."""
+    """The client's address (see :func:`storefront_kit.forwarded.client_ip`).
+
+    Reads the settings the app was made with (the kit's app factory keeps them), so it
+    also answers before the lifespan has started.
+    """
     settings: AuthSettings = request.app.state.settings
     return forwarded_client_ip(request, forwarded_allow_ips=settings.platform.forwarded_allow_ips)
 
@@ -88,8 +95,10 @@ async def _client_ip(request: Request) -> str:
     return client_ip(request)
 
 
-async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
-    settings: AuthSettings = request.app.state.settings
+ClientIp = Annotated[str, Depends(_client_ip)]
+
+
+async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
     return audit_context(
         request,
         admin,
@@ -98,8 +107,7 @@ async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
     )
 
 
-async def _self_audit(request: Request, user: CurrentUser) -> AuditContext:
-    settings: AuthSettings = request.app.state.settings
+async def _self_audit(request: Request, user: CurrentUser, settings: SettingsDep) -> AuditContext:
     return audit_context(
         request,
         user,
@@ -108,17 +116,7 @@ async def _self_audit(request: Request, user: CurrentUser) -> AuditContext:
     )
 
 
-SettingsDep = Annotated[AuthSettings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
-SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
-OtpStoreDep = Annotated[OtpStore, Depends(_otp_store)]
-RateLimiterDep = Annotated[RateLimiter, Depends(_rate_limiter)]
-DeliveryDep = Annotated[OtpDelivery, Depends(_delivery)]
-KeysDep = Annotated[AuthKeys, Depends(_keys)]
-AccessTokensDep = Annotated[AccessTokens, Depends(_access_tokens)]
-ClientIp = Annotated[str, Depends(_client_ip)]
 AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
 """An admin's request, as the audit log records its actor and origin."""
 SelfAudit = Annotated[AuditContext, Depends(_self_audit)]
 """A user acting on their own account (export, erasure), as the audit log records it."""
-HoldersDep = Annotated[DataHolders, Depends(_holders)]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from auth_service.domain.otp import CODE_DIGITS
 from auth_service.domain.refresh import MAX_REFRESH_TOKEN_LENGTH
 from auth_service.domain.roles import Role
+from auth_service.models import UserAccount
 
 __all__ = [
     "AdminUserOut",
@@ -43,6 +44,8 @@ __all__ = [
     "UserExport",
     "UserOut",
     "UserPage",
+    "admin_user_out",
+    "user_out",
 ]
 
 # Generous for separators people type ("+1 (555) 000-0001"); the domain normalises.
@@ -392,4 +395,29 @@ class ErasureAccepted(BaseModel):
     detail: str = (
         "The account is erased; orders, notifications and live sessions are erased from "
         "the user.erased event within moments (also after a restart of any service)."
+    )
+
+
+def user_out(user: UserAccount) -> UserOut:
+    """The profile its owner sees."""
+    return UserOut(
+        id=user.id,
+        phone=user.phone,
+        roles=list(user.roles),
+        display_name=user.display_name,
+        email=user.email,
+        locale=user.locale,
+        telegram_linked=user.telegram_chat_id is not None,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+    )
+
+
+def admin_user_out(user: UserAccount) -> AdminUserOut:
+    """The user as staff see it (with the Telegram chat and last login)."""
+    return AdminUserOut(
+        **user_out(user).model_dump(),
+        telegram_chat_id=user.telegram_chat_id,
+        telegram_linked_at=user.telegram_linked_at,
+        last_login_at=user.last_login_at,
     )

@@ -10,13 +10,14 @@ from inventory_service.api import routers
 from inventory_service.models import OutboxEvent
 from inventory_service.settings import InventorySettings, get_settings
 from inventory_service.state import InventoryState
-from inventory_service.workers.sweeper import run_sweeper, stop_tasks
+from inventory_service.workers.sweeper import run_sweeper
 from storefront_kit.app import create_service_app
 from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.state import service_state
+from storefront_kit.tasks import stop_tasks
 
 __all__ = ["create_app"]
 

@@ -10,12 +10,15 @@ from inventory_service.settings import InventorySettings
 from inventory_service.state import InventoryState
 from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
+from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.security import AdminUser, StaffUser
-from storefront_kit.state import service_state, state_dependency
+from storefront_kit.state import service_state, state_dependency, state_part
 
 __all__ = [
     "AdminAudit",
     "AdminUser",
+    "ExportPaging",
+    "ProductPaging",
     "RedisDep",
     "SessionDep",
     "SettingsDep",
@@ -28,19 +31,30 @@ __all__ = [
 StateDep = Annotated[InventoryState, Depends(state_dependency(InventoryState))]
 
 
-# Read straight from the state, not through StateDep: one dependency fewer to resolve
-# on every reservation.
-async def _settings(request: Request) -> InventorySettings:
-    return service_state(request, InventoryState).settings
+# Each reads straight from the state (here or through ``state_part``), not through
+# StateDep: one dependency fewer to resolve on every reservation.
+async def _page_limits(request: Request) -> PageLimits:
+    settings = service_state(request, InventoryState).settings
+    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
-async def _redis(request: Request) -> Redis:
-    return service_state(request, InventoryState).redis
+async def _export_limits(request: Request) -> PageLimits:
+    # The export's pages are as large as allowed unless the caller asks for fewer.
+    maximum = service_state(request, InventoryState).settings.export_limit_max
+    return PageLimits(default=maximum, maximum=maximum)
 
 
-SettingsDep = Annotated[InventorySettings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+SettingsDep = Annotated[
+    InventorySettings, Depends(state_part(InventoryState, lambda state: state.settings))
+]
+RedisDep = Annotated[Redis, Depends(state_part(InventoryState, lambda state: state.redis))]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
+ProductPaging = Annotated[
+    Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))
+]
+"""``?page=&size=`` of the admin product list (``INVENTORY_PAGE_SIZE_DEFAULT``/``_MAX``)."""
+ExportPaging = Annotated[Paging, Depends(paging_dependency(_export_limits, name="limit"))]
+"""``?limit=`` of the internal export (``INVENTORY_EXPORT_LIMIT_MAX``)."""
 
 
 async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:

@@ -1,30 +1,27 @@
 """The notifications service as an ASGI app; uvicorn serves ``create_app`` as a factory."""
 
 import asyncio
-import contextlib
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
 from notifications_service import fields
-from notifications_service.adapters.auth import AuthClient
-from notifications_service.adapters.chats import ChatDirectory
-from notifications_service.adapters.telegram import TelegramBot
 from notifications_service.api import routers
-from notifications_service.background import TaskSet
-from notifications_service.privacy import ERASURE_GROUP, USERS_STREAM, UserErasure
-from notifications_service.service.events import OrderNotifier
+from notifications_service.clients.auth import AuthClient
+from notifications_service.clients.chats import ChatDirectory
+from notifications_service.clients.telegram import TelegramBot
 from notifications_service.settings import NotificationsSettings, get_settings
+from notifications_service.state import NotificationsState
+from notifications_service.workers.consumers import order_events_consumer, user_erasure_consumer
 from storefront_kit.app import create_service_app
-from storefront_kit.db import create_engine, create_sessionmaker
-from storefront_kit.events import StreamConsumer
+from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
-from storefront_kit.redis import create_redis
+from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
+from storefront_kit.tasks import TaskSet, stop_tasks
 
 __all__ = ["create_app"]
 
@@ -38,28 +35,13 @@ OPENAPI_TAGS = [
 ]
 
 
-def _consumer_name(settings: NotificationsSettings) -> str:
-    return settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
-
-
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[NotificationsState]:
     """Create the service's clients and background tasks once; stop and close on shutdown."""
     settings: NotificationsSettings = app.state.settings
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_s,
-        connect_timeout=settings.db_connect_timeout_s,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-        application_name="notifications",
-    )
-    app.state.engine = engine
+    engine = engine_from_settings(settings)
     sessionmaker = create_sessionmaker(engine)
-    app.state.sessionmaker = sessionmaker
-    redis = create_redis(settings.redis_url, socket_timeout=settings.redis_socket_timeout_s)
-    app.state.redis = redis
+    redis = redis_from_settings(settings)
     security: ServiceSecurity = app.state.security
     auth_client = AuthClient(
         client=app.state.http_client,
@@ -67,74 +49,50 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         base_url=settings.auth_url,
         timeout_s=settings.auth_timeout_s,
     )
-    app.state.auth_client = auth_client
     chats = ChatDirectory(
         redis=redis,
         auth=auth_client,
         cipher=fields.FIELDS.cipher,
         ttl_s=settings.chat_cache_ttl_s,
     )
-    app.state.chats = chats
     telegram = TelegramBot(settings)
-    app.state.telegram = telegram
     tasks = TaskSet()
-    app.state.tasks = tasks
 
     stop = asyncio.Event()
     workers: list[asyncio.Task[None]] = [
         # getMe and setWebhook never hold up start-up: Telegram may be down right now.
         asyncio.create_task(telegram.set_up(stop), name="notifications-telegram-setup")
     ]
-    consumer = StreamConsumer(
-        redis=redis,
-        stream=settings.consumer_stream,
-        group=settings.consumer_group,
-        consumer=_consumer_name(settings),
-        handler=OrderNotifier(
-            engine=engine,
-            telegram=telegram,
-            chats=chats,
-            consumer=_consumer_name(settings),
-            lease_s=settings.claim_lease_s,
-        ),
-        max_attempts=settings.consumer_max_attempts,
-        block_ms=settings.consumer_block_ms,
-        batch_size=settings.consumer_batch_size,
-        claim_idle_ms=settings.consumer_claim_idle_ms,
-        retry_delay_s=settings.consumer_retry_delay_s,
-        dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
+    consumer = order_events_consumer(
+        settings, redis=redis, engine=engine, telegram=telegram, chats=chats
     )
-    app.state.consumer = consumer
     # user.erased from auth: the user's log, cached chat and dead letters go.
-    erasure = StreamConsumer(
+    erasure = user_erasure_consumer(
+        settings,
         redis=redis,
-        stream=USERS_STREAM,
-        group=ERASURE_GROUP,
-        consumer=_consumer_name(settings),
-        handler=UserErasure(
-            sessionmaker=sessionmaker,
-            redis=redis,
-            chats=chats,
-            dead_letter_streams=(consumer.dead_letter_stream,),
-        ),
-        block_ms=settings.consumer_block_ms,
-        claim_idle_ms=settings.consumer_claim_idle_ms,
-        dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
+        sessionmaker=sessionmaker,
+        chats=chats,
+        dead_letter_streams=(consumer.dead_letter_stream,),
     )
-    app.state.erasure_consumer = erasure
     if settings.consumer_enabled:
         workers.append(asyncio.create_task(consumer.run(stop), name="notifications-consumer"))
         workers.append(asyncio.create_task(erasure.run(stop), name="notifications-erasure"))
     try:
-        yield
+        yield NotificationsState(
+            settings=settings,
+            redis=redis,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            auth_client=auth_client,
+            chats=chats,
+            telegram=telegram,
+            tasks=tasks,
+            order_consumer=consumer,
+            erasure_consumer=erasure,
+        )
     finally:
         stop.set()
-        _, pending = await asyncio.wait(workers, timeout=settings.consumer_block_ms / 1000 + 2)
-        for task in pending:
-            task.cancel()
-        for task in workers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(workers, timeout_s=settings.consumer_block_ms / 1000 + 2)
         await tasks.aclose()
         await telegram.aclose()
         await redis.aclose()
@@ -142,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = request.app.state
+    state = service_state(request, NotificationsState)
     return [postgres_check(state.engine), redis_check(state.redis)]
 
 

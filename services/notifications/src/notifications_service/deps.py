@@ -6,69 +6,64 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifications_service.adapters.auth import AuthClient
-from notifications_service.adapters.chats import ChatDirectory
-from notifications_service.adapters.telegram import TelegramBot
-from notifications_service.background import TaskSet
+from notifications_service.clients.auth import AuthClient
+from notifications_service.clients.chats import ChatDirectory
+from notifications_service.clients.telegram import TelegramBot
 from notifications_service.settings import NotificationsSettings
+from notifications_service.state import NotificationsState
 from storefront_kit.audit import AuditContext, audit_context
 from storefront_kit.db import request_session
+from storefront_kit.paging import PageLimits, Paging, paging_dependency
 from storefront_kit.security import AdminUser
+from storefront_kit.state import service_state, state_dependency, state_part
+from storefront_kit.tasks import TaskSet
 
 __all__ = [
     "AdminAudit",
     "AdminUser",
     "AuthClientDep",
     "ChatsDep",
+    "DeadLetterPaging",
     "RedisDep",
     "SessionDep",
     "SettingsDep",
+    "StateDep",
     "TasksDep",
     "TelegramDep",
 ]
 
 
-async def _settings(request: Request) -> NotificationsSettings:
-    settings: NotificationsSettings = request.app.state.settings
-    return settings
+#: Everything notifications' lifespan built, typed (storefront_kit.state).
+StateDep = Annotated[NotificationsState, Depends(state_dependency(NotificationsState))]
 
 
-async def _redis(request: Request) -> Redis:
-    redis: Redis = request.app.state.redis
-    return redis
+# Each reads the state itself (here or through ``state_part``): one dependency to
+# resolve, not two.
+async def _page_limits(request: Request) -> PageLimits:
+    settings = service_state(request, NotificationsState).settings
+    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
 
 
-async def _telegram(request: Request) -> TelegramBot:
-    telegram: TelegramBot = request.app.state.telegram
-    return telegram
-
-
-async def _auth_client(request: Request) -> AuthClient:
-    client: AuthClient = request.app.state.auth_client
-    return client
-
-
-async def _chats(request: Request) -> ChatDirectory:
-    chats: ChatDirectory = request.app.state.chats
-    return chats
-
-
-async def _tasks(request: Request) -> TaskSet:
-    tasks: TaskSet = request.app.state.tasks
-    return tasks
-
-
-SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+SettingsDep = Annotated[
+    NotificationsSettings, Depends(state_part(NotificationsState, lambda state: state.settings))
+]
+RedisDep = Annotated[Redis, Depends(state_part(NotificationsState, lambda state: state.redis))]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
-TelegramDep = Annotated[TelegramBot, Depends(_telegram)]
-AuthClientDep = Annotated[AuthClient, Depends(_auth_client)]
-TasksDep = Annotated[TaskSet, Depends(_tasks)]
-ChatsDep = Annotated[ChatDirectory, Depends(_chats)]
+TelegramDep = Annotated[
+    TelegramBot, Depends(state_part(NotificationsState, lambda state: state.telegram))
+]
+AuthClientDep = Annotated[
+    AuthClient, Depends(state_part(NotificationsState, lambda state: state.auth_client))
+]
+TasksDep = Annotated[TaskSet, Depends(state_part(NotificationsState, lambda state: state.tasks))]
+ChatsDep = Annotated[
+    ChatDirectory, Depends(state_part(NotificationsState, lambda state: state.chats))
+]
+DeadLetterPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
+"""``?limit=`` of the dead-letter list (``NOTIFICATIONS_PAGE_SIZE_DEFAULT``/``_MAX``)."""
 
 
-async def _admin_audit(request: Request, admin: AdminUser) -> AuditContext:
-    settings: NotificationsSettings = request.app.state.settings
+async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
     return audit_context(
         request,
         admin,

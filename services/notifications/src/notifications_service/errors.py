@@ -58,7 +58,8 @@ class InvalidUpdate(BadRequest):
 
 
 class InvalidRequest(UnprocessableEntity):
-    """A request outside a limit that comes from settings (page size)."""
+    """A dead-letter cursor Redis does not accept (a page size out of bounds is the kit's
+    :class:`~storefront_kit.paging.InvalidPaging`, in the same shape)."""
 
     code = "validation_error"
     title = "Request validation failed"

@@ -5,13 +5,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from auth_service.api.views import admin_user_out
-from auth_service.deps import AdminAudit, SessionDep, SettingsDep, StaffUser
+from auth_service.deps import AdminAudit, SessionDep, StaffUser, UserPaging
 from auth_service.domain.roles import Role
 from auth_service.errors import OwnAdminRole, PhoneNotProven, UnknownRole, UserNotFound
-from auth_service.schemas import AdminUserOut, RolesUpdate, UserPage
+from auth_service.schemas import AdminUserOut, RolesUpdate, UserPage, admin_user_out
 from auth_service.service import users
-from storefront_kit.errors import UnprocessableEntity
 from storefront_kit.problems import responses
 
 __all__ = ["router"]
@@ -25,9 +23,7 @@ router = APIRouter(
 async def list_users(
     _staff: StaffUser,
     session: SessionDep,
-    settings: SettingsDep,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    size: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    paging: UserPaging,
     role: Role | None = None,
     phone: Annotated[
         str | None,
@@ -41,13 +37,12 @@ async def list_users(
     ] = None,
 ) -> UserPage:
     """Users, newest first; filter by role and/or phone number."""
-    size = size or settings.page_size_default
-    if size > settings.page_size_max:
-        raise UnprocessableEntity(
-            f"size may be at most {settings.page_size_max}.", code="validation_error"
-        )
-    rows, total = await users.list_users(session, role=role, phone=phone, page=page, size=size)
-    return UserPage(items=[admin_user_out(u) for u in rows], total=total, page=page, size=size)
+    rows, total = await users.list_users(
+        session, role=role, phone=phone, page=paging.page, size=paging.size
+    )
+    return UserPage(
+        items=[admin_user_out(u) for u in rows], total=total, page=paging.page, size=paging.size
+    )
 
 
 @router.get("/{user_id}", responses=responses(UserNotFound))

@@ -6,9 +6,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from auth_service.deps import SessionDep, SettingsDep, StaffUser
+from auth_service.deps import AuditPaging, SessionDep, StaffUser
 from auth_service.errors import InvalidAuditFilter
-from auth_service.repository import AuditFilter
 from auth_service.schemas import AuditEntryOut, AuditPage
 from auth_service.service import audit
 from storefront_kit.audit import ACTION_PATTERN
@@ -28,7 +27,7 @@ Text = Annotated[str | None, Query(min_length=1, max_length=200)]
 async def list_audit(
     _staff: StaffUser,
     session: SessionDep,
-    settings: SettingsDep,
+    paging: AuditPaging,
     actor: Annotated[Text, Query(description="The acting staff user's id (token subject).")] = None,
     action: Annotated[
         str | None, Query(pattern=ACTION_PATTERN, max_length=64, description="e.g. order.cancelled")
@@ -39,13 +38,9 @@ async def list_audit(
     since: Annotated[datetime | None, Query(description="Inclusive, with a UTC offset.")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive, with a UTC offset.")] = None,
     before: Annotated[UUID | None, Query(description="`next_before` of the previous page.")] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> AuditPage:
     """Staff actions of every service, newest first, filtered; keyset pages (``before``)."""
-    limit = limit or settings.page_size_default
-    if limit > settings.page_size_max:
-        raise InvalidAuditFilter(f"limit may be at most {settings.page_size_max}.")
-    filters = AuditFilter(
+    filters = audit.AuditFilter(
         actor_id=actor,
         action=action,
         target_type=target_type,
@@ -55,7 +50,7 @@ async def list_audit(
         until=until,
     )
     rows, next_before = await audit.list_entries(
-        session, filters=filters, before=before, limit=limit
+        session, filters=filters, before=before, limit=paging.size
     )
     return AuditPage(
         items=[AuditEntryOut.model_validate(row) for row in rows], next_before=next_before

@@ -1,6 +1,5 @@
 """A user's data: export and erasure, by the user themselves or by an admin (audited)."""
 
-import asyncio
 from uuid import UUID
 
 from fastapi import APIRouter, status
@@ -15,6 +14,7 @@ from auth_service.deps import (
     SelfAudit,
     SessionDep,
     SettingsDep,
+    TasksDep,
 )
 from auth_service.errors import ExportUnavailable, UserErased, UserNotFound
 from auth_service.schemas import ErasureAccepted, UserExport
@@ -46,9 +46,6 @@ _ERASE_DOC = (
     "Audited (`user.erased`)."
 )
 
-# Background clean-ups after a commit (held so the loop does not drop them).
-_tasks: set[asyncio.Task[None]] = set()
-
 
 async def _erase(
     session: AsyncSession,
@@ -57,6 +54,7 @@ async def _erase(
     store: OtpStoreDep,
     limiter: RateLimiterDep,
     settings: SettingsDep,
+    tasks: TasksDep,
     audit: AuditContext,
     user_id: str | UUID,
 ) -> ErasureAccepted:
@@ -69,13 +67,13 @@ async def _erase(
     )
 
     def clean_up() -> None:
-        task = asyncio.create_task(
+        # In the background, held and drained at shutdown by the lifespan's TaskSet.
+        tasks.spawn(
             privacy.forget_phone_state(
                 store=store, limiter=limiter, phone=erasure.phone, chat_id=erasure.chat_id
-            )
+            ),
+            name="auth-erasure-clean-up",
         )
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
 
     after_commit(session, clean_up)
     return ErasureAccepted(user_id=erasure.user_id, erased_at=erasure.erased_at)
@@ -104,6 +102,7 @@ async def erase_me(
     store: OtpStoreDep,
     limiter: RateLimiterDep,
     settings: SettingsDep,
+    tasks: TasksDep,
 ) -> ErasureAccepted:
     """Erase the caller's account and personal data everywhere."""
     return await _erase(
@@ -112,6 +111,7 @@ async def erase_me(
         store=store,
         limiter=limiter,
         settings=settings,
+        tasks=tasks,
         audit=audit,
         user_id=audit.actor_id,
     )
@@ -143,6 +143,7 @@ async def erase_user(
     store: OtpStoreDep,
     limiter: RateLimiterDep,
     settings: SettingsDep,
+    tasks: TasksDep,
 ) -> ErasureAccepted:
     """Erase a user's account and personal data everywhere (admin only)."""
     return await _erase(
@@ -151,6 +152,7 @@ async def erase_user(
         store=store,
         limiter=limiter,
         settings=settings,
+        tasks=tasks,
         audit=audit,
         user_id=user_id,
     )

@@ -2,10 +2,9 @@
 
 from fastapi import APIRouter
 
-from auth_service.api.views import user_out
 from auth_service.deps import CurrentUser, SessionDep
 from auth_service.errors import UserNotFound
-from auth_service.schemas import ProfilePatch, UserOut
+from auth_service.schemas import ProfilePatch, UserOut, user_out
 from auth_service.service import users
 from storefront_kit.problems import responses
 

@@ -21,7 +21,7 @@ from storefront_kit.audit import AuditEntry as AuditRecord
 from storefront_kit.events import EventEnvelope, PoisonMessage
 from storefront_kit.logging import get_logger
 
-__all__ = ["AuditRecorder", "list_entries", "record"]
+__all__ = ["AuditFilter", "AuditRecorder", "list_entries", "record"]
 
 logger = get_logger(__name__)
 

@@ -13,8 +13,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
-from auth_service.adapters.notifications import OtpDelivery
-from auth_service.adapters.otp_store import AttemptOutcome, OtpStore
+from auth_service.clients.notifications import OtpDelivery
+from auth_service.clients.otp_store import AttemptOutcome, OtpStore
 from auth_service.domain.otp import code_digest, codes_match, new_code, new_link_token
 from auth_service.domain.phones import InvalidPhoneNumber, normalise_phone
 from auth_service.domain.roles import DEFAULT_ROLES
@@ -27,9 +27,9 @@ from auth_service.errors import (
     OtpRateLimited,
 )
 from auth_service.fields import phone_key
-from auth_service.keys import AccessTokens
 from auth_service.schemas import TokenPair
 from auth_service.service import tokens, users
+from auth_service.service.keys import AccessTokens
 from auth_service.settings import AuthSettings
 from storefront_kit.db import after_commit
 from storefront_kit.logging import get_logger

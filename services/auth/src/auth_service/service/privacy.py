@@ -1,7 +1,7 @@
 """A user's data: the export gathered from every service, and the erasure.
 
 Export: auth's own rows plus each owning service's part, asked for concurrently over
-their internal routes (:class:`~auth_service.adapters.holders.DataHolders`); any part
+their internal routes (:class:`~auth_service.clients.holders.DataHolders`); any part
 missing makes the whole export a 503, never a partial document.
 
 Erasure: in one transaction auth deletes the user's refresh tokens, clears every
@@ -24,13 +24,17 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
-from auth_service.adapters.holders import DataHolders
-from auth_service.adapters.otp_store import OtpStore
+from auth_service.clients.holders import DataHolders
+from auth_service.clients.otp_store import OtpStore
 from auth_service.errors import UserErased, UserNotFound
+from auth_service.events import USER_ERASED, USERS_STREAM, UserErasedData
 from auth_service.fields import phone_key
 from auth_service.models import OutboxEvent, UserAccount
 from auth_service.schemas import (
     ExportedAccount,
+    ExportedNotifications,
+    ExportedOrders,
+    ExportedPresence,
     ExportedSession,
     ExportedTelegram,
     UserExport,
@@ -53,10 +57,6 @@ __all__ = [
 
 logger = get_logger(__name__)
 
-USERS_STREAM = "users.events"
-"""The stream auth publishes user lifecycle events on (from its outbox)."""
-USER_ERASED = "user.erased"
-"""``data``: ``{user_id}`` only: no personal field ever travels on the stream."""
 
 #: Rate limits counted per phone (their Redis keys name the phone's keyed hash).
 _PHONE_LIMITS = ("phone", "verify_phone")
@@ -92,7 +92,9 @@ async def export_user(
     user = await _account(session, uid, for_update=False)
     tokens = await repository.list_refresh_tokens(session, uid)
     orders, notifications, presence = await asyncio.gather(
-        holders.orders(uid), holders.notifications(uid), holders.presence(uid)
+        holders.orders(uid, ExportedOrders),
+        holders.notifications(uid, ExportedNotifications),
+        holders.presence(uid, ExportedPresence),
     )
     document = UserExport(
         generated_at=datetime.now(UTC),
@@ -177,7 +179,11 @@ async def erase_user(
         session,
         OutboxEvent,
         stream=USERS_STREAM,
-        event=EventEnvelope.new(type=USER_ERASED, source="auth", data={"user_id": str(uid)}),
+        event=EventEnvelope.new(
+            type=USER_ERASED,
+            source="auth",
+            data=UserErasedData(user_id=uid).model_dump(mode="json"),
+        ),
     )
     await audit_log.record(
         session,

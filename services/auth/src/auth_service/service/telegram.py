@@ -14,8 +14,8 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
-from auth_service.adapters.notifications import OtpDelivery
-from auth_service.adapters.otp_store import BindOutcome, OtpStore
+from auth_service.clients.notifications import OtpDelivery
+from auth_service.clients.otp_store import BindOutcome, OtpStore
 from auth_service.domain import roles as role_rules
 from auth_service.domain.linking import ContactVerdict, judge_contact
 from auth_service.schemas import ContactOutcome, TelegramContact, TelegramContactOutcome

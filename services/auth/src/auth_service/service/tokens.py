@@ -15,9 +15,9 @@ from auth_service.domain.refresh import (
 )
 from auth_service.errors import RefreshTokenExpired, RefreshTokenInvalid, RefreshTokenReused
 from auth_service.fields import phone_ref
-from auth_service.keys import AccessTokens
 from auth_service.models import UserAccount
 from auth_service.schemas import TokenPair
+from auth_service.service.keys import AccessTokens
 from auth_service.settings import AuthSettings
 from storefront_kit.ids import new_id
 from storefront_kit.logging import get_logger

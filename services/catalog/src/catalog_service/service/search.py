@@ -38,6 +38,7 @@ from catalog_service.schemas import (
 from catalog_service.service.cache import SearchCache
 from catalog_service.settings import CatalogSettings
 from storefront_kit.breaker import Breaker, BreakerOpen
+from storefront_kit.paging import check_page_size
 
 __all__ = [
     "ProductSearch",
@@ -308,10 +309,8 @@ class ProductSearch:
                 f"(found {syntax!r}).",
                 found=syntax,
             )
-        if size > settings.max_page_size:
-            raise InvalidSearch(
-                f"size may be at most {settings.max_page_size}.", max_size=settings.max_page_size
-            )
+        # Too large is the kit's one paging problem, as on every other list route.
+        check_page_size(size, maximum=settings.max_page_size, name="size")
         if page * size > settings.max_result_window:
             raise InvalidSearch(
                 f"page * size may be at most {settings.max_result_window}; "

@@ -6,9 +6,8 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response, status
 
 from inventory_service.api.conditional import etag, expected_versions, required_expected_versions
-from inventory_service.deps import AdminAudit, SessionDep, SettingsDep, StaffUser
+from inventory_service.deps import AdminAudit, ProductPaging, SessionDep, StaffUser
 from inventory_service.errors import (
-    InvalidRequest,
     PreconditionFailed,
     PreconditionRequired,
     ProductNotFound,
@@ -62,22 +61,21 @@ async def create_product(
 async def list_products(
     _staff: StaffUser,
     session: SessionDep,
-    settings: SettingsDep,
+    paging: ProductPaging,
     q: SearchText = None,
     category: Label = None,
     brand: Label = None,
     active: bool | None = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    size: Annotated[int | None, Query(ge=1, description="Page size (bounded by settings).")] = None,
 ) -> ProductPage:
     """Live products, newest first; ``q`` matches name or sku."""
-    size = size or settings.page_size_default
-    if size > settings.page_size_max:
-        raise InvalidRequest(
-            f"size may be at most {settings.page_size_max}.", max_size=settings.page_size_max
-        )
     return await products.list_products(
-        session, q=q, category=category, brand=brand, active=active, page=page, size=size
+        session,
+        q=q,
+        category=category,
+        brand=brand,
+        active=active,
+        page=paging.page,
+        size=paging.size,
     )
 
 

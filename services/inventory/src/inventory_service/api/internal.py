@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from inventory_service.deps import SessionDep, SettingsDep
+from inventory_service.deps import ExportPaging, SessionDep, SettingsDep
 from inventory_service.domain.reservations import LineRequest
 from inventory_service.errors import (
     InsufficientStock,
@@ -100,22 +100,15 @@ async def restock(body: OrderRef, _caller: Orders, session: SessionDep) -> Reser
     return await reservations.restock(session, order_id=body.order_id)
 
 
-@router.get("/products/export", responses=responses(InvalidRequest))
+@router.get("/products/export", responses=responses(422))
 async def export_products(
     _caller: Catalog,
     session: SessionDep,
-    settings: SettingsDep,
+    paging: ExportPaging,
     after: Annotated[str | None, Query(pattern=SKU_PATTERN, max_length=64)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> ExportPage:
     """Every live product with its stock, in sku order (for catalog's reindex)."""
-    limit = limit or settings.export_limit_max
-    if limit > settings.export_limit_max:
-        raise InvalidRequest(
-            f"limit may be at most {settings.export_limit_max}.",
-            max_limit=settings.export_limit_max,
-        )
-    return await products.export_products(session, after=after, limit=limit)
+    return await products.export_products(session, after=after, limit=paging.size)
 
 
 @router.get("/products/{sku}", responses=responses(ProductNotFound))

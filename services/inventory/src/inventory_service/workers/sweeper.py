@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from inventory_service.service.reservations import sweep_expired
 from storefront_kit.logging import get_logger
 
-__all__ = ["run_sweeper", "stop_tasks"]
+__all__ = ["run_sweeper"]
 
 logger = get_logger(__name__)
 
@@ -44,15 +44,3 @@ async def run_sweeper(
         if released < batch_size:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
-
-
-async def stop_tasks(tasks: list[asyncio.Task[None]], *, timeout_s: float = 2.0) -> None:
-    """Wait for tasks told to stop; cancel whatever is still stuck after ``timeout_s``."""
-    if not tasks:
-        return
-    _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
-    for task in pending:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task

@@ -4,7 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from notifications_service.deps import AdminAudit, AdminUser, RedisDep, SettingsDep
+from notifications_service.deps import (
+    AdminAudit,
+    AdminUser,
+    DeadLetterPaging,
+    RedisDep,
+    SettingsDep,
+)
 from notifications_service.errors import DeadLetterNotFound, InvalidRequest, ServiceUnavailable
 from notifications_service.schemas import DeadLetter, DeadLetterPage, DeadLetterReplayed
 from notifications_service.service.dead_letters import list_dead_letters, replay_dead_letter
@@ -24,20 +30,15 @@ async def dead_letters(
     _admin: AdminUser,
     redis: RedisDep,
     settings: SettingsDep,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    paging: DeadLetterPaging,
     before: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
 ) -> DeadLetterPage:
     """Dead-lettered order events of this service's consumer group, newest first."""
-    limit = limit or settings.page_size_default
-    if limit > settings.page_size_max:
-        raise InvalidRequest(
-            f"limit may be at most {settings.page_size_max}.", max_limit=settings.page_size_max
-        )
     items, next_before = await list_dead_letters(
         redis,
         stream=f"{settings.consumer_stream}.dead",
         group=settings.consumer_group,
-        limit=limit,
+        limit=paging.size,
         before=before,
     )
     return DeadLetterPage(

@@ -9,7 +9,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 
 from jwt_core_lib import TokenClaims
-from notifications_service import privacy
 from notifications_service.deps import ChatsDep, SessionDep, SettingsDep, TasksDep, TelegramDep
 from notifications_service.schemas import (
     ChatForgetRequest,
@@ -18,6 +17,7 @@ from notifications_service.schemas import (
     OtpAccepted,
     OtpRequest,
 )
+from notifications_service.service import privacy
 from notifications_service.service.otp import schedule_otp
 from storefront_kit.logging import get_logger
 from storefront_kit.problems import responses

@@ -10,18 +10,15 @@ from telegram import Update
 from notifications_service.deps import AuthClientDep, RedisDep, SettingsDep, TasksDep, TelegramDep
 from notifications_service.errors import InvalidUpdate, WebhookSecretInvalid, WebhookSecretMissing
 from notifications_service.schemas import WebhookAck
-from notifications_service.service.bot import handle_update
-from storefront_kit.logging import get_logger
+from notifications_service.service.bot import accept_update
 from storefront_kit.problems import responses
 
 __all__ = ["router"]
 
-logger = get_logger(__name__)
 router = APIRouter(prefix="/api/v1/telegram", tags=["telegram"])
 
 #: Telegram updates are small; anything bigger is not one.
 MAX_UPDATE_BYTES = 256 * 1024
-_SEEN = "notifications:tg:update:"
 
 
 def _check_secret(presented: str | None, expected: str) -> None:
@@ -84,14 +81,12 @@ async def webhook(
         update = Update.de_json(data, telegram.bot)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidUpdate(f"Not a Telegram Update: {type(exc).__name__}.") from None
-    # Telegram redelivers an update it thinks failed; every replica shares this memory.
-    first = await redis.set(
-        f"{_SEEN}{update.update_id}", "1", nx=True, ex=settings.telegram_update_dedupe_s
-    )
-    if not first:
-        logger.info("telegram_update_duplicate", update_id=update.update_id)
-        return WebhookAck()
-    tasks.spawn(
-        handle_update(update=update, telegram=telegram, auth=auth), name="notifications-update"
+    await accept_update(
+        update=update,
+        redis=redis,
+        tasks=tasks,
+        telegram=telegram,
+        auth=auth,
+        dedupe_s=settings.telegram_update_dedupe_s,
     )
     return WebhookAck()

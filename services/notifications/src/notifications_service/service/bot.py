@@ -10,18 +10,23 @@ typed while a login waits is refused (and counted) by auth too.
 import re
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
 from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.error import TelegramError
 from telegram.ext import filters
 
-from notifications_service import templates
-from notifications_service.adapters.auth import AuthClient, AuthUnavailable, Contact, ContactResult
-from notifications_service.adapters.telegram import TelegramBot
+from notifications_service.clients.auth import AuthClient, AuthUnavailable, Contact, ContactResult
+from notifications_service.clients.telegram import TelegramBot
+from notifications_service.domain import templates
 from storefront_kit.logging import get_logger
+from storefront_kit.tasks import TaskSet
 
-__all__ = ["Reply", "contact_keyboard", "handle_update", "start_payload"]
+__all__ = ["Reply", "accept_update", "contact_keyboard", "handle_update", "start_payload"]
 
 logger = get_logger(__name__)
+
+#: Updates already taken, by update id (shared by every replica).
+_SEEN = "notifications:tg:update:"
 
 # auth's link tokens; anything else cannot be one, so auth is not even asked.
 _LINK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -160,3 +165,27 @@ async def handle_update(*, update: Update, telegram: TelegramBot, auth: AuthClie
         await telegram.send(chat_id, reply.text, reply_markup=reply.markup)
     except TelegramError as exc:
         logger.warning("telegram_reply_failed", chat_id=chat_id, error=type(exc).__name__)
+
+
+async def accept_update(
+    *,
+    update: Update,
+    redis: Redis,
+    tasks: TaskSet,
+    telegram: TelegramBot,
+    auth: AuthClient,
+    dedupe_s: int,
+) -> bool:
+    """Handle ``update`` in the background unless it was seen already; True if accepted.
+
+    Telegram redelivers an update it thinks failed; every replica shares this memory
+    (``notifications:tg:update:<id>``, kept ``dedupe_s``), so each update is answered once.
+    """
+    first = await redis.set(f"{_SEEN}{update.update_id}", "1", nx=True, ex=dedupe_s)
+    if not first:
+        logger.info("telegram_update_duplicate", update_id=update.update_id)
+        return False
+    tasks.spawn(
+        handle_update(update=update, telegram=telegram, auth=auth), name="notifications-update"
+    )
+    return True

@@ -5,11 +5,11 @@ The code never appears in a log line, not even when delivery finally fails.
 
 from telegram.error import Forbidden, TelegramError
 
-from notifications_service import templates
-from notifications_service.adapters.telegram import TelegramBot
-from notifications_service.background import TaskSet
+from notifications_service.clients.telegram import TelegramBot
+from notifications_service.domain import templates
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.logging import get_logger
+from storefront_kit.tasks import TaskSet
 
 __all__ = ["deliver_otp", "schedule_otp"]
 

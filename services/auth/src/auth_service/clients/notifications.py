@@ -18,6 +18,7 @@ from uuid import UUID
 import httpx
 
 from storefront_kit.logging import get_logger
+from storefront_kit.tasks import TaskSet
 
 __all__ = ["OtpDelivery"]
 
@@ -46,17 +47,14 @@ class OtpDelivery:
         self._timeout = timeout_s
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks = TaskSet()
 
     def schedule(self, *, phone: str, code: str, chat_id: int) -> asyncio.Task[bool]:
         """Start delivering ``code`` to ``chat_id`` in the background."""
-        task = asyncio.create_task(
+        return self._tasks.spawn(
             self._deliver({"phone": phone, "code": code, "chat_id": chat_id}),
             name="auth-otp-delivery",
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def forget_chat(self, user_id: UUID) -> asyncio.Task[bool]:
         """Tell notifications (in the background) that the user's Telegram link changed.
@@ -64,10 +62,7 @@ class OtpDelivery:
         Call it only once the change is committed (``after_commit``): told earlier,
         notifications could ask again and cache the old link.
         """
-        task = asyncio.create_task(self._forget(str(user_id)), name="auth-chat-forget")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(self._forget(str(user_id)), name="auth-chat-forget")
 
     async def _post(self, url: str, body: dict[str, Any]) -> tuple[bool, str, int]:
         """POST with bounded retries: (handed over, last outcome, attempts made)."""
@@ -113,11 +108,4 @@ class OtpDelivery:
 
     async def aclose(self, timeout_s: float = 3.0) -> None:
         """Let deliveries in flight finish for a moment, then cancel the rest."""
-        pending = set(self._tasks)
-        if not pending:
-            return
-        _, still_running = await asyncio.wait(pending, timeout=timeout_s)
-        for task in still_running:
-            task.cancel()
-        if still_running:
-            await asyncio.gather(*still_running, return_exceptions=True)
+        await self._tasks.aclose(timeout_s)

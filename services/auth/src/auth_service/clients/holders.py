@@ -2,7 +2,8 @@
 
 Each call has one short deadline (``AUTH_EXPORT_TIMEOUT_S``) and no retry: a service
 that is down makes the whole export a fast 503 (``export_unavailable``, naming it),
-never a partial document presented as complete.
+never a partial document presented as complete. Each part is read into the model its
+caller names (the export's own schemas), and an answer of another shape is refused.
 """
 
 from typing import TypeVar
@@ -12,7 +13,6 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from auth_service.errors import ExportUnavailable
-from auth_service.schemas import ExportedNotifications, ExportedOrders, ExportedPresence
 from storefront_kit.logging import get_logger
 
 __all__ = ["DataHolders"]
@@ -66,20 +66,18 @@ class DataHolders:
                 f"The {service} service answered in an unknown shape.", service=service
             ) from None
 
-    async def orders(self, user_id: UUID) -> ExportedOrders:
+    async def orders(self, user_id: UUID, model: type[M]) -> M:
         """The user's orders, with lines, addresses, payments and shipments."""
-        return await self._get("orders", f"/internal/orders/users/{user_id}/export", ExportedOrders)
+        return await self._get("orders", f"/internal/orders/users/{user_id}/export", model)
 
-    async def notifications(self, user_id: UUID) -> ExportedNotifications:
+    async def notifications(self, user_id: UUID, model: type[M]) -> M:
         """The messages sent to the user, and the chat notifications has cached."""
         return await self._get(
-            "notifications",
-            f"/internal/notifications/users/{user_id}/export",
-            ExportedNotifications,
+            "notifications", f"/internal/notifications/users/{user_id}/export", model
         )
 
-    async def presence(self, user_id: UUID) -> ExportedPresence:
+    async def presence(self, user_id: UUID, model: type[M]) -> M:
         """Whether the user is online now."""
         return await self._get(
-            "ws-gateway", f"/internal/ws-gateway/users/{user_id}/presence", ExportedPresence
+            "ws-gateway", f"/internal/ws-gateway/users/{user_id}/presence", model
         )

@@ -12,14 +12,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from notifications_service import repository, templates
-from notifications_service.adapters.auth import UnknownUser
-from notifications_service.adapters.chats import ChatDirectory
-from notifications_service.adapters.telegram import TelegramBot
+from notifications_service import repository
+from notifications_service.clients.auth import UnknownUser
+from notifications_service.clients.chats import ChatDirectory
+from notifications_service.clients.telegram import TelegramBot
+from notifications_service.domain import templates
+from notifications_service.events import (
+    ORDER_CREATED,
+    ORDER_FAILED,
+    ORDER_STATUS_CHANGED,
+    PAYMENT_CAPTURED,
+    PAYMENT_REFUNDED,
+    OrderFailedData,
+    OrderStatusData,
+    PricedOrderData,
+    RefundData,
+)
 from notifications_service.models import NotificationStatus
 from notifications_service.repository import Claim
 from storefront_kit.events import EventEnvelope, PoisonMessage
@@ -29,51 +41,8 @@ __all__ = ["ClaimBusy", "OrderNotifier", "Planned", "plan"]
 
 logger = get_logger(__name__)
 
-_CURRENCY = Field(pattern=r"^[A-Z]{3}$")
 
-
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    order_id: str = Field(min_length=1, max_length=64)
-    user_id: str = Field(min_length=1, max_length=64)
-
-
-class _Line(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    sku: str
-    name: str = ""
-    qty: int = Field(ge=1)
-    unit_price: int = Field(ge=0)
-
-
-class _Priced(_Data):
-    lines: list[_Line] = Field(min_length=1)
-    subtotal: int | None = None
-    total: int
-    currency: str = _CURRENCY
-
-
-class _StatusChanged(_Data):
-    status: str
-    tracking_number: str | None = None
-    reason: str | None = None
-
-
-class _Failed(_Data):
-    reason: str | None = None
-    total: int | None = None
-    currency: str | None = None
-
-
-class _Refunded(_Data):
-    amount: int = Field(ge=0)
-    currency: str = _CURRENCY
-    reason: str | None = None
-
-
-def _lines(data: _Priced) -> list[templates.ReceiptLine]:
+def _lines(data: PricedOrderData) -> list[templates.ReceiptLine]:
     return [
         templates.ReceiptLine(
             sku=line.sku, name=line.name or line.sku, qty=line.qty, unit_price=line.unit_price
@@ -92,7 +61,7 @@ class Planned:
 
 
 def _created(event: EventEnvelope) -> Planned:
-    data = _Priced.model_validate(event.data)
+    data = PricedOrderData.model_validate(event.data)
     text = templates.order_created(
         order_id=data.order_id, lines=_lines(data), total=data.total, currency=data.currency
     )
@@ -100,7 +69,7 @@ def _created(event: EventEnvelope) -> Planned:
 
 
 def _captured(event: EventEnvelope) -> Planned:
-    data = _Priced.model_validate(event.data)
+    data = PricedOrderData.model_validate(event.data)
     text = templates.receipt(
         order_id=data.order_id,
         lines=_lines(data),
@@ -113,7 +82,7 @@ def _captured(event: EventEnvelope) -> Planned:
 
 
 def _status(event: EventEnvelope) -> Planned | None:
-    data = _StatusChanged.model_validate(event.data)
+    data = OrderStatusData.model_validate(event.data)
     if data.status not in templates.NOTIFIED_STATUSES:
         return None
     text = templates.order_status(
@@ -126,7 +95,7 @@ def _status(event: EventEnvelope) -> Planned | None:
 
 
 def _failed(event: EventEnvelope) -> Planned:
-    data = _Failed.model_validate(event.data)
+    data = OrderFailedData.model_validate(event.data)
     text = templates.order_failed(
         order_id=data.order_id, reason=data.reason, total=data.total, currency=data.currency
     )
@@ -134,7 +103,7 @@ def _failed(event: EventEnvelope) -> Planned:
 
 
 def _refunded(event: EventEnvelope) -> Planned:
-    data = _Refunded.model_validate(event.data)
+    data = RefundData.model_validate(event.data)
     text = templates.payment_refunded(
         order_id=data.order_id, amount=data.amount, currency=data.currency, reason=data.reason
     )
@@ -142,11 +111,11 @@ def _refunded(event: EventEnvelope) -> Planned:
 
 
 _PLANS: dict[str, Callable[[EventEnvelope], Planned | None]] = {
-    "order.created": _created,
-    "payment.captured": _captured,
-    "order.status_changed": _status,
-    "order.failed": _failed,
-    "payment.refunded": _refunded,
+    ORDER_CREATED: _created,
+    PAYMENT_CAPTURED: _captured,
+    ORDER_STATUS_CHANGED: _status,
+    ORDER_FAILED: _failed,
+    PAYMENT_REFUNDED: _refunded,
 }
 
 

@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifications_service import repository
-from notifications_service.adapters.chats import ChatDirectory
+from notifications_service.clients.chats import ChatDirectory
+from notifications_service.events import ERASURE_GROUP, USER_ERASED, USERS_STREAM
 from notifications_service.schemas import ExportedMessage, ExportedNotifications
 from storefront_kit.events import EventEnvelope, PoisonMessage
 from storefront_kit.logging import get_logger
@@ -31,9 +32,6 @@ __all__ = ["ERASURE_GROUP", "USERS_STREAM", "UserErasure", "export_notifications
 
 logger = get_logger(__name__)
 
-USERS_STREAM = "users.events"
-ERASURE_GROUP = "notifications-erasure"
-USER_ERASED = "user.erased"
 _SCAN_COUNT = 500
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from prometheus_client import Counter
 from telegram import Bot, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from tenacity import (
@@ -25,7 +26,6 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from notifications_service.settings import NotificationsSettings
-from notifications_service.templates import PARSE_MODE
 from storefront_kit.logging import get_logger
 
 __all__ = ["TELEGRAM_CALLS", "TelegramBot", "retry_after_s"]
@@ -35,6 +35,10 @@ logger = get_logger(__name__)
 TELEGRAM_CALLS = Counter(
     "notifications_telegram_calls_total", "Bot API sendMessage calls by outcome.", ["outcome"]
 )
+
+
+#: Every text is sent as HTML: what ``domain/templates.py`` writes and escapes for.
+PARSE_MODE = ParseMode.HTML
 
 
 def retry_after_s(exc: RetryAfter) -> float:

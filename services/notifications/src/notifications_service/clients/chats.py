@@ -27,7 +27,7 @@ from uuid import UUID
 
 from redis.asyncio import Redis
 
-from notifications_service.adapters.auth import AuthClient
+from notifications_service.clients.auth import AuthClient
 from storefront_kit.encryption import FieldCipher, FieldCryptoError
 
 __all__ = ["CHAT_CACHE_CONTEXT", "ChatDirectory"]

@@ -1,4 +1,5 @@
-"""Every text the bot sends, in one place, for Telegram's HTML parse mode.
+"""Every text the bot sends, in one place, for Telegram's HTML parse mode (the bot
+client, ``clients/telegram.py``, sends every text as HTML).
 
 Whatever comes from outside (product names, skus, reasons, tracking numbers) goes
 through :func:`html.escape`, so a name like ``<Tom & Jerry>`` or ``*_bold_*`` is shown as
@@ -11,11 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
-from telegram.constants import MessageLimit, ParseMode
+from telegram.constants import MessageLimit
 
 __all__ = [
     "CONTACT_BUTTON",
-    "PARSE_MODE",
     "ReceiptLine",
     "chat_taken",
     "code_sent",
@@ -40,7 +40,6 @@ __all__ = [
     "welcome",
 ]
 
-PARSE_MODE = ParseMode.HTML
 #: Receipt lines listed one by one; the rest are summed up in one line.
 MAX_LINES = 40
 _MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH

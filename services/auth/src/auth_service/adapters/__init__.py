@@ -1,1 +1,0 @@
-"""Adapters to what the auth service talks to besides PostgreSQL: Redis, notifications."""

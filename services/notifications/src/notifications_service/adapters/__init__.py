@@ -1,1 +1,0 @@
-"""Adapters to what notifications talks to besides PostgreSQL: Telegram, auth."""

@@ -1,0 +1,1 @@
+"""Outbound clients of notifications: the Telegram Bot API, auth, and the chat cache."""

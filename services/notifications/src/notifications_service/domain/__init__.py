@@ -1,0 +1,1 @@
+"""Pure rules of notifications: what the bot says (nothing of FastAPI, SQLAlchemy or HTTP)."""

@@ -1,0 +1,1 @@
+"""Background loops of notifications: the stream consumers the lifespan starts."""
