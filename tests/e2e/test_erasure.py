@@ -12,6 +12,7 @@ back.
 """
 
 import asyncio
+import base64
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -278,6 +279,9 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
         assert {o["shipping_address"]["line1"] for o in document["orders"]} == {
             person["address"]["line1"]
         }
+        # The phone's pseudonym the fraud rules count by is held, so it is exported too.
+        access_claims = orjson.loads(base64.urlsafe_b64decode(access.split(".")[1] + "=="))
+        assert {o["phone_ref"] for o in document["orders"]} == {access_claims["phone_ref"]}
         assert document["notifications"]["messages"], "the receipts sent are exported"
         assert {m["chat_id"] for m in document["notifications"]["messages"]} == {person["chat_id"]}
 
@@ -344,7 +348,7 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
         connection = await asyncpg.connect(_dsn(platform, "orders"))
         try:
             kept = await connection.fetch(
-                "SELECT user_id, status, total, client_address FROM customer_order"
+                "SELECT user_id, status, total, client_address, phone_ref FROM customer_order"
                 " WHERE id = ANY($1::uuid[])",
                 [o["id"] for o in person["orders"].values()],
             )
@@ -354,6 +358,7 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
         assert len({r["user_id"] for r in kept}) == 1
         assert user_id not in {r["user_id"] for r in kept}
         assert all(r["client_address"] is None for r in kept)
+        assert all(r["phone_ref"] is None for r in kept)
         assert {r["total"] for r in kept if r["status"] != "FAILED"} == {1000}
 
     # -- no personal field anywhere ----------------------------------------------------

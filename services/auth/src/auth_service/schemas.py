@@ -331,6 +331,8 @@ class ExportedOrder(_Held):
     shipping_address: dict[str, Any]
     payment_method: dict[str, Any]
     client_address: str | None = None
+    #: The pseudonym of the phone orders' fraud rules count by (``phone_ref``).
+    phone_ref: str | None = None
     payment_id: str | None = None
     shipment_id: str | None = None
     tracking_number: str | None = None
