@@ -28,11 +28,31 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+#: Where :func:`free_port` looks: below the kernel's ephemeral range (32768-60999 by
+#: default), and apart from the Redis Cluster nodes' 20000-40000 (infra).
+FREE_PORT_RANGE = range(10000, 20000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free right now, from :data:`FREE_PORT_RANGE`.
+
+    A port is chosen seconds before its server binds it. A port the kernel hands out
+    for ``bind(0)`` comes from the ephemeral range, which every outgoing connection
+    meanwhile draws its local port from too (the services starting up open hundreds to
+    PostgreSQL and Redis): one of them took the gateway's port once, and nginx could
+    not start. Below that range only another server's choice can collide.
+    """
+    import random
     import socket
 
-    with socket.socket() as sock:
+    for port in random.sample(FREE_PORT_RANGE, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # the range is crowded: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
