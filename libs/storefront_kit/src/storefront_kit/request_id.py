@@ -65,7 +65,10 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A socket's frames pass untouched: only an HTTP response carries the header,
+            # and a wrapper here would be one more call for each of the many frames an
+            # alert fan-out sends (docs/benchmarks.md, issue 20).
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
