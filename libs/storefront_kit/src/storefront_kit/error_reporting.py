@@ -18,8 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from storefront_kit.logging import scrub_sensitive
 from storefront_kit.request_id import current_request_id
+from storefront_kit.scrubbing import scrub_sensitive
 from storefront_kit.tracing import current_traceparent
 
 __all__ = [

@@ -8,7 +8,7 @@ both: every Lua script and transaction keeps its keys in one hash slot (docs/red
 """
 
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import redis as sync_redis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -18,6 +18,12 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from storefront_kit.redis_urls import (
+    CLUSTER_SCHEMES,
+    cluster_credentials,
+    cluster_nodes,
+    is_cluster_url,
+)
 from storefront_kit.settings import ServiceSettings
 
 __all__ = [
@@ -30,44 +36,6 @@ __all__ = [
     "reconnect_retry",
     "redis_from_settings",
 ]
-
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-"""URL schemes that name a Redis Cluster rather than one server."""
-
-
-def is_cluster_url(url: str) -> bool:
-    """Whether ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
-    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
-
-
-def cluster_nodes(url: str) -> list[tuple[str, int]]:
-    """The startup nodes a ``redis+cluster://h:p,h:p/`` URL lists (port 6379 when left out)."""
-    if not is_cluster_url(url):
-        raise ValueError(f"not a Redis Cluster URL: {url.split('://', 1)[0]}://...")
-    netloc = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    nodes = []
-    for part in netloc.split(","):
-        if not part:
-            continue
-        host, _, port = part.rpartition(":") if ":" in part else (part, "", "6379")
-        if not host or not port.isdigit():
-            raise ValueError(f"a cluster node must be host:port, got {part!r}")
-        nodes.append((host.strip("[]"), int(port)))
-    if not nodes:
-        raise ValueError("a Redis Cluster URL lists at least one host:port")
-    return nodes
-
-
-def _cluster_credentials(url: str) -> dict[str, Any]:
-    netloc = url.split("://", 1)[1].split("/", 1)[0]
-    if "@" not in netloc:
-        return {}
-    userinfo = netloc.rsplit("@", 1)[0]
-    username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
-    credentials: dict[str, Any] = {"password": unquote(password)} if password else {}
-    if username:
-        credentials["username"] = unquote(username)
-    return credentials
 
 
 async def ping(redis: Any) -> bool:
@@ -179,7 +147,7 @@ def _create_cluster(
         decode_responses=decode_responses,
         health_check_interval=30,
         retry=reconnect_retry(),
-        **_cluster_credentials(url),
+        **cluster_credentials(url),
         **options,
     )
 
@@ -209,7 +177,7 @@ def create_sync_redis(
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         retry=SyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
-        **_cluster_credentials(url),
+        **cluster_credentials(url),
         **options,
     )
     return cast("sync_redis.Redis", cluster)

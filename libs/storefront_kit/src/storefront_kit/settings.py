@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jwt_core_lib import SigningKey, public_key_from_x
+from storefront_kit.redis_urls import cluster_nodes, is_cluster_url
 
 if TYPE_CHECKING:
     from storefront_kit.encryption import BlindIndex, FieldCipher
@@ -275,10 +276,8 @@ class ServiceSettings(BaseSettings):
                 "redis_url must be a redis:// or rediss:// URL (one server) or a"
                 " redis+cluster://host:port[,host:port...]/ URL (a Redis Cluster)"
             )
-        if value.startswith(("redis+cluster://", "rediss+cluster://")):
-            from storefront_kit.redis import cluster_nodes
-
-            cluster_nodes(value)
+        if is_cluster_url(value):
+            cluster_nodes(value)  # the node list must parse
         return value
 
 

@@ -28,7 +28,7 @@ Only entry points start traces: a span with no parent is sampled (at the configu
 ratio) when it is a ``SERVER`` or ``CONSUMER`` span; a background loop's own database
 polls and Redis reads (the outbox relay, stream reads, dependency watches) are dropped
 rather than each becoming a trace of one span. URLs and query strings in span
-attributes pass the log scrubber (:func:`storefront_kit.logging.scrub_text`): a bot
+attributes pass the log scrubber (:func:`storefront_kit.scrubbing.scrub_text`): a bot
 token in a Telegram URL or a phone in a query never reaches the tracing backend.
 """
 
@@ -36,7 +36,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from storefront_kit.logging import scrub_text
+from storefront_kit.scrubbing import scrub_text
 
 if TYPE_CHECKING:
     from fastapi.telemetry import TelemetryConfig
