@@ -13,19 +13,16 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -48,52 +45,30 @@ from jwt_core_lib import (
     SigningKey,
     StaticKeySource,
     TokenError,
-    TokenIssuer,
     TokenVerifier,
 )
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
-from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
-from storefront_stack.keys import ServiceKeys
+from storefront_stack.keys import USER_ISSUER, KeyRing
 from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.pytest_plugin import database_fixture
+from storefront_stack.serving import RunningService, local_server, start
 
-USER_ISSUER = "storefront-auth"
 
-
-@dataclass(frozen=True)
-class Keys:
+class Keys(KeyRing):
     """Auth's signing key (as its settings get it) and one service-token key per service."""
 
-    user_key: SigningKey
-    services: ServiceKeys
-
-    def security(self) -> ServiceSecurity:
-        """What the kit would build for auth; the user verifier is replaced by auth itself."""
-        return self.services.security(
-            "auth",
-            user_verifier=TokenVerifier(
-                key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
-            ),
+    def user_verifier(self) -> TokenVerifier:
+        # What the kit would build for auth; auth replaces it with its own keys.
+        return TokenVerifier(
+            key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
         )
-
-    def user_token(self, *roles: str, subject: str = "user-1") -> str:
-        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
-            subject=subject, audience="storefront", ttl=timedelta(minutes=5), roles=roles
-        )
-
-    def service_token(self, caller: str = "notifications", audience: str = "auth") -> str:
-        return self.services.token(caller, audience)
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
+    return Keys(service="auth", caller="notifications", default_subject="user-1")
 
 
-@pytest.fixture(scope="module")
-async def database_url(postgres_server_url: str) -> str:
-    return await asyncio.to_thread(create_test_database, postgres_server_url, "auth_service")
+database_url = database_fixture("auth_service")
 
 
 # --- the notifications stand-in ----------------------------------------------------------
@@ -203,22 +178,14 @@ def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
 async def notifications_server(keys: Keys) -> AsyncIterator[Notifications]:
     port = free_port()
     state = Notifications(url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _notifications_app(state, keys.services["auth"]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the auth app's pool expiry
-        )
+    server = local_server(
+        _notifications_app(state, keys.services["auth"]),
+        port,
+        access_log=False,
+        lifespan="off",
+        ws="none",
     )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "the notifications stand-in did not start"
-        await asyncio.sleep(0.02)
+    serving = await start(server, "the notifications stand-in")
     yield state
     server.should_exit = True
     await serving
@@ -264,22 +231,14 @@ def link_token(link: str) -> str:
 
 
 @dataclass
-class Auth:
+class Auth(RunningService[AuthState]):
     """A running auth app, a client, and helpers for the common calls."""
 
+    state_type = AuthState
     app: FastAPI
     client: httpx.AsyncClient
     keys: Keys
     notifications: Notifications
-
-    @property
-    def state(self) -> AuthState:
-        """What auth's lifespan built (its clients, keys and consumers)."""
-        return service_state(self.app, AuthState)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.state.engine
 
     @property
     def redis(self) -> Redis:
