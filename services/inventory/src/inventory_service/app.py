@@ -18,16 +18,11 @@ from storefront_kit.tasks import stop_tasks
 
 __all__ = ["create_app"]
 
-OPENAPI_TAGS = [
-    {
-        "name": "admin: products",
-        "description": "Products and stock (admin writes, moderator reads).",
-    },
-    {
-        "name": "internal",
-        "description": "Service-to-service only: reserve, release, commit, export.",
-    },
-]
+#: Each tag of the routes, and what it groups (the docs page shows them in this order).
+OPENAPI_TAGS = {
+    "admin: products": "Products and stock (admin writes, moderator reads).",
+    "internal": "Service-to-service only: reserve, release, commit, export.",
+}
 
 
 @asynccontextmanager
