@@ -41,7 +41,7 @@ from storefront_sandbox.settings import SandboxSettings
 from storefront_sandbox.shipping import create_app as create_shipping_app
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, create_test_database
 from storefront_stack.serving import local_server, start_in_thread
 from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
@@ -185,12 +185,7 @@ def orders_settings(
         "outbox_poll_interval_s": 0.05,
         "db_pool_size": 20,
         "db_pool_timeout_s": 30.0,
-        # Only seconds of silence mean Redis is down here: on a loaded test machine a
-        # slow ping is load, and a checkout must not stop waiting for it (the frozen-Redis
-        # test sets its own).
-        "redis_watch_interval_ms": 1_000,
-        "redis_watch_timeout_ms": 1_000,
-        "redis_watch_misses": 3,
+        **UNHURRIED_REDIS_WATCH,
     }
     values.update(overrides)
     return OrdersSettings(**values)

@@ -8,7 +8,6 @@ the real one).
 """
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -47,7 +46,11 @@ from jwt_core_lib import (
     TokenError,
     TokenVerifier,
 )
+from storefront_stack.checks import new_chat_id as new_chat_id
+from storefront_stack.checks import new_phone as new_phone
+from storefront_stack.checks import problem as problem
 from storefront_stack.keys import USER_ISSUER, KeyRing
+from storefront_stack.logins import bearer as bearer
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import database_fixture
 from storefront_stack.serving import RunningService, local_server, start
@@ -112,39 +115,40 @@ def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
         callers=CallerKeys({"auth": [auth_key.public_key]}), audience="notifications"
     )
 
-    async def otp(request: Request) -> JSONResponse:
-        state.calls += 1
+    async def caller(request: Request) -> str | None:
+        """The calling service, or None when its token is refused (which is noted)."""
         header = request.headers.get("authorization", "")
         try:
             claims = await verifier.verify(header.removeprefix("Bearer "))
         except TokenError as exc:
             state.refused.append(str(exc.detail))
-            return JSONResponse({"code": "invalid_token"}, status_code=401)
+            return None
+        return claims.subject
+
+    def refused() -> JSONResponse:
+        return JSONResponse({"code": "invalid_token"}, status_code=401)
+
+    async def otp(request: Request) -> JSONResponse:
+        state.calls += 1
+        if (subject := await caller(request)) is None:
+            return refused()
         if state.fail_next > 0:
             state.fail_next -= 1
             return JSONResponse({"code": "unavailable"}, status_code=503)
         body = await request.json()
-        state.received.append({**body, "caller": claims.subject})
+        state.received.append({**body, "caller": subject})
         return JSONResponse({"status": "queued"}, status_code=202)
 
     async def forget(request: Request) -> JSONResponse:
-        header = request.headers.get("authorization", "")
-        try:
-            await verifier.verify(header.removeprefix("Bearer "))
-        except TokenError as exc:
-            state.refused.append(str(exc.detail))
-            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        if await caller(request) is None:
+            return refused()
         state.forgotten.append((await request.json())["user_id"])
         return JSONResponse({"status": "forgotten"})
 
     async def export(request: Request) -> JSONResponse:
         # The notifications part of a data export (test_privacy.py).
-        header = request.headers.get("authorization", "")
-        try:
-            await verifier.verify(header.removeprefix("Bearer "))
-        except TokenError as exc:
-            state.refused.append(str(exc.detail))
-            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        if await caller(request) is None:
+            return refused()
         user_id = request.path_params["user_id"]
         return JSONResponse(
             {
@@ -198,29 +202,6 @@ def notifications(notifications_server: Notifications) -> Notifications:
 
 
 # --- the auth app --------------------------------------------------------------------------
-
-
-def new_phone() -> str:
-    """A fresh, possible (fictional) US number."""
-    return f"+1555{secrets.randbelow(10**7):07d}"
-
-
-def new_chat_id() -> int:
-    return 10**9 + secrets.randbelow(10**9)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with this status and code; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
 
 
 def link_token(link: str) -> str:

@@ -21,6 +21,7 @@ from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
 from inventory_service.state import InventoryState
 from storefront_stack.keys import KeyRing
+from storefront_stack.logins import bearer as bearer
 from storefront_stack.pytest_plugin import database_fixture
 from storefront_stack.serving import RunningService
 
@@ -34,10 +35,6 @@ def keys() -> Keys:
 
 
 database_url = database_fixture("inventory_service")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def new_sku(prefix: str = "SKU") -> str:

@@ -6,7 +6,6 @@ module stay apart by fresh chat ids and user ids. Redis is emptied before every 
 """
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -36,7 +35,12 @@ from storefront_kit.redis import create_redis
 from storefront_kit.state import service_state
 from storefront_sandbox import telegram as telegram_sandbox
 from storefront_sandbox.settings import SandboxSettings
+from storefront_stack.checks import eventually as eventually
+from storefront_stack.checks import new_chat_id as new_chat_id
+from storefront_stack.checks import new_phone as new_phone
+from storefront_stack.checks import problem as problem
 from storefront_stack.keys import KeyRing
+from storefront_stack.logins import bearer as bearer
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database, database_fixture
 from storefront_stack.serving import RunningService, local_server, start
@@ -69,39 +73,6 @@ database_url = database_fixture("notifications_service")
 @pytest.fixture(scope="module")
 async def auth_database_url(postgres_server_url: str) -> str:
     return await asyncio.to_thread(create_test_database, postgres_server_url, "auth_service")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def new_chat_id() -> int:
-    return 10**9 + secrets.randbelow(10**9)
-
-
-def new_phone() -> str:
-    return f"+1555{secrets.randbelow(10**7):07d}"
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with this status and code; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
-
-
-async def eventually(check: Any, *, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Await ``check()`` until it returns something truthy; that value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(interval)
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@ from orders_service.settings import OrdersSettings
 from orders_service.state import OrdersState
 from storefront_kit.ids import new_id
 from storefront_stack.keys import KeyRing
-from storefront_stack.pytest_plugin import database_fixture
+from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, database_fixture
 from storefront_stack.serving import RunningService
 from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
@@ -53,12 +53,7 @@ def settings_for(database_url: str, redis_url: str, **overrides: Any) -> OrdersS
         "checkout_wait_s": 5.0,
         "recovery_interval_s": 0.2,
         "outbox_poll_interval_s": 0.05,
-        # Only seconds of silence mean Redis is down here: on a loaded test machine a
-        # slow ping is load, and a checkout must not stop waiting for it (the frozen-Redis
-        # test sets its own).
-        "redis_watch_interval_ms": 1_000,
-        "redis_watch_timeout_ms": 1_000,
-        "redis_watch_misses": 3,
+        **UNHURRIED_REDIS_WATCH,
     }
     values.update(overrides)
     return OrdersSettings(**values)
