@@ -1,43 +1,26 @@
 """Fixtures for the sandbox tests: in-process clients and real uvicorn servers."""
 
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import httpx
 import pytest
-import uvicorn
 from starlette.types import ASGIApp
 
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_sandbox import payments as payments_module
 from storefront_sandbox import shipping as shipping_module
 from storefront_sandbox.settings import SandboxSettings
 from storefront_stack.processes import free_port
+from storefront_stack.serving import local_server, start_in_thread
 
 
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
     """Run ``app`` under a real uvicorn on a free loopback port, in a thread; yield its URL."""
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served: outlasts the callers' expiry
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    # As served: the keep-alive outlasts the callers' expiry.
+    server = local_server(app, port, lifespan="off", timeout_graceful_shutdown=1)
+    thread = start_in_thread(server, f"uvicorn on {port}", timeout_s=10)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -32,8 +32,16 @@ from auth_service.cli import create_admin
 from jwt_core_lib import SigningKey, TokenIssuer
 from storefront_seed.users import DEFAULT_ADMIN_CHAT_ID, DEFAULT_ADMIN_PHONE, auth_settings
 from storefront_stack.browsers import CHROMIUM_ARGS, ensure_chromium
-from storefront_stack.logins import CODE, messages, telegram_login, wait_for_message
+from storefront_stack.logins import (
+    CODE,
+    bearer,
+    messages,
+    telegram_login,
+    user_token,
+    wait_for_message,
+)
 from storefront_stack.platform import Platform
+from storefront_stack.shop import ADDRESS
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +49,6 @@ DEADLINE_S = 30.0
 UI_TIMEOUT_MS = 15_000
 PRICE = 1234  # minor units of EUR: the page must say €12.34
 PRICE_TEXT = "€12.34"
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Berlin",
-    "postal_code": "10115",
-    "country": "DE",
-}
 DESKTOP = ViewportSize(width=1280, height=900)
 PHONE = ViewportSize(width=390, height=844)
 
@@ -57,15 +58,7 @@ def _mask(phone: str) -> str:
 
 
 def _minted(platform: Platform, subject: str, *roles: str, ttl: timedelta) -> str:
-    env = platform.platform_env
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(env["AUTH_JWT_SIGNING_KEY"]), issuer="storefront-auth"
-    )
-    return issuer.issue(subject=subject, audience="storefront", ttl=ttl, roles=roles)
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return user_token(platform.platform_env, *roles, subject=subject, ttl=ttl)
 
 
 @pytest.fixture
@@ -150,7 +143,7 @@ async def _product(client: httpx.AsyncClient, admin: str) -> tuple[str, str]:
     name = f"Desk lamp {sku[-4:]}"
     created = await client.post(
         "/api/v1/admin/products",
-        headers=_bearer(admin),
+        headers=bearer(admin),
         json={"sku": sku, "name": name, "brand": "Acme", "category": "home",
               "price": PRICE, "currency": "EUR", "initial_stock": 20},
     )  # fmt: skip
@@ -161,7 +154,7 @@ async def _product(client: httpx.AsyncClient, admin: str) -> tuple[str, str]:
 async def _order(client: httpx.AsyncClient, customer: str, sku: str) -> str:
     ordered = await client.post(
         "/api/v1/orders",
-        headers={**_bearer(customer), "Idempotency-Key": str(uuid.uuid4())},
+        headers={**bearer(customer), "Idempotency-Key": str(uuid.uuid4())},
         json={
             "items": [{"sku": sku, "qty": 1}],
             "shipping_address": ADDRESS,
@@ -173,7 +166,7 @@ async def _order(client: httpx.AsyncClient, customer: str, sku: str) -> str:
 
 
 async def _status(client: httpx.AsyncClient, admin: str, order_id: str) -> dict[str, Any]:
-    got = await client.get(f"/api/v1/admin/orders/{order_id}", headers=_bearer(admin))
+    got = await client.get(f"/api/v1/admin/orders/{order_id}", headers=bearer(admin))
     assert got.status_code == 200, got.text
     body: dict[str, Any] = got.json()
     return body

@@ -4,38 +4,23 @@ arrive once it is back, exactly once."""
 
 import asyncio
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_stack.logins import telegram_login
+from storefront_stack.logins import bearer, telegram_login, user_token
 from storefront_stack.platform import Platform
+from storefront_stack.shop import ADDRESS
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 30.0
 AUDIT = "/api/v1/admin/audit"
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Berlin",
-    "postal_code": "10115",
-    "country": "DE",
-}
 
 
 def _token(platform: Platform, subject: str, *roles: str) -> dict[str, str]:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    token = issuer.issue(
-        subject=subject, audience="storefront", ttl=timedelta(minutes=10), roles=roles
-    )
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(user_token(platform.platform_env, *roles, subject=subject))
 
 
 async def _entries(

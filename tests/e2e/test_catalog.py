@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_stack.logins import bearer, user_token
 from storefront_stack.platform import Platform
 
 pytestmark = pytest.mark.e2e
@@ -37,14 +36,7 @@ def gateway(platform: Platform) -> str:
 
 @pytest.fixture(scope="module")
 def admin_headers(platform: Platform) -> dict[str, str]:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    token = issuer.issue(
-        subject="catalog-e2e", audience="storefront", ttl=timedelta(minutes=30), roles=("admin",)
-    )
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(user_token(platform.platform_env, "admin", subject="catalog-e2e"))
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,10 @@ from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
 from auth_service.fields import PHONE_CONTEXT
-from jwt_core_lib import SigningKey, TokenIssuer
 from notifications_service.fields import CHAT_CONTEXT
 from notifications_service.settings import NotificationsSettings
 from storefront_seed.users import auth_settings
-from storefront_stack.logins import messages, telegram_login
+from storefront_stack.logins import bearer, messages, telegram_login, user_token
 from storefront_stack.platform import Platform
 
 pytestmark = pytest.mark.e2e
@@ -47,17 +45,7 @@ ID_RESIDUE = {
 
 
 def _token(platform: Platform, *roles: str, subject: str | None = None) -> dict[str, str]:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    token = issuer.issue(
-        subject=subject or str(uuid.uuid4()),
-        audience="storefront",
-        ttl=timedelta(minutes=10),
-        roles=roles,
-    )
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(user_token(platform.platform_env, *roles, subject=subject))
 
 
 def _dsn(platform: Platform, service: str) -> str:

@@ -12,8 +12,6 @@ routes (refused at the edge) are left out: they are not reachable at the paths t
 service documents.
 """
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -29,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_stack.logins import user_token
 from storefront_stack.platform import Platform
 from storefront_stack.topology import SERVICES
 
@@ -42,19 +40,6 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-
-
-def _admin_token(platform: Platform) -> str:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    return issuer.issue(
-        subject=str(uuid.uuid4()),
-        audience="storefront",
-        ttl=timedelta(minutes=30),
-        roles=("admin",),
-    )
 
 
 def _failures_of(
@@ -95,7 +80,7 @@ def test_every_answer_through_the_gateway_is_what_the_openapi_documents(
     gateway = platform.endpoints.gateway_url
     document = httpx.get(f"{gateway}/docs/{service}/openapi.json", timeout=30).json()
     schema = schemathesis.openapi.from_dict(document).exclude(path_regex=r"^/(health|internal)/")
-    headers = {"Authorization": f"Bearer {_admin_token(platform)}"}
+    headers = {"Authorization": f"Bearer {user_token(platform.platform_env, 'admin')}"}
     failures: list[str] = []
     statuses: list[int] = []
     for result in schema.get_all_operations():

@@ -11,7 +11,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,26 +19,13 @@ import websockets
 from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
-from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_stack.logins import telegram_login
+from storefront_stack.logins import telegram_login, user_token
 from storefront_stack.platform import Platform
+from storefront_stack.shop import order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 30.0
-
-
-def _admin_token(platform: Platform) -> str:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    return issuer.issue(
-        subject=str(uuid.uuid4()),
-        audience="storefront",
-        ttl=timedelta(minutes=10),
-        roles=("admin",),
-    )
 
 
 async def _messages(client: httpx.AsyncClient, chat_id: int) -> list[str]:
@@ -75,7 +61,7 @@ async def test_login_checkout_receipt_shipping_and_live_pushes(platform: Platfor
     gateway = platform.endpoints.gateway_url
     phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
     chat_id = 700_000 + uuid.uuid4().int % 100_000
-    admin = {"Authorization": f"Bearer {_admin_token(platform)}"}
+    admin = {"Authorization": f"Bearer {user_token(platform.platform_env, 'admin')}"}
     sku = f"JOURNEY-{uuid.uuid4().hex[:8].upper()}"
 
     async with (
@@ -85,15 +71,7 @@ async def test_login_checkout_receipt_shipping_and_live_pushes(platform: Platfor
         created = await client.post(
             "/api/v1/admin/products",
             headers=admin,
-            json={
-                "sku": sku,
-                "name": "Kettle <Deluxe> & Co",
-                "brand": "Brewster",
-                "category": "kitchen",
-                "price": 2599,
-                "currency": "EUR",
-                "initial_stock": 5,
-            },
+            json=product_body(sku, name="Kettle <Deluxe> & Co", price=2599, stock=5),
         )
         assert created.status_code == 201, created.text
 
@@ -116,17 +94,7 @@ async def test_login_checkout_receipt_shipping_and_live_pushes(platform: Platfor
             ordered = await client.post(
                 "/api/v1/orders",
                 headers={"Authorization": f"Bearer {access}", "Idempotency-Key": str(uuid.uuid4())},
-                json={
-                    "items": [{"sku": sku, "qty": 2}],
-                    "shipping_address": {
-                        "name": "Ada Lovelace",
-                        "line1": "1 Main St",
-                        "city": "Berlin",
-                        "postal_code": "10115",
-                        "country": "DE",
-                    },
-                    "payment": {"method": "card", "token": "tok_journey"},
-                },
+                json=order_body(sku, token="tok_journey", qty=2),
             )
             assert ordered.status_code in (201, 202), ordered.text
             order_id = ordered.json()["id"]

@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,9 +33,10 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from catalog_service.settings import CatalogSettings
-from jwt_core_lib import SigningKey, TokenIssuer
 from orders_service.settings import OrdersSettings
+from storefront_stack.logins import user_token
 from storefront_stack.platform import Platform
+from storefront_stack.shop import order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -94,28 +94,8 @@ def frozen(*pids: int) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-def _token(platform: Platform, *roles: str) -> str:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    return issuer.issue(
-        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(minutes=30), roles=roles
-    )
-
-
 def _order(sku: str) -> dict[str, Any]:
-    return {
-        "items": [{"sku": sku, "qty": 1}],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "1 Main St",
-            "city": "Berlin",
-            "postal_code": "10115",
-            "country": "DE",
-        },
-        "payment": {"method": "card", "token": "tok_outage"},
-    }
+    return order_body(sku, token="tok_outage")
 
 
 async def _until(check: Any, *, within_s: float, every_s: float = 0.25) -> None:
@@ -144,8 +124,8 @@ async def test_a_frozen_redis_and_elasticsearch_are_answered_quickly_and_nothing
 ) -> None:
     assert platform.endpoints is not None
     gateway = platform.endpoints.gateway_url
-    admin = {"Authorization": f"Bearer {_token(platform, 'admin')}"}
-    customer = {"Authorization": f"Bearer {_token(platform, 'customer')}"}
+    admin = {"Authorization": f"Bearer {user_token(platform.platform_env, 'admin')}"}
+    customer = {"Authorization": f"Bearer {user_token(platform.platform_env, 'customer')}"}
     sku = f"OUTAGE-{uuid.uuid4().hex[:8].upper()}"
     stock = 50
     pids = (_pid_listening_on(platform.endpoints.redis_url), _pid_listening_on(elasticsearch_url))
@@ -154,15 +134,7 @@ async def test_a_frozen_redis_and_elasticsearch_are_answered_quickly_and_nothing
         created = await client.post(
             "/api/v1/admin/products",
             headers=admin,
-            json={
-                "sku": sku,
-                "name": f"Outage kettle {sku}",
-                "brand": "Brewster",
-                "category": "kitchen",
-                "price": 1999,
-                "currency": "EUR",
-                "initial_stock": stock,
-            },
+            json=product_body(sku, name=f"Outage kettle {sku}", price=1999, stock=stock),
         )
         assert created.status_code == 201, created.text
         product_id = created.json()["id"]

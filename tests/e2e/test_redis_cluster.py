@@ -12,7 +12,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ import websockets
 from redis.asyncio import RedisCluster
 from websockets.typing import Subprotocol
 
-from jwt_core_lib import SigningKey, TokenIssuer
 from storefront_kit.redis import create_redis
-from storefront_stack.logins import telegram_login
+from storefront_stack.logins import telegram_login, user_token
 from storefront_stack.platform import Platform, PlatformOptions
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
+from storefront_stack.shop import order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -57,19 +56,6 @@ def on_cluster(
     running.stop()
 
 
-def _admin_token(platform: Platform) -> str:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    return issuer.issue(
-        subject=str(uuid.uuid4()),
-        audience="storefront",
-        ttl=timedelta(minutes=30),
-        roles=("admin",),
-    )
-
-
 async def _until(check: Any, *, within_s: float) -> Any:
     deadline = time.monotonic() + within_s
     while not (result := await check()):
@@ -81,21 +67,13 @@ async def _until(check: Any, *, within_s: float) -> Any:
 async def test_a_login_a_checkout_and_a_search_on_a_redis_cluster(on_cluster: Platform) -> None:
     endpoints = on_cluster.endpoints
     assert endpoints is not None
-    admin = {"Authorization": f"Bearer {_admin_token(on_cluster)}"}
+    admin = {"Authorization": f"Bearer {user_token(on_cluster.platform_env, 'admin')}"}
     sku = f"CLUSTER-{uuid.uuid4().hex[:8].upper()}"
     async with httpx.AsyncClient(base_url=endpoints.gateway_url, timeout=30) as client:
         created = await client.post(
             "/api/v1/admin/products",
             headers=admin,
-            json={
-                "sku": sku,
-                "name": f"Cluster kettle {sku}",
-                "brand": "Brewster",
-                "category": "kitchen",
-                "price": 1250,
-                "currency": "EUR",
-                "initial_stock": 10,
-            },
+            json=product_body(sku, name=f"Cluster kettle {sku}", price=1250, stock=10),
         )
         assert created.status_code == 201, created.text
 
@@ -113,17 +91,7 @@ async def test_a_login_a_checkout_and_a_search_on_a_redis_cluster(on_cluster: Pl
                     "Authorization": f"Bearer {access}",
                     "Idempotency-Key": str(uuid.uuid4()),
                 },
-                json={
-                    "items": [{"sku": sku, "qty": 1}],
-                    "shipping_address": {
-                        "name": "Ada Lovelace",
-                        "line1": "1 Main St",
-                        "city": "Berlin",
-                        "postal_code": "10115",
-                        "country": "DE",
-                    },
-                    "payment": {"method": "card", "token": "tok_cluster"},
-                },
+                json=order_body(sku, token="tok_cluster"),
             )
             assert placed.status_code in (200, 201, 202), placed.text
             order_id = placed.json()["id"]

@@ -15,7 +15,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,10 @@ import websockets
 from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
-from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_stack.logins import telegram_login
+from storefront_stack.logins import telegram_login, user_token
 from storefront_stack.platform import Platform, PlatformOptions
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
+from storefront_stack.shop import order_body, product_body
 from storefront_stack.topology import SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -79,31 +78,8 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
     running.stop()
 
 
-def _admin_token(platform: Platform) -> str:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    return issuer.issue(
-        subject=str(uuid.uuid4()),
-        audience="storefront",
-        ttl=timedelta(minutes=30),
-        roles=("admin",),
-    )
-
-
 def _order(sku: str) -> dict[str, Any]:
-    return {
-        "items": [{"sku": sku, "qty": 1}],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "1 Main St",
-            "city": "Berlin",
-            "postal_code": "10115",
-            "country": "DE",
-        },
-        "payment": {"method": "card", "token": "tok_replicas"},
-    }
+    return order_body(sku, token="tok_replicas")
 
 
 async def _until(check: Any, *, within_s: float, every_s: float = 0.25) -> None:
@@ -142,7 +118,7 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
     assert platform.endpoints is not None
     endpoints = platform.endpoints
     gateway = endpoints.gateway_url
-    admin = {"Authorization": f"Bearer {_admin_token(platform)}"}
+    admin = {"Authorization": f"Bearer {user_token(platform.platform_env, 'admin')}"}
     sku = f"REPLICAS-{uuid.uuid4().hex[:8].upper()}"
     victims = {name: platform.processes[f"{name}-1"] for name in KILLED}
     victim_pids = {name: process.process.pid for name, process in victims.items()}  # type: ignore[union-attr]
@@ -155,15 +131,7 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
         created = await client.post(
             "/api/v1/admin/products",
             headers=admin,
-            json={
-                "sku": sku,
-                "name": f"Replica kettle {sku}",
-                "brand": "Brewster",
-                "category": "kitchen",
-                "price": PRICE,
-                "currency": "EUR",
-                "initial_stock": STOCK,
-            },
+            json=product_body(sku, name=f"Replica kettle {sku}", price=PRICE, stock=STOCK),
         )
         assert created.status_code == 201, created.text
         product_id = created.json()["id"]

@@ -15,32 +15,18 @@ import asyncio
 import re
 import secrets
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_stack.logins import telegram_login, wait_for_message
+from storefront_stack.logins import telegram_login, user_token, wait_for_message
 from storefront_stack.platform import Platform
+from storefront_stack.shop import order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 45.0
-
-
-def _admin_token(platform: Platform) -> str:
-    issuer = TokenIssuer(
-        signing_key=SigningKey.from_pem(platform.platform_env["AUTH_JWT_SIGNING_KEY"]),
-        issuer="storefront-auth",
-    )
-    return issuer.issue(
-        subject=str(uuid.uuid4()),
-        audience="storefront",
-        ttl=timedelta(minutes=10),
-        roles=("admin",),
-    )
 
 
 def _url(span: dict[str, Any]) -> str:
@@ -86,16 +72,8 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
     async with httpx.AsyncClient(base_url=endpoints.gateway_url, timeout=15) as client:
         created = await client.post(
             "/api/v1/admin/products",
-            headers={"Authorization": f"Bearer {_admin_token(platform)}"},
-            json={
-                "sku": sku,
-                "name": "Traced teapot",
-                "brand": "Brewster",
-                "category": "kitchen",
-                "price": 1999,
-                "currency": "EUR",
-                "initial_stock": 3,
-            },
+            headers={"Authorization": f"Bearer {user_token(platform.platform_env, 'admin')}"},
+            json=product_body(sku, name="Traced teapot", price=1999, stock=3),
         )
         assert created.status_code == 201, created.text
         tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
@@ -108,17 +86,7 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
                 "Idempotency-Key": str(uuid.uuid4()),
                 "traceparent": f"00-{trace_id}-{caller_span}-01",
             },
-            json={
-                "items": [{"sku": sku, "qty": 1}],
-                "shipping_address": {
-                    "name": "Ada Lovelace",
-                    "line1": "1 Main St",
-                    "city": "Berlin",
-                    "postal_code": "10115",
-                    "country": "DE",
-                },
-                "payment": {"method": "card", "token": "tok_traced"},
-            },
+            json=order_body(sku, token="tok_traced"),
         )
         assert ordered.status_code in (201, 202), ordered.text
         order_id = ordered.json()["id"]

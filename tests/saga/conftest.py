@@ -35,24 +35,18 @@ from jwt_core_lib import (
 )
 from orders_service.app import create_app as create_orders_app
 from orders_service.settings import OrdersSettings
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.security import ServiceSecurity
 from storefront_sandbox.payments import create_app as create_payments_app
 from storefront_sandbox.settings import SandboxSettings
 from storefront_sandbox.shipping import create_app as create_shipping_app
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, create_test_database
+from storefront_stack.serving import local_server, start_in_thread
+from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
 USER_ISSUER = "storefront-auth"
 AUDIENCE = "storefront"
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 Analytical St",
-    "city": "London",
-    "postal_code": "N1 9GU",
-    "country": "GB",
-}
 PAYMENT = {"method": "card", "token": "tok_visa"}
 
 
@@ -102,23 +96,8 @@ class Server:
 def serve_in_thread(app: FastAPI, port: int | None = None) -> Server:
     """Run ``app`` under uvicorn on a free port in a daemon thread (with its lifespan)."""
     port = port or free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served: outlasts the clients' expiry
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("server thread died during start-up")
-        time.sleep(0.02)
-    assert server.started, "server did not start"
+    server = local_server(app, port, lifespan="on")  # as served: outlasts the clients' expiry
+    thread = start_in_thread(server, "server")
     return Server(f"http://127.0.0.1:{port}", app, server, thread)
 
 
@@ -206,12 +185,7 @@ def orders_settings(
         "outbox_poll_interval_s": 0.05,
         "db_pool_size": 20,
         "db_pool_timeout_s": 30.0,
-        # Only seconds of silence mean Redis is down here: on a loaded test machine a
-        # slow ping is load, and a checkout must not stop waiting for it (the frozen-Redis
-        # test sets its own).
-        "redis_watch_interval_ms": 1_000,
-        "redis_watch_timeout_ms": 1_000,
-        "redis_watch_misses": 3,
+        **UNHURRIED_REDIS_WATCH,
     }
     values.update(overrides)
     return OrdersSettings(**values)

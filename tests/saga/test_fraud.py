@@ -16,15 +16,9 @@ from typing import Any
 import httpx
 import orjson
 
-Stack = Any  # the `stack` fixture of conftest.py (importlib mode: conftest is not importable)
+from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 Analytical St",
-    "city": "London",
-    "postal_code": "N1 9GU",
-    "country": "GB",
-}
+Stack = Any  # the `stack` fixture of conftest.py (importlib mode: conftest is not importable)
 
 
 def rules(*items: dict[str, Any]) -> dict[str, Any]:

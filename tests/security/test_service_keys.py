@@ -24,13 +24,13 @@ from pydantic_settings import SettingsConfigDict
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
 from jwt_core_lib import SigningKey, StaticKeySource, TokenIssuer, TokenVerifier
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.http import create_http_client
 from storefront_kit.security import ServiceSecurity, build_security
 from storefront_kit.settings import ServiceSettings
 from storefront_stack.keys import service_token_env
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.serving import local_server, start
 
 RESERVE = "/internal/inventory/reserve"
 SERVICES = ["auth", "catalog", "inventory", "orders", "notifications", "ws-gateway"]
@@ -89,20 +89,8 @@ class Replica:
 
 async def start_replica(settings: InventorySettings) -> Replica:
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "an inventory replica did not start"
-        await asyncio.sleep(0.02)
+    server = local_server(create_app(settings), port, lifespan="on")
+    task = await start(server, "an inventory replica")
     return Replica(url=f"http://127.0.0.1:{port}", server=server, task=task)
 
 

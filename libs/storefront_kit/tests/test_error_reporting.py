@@ -8,11 +8,8 @@ report that arrives carries the request id, the trace id of the ``traceparent`` 
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +25,7 @@ from storefront_kit.error_reporting import (
     trace_id_from_traceparent,
 )
 from storefront_kit.settings import PlatformSettings, ServiceSettings
-from storefront_stack.processes import free_port
+from storefront_stack.serving import uvicorn_process
 
 HERE = Path(__file__).resolve().parent
 PHONE = "+491701234567"
@@ -37,38 +34,6 @@ STREET = "Hauptstrasse 5"
 POSTAL_CODE = "10115"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@contextmanager
-def _uvicorn(target: str, env: dict[str, str], *, app_dir: Path | None = None) -> Iterator[str]:
-    port = free_port()
-    args = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1"]
-    args += ["--port", str(port), "--log-level", "warning"]
-    if app_dir is not None:
-        args += ["--app-dir", str(app_dir)]
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{target} exited with {process.returncode}")
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _base_env() -> dict[str, str]:
@@ -84,7 +49,9 @@ def _base_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sentry_url() -> Iterator[str]:
-    with _uvicorn("storefront_sandbox.sentry:create_app", _base_env()) as url:
+    with uvicorn_process(
+        "storefront_sandbox.sentry:create_app", _base_env(), stop_timeout_s=10
+    ) as url:
         yield url
 
 
@@ -93,7 +60,9 @@ def service_url(sentry_url: str) -> Iterator[str]:
     dsn = f"http://publickey@{sentry_url.removeprefix('http://')}/42"
     # Deprecations are errors, as in the suite: the SDK's options must be current ones.
     env = {**_base_env(), "DEMO_SENTRY_DSN": dsn, "PYTHONWARNINGS": "error::DeprecationWarning"}
-    with _uvicorn("error_reporting_app:create_app", env, app_dir=HERE) as url:
+    with uvicorn_process(
+        "error_reporting_app:create_app", env, app_dir=HERE, stop_timeout_s=10
+    ) as url:
         yield url
 
 

@@ -27,45 +27,12 @@ import pytest
 from storefront_kit.tracing import current_traceparent, tracing_enabled
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.serving import uvicorn_process
 
 HERE = Path(__file__).resolve().parent
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
-
-
-@contextmanager
-def _uvicorn(
-    target: str, env: dict[str, str], *, port: int, log: Path, app_dir: Path | None = None
-) -> Iterator[str]:
-    args = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1"]
-    args += ["--port", str(port), "--log-level", "warning"]
-    if app_dir is not None:
-        args += ["--app-dir", str(app_dir)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{target} exited with {process.returncode}: {log.read_text()}")
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{target} did not start")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _base_env() -> dict[str, str]:
@@ -78,7 +45,7 @@ def _base_env() -> dict[str, str]:
 def otlp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("otlp") / "otlp.log"
     target = "storefront_sandbox.otlp:create_app"
-    with _uvicorn(target, _base_env(), port=free_port(), log=log) as url:
+    with uvicorn_process(target, _base_env(), port=free_port(), log=log) as url:
         yield url
 
 
@@ -96,7 +63,7 @@ def _service(
         "STOREFRONT_OTLP_ENDPOINT": otlp_endpoint,
         "STOREFRONT_LOG_JSON": "true",
     }
-    with _uvicorn("tracing_app:create_app", env, port=port, log=log, app_dir=HERE) as url:
+    with uvicorn_process("tracing_app:create_app", env, port=port, log=log, app_dir=HERE) as url:
         yield url
 
 

@@ -12,19 +12,21 @@ the injector only knows that ``ok`` means "no fault".
 import asyncio
 import random
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Literal
 
+from fastapi import FastAPI, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from storefront_sandbox.problems import ProblemError
+from storefront_sandbox.problems import ProblemError, problem_responses
 
 __all__ = [
     "OK",
     "FaultConfig",
     "FaultInjector",
     "ProviderFaultConfig",
+    "include_fault_routes",
     "raise_provider_fault",
     "stall",
 ]
@@ -168,3 +170,40 @@ async def raise_provider_fault(
                 "provider_timeout",
                 f"Injected fault: the provider did not {operation} in time.",
             )
+
+
+def include_fault_routes(
+    app: FastAPI,
+    faults: FaultInjector,
+    config: type[FaultConfig],
+    *,
+    effect: str,
+    forgets: str,
+    forget: Callable[[], Awaitable[None]],
+) -> None:
+    """A stand-in's ``POST``/``GET /faults`` and ``POST /reset`` (tag ``sandbox``).
+
+    ``config`` is the app's body of ``POST /faults``, ``effect`` what its faults do
+    ("the provider decline, ..."), and ``forget`` clears the app's own state on a reset
+    (``forgets`` says what it clears), before the faults are reset too.
+    """
+
+    async def set_faults(body: FaultConfig) -> dict[str, Any]:
+        return faults.configure(body)
+
+    set_faults.__annotations__["body"] = config
+    set_faults.__doc__ = f"Make {effect} from now on."
+    app.post("/faults", responses=problem_responses(422), tags=["sandbox"])(set_faults)
+
+    @app.get("/faults", tags=["sandbox"])
+    async def get_faults() -> dict[str, Any]:
+        """The current fault configuration and how many faults it injected."""
+        return faults.describe()
+
+    async def reset() -> Response:
+        await forget()
+        faults.reset()
+        return Response(status_code=204)
+
+    reset.__doc__ = f"Forget {forgets} and faults (tests)."
+    app.post("/reset", status_code=204, tags=["sandbox"])(reset)

@@ -17,7 +17,12 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from storefront_sandbox.faults import FaultInjector, ProviderFaultConfig, raise_provider_fault
+from storefront_sandbox.faults import (
+    FaultInjector,
+    ProviderFaultConfig,
+    include_fault_routes,
+    raise_provider_fault,
+)
 from storefront_sandbox.idempotency import IDEMPOTENCY_HEADER, IdempotencyStore, fingerprint
 from storefront_sandbox.problems import ProblemError, problem_responses
 from storefront_sandbox.settings import SandboxSettings
@@ -348,25 +353,20 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
             entries=[e for e in state.ledger if order_id is None or e.order_id == order_id]
         )
 
-    @app.post("/faults", responses=problem_responses(422), tags=["sandbox"])
-    async def set_faults(body: PaymentFaults) -> dict[str, Any]:
-        """Make the provider decline, fail (503) or hang (then 504) from now on."""
-        return faults.configure(body)
-
-    @app.get("/faults", tags=["sandbox"])
-    async def get_faults() -> dict[str, Any]:
-        """The current fault configuration and how many faults it injected."""
-        return faults.describe()
-
-    @app.post("/reset", status_code=204, tags=["sandbox"])
-    async def reset() -> Response:
-        """Forget payments, ledger, idempotency keys and faults (tests)."""
+    async def forget() -> None:
         async with state.lock:
             state.payments.clear()
             state.ledger.clear()
             state.last_seq = 0
         idempotency.reset()
-        faults.reset()
-        return Response(status_code=204)
+
+    include_fault_routes(
+        app,
+        faults,
+        PaymentFaults,
+        effect="the provider decline, fail (503) or hang (then 504)",
+        forgets="payments, ledger, idempotency keys",
+        forget=forget,
+    )
 
     return app

@@ -18,7 +18,12 @@ from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from storefront_sandbox.faults import FaultInjector, ProviderFaultConfig, raise_provider_fault
+from storefront_sandbox.faults import (
+    FaultInjector,
+    ProviderFaultConfig,
+    include_fault_routes,
+    raise_provider_fault,
+)
 from storefront_sandbox.idempotency import IDEMPOTENCY_HEADER, IdempotencyStore, fingerprint
 from storefront_sandbox.problems import ProblemError, problem_responses
 from storefront_sandbox.settings import SandboxSettings
@@ -315,23 +320,18 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         """Every shipment, oldest first, optionally of one order (tests)."""
         return [s for s in state.shipments.values() if order_id is None or s.order_id == order_id]
 
-    @app.post("/faults", responses=problem_responses(422), tags=["sandbox"])
-    async def set_faults(body: ShippingFaults) -> dict[str, Any]:
-        """Make the provider reject (422), fail (503) or hang (then 504) from now on."""
-        return faults.configure(body)
-
-    @app.get("/faults", tags=["sandbox"])
-    async def get_faults() -> dict[str, Any]:
-        """The current fault configuration and how many faults it injected."""
-        return faults.describe()
-
-    @app.post("/reset", status_code=204, tags=["sandbox"])
-    async def reset() -> Response:
-        """Forget shipments, idempotency keys and faults (tests)."""
+    async def forget() -> None:
         async with state.lock:
             state.shipments.clear()
         idempotency.reset()
-        faults.reset()
-        return Response(status_code=204)
+
+    include_fault_routes(
+        app,
+        faults,
+        ShippingFaults,
+        effect="the provider reject (422), fail (503) or hang (then 504)",
+        forgets="shipments, idempotency keys",
+        forget=forget,
+    )
 
     return app

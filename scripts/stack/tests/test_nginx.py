@@ -120,8 +120,21 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         auth_rate="1r/s",
         access_log=str(state / "access.log"),
     )
+    process = _run_nginx(binary, nginx.render_config(config), state, http_port)
+    yield {
+        "http": f"http://127.0.0.1:{http_port}",
+        "https": f"https://127.0.0.1:{https_port}",
+        "state": state,
+    }
+    process.stop()
+    upstreams.stop()
+
+
+def _run_nginx(binary: str, rendered: str, state: Path, http_port: int) -> ManagedProcess:
+    """nginx on ``rendered`` (``state``/nginx.conf), checked, started and given up to 10 s
+    to answer on ``http_port``."""
     conf = state / "nginx.conf"
-    conf.write_text(nginx.render_config(config))
+    conf.write_text(rendered)
     nginx.check_config(binary, conf, state)
     process = ManagedProcess(
         "nginx",
@@ -138,13 +151,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             break
         except httpx.TransportError:
             time.sleep(0.1)
-    yield {
-        "http": f"http://127.0.0.1:{http_port}",
-        "https": f"https://127.0.0.1:{https_port}",
-        "state": state,
-    }
-    process.stop()
-    upstreams.stop()
+    return process
 
 
 def _get(gateway: dict[str, Any], path: str, **kwargs: Any) -> httpx.Response:
@@ -425,24 +432,8 @@ def test_replicas_share_the_upstream_and_the_internal_listener(tmp_path: Path) -
         worker_processes="1",
     )
     conf = tmp_path / "nginx.conf"
-    conf.write_text(nginx.render_config(config))
-    nginx.check_config(binary, conf, tmp_path)
-    process = ManagedProcess(
-        "nginx",
-        nginx.nginx_command(binary, conf, tmp_path),
-        env={},
-        cwd=tmp_path,
-        registry=PidRegistry(tmp_path / "pids.json"),
-        log_file=tmp_path / "nginx.log",
-    ).start()
+    process = _run_nginx(binary, nginx.render_config(config), tmp_path, http_port)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         public = [
             httpx.get(f"http://127.0.0.1:{http_port}/api/v1/orders", timeout=5) for _ in range(8)
         ]
@@ -687,26 +678,10 @@ def test_an_upstream_that_does_not_answer_in_time_is_a_504_problem(tmp_path: Pat
     )
     rendered = nginx.render_config(config)
     assert "proxy_read_timeout 30s;" in rendered
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(rendered.replace("proxy_read_timeout 30s;", "proxy_read_timeout 1s;"))
-    nginx.check_config(binary, conf, tmp_path)
-    process = ManagedProcess(
-        "nginx",
-        nginx.nginx_command(binary, conf, tmp_path),
-        env={},
-        cwd=tmp_path,
-        registry=PidRegistry(tmp_path / "pids.json"),
-        log_file=tmp_path / "nginx.log",
-    ).start()
+    shortened = rendered.replace("proxy_read_timeout 30s;", "proxy_read_timeout 1s;")
+    process = _run_nginx(binary, shortened, tmp_path, port)
     try:
         gateway = {"http": f"http://127.0.0.1:{port}"}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(gateway["http"] + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         response = httpx.get(gateway["http"] + "/api/v1/users/me", timeout=10)
         _assert_response_problem(response, expected=504, code="gateway_timeout")
     finally:

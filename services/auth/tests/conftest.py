@@ -8,24 +8,20 @@ the real one).
 """
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -48,52 +44,34 @@ from jwt_core_lib import (
     SigningKey,
     StaticKeySource,
     TokenError,
-    TokenIssuer,
     TokenVerifier,
 )
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
-from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
-from storefront_stack.keys import ServiceKeys
+from storefront_stack.checks import new_chat_id as new_chat_id
+from storefront_stack.checks import new_phone as new_phone
+from storefront_stack.checks import problem as problem
+from storefront_stack.keys import USER_ISSUER, KeyRing
+from storefront_stack.logins import bearer as bearer
 from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.pytest_plugin import database_fixture
+from storefront_stack.serving import RunningService, local_server, start
 
-USER_ISSUER = "storefront-auth"
 
-
-@dataclass(frozen=True)
-class Keys:
+class Keys(KeyRing):
     """Auth's signing key (as its settings get it) and one service-token key per service."""
 
-    user_key: SigningKey
-    services: ServiceKeys
-
-    def security(self) -> ServiceSecurity:
-        """What the kit would build for auth; the user verifier is replaced by auth itself."""
-        return self.services.security(
-            "auth",
-            user_verifier=TokenVerifier(
-                key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
-            ),
+    def user_verifier(self) -> TokenVerifier:
+        # What the kit would build for auth; auth replaces it with its own keys.
+        return TokenVerifier(
+            key_source=StaticKeySource([]), issuer=USER_ISSUER, audience="storefront"
         )
-
-    def user_token(self, *roles: str, subject: str = "user-1") -> str:
-        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
-            subject=subject, audience="storefront", ttl=timedelta(minutes=5), roles=roles
-        )
-
-    def service_token(self, caller: str = "notifications", audience: str = "auth") -> str:
-        return self.services.token(caller, audience)
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
+    return Keys(service="auth", caller="notifications", default_subject="user-1")
 
 
-@pytest.fixture(scope="module")
-async def database_url(postgres_server_url: str) -> str:
-    return await asyncio.to_thread(create_test_database, postgres_server_url, "auth_service")
+database_url = database_fixture("auth_service")
 
 
 # --- the notifications stand-in ----------------------------------------------------------
@@ -137,39 +115,40 @@ def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
         callers=CallerKeys({"auth": [auth_key.public_key]}), audience="notifications"
     )
 
-    async def otp(request: Request) -> JSONResponse:
-        state.calls += 1
+    async def caller(request: Request) -> str | None:
+        """The calling service, or None when its token is refused (which is noted)."""
         header = request.headers.get("authorization", "")
         try:
             claims = await verifier.verify(header.removeprefix("Bearer "))
         except TokenError as exc:
             state.refused.append(str(exc.detail))
-            return JSONResponse({"code": "invalid_token"}, status_code=401)
+            return None
+        return claims.subject
+
+    def refused() -> JSONResponse:
+        return JSONResponse({"code": "invalid_token"}, status_code=401)
+
+    async def otp(request: Request) -> JSONResponse:
+        state.calls += 1
+        if (subject := await caller(request)) is None:
+            return refused()
         if state.fail_next > 0:
             state.fail_next -= 1
             return JSONResponse({"code": "unavailable"}, status_code=503)
         body = await request.json()
-        state.received.append({**body, "caller": claims.subject})
+        state.received.append({**body, "caller": subject})
         return JSONResponse({"status": "queued"}, status_code=202)
 
     async def forget(request: Request) -> JSONResponse:
-        header = request.headers.get("authorization", "")
-        try:
-            await verifier.verify(header.removeprefix("Bearer "))
-        except TokenError as exc:
-            state.refused.append(str(exc.detail))
-            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        if await caller(request) is None:
+            return refused()
         state.forgotten.append((await request.json())["user_id"])
         return JSONResponse({"status": "forgotten"})
 
     async def export(request: Request) -> JSONResponse:
         # The notifications part of a data export (test_privacy.py).
-        header = request.headers.get("authorization", "")
-        try:
-            await verifier.verify(header.removeprefix("Bearer "))
-        except TokenError as exc:
-            state.refused.append(str(exc.detail))
-            return JSONResponse({"code": "invalid_token"}, status_code=401)
+        if await caller(request) is None:
+            return refused()
         user_id = request.path_params["user_id"]
         return JSONResponse(
             {
@@ -203,22 +182,14 @@ def _notifications_app(state: Notifications, auth_key: SigningKey) -> Starlette:
 async def notifications_server(keys: Keys) -> AsyncIterator[Notifications]:
     port = free_port()
     state = Notifications(url=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _notifications_app(state, keys.services["auth"]),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the auth app's pool expiry
-        )
+    server = local_server(
+        _notifications_app(state, keys.services["auth"]),
+        port,
+        access_log=False,
+        lifespan="off",
+        ws="none",
     )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "the notifications stand-in did not start"
-        await asyncio.sleep(0.02)
+    serving = await start(server, "the notifications stand-in")
     yield state
     server.should_exit = True
     await serving
@@ -233,29 +204,6 @@ def notifications(notifications_server: Notifications) -> Notifications:
 # --- the auth app --------------------------------------------------------------------------
 
 
-def new_phone() -> str:
-    """A fresh, possible (fictional) US number."""
-    return f"+1555{secrets.randbelow(10**7):07d}"
-
-
-def new_chat_id() -> int:
-    return 10**9 + secrets.randbelow(10**9)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with this status and code; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
-
-
 def link_token(link: str) -> str:
     parsed = urlparse(link)
     assert parsed.scheme == "https"
@@ -264,22 +212,14 @@ def link_token(link: str) -> str:
 
 
 @dataclass
-class Auth:
+class Auth(RunningService[AuthState]):
     """A running auth app, a client, and helpers for the common calls."""
 
+    state_type = AuthState
     app: FastAPI
     client: httpx.AsyncClient
     keys: Keys
     notifications: Notifications
-
-    @property
-    def state(self) -> AuthState:
-        """What auth's lifespan built (its clients, keys and consumers)."""
-        return service_state(self.app, AuthState)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.state.engine
 
     @property
     def redis(self) -> Redis:

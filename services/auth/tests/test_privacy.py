@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,9 +19,9 @@ from auth_service.cli import create_admin
 from auth_service.fields import phone_key
 from auth_service.service.privacy import USERS_STREAM
 from jwt_core_lib import CallerKeys, ServiceTokenVerifier, TokenError
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.revocation import revoked_key
 from storefront_stack.processes import free_port
+from storefront_stack.serving import local_server, start
 
 from .conftest import Auth, Keys, bearer, login_as, new_chat_id, new_phone, problem
 
@@ -83,22 +82,8 @@ async def holders(keys: Keys) -> AsyncIterator[str]:
         ]
     )
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done()
-        await asyncio.sleep(0.02)
+    server = local_server(app, port, access_log=False, lifespan="off", ws="none")
+    serving = await start(server, "the data holders' stand-in")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     await serving

@@ -157,7 +157,7 @@ async def index_products(
 ) -> None:
     """Write products straight into the alias (what the listener would do)."""
     for item in products:
-        await repository.apply_upsert(
+        await repository.apply_change(
             es, [settings.index_alias], ProductData.model_validate(item), refresh=False
         )
     await es.indices.refresh(index=settings.index_alias)

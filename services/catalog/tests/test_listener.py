@@ -325,16 +325,16 @@ async def test_remembered_writes_fall_back_to_reading_when_someone_else_wrote(
 
     async def our_stock(**changes: int) -> repository.Outcome:
         data = StockData.model_validate({**stock, **changes})
-        return await repository.apply_stock(es, alias, data, last_writes=remembered)
+        return await repository.apply_change(es, alias, data, last_writes=remembered)
 
-    upserted = await repository.apply_upsert(
+    upserted = await repository.apply_change(
         es, alias, ProductData.model_validate(item), last_writes=remembered
     )
     assert upserted == repository.Outcome.APPLIED
     assert await our_stock(available=10, version=2) == repository.Outcome.APPLIED
     # Another replica renames it (no shared memory with ours).
     renamed = {**item, "name": "Desk Lamp Pro", "version": 2}
-    await repository.apply_upsert(es, alias, ProductData.model_validate(renamed))
+    await repository.apply_change(es, alias, ProductData.model_validate(renamed))
     writes_before = (await es.get(index=settings.index_alias, id=item["id"]))["_version"]
 
     assert await our_stock(reserved=3, available=7, version=3) == repository.Outcome.APPLIED

@@ -9,8 +9,6 @@ the ``reindex`` command gets through with catalog's own ``CATALOG_SERVICE_TOKEN_
 import asyncio
 import os
 import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +19,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
@@ -38,10 +35,10 @@ from jwt_core_lib import (
     TokenIssuer,
     TokenVerifier,
 )
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.serving import local_server, start_in_thread
 
 from .conftest import Serve, eventually, product
 
@@ -88,23 +85,8 @@ def inventory(postgres_server_url: str, redis_server_url: str) -> Iterator[Inven
         ),
     )
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "inventory died during start-up"
-        assert time.monotonic() < deadline, "inventory did not start"
-        time.sleep(0.02)
+    server = local_server(app, port, lifespan="on")
+    thread = start_in_thread(server, "inventory")
     yield Inventory(
         url=f"http://127.0.0.1:{port}",
         database_url=database_url.replace("postgresql+asyncpg://", "postgresql://", 1),

@@ -4,12 +4,10 @@ Each test module gets its own migrated database; tests inside a module stay apar
 by using fresh skus and order ids.
 """
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,61 +16,25 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
 from inventory_service.state import InventoryState
-from jwt_core_lib import (
-    SigningKey,
-    StaticKeySource,
-    TokenIssuer,
-    TokenVerifier,
-)
-from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
-from storefront_stack.keys import ServiceKeys
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.keys import KeyRing
+from storefront_stack.logins import bearer as bearer
+from storefront_stack.pytest_plugin import database_fixture
+from storefront_stack.serving import RunningService
 
-USER_ISSUER = "storefront-auth"
-
-
-@dataclass(frozen=True)
-class Keys:
-    user_key: SigningKey
-    services: ServiceKeys
-
-    def security(self) -> ServiceSecurity:
-        return self.services.security(
-            "inventory",
-            user_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.user_key]),
-                issuer=USER_ISSUER,
-                audience="storefront",
-            ),
-        )
-
-    def user_token(self, *roles: str, subject: str = "user-1") -> str:
-        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
-            subject=subject, audience="storefront", ttl=timedelta(minutes=5), roles=roles
-        )
-
-    def service_token(self, caller: str = "orders", audience: str = "inventory") -> str:
-        return self.services.token(caller, audience)
+#: Auth's user-token key and every service's service-token key.
+Keys = KeyRing
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
+    return Keys(service="inventory", caller="orders", default_subject="user-1")
 
 
-@pytest.fixture(scope="module")
-async def database_url(postgres_server_url: str) -> str:
-    return await asyncio.to_thread(create_test_database, postgres_server_url, "inventory_service")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+database_url = database_fixture("inventory_service")
 
 
 def new_sku(prefix: str = "SKU") -> str:
@@ -80,9 +42,10 @@ def new_sku(prefix: str = "SKU") -> str:
 
 
 @dataclass
-class Inventory:
+class Inventory(RunningService[InventoryState]):
     """A running inventory app and a client with helpers for the common calls."""
 
+    state_type = InventoryState
     app: FastAPI
     client: httpx.AsyncClient
     keys: Keys
@@ -90,15 +53,6 @@ class Inventory:
     moderator: dict[str, str] = field(default_factory=dict)
     service: dict[str, str] = field(default_factory=dict)  # orders, the saga's caller
     catalog: dict[str, str] = field(default_factory=dict)  # catalog, the export's caller
-
-    @property
-    def state(self) -> InventoryState:
-        """What the running app's lifespan built."""
-        return service_state(self.app, InventoryState)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.state.engine
 
     @property
     def redis(self) -> Redis:

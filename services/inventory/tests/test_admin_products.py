@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 
+from storefront_stack.checks import problem
+
 BASE = "/api/v1/admin/products"
-
-
-def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 async def test_create_answers_201_with_location_etag_and_publishes_the_product(

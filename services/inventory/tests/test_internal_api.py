@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 
+from storefront_stack.checks import problem
+
 INTERNAL_CALLS = [
     ("POST", "/internal/inventory/reserve"),
     ("POST", "/internal/inventory/release"),
@@ -13,14 +15,6 @@ INTERNAL_CALLS = [
     ("GET", "/internal/inventory/products/export"),
     ("GET", "/internal/inventory/products/SOME-SKU"),
 ]
-
-
-def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    return body
 
 
 @pytest.mark.parametrize(("method", "path"), INTERNAL_CALLS)

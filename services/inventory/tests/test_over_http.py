@@ -5,14 +5,13 @@ import uuid
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_stack.processes import free_port
+from storefront_stack.serving import local_server, start
 
 
 async def test_200_clients_over_real_connections_sell_exactly_the_stock(
@@ -28,23 +27,11 @@ async def test_200_clients_over_real_connections_sell_exactly_the_stock(
     app = create_app(settings)
     app.state.security = keys.security()
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            # As served (storefront_kit.cli): uvicorn's default of 5 s equals httpx's idle
-            # expiry, and a slow run lost a request to that race (a reset on reuse).
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,
-        )
-    )
-    serving = asyncio.create_task(server.serve())
+    # As served (storefront_kit.cli): uvicorn's default keep-alive of 5 s equals httpx's
+    # idle expiry, and a slow run lost a request to that race (a reset on reuse).
+    server = local_server(app, port, access_log=False)
+    serving = await start(server)
     try:
-        while not server.started:
-            assert not serving.done(), "uvicorn did not start"
-            await asyncio.sleep(0.05)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60

@@ -7,14 +7,7 @@ from typing import Any
 
 import pytest
 
-
-def problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["status"] == status
-    return body
+from storefront_stack.checks import problem
 
 
 @pytest.mark.parametrize("round_", [1, 2, 3])

@@ -6,17 +6,15 @@ module stay apart by fresh chat ids and user ids. Redis is emptied before every 
 """
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -27,29 +25,26 @@ from auth_service import repository as auth_repository
 from auth_service.app import create_app as create_auth_app
 from auth_service.settings import AuthSettings
 from auth_service.state import AuthState
-from jwt_core_lib import (
-    SigningKey,
-    StaticKeySource,
-    TokenIssuer,
-    TokenVerifier,
-)
 from notifications_service.app import create_app
 from notifications_service.fields import CHAT_CONTEXT, FIELDS
 from notifications_service.settings import NotificationsSettings
 from notifications_service.state import NotificationsState
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.db import create_sessionmaker
 from storefront_kit.events import EventEnvelope
 from storefront_kit.redis import create_redis
-from storefront_kit.security import ServiceSecurity
 from storefront_kit.state import service_state
 from storefront_sandbox import telegram as telegram_sandbox
 from storefront_sandbox.settings import SandboxSettings
-from storefront_stack.keys import ServiceKeys
+from storefront_stack.checks import eventually as eventually
+from storefront_stack.checks import new_chat_id as new_chat_id
+from storefront_stack.checks import new_phone as new_phone
+from storefront_stack.checks import problem as problem
+from storefront_stack.keys import KeyRing
+from storefront_stack.logins import bearer as bearer
 from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.pytest_plugin import create_test_database, database_fixture
+from storefront_stack.serving import RunningService, local_server, start
 
-USER_ISSUER = "storefront-auth"
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_TOKEN = "424242:notifications-test-token"
 STREAM = "orders.events"
@@ -63,46 +58,16 @@ def _ptb_timedelta() -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
-class Keys:
-    """The user-token key (auth's) and the platform's service-token key."""
-
-    user_key: SigningKey
-    services: ServiceKeys
-
-    def security(self, service: str) -> ServiceSecurity:
-        """What the kit would build for ``service`` (users checked against auth's key)."""
-        return self.services.security(
-            service,
-            user_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.user_key]),
-                issuer=USER_ISSUER,
-                audience="storefront",
-            ),
-        )
-
-    def user_token(self, *roles: str, subject: str | None = None) -> str:
-        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
-            subject=subject or str(uuid.uuid4()),
-            audience="storefront",
-            ttl=timedelta(minutes=5),
-            roles=roles,
-        )
-
-    def service_token(self, caller: str = "auth", audience: str = "notifications") -> str:
-        return self.services.token(caller, audience)
+#: The user-token key (auth's) and the platform's service-token keys.
+Keys = KeyRing
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
+    return Keys(service="notifications", caller="auth")
 
 
-@pytest.fixture(scope="module")
-async def database_url(postgres_server_url: str) -> str:
-    return await asyncio.to_thread(
-        create_test_database, postgres_server_url, "notifications_service"
-    )
+database_url = database_fixture("notifications_service")
 
 
 @pytest.fixture(scope="module")
@@ -110,61 +75,13 @@ async def auth_database_url(postgres_server_url: str) -> str:
     return await asyncio.to_thread(create_test_database, postgres_server_url, "auth_service")
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def new_chat_id() -> int:
-    return 10**9 + secrets.randbelow(10**9)
-
-
-def new_phone() -> str:
-    return f"+1555{secrets.randbelow(10**7):07d}"
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with this status and code; its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    assert body["status"] == status
-    return body
-
-
-async def eventually(check: Any, *, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Await ``check()`` until it returns something truthy; that value."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(interval)
-
-
 @asynccontextmanager
 async def serving(app: Any, port: int, *, lifespan: str = "on") -> AsyncIterator[str]:
     """``app`` under a real uvicorn on ``port`` in this event loop; its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan=lifespan,
-            ws="none",
-            timeout_graceful_shutdown=2,
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the callers' pool expiry
-        )
+    server = local_server(
+        app, port, access_log=False, lifespan=lifespan, ws="none", timeout_graceful_shutdown=2
     )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError(f"uvicorn did not start on {port}")
-        await asyncio.sleep(0.01)
+    task = await start(server, f"uvicorn on {port}")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -277,9 +194,10 @@ class AuthCalls:
 
 
 @dataclass
-class Stack:
+class Stack(RunningService[NotificationsState]):
     """Notifications (one or more replicas), auth and the Telegram stand-in, all running."""
 
+    state_type = NotificationsState
     app: FastAPI
     client: httpx.AsyncClient
     url: str
@@ -290,15 +208,6 @@ class Stack:
     redis: Redis
     auth_calls: AuthCalls
     admin: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def state(self) -> NotificationsState:
-        """What notifications' lifespan built (its clients and consumers)."""
-        return service_state(self.app, NotificationsState)
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self.state.engine
 
     @property
     def auth_engine(self) -> AsyncEngine:

@@ -4,79 +4,42 @@ Providers point at a closed port, so a saga started here fails fast at its first
 (inventory unreachable); tests that need settled orders insert them directly.
 """
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from jwt_core_lib import (
-    SigningKey,
-    StaticKeySource,
-    TokenIssuer,
-    TokenVerifier,
-)
 from orders_service.app import create_app
 from orders_service.models import CustomerOrder
 from orders_service.settings import OrdersSettings
 from orders_service.state import OrdersState
 from storefront_kit.ids import new_id
-from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
-from storefront_stack.keys import ServiceKeys
-from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.keys import KeyRing
+from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, database_fixture
+from storefront_stack.serving import RunningService
+from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
 DEAD_URL = "http://127.0.0.1:1"  # nothing listens on port 1
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 Analytical St",
-    "city": "London",
-    "postal_code": "N1 9GU",
-    "country": "GB",
-}
 
 
-@dataclass(frozen=True)
-class Keys:
-    user_key: SigningKey
-    services: ServiceKeys
-
-    def security(self) -> ServiceSecurity:
-        return self.services.security(
-            "orders",
-            user_verifier=TokenVerifier(
-                key_source=StaticKeySource([self.user_key]),
-                issuer="storefront-auth",
-                audience="storefront",
-            ),
-        )
-
+class Keys(KeyRing):
     def headers(self, subject: str, *roles: str) -> dict[str, str]:
-        token = TokenIssuer(signing_key=self.user_key, issuer="storefront-auth").issue(
-            subject=subject,
-            audience="storefront",
-            ttl=timedelta(minutes=5),
-            roles=roles or ("customer",),
-        )
+        token = self.user_token(*(roles or ("customer",)), subject=subject)
         return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="session")
 def keys() -> Keys:
-    return Keys(user_key=SigningKey.generate(), services=ServiceKeys.generate())
+    return Keys(service="orders", caller="auth")
 
 
-@pytest.fixture(scope="module")
-async def database_url(postgres_server_url: str) -> str:
-    return await asyncio.to_thread(create_test_database, postgres_server_url, "orders_service")
+database_url = database_fixture("orders_service")
 
 
 def settings_for(database_url: str, redis_url: str, **overrides: Any) -> OrdersSettings:
@@ -90,31 +53,18 @@ def settings_for(database_url: str, redis_url: str, **overrides: Any) -> OrdersS
         "checkout_wait_s": 5.0,
         "recovery_interval_s": 0.2,
         "outbox_poll_interval_s": 0.05,
-        # Only seconds of silence mean Redis is down here: on a loaded test machine a
-        # slow ping is load, and a checkout must not stop waiting for it (the frozen-Redis
-        # test sets its own).
-        "redis_watch_interval_ms": 1_000,
-        "redis_watch_timeout_ms": 1_000,
-        "redis_watch_misses": 3,
+        **UNHURRIED_REDIS_WATCH,
     }
     values.update(overrides)
     return OrdersSettings(**values)
 
 
 @dataclass
-class Orders:
+class Orders(RunningService[OrdersState]):
+    state_type = OrdersState
     app: FastAPI
     client: httpx.AsyncClient
     keys: Keys
-
-    @property
-    def state(self) -> OrdersState:
-        """What the running app's lifespan built (its typed state)."""
-        return service_state(self.app, OrdersState)
-
-    @property
-    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        return self.state.sessionmaker
 
     async def insert(self, *, user_id: str = "user-1", status: str = "CONFIRMED") -> str:
         """A settled order written straight to the database (no saga)."""

@@ -10,14 +10,8 @@ from sqlalchemy import func, select
 
 from orders_service.models import CustomerOrder
 from orders_service.schemas import OrderCreate
+from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
-ADDRESS = {
-    "name": "Ada Lovelace",
-    "line1": "12 Analytical St",
-    "city": "London",
-    "postal_code": "N1 9GU",
-    "country": "GB",
-}
 PAYMENT = {"method": "card", "token": "tok_visa"}
 CARD = "4111111111111111"
 

@@ -12,12 +12,12 @@ import uvicorn
 from redis.asyncio import Redis
 
 from jwt_core_lib import SigningKey, StaticKeySource, TokenIssuer, TokenVerifier
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.http import create_http_client
 from storefront_kit.redis import create_redis
 from storefront_kit.security import build_security
 from storefront_kit.settings import PlatformSettings
 from storefront_stack.processes import free_port
+from storefront_stack.serving import local_server, start_in_thread
 from ws_gateway_service.app import create_app
 from ws_gateway_service.settings import WsGatewaySettings
 
@@ -67,21 +67,8 @@ def start_replica(settings: WsGatewaySettings, tokens: Tokens) -> Replica:
         key_source=StaticKeySource([tokens.key]), issuer=ISSUER, audience=AUDIENCE
     )
     app.state.security = security
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=settings.port,
-        log_level="warning",
-        lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # as served
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
+    server = local_server(app, settings.port, lifespan="on")  # as served
+    thread = start_in_thread(server, "a ws-gateway replica", timeout_s=15)
     return Replica(f"http://127.0.0.1:{settings.port}", server, thread)
 
 

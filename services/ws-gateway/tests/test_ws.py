@@ -12,9 +12,9 @@ import websockets
 from redis.asyncio import Redis, RedisCluster
 from websockets.exceptions import ConnectionClosed
 
-from storefront_kit.cli import KEEP_ALIVE_TIMEOUT_S
 from storefront_kit.events import EventEnvelope
 from storefront_stack.processes import ManagedProcess, free_port
+from storefront_stack.serving import local_server
 from ws_gateway_service.clients.channels import ADMIN_ALERTS, user_channel
 from ws_gateway_service.service.hub import Connection, Hub
 from ws_gateway_service.service.presence import Presence
@@ -265,7 +265,6 @@ _JWKS_SERVER: list[Any] = []
 async def _serve_jwks(tokens: Tokens) -> str:
     import threading
 
-    import uvicorn
     from fastapi import FastAPI
 
     from jwt_core_lib import jwks_document
@@ -277,15 +276,7 @@ async def _serve_jwks(tokens: Tokens) -> str:
         return jwks_document([tokens.key])
 
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT_S,  # outlasts the JWKS client's pool expiry
-        )
-    )
+    server = local_server(app, port)  # keep-alive outlasts the JWKS client's pool expiry
     threading.Thread(target=server.run, daemon=True).start()
     _JWKS_SERVER.append(server)
     while not server.started:

@@ -3,7 +3,7 @@
 import asyncio
 import gc
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any, cast
@@ -178,7 +178,7 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
     routers: Sequence[APIRouter],
     health_checks: Callable[[Request], Sequence[HealthCheck]],
-    openapi_tags: list[dict[str, Any]] | None = None,
+    openapi_tags: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """Build a FastAPI app with the platform's middleware, problems, health, metrics and docs."""
     platform = settings.platform
@@ -211,7 +211,11 @@ def create_service_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if platform.docs_enabled else None,
-        openapi_tags=openapi_tags,
+        openapi_tags=[
+            {"name": name, "description": description}
+            for name, description in (openapi_tags or {}).items()
+        ]
+        or None,
         telemetry=fastapi_telemetry(),
     )
     app.state.settings = settings

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.requests import HTTPConnection
 
@@ -28,14 +29,18 @@ from storefront_kit.events import EventEnvelope
 from storefront_kit.forwarded import client_ip
 from storefront_kit.ids import new_id
 from storefront_kit.request_id import current_request_id
+from storefront_kit.security import AdminUser, CurrentUser
+from storefront_kit.settings import ServiceSettings
 from storefront_kit.tracing import current_traceparent
 
 __all__ = [
     "ACTION_PATTERN",
     "AUDIT_EVENT_TYPE",
     "AUDIT_STREAM",
+    "AdminAudit",
     "AuditContext",
     "AuditEntry",
+    "SelfAudit",
     "audit_context",
     "audit_event",
 ]
@@ -154,3 +159,28 @@ def audit_event(entry: AuditEntry) -> EventEnvelope:
         data=entry.model_dump(mode="json"),
         traceparent=current_traceparent(),
     )
+
+
+def _context_of(connection: HTTPConnection, actor: TokenClaims) -> AuditContext:
+    # The settings the app was made with (the kit's app factory keeps them).
+    settings: ServiceSettings = connection.app.state.settings
+    return audit_context(
+        connection,
+        actor,
+        service=settings.service_name,
+        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
+    )
+
+
+async def _admin_audit(connection: HTTPConnection, admin: AdminUser) -> AuditContext:
+    return _context_of(connection, admin)
+
+
+async def _self_audit(connection: HTTPConnection, user: CurrentUser) -> AuditContext:
+    return _context_of(connection, user)
+
+
+AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
+"""An admin's request, as the audit log records its actor and origin."""
+SelfAudit = Annotated[AuditContext, Depends(_self_audit)]
+"""A user acting on their own account (export, erasure), as the audit log records it."""

@@ -73,67 +73,62 @@ class AppError(Exception):
         self.headers = dict(headers or {})
         self.extra = extra
 
-
-class BadRequest(AppError):
-    status_code = 400
-    code = "bad_request"
-    title = "Bad request"
-
-
-class Unauthorized(AppError):
-    status_code = 401
-    code = "unauthorized"
-    title = "Authentication required"
-
-
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
-    title = "Forbidden"
-
-
-class NotFound(AppError):
-    status_code = 404
-    code = "not_found"
-    title = "Not found"
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        title: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Let a subclass declare its status, code and title as class keywords."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+        if code is not None:
+            cls.code = code
+        if title is not None:
+            cls.title = title
 
 
-class Conflict(AppError):
-    status_code = 409
-    code = "conflict"
-    title = "Conflict"
+# Each status is declared once, as class keywords (``__init_subclass__`` sets them).
+class BadRequest(AppError, status=400, code="bad_request", title="Bad request"): ...
 
 
-class PreconditionFailed(AppError):
-    status_code = 412
-    code = "precondition_failed"
-    title = "Precondition failed"
+class Unauthorized(AppError, status=401, code="unauthorized", title="Authentication required"): ...
 
 
-class UnprocessableEntity(AppError):
-    status_code = 422
-    code = "unprocessable_entity"
-    title = "Unprocessable entity"
+class Forbidden(AppError, status=403, code="forbidden", title="Forbidden"): ...
 
 
-class PreconditionRequired(AppError):
-    status_code = 428
-    code = "precondition_required"
-    title = "Precondition required"
+class NotFound(AppError, status=404, code="not_found", title="Not found"): ...
 
 
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "rate_limited"
-    title = "Too many requests"
+class Conflict(AppError, status=409, code="conflict", title="Conflict"): ...
 
+
+class PreconditionFailed(
+    AppError, status=412, code="precondition_failed", title="Precondition failed"
+): ...
+
+
+class UnprocessableEntity(
+    AppError, status=422, code="unprocessable_entity", title="Unprocessable entity"
+): ...
+
+
+class PreconditionRequired(
+    AppError, status=428, code="precondition_required", title="Precondition required"
+): ...
+
+
+class TooManyRequests(AppError, status=429, code="rate_limited", title="Too many requests"):
     def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
         headers = {"Retry-After": str(max(1, retry_after)), **kwargs.pop("headers", {})}
         super().__init__(detail, headers=headers, **kwargs)
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
-    title = "Service unavailable"
+class ServiceUnavailable(
+    AppError, status=503, code="service_unavailable", title="Service unavailable"
+): ...

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
@@ -34,6 +34,9 @@ from storefront_kit.ids import new_id
 from storefront_kit.logging import get_logger
 from storefront_kit.request_id import current_request_id, request_id_var
 from storefront_kit.tracing import consume_span, current_traceparent, publish_spans
+
+if TYPE_CHECKING:
+    from storefront_kit.settings import OutboxSettingsMixin
 
 __all__ = [
     "EventEnvelope",
@@ -197,6 +200,26 @@ class OutboxRelay:
         info = dict(sessionmaker.kw.get("info") or {})
         info[_RELAY_WAKERS] = (*info.get(_RELAY_WAKERS, ()), self.notify)
         sessionmaker.configure(info=info)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "OutboxSettingsMixin",
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        model: type[OutboxMixin],
+    ) -> "OutboxRelay":
+        """A relay publishing as the service's outbox settings say (0 retention: keep all)."""
+        return cls(
+            sessionmaker=sessionmaker,
+            redis=redis,
+            model=model,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            stream_maxlen=settings.outbox_stream_maxlen,
+            retention_s=settings.outbox_retention_s or None,
+        )
 
     def notify(self) -> None:
         """Wake the relay now instead of at the next poll (a commit just staged events)."""

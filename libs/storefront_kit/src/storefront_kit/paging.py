@@ -7,11 +7,8 @@ settings. The page size parameter keeps its name (``size`` or ``limit``) and the
 stays the route's own (its type differs); what is shared is how the size is read and
 how a wrong one is refused::
 
-    async def _page_limits(request: Request) -> PageLimits:
-        settings = service_state(request, AuthState).settings
-        return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
-
-    UserPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="size",
+    _PAGE_LIMITS = settings_page_limits(AuthState)  # page_size_default / page_size_max
+    UserPaging = Annotated[Paging, Depends(paging_dependency(_PAGE_LIMITS, name="size",
                                                              numbered=True))]
 
 A size below 1 fails the parameter's own bound and a size above the maximum fails the
@@ -24,12 +21,14 @@ it its limits.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Protocol, cast
 
 from fastapi import Depends, Query
+from fastapi.requests import HTTPConnection
 
 from storefront_kit.errors import AppError
 from storefront_kit.problems import VALIDATION_DETAIL, VALIDATION_TITLE
+from storefront_kit.state import ServiceState, service_state
 
 __all__ = [
     "DEFAULT_MAX_PAGE",
@@ -38,6 +37,7 @@ __all__ = [
     "Paging",
     "check_page_size",
     "paging_dependency",
+    "settings_page_limits",
 ]
 
 #: The deepest page number a numbered route accepts (past it, a 422 like any bound).
@@ -145,3 +145,25 @@ def paging_dependency(
         return paging(size, 1, page_limits)
 
     return cursor_page
+
+
+class _PageSizeSettings(Protocol):
+    page_size_default: int
+    page_size_max: int
+
+
+def settings_page_limits(
+    kind: type[ServiceState],
+) -> Callable[[HTTPConnection], Awaitable[PageLimits]]:
+    """The ``limits`` of :func:`paging_dependency` from the service's own settings.
+
+    The settings of ``kind``'s state must carry ``page_size_default`` and
+    ``page_size_max`` (``<PREFIX>_PAGE_SIZE_DEFAULT``/``_MAX``).
+    """
+
+    # ``async def``: a plain ``def`` dependency would cost a thread-pool hop per request.
+    async def page_limits(connection: HTTPConnection) -> PageLimits:
+        settings = cast(_PageSizeSettings, service_state(connection, kind).settings)
+        return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
+
+    return page_limits

@@ -120,14 +120,23 @@ def create_redis(
         url,
         max_connections=max_connections,
         timeout=pool_timeout,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        decode_responses=decode_responses,
-        health_check_interval=30,
-        retry=reconnect_retry(),
         retry_on_error=[RedisConnectionError],
+        **_connection_options(socket_timeout, connect_timeout, decode_responses),
     )
     return Redis.from_pool(pool)
+
+
+def _connection_options(
+    socket_timeout: float | None, connect_timeout: float, decode_responses: bool
+) -> dict[str, Any]:
+    """What every connection gets, to one server or to a cluster's nodes."""
+    return {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "decode_responses": decode_responses,
+        "health_check_interval": 30,
+        "retry": reconnect_retry(),
+    }
 
 
 def _create_cluster(
@@ -142,11 +151,7 @@ def _create_cluster(
     return _Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(url)],
         max_connections=max_connections,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        decode_responses=decode_responses,
-        health_check_interval=30,
-        retry=reconnect_retry(),
+        **_connection_options(socket_timeout, connect_timeout, decode_responses),
         **cluster_credentials(url),
         **options,
     )

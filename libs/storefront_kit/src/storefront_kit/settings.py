@@ -67,7 +67,21 @@ def is_placeholder(value: SecretStr | None) -> bool:
     return value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
 
 
-class PlatformSettings(BaseSettings):
+class _TelemetryForms(BaseSettings):
+    """The form checks of the telemetry addresses that both settings levels carry."""
+
+    @field_validator("sentry_dsn", check_fields=False)
+    @classmethod
+    def _sentry_dsn_form(cls, value: str) -> str:
+        return _sentry_dsn(value)
+
+    @field_validator("otlp_endpoint", check_fields=False)
+    @classmethod
+    def _otlp_endpoint_form(cls, value: str) -> str:
+        return _otlp_endpoint(value)
+
+
+class PlatformSettings(_TelemetryForms):
     """Settings every service reads the same way (prefix ``STOREFRONT_``)."""
 
     model_config = SettingsConfigDict(
@@ -138,16 +152,6 @@ class PlatformSettings(BaseSettings):
         ),
     )
 
-    @field_validator("sentry_dsn")
-    @classmethod
-    def _sentry_dsn_form(cls, value: str) -> str:
-        return _sentry_dsn(value)
-
-    @field_validator("otlp_endpoint")
-    @classmethod
-    def _otlp_endpoint_form(cls, value: str) -> str:
-        return _otlp_endpoint(value)
-
     @model_validator(mode="after")
     def _no_wildcard_with_credentials(self) -> "PlatformSettings":
         if self.cors_allow_credentials and "*" in self.cors_allow_origins:
@@ -155,7 +159,7 @@ class PlatformSettings(BaseSettings):
         return self
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(_TelemetryForms):
     """Base of each service's settings; subclasses set ``env_prefix`` to the service name."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
@@ -217,16 +221,6 @@ class ServiceSettings(BaseSettings):
     def env_name(cls, field: str) -> str:
         """The environment variable a field is read from (``INVENTORY_SERVICE_TOKEN_KEY``)."""
         return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
-
-    @field_validator("sentry_dsn")
-    @classmethod
-    def _sentry_dsn_form(cls, value: str) -> str:
-        return _sentry_dsn(value)
-
-    @field_validator("otlp_endpoint")
-    @classmethod
-    def _otlp_endpoint_form(cls, value: str) -> str:
-        return _otlp_endpoint(value)
 
     @field_validator("service_token_key")
     @classmethod
@@ -303,6 +297,20 @@ class DatabaseSettingsMixin(BaseSettings):
         if not value.startswith("postgresql+asyncpg://"):
             raise ValueError("database_url must be a PostgreSQL URL")
         return value
+
+
+class OutboxSettingsMixin(BaseSettings):
+    """How a service's outbox relay publishes (``OutboxRelay.from_settings``)."""
+
+    #: Outbox rows published per relay round.
+    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
+    #: Seconds the relay waits between polls when no commit woke it.
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    #: Approximate maximum length of the service's ``<service>.events`` stream.
+    outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
+    #: Seconds a published outbox row is kept (audit, replay by hand) before it is
+    #: deleted; 0 keeps them for good. Unpublished rows are never deleted.
+    outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
 
 
 class FieldEncryptionSettingsMixin(BaseSettings):
@@ -394,4 +402,4 @@ def _development_key(settings: BaseSettings, purpose: str) -> str:
     return base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-__all__ += ["DatabaseSettingsMixin", "FieldEncryptionSettingsMixin"]
+__all__ += ["DatabaseSettingsMixin", "FieldEncryptionSettingsMixin", "OutboxSettingsMixin"]

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from storefront_sandbox.faults import OK, FaultConfig, FaultInjector
+from storefront_sandbox.faults import OK, FaultConfig, FaultInjector, include_fault_routes
 from storefront_sandbox.problems import ProblemError, problem_responses
 from storefront_sandbox.settings import SandboxSettings
 from storefront_sandbox.telegram.errors import BotApiError
@@ -367,22 +367,17 @@ def create_app(
         """Updates posted to the webhook, oldest first, with the status it answered."""
         return list(state.deliveries)
 
-    @app.post("/faults", responses=problem_responses(422), tags=["sandbox"])
-    async def set_faults(body: TelegramFaults) -> dict[str, Any]:
-        """Make Bot API calls flood (429), fail (5xx) or be blocked (403) from now on."""
-        return faults.configure(body)
-
-    @app.get("/faults", tags=["sandbox"])
-    async def get_faults() -> dict[str, Any]:
-        """The current fault configuration and how many faults it injected."""
-        return faults.describe()
-
-    @app.post("/reset", status_code=204, tags=["sandbox"])
-    async def reset() -> Response:
-        """Forget messages, webhook, commands, updates and faults (tests)."""
+    async def forget() -> None:
         async with state.lock:
             state.clear()
-        faults.reset()
-        return Response(status_code=204)
+
+    include_fault_routes(
+        app,
+        faults,
+        TelegramFaults,
+        effect="Bot API calls flood (429), fail (5xx) or be blocked (403)",
+        forgets="messages, webhook, commands, updates",
+        forget=forget,
+    )
 
     return app

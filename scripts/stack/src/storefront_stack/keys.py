@@ -8,12 +8,20 @@ for a set of services (``make run``, and ``.env`` for compose).
 
 import json
 import secrets
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer, TokenVerifier
+from jwt_core_lib import (
+    ServiceTokenMinter,
+    SigningKey,
+    StaticKeySource,
+    TokenIssuer,
+    TokenVerifier,
+)
 from storefront_stack.envfile import INITIAL_KEY_ID, ed25519_pem, field_key, field_keys_json
 from storefront_stack.topology import CALLERS, FIELD_ENCRYPTION, SERVICES
 
@@ -23,6 +31,8 @@ if TYPE_CHECKING:
     from storefront_kit.security import ServiceSecurity
 
 __all__ = [
+    "USER_ISSUER",
+    "KeyRing",
     "ServiceKeys",
     "ed25519_pem",
     "field_encryption_env",
@@ -170,3 +180,46 @@ class ServiceKeys:
         prefix = _prefix(service)
         everything = service_token_keys_env({n: k.to_pem() for n, k in self.keys.items()})
         return {name: value for name, value in everything.items() if name.startswith(prefix)}
+
+
+#: The ``iss`` of user tokens (auth signs them).
+USER_ISSUER = "storefront-auth"
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """A service test's keys: auth's user-token key and every service's service-token key.
+
+    ``service`` is the service under test and ``caller`` the one that usually calls it
+    (the defaults of :meth:`security` and :meth:`service_token`); a user token's subject
+    is ``default_subject``, or a new id per token when that is None.
+    """
+
+    service: str
+    caller: str
+    default_subject: str | None = None
+    user_key: SigningKey = field(default_factory=SigningKey.generate)
+    services: ServiceKeys = field(default_factory=ServiceKeys.generate)
+
+    def user_verifier(self) -> TokenVerifier:
+        """How the service under test checks user tokens: against auth's key."""
+        return TokenVerifier(
+            key_source=StaticKeySource([self.user_key]), issuer=USER_ISSUER, audience="storefront"
+        )
+
+    def security(self, service: str | None = None) -> "ServiceSecurity":
+        """What the kit would build for ``service`` (the service under test by default)."""
+        return self.services.security(service or self.service, user_verifier=self.user_verifier())
+
+    def user_token(self, *roles: str, subject: str | None = None) -> str:
+        """A five-minute access token with ``roles``, signed as auth would."""
+        return TokenIssuer(signing_key=self.user_key, issuer=USER_ISSUER).issue(
+            subject=subject or self.default_subject or str(uuid.uuid4()),
+            audience="storefront",
+            ttl=timedelta(minutes=5),
+            roles=roles,
+        )
+
+    def service_token(self, caller: str | None = None, audience: str | None = None) -> str:
+        """A service token from ``caller`` for ``audience`` (by default: the usual call)."""
+        return self.services.token(caller or self.caller, audience or self.service)

@@ -3,15 +3,23 @@
 ``otp/send`` → Start on the deep link (the bot asks for the contact) → the chat's user
 shares their own contact (the number proves itself) → the code arrives in the chat →
 ``otp/verify``. For end-to-end tests and benchmarks; the local profile only.
+
+Staff need no login for a test: :func:`user_token` mints an access token with the
+platform's own user-token key, as auth would sign it.
 """
 
 import asyncio
 import re
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
-__all__ = ["CODE", "messages", "telegram_login", "wait_for_message"]
+from jwt_core_lib import SigningKey, TokenIssuer
+
+__all__ = ["CODE", "bearer", "messages", "telegram_login", "user_token", "wait_for_message"]
 
 CODE = re.compile(r"\b(\d{6})\b")
 _CONTACT_REQUEST = re.compile("Share my phone number")
@@ -67,3 +75,25 @@ async def telegram_login(
     verified = await client.post("/api/v1/auth/otp/verify", json={"phone": phone, "code": code[1]})
     assert verified.status_code == 200, verified.text
     return dict(verified.json())
+
+
+def user_token(
+    platform_env: Mapping[str, str],
+    *roles: str,
+    subject: str | None = None,
+    ttl: timedelta = timedelta(minutes=30),
+) -> str:
+    """An access token for ``subject`` (a new id by default) with ``roles``, signed with
+    the platform's user-token key (``AUTH_JWT_SIGNING_KEY`` of ``platform_env``)."""
+    issuer = TokenIssuer(
+        signing_key=SigningKey.from_pem(platform_env["AUTH_JWT_SIGNING_KEY"]),
+        issuer="storefront-auth",
+    )
+    return issuer.issue(
+        subject=subject or str(uuid.uuid4()), audience="storefront", ttl=ttl, roles=roles
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header of ``token``."""
+    return {"Authorization": f"Bearer {token}"}

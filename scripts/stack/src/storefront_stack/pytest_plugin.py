@@ -11,10 +11,12 @@ module, through ``pytestmark``) marked ``@pytest.mark.redis_modes`` that uses th
 the single server.
 """
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,7 @@ from storefront_stack import infra
 from storefront_stack.platform import REPO_ROOT, Platform, PlatformOptions
 from storefront_stack.processes import PidRegistry, free_port
 
-__all__ = ["REDIS_MODES", "create_test_database", "flush_redis"]
+__all__ = ["REDIS_MODES", "create_test_database", "database_fixture", "flush_redis"]
 
 REDIS_MODES = ("single", "cluster")
 """The Redis deployments a ``redis_modes`` test runs on."""
@@ -196,6 +198,28 @@ def create_test_database(server_url: str, package: str | None = None) -> str:
 # logins and later tests would get a 429 or not depending on how fast the run is. The
 # per-phone limits stay as shipped; the per-IP ones have their own tests
 # (services/auth/tests/test_otp.py).
+def database_fixture(package: str) -> Any:
+    """A module-scoped ``database_url`` fixture: a fresh database migrated for ``package``.
+
+    A service's conftest says ``database_url = database_fixture("auth_service")``.
+    """
+
+    @pytest.fixture(scope="module", name="database_url")
+    async def database_url(postgres_server_url: str) -> str:
+        return await asyncio.to_thread(create_test_database, postgres_server_url, package)
+
+    return database_url
+
+
+#: Orders' Redis watch for tests: only seconds of silence mean Redis is down. On a loaded
+#: test machine a slow ping is load, and a checkout must not stop waiting for it (the
+#: frozen-Redis tests set their own).
+UNHURRIED_REDIS_WATCH = {
+    "redis_watch_interval_ms": 1_000,
+    "redis_watch_timeout_ms": 1_000,
+    "redis_watch_misses": 3,
+}
+
 ONE_CLIENT_ADDRESS_LIMITS = {
     "AUTH_OTP_IP_RATE_LIMIT": "100000/10minutes",
     "AUTH_OTP_VERIFY_IP_RATE_LIMIT": "100000/10minutes",

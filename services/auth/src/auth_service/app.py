@@ -3,12 +3,12 @@
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from auth_service import fields
 from auth_service.api import routers
@@ -22,136 +22,124 @@ from auth_service.settings import AuthSettings, get_settings
 from auth_service.state import AuthState
 from storefront_kit.app import create_service_app
 from storefront_kit.audit import AUDIT_STREAM
-from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay, StreamConsumer
-from storefront_kit.health import HealthCheck, postgres_check, redis_check
+from storefront_kit.lifespan import database_clients, database_health_checks
 from storefront_kit.rate_limits import RateLimiter
-from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
 from storefront_kit.tasks import TaskSet, stop_tasks
 
 __all__ = ["AUDIT_GROUP", "create_app"]
 
 AUDIT_GROUP = "auth-audit"
 
-OPENAPI_TAGS = [
-    {
-        "name": "auth",
-        "description": "Log in by phone: OTP through Telegram, token refresh, logout.",
-    },
-    {"name": "users", "description": "The caller's own profile."},
-    {"name": "admin: users", "description": "Users and roles (admin writes, moderator reads)."},
-    {"name": "admin: audit", "description": "Every staff action of the platform (staff read)."},
-    {"name": "internal", "description": "Service-to-service only (the Telegram bot's Start)."},
-]
+#: Each tag of the routes, and what it groups (the docs page shows them in this order).
+OPENAPI_TAGS = {
+    "auth": "Log in by phone: OTP through Telegram, token refresh, logout.",
+    "users": "The caller's own profile.",
+    "admin: users": "Users and roles (admin writes, moderator reads).",
+    "admin: audit": "Every staff action of the platform (staff read).",
+    "internal": "Service-to-service only (the Telegram bot's Start).",
+}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[AuthState]:
     """Create the service's clients once; close them on shutdown."""
     settings: AuthSettings = app.state.settings
-    engine = engine_from_settings(settings)
-    sessionmaker = create_sessionmaker(engine)
-    redis = redis_from_settings(settings)
-    otp_store = OtpStore(
-        redis,
-        phone_key=fields.phone_key,
-        seal_phone=fields.seal_phone,
-        unseal_phone=fields.unseal_phone,
-    )
-    limiter = RateLimiter(
-        settings.redis_url,
-        {
-            "phone": settings.otp_phone_rate_limit,
-            "ip": settings.otp_ip_rate_limit,
-            "verify_phone": settings.otp_verify_phone_rate_limit,
-            "verify_ip": settings.otp_verify_ip_rate_limit,
-            "refresh_ip": settings.refresh_ip_rate_limit,
-        },
-        key_prefix="auth:rl",
-        socket_timeout=settings.redis_socket_timeout_s,
-        fail_open=settings.rate_limit_fail_open,
-    )
-
-    keys = AuthKeys.from_settings(settings)
-    # Auth verifies the user tokens it signed itself with its own keys, not over HTTP:
-    # the one change a service makes to the kit's security (app.state.security).
-    security: ServiceSecurity = app.state.security
-    app.state.security = replace(security, user_verifier=keys.verifier(settings))
-    http_client: httpx.AsyncClient = app.state.http_client
-    delivery = OtpDelivery(
-        client=http_client,
-        auth=security.auth_for("notifications"),
-        base_url=settings.notifications_url,
-        timeout_s=settings.notifications_timeout_s,
-        max_attempts=settings.notifications_max_attempts,
-    )
-    # The other services' parts of a data export, each over its internal route.
-    holders = DataHolders(
-        client=http_client,
-        auths={name: security.auth_for(name) for name in ("orders", "notifications", "ws-gateway")},
-        urls={
-            "orders": settings.orders_url,
-            "notifications": settings.notifications_url,
-            "ws-gateway": settings.ws_gateway_url,
-        },
-        timeout_s=settings.export_timeout_s,
-    )
-    # user.erased leaves through the outbox, committed with the erasure itself.
-    relay = OutboxRelay(
-        sessionmaker=sessionmaker,
-        redis=redis,
-        model=OutboxEvent,
-        poll_interval_s=settings.outbox_poll_interval_s,
-        retention_s=settings.outbox_retention_s or None,
-    )
-    # The other services' audit entries arrive on a stream; auth stores each once.
-    consumer = StreamConsumer(
-        redis=redis,
-        stream=AUDIT_STREAM,
-        group=AUDIT_GROUP,
-        consumer=settings.audit_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
-        handler=AuditRecorder(sessionmaker),
-    )
-    # Clean-ups a request leaves behind (after an erasure), drained at shutdown.
-    tasks = TaskSet()
-    stop = asyncio.Event()
-    workers: list[asyncio.Task[None]] = []
-    if settings.audit_consumer_enabled:
-        workers.append(asyncio.create_task(consumer.run(stop), name="auth-audit-consumer"))
-    if settings.outbox_relay_enabled:
-        workers.append(asyncio.create_task(relay.run(stop), name="auth-outbox-relay"))
-    try:
-        yield AuthState(
-            settings=settings,
-            redis=redis,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            otp_store=otp_store,
-            rate_limiter=limiter,
-            keys=keys,
-            access_tokens=keys.issuer(settings),
-            otp_delivery=delivery,
-            data_holders=holders,
-            outbox_relay=relay,
-            audit_consumer=consumer,
-            tasks=tasks,
+    async with database_clients(settings) as (engine, sessionmaker, redis):
+        otp_store = OtpStore(
+            redis,
+            phone_key=fields.phone_key,
+            seal_phone=fields.seal_phone,
+            unseal_phone=fields.unseal_phone,
         )
-    finally:
-        stop.set()
-        # The consumer notices the stop within one blocking read; then it is cancelled.
-        await stop_tasks(workers, timeout_s=consumer.block_ms / 1000 + 2)
-        await tasks.aclose()
-        await delivery.aclose()
-        await limiter.aclose()
-        await redis.aclose()
-        await engine.dispose()
+        limiter = RateLimiter(
+            settings.redis_url,
+            {
+                "phone": settings.otp_phone_rate_limit,
+                "ip": settings.otp_ip_rate_limit,
+                "verify_phone": settings.otp_verify_phone_rate_limit,
+                "verify_ip": settings.otp_verify_ip_rate_limit,
+                "refresh_ip": settings.refresh_ip_rate_limit,
+            },
+            key_prefix="auth:rl",
+            socket_timeout=settings.redis_socket_timeout_s,
+            fail_open=settings.rate_limit_fail_open,
+        )
 
-
-def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = service_state(request, AuthState)
-    return [postgres_check(state.engine), redis_check(state.redis)]
+        keys = AuthKeys.from_settings(settings)
+        # Auth verifies the user tokens it signed itself with its own keys, not over HTTP:
+        # the one change a service makes to the kit's security (app.state.security).
+        security: ServiceSecurity = app.state.security
+        app.state.security = replace(security, user_verifier=keys.verifier(settings))
+        http_client: httpx.AsyncClient = app.state.http_client
+        delivery = OtpDelivery(
+            client=http_client,
+            auth=security.auth_for("notifications"),
+            base_url=settings.notifications_url,
+            timeout_s=settings.notifications_timeout_s,
+            max_attempts=settings.notifications_max_attempts,
+        )
+        # The other services' parts of a data export, each over its internal route.
+        holders = DataHolders(
+            client=http_client,
+            auths={
+                name: security.auth_for(name) for name in ("orders", "notifications", "ws-gateway")
+            },
+            urls={
+                "orders": settings.orders_url,
+                "notifications": settings.notifications_url,
+                "ws-gateway": settings.ws_gateway_url,
+            },
+            timeout_s=settings.export_timeout_s,
+        )
+        # user.erased leaves through the outbox, committed with the erasure itself.
+        relay = OutboxRelay(
+            sessionmaker=sessionmaker,
+            redis=redis,
+            model=OutboxEvent,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            retention_s=settings.outbox_retention_s or None,
+        )
+        # The other services' audit entries arrive on a stream; auth stores each once.
+        consumer = StreamConsumer(
+            redis=redis,
+            stream=AUDIT_STREAM,
+            group=AUDIT_GROUP,
+            consumer=settings.audit_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
+            handler=AuditRecorder(sessionmaker),
+        )
+        # Clean-ups a request leaves behind (after an erasure), drained at shutdown.
+        tasks = TaskSet()
+        stop = asyncio.Event()
+        workers: list[asyncio.Task[None]] = []
+        if settings.audit_consumer_enabled:
+            workers.append(asyncio.create_task(consumer.run(stop), name="auth-audit-consumer"))
+        if settings.outbox_relay_enabled:
+            workers.append(asyncio.create_task(relay.run(stop), name="auth-outbox-relay"))
+        try:
+            yield AuthState(
+                settings=settings,
+                redis=redis,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                otp_store=otp_store,
+                rate_limiter=limiter,
+                keys=keys,
+                access_tokens=keys.issuer(settings),
+                otp_delivery=delivery,
+                data_holders=holders,
+                outbox_relay=relay,
+                audit_consumer=consumer,
+                tasks=tasks,
+            )
+        finally:
+            stop.set()
+            # The consumer notices the stop within one blocking read; then it is cancelled.
+            await stop_tasks(workers, timeout_s=consumer.block_ms / 1000 + 2)
+            await tasks.aclose()
+            await delivery.aclose()
+            await limiter.aclose()
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
@@ -167,6 +155,6 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         routers=routers,
-        health_checks=_health_checks,
+        health_checks=database_health_checks(AuthState),
         openapi_tags=OPENAPI_TAGS,
     )

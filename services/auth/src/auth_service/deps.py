@@ -12,13 +12,13 @@ from auth_service.clients.otp_store import OtpStore
 from auth_service.service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
 from auth_service.state import AuthState
-from storefront_kit.audit import AuditContext, audit_context
+from storefront_kit.audit import AdminAudit, SelfAudit
 from storefront_kit.db import request_session
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
-from storefront_kit.paging import PageLimits, Paging, paging_dependency
+from storefront_kit.paging import Paging, paging_dependency, settings_page_limits
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
-from storefront_kit.state import service_state, state_dependency, state_part
+from storefront_kit.state import state_dependency, state_part
 from storefront_kit.tasks import TaskSet
 
 __all__ = [
@@ -47,15 +47,12 @@ __all__ = [
 
 #: Everything auth's lifespan built, typed (storefront_kit.state).
 StateDep = Annotated[AuthState, Depends(state_dependency(AuthState))]
+#: ``<PREFIX>_PAGE_SIZE_DEFAULT``/``_MAX`` of the service's lists.
+_PAGE_LIMITS = settings_page_limits(AuthState)
 
 
 # Each reads the state itself (here or through ``state_part``): one dependency to
 # resolve, not two.
-async def _page_limits(request: Request) -> PageLimits:
-    settings = service_state(request, AuthState).settings
-    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
-
-
 SettingsDep = Annotated[AuthSettings, Depends(state_part(AuthState, lambda state: state.settings))]
 RedisDep = Annotated[Redis, Depends(state_part(AuthState, lambda state: state.redis))]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
@@ -74,9 +71,9 @@ HoldersDep = Annotated[
     DataHolders, Depends(state_part(AuthState, lambda state: state.data_holders))
 ]
 TasksDep = Annotated[TaskSet, Depends(state_part(AuthState, lambda state: state.tasks))]
-UserPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))]
+UserPaging = Annotated[Paging, Depends(paging_dependency(_PAGE_LIMITS, name="size", numbered=True))]
 """``?page=&size=`` of the admin user list (``AUTH_PAGE_SIZE_DEFAULT``/``_MAX``)."""
-AuditPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
+AuditPaging = Annotated[Paging, Depends(paging_dependency(_PAGE_LIMITS, name="limit"))]
 """``?limit=`` of the audit log's keyset pages (the same settings)."""
 
 
@@ -96,27 +93,3 @@ async def _client_ip(request: Request) -> str:
 
 
 ClientIp = Annotated[str, Depends(_client_ip)]
-
-
-async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
-    return audit_context(
-        request,
-        admin,
-        service=settings.service_name,
-        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
-    )
-
-
-async def _self_audit(request: Request, user: CurrentUser, settings: SettingsDep) -> AuditContext:
-    return audit_context(
-        request,
-        user,
-        service=settings.service_name,
-        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
-    )
-
-
-AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
-"""An admin's request, as the audit log records its actor and origin."""
-SelfAudit = Annotated[AuditContext, Depends(_self_audit)]
-"""A user acting on their own account (export, erasure), as the audit log records it."""

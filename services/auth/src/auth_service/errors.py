@@ -34,10 +34,7 @@ though the answer is 401.
 from typing import ClassVar
 
 from storefront_kit.errors import (
-    AppError,
-    BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     ServiceUnavailable,
     TooManyRequests,
@@ -46,14 +43,10 @@ from storefront_kit.errors import (
 )
 
 __all__ = [
-    "AppError",
-    "BadRequest",
     "Conflict",
     "ExportUnavailable",
-    "Forbidden",
     "InvalidAuditFilter",
     "InvalidPhone",
-    "NotFound",
     "OtpCooldown",
     "OtpExpired",
     "OtpInvalid",
@@ -64,11 +57,7 @@ __all__ = [
     "RefreshTokenExpired",
     "RefreshTokenInvalid",
     "RefreshTokenReused",
-    "ServiceUnavailable",
-    "TooManyRequests",
-    "Unauthorized",
     "UnknownRole",
-    "UnprocessableEntity",
     "UserErased",
     "UserNotFound",
 ]

@@ -12,6 +12,7 @@ from auth_service.domain.otp import CODE_DIGITS
 from auth_service.domain.refresh import MAX_REFRESH_TOKEN_LENGTH
 from auth_service.domain.roles import Role
 from auth_service.models import UserAccount
+from storefront_kit.contracts import ContactOutcome
 
 __all__ = [
     "AdminUserOut",
@@ -203,19 +204,6 @@ class TelegramContactRequest(_Strict):
     contact: TelegramContact | None = Field(
         default=None, description="``message.contact``; null for any other reply."
     )
-
-
-ContactOutcome = Literal[
-    "code_sent",
-    "contact_required",
-    "not_own_contact",
-    "invalid_phone",
-    "phone_mismatch",
-    "link_burned",
-    "no_pending_link",
-    "chat_taken",
-    "not_allowed",
-]
 
 
 class TelegramContactOutcome(BaseModel):

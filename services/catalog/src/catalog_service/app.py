@@ -27,12 +27,10 @@ from storefront_kit.watch import DependencyWatch, elasticsearch_ping, redis_ping
 
 __all__ = ["create_app"]
 
-OPENAPI_TAGS = [
-    {
-        "name": "catalog",
-        "description": "Typo-tolerant product search and product pages (public, read-only).",
-    },
-]
+#: Each tag of the routes, and what it groups (the docs page shows them in this order).
+OPENAPI_TAGS = {
+    "catalog": "Typo-tolerant product search and product pages (public, read-only).",
+}
 
 
 @asynccontextmanager

@@ -16,26 +16,18 @@ from typing import Any
 
 from storefront_kit.errors import (
     AppError,
-    BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     ServiceUnavailable,
     UnprocessableEntity,
 )
 
 __all__ = [
-    "AppError",
-    "BadRequest",
     "ConcurrentUpdate",
     "Conflict",
-    "Forbidden",
     "InvalidSearch",
-    "NotFound",
     "ProductNotFound",
     "SearchUnavailable",
-    "ServiceUnavailable",
-    "UnprocessableEntity",
 ]
 
 

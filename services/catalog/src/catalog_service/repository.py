@@ -37,10 +37,9 @@ from catalog_service.errors import ConcurrentUpdate
 from catalog_service.events import ProductData, ProductDeletedData, StockData
 
 __all__ = [
+    "Change",
     "LastWrites",
-    "apply_delete",
-    "apply_stock",
-    "apply_upsert",
+    "apply_change",
     "get_document",
 ]
 
@@ -191,61 +190,34 @@ async def _write_all(
     return outcome
 
 
-async def apply_upsert(
+#: What the listener and the reindex write: a product, its stock levels, or its deletion.
+Change = ProductData | StockData | ProductDeletedData
+
+
+def _merge_of(change: Change) -> tuple[str, Merge]:
+    """The document a change writes to, and how it merges onto what is there."""
+    if isinstance(change, StockData):
+        return str(change.product_id), lambda current: merge_stock(current, change)
+    if isinstance(change, ProductDeletedData):
+        return str(change.id), lambda current: merge_delete(current, change)
+    return str(change.id), lambda current: merge_upsert(current, change)
+
+
+async def apply_change(
     es: AsyncElasticsearch,
     targets: Sequence[str],
-    product: ProductData,
+    change: Change,
     *,
     refresh: bool = True,
     last_writes: LastWrites | None = None,
 ) -> Outcome:
-    """Write ``product`` unless a document at the same or a newer version is there."""
-    return await _write_all(
-        es,
-        targets,
-        str(product.id),
-        lambda current: merge_upsert(current, product),
-        refresh,
-        last_writes,
-    )
+    """Write ``change`` unless a document at the same or a newer version is there.
 
-
-async def apply_stock(
-    es: AsyncElasticsearch,
-    targets: Sequence[str],
-    stock: StockData,
-    *,
-    refresh: bool = True,
-    last_writes: LastWrites | None = None,
-) -> Outcome:
-    """Update the stock levels unless newer ones are there."""
-    return await _write_all(
-        es,
-        targets,
-        str(stock.product_id),
-        lambda current: merge_stock(current, stock),
-        refresh,
-        last_writes,
-    )
-
-
-async def apply_delete(
-    es: AsyncElasticsearch,
-    targets: Sequence[str],
-    deleted: ProductDeletedData,
-    *,
-    refresh: bool = True,
-    last_writes: LastWrites | None = None,
-) -> Outcome:
-    """Replace the product with a tombstone."""
-    return await _write_all(
-        es,
-        targets,
-        str(deleted.id),
-        lambda current: merge_delete(current, deleted),
-        refresh,
-        last_writes,
-    )
+    A product is written whole, stock levels update its stock fields, a deletion
+    replaces it with a tombstone.
+    """
+    doc_id, merge = _merge_of(change)
+    return await _write_all(es, targets, doc_id, merge, refresh, last_writes)
 
 
 async def get_document(es: AsyncElasticsearch, alias: str, product_id: UUID) -> Document | None:

@@ -1,10 +1,10 @@
 """The inventory service as an ASGI app (``uvicorn inventory_service.app:create_app --factory``)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from inventory_service.api import routers
 from inventory_service.models import OutboxEvent
@@ -12,74 +12,51 @@ from inventory_service.settings import InventorySettings, get_settings
 from inventory_service.state import InventoryState
 from inventory_service.workers.sweeper import run_sweeper
 from storefront_kit.app import create_service_app
-from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay
-from storefront_kit.health import HealthCheck, postgres_check, redis_check
-from storefront_kit.redis import redis_from_settings
-from storefront_kit.state import service_state
+from storefront_kit.lifespan import database_clients, database_health_checks
 from storefront_kit.tasks import stop_tasks
 
 __all__ = ["create_app"]
 
-OPENAPI_TAGS = [
-    {
-        "name": "admin: products",
-        "description": "Products and stock (admin writes, moderator reads).",
-    },
-    {
-        "name": "internal",
-        "description": "Service-to-service only: reserve, release, commit, export.",
-    },
-]
+#: Each tag of the routes, and what it groups (the docs page shows them in this order).
+OPENAPI_TAGS = {
+    "admin: products": "Products and stock (admin writes, moderator reads).",
+    "internal": "Service-to-service only: reserve, release, commit, export.",
+}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[InventoryState]:
     """Create the service's clients and background tasks once; stop and close on shutdown."""
     settings: InventorySettings = app.state.settings
-    engine = engine_from_settings(settings)
-    sessionmaker = create_sessionmaker(engine)
-    redis = redis_from_settings(settings)
-    relay = OutboxRelay(
-        sessionmaker=sessionmaker,
-        redis=redis,
-        model=OutboxEvent,
-        batch_size=settings.outbox_batch_size,
-        poll_interval_s=settings.outbox_poll_interval_s,
-        stream_maxlen=settings.outbox_stream_maxlen,
-        retention_s=settings.outbox_retention_s or None,
-    )
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    if settings.background_tasks_enabled:
-        tasks.append(asyncio.create_task(relay.run(stop), name="inventory-outbox-relay"))
-        sweeper = run_sweeper(
-            sessionmaker,
-            stop=stop,
-            interval_s=settings.sweeper_interval_s,
-            batch_size=settings.sweeper_batch_size,
-            on_released=relay.notify,
+    async with database_clients(settings) as (engine, sessionmaker, redis):
+        relay = OutboxRelay.from_settings(
+            settings, sessionmaker=sessionmaker, redis=redis, model=OutboxEvent
         )
-        tasks.append(asyncio.create_task(sweeper, name="inventory-reservation-sweeper"))
-    try:
-        yield InventoryState(
-            settings=settings,
-            redis=redis,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            outbox_relay=relay,
-        )
-    finally:
-        stop.set()
-        relay.notify()
-        await stop_tasks(tasks)
-        await redis.aclose()
-        await engine.dispose()
-
-
-def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = service_state(request, InventoryState)
-    return [postgres_check(state.engine), redis_check(state.redis)]
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if settings.background_tasks_enabled:
+            tasks.append(asyncio.create_task(relay.run(stop), name="inventory-outbox-relay"))
+            sweeper = run_sweeper(
+                sessionmaker,
+                stop=stop,
+                interval_s=settings.sweeper_interval_s,
+                batch_size=settings.sweeper_batch_size,
+                on_released=relay.notify,
+            )
+            tasks.append(asyncio.create_task(sweeper, name="inventory-reservation-sweeper"))
+        try:
+            yield InventoryState(
+                settings=settings,
+                redis=redis,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                outbox_relay=relay,
+            )
+        finally:
+            stop.set()
+            relay.notify()
+            await stop_tasks(tasks)
 
 
 def create_app(settings: InventorySettings | None = None) -> FastAPI:
@@ -91,6 +68,6 @@ def create_app(settings: InventorySettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         routers=routers,
-        health_checks=_health_checks,
+        health_checks=database_health_checks(InventoryState),
         openapi_tags=OPENAPI_TAGS,
     )

@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.settings import InventorySettings
 from inventory_service.state import InventoryState
-from storefront_kit.audit import AuditContext, audit_context
+from storefront_kit.audit import AdminAudit
 from storefront_kit.db import request_session
-from storefront_kit.paging import PageLimits, Paging, paging_dependency
+from storefront_kit.paging import PageLimits, Paging, paging_dependency, settings_page_limits
 from storefront_kit.security import AdminUser, StaffUser
 from storefront_kit.state import service_state, state_dependency, state_part
 
@@ -29,15 +29,12 @@ __all__ = [
 
 #: Everything inventory's lifespan built, typed (storefront_kit.state).
 StateDep = Annotated[InventoryState, Depends(state_dependency(InventoryState))]
+#: ``<PREFIX>_PAGE_SIZE_DEFAULT``/``_MAX`` of the service's lists.
+_PAGE_LIMITS = settings_page_limits(InventoryState)
 
 
 # Each reads straight from the state (here or through ``state_part``), not through
 # StateDep: one dependency fewer to resolve on every reservation.
-async def _page_limits(request: Request) -> PageLimits:
-    settings = service_state(request, InventoryState).settings
-    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
-
-
 async def _export_limits(request: Request) -> PageLimits:
     # The export's pages are as large as allowed unless the caller asks for fewer.
     maximum = service_state(request, InventoryState).settings.export_limit_max
@@ -50,21 +47,8 @@ SettingsDep = Annotated[
 RedisDep = Annotated[Redis, Depends(state_part(InventoryState, lambda state: state.redis))]
 SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 ProductPaging = Annotated[
-    Paging, Depends(paging_dependency(_page_limits, name="size", numbered=True))
+    Paging, Depends(paging_dependency(_PAGE_LIMITS, name="size", numbered=True))
 ]
 """``?page=&size=`` of the admin product list (``INVENTORY_PAGE_SIZE_DEFAULT``/``_MAX``)."""
 ExportPaging = Annotated[Paging, Depends(paging_dependency(_export_limits, name="limit"))]
 """``?limit=`` of the internal export (``INVENTORY_EXPORT_LIMIT_MAX``)."""
-
-
-async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
-    return audit_context(
-        request,
-        admin,
-        service=settings.service_name,
-        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
-    )
-
-
-AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
-"""An admin's request, as the audit log records its actor and origin."""

@@ -23,25 +23,18 @@ from collections.abc import Iterable
 
 from storefront_kit.errors import (
     AppError,
-    BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
-    ServiceUnavailable,
     UnprocessableEntity,
 )
 
 __all__ = [
     "AppError",
-    "BadRequest",
-    "Conflict",
-    "Forbidden",
     "InsufficientStock",
     "InvalidRequest",
     "MixedCurrency",
-    "NotFound",
     "PreconditionFailed",
     "PreconditionRequired",
     "ProductNotFound",
@@ -49,11 +42,9 @@ __all__ = [
     "ReservationMismatch",
     "ReservationNotFound",
     "ReservationStateConflict",
-    "ServiceUnavailable",
     "SkuTaken",
     "StockBelowReserved",
     "UnknownSku",
-    "UnprocessableEntity",
 ]
 
 

@@ -5,12 +5,12 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
+from storefront_kit.settings import DatabaseSettingsMixin, OutboxSettingsMixin, ServiceSettings
 
 __all__ = ["InventorySettings", "get_settings"]
 
 
-class InventorySettings(ServiceSettings, DatabaseSettingsMixin):
+class InventorySettings(ServiceSettings, DatabaseSettingsMixin, OutboxSettingsMixin):
     """Everything the inventory service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="INVENTORY_", env_file=".env", extra="ignore")
@@ -31,15 +31,6 @@ class InventorySettings(ServiceSettings, DatabaseSettingsMixin):
     sweeper_batch_size: int = Field(default=100, ge=1, le=10_000)
     #: Run the expiry sweeper and the outbox relay in this process.
     background_tasks_enabled: bool = True
-    #: Outbox rows published per relay round.
-    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
-    #: Seconds the relay waits between polls when no commit woke it.
-    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
-    #: Approximate maximum length of the ``inventory.events`` stream.
-    outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
-    #: Seconds a published outbox row is kept (audit, replay by hand) before it is
-    #: deleted; 0 keeps them for good. Unpublished rows are never deleted.
-    outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
     #: Admin product list page size when none is asked for.
     page_size_default: int = Field(default=20, ge=1)
     #: Largest admin list page size (larger is a 422).

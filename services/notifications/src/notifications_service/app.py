@@ -2,10 +2,10 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from notifications_service import fields
 from notifications_service.api import routers
@@ -16,92 +16,78 @@ from notifications_service.settings import NotificationsSettings, get_settings
 from notifications_service.state import NotificationsState
 from notifications_service.workers.consumers import order_events_consumer, user_erasure_consumer
 from storefront_kit.app import create_service_app
-from storefront_kit.db import create_sessionmaker, engine_from_settings
-from storefront_kit.health import HealthCheck, postgres_check, redis_check
-from storefront_kit.redis import redis_from_settings
+from storefront_kit.lifespan import database_clients, database_health_checks
 from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
 from storefront_kit.tasks import TaskSet, stop_tasks
 
 __all__ = ["create_app"]
 
-OPENAPI_TAGS = [
-    {"name": "telegram", "description": "The bot's webhook (Telegram only, secret required)."},
-    {
-        "name": "internal",
-        "description": "Service-to-service only (auth): OTP delivery, chat link changes.",
-    },
-    {"name": "admin: notifications", "description": "Dead-lettered events (admin)."},
-]
+#: Each tag of the routes, and what it groups (the docs page shows them in this order).
+OPENAPI_TAGS = {
+    "telegram": "The bot's webhook (Telegram only, secret required).",
+    "internal": "Service-to-service only (auth): OTP delivery, chat link changes.",
+    "admin: notifications": "Dead-lettered events (admin).",
+}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[NotificationsState]:
     """Create the service's clients and background tasks once; stop and close on shutdown."""
     settings: NotificationsSettings = app.state.settings
-    engine = engine_from_settings(settings)
-    sessionmaker = create_sessionmaker(engine)
-    redis = redis_from_settings(settings)
-    security: ServiceSecurity = app.state.security
-    auth_client = AuthClient(
-        client=app.state.http_client,
-        auth=security.auth_for("auth"),
-        base_url=settings.auth_url,
-        timeout_s=settings.auth_timeout_s,
-    )
-    chats = ChatDirectory(
-        redis=redis,
-        auth=auth_client,
-        cipher=fields.FIELDS.cipher,
-        ttl_s=settings.chat_cache_ttl_s,
-    )
-    telegram = TelegramBot(settings)
-    tasks = TaskSet()
-
-    stop = asyncio.Event()
-    workers: list[asyncio.Task[None]] = [
-        # getMe and setWebhook never hold up start-up: Telegram may be down right now.
-        asyncio.create_task(telegram.set_up(stop), name="notifications-telegram-setup")
-    ]
-    consumer = order_events_consumer(
-        settings, redis=redis, engine=engine, telegram=telegram, chats=chats
-    )
-    # user.erased from auth: the user's log, cached chat and dead letters go.
-    erasure = user_erasure_consumer(
-        settings,
-        redis=redis,
-        sessionmaker=sessionmaker,
-        chats=chats,
-        dead_letter_streams=(consumer.dead_letter_stream,),
-    )
-    if settings.consumer_enabled:
-        workers.append(asyncio.create_task(consumer.run(stop), name="notifications-consumer"))
-        workers.append(asyncio.create_task(erasure.run(stop), name="notifications-erasure"))
-    try:
-        yield NotificationsState(
-            settings=settings,
-            redis=redis,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            auth_client=auth_client,
-            chats=chats,
-            telegram=telegram,
-            tasks=tasks,
-            order_consumer=consumer,
-            erasure_consumer=erasure,
+    async with database_clients(settings) as (engine, sessionmaker, redis):
+        security: ServiceSecurity = app.state.security
+        auth_client = AuthClient(
+            client=app.state.http_client,
+            auth=security.auth_for("auth"),
+            base_url=settings.auth_url,
+            timeout_s=settings.auth_timeout_s,
         )
-    finally:
-        stop.set()
-        await stop_tasks(workers, timeout_s=settings.consumer_block_ms / 1000 + 2)
-        await tasks.aclose()
-        await telegram.aclose()
-        await redis.aclose()
-        await engine.dispose()
+        chats = ChatDirectory(
+            redis=redis,
+            auth=auth_client,
+            cipher=fields.FIELDS.cipher,
+            ttl_s=settings.chat_cache_ttl_s,
+        )
+        telegram = TelegramBot(settings)
+        tasks = TaskSet()
 
-
-def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = service_state(request, NotificationsState)
-    return [postgres_check(state.engine), redis_check(state.redis)]
+        stop = asyncio.Event()
+        workers: list[asyncio.Task[None]] = [
+            # getMe and setWebhook never hold up start-up: Telegram may be down right now.
+            asyncio.create_task(telegram.set_up(stop), name="notifications-telegram-setup")
+        ]
+        consumer = order_events_consumer(
+            settings, redis=redis, engine=engine, telegram=telegram, chats=chats
+        )
+        # user.erased from auth: the user's log, cached chat and dead letters go.
+        erasure = user_erasure_consumer(
+            settings,
+            redis=redis,
+            sessionmaker=sessionmaker,
+            chats=chats,
+            dead_letter_streams=(consumer.dead_letter_stream,),
+        )
+        if settings.consumer_enabled:
+            workers.append(asyncio.create_task(consumer.run(stop), name="notifications-consumer"))
+            workers.append(asyncio.create_task(erasure.run(stop), name="notifications-erasure"))
+        try:
+            yield NotificationsState(
+                settings=settings,
+                redis=redis,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                auth_client=auth_client,
+                chats=chats,
+                telegram=telegram,
+                tasks=tasks,
+                order_consumer=consumer,
+                erasure_consumer=erasure,
+            )
+        finally:
+            stop.set()
+            await stop_tasks(workers, timeout_s=settings.consumer_block_ms / 1000 + 2)
+            await tasks.aclose()
+            await telegram.aclose()
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
@@ -115,7 +101,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         routers=routers,
-        health_checks=_health_checks,
+        health_checks=database_health_checks(NotificationsState),
         openapi_tags=OPENAPI_TAGS,
     )
     # Bot API URLs carry the bot token (/bot<token>/sendMessage): httpx logs every URL at

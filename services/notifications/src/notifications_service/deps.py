@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,11 +11,11 @@ from notifications_service.clients.chats import ChatDirectory
 from notifications_service.clients.telegram import TelegramBot
 from notifications_service.settings import NotificationsSettings
 from notifications_service.state import NotificationsState
-from storefront_kit.audit import AuditContext, audit_context
+from storefront_kit.audit import AdminAudit
 from storefront_kit.db import request_session
-from storefront_kit.paging import PageLimits, Paging, paging_dependency
+from storefront_kit.paging import Paging, paging_dependency, settings_page_limits
 from storefront_kit.security import AdminUser
-from storefront_kit.state import service_state, state_dependency, state_part
+from storefront_kit.state import state_dependency, state_part
 from storefront_kit.tasks import TaskSet
 
 __all__ = [
@@ -35,15 +35,12 @@ __all__ = [
 
 #: Everything notifications' lifespan built, typed (storefront_kit.state).
 StateDep = Annotated[NotificationsState, Depends(state_dependency(NotificationsState))]
+#: ``<PREFIX>_PAGE_SIZE_DEFAULT``/``_MAX`` of the service's lists.
+_PAGE_LIMITS = settings_page_limits(NotificationsState)
 
 
 # Each reads the state itself (here or through ``state_part``): one dependency to
 # resolve, not two.
-async def _page_limits(request: Request) -> PageLimits:
-    settings = service_state(request, NotificationsState).settings
-    return PageLimits(default=settings.page_size_default, maximum=settings.page_size_max)
-
-
 SettingsDep = Annotated[
     NotificationsSettings, Depends(state_part(NotificationsState, lambda state: state.settings))
 ]
@@ -59,18 +56,5 @@ TasksDep = Annotated[TaskSet, Depends(state_part(NotificationsState, lambda stat
 ChatsDep = Annotated[
     ChatDirectory, Depends(state_part(NotificationsState, lambda state: state.chats))
 ]
-DeadLetterPaging = Annotated[Paging, Depends(paging_dependency(_page_limits, name="limit"))]
+DeadLetterPaging = Annotated[Paging, Depends(paging_dependency(_PAGE_LIMITS, name="limit"))]
 """``?limit=`` of the dead-letter list (``NOTIFICATIONS_PAGE_SIZE_DEFAULT``/``_MAX``)."""
-
-
-async def _admin_audit(request: Request, admin: AdminUser, settings: SettingsDep) -> AuditContext:
-    return audit_context(
-        request,
-        admin,
-        service=settings.service_name,
-        forwarded_allow_ips=settings.platform.forwarded_allow_ips,
-    )
-
-
-AdminAudit = Annotated[AuditContext, Depends(_admin_audit)]
-"""An admin's request, as the audit log records its actor and origin."""

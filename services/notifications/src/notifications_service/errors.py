@@ -15,9 +15,7 @@ Notifications-specific problems (stable ``code`` in parentheses)::
 """
 
 from storefront_kit.errors import (
-    AppError,
     BadRequest,
-    Conflict,
     Forbidden,
     NotFound,
     ServiceUnavailable,
@@ -26,17 +24,10 @@ from storefront_kit.errors import (
 )
 
 __all__ = [
-    "AppError",
-    "BadRequest",
-    "Conflict",
     "DeadLetterNotFound",
-    "Forbidden",
     "InvalidRequest",
     "InvalidUpdate",
-    "NotFound",
     "ServiceUnavailable",
-    "Unauthorized",
-    "UnprocessableEntity",
     "WebhookSecretInvalid",
     "WebhookSecretMissing",
 ]

@@ -2,10 +2,10 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,25 +28,21 @@ from orders_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserEras
 from orders_service.workers.saga_recovery import run_recovery
 from storefront_kit.app import create_service_app
 from storefront_kit.breaker import Breaker
-from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay, StreamConsumer
-from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.http import create_http_client
-from storefront_kit.redis import create_sync_redis, redis_from_settings
+from storefront_kit.lifespan import database_clients, database_health_checks
+from storefront_kit.redis import create_sync_redis
 from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state
 from storefront_kit.watch import DependencyWatch, redis_ping
 
 __all__ = ["create_app"]
 
-OPENAPI_TAGS = [
-    {"name": "orders", "description": "Checkout (a persisted saga) and the caller's own orders."},
-    {
-        "name": "admin: orders",
-        "description": "All orders (staff read), status transitions and cancel+refund (admin).",
-    },
-    {"name": "internal", "description": "Service-to-service only (auth's data export)."},
-]
+#: Each tag of the routes, and what it groups (the docs page shows them in this order).
+OPENAPI_TAGS = {
+    "orders": "Checkout (a persisted saga) and the caller's own orders.",
+    "admin: orders": "All orders (staff read), status transitions and cancel+refund (admin).",
+    "internal": "Service-to-service only (auth's data export).",
+}
 
 
 @asynccontextmanager
@@ -54,157 +50,142 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
     """Create the service's clients, breakers and saga workers once; stop them on shutdown."""
     settings: OrdersSettings = app.state.settings
     security: ServiceSecurity = app.state.security
-    engine = engine_from_settings(settings)
-    sessionmaker = create_sessionmaker(engine)
-    redis = redis_from_settings(settings)
-    # pybreaker's Redis storage is synchronous; the adapter calls it from worker threads.
-    sync_redis = create_sync_redis(
-        settings.redis_url,
-        socket_timeout=settings.redis_socket_timeout_s,
-        connect_timeout=1.0,
-    )
-
-    async def on_open(name: str) -> None:
-        await publish_alert(
-            redis,
-            "circuit.opened",
-            {"breaker": name, "reset_timeout_s": settings.breaker_reset_timeout_s},
+    async with database_clients(settings) as (engine, sessionmaker, redis):
+        # pybreaker's Redis storage is synchronous; the adapter calls it from worker threads.
+        sync_redis = create_sync_redis(
+            settings.redis_url,
+            socket_timeout=settings.redis_socket_timeout_s,
+            connect_timeout=1.0,
         )
 
-    breakers = {
-        name: build_breaker(
-            name,
-            sync_redis=sync_redis,
+        async def on_open(name: str) -> None:
+            await publish_alert(
+                redis,
+                "circuit.opened",
+                {"breaker": name, "reset_timeout_s": settings.breaker_reset_timeout_s},
+            )
+
+        breakers = {
+            name: build_breaker(
+                name,
+                sync_redis=sync_redis,
+                redis=redis,
+                fail_max=settings.breaker_fail_max,
+                reset_timeout_s=settings.breaker_reset_timeout_s,
+                is_business_error=is_business_error,
+                namespace=settings.breaker_namespace,
+                on_open=on_open,
+            )
+            for name in ("payments", "shipping")
+        }
+        policy = RetryPolicy(
+            attempts=settings.retry_attempts,
+            initial_s=settings.retry_backoff_initial_s,
+            max_s=settings.retry_backoff_max_s,
+        )
+        inventory_http = create_http_client(
+            base_url=settings.inventory_url,
+            timeout=settings.inventory_timeout_s,
+            auth=security.auth_for("inventory"),
+        )
+        payments_http = create_http_client(
+            base_url=settings.payments_api_url, timeout=settings.payments_timeout_s
+        )
+        shipping_http = create_http_client(
+            base_url=settings.shipping_api_url, timeout=settings.shipping_timeout_s
+        )
+        relay = OutboxRelay.from_settings(
+            settings, sessionmaker=sessionmaker, redis=redis, model=OutboxEvent
+        )
+        orchestrator = SagaOrchestrator(
+            sessionmaker=sessionmaker,
+            steps=StepContext(
+                inventory=InventoryClient(inventory_http, policy=policy),
+                payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
+                shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
+                settings=settings,
+                fraud=FraudChecker(
+                    rules=fraud_rules(settings),
+                    sessionmaker=sessionmaker,
+                    redis=redis,
+                    namespace=settings.fraud_namespace,
+                ),
+            ),
             redis=redis,
-            fail_max=settings.breaker_fail_max,
-            reset_timeout_s=settings.breaker_reset_timeout_s,
-            is_business_error=is_business_error,
-            namespace=settings.breaker_namespace,
-            on_open=on_open,
-        )
-        for name in ("payments", "shipping")
-    }
-    policy = RetryPolicy(
-        attempts=settings.retry_attempts,
-        initial_s=settings.retry_backoff_initial_s,
-        max_s=settings.retry_backoff_max_s,
-    )
-    inventory_http = create_http_client(
-        base_url=settings.inventory_url,
-        timeout=settings.inventory_timeout_s,
-        auth=security.auth_for("inventory"),
-    )
-    payments_http = create_http_client(
-        base_url=settings.payments_api_url, timeout=settings.payments_timeout_s
-    )
-    shipping_http = create_http_client(
-        base_url=settings.shipping_api_url, timeout=settings.shipping_timeout_s
-    )
-    relay = OutboxRelay(
-        sessionmaker=sessionmaker,
-        redis=redis,
-        model=OutboxEvent,
-        batch_size=settings.outbox_batch_size,
-        poll_interval_s=settings.outbox_poll_interval_s,
-        stream_maxlen=settings.outbox_stream_maxlen,
-        retention_s=settings.outbox_retention_s or None,
-    )
-    orchestrator = SagaOrchestrator(
-        sessionmaker=sessionmaker,
-        steps=StepContext(
-            inventory=InventoryClient(inventory_http, policy=policy),
-            payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
-            shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
             settings=settings,
-            fraud=FraudChecker(
-                rules=fraud_rules(settings),
+            owner=replica_id(),
+        )
+        # Redis is watched: the moment it stops answering its breaker opens, checkouts stop
+        # waiting for sagas that cannot progress, and readiness says so.
+        redis_breaker = Breaker(
+            "redis",
+            failure_threshold=settings.redis_watch_misses,
+            reset_timeout_s=settings.redis_watch_interval_ms / 1000,
+            is_failure=lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError),
+        )
+        redis_watch = DependencyWatch(
+            redis_breaker,
+            redis_ping(redis),
+            interval_s=settings.redis_watch_interval_ms / 1000,
+            timeout_s=settings.redis_watch_timeout_ms / 1000,
+            misses=settings.redis_watch_misses,
+        )
+        runner = SagaRunner(
+            orchestrator,
+            sessionmaker=sessionmaker,
+            max_concurrent=settings.max_concurrent_sagas,
+            lease_ttl_s=settings.saga_lease_ttl_s,
+            recovery_batch_size=settings.recovery_batch_size,
+            retry_after_error_s=settings.compensation_retry_initial_s,
+        )
+        stop = asyncio.Event()
+        redis_watch.start()
+        tasks: list[asyncio.Task[None]] = []
+        # user.erased from auth: pseudonymise the user's orders (orders_service.service.privacy).
+        erasure = StreamConsumer(
+            redis=redis,
+            stream=USERS_STREAM,
+            group=ERASURE_GROUP,
+            consumer=replica_id(),
+            handler=UserErasure(
                 sessionmaker=sessionmaker,
                 redis=redis,
-                namespace=settings.fraud_namespace,
+                fraud_rules=fraud_rules(settings),
+                fraud_namespace=settings.fraud_namespace,
             ),
-        ),
-        redis=redis,
-        settings=settings,
-        owner=replica_id(),
-    )
-    # Redis is watched: the moment it stops answering its breaker opens, checkouts stop
-    # waiting for sagas that cannot progress, and readiness says so.
-    redis_breaker = Breaker(
-        "redis",
-        failure_threshold=settings.redis_watch_misses,
-        reset_timeout_s=settings.redis_watch_interval_ms / 1000,
-        is_failure=lambda exc: isinstance(exc, RedisConnectionError | RedisTimeoutError),
-    )
-    redis_watch = DependencyWatch(
-        redis_breaker,
-        redis_ping(redis),
-        interval_s=settings.redis_watch_interval_ms / 1000,
-        timeout_s=settings.redis_watch_timeout_ms / 1000,
-        misses=settings.redis_watch_misses,
-    )
-    runner = SagaRunner(
-        orchestrator,
-        sessionmaker=sessionmaker,
-        max_concurrent=settings.max_concurrent_sagas,
-        lease_ttl_s=settings.saga_lease_ttl_s,
-        recovery_batch_size=settings.recovery_batch_size,
-        retry_after_error_s=settings.compensation_retry_initial_s,
-    )
-    stop = asyncio.Event()
-    redis_watch.start()
-    tasks: list[asyncio.Task[None]] = []
-    # user.erased from auth: pseudonymise the user's orders (orders_service.service.privacy).
-    erasure = StreamConsumer(
-        redis=redis,
-        stream=USERS_STREAM,
-        group=ERASURE_GROUP,
-        consumer=replica_id(),
-        handler=UserErasure(
-            sessionmaker=sessionmaker,
-            redis=redis,
-            fraud_rules=fraud_rules(settings),
-            fraud_namespace=settings.fraud_namespace,
-        ),
-    )
-    if settings.background_tasks_enabled:
-        tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
-        tasks.append(asyncio.create_task(erasure.run(stop), name="orders-erasure"))
-        tasks.append(
-            asyncio.create_task(
-                run_recovery(runner, stop, interval_s=settings.recovery_interval_s),
-                name="orders-saga-recovery",
+        )
+        if settings.background_tasks_enabled:
+            tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
+            tasks.append(asyncio.create_task(erasure.run(stop), name="orders-erasure"))
+            tasks.append(
+                asyncio.create_task(
+                    run_recovery(runner, stop, interval_s=settings.recovery_interval_s),
+                    name="orders-saga-recovery",
+                )
             )
-        )
-    try:
-        yield OrdersState(
-            settings=settings,
-            redis=redis,
-            redis_breaker=redis_breaker,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            breakers=breakers,
-            saga_runner=runner,
-            outbox_relay=relay,
-            erasure_consumer=erasure,
-        )
-    finally:
-        stop.set()
-        relay.notify()
-        await runner.shutdown()
-        await redis_watch.stop()
-        for task in tasks:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=5.0)
-        for client in (inventory_http, payments_http, shipping_http):
-            await client.aclose()
-        sync_redis.close()
-        await redis.aclose()
-        await engine.dispose()
-
-
-def _health_checks(request: Request) -> Sequence[HealthCheck]:
-    state = service_state(request, OrdersState)
-    return [postgres_check(state.engine), redis_check(state.redis, breaker=state.redis_breaker)]
+        try:
+            yield OrdersState(
+                settings=settings,
+                redis=redis,
+                redis_breaker=redis_breaker,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                breakers=breakers,
+                saga_runner=runner,
+                outbox_relay=relay,
+                erasure_consumer=erasure,
+            )
+        finally:
+            stop.set()
+            relay.notify()
+            await runner.shutdown()
+            await redis_watch.stop()
+            for task in tasks:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=5.0)
+            for client in (inventory_http, payments_http, shipping_http):
+                await client.aclose()
+            sync_redis.close()
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
@@ -218,6 +199,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         routers=routers,
-        health_checks=_health_checks,
+        health_checks=database_health_checks(OrdersState),
         openapi_tags=OPENAPI_TAGS,
     )

@@ -18,33 +18,18 @@ Orders-specific problems (stable ``code`` in parentheses)::
     └── InvalidPageSize           (validation_error)         beyond the configured page size
 """
 
-from storefront_kit.errors import (
-    AppError,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    ServiceUnavailable,
-    UnprocessableEntity,
-)
+from storefront_kit.errors import BadRequest, Conflict, Forbidden, NotFound, UnprocessableEntity
 
 __all__ = [
-    "AppError",
-    "BadRequest",
     "CardNumberRefused",
     "CheckoutRefused",
-    "Conflict",
-    "Forbidden",
     "IdempotencyKeyMissing",
     "IdempotencyKeyReused",
     "InvalidPageSize",
     "InvalidStatusTransition",
-    "NotFound",
     "OrderNotCancellable",
     "OrderNotFound",
     "OrderNotOnHold",
-    "ServiceUnavailable",
-    "UnprocessableEntity",
 ]
 
 

@@ -9,13 +9,16 @@ from orders_service.domain.fraud import FraudRule, parse_rules
 from storefront_kit.settings import (
     DatabaseSettingsMixin,
     FieldEncryptionSettingsMixin,
+    OutboxSettingsMixin,
     ServiceSettings,
 )
 
 __all__ = ["OrdersSettings", "fraud_rules", "get_settings"]
 
 
-class OrdersSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSettingsMixin):
+class OrdersSettings(
+    ServiceSettings, DatabaseSettingsMixin, OutboxSettingsMixin, FieldEncryptionSettingsMixin
+):
     """Everything the orders service reads from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="ORDERS_", env_file=".env", extra="ignore")
@@ -97,15 +100,6 @@ class OrdersSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncryptionSett
     fraud_namespace: str = "orders:fraud"
 
     # --- events and lists -----------------------------------------------------------------
-    #: Outbox rows published per relay round.
-    outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
-    #: Seconds the relay waits between polls when no commit woke it.
-    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
-    #: Approximate maximum length of the ``orders.events`` stream.
-    outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
-    #: Seconds a published outbox row is kept (audit, replay by hand) before it is
-    #: deleted; 0 keeps them for good. Unpublished rows are never deleted.
-    outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
     #: Page size of order lists when none is asked for.
     page_size_default: int = Field(default=20, ge=1)
     #: Largest page size of order lists (larger is a 422).

@@ -7,7 +7,7 @@ from fastapi.requests import HTTPConnection
 from redis.asyncio import Redis
 
 from storefront_kit.security import ServiceSecurity
-from storefront_kit.state import service_state, state_dependency
+from storefront_kit.state import state_dependency, state_part
 from ws_gateway_service.service.hub import Hub
 from ws_gateway_service.service.presence import Presence
 from ws_gateway_service.settings import WsGatewaySettings
@@ -19,23 +19,6 @@ __all__ = ["HubDep", "PresenceDep", "RedisDep", "SecurityDep", "SettingsDep", "S
 StateDep = Annotated[WsGatewayState, Depends(state_dependency(WsGatewayState))]
 
 
-# ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool.
-async def _settings(connection: HTTPConnection) -> WsGatewaySettings:
-    return service_state(connection, WsGatewayState).settings
-
-
-async def _redis(connection: HTTPConnection) -> Redis:
-    return service_state(connection, WsGatewayState).redis
-
-
-async def _hub(connection: HTTPConnection) -> Hub:
-    return service_state(connection, WsGatewayState).hub
-
-
-async def _presence(connection: HTTPConnection) -> Presence:
-    return service_state(connection, WsGatewayState).presence
-
-
 async def _security(connection: HTTPConnection) -> ServiceSecurity:
     # The kit's token checks, built around the lifespan (storefront_kit.app).
     security = getattr(connection.app.state, "security", None)
@@ -44,8 +27,10 @@ async def _security(connection: HTTPConnection) -> ServiceSecurity:
     return security
 
 
-SettingsDep = Annotated[WsGatewaySettings, Depends(_settings)]
-RedisDep = Annotated[Redis, Depends(_redis)]
-HubDep = Annotated[Hub, Depends(_hub)]
-PresenceDep = Annotated[Presence, Depends(_presence)]
+SettingsDep = Annotated[
+    WsGatewaySettings, Depends(state_part(WsGatewayState, lambda s: s.settings))
+]
+RedisDep = Annotated[Redis, Depends(state_part(WsGatewayState, lambda s: s.redis))]
+HubDep = Annotated[Hub, Depends(state_part(WsGatewayState, lambda s: s.hub))]
+PresenceDep = Annotated[Presence, Depends(state_part(WsGatewayState, lambda s: s.presence))]
 SecurityDep = Annotated[ServiceSecurity, Depends(_security)]

@@ -1,12 +1,3 @@
-"""Errors of the ws-gateway service; each carries its HTTP status (see storefront_kit.errors)."""
+"""Errors of the ws-gateway service: none of its own (it raises storefront_kit.errors)."""
 
-from storefront_kit.errors import (
-    AppError,
-    BadRequest,
-    Conflict,
-    Forbidden,
-    NotFound,
-    ServiceUnavailable,
-)
-
-__all__ = ["AppError", "BadRequest", "Conflict", "Forbidden", "NotFound", "ServiceUnavailable"]
+__all__: list[str] = []

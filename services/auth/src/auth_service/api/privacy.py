@@ -1,10 +1,14 @@
 """A user's data: export and erasure, by the user themselves or by an admin (audited)."""
 
+from dataclasses import dataclass
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.clients.otp_store import OtpStore
 from auth_service.deps import (
     AdminAudit,
     HoldersDep,
@@ -19,9 +23,12 @@ from auth_service.deps import (
 from auth_service.errors import ExportUnavailable, UserErased, UserNotFound
 from auth_service.schemas import ErasureAccepted, UserExport
 from auth_service.service import privacy
+from auth_service.settings import AuthSettings
 from storefront_kit.audit import AuditContext
 from storefront_kit.db import after_commit
 from storefront_kit.problems import responses
+from storefront_kit.rate_limits import RateLimiter
+from storefront_kit.tasks import TaskSet
 
 __all__ = ["admin_router", "router"]
 
@@ -47,36 +54,54 @@ _ERASE_DOC = (
 )
 
 
-async def _erase(
-    session: AsyncSession,
-    *,
+@dataclass(frozen=True)
+class _Eraser:
+    """What an erasure needs besides who erases whom: one dependency for both routes."""
+
+    session: AsyncSession
+    redis: Redis
+    store: OtpStore
+    limiter: RateLimiter
+    settings: AuthSettings
+    tasks: TaskSet
+
+    async def __call__(self, audit: AuditContext, user_id: str | UUID) -> ErasureAccepted:
+        erasure = await privacy.erase_user(
+            self.session,
+            redis=self.redis,
+            audit=audit,
+            user_id=user_id,
+            access_token_ttl_s=self.settings.access_token_ttl_s,
+        )
+
+        def clean_up() -> None:
+            # In the background, held and drained at shutdown by the lifespan's TaskSet.
+            self.tasks.spawn(
+                privacy.forget_phone_state(
+                    store=self.store,
+                    limiter=self.limiter,
+                    phone=erasure.phone,
+                    chat_id=erasure.chat_id,
+                ),
+                name="auth-erasure-clean-up",
+            )
+
+        after_commit(self.session, clean_up)
+        return ErasureAccepted(user_id=erasure.user_id, erased_at=erasure.erased_at)
+
+
+async def _eraser(
+    session: SessionDep,
     redis: RedisDep,
     store: OtpStoreDep,
     limiter: RateLimiterDep,
     settings: SettingsDep,
     tasks: TasksDep,
-    audit: AuditContext,
-    user_id: str | UUID,
-) -> ErasureAccepted:
-    erasure = await privacy.erase_user(
-        session,
-        redis=redis,
-        audit=audit,
-        user_id=user_id,
-        access_token_ttl_s=settings.access_token_ttl_s,
-    )
+) -> _Eraser:
+    return _Eraser(session, redis, store, limiter, settings, tasks)
 
-    def clean_up() -> None:
-        # In the background, held and drained at shutdown by the lifespan's TaskSet.
-        tasks.spawn(
-            privacy.forget_phone_state(
-                store=store, limiter=limiter, phone=erasure.phone, chat_id=erasure.chat_id
-            ),
-            name="auth-erasure-clean-up",
-        )
 
-    after_commit(session, clean_up)
-    return ErasureAccepted(user_id=erasure.user_id, erased_at=erasure.erased_at)
+EraserDep = Annotated[_Eraser, Depends(_eraser)]
 
 
 @router.get(
@@ -95,26 +120,9 @@ async def export_me(audit: SelfAudit, session: SessionDep, holders: HoldersDep) 
     responses=responses(UserNotFound, UserErased),
     description=_ERASE_DOC,
 )
-async def erase_me(
-    audit: SelfAudit,
-    session: SessionDep,
-    redis: RedisDep,
-    store: OtpStoreDep,
-    limiter: RateLimiterDep,
-    settings: SettingsDep,
-    tasks: TasksDep,
-) -> ErasureAccepted:
+async def erase_me(audit: SelfAudit, erase: EraserDep) -> ErasureAccepted:
     """Erase the caller's account and personal data everywhere."""
-    return await _erase(
-        session,
-        redis=redis,
-        store=store,
-        limiter=limiter,
-        settings=settings,
-        tasks=tasks,
-        audit=audit,
-        user_id=audit.actor_id,
-    )
+    return await erase(audit, audit.actor_id)
 
 
 @admin_router.get(
@@ -135,24 +143,6 @@ async def export_user(
     responses=responses(UserNotFound, UserErased, 422),
     description=_ERASE_DOC,
 )
-async def erase_user(
-    user_id: UUID,
-    audit: AdminAudit,
-    session: SessionDep,
-    redis: RedisDep,
-    store: OtpStoreDep,
-    limiter: RateLimiterDep,
-    settings: SettingsDep,
-    tasks: TasksDep,
-) -> ErasureAccepted:
+async def erase_user(user_id: UUID, audit: AdminAudit, erase: EraserDep) -> ErasureAccepted:
     """Erase a user's account and personal data everywhere (admin only)."""
-    return await _erase(
-        session,
-        redis=redis,
-        store=store,
-        limiter=limiter,
-        settings=settings,
-        tasks=tasks,
-        audit=audit,
-        user_id=user_id,
-    )
+    return await erase(audit, user_id)

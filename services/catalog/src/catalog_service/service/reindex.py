@@ -90,7 +90,7 @@ async def _load_page(
             report.indexed += 1
         elif result["status"] == 409:
             # The listener got there first (an event during the reindex): merge by version.
-            await repository.apply_upsert(es, [name], by_id[result["_id"]], refresh=False)
+            await repository.apply_change(es, [name], by_id[result["_id"]], refresh=False)
             report.indexed += 1
         else:
             sku = by_id[result["_id"]].sku

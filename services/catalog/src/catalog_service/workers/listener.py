@@ -222,12 +222,13 @@ class CatalogListener:
     async def apply(self, event: EventEnvelope) -> Outcome | None:
         """Write ``event`` to the index (and to a reindex in progress); None if not ours."""
         try:
+            change: repository.Change
             if event.type == PRODUCT_UPSERTED:
-                product = ProductData.model_validate(event.data)
+                change = ProductData.model_validate(event.data)
             elif event.type == PRODUCT_DELETED:
-                deleted = ProductDeletedData.model_validate(event.data)
+                change = ProductDeletedData.model_validate(event.data)
             elif event.type == STOCK_CHANGED:
-                stock = StockData.model_validate(event.data)
+                change = StockData.model_validate(event.data)
             else:
                 logger.info("event_type_ignored", event_type=event.type, event_id=str(event.id))
                 return None
@@ -245,18 +246,9 @@ class CatalogListener:
             self._last_writes.clear()
             self._reindex_target = target
         try:
-            if event.type == PRODUCT_UPSERTED:
-                outcome = await repository.apply_upsert(
-                    self.es, targets, product, refresh=False, last_writes=self._last_writes
-                )
-            elif event.type == PRODUCT_DELETED:
-                outcome = await repository.apply_delete(
-                    self.es, targets, deleted, refresh=False, last_writes=self._last_writes
-                )
-            else:
-                outcome = await repository.apply_stock(
-                    self.es, targets, stock, refresh=False, last_writes=self._last_writes
-                )
+            outcome = await repository.apply_change(
+                self.es, targets, change, refresh=False, last_writes=self._last_writes
+            )
         except BadRequestError as exc:
             raise PoisonMessage(f"{event.type} rejected by the index: {exc.message}") from exc
         if outcome in (Outcome.APPLIED, Outcome.DUPLICATE):

@@ -6,6 +6,8 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from storefront_kit.contracts import ContactOutcome
+
 __all__ = [
     "AuthClient",
     "AuthUnavailable",
@@ -17,17 +19,6 @@ __all__ = [
 ]
 
 StartOutcome = Literal["contact_requested", "invalid_token"]
-ContactOutcome = Literal[
-    "code_sent",
-    "contact_required",
-    "not_own_contact",
-    "invalid_phone",
-    "phone_mismatch",
-    "link_burned",
-    "no_pending_link",
-    "chat_taken",
-    "not_allowed",
-]
 #: Longest contact number passed on; a longer one is no phone number either way.
 MAX_CONTACT_PHONE = 64
 #: Telegram user ids fit in 52 bits (auth refuses anything else).

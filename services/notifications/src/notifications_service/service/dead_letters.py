@@ -1,6 +1,7 @@
 """Events the consumer gave up on, read back from the dead-letter stream for admins."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,35 +101,20 @@ async def replay_dead_letter(
     """
     parse_cursor(entry_id)
     if isinstance(redis, RedisCluster):
-        return await _replay_on_cluster(
-            redis,
-            stream=stream,
-            dead_stream=dead_stream,
-            group=group,
-            entry_id=entry_id,
-            audit=audit,
-        )
+        replay = _Replay(stream, dead_stream, group, entry_id, audit)
+        return await _replay_on_cluster(redis, replay)
     for _ in range(_REPLAY_ATTEMPTS):
         async with redis.pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(dead_stream)
                 found: Any = await pipe.xrange(dead_stream, min=entry_id, max=entry_id)
-                if not found or found[0][1].get("group") != group:
-                    raise DeadLetterNotFound(f"No dead letter {entry_id} of this service.")
-                fields: dict[str, str] = found[0][1]
-                if "envelope" not in fields:
-                    raise DeadLetterNotFound(f"Dead letter {entry_id} holds no event to replay.")
+                fields = _replayable(found, entry_id, group)
                 item = _item(entry_id, fields)
                 entry = _replay_audit_entry(audit, entry_id, item, stream, dead_stream, group)
                 pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.xadd(stream, {name: fields[name] for name in _EVENT_FIELDS if name in fields})
+                pipe.xadd(stream, _event_fields(fields))
                 pipe.xdel(dead_stream, entry_id)
-                pipe.xadd(
-                    AUDIT_STREAM,
-                    audit_event(entry).to_stream_fields(),  # type: ignore[arg-type]
-                    maxlen=_AUDIT_STREAM_MAXLEN,
-                    approximate=True,
-                )
+                pipe.xadd(AUDIT_STREAM, _audit_fields(entry), **_AUDIT_TRIM)
                 new_id, _deleted, _audited = await pipe.execute()
             except WatchError:
                 continue  # another dead letter arrived or left meanwhile: look again
@@ -136,19 +122,25 @@ async def replay_dead_letter(
     raise ServiceUnavailable("The dead-letter stream kept changing; try again.")
 
 
+#: How the audit stream is trimmed when a replay adds to it.
+_AUDIT_TRIM: dict[str, Any] = {"maxlen": _AUDIT_STREAM_MAXLEN, "approximate": True}
+
 #: How long a replay on a cluster holds its entry (longer than three writes can take).
 _CLAIM_MS = 30_000
 
 
-async def _replay_on_cluster(
-    redis: Redis,
-    *,
-    stream: str,
-    dead_stream: str,
-    group: str,
-    entry_id: str,
-    audit: AuditContext,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Replay:
+    """What :func:`replay_dead_letter` was asked to replay, and for whom."""
+
+    stream: str
+    dead_stream: str
+    group: str
+    entry_id: str
+    audit: AuditContext
+
+
+async def _replay_on_cluster(redis: Redis, replay: _Replay) -> dict[str, Any]:
     """The replay on a Redis Cluster, where the three streams sit in three slots.
 
     No transaction spans slots, so the entry is claimed first (``SET NX``, a key in the
@@ -158,33 +150,44 @@ async def _replay_on_cluster(
     place (replayable again once the claim expires), so an event is replayed at least
     once, never lost; its consumers drop a second delivery by event id.
     """
+    stream, dead_stream, entry_id = replay.stream, replay.dead_stream, replay.entry_id
     claim = f"{{{dead_stream}}}:replaying:{entry_id}"
     token = uuid.uuid4().hex
     if not await redis.set(claim, token, nx=True, px=_CLAIM_MS):
         raise DeadLetterNotFound(f"Dead letter {entry_id} is being replayed already.")
     try:
         found: Any = await redis.xrange(dead_stream, min=entry_id, max=entry_id)
-        if not found or found[0][1].get("group") != group:
-            raise DeadLetterNotFound(f"No dead letter {entry_id} of this service.")
-        fields: dict[str, str] = found[0][1]
-        if "envelope" not in fields:
-            raise DeadLetterNotFound(f"Dead letter {entry_id} holds no event to replay.")
+        fields = _replayable(found, entry_id, replay.group)
         item = _item(entry_id, fields)
-        entry = _replay_audit_entry(audit, entry_id, item, stream, dead_stream, group)
-        new_id = await redis.xadd(
-            stream, {name: fields[name] for name in _EVENT_FIELDS if name in fields}
-        )
-        await redis.xadd(
-            AUDIT_STREAM,
-            audit_event(entry).to_stream_fields(),  # type: ignore[arg-type]
-            maxlen=_AUDIT_STREAM_MAXLEN,
-            approximate=True,
-        )
+        entry = _replay_audit_entry(replay.audit, entry_id, item, stream, dead_stream, replay.group)
+        new_id = await redis.xadd(stream, _event_fields(fields))
+        await redis.xadd(AUDIT_STREAM, _audit_fields(entry), **_AUDIT_TRIM)
         await redis.xdel(dead_stream, entry_id)
     finally:
         if await redis.get(claim) == token:
             await redis.delete(claim)
     return {**item, "replayed_entry_id": new_id, "audit_entry_id": str(entry.id)}
+
+
+def _replayable(found: Any, entry_id: str, group: str) -> dict[str, str]:
+    """The fields of the dead letter ``XRANGE`` found, if it is this group's and holds an
+    event (else 404)."""
+    if not found or found[0][1].get("group") != group:
+        raise DeadLetterNotFound(f"No dead letter {entry_id} of this service.")
+    fields: dict[str, str] = found[0][1]
+    if "envelope" not in fields:
+        raise DeadLetterNotFound(f"Dead letter {entry_id} holds no event to replay.")
+    return fields
+
+
+def _event_fields(fields: dict[str, str]) -> dict[Any, Any]:
+    """The dead letter's event, as it stood on its stream (without the failure notes)."""
+    return {name: fields[name] for name in _EVENT_FIELDS if name in fields}
+
+
+def _audit_fields(entry: Any) -> Any:
+    """The replay's ``audit.recorded`` event, as stream fields."""
+    return audit_event(entry).to_stream_fields()
 
 
 def _replay_audit_entry(

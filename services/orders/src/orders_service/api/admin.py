@@ -65,6 +65,24 @@ async def _detailed(session: SessionDep, out: AdminOrderOut) -> AdminOrderOut:
     return out
 
 
+async def _once_settled(
+    session: SessionDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    response: Response,
+    order_id: UUID,
+) -> AdminOrderOut:
+    """The order once its saga settled again (200), or as it stands after the wait (202,
+    ``Location`` to poll)."""
+    order = await orders.wait_for_saga(
+        session, runner, order_id, timeout_s=settings.checkout_wait_s
+    )
+    if not orders.settled(order):
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"{PREFIX}/{order.id}"
+    return await _detailed(session, AdminOrderOut.model_validate(order))
+
+
 @router.get("/{order_id}", responses=responses(OrderNotFound))
 async def get_order(order_id: UUID, _staff: StaffUser, session: SessionDep) -> AdminOrderOut:
     """Any order, with its saga steps (attempts, errors, provider references)."""
@@ -108,13 +126,7 @@ async def cancel_order(
     await commit(session)  # the saga must find the request committed and the row unlocked
     if start:
         runner.start(order.id)
-    order = await orders.wait_for_saga(
-        session, runner, order.id, timeout_s=settings.checkout_wait_s
-    )
-    if not orders.settled(order):
-        response.status_code = status.HTTP_202_ACCEPTED
-        response.headers["Location"] = f"{PREFIX}/{order.id}"
-    return await _detailed(session, AdminOrderOut.model_validate(order))
+    return await _once_settled(session, runner, settings, response, order.id)
 
 
 @router.post(
@@ -148,10 +160,4 @@ async def review_order(
         redis, order, approve=body.decision == "approve", actor=audit.actor_id
     )
     runner.start(order.id)
-    order = await orders.wait_for_saga(
-        session, runner, order.id, timeout_s=settings.checkout_wait_s
-    )
-    if not orders.settled(order):
-        response.status_code = status.HTTP_202_ACCEPTED
-        response.headers["Location"] = f"{PREFIX}/{order.id}"
-    return await _detailed(session, AdminOrderOut.model_validate(order))
+    return await _once_settled(session, runner, settings, response, order.id)
