@@ -206,6 +206,54 @@ async def test_a_commit_that_staged_events_wakes_the_relay_without_waiting_for_i
     assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [2]
 
 
+async def test_a_commit_landing_while_the_relay_publishes_is_not_left_for_the_next_poll(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    # The second commit (and its wake-up) lands while the relay is still in the round
+    # that published the first: that round's SELECT did not see it, and the wake-up must
+    # not be forgotten, or the event waits out the poll (a minute here).
+    class Racing(OutboxRelay):
+        raced = False
+
+        async def relay_once(self) -> int:
+            published = await super().relay_once()
+            if published and not self.raced:
+                self.raced = True
+                async with unit_of_work(sessionmaker) as session:
+                    add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(3))
+            return published
+
+    relay = Racing(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, poll_interval_s=60)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.2)
+        async with unit_of_work(sessionmaker) as session:
+            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(2))
+        async with asyncio.timeout(5):
+            while await redis.xlen(STREAM) != 2:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await running
+    entries = await redis.xrange(STREAM)
+    assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [2, 3]
+
+
+async def test_a_relay_told_to_stop_stops_without_waiting_out_its_poll(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, poll_interval_s=60
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(0.2)  # asleep until the next poll, a minute away
+    stop.set()  # no wake-up: the stop alone ends the wait
+    async with asyncio.timeout(5):
+        await running
+
+
 async def test_relay_keeps_events_when_redis_is_down(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:

@@ -309,6 +309,10 @@ class OutboxRelay:
         purge_due = loop.time()
         while not stop.is_set():
             purge_due = await self._purge_if_due(loop, purge_due)
+            # Cleared before the round, not after it: a commit that notifies while the
+            # round runs (its rows committed after the round's SELECT) gets a round of
+            # its own at once instead of waiting for the next poll.
+            self._wakeup.clear()
             try:
                 published = await self.relay_once()
                 backoff = self._poll_interval_s
@@ -318,14 +322,24 @@ class OutboxRelay:
                 logger.warning("outbox_relay_failed", error=repr(exc))
                 published = 0
                 backoff = min(backoff * 2, 5.0)
-            if published < self._batch_size:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
-                    # Woken by a commit: linger so the commits landing meanwhile leave
-                    # in the same batch (one relay transaction per burst, not per
-                    # request, which under load cost as much as the requests).
-                    await asyncio.sleep(self._notify_linger_s)
+            if published < self._batch_size and await self._woken(stop, timeout_s=backoff):
+                # Woken by a commit: linger so the commits landing meanwhile leave in
+                # the same batch (one relay transaction per burst, not per request,
+                # which under load cost as much as the requests).
+                await asyncio.sleep(self._notify_linger_s)
+
+    async def _woken(self, stop: asyncio.Event, *, timeout_s: float) -> bool:
+        """Wait for a commit's wake-up, ``stop`` or the poll interval; True when a
+        commit woke the relay (``stop`` ends the wait too: shutdown never waits a poll)."""
+        if self._wakeup.is_set() or stop.is_set():
+            return not stop.is_set()
+        waits = {asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self._wakeup.is_set() and not stop.is_set()
 
 
 class PoisonMessage(Exception):
