@@ -49,6 +49,22 @@ def _checkouts(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _served_calls_arrived(spans: list[dict[str, Any]], service_url: str, at_least: int) -> bool:
+    """``at_least`` calls orders made to ``service_url`` arrived, each with the callee's
+    span under it.
+
+    The callee exports in batches of its own, so its server spans may arrive after the
+    caller's client spans: the test waits for them rather than reading a half trace.
+    """
+    calls = [
+        s
+        for s in spans
+        if s["service"] == "orders" and s["kind"] == "CLIENT" and _url(s).startswith(service_url)
+    ]
+    parents = {s["parent_span_id"] for s in spans}
+    return len(calls) >= at_least and all(call["span_id"] in parents for call in calls)
+
+
 def _receipt_sent(spans: list[dict[str, Any]]) -> bool:
     return any(
         s["service"] == "notifications" and s["kind"] == "CLIENT" and "sendMessage" in _url(s)
@@ -92,7 +108,7 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
         order_id = ordered.json()["id"]
         # The receipt (19.99) reaches the chat, then its spans reach the stand-in. Each
         # service exports in its own batches every few seconds, so orders' spans may come
-        # after the consumers' (waited for too).
+        # after the consumers', and inventory's after orders' calls to it (waited for too).
         await wait_for_message(client, chat_id, re.compile(r"19\.99"), deadline_s=DEADLINE_S)
         async with asyncio.timeout(DEADLINE_S):
             while True:
@@ -102,6 +118,7 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
                     _receipt_sent(spans)
                     and {"notifications", "ws-gateway"} <= consumers
                     and _checkouts(spans)
+                    and _served_calls_arrived(spans, endpoints.service_url("inventory"), 2)
                 ):
                     break
                 await asyncio.sleep(0.5)
