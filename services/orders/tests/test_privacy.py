@@ -187,7 +187,7 @@ async def test_an_erased_users_orders_are_pseudonymised_once_and_keep_their_book
 
         # Delivered again (at least once): nothing changes.
         handler = UserErasure(
-            sessionmaker=orders.sessionmaker,
+            shards=orders.state.shards,
             redis=redis,
             fraud_rules=fraud_rules(settings),
             fraud_namespace=settings.fraud_namespace,

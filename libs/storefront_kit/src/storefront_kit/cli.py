@@ -71,6 +71,7 @@ def run_service_cli(
             **(uvicorn_options or {}),
         )
     elif args.command == "migrate":
-        upgrade(package, settings.database_url)  # type: ignore[attr-defined]
+        for url in settings.database_urls():  # type: ignore[attr-defined]
+            upgrade(package, url)
     else:
         next(c for c in commands if c.name == args.command).run(args, settings)

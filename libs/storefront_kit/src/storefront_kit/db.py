@@ -87,10 +87,14 @@ def create_engine(
     return engine
 
 
-def engine_from_settings(settings: DatabaseSettingsMixin) -> AsyncEngine:
-    """The service's engine as its settings size it (``<SERVICE>_DB_*``), named after it."""
+def engine_from_settings(settings: DatabaseSettingsMixin, url: str | None = None) -> AsyncEngine:
+    """The service's engine as its settings size it (``<SERVICE>_DB_*``), named after it.
+
+    ``url``: another of the service's databases (``settings.database_urls()``) than
+    ``database_url``, with the same pool per database.
+    """
     return create_engine(
-        settings.database_url,
+        url or settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,

@@ -181,9 +181,15 @@ def rotate_keys_command(
     def run(args: argparse.Namespace, settings: Any) -> None:
         cipher, index = settings.field_crypto()
         install(cipher, index)
-        done, left = asyncio.run(
-            rotate_keys(settings.database_url, specs, cipher, batch_size=args.batch_size)
-        )
+        done: dict[str, int] = {}
+        left = 0
+        for url in settings.database_urls():  # every shard of a split service
+            done_here, left_here = asyncio.run(
+                rotate_keys(url, specs, cipher, batch_size=args.batch_size)
+            )
+            for table, count in done_here.items():
+                done[table] = done.get(table, 0) + count
+            left += left_here
         active = cipher.ring.active_id
         print(
             f"re-encrypted with key {active!r}: " + ", ".join(f"{t} {n}" for t, n in done.items())

@@ -37,15 +37,19 @@ class DatabaseClients(NamedTuple):
 
 
 @asynccontextmanager
-async def database_clients(settings: ServiceSettings) -> AsyncIterator[DatabaseClients]:
+async def database_clients(
+    settings: ServiceSettings, url: str | None = None
+) -> AsyncIterator[DatabaseClients]:
     """Build the service's engine, sessionmaker and Redis from its settings; close on exit.
 
     ``settings`` must also be a :class:`~storefront_kit.settings.DatabaseSettingsMixin`.
-    Redis is closed before the engine is disposed, as every lifespan did by hand.
+    ``url``: the engine's database when not ``database_url`` (the first of a split
+    service's). Redis is closed before the engine is disposed, as every lifespan did
+    by hand.
     """
     if not isinstance(settings, DatabaseSettingsMixin):
         raise TypeError(f"{type(settings).__name__} carries no database settings")
-    engine = engine_from_settings(settings)
+    engine = engine_from_settings(settings, url)
     redis = redis_from_settings(settings)
     try:
         yield DatabaseClients(engine, create_sessionmaker(engine), redis)

@@ -292,11 +292,24 @@ class DatabaseSettingsMixin(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _asyncpg_driver(cls, value: str) -> str:
-        if value.startswith(("postgres://", "postgresql://")):
-            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
-        if not value.startswith("postgresql+asyncpg://"):
-            raise ValueError("database_url must be a PostgreSQL URL")
-        return value
+        return asyncpg_url(value)
+
+    def database_urls(self) -> tuple[str, ...]:
+        """Every database the service owns: ``migrate`` and ``rotate-keys`` visit each.
+
+        One, ``database_url``, unless the service splits its data over several
+        (orders' shards, ``ORDERS_DATABASE_SHARDS``).
+        """
+        return (self.database_url,)
+
+
+def asyncpg_url(value: str) -> str:
+    """``value``, a PostgreSQL URL, with the asyncpg driver named (``postgres://`` too)."""
+    if value.startswith(("postgres://", "postgresql://")):
+        value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if not value.startswith("postgresql+asyncpg://"):
+        raise ValueError("a database URL must be a PostgreSQL URL")
+    return value
 
 
 class OutboxSettingsMixin(BaseSettings):
@@ -402,4 +415,9 @@ def _development_key(settings: BaseSettings, purpose: str) -> str:
     return base64.b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-__all__ += ["DatabaseSettingsMixin", "FieldEncryptionSettingsMixin", "OutboxSettingsMixin"]
+__all__ += [
+    "DatabaseSettingsMixin",
+    "FieldEncryptionSettingsMixin",
+    "OutboxSettingsMixin",
+    "asyncpg_url",
+]

@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.requests import HTTPConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orders_service import fields
 from orders_service.api import routers
@@ -22,17 +24,21 @@ from orders_service.service.fraud import FraudChecker
 from orders_service.service.saga.orchestrator import SagaOrchestrator
 from orders_service.service.saga.runner import SagaRunner, replica_id
 from orders_service.service.saga.steps import StepContext
+from orders_service.service.shards import OrdersShard, OrdersShards
 from orders_service.settings import OrdersSettings, fraud_rules, get_settings
 from orders_service.state import OrdersState
 from orders_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserErasure
 from orders_service.workers.saga_recovery import run_recovery
 from storefront_kit.app import create_service_app
 from storefront_kit.breaker import Breaker
+from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay, StreamConsumer
+from storefront_kit.health import HealthCheck, postgres_check, redis_check
 from storefront_kit.http import create_http_client
-from storefront_kit.lifespan import database_clients, database_health_checks
+from storefront_kit.lifespan import database_clients
 from storefront_kit.redis import create_sync_redis
 from storefront_kit.security import ServiceSecurity
+from storefront_kit.state import service_state
 from storefront_kit.watch import DependencyWatch, redis_ping
 
 __all__ = ["create_app"]
@@ -50,13 +56,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
     """Create the service's clients, breakers and saga workers once; stop them on shutdown."""
     settings: OrdersSettings = app.state.settings
     security: ServiceSecurity = app.state.security
-    async with database_clients(settings) as (engine, sessionmaker, redis):
+    urls = settings.database_urls()
+    async with (
+        database_clients(settings, urls[0]) as (engine, sessionmaker, redis),
+        contextlib.AsyncExitStack() as closing,
+    ):
         # pybreaker's Redis storage is synchronous; the adapter calls it from worker threads.
         sync_redis = create_sync_redis(
             settings.redis_url,
             socket_timeout=settings.redis_socket_timeout_s,
             connect_timeout=1.0,
         )
+        closing.callback(sync_redis.close)
 
         async def on_open(name: str) -> None:
             await publish_alert(
@@ -94,27 +105,58 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
         shipping_http = create_http_client(
             base_url=settings.shipping_api_url, timeout=settings.shipping_timeout_s
         )
-        relay = OutboxRelay.from_settings(
-            settings, sessionmaker=sessionmaker, redis=redis, model=OutboxEvent
-        )
-        orchestrator = SagaOrchestrator(
-            sessionmaker=sessionmaker,
-            steps=StepContext(
-                inventory=InventoryClient(inventory_http, policy=policy),
-                payments=PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"]),
-                shipping=ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"]),
-                settings=settings,
-                fraud=FraudChecker(
-                    rules=fraud_rules(settings),
-                    sessionmaker=sessionmaker,
-                    redis=redis,
-                    namespace=settings.fraud_namespace,
+        for client in (inventory_http, payments_http, shipping_http):
+            closing.push_async_callback(client.aclose)
+        inventory = InventoryClient(inventory_http, policy=policy)
+        payments = PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"])
+        shipping = ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"])
+        owner = replica_id()
+
+        def shard(
+            url: str, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+        ) -> OrdersShard:
+            """One database's saga runner and outbox relay."""
+            orchestrator = SagaOrchestrator(
+                sessionmaker=sessionmaker,
+                steps=StepContext(
+                    inventory=inventory,
+                    payments=payments,
+                    shipping=shipping,
+                    settings=settings,
+                    fraud=FraudChecker(
+                        rules=fraud_rules(settings),
+                        sessionmaker=sessionmaker,
+                        redis=redis,
+                        namespace=settings.fraud_namespace,
+                    ),
                 ),
-            ),
-            redis=redis,
-            settings=settings,
-            owner=replica_id(),
-        )
+                redis=redis,
+                settings=settings,
+                owner=owner,
+            )
+            return OrdersShard(
+                url=url,
+                engine=engine,
+                sessionmaker=sessionmaker,
+                saga_runner=SagaRunner(
+                    orchestrator,
+                    sessionmaker=sessionmaker,
+                    max_concurrent=settings.max_concurrent_sagas,
+                    lease_ttl_s=settings.saga_lease_ttl_s,
+                    recovery_batch_size=settings.recovery_batch_size,
+                    retry_after_error_s=settings.compensation_retry_initial_s,
+                ),
+                outbox_relay=OutboxRelay.from_settings(
+                    settings, sessionmaker=sessionmaker, redis=redis, model=OutboxEvent
+                ),
+            )
+
+        shard_list = [shard(urls[0], engine, sessionmaker)]
+        for url in urls[1:]:  # the other shards' engines, disposed on the way out
+            other = engine_from_settings(settings, url)
+            closing.push_async_callback(other.dispose)
+            shard_list.append(shard(url, other, create_sessionmaker(other)))
+        shards = OrdersShards(shard_list, router=settings.shard_router)
         # Redis is watched: the moment it stops answering its breaker opens, checkouts stop
         # waiting for sagas that cannot progress, and readiness says so.
         redis_breaker = Breaker(
@@ -130,14 +172,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
             timeout_s=settings.redis_watch_timeout_ms / 1000,
             misses=settings.redis_watch_misses,
         )
-        runner = SagaRunner(
-            orchestrator,
-            sessionmaker=sessionmaker,
-            max_concurrent=settings.max_concurrent_sagas,
-            lease_ttl_s=settings.saga_lease_ttl_s,
-            recovery_batch_size=settings.recovery_batch_size,
-            retry_after_error_s=settings.compensation_retry_initial_s,
-        )
         stop = asyncio.Event()
         redis_watch.start()
         tasks: list[asyncio.Task[None]] = []
@@ -146,23 +180,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
             redis=redis,
             stream=USERS_STREAM,
             group=ERASURE_GROUP,
-            consumer=replica_id(),
+            consumer=owner,
             handler=UserErasure(
-                sessionmaker=sessionmaker,
+                shards=shards,
                 redis=redis,
                 fraud_rules=fraud_rules(settings),
                 fraud_namespace=settings.fraud_namespace,
             ),
         )
         if settings.background_tasks_enabled:
-            tasks.append(asyncio.create_task(relay.run(stop), name="orders-outbox-relay"))
             tasks.append(asyncio.create_task(erasure.run(stop), name="orders-erasure"))
-            tasks.append(
-                asyncio.create_task(
-                    run_recovery(runner, stop, interval_s=settings.recovery_interval_s),
-                    name="orders-saga-recovery",
+            for each in shards.all:
+                tasks.append(
+                    asyncio.create_task(each.outbox_relay.run(stop), name="orders-outbox-relay")
                 )
-            )
+                tasks.append(
+                    asyncio.create_task(
+                        run_recovery(
+                            each.saga_runner, stop, interval_s=settings.recovery_interval_s
+                        ),
+                        name="orders-saga-recovery",
+                    )
+                )
         try:
             yield OrdersState(
                 settings=settings,
@@ -170,22 +209,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
                 redis_breaker=redis_breaker,
                 engine=engine,
                 sessionmaker=sessionmaker,
+                shards=shards,
                 breakers=breakers,
-                saga_runner=runner,
-                outbox_relay=relay,
                 erasure_consumer=erasure,
             )
         finally:
             stop.set()
-            relay.notify()
-            await runner.shutdown()
+            for each in shards.all:
+                each.outbox_relay.notify()
+            await asyncio.gather(*(each.saga_runner.shutdown() for each in shards.all))
             await redis_watch.stop()
             for task in tasks:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=5.0)
-            for client in (inventory_http, payments_http, shipping_http):
-                await client.aclose()
-            sync_redis.close()
+
+
+def _health_checks(request: HTTPConnection) -> Sequence[HealthCheck]:
+    """Readiness: every orders database, and Redis (through its watch's breaker)."""
+    state = service_state(request, OrdersState)
+    shards = state.shards.all
+    return [
+        *(
+            postgres_check(shard.engine, "postgres" if len(shards) == 1 else f"postgres-{i}")
+            for i, shard in enumerate(shards, start=1)
+        ),
+        redis_check(state.redis, breaker=state.redis_breaker),
+    ]
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
@@ -199,6 +248,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         routers=routers,
-        health_checks=database_health_checks(OrdersState),
+        health_checks=_health_checks,
         openapi_tags=OPENAPI_TAGS,
     )

@@ -48,6 +48,7 @@ __all__ = [
     "distinct_payment_tokens",
     "get_order",
     "get_order_by_key",
+    "holds_order",
     "insert_order",
     "list_orders",
     "orders_of_user",
@@ -135,6 +136,12 @@ async def get_order(
         query = query.with_for_update()
     # populate_existing: a locked read must not be served from the identity map.
     return await session.scalar(query.execution_options(populate_existing=True))
+
+
+async def holds_order(session: AsyncSession, order_id: UUID) -> bool:
+    """Whether this database holds ``order_id`` (which shard an admin's order is on)."""
+    found = await session.scalar(select(CustomerOrder.id).where(CustomerOrder.id == order_id))
+    return found is not None
 
 
 # populate_existing: a locked read must not be served from the identity map.

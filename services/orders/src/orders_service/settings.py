@@ -2,15 +2,17 @@
 
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ImportString, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from orders_service.domain.fraud import FraudRule, parse_rules
+from orders_service.domain.sharding import ShardRouter
 from storefront_kit.settings import (
     DatabaseSettingsMixin,
     FieldEncryptionSettingsMixin,
     OutboxSettingsMixin,
     ServiceSettings,
+    asyncpg_url,
 )
 
 __all__ = ["OrdersSettings", "fraud_rules", "get_settings"]
@@ -26,6 +28,15 @@ class OrdersSettings(
     service_name: ClassVar[str] = "orders"
     port: int = 8104
     database_url: str = "postgresql+asyncpg://storefront@127.0.0.1:5432/orders"
+    #: Every orders database, comma-separated, when orders are split over several by
+    #: user (docs/orders.md "Shards"); empty: the one at ``database_url``. Each gets a
+    #: pool of ``db_pool_size``, a saga runner and an outbox relay.
+    database_shards: str = ""
+    #: The function from a user id to the URL of the database holding their orders,
+    #: ``module.function`` (orders_service.domain.sharding).
+    shard_router: ImportString[ShardRouter] = Field(
+        default="orders_service.domain.sharding.by_user_hash", validate_default=True
+    )
 
     # --- who we call (the local runner sets these names) -------------------------------
     #: Base URL of the inventory service (internal API, service tokens).
@@ -105,8 +116,16 @@ class OrdersSettings(
     #: Largest page size of order lists (larger is a 422).
     page_size_max: int = Field(default=100, ge=1)
 
+    def database_urls(self) -> tuple[str, ...]:
+        """The orders databases: the shards, or the one database."""
+        shards = [url.strip() for url in self.database_shards.split(",") if url.strip()]
+        return tuple(asyncpg_url(url) for url in shards) or (self.database_url,)
+
     @model_validator(mode="after")
     def _coherent(self) -> "OrdersSettings":
+        urls = self.database_urls()  # a URL that is not PostgreSQL's stops the service
+        if len(set(urls)) != len(urls):
+            raise ValueError("database_shards names a database twice")
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default exceeds page_size_max")
         if self.compensation_retry_initial_s > self.compensation_retry_max_s:

@@ -5,10 +5,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orders_service.clients.breakers import AsyncCircuitBreaker
-from orders_service.service.saga.runner import SagaRunner
+from orders_service.service.shards import OrdersShards
 from orders_service.settings import OrdersSettings
 from storefront_kit.breaker import Breaker
-from storefront_kit.events import OutboxRelay, StreamConsumer
+from storefront_kit.events import StreamConsumer
 from storefront_kit.state import DatabaseState
 
 __all__ = ["OrdersState"]
@@ -16,7 +16,11 @@ __all__ = ["OrdersState"]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class OrdersState(DatabaseState):
-    """Orders' clients: the database, Redis, the saga runner and the loops around it."""
+    """Orders' clients: its databases, Redis, the saga runners and the loops around them.
+
+    ``engine`` and ``sessionmaker`` are the first shard's (the only one unless orders
+    are split); what belongs to a user goes through ``shards``.
+    """
 
     settings: OrdersSettings
     #: Opened by the Redis watch the moment Redis stops answering: checkouts stop waiting
@@ -25,7 +29,7 @@ class OrdersState(DatabaseState):
     redis_breaker: Breaker
     #: The provider breakers (``payments``, ``shipping``), their state shared in Redis.
     breakers: Mapping[str, AsyncCircuitBreaker]
-    saga_runner: SagaRunner
-    outbox_relay: OutboxRelay
+    #: Every orders database with its saga runner and outbox relay, and the router.
+    shards: OrdersShards
     #: ``user.erased`` from auth (orders_service.workers.erasure).
     erasure_consumer: StreamConsumer

@@ -4,9 +4,18 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.api.common import Page, Size, check_size
-from orders_service.deps import AdminAudit, RedisDep, RunnerDep, SessionDep, SettingsDep, StaffUser
+from orders_service.deps import (
+    AdminAudit,
+    OrderSessionDep,
+    OrderShardDep,
+    RedisDep,
+    SettingsDep,
+    ShardsDep,
+    StaffUser,
+)
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
     InvalidPageSize,
@@ -23,6 +32,8 @@ from orders_service.schemas import (
     StatusChange,
 )
 from orders_service.service import orders
+from orders_service.service.saga.runner import SagaRunner
+from orders_service.settings import OrdersSettings
 from storefront_kit.db import commit
 from storefront_kit.problems import responses
 
@@ -39,7 +50,7 @@ _IN_PROGRESS: dict[int | str, dict[str, Any]] = {
 @router.get("", responses=responses(InvalidPageSize))
 async def list_orders(
     _staff: StaffUser,
-    session: SessionDep,
+    shards: ShardsDep,
     settings: SettingsDep,
     page: Page = 1,
     size: Size = None,
@@ -48,8 +59,8 @@ async def list_orders(
 ) -> AdminOrderPage:
     """All orders, newest first; filter by status (repeatable) and user."""
     size = check_size(size, settings)
-    items, total = await orders.list_orders(
-        session, user_id=user_id, statuses=status_filter, page=page, size=size
+    items, total = await shards.list_orders(
+        user_id=user_id, statuses=status_filter, page=page, size=size
     )
     return AdminOrderPage(
         items=[AdminOrderOut.model_validate(order) for order in items],
@@ -59,16 +70,16 @@ async def list_orders(
     )
 
 
-async def _detailed(session: SessionDep, out: AdminOrderOut) -> AdminOrderOut:
+async def _detailed(session: AsyncSession, out: AdminOrderOut) -> AdminOrderOut:
     steps = await orders.order_steps(session, order_id=out.id)
     out.steps = [SagaStepOut.model_validate(step) for step in steps]
     return out
 
 
 async def _once_settled(
-    session: SessionDep,
-    runner: RunnerDep,
-    settings: SettingsDep,
+    session: AsyncSession,
+    runner: SagaRunner,
+    settings: OrdersSettings,
     response: Response,
     order_id: UUID,
 ) -> AdminOrderOut:
@@ -84,7 +95,7 @@ async def _once_settled(
 
 
 @router.get("/{order_id}", responses=responses(OrderNotFound))
-async def get_order(order_id: UUID, _staff: StaffUser, session: SessionDep) -> AdminOrderOut:
+async def get_order(order_id: UUID, _staff: StaffUser, session: OrderSessionDep) -> AdminOrderOut:
     """Any order, with its saga steps (attempts, errors, provider references)."""
     order = await orders.get_order(session, order_id=order_id)
     return await _detailed(session, AdminOrderOut.model_validate(order))
@@ -92,7 +103,7 @@ async def get_order(order_id: UUID, _staff: StaffUser, session: SessionDep) -> A
 
 @router.post("/{order_id}/status", responses=responses(OrderNotFound, InvalidStatusTransition, 422))
 async def change_status(
-    order_id: UUID, body: StatusChange, audit: AdminAudit, session: SessionDep
+    order_id: UUID, body: StatusChange, audit: AdminAudit, session: OrderSessionDep
 ) -> AdminOrderOut:
     """Move a confirmed order along PROCESSING → SHIPPED → DELIVERED (audited; 409 otherwise)."""
     order = await orders.change_status(
@@ -108,12 +119,13 @@ async def change_status(
 async def cancel_order(
     order_id: UUID,
     audit: AdminAudit,
-    session: SessionDep,
-    runner: RunnerDep,
+    session: OrderSessionDep,
+    shard: OrderShardDep,
     settings: SettingsDep,
     response: Response,
 ) -> AdminOrderOut:
     """Cancel an order not yet shipped, refunding the payment (audited; 200 done, 202 running)."""
+    runner = shard.saga_runner
     order, start = await orders.request_cancel(
         session,
         order_id=order_id,
@@ -137,8 +149,8 @@ async def review_order(
     order_id: UUID,
     body: Review,
     audit: AdminAudit,
-    session: SessionDep,
-    runner: RunnerDep,
+    session: OrderSessionDep,
+    shard: OrderShardDep,
     settings: SettingsDep,
     redis: RedisDep,
     response: Response,
@@ -146,6 +158,7 @@ async def review_order(
     """Decide on an order a fraud rule put ON_HOLD: `approve` lets its saga go on
     (payment, shipment...), `reject` compensates it (FAILED `fraud_rejected`).
     200 once the saga settled again, 202 while it runs; 409 unless ON_HOLD."""
+    runner = shard.saga_runner
     order = await orders.review_order(
         session,
         order_id=order_id,

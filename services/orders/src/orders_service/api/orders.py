@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from orders_service.api.common import ORDERS_PATH, Page, Size, check_size, location
 from orders_service.deps import (
     CurrentUser,
+    CustomerSessionDep,
+    CustomerShardDep,
     RedisBreakerDep,
-    RunnerDep,
-    SessionDep,
     SettingsDep,
+    ShardsDep,
     refuse_card_numbers,
 )
 from orders_service.domain.saga import OrderStatus, Reason
@@ -64,8 +65,8 @@ _IN_PROGRESS: dict[int | str, dict[str, Any]] = {
 async def create_order(
     body: OrderCreate,
     user: CurrentUser,
-    session: SessionDep,
-    runner: RunnerDep,
+    session: CustomerSessionDep,
+    shard: CustomerShardDep,
     settings: SettingsDep,
     redis_breaker: RedisBreakerDep,
     request: Request,
@@ -81,6 +82,7 @@ async def create_order(
     or hold the order for review (201 with status `ON_HOLD`)."""
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
+    runner = shard.saga_runner
     order, created = await orders.place_order(
         session,
         user_id=user.subject,
@@ -118,7 +120,7 @@ async def create_order(
 @router.get("", responses=responses(InvalidPageSize))
 async def list_my_orders(
     user: CurrentUser,
-    session: SessionDep,
+    shards: ShardsDep,
     settings: SettingsDep,
     page: Page = 1,
     size: Size = None,
@@ -126,8 +128,8 @@ async def list_my_orders(
 ) -> OrderPage:
     """The caller's orders, newest first."""
     size = check_size(size, settings)
-    items, total = await orders.list_orders(
-        session, user_id=user.subject, statuses=status_filter, page=page, size=size
+    items, total = await shards.list_orders(
+        user_id=user.subject, statuses=status_filter, page=page, size=size
     )
     return OrderPage(
         items=[OrderOut.model_validate(order) for order in items],
@@ -138,7 +140,7 @@ async def list_my_orders(
 
 
 @router.get("/{order_id}", responses=responses(OrderNotFound))
-async def get_my_order(order_id: UUID, user: CurrentUser, session: SessionDep) -> OrderOut:
+async def get_my_order(order_id: UUID, user: CurrentUser, session: CustomerSessionDep) -> OrderOut:
     """One of the caller's orders (another user's answers 404)."""
     order = await orders.get_order(session, order_id=order_id, user_id=user.subject)
     return OrderOut.model_validate(order)
@@ -151,14 +153,15 @@ async def get_my_order(order_id: UUID, user: CurrentUser, session: SessionDep) -
 async def cancel_my_order(
     order_id: UUID,
     user: CurrentUser,
-    session: SessionDep,
-    runner: RunnerDep,
+    session: CustomerSessionDep,
+    shard: CustomerShardDep,
     settings: SettingsDep,
     response: Response,
 ) -> OrderOut:
     """Cancel an order not yet shipped: payment refunded, stock released, parcel cancelled.
 
     200 once CANCELLED, 202 while compensation runs; 409 once shipped."""
+    runner = shard.saga_runner
     order, start = await orders.request_cancel(
         session,
         order_id=order_id,

@@ -9,7 +9,6 @@ replica, and unlocked. :func:`wait_for_saga` then gives the saga a moment to set
 import asyncio
 import hashlib
 import re
-from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
@@ -52,7 +51,6 @@ from storefront_kit.breaker import Breaker
 __all__ = [
     "change_status",
     "get_order",
-    "list_orders",
     "order_steps",
     "phone_ref_of",
     "place_order",
@@ -136,22 +134,6 @@ async def get_order(
 async def order_steps(session: AsyncSession, *, order_id: UUID) -> list[SagaStep]:
     """The saga steps of an order in the order they first ran."""
     return list((await repository.steps_of(session, order_id)).values())
-
-
-async def list_orders(
-    session: AsyncSession,
-    *,
-    user_id: str | None,
-    statuses: Sequence[str] | None,
-    page: int,
-    size: int,
-) -> tuple[Sequence[CustomerOrder], int]:
-    """One page of orders, newest first, and how many match."""
-    items = await repository.list_orders(
-        session, user_id=user_id, statuses=statuses, offset=(page - 1) * size, limit=size
-    )
-    total = await repository.count_orders(session, user_id=user_id, statuses=statuses)
-    return items, total
 
 
 async def change_status(

@@ -6,11 +6,11 @@ handles each ``user.erased``, at least once; the use case
 """
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service.domain.fraud import FraudRule
 from orders_service.events import USER_ERASED, USERS_STREAM
 from orders_service.service.privacy import erase_user
+from orders_service.service.shards import OrdersShards
 from storefront_kit.events import EventEnvelope, PoisonMessage
 from storefront_kit.logging import get_logger
 
@@ -27,12 +27,12 @@ class UserErasure:
     def __init__(
         self,
         *,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        shards: OrdersShards,
         redis: Redis,
         fraud_rules: tuple[FraudRule, ...],
         fraud_namespace: str,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._shards = shards
         self._redis = redis
         self._rules = fraud_rules
         self._namespace = fraud_namespace
@@ -45,7 +45,7 @@ class UserErasure:
             raise PoisonMessage("user.erased without a user_id")
         changed = await erase_user(
             user_id,
-            sessionmaker=self._sessionmaker,
+            sessionmaker=self._shards.for_user(user_id).sessionmaker,
             redis=self._redis,
             fraud_rules=self._rules,
             fraud_namespace=self._namespace,
