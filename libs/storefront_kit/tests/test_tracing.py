@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storefront_kit.tracing import current_traceparent, tracing_enabled
+from storefront_kit.tracing import current_traceparent, fastapi_telemetry, tracing_enabled
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
 from storefront_stack.serving import uvicorn_process
@@ -210,3 +210,13 @@ def test_an_endpoint_that_is_not_a_url_is_refused() -> None:
     )
     with pytest.raises(ValidationError):
         PlatformSettings(trace_sample_ratio=1.5)
+
+
+def test_websockets_probes_and_scrapes_are_not_traced() -> None:
+    exclude = fastapi_telemetry()["exclude"]
+    assert exclude is not None
+    assert exclude({"type": "websocket", "path": "/ws"})  # a span would last the socket's life
+    assert exclude({"type": "http", "path": "/health/ready"})
+    assert exclude({"type": "http", "path": "/metrics"})
+    assert not exclude({"type": "http", "path": "/api/v1/orders"})
+    assert not exclude({"type": "http", "path": "/ws/presence"})

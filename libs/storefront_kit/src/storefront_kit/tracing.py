@@ -151,6 +151,12 @@ def fastapi_telemetry() -> "TelemetryConfig":
 
 
 def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    # A WebSocket is no request: its span would last as long as the socket (hours) and
+    # hold its objects all that time, about 8 KiB a socket (docs/benchmarks.md, issue
+    # 20). What a socket is sent joins the trace that caused it through the stream
+    # consumers' spans instead.
+    if scope.get("type") == "websocket":
+        return True
     path = scope.get("path", "")
     return isinstance(path, str) and path.startswith(_UNTRACED_PREFIXES)
 

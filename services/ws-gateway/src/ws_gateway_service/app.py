@@ -19,6 +19,7 @@ from ws_gateway_service.service.presence import Presence
 from ws_gateway_service.settings import WsGatewaySettings, get_settings
 from ws_gateway_service.state import WsGatewayState
 from ws_gateway_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserErasure
+from ws_gateway_service.workers.gc_freeze import run_gc_freezer
 from ws_gateway_service.workers.heartbeat import run_heartbeat
 from ws_gateway_service.workers.relay import OrderEventRelay
 
@@ -47,6 +48,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[WsGatewayState]:
         ),
         name="heartbeat",
     )
+    freezer_task = None
+    if settings.gc_freeze_interval_s:
+        freezer_task = asyncio.create_task(
+            run_gc_freezer(
+                freeze_every_s=settings.gc_freeze_interval_s,
+                thaw_every_s=settings.gc_thaw_interval_s,
+                stop=stop,
+            ),
+            name="gc-freezer",
+        )
     relay_task = None
     if settings.relay_enabled:
         consumer = StreamConsumer(
@@ -83,6 +94,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[WsGatewayState]:
     finally:
         stop.set()
         await heartbeat_task
+        if freezer_task is not None:
+            await freezer_task
         for task in (relay_task, erasure_task):
             if task is not None:
                 task.cancel()

@@ -28,6 +28,22 @@ class WsGatewaySettings(ServiceSettings):
         default_factory=_instance_id,
         description="Identifies this replica in presence keys and consumer names.",
     )
+    gc_freeze_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "How often the live objects (the sockets') are frozen out of the cyclic garbage"
+            " collector's walks (workers/gc_freeze.py); 0: never."
+        ),
+    )
+    gc_thaw_interval_s: float = Field(
+        default=900.0,
+        ge=0,
+        description=(
+            "How often the frozen objects go back to the collector, so that reference"
+            " cycles left by closed sockets are freed (one full collection each time); 0: never."
+        ),
+    )
     heartbeat_interval_s: float = Field(
         default=20.0, description="How often the server sends a ping message to each socket."
     )
