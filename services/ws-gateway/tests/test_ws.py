@@ -1,6 +1,7 @@
 """Authenticated sockets, the Redis channel layer across replicas, presence and limits."""
 
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -309,3 +310,37 @@ async def test_open_sockets_are_counted_on_metrics(replicas: list[Replica], toke
         await receive_json(second)
         await wait_until(lambda: reaches(2))
     await wait_until(lambda: reaches(0))
+
+
+async def _pinged(socket: Any) -> None:
+    while json.loads(await asyncio.wait_for(socket.recv(), 5)).get("type") != "ping":
+        pass
+
+
+async def test_every_socket_is_pinged_each_interval_also_after_others_closed(
+    replicas: list[Replica], tokens: Tokens
+) -> None:
+    # Heartbeat every 0.5 s here, spread over five ticks: each socket is due in one.
+    async with contextlib.AsyncExitStack() as sockets:
+        opened = [
+            await sockets.enter_async_context(connect(replicas[0], tokens.user(f"pinged-{n}")))
+            for n in range(12)
+        ]
+        await asyncio.gather(*(_pinged(socket) for socket in opened))
+        for socket in opened[:6]:
+            await socket.close()
+        await asyncio.gather(*(_pinged(socket) for socket in opened[6:]))
+        await asyncio.gather(*(_pinged(socket) for socket in opened[6:]))
+
+
+def test_the_hub_keeps_each_socket_in_exactly_one_heartbeat_tick() -> None:
+    hub = Hub(heartbeat_slots=5)
+    connections = [
+        Connection(user_id=f"u{n}", is_staff=False, expires_at=datetime.now(UTC), queue_size=3)
+        for n in range(40)
+    ]
+    for connection in connections:  # as register does, without a channel layer
+        hub._by_slot[connection.slot(hub.heartbeat_slots)].add(connection)
+    ticks = [hub.due(slot) for slot in range(5)]
+    assert sorted(c.id for tick in ticks for c in tick) == sorted(c.id for c in connections)
+    assert all(c.slot(5) == slot for slot, tick in enumerate(ticks) for c in tick)

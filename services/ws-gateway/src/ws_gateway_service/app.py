@@ -20,7 +20,7 @@ from ws_gateway_service.settings import WsGatewaySettings, get_settings
 from ws_gateway_service.state import WsGatewayState
 from ws_gateway_service.workers.erasure import ERASURE_GROUP, USERS_STREAM, UserErasure
 from ws_gateway_service.workers.gc_freeze import run_gc_freezer
-from ws_gateway_service.workers.heartbeat import run_heartbeat
+from ws_gateway_service.workers.heartbeat import heartbeat_slots, run_heartbeat
 from ws_gateway_service.workers.relay import OrderEventRelay
 
 __all__ = ["create_app"]
@@ -33,7 +33,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[WsGatewayState]:
     redis = redis_from_settings(settings)
     # Pub/sub blocks on reads: it gets its own client without a socket read timeout.
     pubsub_redis = redis_from_settings(settings, blocking_reads=True)
-    hub = Hub()
+    heartbeat_interval_s = min(settings.heartbeat_interval_s, settings.presence_ttl_s / 3)
+    hub = Hub(heartbeat_slots=heartbeat_slots(heartbeat_interval_s))
     channels = ChannelLayer(pubsub_redis, hub.deliver)
     hub.bind(channels)
     await channels.start()
@@ -43,7 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[WsGatewayState]:
         run_heartbeat(
             hub,
             presence,
-            interval_s=min(settings.heartbeat_interval_s, settings.presence_ttl_s / 3),
+            interval_s=heartbeat_interval_s,
             stop=stop,
         ),
         name="heartbeat",

@@ -11,9 +11,14 @@ from storefront_kit.logging import get_logger
 from ws_gateway_service.service.hub import Hub
 from ws_gateway_service.service.presence import Presence
 
-__all__ = ["run_heartbeat"]
+__all__ = ["heartbeat_slots", "run_heartbeat"]
 
 logger = get_logger(__name__)
+
+
+def heartbeat_slots(interval_s: float, tick_s: float = 0.1) -> int:
+    """How many ticks of about ``tick_s`` one heartbeat interval is spread over."""
+    return max(1, round(interval_s / tick_s))
 
 
 async def run_heartbeat(
@@ -22,7 +27,6 @@ async def run_heartbeat(
     *,
     interval_s: float,
     stop: asyncio.Event,
-    tick_s: float = 0.1,
 ) -> None:
     """Each socket, once per ``interval_s``: a ping message, and its presence refreshed
     in Redis (batched: one ``ZADD`` per tick for the sockets due in it). Every tick also
@@ -31,9 +35,10 @@ async def run_heartbeat(
     One task per replica, not one per socket: with 10,000 sockets, a heartbeat task and
     a ``ZADD`` each had the sockets queue on the Redis pool for their refresh and
     delayed every fan-out by seconds. The sockets are spread over the interval's ticks
-    (by connection id) so that no tick sends 10,000 pings at once in front of an alert.
+    (by connection id, ``hub.heartbeat_slots`` of them; the hub keeps each tick's
+    sockets) so that no tick sends 10,000 pings at once in front of an alert.
     """
-    slots = max(1, round(interval_s / tick_s))
+    slots = hub.heartbeat_slots
     tick = 0
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -46,7 +51,7 @@ async def run_heartbeat(
             await presence.flush_removals()
         except RedisError as exc:
             logger.warning("presence_removal_failed", error=repr(exc))
-        due = [c for c in hub.connections() if c.slot(slots) == slot]
+        due = hub.due(slot)
         if not due:
             continue
         ping = orjson.dumps({"type": "ping", "at": datetime.now(UTC).isoformat()}).decode()
