@@ -22,8 +22,11 @@ import httpx
 import pytest
 import websockets
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.typing import Subprotocol
 
+from orders_service.domain.sharding import by_user_hash
 from storefront_stack.logins import telegram_login, user_token
 from storefront_stack.platform import Platform, PlatformOptions
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
@@ -41,6 +44,17 @@ STOCK = 500
 PRICE = 1250
 
 
+async def _orders_in(url: str) -> dict[str, str]:
+    """Order id -> user id of every order in one of orders' databases."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT id::text, user_id FROM customer_order"))
+            return {row.id: row.user_id for row in rows}
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
     """The platform with two processes of every service, on its own PostgreSQL and Redis.
@@ -55,6 +69,10 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
         log_to_files=True,
         fast_unsafe_db=True,
         replicas={service.name: 2 for service in SERVICES},
+        # Orders' users split over two databases: each replica runs a saga runner,
+        # recovery scan and outbox relay per database, and the kill must lose nothing
+        # on either.
+        orders_databases=2,
         env_overrides={
             "GATEWAY_AUTH_RATE": "50r/s",
             "GATEWAY_AUTH_BURST": "100",
@@ -279,3 +297,12 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
             return True
 
         await _until(consumers_cleaned, within_s=30)
+
+    # Each order is in exactly one of orders' two databases: its customer's.
+    orders_env = platform.service_env(platform.replica_names("orders")[0])
+    urls = orders_env["ORDERS_DATABASE_SHARDS"].split(",")
+    assert len(urls) == 2
+    held = {url: await _orders_in(url) for url in urls}
+    for order_id in orders:
+        (where,) = [url for url in urls if order_id in held[url]]
+        assert where == by_user_hash(held[where][order_id], urls)

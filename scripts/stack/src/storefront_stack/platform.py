@@ -28,6 +28,8 @@ from storefront_stack.topology import (
     Endpoints,
     Service,
     only_shared,
+    orders_databases,
+    orders_databases_from,
     replicas_from,
     service_env,
 )
@@ -53,6 +55,9 @@ class PlatformOptions:
     env_overrides: dict[str, str] = field(default_factory=dict)
     #: Processes per service (``<SERVICE>_REPLICAS``); a service not named runs one.
     replicas: dict[str, int] = field(default_factory=dict)
+    #: Databases orders' users are split over (``ORDERS_DATABASES``): ``orders``,
+    #: ``orders_2``..., each migrated, named to orders in ``ORDERS_DATABASE_SHARDS``.
+    orders_databases: int = 1
     #: Export traces to the OTLP stand-in (``make run``, the test platform); off, the
     #: services install nothing of OpenTelemetry (benchmarks compare like with like).
     #: A ``STOREFRONT_OTLP_ENDPOINT`` in the environment or the overrides wins either way.
@@ -145,14 +150,22 @@ class Platform:
         from storefront_kit.migrations import upgrade
 
         assert self.endpoints is not None
-        infra.create_databases(_server_url(self.endpoints.postgres_url), list(DATABASES))
+        extra = orders_databases(self.options.orders_databases)[1:]
+        infra.create_databases(_server_url(self.endpoints.postgres_url), [*DATABASES, *extra])
         field_keys = self._field_keys()
         for service in SERVICES:
             if service.database:
                 # A data migration encrypts existing rows: with the service's own keys.
                 own = {k: v for k, v in field_keys.items() if k.startswith(service.env_prefix)}
                 with _environ(own):
-                    upgrade(service.package, self.endpoints.database_url(service.database))
+                    for database in self._databases_of(service):
+                        upgrade(service.package, self.endpoints.database_url(database))
+
+    def _databases_of(self, service: Service) -> list[str]:
+        """The databases ``service`` owns: its one, or orders' shards."""
+        if service.name == "orders":
+            return orders_databases(self.options.orders_databases)
+        return [service.database] if service.database else []
 
     # --- application processes ------------------------------------------------------
 
@@ -291,13 +304,19 @@ class Platform:
         """The environment service process ``name`` (a service or a replica) runs with."""
         assert self.endpoints is not None
         service, port = self._replica(name)
-        return service_env(
+        env = service_env(
             service,
             self.endpoints,
             platform_env=self.platform_env,
             overrides=self.options.env_overrides,
             port=port,
         )
+        databases = self._databases_of(service)
+        if len(databases) > 1:
+            env[f"{service.env_prefix}DATABASE_SHARDS"] = ",".join(
+                self.endpoints.database_url(database) for database in databases
+            )
+        return env
 
     def start_service(self, name: str) -> ManagedProcess:
         """(Re)start one service process: a service's name, or a replica's (``orders-2``)."""
@@ -454,13 +473,15 @@ def _gateway_tunables(env: Mapping[str, str]) -> dict[str, Any]:
 
 def options_from_environment(state_dir: Path, **kwargs: object) -> PlatformOptions:
     """Options honouring ``DATABASE_URL``, ``REDIS_URL``, ``ELASTICSEARCH_URL`` and
-    ``<SERVICE>_REPLICAS`` (the environment first, then ``.env``)."""
+    ``<SERVICE>_REPLICAS`` and ``ORDERS_DATABASES`` (the environment first, then ``.env``)."""
+    environment = {**_dotenv(REPO_ROOT / ".env"), **os.environ}
     return PlatformOptions(
         state_dir=state_dir,
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
         elasticsearch_url=os.environ.get("ELASTICSEARCH_URL") or None,
-        replicas=replicas_from({**_dotenv(REPO_ROOT / ".env"), **os.environ}),
+        replicas=replicas_from(environment),
+        orders_databases=orders_databases_from(environment),
         **kwargs,  # type: ignore[arg-type]
     )
 

@@ -195,6 +195,24 @@ def replicas_from(env: Mapping[str, str]) -> dict[str, int]:
     return counts
 
 
+def orders_databases(count: int) -> list[str]:
+    """The names of orders' databases when its users are split over ``count``:
+    ``orders``, ``orders_2``..."""
+    return ["orders", *(f"orders_{n}" for n in range(2, count + 1))]
+
+
+def orders_databases_from(env: Mapping[str, str]) -> int:
+    """``ORDERS_DATABASES``: how many databases orders' users are split over (default 1)."""
+    raw = env.get("ORDERS_DATABASES", "").strip() or "1"
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ValueError(f"ORDERS_DATABASES must be a whole number: {raw!r}") from None
+    if not 1 <= count <= 16:
+        raise ValueError(f"ORDERS_DATABASES must be between 1 and 16: {count}")
+    return count
+
+
 def only_shared(env: Mapping[str, str], *, keep: str = "") -> dict[str, str]:
     """``env`` without the variables of any service but the one whose prefix is ``keep``."""
     others = tuple(s.env_prefix for s in SERVICES if s.env_prefix != keep)
