@@ -115,6 +115,26 @@ def make_settings(
     return CatalogSettings(**values)
 
 
+def silent_elasticsearch_settings(
+    silent: "Silent", redis_url: str, alias: str, **overrides: Any
+) -> CatalogSettings:
+    """Settings whose Elasticsearch is the ``silent`` server, asked once per search (no
+    retries) and by nothing else (no listener)."""
+    return make_settings(
+        f"http://{silent.url}",
+        redis_url,
+        alias,
+        listener_enabled=False,
+        elasticsearch_max_retries=0,
+        **overrides,
+    )
+
+
+def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
+    """One product search for ``q``."""
+    return client.get("/api/v1/products/search", params={"q": q})
+
+
 @asynccontextmanager
 async def serve_app(settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)

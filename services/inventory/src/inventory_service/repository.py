@@ -518,31 +518,46 @@ async def _change_stock(
     return _stock_out(row)
 
 
+async def _change_held_stock(
+    session: AsyncSession,
+    statement: TextClause,
+    *,
+    sku: str,
+    qty: int,
+    stream: str,
+    event: EventEnvelope,
+) -> StockData:
+    """:func:`_change_stock` on a row a hold names: it must be there."""
+    changed = await _change_stock(session, statement, sku=sku, qty=qty, stream=stream, event=event)
+    assert changed is not None, f"stock row {sku} vanished"
+    return changed
+
+
 async def release_stock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
 ) -> StockData:
     """Give back a hold (the check constraint refuses ``reserved`` below zero)."""
-    changed = await _change_stock(session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event)
-    assert changed is not None, f"stock row {sku} vanished"
-    return changed
+    return await _change_held_stock(
+        session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event
+    )
 
 
 async def commit_stock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
 ) -> StockData:
     """Turn a hold into a sale: the units leave both ``on_hand`` and ``reserved``."""
-    changed = await _change_stock(session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event)
-    assert changed is not None, f"stock row {sku} vanished"
-    return changed
+    return await _change_held_stock(
+        session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event
+    )
 
 
 async def restock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
 ) -> StockData:
     """Put sold units back on hand (a committed order was cancelled)."""
-    changed = await _change_stock(session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event)
-    assert changed is not None, f"stock row {sku} vanished"
-    return changed
+    return await _change_held_stock(
+        session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event
+    )
 
 
 async def adjust_stock(
