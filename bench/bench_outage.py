@@ -20,12 +20,10 @@ import asyncio
 import json
 import os
 import signal
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +32,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from benchlib import own_platform
 from jwt_core_lib import SigningKey, TokenIssuer
 
 console = Console()
@@ -229,36 +228,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.detection is None:
         args.detection = _detection_s()
-    from storefront_stack.platform import Platform, PlatformOptions
-
-    with tempfile.TemporaryDirectory(prefix="bench-outage-") as state:
-        platform = Platform(
-            PlatformOptions(
-                state_dir=Path(state),
-                free_ports=True,
-                log_to_files=True,
-                fast_unsafe_db=True,
-                env_overrides={
-                    "GATEWAY_SEARCH_RATE": "1000000r/s",
-                    "GATEWAY_SEARCH_BURST": "1000000",
-                    "STOREFRONT_LOG_LEVEL": "WARNING",
-                },
-            )
+    with own_platform(
+        console,
+        "bench-outage-",
+        env_overrides={
+            "GATEWAY_SEARCH_RATE": "1000000r/s",
+            "GATEWAY_SEARCH_BURST": "1000000",
+            "STOREFRONT_LOG_LEVEL": "WARNING",
+        },
+    ) as (platform, endpoints):
+        pids = (
+            _pid_listening_on(endpoints.redis_url),
+            _pid_listening_on(endpoints.elasticsearch_url),
         )
-        with console.status("starting the platform"):
-            endpoints = platform.start()
-        try:
-            pids = (
-                _pid_listening_on(endpoints.redis_url),
-                _pid_listening_on(endpoints.elasticsearch_url),
-            )
-            asyncio.run(
-                bench(
-                    args, endpoints.gateway_url, pids, platform.platform_env["AUTH_JWT_SIGNING_KEY"]
-                )
-            )
-        finally:
-            platform.stop()
+        asyncio.run(
+            bench(args, endpoints.gateway_url, pids, platform.platform_env["AUTH_JWT_SIGNING_KEY"])
+        )
 
 
 if __name__ == "__main__":

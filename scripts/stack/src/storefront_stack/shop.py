@@ -27,13 +27,22 @@ UK_ADDRESS = {
 }
 
 
-def product_body(sku: str, *, name: str, price: int, stock: int) -> dict[str, Any]:
-    """``POST /api/v1/admin/products``: a kitchen product by Brewster, priced in EUR."""
+def product_body(
+    sku: str,
+    *,
+    name: str,
+    price: int,
+    stock: int,
+    brand: str = "Brewster",
+    category: str = "kitchen",
+) -> dict[str, Any]:
+    """``POST /api/v1/admin/products``: a product (by default a kitchen product by
+    Brewster), priced in EUR."""
     return {
         "sku": sku,
         "name": name,
-        "brand": "Brewster",
-        "category": "kitchen",
+        "brand": brand,
+        "category": category,
         "price": price,
         "currency": "EUR",
         "initial_stock": stock,

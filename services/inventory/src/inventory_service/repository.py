@@ -537,27 +537,21 @@ async def release_stock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
 ) -> StockData:
     """Give back a hold (the check constraint refuses ``reserved`` below zero)."""
-    return await _change_held_stock(
-        session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event
-    )
+    return await _change_held_stock(session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event)
 
 
 async def commit_stock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
 ) -> StockData:
     """Turn a hold into a sale: the units leave both ``on_hand`` and ``reserved``."""
-    return await _change_held_stock(
-        session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event
-    )
+    return await _change_held_stock(session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event)
 
 
 async def restock(
     session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
 ) -> StockData:
     """Put sold units back on hand (a committed order was cancelled)."""
-    return await _change_held_stock(
-        session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event
-    )
+    return await _change_held_stock(session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event)
 
 
 async def adjust_stock(
