@@ -32,7 +32,7 @@ from storefront_stack.topology import (
     service_env,
 )
 
-__all__ = ["REPO_ROOT", "Platform", "PlatformOptions"]
+__all__ = ["REPO_ROOT", "Platform", "PlatformOptions", "wait_ready_through"]
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -58,6 +58,27 @@ class PlatformOptions:
     #: A ``STOREFRONT_OTLP_ENDPOINT`` in the environment or the overrides wins either way.
     tracing: bool = False
     echo: Callable[[str, str], None] | None = None
+
+
+def wait_ready_through(
+    gateway_url: str, *, timeout: float, interval: float = 0.5, request_timeout: float = 3
+) -> dict[str, int]:
+    """Wait until ``GET /health/<service>`` through the gateway at ``gateway_url`` is 200
+    for every service: their statuses; a ``TimeoutError`` naming them when ``timeout``
+    ends first."""
+    statuses: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=gateway_url, timeout=request_timeout) as client:
+        while time.monotonic() < deadline:
+            for service in SERVICES:
+                try:
+                    statuses[service.name] = client.get(f"/health/{service.name}").status_code
+                except httpx.HTTPError:
+                    statuses[service.name] = 0
+            if all(code == 200 for code in statuses.values()):
+                return statuses
+            time.sleep(interval)
+    raise TimeoutError(f"not ready through the gateway: {statuses}")
 
 
 class Platform:
@@ -388,19 +409,7 @@ class Platform:
     def wait_ready(self, timeout: float = 120) -> dict[str, int]:
         """Wait until ``GET /health/<service>`` through the gateway is 200 for all six."""
         assert self.endpoints is not None
-        statuses: dict[str, int] = {}
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.endpoints.gateway_url, timeout=3) as client:
-            while time.monotonic() < deadline:
-                for service in SERVICES:
-                    try:
-                        statuses[service.name] = client.get(f"/health/{service.name}").status_code
-                    except httpx.HTTPError:
-                        statuses[service.name] = 0
-                if all(code == 200 for code in statuses.values()):
-                    return statuses
-                time.sleep(0.5)
-        raise TimeoutError(f"platform not ready through the gateway: {statuses}")
+        return wait_ready_through(self.endpoints.gateway_url, timeout=timeout)
 
     # --- whole platform -------------------------------------------------------------
 
