@@ -127,6 +127,11 @@ class Run:
     succeeded: int = 0
     pending: list[str] = field(default_factory=list)
 
+    def answered(self, status: int) -> None:
+        """One operation answered with ``status``: 200 is a success."""
+        self.outcomes[str(status)] += 1
+        self.succeeded += status == 200
+
     def quantiles_ms(self) -> tuple[float, float, float]:
         if len(self.latencies) < 2:
             return (0.0, 0.0, 0.0)
@@ -144,6 +149,8 @@ def _is_stand_in(name: str) -> bool:
     return name.startswith("sandbox-")
 
 
+#: One operation of a workload, counted into the run; no answer (a client error or a
+#: timeout) is counted by its kind by the loop.
 Operation = Callable[[Run], Awaitable[None]]
 
 
@@ -156,7 +163,10 @@ async def closed_loop(run: Run, operation: Operation, operations: int) -> None:
         while remaining > 0:
             remaining -= 1
             started = time.perf_counter()
-            await operation(run)
+            try:
+                await operation(run)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # no answer: counted by kind
+                run.outcomes[type(exc).__name__] += 1
             run.latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -230,16 +240,11 @@ async def searches(
         nonlocal counter
         counter += 1
         query = SEARCHES[counter % len(SEARCHES)]
-        try:
-            async with session.get(
-                f"{platform.gateway}/api/v1/products/search", params={"q": query, "size": "20"}
-            ) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            run.outcomes[type(exc).__name__] += 1
-            return
-        run.outcomes[str(response.status)] += 1
-        run.succeeded += response.status == 200
+        async with session.get(
+            f"{platform.gateway}/api/v1/products/search", params={"q": query, "size": "20"}
+        ) as response:
+            await response.read()
+        run.answered(response.status)
 
     return await _measured("search", platform, clients, operations, search)
 
@@ -260,25 +265,20 @@ async def reservations(
     async def reserve(run: Run) -> None:
         order_id = str(uuid.uuid4())
         headers = {"Authorization": f"Bearer {minter.token_for('inventory')}"}
-        try:
+        async with session.post(
+            f"{platform.inventory_url}/internal/inventory/reserve",
+            json={"order_id": order_id, "items": [{"sku": sku, "qty": 1}], "ttl_s": 60},
+            headers=headers,
+        ) as response:
+            await response.read()
+        if response.status == 200:
             async with session.post(
-                f"{platform.inventory_url}/internal/inventory/reserve",
-                json={"order_id": order_id, "items": [{"sku": sku, "qty": 1}], "ttl_s": 60},
+                f"{platform.inventory_url}/internal/inventory/release",
+                json={"order_id": order_id},
                 headers=headers,
-            ) as response:
-                await response.read()
-            if response.status == 200:
-                async with session.post(
-                    f"{platform.inventory_url}/internal/inventory/release",
-                    json={"order_id": order_id},
-                    headers=headers,
-                ) as released:
-                    await released.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            run.outcomes[type(exc).__name__] += 1
-            return
-        run.outcomes[str(response.status)] += 1
-        run.succeeded += response.status == 200
+            ) as released:
+                await released.read()
+        run.answered(response.status)
 
     return await _measured("reserve", platform, clients, operations, reserve)
 

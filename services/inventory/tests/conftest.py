@@ -89,6 +89,16 @@ class Inventory(RunningService[InventoryState]):
             "/internal/inventory/reserve", json=body, headers=self.service
         )
 
+    async def adjust_stock(
+        self, product: Mapping[str, Any], delta: int, reason: str
+    ) -> httpx.Response:
+        """``POST /api/v1/admin/products/{id}/stock`` as the admin."""
+        return await self.client.post(
+            f"/api/v1/admin/products/{product['id']}/stock",
+            json={"delta": delta, "reason": reason},
+            headers=self.admin,
+        )
+
     async def stock(self, sku: str) -> dict[str, int]:
         """Stock straight from the database (not through the code under test)."""
         async with self.engine.connect() as connection:
