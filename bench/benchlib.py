@@ -48,11 +48,12 @@ async def create_product(
     client: httpx.AsyncClient, admin: dict[str, str], sku: str, *, name: str, units: int
 ) -> None:
     """``sku`` on sale at 9.99 EUR with ``units`` in stock (``admin``: the staff header)."""
-    from storefront_stack.shop import product_body
+    from storefront_stack import shop
 
-    body = product_body(sku, name=name, price=999, stock=units, brand="Bench", category="bench")
-    created = await client.post("/api/v1/admin/products", headers=admin, json=body)
-    created.raise_for_status()
+    body = shop.product_body(
+        sku, name=name, price=999, stock=units, brand="Bench", category="bench"
+    )
+    await shop.create_product(client, admin, body)
 
 
 async def checkout(

@@ -31,7 +31,7 @@ from orders_service.settings import OrdersSettings
 from storefront_stack.logins import user_token
 from storefront_stack.platform import Platform
 from storefront_stack.processes import frozen, listening_pid
-from storefront_stack.shop import order_body, product_body
+from storefront_stack.shop import create_product, order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -103,13 +103,8 @@ async def test_a_frozen_redis_and_elasticsearch_are_answered_quickly_and_nothing
     pids = (listening_pid(platform.endpoints.redis_url), listening_pid(elasticsearch_url))
 
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json=product_body(sku, name=f"Outage kettle {sku}", price=1999, stock=stock),
-        )
-        assert created.status_code == 201, created.text
-        product_id = created.json()["id"]
+        body = product_body(sku, name=f"Outage kettle {sku}", price=1999, stock=stock)
+        product_id = (await create_product(client, admin, body))["id"]
         cached_query = {"q": sku.lower(), "size": "5"}
 
         async def indexed() -> bool:

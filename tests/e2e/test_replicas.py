@@ -24,10 +24,10 @@ import websockets
 from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
-from storefront_stack.logins import telegram_login, user_token
+from storefront_stack.logins import new_phone, telegram_login, user_token
 from storefront_stack.platform import Platform, PlatformOptions
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
-from storefront_stack.shop import order_body, product_body
+from storefront_stack.shop import create_product, order_body, product_body
 from storefront_stack.topology import SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -128,17 +128,12 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
         httpx.AsyncClient(base_url=gateway, timeout=30) as client,
         Redis.from_url(endpoints.redis_url, decode_responses=True) as redis,
     ):
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json=product_body(sku, name=f"Replica kettle {sku}", price=PRICE, stock=STOCK),
-        )
-        assert created.status_code == 201, created.text
-        product_id = created.json()["id"]
+        body = product_body(sku, name=f"Replica kettle {sku}", price=PRICE, stock=STOCK)
+        product_id = (await create_product(client, admin, body))["id"]
 
         customers: list[tuple[dict[str, str], int, str]] = []
         for n in range(CUSTOMERS):
-            phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+            phone = new_phone()
             chat_id = 800_000 + n * 10_000 + uuid.uuid4().int % 10_000
             tokens = await telegram_login(client, phone, chat_id)
             access = tokens["access_token"]
