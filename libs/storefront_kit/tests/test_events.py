@@ -305,15 +305,12 @@ async def test_concurrent_relays_never_publish_a_row_twice(
     assert len(ids) == len(set(ids)) == 300
 
 
-def consumer(redis: Redis, handler: Any, **kwargs: Any) -> StreamConsumer:
+def consumer(redis: Redis, handler: Any, name: str = "c1", **kwargs: Any) -> StreamConsumer:
+    """Consumer ``name`` of the test stream's group ``testers`` (blocking 50 ms unless
+    ``kwargs`` say otherwise)."""
+    options: dict[str, Any] = {"block_ms": 50, **kwargs}
     return StreamConsumer(
-        redis=redis,
-        stream=STREAM,
-        group="testers",
-        consumer="c1",
-        handler=handler,
-        block_ms=50,
-        **kwargs,
+        redis=redis, stream=STREAM, group="testers", consumer=name, handler=handler, **options
     )
 
 
@@ -448,14 +445,7 @@ async def test_consumer_resumes_after_restart_and_claims_a_dead_consumers_work(
     async def recording(e: EventEnvelope) -> None:
         handled.append(("c2", e.data["n"]))
 
-    other = StreamConsumer(
-        redis=redis,
-        stream=STREAM,
-        group="testers",
-        consumer="c2",
-        handler=recording,
-        claim_idle_ms=0,
-    )
+    other = consumer(redis, recording, "c2", claim_idle_ms=0)
     assert await other.claim_abandoned() == 1
     assert handled == [("c2", 7)]
     assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
@@ -477,15 +467,8 @@ async def test_a_dead_consumer_is_removed_from_its_group_only_once_its_entries_a
     async def recording(e: EventEnvelope) -> None:
         handled.append(e.data["n"])
 
-    live = StreamConsumer(
-        redis=redis,
-        stream=STREAM,
-        group="testers",
-        consumer="live",
-        handler=recording,
-        block_ms=10,
-        claim_idle_ms=0,
-        dead_consumer_idle_ms=300,
+    live = consumer(
+        redis, recording, "live", block_ms=10, claim_idle_ms=0, dead_consumer_idle_ms=300
     )
     await asyncio.sleep(0.4)
     # Idle long enough, but it still holds an entry: removing it would lose the entry.
@@ -493,9 +476,7 @@ async def test_a_dead_consumer_is_removed_from_its_group_only_once_its_entries_a
     assert await live.claim_abandoned() == 1
     assert handled == [1]
     # A replica that read just now stays, however quiet its stream.
-    recent = StreamConsumer(
-        redis=redis, stream=STREAM, group="testers", consumer="recent", handler=recording
-    )
+    recent = consumer(redis, recording, "recent")
     await redis.xadd(STREAM, event(2).to_stream_fields())  # type: ignore[arg-type]
     assert await recent.process_batch(block_ms=1) == 1
     assert await live.remove_dead_consumers() == ["c1"]
@@ -513,9 +494,7 @@ async def test_without_a_threshold_no_consumer_is_ever_removed(redis: Redis) -> 
     await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
     assert await idle.process_batch(block_ms=1) == 1
     await asyncio.sleep(0.1)
-    other = StreamConsumer(
-        redis=redis, stream=STREAM, group="testers", consumer="c2", handler=handler
-    )
+    other = consumer(redis, handler, "c2")
     assert await other.remove_dead_consumers() == []
     assert len(await redis.xinfo_consumers(STREAM, "testers")) == 1
 
