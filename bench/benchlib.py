@@ -86,15 +86,7 @@ def own_platform(
     from storefront_stack.platform import Platform, PlatformOptions
 
     with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
-        platform = Platform(
-            PlatformOptions(
-                state_dir=state_dir or Path(scratch),
-                free_ports=True,
-                log_to_files=True,
-                fast_unsafe_db=True,
-                **options,
-            )
-        )
+        platform = Platform(PlatformOptions.for_tests(state_dir or Path(scratch), **options))
         with console.status("starting the platform (PostgreSQL, Redis, Elasticsearch, nginx)"):
             endpoints = platform.start()
         try:

@@ -96,6 +96,13 @@ async def _scalar(platform: Platform, service: str, sql: str, *args: Any) -> Any
         await connection.close()
 
 
+async def _no_orders_of(platform: Platform, user_id: str) -> bool:
+    """No order names the user (orders took its part of the erasure)."""
+    return not await _scalar(
+        platform, "orders", "SELECT count(*) FROM customer_order WHERE user_id = $1", user_id
+    )
+
+
 async def _redis_dump(redis: Redis) -> tuple[list[str], list[str], list[str]]:
     """(key names, values of keys that are not streams, stream entries) as text."""
     names: list[str] = []
@@ -296,14 +303,6 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
             assert closed.value.rcvd.code == 4401
 
         # Every service does its part.
-        async def orders_done() -> bool:
-            return not await _scalar(
-                platform,
-                "orders",
-                "SELECT count(*) FROM customer_order WHERE user_id = $1",
-                user_id,
-            )
-
         async def notifications_done() -> bool:
             rows = await _scalar(
                 platform,
@@ -317,7 +316,7 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
             members = await redis.zrange("presence:connections", 0, -1)
             return not any(m.startswith(user_id) for m in members)
 
-        await _until(orders_done, "orders pseudonymised")
+        await _until(lambda: _no_orders_of(platform, user_id), "orders pseudonymised")
         await _until(notifications_done, "notification log deleted")
         await _until(presence_done, "presence dropped")
 
@@ -507,15 +506,7 @@ async def test_an_erasure_made_while_notifications_is_down_is_done_when_it_is_ba
             erased = await client.delete("/api/v1/users/me", headers=me)
             assert erased.status_code == 202, erased.text
 
-            async def orders_done() -> bool:
-                return not await _scalar(
-                    platform,
-                    "orders",
-                    "SELECT count(*) FROM customer_order WHERE user_id = $1",
-                    user_id,
-                )
-
-            await _until(orders_done, "orders pseudonymised")
+            await _until(lambda: _no_orders_of(platform, user_id), "orders pseudonymised")
             assert await logged(), "notifications is down: its part waits in the stream"
         finally:
             platform.start_service("notifications")

@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 
 from storefront_kit.redis import create_redis
 from storefront_stack.logins import new_phone, telegram_login, user_token
-from storefront_stack.platform import Platform, PlatformOptions
+from storefront_stack.platform import Platform, PlatformOptions, running_platform
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
 from storefront_stack.shop import create_product, order_body, product_body
 
@@ -37,23 +37,18 @@ def on_cluster(
     stack_dir: Path, elasticsearch_url: str, redis_cluster_url: str
 ) -> Iterator[Platform]:
     """The platform with one process per service, its Redis the session's cluster."""
-    options = PlatformOptions(
-        state_dir=stack_dir / "on-cluster",
-        free_ports=True,
+    options = PlatformOptions.for_tests(
+        stack_dir / "on-cluster",
         redis_url=redis_cluster_url,
         elasticsearch_url=elasticsearch_url,
-        log_to_files=True,
-        fast_unsafe_db=True,
         env_overrides={
             **ONE_CLIENT_ADDRESS_LIMITS,
             # Its own index next to the session platform's, in the shared Elasticsearch.
             "CATALOG_INDEX_ALIAS": f"products_cluster_{uuid.uuid4().hex[:6]}",
         },
     )
-    running = Platform(options)
-    running.start()
-    yield running
-    running.stop()
+    with running_platform(options) as running:
+        yield running
 
 
 async def _until(check: Any, *, within_s: float) -> Any:

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
 from storefront_stack.logins import new_phone, telegram_login, user_token
-from storefront_stack.platform import Platform, PlatformOptions
+from storefront_stack.platform import Platform, PlatformOptions, running_platform
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
 from storefront_stack.shop import create_product, order_body, product_body
 from storefront_stack.topology import SERVICES
@@ -48,12 +48,9 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
     Leases, claim times and the dead-consumer threshold are shortened so failover
     happens within the test; the mechanisms are the production ones.
     """
-    options = PlatformOptions(
-        state_dir=stack_dir / "replicas",
-        free_ports=True,
+    options = PlatformOptions.for_tests(
+        stack_dir / "replicas",
         elasticsearch_url=elasticsearch_url,
-        log_to_files=True,
-        fast_unsafe_db=True,
         replicas={service.name: 2 for service in SERVICES},
         env_overrides={
             "GATEWAY_AUTH_RATE": "50r/s",
@@ -72,10 +69,8 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
             "WS_GATEWAY_RELAY_DEAD_CONSUMER_IDLE_MS": "5000",
         },
     )
-    running = Platform(options)
-    running.start()
-    yield running
-    running.stop()
+    with running_platform(options) as running:
+        yield running
 
 
 def _order(sku: str) -> dict[str, Any]:

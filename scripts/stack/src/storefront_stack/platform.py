@@ -32,7 +32,7 @@ from storefront_stack.topology import (
     service_env,
 )
 
-__all__ = ["REPO_ROOT", "Platform", "PlatformOptions", "wait_ready_through"]
+__all__ = ["REPO_ROOT", "Platform", "PlatformOptions", "running_platform", "wait_ready_through"]
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -59,6 +59,14 @@ class PlatformOptions:
     tracing: bool = False
     echo: Callable[[str, str], None] | None = None
 
+    @classmethod
+    def for_tests(cls, state_dir: Path, **options: Any) -> "PlatformOptions":
+        """How tests and benchmarks run a platform of their own: free ports, logs to
+        files, a fast (unsafe) database; ``options``: the rest."""
+        return cls(
+            state_dir=state_dir, free_ports=True, log_to_files=True, fast_unsafe_db=True, **options
+        )
+
 
 def wait_ready_through(
     gateway_url: str, *, timeout: float, interval: float = 0.5, request_timeout: float = 3
@@ -79,6 +87,18 @@ def wait_ready_through(
                 return statuses
             time.sleep(interval)
     raise TimeoutError(f"not ready through the gateway: {statuses}")
+
+
+@contextlib.contextmanager
+def running_platform(options: PlatformOptions) -> Iterator["Platform"]:
+    """A platform started with ``options`` for the block (a test module's, say), stopped
+    however the block ends."""
+    platform = Platform(options)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
 
 
 class Platform:

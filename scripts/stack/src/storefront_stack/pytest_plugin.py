@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from storefront_stack import infra
-from storefront_stack.platform import REPO_ROOT, Platform, PlatformOptions
+from storefront_stack.platform import REPO_ROOT, Platform, PlatformOptions, running_platform
 from storefront_stack.processes import PidRegistry, free_port
 
 __all__ = ["REDIS_MODES", "create_test_database", "database_fixture", "flush_redis"]
@@ -233,13 +233,10 @@ def platform(
     stack_dir: Path, postgres_server_url: str, elasticsearch_url: str
 ) -> Iterator[Platform]:
     """The whole platform behind nginx on free ports, with its own Redis."""
-    options = PlatformOptions(
-        state_dir=stack_dir / "platform",
-        free_ports=True,
+    options = PlatformOptions.for_tests(
+        stack_dir / "platform",
         database_url=_fresh_server_namespace(postgres_server_url),
         elasticsearch_url=elasticsearch_url,
-        log_to_files=True,
-        fast_unsafe_db=True,
         tracing=True,
         env_overrides={
             "GATEWAY_AUTH_RATE": "20r/s",
@@ -260,10 +257,8 @@ def platform(
             },
         },
     )
-    running = Platform(options)
-    running.start()
-    yield running
-    running.stop()
+    with running_platform(options) as running:
+        yield running
 
 
 def _fresh_server_namespace(server_url: str) -> str:
