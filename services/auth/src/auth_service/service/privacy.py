@@ -106,17 +106,7 @@ async def export_user(
             created_at=user.created_at,
             updated_at=user.updated_at,
         ),
-        sessions=[
-            ExportedSession(
-                id=t.id,
-                family_id=t.family_id,
-                created_at=t.created_at,
-                expires_at=t.expires_at,
-                used_at=t.used_at,
-                revoked_at=t.revoked_at,
-            )
-            for t in tokens
-        ],
+        sessions=[ExportedSession.model_validate(t, from_attributes=True) for t in tokens],
         orders=orders.orders,
         notifications=notifications,
         presence=presence,
