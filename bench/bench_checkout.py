@@ -22,14 +22,12 @@ stops everything at the end. ``--gateway-url`` points it at a platform already r
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -37,17 +35,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from jwt_core_lib import SigningKey, TokenIssuer
+from benchlib import admin_headers, checkout, create_product, customer_headers, own_platform
 
 ROOT = Path(__file__).resolve().parents[1]
-ADDRESS = {
-    "name": "Bench Customer",
-    "line1": "1 Load Test Road",
-    "city": "Berlin",
-    "postal_code": "10115",
-    "country": "DE",
-}
-PAYMENT = {"method": "card", "token": "tok_visa"}
 console = Console()
 
 
@@ -78,22 +68,10 @@ async def _checkout(
     client: aiohttp.ClientSession, headers: dict[str, str], sku: str, phase: Phase
 ) -> None:
     started = time.perf_counter()
-    try:
-        async with client.post(
-            "/api/v1/orders",
-            json={
-                "items": [{"sku": sku, "qty": 1}],
-                "shipping_address": ADDRESS,
-                "payment": PAYMENT,
-            },
-            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-        ) as response:
-            body = await response.json(content_type=None) if response.status < 300 else {}
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        phase.outcomes[type(exc).__name__] += 1
-        return
-    phase.latencies.append(time.perf_counter() - started)
-    phase.outcomes[f"{response.status} {body.get('status', '')}".strip()] += 1
+    outcome, body = await checkout(client, "/api/v1/orders", sku, headers)
+    if body is not None:
+        phase.latencies.append(time.perf_counter() - started)
+    phase.outcomes[outcome] += 1
 
 
 async def throughput(
@@ -135,25 +113,6 @@ async def latency(
     return phase
 
 
-async def _login(client: httpx.AsyncClient) -> str:
-    """A customer's access token, through OTP and the Telegram stand-in (as the e2e tests)."""
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
-    chat_id = 800_000 + uuid.uuid4().int % 100_000
-    from storefront_stack.logins import telegram_login
-
-    tokens = await telegram_login(client, phone, chat_id)
-    return str(tokens["access_token"])
-
-
-def _admin_headers(auth_signing_key_pem: str) -> dict[str, str]:
-    token = TokenIssuer(
-        signing_key=SigningKey.from_pem(auth_signing_key_pem), issuer="storefront-auth"
-    ).issue(
-        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(hours=1), roles=("admin",)
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def run(gateway: str, admin: dict[str, str], args: argparse.Namespace) -> list[Phase]:
     limits = httpx.Limits(max_connections=args.concurrency + 100, max_keepalive_connections=256)
     async with httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client:
@@ -161,21 +120,8 @@ async def run(gateway: str, admin: dict[str, str], args: argparse.Namespace) -> 
             response = await client.post(f"/sandbox/{name}/faults", json={"mode": "ok"})
             response.raise_for_status()
         sku = f"BENCH-CHECKOUT-{uuid.uuid4().hex[:8].upper()}"
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json={
-                "sku": sku,
-                "name": "Bench checkout product",
-                "brand": "Bench",
-                "category": "bench",
-                "price": 999,
-                "currency": "EUR",
-                "initial_stock": 10_000_000,
-            },
-        )
-        created.raise_for_status()
-        headers = {"Authorization": f"Bearer {await _login(client)}"}
+        await create_product(client, admin, sku, name="Bench checkout product", units=10_000_000)
+        headers = await customer_headers(client)
     # aiohttp for the load itself: httpx's pool, past a few dozen busy connections,
     # spends a core on its own bookkeeping and becomes what the bench measures.
     connector = aiohttp.TCPConnector(limit=args.concurrency + 100)
@@ -224,32 +170,21 @@ def report(phases: list[Phase], args: argparse.Namespace) -> None:
 
 
 @contextmanager
-def own_platform(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    """A whole platform on free ports (as ``make test`` starts it); stopped on exit."""
-    from storefront_stack.platform import Platform, PlatformOptions
-
-    with tempfile.TemporaryDirectory(prefix="bench-checkout-") as scratch:
-        state = Path(args.state_dir) if args.state_dir else Path(scratch)
-        options = PlatformOptions(
-            state_dir=state,
-            free_ports=True,
-            log_to_files=True,
-            fast_unsafe_db=True,
-            env_overrides={
-                "GATEWAY_AUTH_RATE": "50r/s",
-                "GATEWAY_AUTH_BURST": "100",
-                "ORDERS_WORKERS": str(args.orders_workers),
-                "INVENTORY_WORKERS": str(args.inventory_workers),
-                **dict(item.split("=", 1) for item in args.env),
-            },
-        )
-        platform = Platform(options)
-        console.print("starting the platform (PostgreSQL, Redis, Elasticsearch, nginx)...")
-        endpoints = platform.start()
-        try:
-            yield endpoints.gateway_url, platform.platform_env["AUTH_JWT_SIGNING_KEY"]
-        finally:
-            platform.stop()
+def platform_of_own(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """A whole platform of the bench's own: its gateway URL and user-token key."""
+    with own_platform(
+        console,
+        "bench-checkout-",
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        env_overrides={
+            "GATEWAY_AUTH_RATE": "50r/s",
+            "GATEWAY_AUTH_BURST": "100",
+            "ORDERS_WORKERS": str(args.orders_workers),
+            "INVENTORY_WORKERS": str(args.inventory_workers),
+            **dict(item.split("=", 1) for item in args.env),
+        },
+    ) as (platform, endpoints):
+        yield endpoints.gateway_url, platform.platform_env["AUTH_JWT_SIGNING_KEY"]
 
 
 def main() -> None:
@@ -282,10 +217,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.gateway_url:
         pem = (Path(args.keys_dir) / "auth-jwt.pem").read_text()
-        phases = asyncio.run(run(args.gateway_url, _admin_headers(pem), args))
+        phases = asyncio.run(run(args.gateway_url, admin_headers(pem), args))
     else:
-        with own_platform(args) as (gateway, pem):
-            phases = asyncio.run(run(gateway, _admin_headers(pem), args))
+        with platform_of_own(args) as (gateway, pem):
+            phases = asyncio.run(run(gateway, admin_headers(pem), args))
     report(phases, args)
 
 

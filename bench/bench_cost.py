@@ -39,14 +39,12 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -54,18 +52,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from benchlib import admin_headers, checkout, create_product, customer_headers, own_platform
 from jwt_core_lib import ServiceTokenMinter, SigningKey, TokenIssuer
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-ADDRESS = {
-    "name": "Bench Customer",
-    "line1": "1 Load Test Road",
-    "city": "Berlin",
-    "postal_code": "10115",
-    "country": "DE",
-}
-PAYMENT = {"method": "card", "token": "tok_visa"}
 IDLE_S = 3.0
 SEARCHES = ("headphones", "wireless", "laptop", "phone case", "camera")
 console = Console()
@@ -136,6 +127,11 @@ class Run:
     succeeded: int = 0
     pending: list[str] = field(default_factory=list)
 
+    def answered(self, status: int) -> None:
+        """One operation answered with ``status``: 200 is a success."""
+        self.outcomes[str(status)] += 1
+        self.succeeded += status == 200
+
     def quantiles_ms(self) -> tuple[float, float, float]:
         if len(self.latencies) < 2:
             return (0.0, 0.0, 0.0)
@@ -153,6 +149,8 @@ def _is_stand_in(name: str) -> bool:
     return name.startswith("sandbox-")
 
 
+#: One operation of a workload, counted into the run; no answer (a client error or a
+#: timeout) is counted by its kind by the loop.
 Operation = Callable[[Run], Awaitable[None]]
 
 
@@ -165,7 +163,10 @@ async def closed_loop(run: Run, operation: Operation, operations: int) -> None:
         while remaining > 0:
             remaining -= 1
             started = time.perf_counter()
-            await operation(run)
+            try:
+                await operation(run)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # no answer: counted by kind
+                run.outcomes[type(exc).__name__] += 1
             run.latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -196,36 +197,14 @@ class Platform:
     inventory_url: str | None = None
 
 
-async def _login(gateway: str) -> dict[str, str]:
-    """A customer's bearer header, through OTP and the Telegram stand-in (as the e2e tests)."""
-    from storefront_stack.logins import telegram_login
-
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
-    chat_id = 800_000 + uuid.uuid4().int % 100_000
-    async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-        tokens = await telegram_login(client, phone, chat_id)
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
 async def _product(platform: Platform, units: int) -> str:
     sku = f"BENCH-COST-{uuid.uuid4().hex[:8].upper()}"
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
         for name in ("payments", "shipping"):  # zero latency, no faults
             (await client.post(f"/sandbox/{name}/faults", json={"mode": "ok"})).raise_for_status()
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=platform.admin_headers,
-            json={
-                "sku": sku,
-                "name": "Bench cost headphones",
-                "brand": "Bench",
-                "category": "bench",
-                "price": 999,
-                "currency": "EUR",
-                "initial_stock": units,
-            },
+        await create_product(
+            client, platform.admin_headers, sku, name="Bench cost headphones", units=units
         )
-        created.raise_for_status()
     return sku
 
 
@@ -233,30 +212,17 @@ async def checkouts(
     platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
 ) -> Run:
     sku = await _product(platform, units=10_000_000)
-    headers = await _login(platform.gateway)
+    async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
+        headers = await customer_headers(client)
 
-    async def checkout(run: Run) -> None:
-        try:
-            async with session.post(
-                f"{platform.gateway}/api/v1/orders",
-                json={
-                    "items": [{"sku": sku, "qty": 1}],
-                    "shipping_address": ADDRESS,
-                    "payment": PAYMENT,
-                },
-                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-            ) as response:
-                body = await response.json(content_type=None) if response.status < 300 else {}
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            run.outcomes[type(exc).__name__] += 1
-            return
-        outcome = f"{response.status} {body.get('status', '')}".strip()
+    async def buy(run: Run) -> None:
+        outcome, body = await checkout(session, f"{platform.gateway}/api/v1/orders", sku, headers)
         run.outcomes[outcome] += 1
         run.succeeded += outcome == "201 CONFIRMED"
-        if response.status == 202:  # answered before the saga ended: counted once it has
+        if body and outcome.startswith("202"):  # the saga still runs: counted once it ends
             run.pending.append(str(body["id"]))
 
-    run = await _measured("checkout", platform, clients, operations, checkout)
+    run = await _measured("checkout", platform, clients, operations, buy)
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
         for order_id in run.pending:
             order = (await client.get(f"/api/v1/orders/{order_id}", headers=headers)).json()
@@ -274,16 +240,11 @@ async def searches(
         nonlocal counter
         counter += 1
         query = SEARCHES[counter % len(SEARCHES)]
-        try:
-            async with session.get(
-                f"{platform.gateway}/api/v1/products/search", params={"q": query, "size": "20"}
-            ) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            run.outcomes[type(exc).__name__] += 1
-            return
-        run.outcomes[str(response.status)] += 1
-        run.succeeded += response.status == 200
+        async with session.get(
+            f"{platform.gateway}/api/v1/products/search", params={"q": query, "size": "20"}
+        ) as response:
+            await response.read()
+        run.answered(response.status)
 
     return await _measured("search", platform, clients, operations, search)
 
@@ -304,25 +265,20 @@ async def reservations(
     async def reserve(run: Run) -> None:
         order_id = str(uuid.uuid4())
         headers = {"Authorization": f"Bearer {minter.token_for('inventory')}"}
-        try:
+        async with session.post(
+            f"{platform.inventory_url}/internal/inventory/reserve",
+            json={"order_id": order_id, "items": [{"sku": sku, "qty": 1}], "ttl_s": 60},
+            headers=headers,
+        ) as response:
+            await response.read()
+        if response.status == 200:
             async with session.post(
-                f"{platform.inventory_url}/internal/inventory/reserve",
-                json={"order_id": order_id, "items": [{"sku": sku, "qty": 1}], "ttl_s": 60},
+                f"{platform.inventory_url}/internal/inventory/release",
+                json={"order_id": order_id},
                 headers=headers,
-            ) as response:
-                await response.read()
-            if response.status == 200:
-                async with session.post(
-                    f"{platform.inventory_url}/internal/inventory/release",
-                    json={"order_id": order_id},
-                    headers=headers,
-                ) as released:
-                    await released.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            run.outcomes[type(exc).__name__] += 1
-            return
-        run.outcomes[str(response.status)] += 1
-        run.succeeded += response.status == 200
+            ) as released:
+                await released.read()
+        run.answered(response.status)
 
     return await _measured("reserve", platform, clients, operations, reserve)
 
@@ -401,56 +357,34 @@ def report(runs: list[Run]) -> None:
     console.print(table)
 
 
-def _admin_headers(auth_signing_key_pem: str) -> dict[str, str]:
-    token = TokenIssuer(
-        signing_key=SigningKey.from_pem(auth_signing_key_pem), issuer="storefront-auth"
-    ).issue(
-        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(hours=1), roles=("admin",)
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
 @contextmanager
-def own_platform(args: argparse.Namespace, *, tracing: bool = False) -> Iterator[Platform]:
+def platform_of_own(args: argparse.Namespace, *, tracing: bool = False) -> Iterator[Platform]:
     """A whole platform on free ports (as ``make test`` starts it); stopped on exit.
 
     ``tracing``: spans exported to the OTLP stand-in (the runner's default); without it,
     no endpoint, so nothing of OpenTelemetry is installed in the services.
     """
-    from storefront_stack.platform import Platform as Runner
-    from storefront_stack.platform import PlatformOptions
-
-    with tempfile.TemporaryDirectory(prefix="bench-cost-") as scratch:
-        state = Path(args.own_state_dir) if args.own_state_dir else Path(scratch)
-        runner = Runner(
-            PlatformOptions(
-                state_dir=state,
-                free_ports=True,
-                log_to_files=True,
-                fast_unsafe_db=True,
-                tracing=tracing,
-                env_overrides={
-                    "GATEWAY_AUTH_RATE": "50r/s",
-                    "GATEWAY_AUTH_BURST": "100",
-                    # The bench measures cost, not the limits: searches must not get 429s.
-                    "GATEWAY_SEARCH_RATE": "100000r/s",
-                    "GATEWAY_SEARCH_BURST": "100000",
-                    "CATALOG_SEARCH_IP_RATE_LIMIT": "10000000/minute",
-                    **dict(item.split("=", 1) for item in args.env),
-                },
-            )
+    with own_platform(
+        console,
+        "bench-cost-",
+        state_dir=Path(args.own_state_dir) if args.own_state_dir else None,
+        tracing=tracing,
+        env_overrides={
+            "GATEWAY_AUTH_RATE": "50r/s",
+            "GATEWAY_AUTH_BURST": "100",
+            # The bench measures cost, not the limits: searches must not get 429s.
+            "GATEWAY_SEARCH_RATE": "100000r/s",
+            "GATEWAY_SEARCH_BURST": "100000",
+            "CATALOG_SEARCH_IP_RATE_LIMIT": "10000000/minute",
+            **dict(item.split("=", 1) for item in args.env),
+        },
+    ) as (runner, endpoints):
+        yield Platform(
+            gateway=endpoints.gateway_url,
+            state_dir=runner.state_dir,
+            admin_headers=admin_headers(runner.platform_env["AUTH_JWT_SIGNING_KEY"]),
+            inventory_url=f"http://127.0.0.1:{endpoints.service_ports['inventory']}",
         )
-        console.print("starting the platform (PostgreSQL, Redis, Elasticsearch, nginx)...")
-        endpoints = runner.start()
-        try:
-            yield Platform(
-                gateway=endpoints.gateway_url,
-                state_dir=state,
-                admin_headers=_admin_headers(runner.platform_env["AUTH_JWT_SIGNING_KEY"]),
-                inventory_url=f"http://127.0.0.1:{endpoints.service_ports['inventory']}",
-            )
-        finally:
-            runner.stop()
 
 
 def main() -> None:
@@ -492,14 +426,14 @@ def main() -> None:
         platform = Platform(
             gateway=args.gateway_url,
             state_dir=state,
-            admin_headers=_admin_headers((state / "keys" / "auth-jwt.pem").read_text()),
+            admin_headers=admin_headers((state / "keys" / "auth-jwt.pem").read_text()),
             inventory_url=args.inventory_url,
         )
         report(asyncio.run(measure(platform, args)))
     else:
         runs: list[Run] = []
         for tracing in {"off": [False], "on": [True], "both": [False, True]}[args.tracing]:
-            with own_platform(args, tracing=tracing) as platform:
+            with platform_of_own(args, tracing=tracing) as platform:
                 measured = asyncio.run(measure(platform, args))
             if args.tracing == "both":
                 for run in measured:

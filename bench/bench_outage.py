@@ -18,35 +18,22 @@ or more, how long after the thaw health was green again and whether every order 
 import argparse
 import asyncio
 import json
-import os
-import signal
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-import psutil
 from rich.console import Console
 from rich.table import Table
 
+from benchlib import own_platform
 from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_stack.processes import frozen, listening_pid
 
 console = Console()
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED"}
-
-
-def _pid_listening_on(url: str) -> int:
-    port = urlsplit(url).port
-    for connection in psutil.net_connections(kind="tcp"):
-        listening = connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
-        if listening and connection.pid is not None:
-            return int(connection.pid)
-    raise SystemExit(f"nothing listens on {url}")
 
 
 def _token(pem: str, *roles: str) -> str:
@@ -161,14 +148,9 @@ async def bench(args: argparse.Namespace, gateway: str, pids: tuple[int, int], p
         until = time.monotonic() + args.lead + args.pause
         load = asyncio.gather(*(client(w, until) for w in range(args.clients)))
         await asyncio.sleep(args.lead)  # requests are in flight when the servers freeze
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        paused_at = time.monotonic()
-        try:
+        with frozen(*pids):
+            paused_at = time.monotonic()
             await load
-        finally:
-            for pid in pids:
-                os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
         while True:
             async with http.get("/health/catalog") as a, http.get("/health/orders") as b:
@@ -229,36 +211,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.detection is None:
         args.detection = _detection_s()
-    from storefront_stack.platform import Platform, PlatformOptions
-
-    with tempfile.TemporaryDirectory(prefix="bench-outage-") as state:
-        platform = Platform(
-            PlatformOptions(
-                state_dir=Path(state),
-                free_ports=True,
-                log_to_files=True,
-                fast_unsafe_db=True,
-                env_overrides={
-                    "GATEWAY_SEARCH_RATE": "1000000r/s",
-                    "GATEWAY_SEARCH_BURST": "1000000",
-                    "STOREFRONT_LOG_LEVEL": "WARNING",
-                },
-            )
+    with own_platform(
+        console,
+        "bench-outage-",
+        env_overrides={
+            "GATEWAY_SEARCH_RATE": "1000000r/s",
+            "GATEWAY_SEARCH_BURST": "1000000",
+            "STOREFRONT_LOG_LEVEL": "WARNING",
+        },
+    ) as (platform, endpoints):
+        pids = (
+            listening_pid(endpoints.redis_url),
+            listening_pid(endpoints.elasticsearch_url),
         )
-        with console.status("starting the platform"):
-            endpoints = platform.start()
-        try:
-            pids = (
-                _pid_listening_on(endpoints.redis_url),
-                _pid_listening_on(endpoints.elasticsearch_url),
-            )
-            asyncio.run(
-                bench(
-                    args, endpoints.gateway_url, pids, platform.platform_env["AUTH_JWT_SIGNING_KEY"]
-                )
-            )
-        finally:
-            platform.stop()
+        asyncio.run(
+            bench(args, endpoints.gateway_url, pids, platform.platform_env["AUTH_JWT_SIGNING_KEY"])
+        )
 
 
 if __name__ == "__main__":

@@ -19,13 +19,10 @@ The platform total with replicas should stay within 15 % of one replica's.
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,15 +33,8 @@ from redis import Redis
 from rich.console import Console
 from rich.table import Table
 
-from jwt_core_lib import SigningKey, TokenIssuer
+from benchlib import admin_headers, checkout, create_product, customer_headers, own_platform
 
-ADDRESS = {
-    "name": "Bench Customer",
-    "line1": "1 Load Test Road",
-    "city": "Berlin",
-    "postal_code": "10115",
-    "country": "DE",
-}
 STAND_INS = ("sandbox-telegram", "sandbox-payments", "sandbox-shipping")
 console = Console()
 
@@ -121,53 +111,19 @@ def _redis_calls(url: str) -> int:
     return sum(int(v["calls"]) for v in stats.values())
 
 
-async def _login(client: httpx.AsyncClient) -> str:
-    from storefront_stack.logins import telegram_login
-
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
-    tokens = await telegram_login(client, phone, 800_000 + uuid.uuid4().int % 100_000)
-    return str(tokens["access_token"])
-
-
 async def _load(gateway: str, pem: str, args: argparse.Namespace, measure: Any) -> Run:
-    admin = TokenIssuer(signing_key=SigningKey.from_pem(pem), issuer="storefront-auth").issue(
-        subject=str(uuid.uuid4()), audience="storefront", ttl=timedelta(hours=1), roles=("admin",)
-    )
     sku = f"BENCH-REPLICAS-{uuid.uuid4().hex[:8].upper()}"
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers={"Authorization": f"Bearer {admin}"},
-            json={
-                "sku": sku,
-                "name": "Bench replicas product",
-                "brand": "Bench",
-                "category": "bench",
-                "price": 999,
-                "currency": "EUR",
-                "initial_stock": 10_000_000,
-            },
+        await create_product(
+            client, admin_headers(pem), sku, name="Bench replicas product", units=10_000_000
         )
-        created.raise_for_status()
-        headers = {"Authorization": f"Bearer {await _login(client)}"}
+        headers = await customer_headers(client)
     outcomes: Counter[str] = Counter()
 
     async def shopper(session: aiohttp.ClientSession, deadline: float) -> None:
         while time.perf_counter() < deadline:
-            try:
-                async with session.post(
-                    "/api/v1/orders",
-                    json={
-                        "items": [{"sku": sku, "qty": 1}],
-                        "shipping_address": ADDRESS,
-                        "payment": {"method": "card", "token": "tok_visa"},
-                    },
-                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-                ) as response:
-                    body = await response.json(content_type=None) if response.status < 300 else {}
-                    outcomes[f"{response.status} {body.get('status', '')}".strip()] += 1
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                outcomes[type(exc).__name__] += 1
+            outcome, _ = await checkout(session, "/api/v1/orders", sku, headers)
+            outcomes[outcome] += 1
 
     connector = aiohttp.TCPConnector(limit=args.concurrency + 10)
     async with aiohttp.ClientSession(
@@ -196,46 +152,34 @@ async def _load(gateway: str, pem: str, args: argparse.Namespace, measure: Any) 
 
 
 def measure_platform(replicas: int, args: argparse.Namespace) -> Run:
-    from storefront_stack.platform import Platform, PlatformOptions
     from storefront_stack.topology import SERVICES
 
-    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as scratch:
-        platform = Platform(
-            PlatformOptions(
-                state_dir=Path(scratch),
-                free_ports=True,
-                log_to_files=True,
-                fast_unsafe_db=True,
-                replicas={s.name: replicas for s in SERVICES},
-                env_overrides={"GATEWAY_AUTH_RATE": "50r/s", "GATEWAY_AUTH_BURST": "100"},
+    console.print(f"a platform with {replicas} replica(s) of every service")
+    with own_platform(
+        console,
+        "bench-replicas-",
+        replicas={s.name: replicas for s in SERVICES},
+        env_overrides={"GATEWAY_AUTH_RATE": "50r/s", "GATEWAY_AUTH_BURST": "100"},
+    ) as (platform, endpoints):
+        pids = {
+            name: process.process.pid
+            for name, process in platform.processes.items()
+            if process.process is not None
+        }
+        pids.update({s.name: s.process.process.pid for s in platform.servers if s.process.process})
+
+        async def measure() -> tuple[Any, ...]:
+            commits, writes = await _pg_stats(endpoints.postgres_url)
+            return (_cpu_by_kind(pids), commits, writes, _redis_calls(endpoints.redis_url))
+
+        run = asyncio.run(
+            _load(
+                endpoints.gateway_url,
+                platform.platform_env["AUTH_JWT_SIGNING_KEY"],
+                args,
+                measure,
             )
         )
-        console.print(f"starting the platform with {replicas} replica(s) of every service...")
-        endpoints = platform.start()
-        try:
-            pids = {
-                name: process.process.pid
-                for name, process in platform.processes.items()
-                if process.process is not None
-            }
-            pids.update(
-                {s.name: s.process.process.pid for s in platform.servers if s.process.process}
-            )
-
-            async def measure() -> tuple[Any, ...]:
-                commits, writes = await _pg_stats(endpoints.postgres_url)
-                return (_cpu_by_kind(pids), commits, writes, _redis_calls(endpoints.redis_url))
-
-            run = asyncio.run(
-                _load(
-                    endpoints.gateway_url,
-                    platform.platform_env["AUTH_JWT_SIGNING_KEY"],
-                    args,
-                    measure,
-                )
-            )
-        finally:
-            platform.stop()
     run.replicas = replicas
     return run
 

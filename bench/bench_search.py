@@ -34,7 +34,6 @@ import asyncio
 import itertools
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from benchlib import own_platform
 from catalog_service.schemas import SearchParams
 from catalog_service.service.search import build_search
 from catalog_service.settings import CatalogSettings
@@ -286,38 +286,26 @@ async def bench(args: argparse.Namespace, gateway: str, elasticsearch: str, pem:
 
 
 def run_own_platform(args: argparse.Namespace) -> None:
-    from storefront_stack.platform import Platform, PlatformOptions
-
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as state:
-        platform = Platform(
-            PlatformOptions(
-                state_dir=Path(state),
-                free_ports=True,
-                log_to_files=True,
-                fast_unsafe_db=True,
-                env_overrides={
-                    # The search limits per client address (the edge's and catalog's own)
-                    # would cap the bench itself.
-                    "GATEWAY_SEARCH_RATE": "1000000r/s",
-                    "GATEWAY_SEARCH_BURST": "1000000",
-                    "CATALOG_SEARCH_IP_RATE_LIMIT": "1000000000/minute",
-                    "STOREFRONT_LOG_LEVEL": "WARNING",
-                },
+    with own_platform(
+        console,
+        "bench-search-",
+        env_overrides={
+            # The search limits per client address (the edge's and catalog's own)
+            # would cap the bench itself.
+            "GATEWAY_SEARCH_RATE": "1000000r/s",
+            "GATEWAY_SEARCH_BURST": "1000000",
+            "CATALOG_SEARCH_IP_RATE_LIMIT": "1000000000/minute",
+            "STOREFRONT_LOG_LEVEL": "WARNING",
+        },
+    ) as (platform, endpoints):
+        asyncio.run(
+            bench(
+                args,
+                endpoints.gateway_url,
+                endpoints.elasticsearch_url,
+                platform.platform_env["AUTH_JWT_SIGNING_KEY"],
             )
         )
-        with console.status("starting the platform"):
-            endpoints = platform.start()
-        try:
-            asyncio.run(
-                bench(
-                    args,
-                    endpoints.gateway_url,
-                    endpoints.elasticsearch_url,
-                    platform.platform_env["AUTH_JWT_SIGNING_KEY"],
-                )
-            )
-        finally:
-            platform.stop()
 
 
 def main() -> None:

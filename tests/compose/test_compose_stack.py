@@ -33,7 +33,8 @@ from websockets.typing import Subprotocol
 
 from storefront_stack.envfile import write_env
 from storefront_stack.infra import ensure_elasticsearch
-from storefront_stack.topology import CALLERS, SERVICES
+from storefront_stack.platform import wait_ready_through
+from storefront_stack.topology import CALLERS
 
 # Building the images the first time takes longer than the suite's 300 s per test.
 pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(2700)]
@@ -233,19 +234,10 @@ def stack(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def _wait_ready(gateway: str) -> None:
     """Every service ready through the gateway (`up` returned once nginx started)."""
-    deadline = time.monotonic() + 300
-    statuses: dict[str, int] = {}
-    with httpx.Client(base_url=gateway, timeout=5) as client:
-        while time.monotonic() < deadline:
-            for service in SERVICES:
-                try:
-                    statuses[service.name] = client.get(f"/health/{service.name}").status_code
-                except httpx.HTTPError:
-                    statuses[service.name] = 0
-            if all(status == 200 for status in statuses.values()):
-                return
-            time.sleep(1)
-    pytest.fail(f"the compose stack is not ready through its gateway: {statuses}")
+    try:
+        wait_ready_through(gateway, timeout=300, interval=1, request_timeout=5)
+    except TimeoutError as exc:
+        pytest.fail(f"the compose stack is {exc}")
 
 
 # --- the README's walkthrough ------------------------------------------------------------

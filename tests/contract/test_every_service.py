@@ -18,7 +18,6 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from asgi_lifespan import LifespanManager
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -27,6 +26,7 @@ from jwt_core_lib import SigningKey
 from storefront_kit.migrations import alembic_config
 from storefront_kit.settings import ServiceSettings
 from storefront_stack.pytest_plugin import create_test_database
+from storefront_stack.serving import in_process
 from storefront_stack.topology import CALLERS, SERVICES, Service
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -85,12 +85,8 @@ def settings_for(
 @asynccontextmanager
 async def serve(service: Service, settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = importlib.import_module(f"{service.package}.app").create_app(settings)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=f"http://{service.name}"
-        ) as client:
-            yield client
+    async with in_process(app, f"http://{service.name}", request_timeout_s=5) as client:
+        yield client
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)

@@ -41,7 +41,7 @@ from storefront_stack.logins import (
     wait_for_message,
 )
 from storefront_stack.platform import Platform
-from storefront_stack.shop import ADDRESS
+from storefront_stack.shop import ADDRESS, create_product, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -141,13 +141,8 @@ def _new_phone() -> tuple[str, int]:
 async def _product(client: httpx.AsyncClient, admin: str) -> tuple[str, str]:
     sku = f"ADMINUI-{uuid.uuid4().hex[:8].upper()}"
     name = f"Desk lamp {sku[-4:]}"
-    created = await client.post(
-        "/api/v1/admin/products",
-        headers=bearer(admin),
-        json={"sku": sku, "name": name, "brand": "Acme", "category": "home",
-              "price": PRICE, "currency": "EUR", "initial_stock": 20},
-    )  # fmt: skip
-    assert created.status_code == 201, created.text
+    body = product_body(sku, name=name, price=PRICE, stock=20, brand="Acme", category="home")
+    await create_product(client, bearer(admin), body)
     return sku, name
 
 

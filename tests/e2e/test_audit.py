@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from storefront_stack.logins import bearer, telegram_login, user_token
+from storefront_stack.logins import bearer, new_chat_id, new_phone, telegram_login, user_token
 from storefront_stack.platform import Platform
-from storefront_stack.shop import ADDRESS
+from storefront_stack.shop import ADDRESS, create_product
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +69,8 @@ async def test_staff_actions_of_every_service_are_read_back_from_the_audit_log(
     assert platform.endpoints is not None
     admin_id = f"audit-admin-{uuid.uuid4().hex[:8]}"
     admin = _token(platform, admin_id, "admin")
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
-    chat_id = 800_000 + uuid.uuid4().int % 100_000
+    phone = new_phone()
+    chat_id = new_chat_id()
     sku = f"AUDIT-{uuid.uuid4().hex[:8].upper()}"
 
     async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
@@ -175,14 +175,13 @@ async def test_entries_made_while_auth_is_down_arrive_once_it_is_back(
     admin_id = f"audit-late-{uuid.uuid4().hex[:8]}"
     admin = _token(platform, admin_id, "admin")
     async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json={"sku": f"LATE-{uuid.uuid4().hex[:8].upper()}", "name": "Late", "brand": "Acme",
-                  "category": "home", "price": 100, "currency": "EUR"},
+        created = await create_product(
+            client,
+            admin,
+            {"sku": f"LATE-{uuid.uuid4().hex[:8].upper()}", "name": "Late", "brand": "Acme",
+             "category": "home", "price": 100, "currency": "EUR"},
         )  # fmt: skip
-        assert created.status_code == 201, created.text
-        product_id = created.json()["id"]
+        product_id = created["id"]
 
         platform.stop_service("auth")
         try:

@@ -30,8 +30,9 @@ from auth_service.fields import PHONE_CONTEXT
 from notifications_service.fields import CHAT_CONTEXT
 from notifications_service.settings import NotificationsSettings
 from storefront_seed.users import auth_settings
-from storefront_stack.logins import bearer, messages, telegram_login, user_token
+from storefront_stack.logins import bearer, messages, new_phone, telegram_login, user_token
 from storefront_stack.platform import Platform
+from storefront_stack.shop import create_product, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -93,6 +94,13 @@ async def _scalar(platform: Platform, service: str, sql: str, *args: Any) -> Any
         return await connection.fetchval(sql, *args)
     finally:
         await connection.close()
+
+
+async def _no_orders_of(platform: Platform, user_id: str) -> bool:
+    """No order names the user (orders took its part of the erasure)."""
+    return not await _scalar(
+        platform, "orders", "SELECT count(*) FROM customer_order WHERE user_id = $1", user_id
+    )
 
 
 async def _redis_dump(redis: Redis) -> tuple[list[str], list[str], list[str]]:
@@ -167,7 +175,7 @@ async def _customer_with_orders(
     client: httpx.AsyncClient, platform: Platform, tag: str
 ) -> dict[str, Any]:
     """A logged-in customer with a confirmed, a failed and a cancelled order."""
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    phone = new_phone()
     chat_id = 700_000 + uuid.uuid4().int % 100_000
     address = {
         "name": f"Erasable Person {tag}",
@@ -178,13 +186,13 @@ async def _customer_with_orders(
         "phone": phone,
     }
     sku = f"ERASE-{tag.upper()}"
-    created = await client.post(
-        "/api/v1/admin/products",
-        headers=_token(platform, "admin"),
-        json={"sku": sku, "name": "Forgettable mug", "brand": "Acme", "category": "home",
-              "price": 1000, "currency": "EUR", "initial_stock": 10},
-    )  # fmt: skip
-    assert created.status_code == 201, created.text
+    await create_product(
+        client,
+        _token(platform, "admin"),
+        product_body(
+            sku, name="Forgettable mug", price=1000, stock=10, brand="Acme", category="home"
+        ),
+    )
     tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
     access = tokens["access_token"]
     me = (
@@ -295,14 +303,6 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
             assert closed.value.rcvd.code == 4401
 
         # Every service does its part.
-        async def orders_done() -> bool:
-            return not await _scalar(
-                platform,
-                "orders",
-                "SELECT count(*) FROM customer_order WHERE user_id = $1",
-                user_id,
-            )
-
         async def notifications_done() -> bool:
             rows = await _scalar(
                 platform,
@@ -316,7 +316,7 @@ async def test_an_erased_customer_leaves_no_personal_field_anywhere(platform: Pl
             members = await redis.zrange("presence:connections", 0, -1)
             return not any(m.startswith(user_id) for m in members)
 
-        await _until(orders_done, "orders pseudonymised")
+        await _until(lambda: _no_orders_of(platform, user_id), "orders pseudonymised")
         await _until(notifications_done, "notification log deleted")
         await _until(presence_done, "presence dropped")
 
@@ -434,7 +434,7 @@ async def test_admins_export_and_erase_audited_moderators_get_403_bad_targets_4x
     admin = _token(platform, "admin", "customer", subject=admin_id)
     moderator = _token(platform, "moderator", "customer")
     async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
-        phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+        phone = new_phone()
         tokens = await telegram_login(
             client, phone, 700_000 + uuid.uuid4().int % 100_000, deadline_s=DEADLINE_S
         )
@@ -475,20 +475,18 @@ async def test_an_erasure_made_while_notifications_is_down_is_done_when_it_is_ba
 ) -> None:
     assert platform.endpoints is not None
     async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
-        phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+        phone = new_phone()
         chat_id = 700_000 + uuid.uuid4().int % 100_000
         tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
         access = tokens["access_token"]
         me = {"Authorization": f"Bearer {access}"}
         user_id = (await client.get("/api/v1/users/me", headers=me)).json()["id"]
         sku = f"LATE-{uuid.uuid4().hex[:8].upper()}"
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=_token(platform, "admin"),
-            json={"sku": sku, "name": "Late mug", "brand": "Acme", "category": "home",
-                  "price": 700, "currency": "EUR", "initial_stock": 3},
-        )  # fmt: skip
-        assert created.status_code == 201, created.text
+        await create_product(
+            client,
+            _token(platform, "admin"),
+            product_body(sku, name="Late mug", price=700, stock=3, brand="Acme", category="home"),
+        )
         address = {"name": "Late Person", "line1": "1 Late St", "city": "Berlin",
                    "postal_code": "10115", "country": "DE"}  # fmt: skip
         await _order(client, access, sku, address)
@@ -508,15 +506,7 @@ async def test_an_erasure_made_while_notifications_is_down_is_done_when_it_is_ba
             erased = await client.delete("/api/v1/users/me", headers=me)
             assert erased.status_code == 202, erased.text
 
-            async def orders_done() -> bool:
-                return not await _scalar(
-                    platform,
-                    "orders",
-                    "SELECT count(*) FROM customer_order WHERE user_id = $1",
-                    user_id,
-                )
-
-            await _until(orders_done, "orders pseudonymised")
+            await _until(lambda: _no_orders_of(platform, user_id), "orders pseudonymised")
             assert await logged(), "notifications is down: its part waits in the stream"
         finally:
             platform.start_service("notifications")

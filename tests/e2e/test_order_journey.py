@@ -19,9 +19,9 @@ import websockets
 from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
-from storefront_stack.logins import telegram_login, user_token
+from storefront_stack.logins import new_phone, telegram_login, user_token
 from storefront_stack.platform import Platform
-from storefront_stack.shop import order_body, product_body
+from storefront_stack.shop import create_product, order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ async def _next_status(socket: websockets.ClientConnection, order_id: str, statu
 async def test_login_checkout_receipt_shipping_and_live_pushes(platform: Platform) -> None:
     assert platform.endpoints is not None
     gateway = platform.endpoints.gateway_url
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    phone = new_phone()
     chat_id = 700_000 + uuid.uuid4().int % 100_000
     admin = {"Authorization": f"Bearer {user_token(platform.platform_env, 'admin')}"}
     sku = f"JOURNEY-{uuid.uuid4().hex[:8].upper()}"
@@ -68,12 +68,9 @@ async def test_login_checkout_receipt_shipping_and_live_pushes(platform: Platfor
         httpx.AsyncClient(base_url=gateway, timeout=15) as client,
         Redis.from_url(platform.endpoints.redis_url) as redis,
     ):
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json=product_body(sku, name="Kettle <Deluxe> & Co", price=2599, stock=5),
+        await create_product(
+            client, admin, product_body(sku, name="Kettle <Deluxe> & Co", price=2599, stock=5)
         )
-        assert created.status_code == 201, created.text
 
         tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
         access = tokens["access_token"]

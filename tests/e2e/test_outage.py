@@ -18,17 +18,11 @@ search shows inventory's numbers.
 """
 
 import asyncio
-import os
-import signal
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
-import psutil
 import pytest
 from pydantic_settings import BaseSettings
 
@@ -36,7 +30,8 @@ from catalog_service.settings import CatalogSettings
 from orders_service.settings import OrdersSettings
 from storefront_stack.logins import user_token
 from storefront_stack.platform import Platform
-from storefront_stack.shop import order_body, product_body
+from storefront_stack.processes import frozen, listening_pid
+from storefront_stack.shop import create_product, order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -69,29 +64,6 @@ def _settle_s(platform: Platform) -> float:
         )
     )
     return detection_ms / 1000 + SCHEDULING_MARGIN_S
-
-
-def _pid_listening_on(url: str) -> int:
-    port = urlsplit(url).port
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
-            assert connection.pid is not None
-            return connection.pid
-    raise AssertionError(f"nothing listens on {url}")
-
-
-@contextmanager
-def frozen(*pids: int) -> Iterator[None]:
-    """SIGSTOP ``pids``; SIGCONT them however the block ends."""
-    stopped: list[int] = []
-    try:
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
-        yield
-    finally:
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
 
 
 def _order(sku: str) -> dict[str, Any]:
@@ -128,16 +100,11 @@ async def test_a_frozen_redis_and_elasticsearch_are_answered_quickly_and_nothing
     customer = {"Authorization": f"Bearer {user_token(platform.platform_env, 'customer')}"}
     sku = f"OUTAGE-{uuid.uuid4().hex[:8].upper()}"
     stock = 50
-    pids = (_pid_listening_on(platform.endpoints.redis_url), _pid_listening_on(elasticsearch_url))
+    pids = (listening_pid(platform.endpoints.redis_url), listening_pid(elasticsearch_url))
 
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json=product_body(sku, name=f"Outage kettle {sku}", price=1999, stock=stock),
-        )
-        assert created.status_code == 201, created.text
-        product_id = created.json()["id"]
+        body = product_body(sku, name=f"Outage kettle {sku}", price=1999, stock=stock)
+        product_id = (await create_product(client, admin, body))["id"]
         cached_query = {"q": sku.lower(), "size": "5"}
 
         async def indexed() -> bool:

@@ -17,16 +17,12 @@ from redis.asyncio import Redis
 from auth_service.cli import create_admin
 from auth_service.fields import PHONE_CONTEXT
 from storefront_seed.users import auth_settings
-from storefront_stack.logins import CODE, messages, telegram_login, wait_for_message
+from storefront_stack.logins import CODE, messages, new_phone, telegram_login, wait_for_message
 from storefront_stack.platform import Platform
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 30.0
-
-
-def _phone() -> str:
-    return f"+1555{uuid.uuid4().int % 10**7:07d}"
 
 
 def _chat() -> int:
@@ -88,7 +84,7 @@ async def _reply_to(
 
 
 async def test_a_new_user_logs_in_by_sharing_their_own_contact(client: httpx.AsyncClient) -> None:
-    phone, chat_id = _phone(), _chat()
+    phone, chat_id = new_phone(), _chat()
 
     tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
     me = await client.get(
@@ -109,8 +105,8 @@ async def test_a_new_user_logs_in_by_sharing_their_own_contact(client: httpx.Asy
 async def test_claiming_someone_elses_number_fails_in_every_variant(
     client: httpx.AsyncClient, redis: AuthRedis
 ) -> None:
-    victim_phone, victim_chat = _phone(), _chat()
-    attacker_phone, attacker_chat = _phone(), _chat()
+    victim_phone, victim_chat = new_phone(), _chat()
+    attacker_phone, attacker_chat = new_phone(), _chat()
 
     # someone else's card, a typed number, the attacker's own other number
     await _reply_to(
@@ -198,7 +194,7 @@ async def test_a_staff_phone_never_yields_a_code_to_a_stranger(
     platform: Platform, client: httpx.AsyncClient, redis: AuthRedis
 ) -> None:
     assert platform.endpoints is not None
-    staff_phone, staff_chat, stranger = _phone(), _chat(), _chat()
+    staff_phone, staff_chat, stranger = new_phone(), _chat(), _chat()
     await create_admin(
         platform.endpoints.database_url("auth"),
         phone=staff_phone,
@@ -230,7 +226,7 @@ async def test_otp_send_answers_alike_for_known_and_unknown_phones(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
     assert platform.endpoints is not None
-    known, unknown = _phone(), _phone()
+    known, unknown = new_phone(), new_phone()
     await create_admin(
         platform.endpoints.database_url("auth"),
         phone=known,

@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_stack.logins import CODE, messages, telegram_login
+from storefront_stack.logins import CODE, messages, new_chat_id, new_phone, telegram_login
 from storefront_stack.platform import Platform
+from storefront_stack.shop import create_product, product_body
 from storefront_stack.topology import SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -58,8 +59,8 @@ async def test_login_and_checkout_leave_no_personal_data_or_token_in_any_log(
 ) -> None:
     assert platform.endpoints is not None
     tag = uuid.uuid4().hex[:10]
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
-    chat_id = 800_000 + uuid.uuid4().int % 100_000
+    phone = new_phone()
+    chat_id = new_chat_id()
     address = {
         "name": f"Privacy Person {tag}",
         "line1": f"{tag} Discreet Lane",
@@ -74,20 +75,11 @@ async def test_login_and_checkout_leave_no_personal_data_or_token_in_any_log(
     sku = f"PRIVACY-{tag.upper()}"
 
     async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin_headers(platform),
-            json={
-                "sku": sku,
-                "name": "Quiet kettle",
-                "brand": "Hush",
-                "category": "kitchen",
-                "price": 1234,
-                "currency": "EUR",
-                "initial_stock": 5,
-            },
+        await create_product(
+            client,
+            admin_headers(platform),
+            product_body(sku, name="Quiet kettle", price=1234, stock=5, brand="Hush"),
         )
-        assert created.status_code == 201, created.text
 
         tokens = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
         codes = [m for msg in await messages(client, chat_id) for m in CODE.findall(msg["text"])]

@@ -22,10 +22,10 @@ from redis.asyncio import RedisCluster
 from websockets.typing import Subprotocol
 
 from storefront_kit.redis import create_redis
-from storefront_stack.logins import telegram_login, user_token
-from storefront_stack.platform import Platform, PlatformOptions
+from storefront_stack.logins import new_phone, telegram_login, user_token
+from storefront_stack.platform import Platform, PlatformOptions, running_platform
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
-from storefront_stack.shop import order_body, product_body
+from storefront_stack.shop import create_product, order_body, product_body
 
 pytestmark = pytest.mark.e2e
 
@@ -37,23 +37,18 @@ def on_cluster(
     stack_dir: Path, elasticsearch_url: str, redis_cluster_url: str
 ) -> Iterator[Platform]:
     """The platform with one process per service, its Redis the session's cluster."""
-    options = PlatformOptions(
-        state_dir=stack_dir / "on-cluster",
-        free_ports=True,
+    options = PlatformOptions.for_tests(
+        stack_dir / "on-cluster",
         redis_url=redis_cluster_url,
         elasticsearch_url=elasticsearch_url,
-        log_to_files=True,
-        fast_unsafe_db=True,
         env_overrides={
             **ONE_CLIENT_ADDRESS_LIMITS,
             # Its own index next to the session platform's, in the shared Elasticsearch.
             "CATALOG_INDEX_ALIAS": f"products_cluster_{uuid.uuid4().hex[:6]}",
         },
     )
-    running = Platform(options)
-    running.start()
-    yield running
-    running.stop()
+    with running_platform(options) as running:
+        yield running
 
 
 async def _until(check: Any, *, within_s: float) -> Any:
@@ -70,14 +65,11 @@ async def test_a_login_a_checkout_and_a_search_on_a_redis_cluster(on_cluster: Pl
     admin = {"Authorization": f"Bearer {user_token(on_cluster.platform_env, 'admin')}"}
     sku = f"CLUSTER-{uuid.uuid4().hex[:8].upper()}"
     async with httpx.AsyncClient(base_url=endpoints.gateway_url, timeout=30) as client:
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json=product_body(sku, name=f"Cluster kettle {sku}", price=1250, stock=10),
+        await create_product(
+            client, admin, product_body(sku, name=f"Cluster kettle {sku}", price=1250, stock=10)
         )
-        assert created.status_code == 201, created.text
 
-        phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+        phone = new_phone()
         tokens = await telegram_login(client, phone, 900_000 + uuid.uuid4().int % 10_000)
         access = tokens["access_token"]
         ws_url = endpoints.gateway_url.replace("http://", "ws://", 1) + "/ws"

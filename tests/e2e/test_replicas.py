@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.typing import Subprotocol
 
 from orders_service.domain.sharding import by_user_hash
-from storefront_stack.logins import telegram_login, user_token
-from storefront_stack.platform import Platform, PlatformOptions
+from storefront_stack.logins import new_phone, telegram_login, user_token
+from storefront_stack.platform import Platform, PlatformOptions, running_platform
 from storefront_stack.pytest_plugin import ONE_CLIENT_ADDRESS_LIMITS
-from storefront_stack.shop import order_body, product_body
+from storefront_stack.shop import create_product, order_body, product_body
 from storefront_stack.topology import SERVICES
 
 pytestmark = pytest.mark.e2e
@@ -62,12 +62,9 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
     Leases, claim times and the dead-consumer threshold are shortened so failover
     happens within the test; the mechanisms are the production ones.
     """
-    options = PlatformOptions(
-        state_dir=stack_dir / "replicas",
-        free_ports=True,
+    options = PlatformOptions.for_tests(
+        stack_dir / "replicas",
         elasticsearch_url=elasticsearch_url,
-        log_to_files=True,
-        fast_unsafe_db=True,
         replicas={service.name: 2 for service in SERVICES},
         # Orders' users split over two databases: each replica runs a saga runner,
         # recovery scan and outbox relay per database, and the kill must lose nothing
@@ -90,10 +87,8 @@ def replicated(stack_dir: Path, elasticsearch_url: str) -> Iterator[Platform]:
             "WS_GATEWAY_RELAY_DEAD_CONSUMER_IDLE_MS": "5000",
         },
     )
-    running = Platform(options)
-    running.start()
-    yield running
-    running.stop()
+    with running_platform(options) as running:
+        yield running
 
 
 def _order(sku: str) -> dict[str, Any]:
@@ -146,17 +141,12 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
         httpx.AsyncClient(base_url=gateway, timeout=30) as client,
         Redis.from_url(endpoints.redis_url, decode_responses=True) as redis,
     ):
-        created = await client.post(
-            "/api/v1/admin/products",
-            headers=admin,
-            json=product_body(sku, name=f"Replica kettle {sku}", price=PRICE, stock=STOCK),
-        )
-        assert created.status_code == 201, created.text
-        product_id = created.json()["id"]
+        body = product_body(sku, name=f"Replica kettle {sku}", price=PRICE, stock=STOCK)
+        product_id = (await create_product(client, admin, body))["id"]
 
         customers: list[tuple[dict[str, str], int, str]] = []
         for n in range(CUSTOMERS):
-            phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
+            phone = new_phone()
             chat_id = 800_000 + n * 10_000 + uuid.uuid4().int % 10_000
             tokens = await telegram_login(client, phone, chat_id)
             access = tokens["access_token"]

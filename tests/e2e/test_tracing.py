@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from storefront_stack.logins import telegram_login, user_token, wait_for_message
+from storefront_stack.logins import (
+    new_chat_id,
+    new_phone,
+    telegram_login,
+    user_token,
+    wait_for_message,
+)
 from storefront_stack.platform import Platform
 from storefront_stack.shop import order_body, product_body
 
@@ -79,8 +85,8 @@ async def test_a_checkout_is_one_trace_across_services_providers_and_streams(
     endpoints = platform.endpoints
     if not platform.service_env("orders").get("STOREFRONT_OTLP_ENDPOINT"):
         pytest.skip("tracing is off on this platform (STOREFRONT_OTLP_ENDPOINT empty)")
-    phone = f"+1555{uuid.uuid4().int % 10**7:07d}"
-    chat_id = 800_000 + uuid.uuid4().int % 100_000
+    phone = new_phone()
+    chat_id = new_chat_id()
     sku = f"TRACE-{uuid.uuid4().hex[:8].upper()}"
     trace_id = secrets.token_hex(16)
     caller_span = secrets.token_hex(8)

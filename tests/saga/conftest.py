@@ -20,7 +20,6 @@ import httpx
 import orjson
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -42,7 +41,7 @@ from storefront_sandbox.shipping import create_app as create_shipping_app
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, create_test_database
-from storefront_stack.serving import local_server, start_in_thread
+from storefront_stack.serving import in_process, local_server, start_in_thread
 from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
 USER_ISSUER = "storefront-auth"
@@ -342,10 +341,7 @@ async def stack_factory(
         app.state.security = keys.security("orders")
         redis = Redis.from_url(redis_url, decode_responses=True)
         async with (
-            LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://orders", timeout=60
-            ) as orders,
+            in_process(app, "http://orders", request_timeout_s=60) as orders,
             httpx.AsyncClient(base_url=inventory_server.url, timeout=30) as inventory,
             httpx.AsyncClient(base_url=payments_server.url, timeout=30) as payments,
             httpx.AsyncClient(base_url=shipping_server.url, timeout=30) as shipping,

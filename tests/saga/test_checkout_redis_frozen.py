@@ -9,8 +9,6 @@ checkout answers without waiting at all, and readiness reports the open breaker.
 """
 
 import asyncio
-import os
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import pytest
 from orders_service.state import OrdersState
 from storefront_kit.state import service_state
 from storefront_stack import infra
-from storefront_stack.processes import free_port
+from storefront_stack.processes import frozen
 
 #: The window a checkout would wait for its saga; the old code waited it out while Redis
 #: was frozen. Answers must come long before it (the bound is not a speed assertion).
@@ -31,19 +29,8 @@ WATCH = {"redis_watch_interval_ms": 100, "redis_watch_timeout_ms": 100, "redis_w
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    server = infra.start_redis(tmp_path / "redis", port, persistent=False)
-    try:
-        import psutil
-
-        pid = next(
-            c.pid
-            for c in psutil.net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid
-        )
-        yield server.url, pid
-    finally:
-        server.stop()
+    with infra.started_redis(tmp_path / "redis") as url_and_pid:
+        yield url_and_pid
 
 
 async def test_a_checkout_with_redis_frozen_answers_202_at_once_and_confirms_after(
@@ -55,8 +42,7 @@ async def test_a_checkout_with_redis_frozen_answers_202_at_once_and_confirms_aft
         product = await stack.product(on_hand=5)
         line = [{"sku": product["sku"], "qty": 1}]
         before = await stack.checkout(line)
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with frozen(pid):
             # Sent before the watch can know: it waits for the saga until the watch trips.
             first = await asyncio.wait_for(stack.checkout(line), timeout=BOUND_S)
             was_open = breaker.is_open
@@ -64,8 +50,6 @@ async def test_a_checkout_with_redis_frozen_answers_202_at_once_and_confirms_aft
                 await asyncio.wait_for(stack.checkout(line), timeout=BOUND_S) for _ in range(2)
             ]
             ready = await asyncio.wait_for(stack.orders.get("/health/ready"), timeout=BOUND_S)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         during = [first, *later]
         settled = [await stack.wait_settled(r.json()["id"], timeout=60) for r in during]
         stock = await stack.stock(product)

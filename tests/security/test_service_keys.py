@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from pydantic_settings import SettingsConfigDict
 
 from inventory_service.app import create_app
@@ -30,7 +29,7 @@ from storefront_kit.settings import ServiceSettings
 from storefront_stack.keys import service_token_env
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import create_test_database
-from storefront_stack.serving import local_server, start
+from storefront_stack.serving import in_process, local_server, start
 
 RESERVE = "/internal/inventory/reserve"
 SERVICES = ["auth", "catalog", "inventory", "orders", "notifications", "ws-gateway"]
@@ -146,10 +145,7 @@ async def create_product(database_url: str, redis_url: str, on_hand: int) -> str
     )
     sku = f"KEYS-{uuid.uuid4().hex[:10].upper()}"
     async with (
-        LifespanManager(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://inventory"
-        ) as client,
+        in_process(app, "http://inventory", request_timeout_s=5) as client,
     ):
         created = await client.post(
             "/api/v1/admin/products",

@@ -16,7 +16,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -344,7 +344,9 @@ def test_services_wait_for_the_infrastructure_they_use() -> None:
         assert needs <= waits, f"{service.name} must wait for {sorted(needs - waits)}"
 
 
-def test_migrations_run_before_each_database_owning_service() -> None:
+def test_migrations_run_before_each_database_owning_service(
+    usage_of: Callable[[Service], str],
+) -> None:
     definitions = services()
     for service in SERVICES:
         job_name = f"migrate-{service.name}"
@@ -367,14 +369,7 @@ def test_migrations_run_before_each_database_owning_service() -> None:
             "condition": "service_completed_successfully"
         }
         # The job's command must exist in the image's entry point.
-        usage = subprocess.run(
-            [sys.executable, "-m", service.package, "--help"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        assert "migrate" in usage, f"python -m {service.package} migrate must exist"
+        assert "migrate" in usage_of(service), f"python -m {service.package} migrate must exist"
 
 
 def test_service_wiring_mirrors_the_local_runner() -> None:

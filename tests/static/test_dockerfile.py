@@ -7,9 +7,8 @@ copies only that venv and runs ``python -m <package>`` as a non-root user.
 
 import json
 import re
-import subprocess
-import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -153,17 +152,13 @@ def test_runtime_runs_python_m_package_as_a_non_root_user() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_each_service_can_be_built_and_started_this_way(service: Service) -> None:
+def test_each_service_can_be_built_and_started_this_way(
+    service: Service, usage_of: Callable[[Service], str]
+) -> None:
     root = REPO_ROOT / "services" / service.name
     main = root / "src" / service.package / "__main__.py"
     assert main.is_file(), f"python -m {service.package} needs {main}"
-    usage = subprocess.run(
-        [sys.executable, "-m", service.package, "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    usage = usage_of(service)
     assert "serve" in usage
     if service.database:
         assert "migrate" in usage, f"{service.package} must support `migrate`"

@@ -56,6 +56,23 @@ def _token(issuer: TokenIssuer, **overrides: object) -> str:
     return issuer.issue(**kwargs)  # type: ignore[arg-type]
 
 
+def _claims(**overrides: object) -> dict[str, object]:
+    """A customer's valid access-token claims, five minutes to live, with ``overrides``."""
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-1",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+        "jti": "j" * 16,
+        "roles": [],
+        "token_use": "access",
+    }
+    claims.update(overrides)
+    return claims
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -115,17 +132,7 @@ async def test_hs256_signed_with_the_public_key_is_refused(
     public_pem = key.public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    now = datetime.now(UTC)
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "mallory",
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(minutes=5)).timestamp()),
-        "jti": "x" * 16,
-        "roles": ["admin"],
-        "token_use": "access",
-    }
+    claims = _claims(sub="mallory", jti="x" * 16, roles=["admin"])
     # PyJWT itself refuses to HMAC with a PEM key, so build the token by hand.
     import hashlib
     import hmac
@@ -158,17 +165,7 @@ async def test_wrong_issuer_is_refused(key: SigningKey, verifier: TokenVerifier)
 
 @pytest.mark.parametrize("claim", ["aud", "iss", "exp", "sub", "jti", "iat"])
 async def test_a_missing_registered_claim_is_refused(key: SigningKey, claim: str) -> None:
-    now = datetime.now(UTC)
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "user-1",
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(minutes=5)).timestamp()),
-        "jti": "j" * 16,
-        "roles": [],
-        "token_use": "access",
-    }
+    claims = _claims()
     del claims[claim]
     token = pyjwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
     verifier = TokenVerifier(key_source=StaticKeySource([key]), issuer=ISSUER, audience=AUDIENCE)
@@ -178,17 +175,7 @@ async def test_a_missing_registered_claim_is_refused(key: SigningKey, claim: str
 
 async def test_an_audience_list_is_refused(key: SigningKey) -> None:
     # strict audience: a token valid "for everyone" is valid for no one.
-    now = datetime.now(UTC)
-    claims = {
-        "iss": ISSUER,
-        "aud": [AUDIENCE, "other"],
-        "sub": "user-1",
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(minutes=5)).timestamp()),
-        "jti": "j" * 16,
-        "roles": [],
-        "token_use": "access",
-    }
+    claims = _claims(aud=[AUDIENCE, "other"])
     token = pyjwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
     verifier = TokenVerifier(key_source=StaticKeySource([key]), issuer=ISSUER, audience=AUDIENCE)
     with pytest.raises(InvalidTokenError):

@@ -1,7 +1,8 @@
 """Outbox, relay and stream consumer against real PostgreSQL and Redis."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +74,36 @@ def event(n: int) -> EventEnvelope:
     return EventEnvelope.new(type="thing.happened", source="tests", data={"n": n})
 
 
+async def published_ns(redis: Redis) -> list[int]:
+    """The ``n`` of every event on the stream, in the order published."""
+    return [EventEnvelope.from_stream_fields(f).data["n"] for _, f in await redis.xrange(STREAM)]
+
+
+async def until(condition: Callable[[], Awaitable[bool]], *, within_s: float = 5) -> None:
+    """Wait (``within_s`` at most) until ``condition`` holds."""
+    async with asyncio.timeout(within_s):
+        while not await condition():
+            await asyncio.sleep(0.02)
+
+
+async def published(redis: Redis, count: int) -> bool:
+    """Whether ``count`` events are on the stream."""
+    return bool(await redis.xlen(STREAM) == count)
+
+
+@asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[asyncio.Task[None]]:
+    """``relay`` running for the block, stopped (by the stop alone) when it ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        async with asyncio.timeout(5):
+            await task
+
+
 async def test_envelope_carries_request_id_and_round_trips_through_stream_fields() -> None:
     token = request_id_var.set("req-12345678")
     try:
@@ -93,8 +124,7 @@ async def test_relay_publishes_committed_events_once_in_order(
     relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
     assert await relay.relay_once() == 5
     assert await relay.relay_once() == 0
-    entries = await redis.xrange(STREAM)
-    assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [0, 1, 2, 3, 4]
+    assert await published_ns(redis) == [0, 1, 2, 3, 4]
 
 
 async def test_rolled_back_change_publishes_nothing(
@@ -164,22 +194,17 @@ async def test_running_relay_purges_a_backlog_in_batches_and_still_relays(
         purge_batch_size=10,
         poll_interval_s=0.01,
     )
-    stop = asyncio.Event()
-    running = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay):
         async with sessionmaker() as session, session.begin():
             add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(100))
         relay.notify()
-        async with asyncio.timeout(10):
-            while await _left(sessionmaker) != [100] or await redis.xlen(STREAM) != 1:
-                await asyncio.sleep(0.02)
-    finally:
-        stop.set()
-        await running
+
+        async def purged_and_relayed() -> bool:
+            return await _left(sessionmaker) == [100] and await redis.xlen(STREAM) == 1
+
+        await until(purged_and_relayed, within_s=10)
     # The new event was relayed (and, published a moment ago, kept).
-    assert [
-        EventEnvelope.from_stream_fields(f).data["n"] for _, f in await redis.xrange(STREAM)
-    ] == [100]
+    assert await published_ns(redis) == [100]
 
 
 async def test_a_commit_that_staged_events_wakes_the_relay_without_waiting_for_its_poll(
@@ -189,21 +214,12 @@ async def test_a_commit_that_staged_events_wakes_the_relay_without_waiting_for_i
     relay = OutboxRelay(
         sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, poll_interval_s=60
     )
-    stop = asyncio.Event()
-    running = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay):
         await asyncio.sleep(0.2)  # the first round found nothing: the relay sleeps
         async with unit_of_work(sessionmaker) as session:
             add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(2))
-        async with asyncio.timeout(5):
-            while await redis.xlen(STREAM) != 1:
-                await asyncio.sleep(0.02)
-    finally:
-        stop.set()
-        relay.notify()
-        await running
-    entries = await redis.xrange(STREAM)
-    assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [2]
+        await until(lambda: published(redis, 1))
+    assert await published_ns(redis) == [2]
 
 
 async def test_a_commit_landing_while_the_relay_publishes_is_not_left_for_the_next_poll(
@@ -224,20 +240,12 @@ async def test_a_commit_landing_while_the_relay_publishes_is_not_left_for_the_ne
             return published
 
     relay = Racing(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, poll_interval_s=60)
-    stop = asyncio.Event()
-    running = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay):
         await asyncio.sleep(0.2)
         async with unit_of_work(sessionmaker) as session:
             add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(2))
-        async with asyncio.timeout(5):
-            while await redis.xlen(STREAM) != 2:
-                await asyncio.sleep(0.02)
-    finally:
-        stop.set()
-        await running
-    entries = await redis.xrange(STREAM)
-    assert [EventEnvelope.from_stream_fields(f).data["n"] for _, f in entries] == [2, 3]
+        await until(lambda: published(redis, 2))
+    assert await published_ns(redis) == [2, 3]
 
 
 async def test_a_relay_told_to_stop_stops_without_waiting_out_its_poll(
@@ -297,15 +305,12 @@ async def test_concurrent_relays_never_publish_a_row_twice(
     assert len(ids) == len(set(ids)) == 300
 
 
-def consumer(redis: Redis, handler: Any, **kwargs: Any) -> StreamConsumer:
+def consumer(redis: Redis, handler: Any, name: str = "c1", **kwargs: Any) -> StreamConsumer:
+    """Consumer ``name`` of the test stream's group ``testers`` (blocking 50 ms unless
+    ``kwargs`` say otherwise)."""
+    options: dict[str, Any] = {"block_ms": 50, **kwargs}
     return StreamConsumer(
-        redis=redis,
-        stream=STREAM,
-        group="testers",
-        consumer="c1",
-        handler=handler,
-        block_ms=50,
-        **kwargs,
+        redis=redis, stream=STREAM, group="testers", consumer=name, handler=handler, **options
     )
 
 
@@ -440,14 +445,7 @@ async def test_consumer_resumes_after_restart_and_claims_a_dead_consumers_work(
     async def recording(e: EventEnvelope) -> None:
         handled.append(("c2", e.data["n"]))
 
-    other = StreamConsumer(
-        redis=redis,
-        stream=STREAM,
-        group="testers",
-        consumer="c2",
-        handler=recording,
-        claim_idle_ms=0,
-    )
+    other = consumer(redis, recording, "c2", claim_idle_ms=0)
     assert await other.claim_abandoned() == 1
     assert handled == [("c2", 7)]
     assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
@@ -469,15 +467,8 @@ async def test_a_dead_consumer_is_removed_from_its_group_only_once_its_entries_a
     async def recording(e: EventEnvelope) -> None:
         handled.append(e.data["n"])
 
-    live = StreamConsumer(
-        redis=redis,
-        stream=STREAM,
-        group="testers",
-        consumer="live",
-        handler=recording,
-        block_ms=10,
-        claim_idle_ms=0,
-        dead_consumer_idle_ms=300,
+    live = consumer(
+        redis, recording, "live", block_ms=10, claim_idle_ms=0, dead_consumer_idle_ms=300
     )
     await asyncio.sleep(0.4)
     # Idle long enough, but it still holds an entry: removing it would lose the entry.
@@ -485,9 +476,7 @@ async def test_a_dead_consumer_is_removed_from_its_group_only_once_its_entries_a
     assert await live.claim_abandoned() == 1
     assert handled == [1]
     # A replica that read just now stays, however quiet its stream.
-    recent = StreamConsumer(
-        redis=redis, stream=STREAM, group="testers", consumer="recent", handler=recording
-    )
+    recent = consumer(redis, recording, "recent")
     await redis.xadd(STREAM, event(2).to_stream_fields())  # type: ignore[arg-type]
     assert await recent.process_batch(block_ms=1) == 1
     assert await live.remove_dead_consumers() == ["c1"]
@@ -505,9 +494,7 @@ async def test_without_a_threshold_no_consumer_is_ever_removed(redis: Redis) -> 
     await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
     assert await idle.process_batch(block_ms=1) == 1
     await asyncio.sleep(0.1)
-    other = StreamConsumer(
-        redis=redis, stream=STREAM, group="testers", consumer="c2", handler=handler
-    )
+    other = consumer(redis, handler, "c2")
     assert await other.remove_dead_consumers() == []
     assert len(await redis.xinfo_consumers(STREAM, "testers")) == 1
 

@@ -5,8 +5,6 @@ reads and writes; a cluster of the test's own for freezing one of its masters.
 """
 
 import asyncio
-import os
-import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -30,6 +28,7 @@ from storefront_kit.redis import (
 from storefront_kit.settings import ServiceSettings
 from storefront_kit.watch import DependencyWatch, redis_ping
 from storefront_stack import infra
+from storefront_stack.processes import frozen
 
 
 class ServiceLike(ServiceSettings):
@@ -145,17 +144,14 @@ async def test_one_frozen_master_fails_the_readiness_ping_and_trips_the_watch(
     assert await check.probe() is True
     watch.start()
     try:
-        frozen = _pid(own_cluster, 2)
-        os.kill(frozen, signal.SIGSTOP)
-        try:
+        stopped = _pid(own_cluster, 2)
+        with frozen(stopped):
             async with asyncio.timeout(10):
                 while breaker.state != "open":
                     await asyncio.sleep(0.05)
             with pytest.raises(Exception):  # noqa: B017, PT011 (a timeout, whatever its class)
                 async with asyncio.timeout(1.0):
                     await check.probe()
-        finally:
-            os.kill(frozen, signal.SIGCONT)
         async with asyncio.timeout(10):
             while breaker.state != "closed":
                 await asyncio.sleep(0.05)

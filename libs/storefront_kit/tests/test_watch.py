@@ -8,13 +8,9 @@ connection is accepted, nothing is answered) and resume it with SIGCONT in a ``f
 """
 
 import asyncio
-import os
-import signal
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,7 +20,7 @@ from storefront_kit.breaker import Breaker, BreakerOpen
 from storefront_kit.redis import create_redis
 from storefront_kit.watch import DependencyWatch, redis_ping
 from storefront_stack import infra
-from storefront_stack.processes import free_port
+from storefront_stack.processes import frozen
 
 #: What no answer in these tests may come near: the calls' own (old) timeouts.
 LONG_S = 30.0
@@ -203,26 +199,8 @@ async def test_start_and_stop_attach_and_detach_it() -> None:
 
 @pytest.fixture
 def frozen_redis(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    server = infra.start_redis(tmp_path / "redis", port, persistent=False)
-    try:
-        pid = next(
-            c.pid
-            for c in psutil.net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid
-        )
-        yield f"redis://127.0.0.1:{port}/0", pid
-    finally:
-        server.stop()
-
-
-@contextmanager
-def frozen(pid: int) -> Iterator[None]:
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    with infra.started_redis(tmp_path / "redis") as url_and_pid:
+        yield url_and_pid
 
 
 @pytest.fixture

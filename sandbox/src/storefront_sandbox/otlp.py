@@ -8,7 +8,6 @@ flattened to JSON (ids in hex, the service from the resource's ``service.name``)
 :data:`MAX_SPANS` (the oldest are dropped first).
 """
 
-import gzip
 import zlib
 from collections import deque
 from collections.abc import Iterable
@@ -26,7 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from pydantic import BaseModel
 
 from storefront_sandbox.problems import ProblemError, problem_responses
-from storefront_sandbox.web import new_app
+from storefront_sandbox.web import decoded_body, new_app
 
 __all__ = ["MAX_SPANS", "ReceivedSpan", "create_app", "spans_of"]
 
@@ -104,17 +103,6 @@ def spans_of(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     return spans
 
 
-def _decompress(body: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-
-
 @dataclass
 class OtlpState:
     spans: deque[ReceivedSpan] = field(default_factory=lambda: deque(maxlen=MAX_SPANS))
@@ -146,11 +134,13 @@ def create_app() -> FastAPI:
             raise ProblemError(
                 415, "unsupported_media_type", "Only application/x-protobuf is accepted."
             )
-        body = await request.body()
         try:
-            body = _decompress(body, request.headers.get("content-encoding", ""))
-            if len(body) > MAX_BODY_BYTES:
-                raise ProblemError(413, "export_too_large", "The export request is too large.")
+            body = await decoded_body(
+                request,
+                limit=MAX_BODY_BYTES,
+                code="export_too_large",
+                detail="The export request is too large.",
+            )
             export = ExportTraceServiceRequest.FromString(body)
         except (ValueError, OSError, EOFError, zlib.error, DecodeError) as exc:
             raise ProblemError(400, "malformed_export", f"Not an OTLP export: {exc}") from None

@@ -10,6 +10,7 @@ Run: ``uvicorn storefront_sandbox.payments:create_app --factory``.
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -206,6 +207,27 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
             key, fingerprint("POST", request.url.path, body.model_dump(mode="json")), action
         )
 
+    async def change_payment(
+        operation: Operation,
+        payment_id: str,
+        request: Request,
+        idempotency_key: str | None,
+        body: dict[str, Any],
+        change: Callable[[Payment, str], None],
+    ) -> Response:
+        """``change(payment, key)`` under the lock, after the operation's fault (if one is
+        injected), once per idempotency key; the payment as it then is (200)."""
+        key = idempotency.require_key(idempotency_key)
+
+        async def action() -> tuple[int, Any]:
+            await fault(operation, request, state.get(payment_id).order_id)
+            async with state.lock:
+                payment = state.get(payment_id)
+                change(payment, key)
+            return 200, payment.model_dump(mode="json")
+
+        return await idempotency.run(key, fingerprint("POST", request.url.path, body), action)
+
     @app.post(
         "/v1/payments/{payment_id}/capture",
         response_model=Payment,
@@ -219,33 +241,26 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         body: CaptureRequest | None = None,
     ) -> Response:
         """Capture an authorization; capturing a captured payment changes nothing."""
-        key = idempotency.require_key(idempotency_key)
-        body = body or CaptureRequest()
+        asked = body or CaptureRequest()
 
-        async def action() -> tuple[int, Any]:
-            await fault("capture", request, state.get(payment_id).order_id)
-            async with state.lock:
-                payment = state.get(payment_id)
-                if payment.status == "voided":
+        def apply(payment: Payment, key: str) -> None:
+            if payment.status == "voided":
+                raise ProblemError(409, "payment_voided", "A voided payment cannot be captured.")
+            if payment.status == "authorized":
+                amount = asked.amount or payment.amount
+                if amount > payment.amount:
                     raise ProblemError(
-                        409, "payment_voided", "A voided payment cannot be captured."
+                        409,
+                        "capture_exceeds_authorization",
+                        f"Cannot capture {amount}: only {payment.amount} is authorized.",
                     )
-                if payment.status == "authorized":
-                    amount = body.amount or payment.amount
-                    if amount > payment.amount:
-                        raise ProblemError(
-                            409,
-                            "capture_exceeds_authorization",
-                            f"Cannot capture {amount}: only {payment.amount} is authorized.",
-                        )
-                    payment.status = "captured"
-                    payment.captured_amount = amount
-                    payment.updated_at = _now()
-                    state.record("capture", payment, amount, key)
-            return 200, payment.model_dump(mode="json")
+                payment.status = "captured"
+                payment.captured_amount = amount
+                payment.updated_at = _now()
+                state.record("capture", payment, amount, key)
 
-        return await idempotency.run(
-            key, fingerprint("POST", request.url.path, body.model_dump(mode="json")), action
+        return await change_payment(
+            "capture", payment_id, request, idempotency_key, asked.model_dump(mode="json"), apply
         )
 
     @app.post(
@@ -261,43 +276,38 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         body: RefundRequest | None = None,
     ) -> Response:
         """Refund captured money (all of what is left by default); 409 before capture."""
-        key = idempotency.require_key(idempotency_key)
-        body = body or RefundRequest()
+        asked = body or RefundRequest()
 
-        async def action() -> tuple[int, Any]:
-            await fault("refund", request, state.get(payment_id).order_id)
-            async with state.lock:
-                payment = state.get(payment_id)
-                if payment.status in ("authorized", "voided"):
-                    raise ProblemError(
-                        409,
-                        "payment_not_captured",
-                        f"Payment is {payment.status}: only captured money can be refunded.",
-                        extra={"payment_status": payment.status},
-                    )
-                left = payment.captured_amount - payment.refunded_amount
-                if body.amount is None and left == 0:
-                    # A full refund asked again (say, a retried compensation): already done.
-                    return 200, payment.model_dump(mode="json")
-                amount = body.amount or left
-                if amount > left:
-                    raise ProblemError(
-                        409,
-                        "refund_exceeds_captured",
-                        f"Cannot refund {amount}: only {left} is left to refund.",
-                    )
-                payment.refunded_amount += amount
-                payment.status = (
-                    "refunded"
-                    if payment.refunded_amount == payment.captured_amount
-                    else "partially_refunded"
+        def apply(payment: Payment, key: str) -> None:
+            if payment.status in ("authorized", "voided"):
+                raise ProblemError(
+                    409,
+                    "payment_not_captured",
+                    f"Payment is {payment.status}: only captured money can be refunded.",
+                    extra={"payment_status": payment.status},
                 )
-                payment.updated_at = _now()
-                state.record("refund", payment, amount, key)
-            return 200, payment.model_dump(mode="json")
+            left = payment.captured_amount - payment.refunded_amount
+            if asked.amount is None and left == 0:
+                # A full refund asked again (say, a retried compensation): already done.
+                return
+            amount = asked.amount or left
+            if amount > left:
+                raise ProblemError(
+                    409,
+                    "refund_exceeds_captured",
+                    f"Cannot refund {amount}: only {left} is left to refund.",
+                )
+            payment.refunded_amount += amount
+            payment.status = (
+                "refunded"
+                if payment.refunded_amount == payment.captured_amount
+                else "partially_refunded"
+            )
+            payment.updated_at = _now()
+            state.record("refund", payment, amount, key)
 
-        return await idempotency.run(
-            key, fingerprint("POST", request.url.path, body.model_dump(mode="json")), action
+        return await change_payment(
+            "refund", payment_id, request, idempotency_key, asked.model_dump(mode="json"), apply
         )
 
     @app.post(
@@ -310,26 +320,21 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         payment_id: str, request: Request, idempotency_key: IdempotencyKey = None
     ) -> Response:
         """Release an uncaptured authorization (the compensation before capture)."""
-        key = idempotency.require_key(idempotency_key)
 
-        async def action() -> tuple[int, Any]:
-            await fault("void", request, state.get(payment_id).order_id)
-            async with state.lock:
-                payment = state.get(payment_id)
-                if payment.status == "authorized":
-                    payment.status = "voided"
-                    payment.updated_at = _now()
-                    state.record("void", payment, payment.amount, key)
-                elif payment.status != "voided":
-                    raise ProblemError(
-                        409,
-                        "payment_already_captured",
-                        "A captured payment is refunded, not voided.",
-                        extra={"payment_status": payment.status},
-                    )
-            return 200, payment.model_dump(mode="json")
+        def apply(payment: Payment, key: str) -> None:
+            if payment.status == "authorized":
+                payment.status = "voided"
+                payment.updated_at = _now()
+                state.record("void", payment, payment.amount, key)
+            elif payment.status != "voided":
+                raise ProblemError(
+                    409,
+                    "payment_already_captured",
+                    "A captured payment is refunded, not voided.",
+                    extra={"payment_status": payment.status},
+                )
 
-        return await idempotency.run(key, fingerprint("POST", request.url.path, {}), action)
+        return await change_payment("void", payment_id, request, idempotency_key, {}, apply)
 
     @app.get(
         "/v1/payments/{payment_id}",

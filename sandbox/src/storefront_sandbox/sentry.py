@@ -9,7 +9,6 @@ without the Brotli package, which the platform does not install). Events (``even
 sent to; other items (sessions, client reports) are counted.
 """
 
-import gzip
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
 
 from storefront_sandbox.problems import ProblemError, problem_responses
-from storefront_sandbox.web import new_app
+from storefront_sandbox.web import decoded_body, new_app
 
 __all__ = ["Envelope", "create_app", "parse_envelope"]
 
@@ -69,17 +68,6 @@ def parse_envelope(body: bytes) -> Envelope:
     return envelope
 
 
-def _decompress(body: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-
-
 class ReceivedEvent(BaseModel):
     """An event as it arrived, with the project it was sent to."""
 
@@ -120,11 +108,13 @@ def create_app() -> FastAPI:
     )
     async def envelope(project: str, request: Request) -> Accepted:
         """Take one envelope (what ``sentry-sdk`` sends)."""
-        body = await request.body()
         try:
-            body = _decompress(body, request.headers.get("content-encoding", ""))
-            if len(body) > MAX_BODY_BYTES:
-                raise ProblemError(413, "envelope_too_large", "The envelope is too large.")
+            body = await decoded_body(
+                request,
+                limit=MAX_BODY_BYTES,
+                code="envelope_too_large",
+                detail="The envelope is too large.",
+            )
             parsed = parse_envelope(body)
         except (ValueError, OSError, EOFError, zlib.error) as exc:
             raise ProblemError(400, "malformed_envelope", f"Not a Sentry envelope: {exc}") from None

@@ -1,15 +1,17 @@
 """What every sandbox app shares: health routes, request ids, problem rendering."""
 
+import gzip
 import re
 import uuid
+import zlib
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storefront_sandbox.problems import install_problem_handlers
+from storefront_sandbox.problems import ProblemError, install_problem_handlers
 
-__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "new_app"]
+__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "decoded_body", "new_app"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
@@ -58,3 +60,25 @@ def new_app(*, title: str, description: str) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+async def decoded_body(request: Request, *, limit: int, code: str, detail: str) -> bytes:
+    """The request's body as it was before its ``Content-Encoding``; a 413 problem
+    ``code`` saying ``detail`` when that is more than ``limit`` bytes. Another encoding
+    than none, gzip or deflate is a ``ValueError``, a corrupt body ``OSError``,
+    ``EOFError`` or ``zlib.error``."""
+    body = _decompress(await request.body(), request.headers.get("content-encoding", ""))
+    if len(body) > limit:
+        raise ProblemError(413, code, detail)
+    return body
+
+
+def _decompress(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -53,7 +52,7 @@ from storefront_stack.keys import USER_ISSUER, KeyRing
 from storefront_stack.logins import bearer as bearer
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import database_fixture
-from storefront_stack.serving import RunningService, local_server, start
+from storefront_stack.serving import RunningService, in_process, local_server, start
 
 
 class Keys(KeyRing):
@@ -403,12 +402,8 @@ async def running(
 ) -> AsyncIterator[Auth]:
     app = create_app(settings)
     app.state.security = keys.security()
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://auth", timeout=30
-        ) as client:
-            yield Auth(app=app, client=client, keys=keys, notifications=notifications)
+    async with in_process(app, "http://auth") as client:
+        yield Auth(app=app, client=client, keys=keys, notifications=notifications)
 
 
 @pytest.fixture

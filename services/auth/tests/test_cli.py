@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from auth_service.cli import create_admin
 from auth_service.fields import phone_index
@@ -14,18 +15,24 @@ from storefront_seed.users import admin_from_environment, seed_admin
 from .conftest import Auth, bearer, link_token, new_chat_id, new_phone, problem
 
 
+async def create_admin_command(
+    database_url: str, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m auth_service create-admin`` with ``args`` over ``database_url`` (``env``:
+    more of the environment, or other values)."""
+    command = [sys.executable, "-m", "auth_service", "create-admin", *args]
+    environment = {**os.environ, "AUTH_DATABASE_URL": database_url, **(env or {})}
+    return await asyncio.to_thread(
+        subprocess.run, command, env=environment, capture_output=True, text=True
+    )
+
+
 async def test_create_admin_command_is_idempotent_and_links_the_chat(auth: Auth) -> None:
     phone, chat_id = new_phone(), new_chat_id()
-    env = {**os.environ, "AUTH_DATABASE_URL": auth.settings.database_url}
-    command = [sys.executable, "-m", "auth_service", "create-admin", "--phone", phone]
-    command += ["--chat-id", str(chat_id)]
+    command = ["--phone", phone, "--chat-id", str(chat_id)]
 
-    first = await asyncio.to_thread(
-        subprocess.run, command, env=env, capture_output=True, text=True
-    )
-    second = await asyncio.to_thread(
-        subprocess.run, command, env=env, capture_output=True, text=True
-    )
+    first = await create_admin_command(auth.settings.database_url, *command)
+    second = await create_admin_command(auth.settings.database_url, *command)
 
     assert first.returncode == 0, first.stderr
     assert f"admin created: {phone}" in first.stdout
@@ -54,16 +61,8 @@ async def test_create_admin_promotes_an_existing_user_and_refuses_a_taken_chat(
     promoted = await create_admin(url, phone=phone, chat_id=chat_id)
     other_chat = new_chat_id()
     relinked = await create_admin(url, phone=phone, chat_id=other_chat)
-    taken = subprocess.run(  # noqa: ASYNC221 - a short CLI run
-        [sys.executable, "-m", "auth_service", "create-admin", "--phone", new_phone(),
-         "--chat-id", str(other_chat)],
-        env={**os.environ, "AUTH_DATABASE_URL": url}, capture_output=True, text=True,
-    )  # fmt: skip
-    bad_phone = subprocess.run(  # noqa: ASYNC221
-        [sys.executable, "-m", "auth_service", "create-admin", "--phone", "12345",
-         "--chat-id", "5"],
-        env={**os.environ, "AUTH_DATABASE_URL": url}, capture_output=True, text=True,
-    )  # fmt: skip
+    taken = await create_admin_command(url, "--phone", new_phone(), "--chat-id", str(other_chat))
+    bad_phone = await create_admin_command(url, "--phone", "12345", "--chat-id", "5")
 
     assert promoted["created"] is False
     assert promoted["roles"] == ["admin", "customer"]
@@ -113,27 +112,17 @@ def test_seed_defaults() -> None:
 
 async def test_a_staff_account_cannot_be_created_without_its_chat(auth: Auth) -> None:
     phone, chat_id = new_phone(), new_chat_id()
-    env = {**os.environ, "AUTH_DATABASE_URL": auth.settings.database_url}
-    base = [sys.executable, "-m", "auth_service", "create-admin", "--phone", phone]
+    url = auth.settings.database_url
+    base = ["--phone", phone]
 
-    no_chat = await asyncio.to_thread(subprocess.run, base, env=env, capture_output=True, text=True)
-    no_chat_moderator = await asyncio.to_thread(
-        subprocess.run, [*base, "--role", "moderator"], env=env, capture_output=True, text=True
-    )
-    not_staff = await asyncio.to_thread(
-        subprocess.run,
-        [*base, "--chat-id", str(chat_id), "--role", "customer"],
-        env=env,
-        capture_output=True,
-        text=True,
+    no_chat = await create_admin_command(url, *base)
+    no_chat_moderator = await create_admin_command(url, *base, "--role", "moderator")
+    not_staff = await create_admin_command(
+        url, *base, "--chat-id", str(chat_id), "--role", "customer"
     )
     assert await auth.user_row(phone) is None  # none of them created anything
-    moderator = await asyncio.to_thread(
-        subprocess.run,
-        [*base, "--chat-id", str(chat_id), "--role", "moderator"],
-        env=env,
-        capture_output=True,
-        text=True,
+    moderator = await create_admin_command(
+        url, *base, "--chat-id", str(chat_id), "--role", "moderator"
     )
 
     for refused in (no_chat, no_chat_moderator):
@@ -153,25 +142,15 @@ async def test_create_admin_refuses_keys_that_are_not_the_services(auth: Auth) -
     await auth.login(new_phone(), new_chat_id())
     phone, chat_id = new_phone(), new_chat_id()
     other_key = base64.b64encode(os.urandom(32)).decode()
-    command = [sys.executable, "-m", "auth_service", "create-admin", "--phone", phone]
-    command += ["--chat-id", str(chat_id)]
-    env = {**os.environ, "AUTH_DATABASE_URL": auth.settings.database_url}
+    command = ["--phone", phone, "--chat-id", str(chat_id)]
+    url = auth.settings.database_url
 
-    other_cipher = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        env={**env, "AUTH_ENCRYPTION_KEYS": json.dumps({"k9": other_key}),
-             "AUTH_ENCRYPTION_KEY_ID": "k9"},
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    other_index = await asyncio.to_thread(
-        subprocess.run,
-        command,
-        env={**env, "AUTH_BLIND_INDEX_KEY": other_key},
-        capture_output=True,
-        text=True,
+    other_cipher = await create_admin_command(
+        url,
+        *command,
+        env={"AUTH_ENCRYPTION_KEYS": json.dumps({"k9": other_key}), "AUTH_ENCRYPTION_KEY_ID": "k9"},
     )
+    other_index = await create_admin_command(url, *command, env={"AUTH_BLIND_INDEX_KEY": other_key})
 
     for refused in (other_cipher, other_index):
         assert refused.returncode != 0

@@ -2,10 +2,7 @@
 
 import asyncio
 import base64
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -20,6 +17,7 @@ from auth_service.settings import AuthSettings
 from storefront_kit.db import create_sessionmaker
 from storefront_kit.encryption import BlindIndex, FieldCipher, KeyRing, UnknownKeyId
 from storefront_kit.migrations import alembic_config
+from storefront_stack.keys import rotate_field_keys
 from storefront_stack.pytest_plugin import create_test_database
 
 from .conftest import Auth, new_chat_id, new_phone
@@ -133,19 +131,14 @@ async def test_rotate_keys_reencrypts_every_row_and_the_old_key_can_go(
     await _read_back(url, before + during)
     assert await _key_ids(url) == {"old", "new"}
 
-    env = {
-        **os.environ,
-        "AUTH_DATABASE_URL": url,
-        "AUTH_ENCRYPTION_KEYS": json.dumps({"old": _b64(old), "new": _b64(new)}),
-        "AUTH_ENCRYPTION_KEY_ID": "new",
-        "AUTH_BLIND_INDEX_KEY": _b64(index_key),
-    }
     rotated = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "auth_service", "rotate-keys", "--batch-size", "3"],
-        env=env,
-        capture_output=True,
-        text=True,
+        rotate_field_keys,
+        "auth",
+        url,
+        old=old,
+        new=new,
+        blind_index_key=index_key,
+        batch_size=3,
     )
     assert rotated.returncode == 0, rotated.stderr
     assert "user_account 7" in rotated.stdout

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from elasticsearch import AsyncElasticsearch
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -30,6 +29,7 @@ from storefront_kit.events import EventEnvelope
 from storefront_kit.redis import create_redis
 from storefront_kit.settings import PlatformSettings
 from storefront_kit.state import service_state
+from storefront_stack.serving import in_process
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -115,14 +115,32 @@ def make_settings(
     return CatalogSettings(**values)
 
 
+def silent_elasticsearch_settings(
+    silent: "Silent", redis_url: str, alias: str, **overrides: Any
+) -> CatalogSettings:
+    """Settings whose Elasticsearch is the ``silent`` server, asked once per search (no
+    retries) and by nothing else (no listener)."""
+    return make_settings(
+        f"http://{silent.url}",
+        redis_url,
+        alias,
+        listener_enabled=False,
+        elasticsearch_max_retries=0,
+        **overrides,
+    )
+
+
+def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
+    """One product search for ``q``."""
+    return client.get("/api/v1/products/search", params={"q": q})
+
+
 @asynccontextmanager
 async def serve_app(settings: CatalogSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with in_process(app, "http://catalog", request_timeout_s=5) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
 
 
 def app_of(client: httpx.AsyncClient) -> FastAPI:

@@ -8,30 +8,22 @@ connection does not cover. The end-to-end outage test freezes the real servers.
 """
 
 import asyncio
-from collections.abc import Awaitable
 
-import httpx
 from redis.asyncio import Redis
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, Silent, make_settings, state_of
-
-
-def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
-    return client.get("/api/v1/products/search", params={"q": q})
+from .conftest import Serve, Silent, make_settings, search, silent_elasticsearch_settings, state_of
 
 
 async def test_a_silent_elasticsearch_opens_its_breaker_and_searches_then_fail_at_once(
     serve: Serve, redis_url: str, alias: str, silent: Silent
 ) -> None:
-    settings = make_settings(
-        f"http://{silent.url}",
+    settings = silent_elasticsearch_settings(
+        silent,
         redis_url,
         alias,
-        listener_enabled=False,
         elasticsearch_timeout_s=0.3,
-        elasticsearch_max_retries=0,
         breaker_failure_threshold=2,
         breaker_reset_s=30,
         cache_failure_memory_ms=0,
@@ -63,13 +55,11 @@ async def test_a_silent_elasticsearch_opens_its_breaker_and_searches_then_fail_a
 async def test_waiters_on_a_failing_leader_stop_with_it_and_its_failure_is_remembered(
     serve: Serve, redis_url: str, alias: str, silent: Silent
 ) -> None:
-    settings = make_settings(
-        f"http://{silent.url}",
+    settings = silent_elasticsearch_settings(
+        silent,
         redis_url,
         alias,
-        listener_enabled=False,
         elasticsearch_timeout_s=0.5,
-        elasticsearch_max_retries=0,
         breaker_failure_threshold=1000,  # the failure memory alone, no breaker
         watch_enabled=False,
         cache_failure_memory_ms=5_000,

@@ -14,7 +14,17 @@ from elasticsearch import AsyncElasticsearch
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, Silent, eventually, index_products, make_settings, product, state_of
+from .conftest import (
+    Serve,
+    Silent,
+    eventually,
+    index_products,
+    make_settings,
+    product,
+    search,
+    silent_elasticsearch_settings,
+    state_of,
+)
 
 #: Far longer than any answer below may take: the old behaviour waited these out.
 LONG_S = 30.0
@@ -27,8 +37,12 @@ FAST_WATCH = {
 }
 
 
-def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
-    return client.get("/api/v1/products/search", params={"q": q})
+def watched_silent_elasticsearch(silent: Silent, redis_url: str, alias: str) -> CatalogSettings:
+    """A silent Elasticsearch, watched fast; searches would wait on it for ``LONG_S``:
+    only the watch can end them sooner."""
+    return silent_elasticsearch_settings(
+        silent, redis_url, alias, elasticsearch_timeout_s=LONG_S, **FAST_WATCH
+    )
 
 
 def is_open(client: httpx.AsyncClient, which: str) -> Callable[[], Awaitable[bool]]:
@@ -43,16 +57,7 @@ def is_open(client: httpx.AsyncClient, which: str) -> Callable[[], Awaitable[boo
 async def test_a_silent_elasticsearch_is_known_down_before_any_search_and_then_refused(
     serve: Serve, redis_url: str, alias: str, silent: Silent
 ) -> None:
-    settings = make_settings(
-        f"http://{silent.url}",
-        redis_url,
-        alias,
-        listener_enabled=False,
-        # Searches would wait this long: only the watch can end them sooner.
-        elasticsearch_timeout_s=LONG_S,
-        elasticsearch_max_retries=0,
-        **FAST_WATCH,
-    )
+    settings = watched_silent_elasticsearch(silent, redis_url, alias)
     async with serve(settings) as client:
         breaker = state_of(client).product_search.breaker
         await eventually(is_open(client, "es"), within_s=LONG_S)
@@ -76,15 +81,7 @@ async def test_a_silent_elasticsearch_is_known_down_before_any_search_and_then_r
 async def test_a_search_in_flight_when_elasticsearch_is_found_down_is_released(
     serve: Serve, redis_url: str, alias: str, silent: Silent
 ) -> None:
-    settings = make_settings(
-        f"http://{silent.url}",
-        redis_url,
-        alias,
-        listener_enabled=False,
-        elasticsearch_timeout_s=LONG_S,
-        elasticsearch_max_retries=0,
-        **FAST_WATCH,
-    )
+    settings = watched_silent_elasticsearch(silent, redis_url, alias)
     async with serve(settings) as client:
         state = state_of(client)
         breaker = state.product_search.breaker

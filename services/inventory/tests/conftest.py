@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -23,7 +22,7 @@ from inventory_service.state import InventoryState
 from storefront_stack.keys import KeyRing
 from storefront_stack.logins import bearer as bearer
 from storefront_stack.pytest_plugin import database_fixture
-from storefront_stack.serving import RunningService
+from storefront_stack.serving import RunningService, in_process
 
 #: Auth's user-token key and every service's service-token key.
 Keys = KeyRing
@@ -90,6 +89,16 @@ class Inventory(RunningService[InventoryState]):
             "/internal/inventory/reserve", json=body, headers=self.service
         )
 
+    async def adjust_stock(
+        self, product: Mapping[str, Any], delta: int, reason: str
+    ) -> httpx.Response:
+        """``POST /api/v1/admin/products/{id}/stock`` as the admin."""
+        return await self.client.post(
+            f"/api/v1/admin/products/{product['id']}/stock",
+            json={"delta": delta, "reason": reason},
+            headers=self.admin,
+        )
+
     async def stock(self, sku: str) -> dict[str, int]:
         """Stock straight from the database (not through the code under test)."""
         async with self.engine.connect() as connection:
@@ -138,20 +147,16 @@ def settings_for(database_url: str, redis_url: str, **overrides: Any) -> Invento
 async def running(settings: InventorySettings, keys: Keys) -> AsyncIterator[Inventory]:
     app = create_app(settings)
     app.state.security = keys.security()
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://inventory", timeout=60
-        ) as client:
-            yield Inventory(
-                app=app,
-                client=client,
-                keys=keys,
-                admin=bearer(keys.user_token("admin", subject="admin-1")),
-                moderator=bearer(keys.user_token("moderator", subject="mod-1")),
-                service=bearer(keys.service_token("orders")),
-                catalog=bearer(keys.service_token("catalog")),
-            )
+    async with in_process(app, "http://inventory", request_timeout_s=60) as client:
+        yield Inventory(
+            app=app,
+            client=client,
+            keys=keys,
+            admin=bearer(keys.user_token("admin", subject="admin-1")),
+            moderator=bearer(keys.user_token("moderator", subject="mod-1")),
+            service=bearer(keys.service_token("orders")),
+            catalog=bearer(keys.service_token("catalog")),
+        )
 
 
 @pytest.fixture

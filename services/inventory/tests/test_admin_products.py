@@ -251,15 +251,9 @@ async def test_stock_adjustments_are_audited_and_never_undercut_reservations(
     url = f"{BASE}/{product['id']}/stock"
     await inventory.reserve([{"sku": product["sku"], "qty": 3}])
 
-    added = await inventory.client.post(
-        url, json={"delta": 10, "reason": "delivery #1"}, headers=inventory.admin
-    )
-    removed = await inventory.client.post(
-        url, json={"delta": -12, "reason": "damaged"}, headers=inventory.admin
-    )
-    too_much = await inventory.client.post(
-        url, json={"delta": -1, "reason": "lost"}, headers=inventory.admin
-    )
+    added = await inventory.adjust_stock(product, 10, "delivery #1")
+    removed = await inventory.adjust_stock(product, -12, "damaged")
+    too_much = await inventory.adjust_stock(product, -1, "lost")
 
     assert added.status_code == 200, added.text
     assert added.json() == {

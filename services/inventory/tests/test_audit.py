@@ -110,12 +110,8 @@ async def test_a_stock_adjustment_is_recorded_once_and_a_refused_one_not_at_all(
     url = f"{BASE}/{product['id']}/stock"
     await inventory.reserve([{"sku": product["sku"], "qty": 2}])
 
-    added = await inventory.client.post(
-        url, json={"delta": 4, "reason": "delivery #9"}, headers=inventory.admin
-    )
-    refused = await inventory.client.post(
-        url, json={"delta": -8, "reason": "lost"}, headers=inventory.admin
-    )
+    added = await inventory.adjust_stock(product, 4, "delivery #9")
+    refused = await inventory.adjust_stock(product, -8, "lost")
 
     assert added.status_code == 200, added.text
     assert refused.status_code == 409

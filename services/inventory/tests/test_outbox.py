@@ -75,11 +75,7 @@ async def test_events_staged_while_redis_is_down_arrive_exactly_once_when_it_ret
             # Redis is gone; the write model keeps working and stages its events.
             product_url = f"/api/v1/admin/products/{product['id']}"
             for delta in (5, -3, 7):
-                adjusted = await inventory.client.post(
-                    f"{product_url}/stock",
-                    json={"delta": delta, "reason": "outage"},
-                    headers=inventory.admin,
-                )
+                adjusted = await inventory.adjust_stock(product, delta, "outage")
                 assert adjusted.status_code == 200, adjusted.text
             reserved = await inventory.reserve([{"sku": product["sku"], "qty": 4}])
             assert reserved.status_code == 200, reserved.text

@@ -182,11 +182,7 @@ async def test_insufficient_stock_names_every_short_sku_and_frees_the_order(
 
     # The order id was not used up: once stock arrives the same order can reserve.
     for product in (first, second):
-        adjusted = await inventory.client.post(
-            f"/api/v1/admin/products/{product['id']}/stock",
-            json={"delta": 5, "reason": "delivery"},
-            headers=inventory.admin,
-        )
+        adjusted = await inventory.adjust_stock(product, 5, "delivery")
         assert adjusted.status_code == 200, adjusted.text
     retried = await inventory.reserve(items, order_id=order_id)
     assert retried.status_code == 200, retried.text

@@ -69,11 +69,7 @@ async def test_every_stock_statement_stages_the_payload_the_model_defines(
     assert released.status_code == 200, released.text
     await _assert_last_event_matches(inventory, sku)  # _RELEASE
 
-    adjusted = await inventory.client.post(
-        f"/api/v1/admin/products/{product['id']}/stock",
-        json={"delta": -4, "reason": "count"},
-        headers=inventory.admin,
-    )
+    adjusted = await inventory.adjust_stock(product, -4, "count")
     assert adjusted.status_code == 200, adjusted.text
     last = await _assert_last_event_matches(inventory, sku)  # _ADJUST
     assert last["data"]["available"] == 6

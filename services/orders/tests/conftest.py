@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from orders_service.app import create_app
@@ -22,7 +21,7 @@ from orders_service.state import OrdersState
 from storefront_kit.ids import new_id
 from storefront_stack.keys import KeyRing
 from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, database_fixture
-from storefront_stack.serving import RunningService
+from storefront_stack.serving import RunningService, in_process
 from storefront_stack.shop import UK_ADDRESS as ADDRESS
 
 DEAD_URL = "http://127.0.0.1:1"  # nothing listens on port 1
@@ -102,12 +101,8 @@ class Orders(RunningService[OrdersState]):
 async def running(settings: OrdersSettings, keys: Keys) -> AsyncIterator[Orders]:
     app = create_app(settings)
     app.state.security = keys.security()
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://orders", timeout=30
-        ) as client:
-            yield Orders(app=app, client=client, keys=keys)
+    async with in_process(app, "http://orders") as client:
+        yield Orders(app=app, client=client, keys=keys)
 
 
 @pytest.fixture

@@ -1,11 +1,7 @@
 """Shipping and client addresses are encrypted at rest and rotate to a new key."""
 
 import asyncio
-import base64
-import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +17,7 @@ from storefront_kit.db import create_sessionmaker
 from storefront_kit.encryption import BlindIndex, FieldCipher, KeyRing, UnknownKeyId
 from storefront_kit.ids import new_id
 from storefront_kit.migrations import alembic_config
+from storefront_stack.keys import rotate_field_keys
 from storefront_stack.pytest_plugin import create_test_database
 
 from .conftest import ADDRESS, Orders
@@ -33,10 +30,6 @@ def restore_keys() -> Iterator[None]:
     """These tests install keys of their own: put the test settings' keys back after."""
     yield
     fields.install(*OrdersSettings().field_crypto())
-
-
-def _b64(key: bytes) -> str:
-    return base64.b64encode(key).decode()
 
 
 async def _raw_dump(url: str) -> bytes:
@@ -139,19 +132,14 @@ async def test_rotate_keys_reencrypts_every_address_and_the_old_key_can_go(
     await _insert_orders(url, 1)
     assert len(await _addresses(url)) == 6  # both keys read during the rotation
 
-    env = {
-        **os.environ,
-        "ORDERS_DATABASE_URL": url,
-        "ORDERS_ENCRYPTION_KEYS": json.dumps({"old": _b64(old), "new": _b64(new)}),
-        "ORDERS_ENCRYPTION_KEY_ID": "new",
-        "ORDERS_BLIND_INDEX_KEY": _b64(os.urandom(32)),
-    }
     rotated = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "orders_service", "rotate-keys", "--batch-size", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
+        rotate_field_keys,
+        "orders",
+        url,
+        old=old,
+        new=new,
+        blind_index_key=os.urandom(32),
+        batch_size=2,
     )
     assert rotated.returncode == 0, rotated.stderr
     assert "customer_order 5" in rotated.stdout

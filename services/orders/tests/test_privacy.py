@@ -53,6 +53,16 @@ async def _rows(orders: Orders, sql: str, **params: Any) -> list[dict[str, Any]]
         return [dict(r._mapping) for r in await session.execute(text(sql), params)]
 
 
+async def _orders_left_of(orders: Orders, user_id: str) -> list[dict[str, Any]]:
+    """The user's orders still there, after up to 15 s for the erasure consumer to take them."""
+    for _ in range(300):
+        left = await _rows(orders, "SELECT id FROM customer_order WHERE user_id = :u", u=user_id)
+        if not left:
+            break
+        await asyncio.sleep(0.05)
+    return left
+
+
 async def _text_of_every_row(orders: Orders) -> str:
     """Every row of every table of the orders database, as text (bytea as hex)."""
     tables = await _rows(
@@ -143,12 +153,7 @@ async def test_an_erased_users_orders_are_pseudonymised_once_and_keep_their_book
         ] == 5
 
         await redis.xadd(USERS_STREAM, _erased(user).to_stream_fields())  # type: ignore[arg-type]
-        for _ in range(300):
-            left = await _rows(orders, "SELECT id FROM customer_order WHERE user_id = :u", u=user)
-            if not left:
-                break
-            await asyncio.sleep(0.05)
-        assert left == []
+        assert await _orders_left_of(orders, user) == []
 
         rows = await _rows(
             orders,
@@ -223,12 +228,7 @@ async def test_an_erasure_published_while_orders_was_down_is_done_when_it_is_bac
     finally:
         await publisher.aclose()
     async with running(settings, keys) as orders:
-        for _ in range(300):
-            left = await _rows(orders, "SELECT id FROM customer_order WHERE user_id = :u", u=user)
-            if not left:
-                break
-            await asyncio.sleep(0.05)
-        assert left == []
+        assert await _orders_left_of(orders, user) == []
         redis = orders.state.redis
         groups = {g["name"]: g for g in await redis.xinfo_groups(USERS_STREAM)}
         assert groups[ERASURE_GROUP]["pending"] == 0

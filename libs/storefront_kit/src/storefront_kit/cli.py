@@ -6,11 +6,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from storefront_kit.migrations import upgrade
 from storefront_kit.settings import ServiceSettings
 
-__all__ = ["GRACEFUL_SHUTDOWN_S", "KEEP_ALIVE_TIMEOUT_S", "ServiceCommand", "run_service_cli"]
+__all__ = [
+    "GRACEFUL_SHUTDOWN_S",
+    "KEEP_ALIVE_TIMEOUT_S",
+    "ServiceCommand",
+    "progress_bar",
+    "run_service_cli",
+]
 
 #: How long a service keeps an idle HTTP connection open. It must outlast every client's
 #: own idle expiry (nginx's upstream ``keepalive_timeout`` 60 s, httpx's 5 s): when the
@@ -24,6 +39,20 @@ KEEP_ALIVE_TIMEOUT_S = 75
 #: every orchestrator's grace period before SIGKILL (compose ``stop_grace_period`` 30 s,
 #: Kubernetes ``terminationGracePeriodSeconds`` 30 s).
 GRACEFUL_SHUTDOWN_S = 20
+
+
+def progress_bar(console: Console, *extra: ProgressColumn) -> Progress:
+    """The progress bar a long command draws on ``console``: the task, its bar, done of
+    total, the ``extra`` columns (say, a rate), the time elapsed; left on screen at the end."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @dataclass(frozen=True)

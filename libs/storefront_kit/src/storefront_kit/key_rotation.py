@@ -14,18 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storefront_kit.cli import ServiceCommand
+from storefront_kit.cli import ServiceCommand, progress_bar
 from storefront_kit.db import create_engine
 from storefront_kit.encryption import BlindIndex, FieldCipher
 
@@ -119,14 +112,7 @@ async def rotate_with_progress(
 ) -> dict[str, int]:
     """:func:`rotate_columns` for each table, drawing a progress bar; rows done per table."""
     done: dict[str, int] = {}
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with progress_bar(console) as progress:
         for spec in specs:
             async with engine.connect() as connection:
                 total = await count_stale(connection, spec, cipher)

@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("render-gateway", "compose-config"):  # compose-config: the older name
         sub.add_parser(
             name,
-            help="re-render the committed nginx configs (compose, Kubernetes) from the "
-            "template and copy the admin page for Kubernetes",
+            help="re-render the committed nginx configs (compose, Kubernetes) from the template",
         )
     keys_parser = sub.add_parser(
         "service-keys",

@@ -13,13 +13,14 @@ import shutil
 import subprocess
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from storefront_stack.processes import ManagedProcess, PidRegistry, free_port
+from storefront_stack.processes import ManagedProcess, PidRegistry, free_port, listening_pid
 from storefront_stack.users import SERVICE_USER, chown_tree, ensure_service_user
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "start_postgres",
     "start_redis",
     "start_redis_cluster",
+    "started_redis",
     "wait_for",
 ]
 
@@ -225,6 +227,18 @@ def start_redis(
 
     wait_for("redis", ping, timeout=30)
     return Server("redis", f"redis://127.0.0.1:{port}/0", process)
+
+
+@contextmanager
+def started_redis(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """A Redis server of its own on a free port, for the block: its URL and pid (to
+    freeze it with SIGSTOP without touching anyone else's)."""
+    port = free_port()
+    server = start_redis(data_dir, port, persistent=False)
+    try:
+        yield server.url, listening_pid(server.url)
+    finally:
+        server.stop()
 
 
 @dataclass

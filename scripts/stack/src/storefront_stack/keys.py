@@ -6,8 +6,12 @@ see :data:`~storefront_stack.topology.CALLERS`). :func:`service_token_env` makes
 for a set of services (``make run``, and ``.env`` for compose).
 """
 
+import base64
 import json
+import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ __all__ = [
     "field_encryption_env",
     "load_or_create_key",
     "load_or_create_secret",
+    "rotate_field_keys",
     "service_token_env",
     "service_token_keys_env",
     "write_service_keys",
@@ -121,6 +126,35 @@ def field_encryption_env(
         env[f"{prefix}ENCRYPTION_KEY_ID"] = INITIAL_KEY_ID
         env[f"{prefix}BLIND_INDEX_KEY"] = make(name, "blind-index")
     return env
+
+
+def rotate_field_keys(
+    service: str,
+    database_url: str,
+    *,
+    old: bytes,
+    new: bytes,
+    blind_index_key: bytes,
+    batch_size: int,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <service's package> rotate-keys`` over ``database_url``: rows sealed
+    with the key ``old`` re-sealed with ``new`` (both in the ring, ``new`` active), in
+    batches of ``batch_size``. What it printed; it is not checked."""
+    prefix = _prefix(service)
+    package = next(s.package for s in SERVICES if s.name == service)
+
+    def b64(key: bytes) -> str:
+        return base64.b64encode(key).decode()
+
+    env = {
+        **os.environ,
+        f"{prefix}DATABASE_URL": database_url,
+        f"{prefix}ENCRYPTION_KEYS": json.dumps({"old": b64(old), "new": b64(new)}),
+        f"{prefix}ENCRYPTION_KEY_ID": "new",
+        f"{prefix}BLIND_INDEX_KEY": b64(blind_index_key),
+    }
+    command = [sys.executable, "-m", package, "rotate-keys", "--batch-size", str(batch_size)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
 def write_service_keys(directory: Path, services: Iterable[str] = SERVICE_NAMES) -> list[Path]:

@@ -19,7 +19,17 @@ import httpx
 
 from jwt_core_lib import SigningKey, TokenIssuer
 
-__all__ = ["CODE", "bearer", "messages", "telegram_login", "user_token", "wait_for_message"]
+__all__ = [
+    "CODE",
+    "bearer",
+    "customer_login",
+    "messages",
+    "new_chat_id",
+    "new_phone",
+    "telegram_login",
+    "user_token",
+    "wait_for_message",
+]
 
 CODE = re.compile(r"\b(\d{6})\b")
 _CONTACT_REQUEST = re.compile("Share my phone number")
@@ -75,6 +85,23 @@ async def telegram_login(
     verified = await client.post("/api/v1/auth/otp/verify", json={"phone": phone, "code": code[1]})
     assert verified.status_code == 200, verified.text
     return dict(verified.json())
+
+
+def new_phone() -> str:
+    """A random ``+1555`` number (E.164), most likely new to the platform."""
+    return f"+1555{uuid.uuid4().int % 10**7:07d}"
+
+
+def new_chat_id() -> int:
+    """A random Telegram chat id of the 800,000s, most likely linked to no phone yet."""
+    return 800_000 + uuid.uuid4().int % 100_000
+
+
+async def customer_login(client: httpx.AsyncClient) -> str:
+    """A new customer's access token (:func:`new_phone`, :func:`new_chat_id`), through
+    OTP and the Telegram stand-in."""
+    tokens = await telegram_login(client, new_phone(), new_chat_id())
+    return str(tokens["access_token"])
 
 
 def user_token(

@@ -6,8 +6,10 @@ container paths, Docker's DNS re-resolved for ``--scale``) and ``kubernetes`` (t
 compose container paths, ClusterIP Services resolved once). ``python -m storefront_stack
 render-gateway`` writes every committed rendering (:data:`RENDERED`): the local-profile
 compose ``nginx.conf`` (stand-ins under ``/sandbox/<name>/``), ``nginx.production.conf``
-(no stand-ins), the Kubernetes gateway's ``nginx.conf`` and its copy of the admin page
-(kustomize reads files only below the kustomization). A test checks they are current.
+(no stand-ins) and the Kubernetes gateway's ``nginx.conf``. A test checks they are current.
+The admin page has one home, :data:`KUBERNETES_ADMIN_DIR` (kustomize reads files only
+below the kustomization, and not through a link that leaves it); ``gateway/nginx/admin``,
+which compose and the local gateway serve, is a symbolic link to it.
 """
 
 import datetime
@@ -180,10 +182,6 @@ def _container_config(*, standins: bool) -> GatewayConfig:
     )
 
 
-def _admin_page_files(directory: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
-
-
 #: Every committed rendering of the gateway: file → what it must hold.
 RENDERED: Mapping[Path, Callable[[], str]] = {
     COMPOSE_CONFIG: lambda: compose_config(standins=True),
@@ -193,27 +191,20 @@ RENDERED: Mapping[Path, Callable[[], str]] = {
 
 
 def stale_gateway_files() -> list[Path]:
-    """The committed renderings (and admin page copies) that differ from the template's."""
-    stale = [
+    """The committed renderings that differ from the template's."""
+    return [
         path
         for path, render in RENDERED.items()
         if not path.is_file() or path.read_text() != render()
     ]
-    if not KUBERNETES_ADMIN_DIR.is_dir() or _admin_page_files(
-        KUBERNETES_ADMIN_DIR
-    ) != _admin_page_files(TEMPLATE_DIR / "admin"):
-        stale.append(KUBERNETES_ADMIN_DIR)
-    return stale
 
 
 def render_gateway_files() -> list[Path]:
-    """Write every rendering and the Kubernetes copy of the admin page; what was written."""
+    """Write every rendering; what was written."""
     for path, render in RENDERED.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render())
-    shutil.rmtree(KUBERNETES_ADMIN_DIR, ignore_errors=True)
-    shutil.copytree(TEMPLATE_DIR / "admin", KUBERNETES_ADMIN_DIR)
-    return [*RENDERED, KUBERNETES_ADMIN_DIR]
+    return list(RENDERED)
 
 
 def write_self_signed_cert(directory: Path, *, days: int = 30) -> tuple[Path, Path]:

@@ -34,7 +34,7 @@ from storefront_stack.topology import (
     service_env,
 )
 
-__all__ = ["REPO_ROOT", "Platform", "PlatformOptions"]
+__all__ = ["REPO_ROOT", "Platform", "PlatformOptions", "running_platform", "wait_ready_through"]
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -63,6 +63,47 @@ class PlatformOptions:
     #: A ``STOREFRONT_OTLP_ENDPOINT`` in the environment or the overrides wins either way.
     tracing: bool = False
     echo: Callable[[str, str], None] | None = None
+
+    @classmethod
+    def for_tests(cls, state_dir: Path, **options: Any) -> "PlatformOptions":
+        """How tests and benchmarks run a platform of their own: free ports, logs to
+        files, a fast (unsafe) database; ``options``: the rest."""
+        return cls(
+            state_dir=state_dir, free_ports=True, log_to_files=True, fast_unsafe_db=True, **options
+        )
+
+
+def wait_ready_through(
+    gateway_url: str, *, timeout: float, interval: float = 0.5, request_timeout: float = 3
+) -> dict[str, int]:
+    """Wait until ``GET /health/<service>`` through the gateway at ``gateway_url`` is 200
+    for every service: their statuses; a ``TimeoutError`` naming them when ``timeout``
+    ends first."""
+    statuses: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=gateway_url, timeout=request_timeout) as client:
+        while time.monotonic() < deadline:
+            for service in SERVICES:
+                try:
+                    statuses[service.name] = client.get(f"/health/{service.name}").status_code
+                except httpx.HTTPError:
+                    statuses[service.name] = 0
+            if all(code == 200 for code in statuses.values()):
+                return statuses
+            time.sleep(interval)
+    raise TimeoutError(f"not ready through the gateway: {statuses}")
+
+
+@contextlib.contextmanager
+def running_platform(options: PlatformOptions) -> Iterator["Platform"]:
+    """A platform started with ``options`` for the block (a test module's, say), stopped
+    however the block ends."""
+    platform = Platform(options)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
 
 
 class Platform:
@@ -407,19 +448,7 @@ class Platform:
     def wait_ready(self, timeout: float = 120) -> dict[str, int]:
         """Wait until ``GET /health/<service>`` through the gateway is 200 for all six."""
         assert self.endpoints is not None
-        statuses: dict[str, int] = {}
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.endpoints.gateway_url, timeout=3) as client:
-            while time.monotonic() < deadline:
-                for service in SERVICES:
-                    try:
-                        statuses[service.name] = client.get(f"/health/{service.name}").status_code
-                    except httpx.HTTPError:
-                        statuses[service.name] = 0
-                if all(code == 200 for code in statuses.values()):
-                    return statuses
-                time.sleep(0.5)
-        raise TimeoutError(f"platform not ready through the gateway: {statuses}")
+        return wait_ready_through(self.endpoints.gateway_url, timeout=timeout)
 
     # --- whole platform -------------------------------------------------------------
 

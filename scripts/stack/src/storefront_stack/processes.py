@@ -9,15 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import psutil
 
 from storefront_stack.users import run_as_kwargs
 
-__all__ = ["ManagedProcess", "PidRegistry", "free_port"]
+__all__ = ["ManagedProcess", "PidRegistry", "free_port", "frozen", "listening_pid"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -31,6 +32,32 @@ def _die_with_parent() -> None:
 #: Where :func:`free_port` looks: below the kernel's ephemeral range (32768-60999 by
 #: default), and apart from the Redis Cluster nodes' 20000-40000 (infra).
 FREE_PORT_RANGE = range(10000, 20000)
+
+
+def listening_pid(url: str) -> int:
+    """The process listening on the TCP port of ``url`` (say, a server to freeze with
+    SIGSTOP); a ``LookupError`` when none does."""
+    port = urlsplit(url).port
+    for connection in psutil.net_connections(kind="tcp"):
+        listening = connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+        if listening and connection.pid is not None:
+            return int(connection.pid)
+    raise LookupError(f"nothing listens on {url}")
+
+
+@contextlib.contextmanager
+def frozen(*pids: int) -> Iterator[None]:
+    """SIGSTOP ``pids`` (what a hung server looks like to its clients); SIGCONT them
+    however the block ends."""
+    stopped: list[int] = []
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
 
 
 def free_port() -> int:

@@ -14,14 +14,14 @@ the single server.
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from storefront_stack import infra
-from storefront_stack.platform import REPO_ROOT, Platform, PlatformOptions
+from storefront_stack.platform import REPO_ROOT, Platform, PlatformOptions, running_platform
 from storefront_stack.processes import PidRegistry, free_port
 
 __all__ = ["REDIS_MODES", "create_test_database", "database_fixture", "flush_redis"]
@@ -49,6 +49,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("redis_mode", modes, indirect=True)
 
 
+def _external_or_started(
+    variable: str, start: Callable[[], infra.Server | infra.Cluster]
+) -> Iterator[str]:
+    """The URL the environment ``variable`` names, else that of a server ``start`` starts
+    (and this stops when the session ends)."""
+    external = os.environ.get(variable)
+    if external:
+        yield external
+        return
+    server = start()
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch directory for this session's servers (data and logs)."""
@@ -64,54 +78,45 @@ def stack_registry(stack_dir: Path) -> PidRegistry:
 @pytest.fixture(scope="session")
 def postgres_server_url(stack_dir: Path, stack_registry: PidRegistry) -> Iterator[str]:
     """A PostgreSQL server URL (no database part)."""
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        yield external
-        return
-    server = infra.start_postgres(
-        stack_dir / "postgres" / "data",
-        free_port(),
-        registry=stack_registry,
-        log_file=stack_dir / "postgres.log",
-        fast_unsafe=True,
+    yield from _external_or_started(
+        "DATABASE_URL",
+        lambda: infra.start_postgres(
+            stack_dir / "postgres" / "data",
+            free_port(),
+            registry=stack_registry,
+            log_file=stack_dir / "postgres.log",
+            fast_unsafe=True,
+        ),
     )
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_server_url(stack_dir: Path, stack_registry: PidRegistry) -> Iterator[str]:
     """A Redis server URL (database 0)."""
-    external = os.environ.get("REDIS_URL")
-    if external:
-        yield external
-        return
-    server = infra.start_redis(
-        stack_dir / "redis",
-        free_port(),
-        registry=stack_registry,
-        log_file=stack_dir / "redis.log",
-        persistent=False,
+    yield from _external_or_started(
+        "REDIS_URL",
+        lambda: infra.start_redis(
+            stack_dir / "redis",
+            free_port(),
+            registry=stack_registry,
+            log_file=stack_dir / "redis.log",
+            persistent=False,
+        ),
     )
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_cluster_url(stack_dir: Path, stack_registry: PidRegistry) -> Iterator[str]:
     """A three-master Redis Cluster's ``redis+cluster://`` URL (every master listed)."""
-    external = os.environ.get("REDIS_CLUSTER_URL")
-    if external:
-        yield external
-        return
-    cluster = infra.start_redis_cluster(
-        stack_dir / "redis-cluster",
-        infra.free_cluster_ports(3),
-        registry=stack_registry,
-        log_dir=stack_dir,
+    yield from _external_or_started(
+        "REDIS_CLUSTER_URL",
+        lambda: infra.start_redis_cluster(
+            stack_dir / "redis-cluster",
+            infra.free_cluster_ports(3),
+            registry=stack_registry,
+            log_dir=stack_dir,
+        ),
     )
-    yield cluster.url
-    cluster.stop()
 
 
 @pytest.fixture
@@ -162,20 +167,16 @@ def flush_redis(url: str) -> None:
 @pytest.fixture(scope="session")
 def elasticsearch_url(stack_dir: Path, stack_registry: PidRegistry) -> Iterator[str]:
     """An Elasticsearch URL (single node, security off)."""
-    external = os.environ.get("ELASTICSEARCH_URL")
-    if external:
-        yield external
-        return
-    home = infra.ensure_elasticsearch(REPO_ROOT / ".stack" / "cache")
-    server = infra.start_elasticsearch(
-        home,
-        stack_dir / "elasticsearch",
-        free_port(),
-        registry=stack_registry,
-        log_file=stack_dir / "elasticsearch.log",
+    yield from _external_or_started(
+        "ELASTICSEARCH_URL",
+        lambda: infra.start_elasticsearch(
+            infra.ensure_elasticsearch(REPO_ROOT / ".stack" / "cache"),
+            stack_dir / "elasticsearch",
+            free_port(),
+            registry=stack_registry,
+            log_file=stack_dir / "elasticsearch.log",
+        ),
     )
-    yield server.url
-    server.stop()
 
 
 def create_test_database(server_url: str, package: str | None = None) -> str:
@@ -232,13 +233,10 @@ def platform(
     stack_dir: Path, postgres_server_url: str, elasticsearch_url: str
 ) -> Iterator[Platform]:
     """The whole platform behind nginx on free ports, with its own Redis."""
-    options = PlatformOptions(
-        state_dir=stack_dir / "platform",
-        free_ports=True,
+    options = PlatformOptions.for_tests(
+        stack_dir / "platform",
         database_url=_fresh_server_namespace(postgres_server_url),
         elasticsearch_url=elasticsearch_url,
-        log_to_files=True,
-        fast_unsafe_db=True,
         tracing=True,
         env_overrides={
             "GATEWAY_AUTH_RATE": "20r/s",
@@ -259,10 +257,8 @@ def platform(
             },
         },
     )
-    running = Platform(options)
-    running.start()
-    yield running
-    running.stop()
+    with running_platform(options) as running:
+        yield running
 
 
 def _fresh_server_namespace(server_url: str) -> str:

@@ -4,7 +4,8 @@ Every test that needs real connections (a stand-in another service calls, a serv
 over HTTP, replicas) builds the server the same way: quiet, on 127.0.0.1, with the
 keep-alive the platform serves with (``storefront_kit.cli``: it outlasts the callers'
 pool expiry, so a request never races an idle connection's close). Then it starts it in
-its own event loop (:func:`start`) or in a thread (:func:`start_in_thread`).
+its own event loop (:func:`start`) or in a thread (:func:`start_in_thread`). A test that
+needs no socket talks to the app in-process instead (:func:`in_process`).
 :class:`RunningService` is the base of a test's handle on a running service app.
 """
 
@@ -13,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import httpx
 import uvicorn
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,6 +31,7 @@ from storefront_stack.processes import free_port
 
 __all__ = [
     "RunningService",
+    "in_process",
     "local_server",
     "start",
     "start_in_thread",
@@ -36,6 +39,22 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound=DatabaseState)
+
+
+@asynccontextmanager
+async def in_process(
+    app: FastAPI, base_url: str, *, request_timeout_s: float = 30
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` started (its lifespan, 30 s at most each way) and a client that speaks to
+    it in-process at ``base_url`` (``request_timeout_s``: per request); stopped when the
+    block ends."""
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url, timeout=request_timeout_s
+        ) as client,
+    ):
+        yield client
 
 
 def local_server(app: Any, port: int, **config: Any) -> uvicorn.Server:

@@ -1,12 +1,16 @@
-"""The bodies end-to-end tests and benchmarks send to buy: a product, an order, an address.
+"""What end-to-end tests and benchmarks send to buy: a product, an order, an address (and
+the call that creates the product).
 
 Written once so that a change to the API's shapes is made in one place; each caller
 still chooses what it asserts about (its sku, price, stock, payment token).
 """
 
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ADDRESS", "UK_ADDRESS", "order_body", "product_body"]
+import httpx
+
+__all__ = ["ADDRESS", "UK_ADDRESS", "create_product", "order_body", "product_body"]
 
 #: A shipping address every provider stand-in accepts.
 ADDRESS = {
@@ -27,13 +31,22 @@ UK_ADDRESS = {
 }
 
 
-def product_body(sku: str, *, name: str, price: int, stock: int) -> dict[str, Any]:
-    """``POST /api/v1/admin/products``: a kitchen product by Brewster, priced in EUR."""
+def product_body(
+    sku: str,
+    *,
+    name: str,
+    price: int,
+    stock: int,
+    brand: str = "Brewster",
+    category: str = "kitchen",
+) -> dict[str, Any]:
+    """``POST /api/v1/admin/products``: a product (by default a kitchen product by
+    Brewster), priced in EUR."""
     return {
         "sku": sku,
         "name": name,
-        "brand": "Brewster",
-        "category": "kitchen",
+        "brand": brand,
+        "category": category,
         "price": price,
         "currency": "EUR",
         "initial_stock": stock,
@@ -47,3 +60,13 @@ def order_body(sku: str, *, token: str, qty: int = 1) -> dict[str, Any]:
         "shipping_address": dict(ADDRESS),
         "payment": {"method": "card", "token": token},
     }
+
+
+async def create_product(
+    client: httpx.AsyncClient, headers: Mapping[str, str], body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``POST /api/v1/admin/products`` of ``body`` (say, a :func:`product_body`) with the
+    staff ``headers``: the product created (a 201, or the assertion shows the answer)."""
+    created = await client.post("/api/v1/admin/products", headers=dict(headers), json=dict(body))
+    assert created.status_code == 201, created.text
+    return dict(created.json())

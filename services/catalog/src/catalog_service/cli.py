@@ -13,14 +13,7 @@ import time
 
 import httpx
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID, TextColumn
 
 from catalog_service.clients.elasticsearch import create_elasticsearch
 from catalog_service.service.reindex import (
@@ -30,7 +23,7 @@ from catalog_service.service.reindex import (
     reindex_from_inventory,
 )
 from catalog_service.settings import CatalogSettings
-from storefront_kit.cli import ServiceCommand
+from storefront_kit.cli import ServiceCommand, progress_bar
 from storefront_kit.http import create_http_client
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.security import build_security
@@ -47,15 +40,7 @@ async def run_reindex(settings: CatalogSettings, *, console: Console) -> Reindex
     try:
         security = build_security(settings, http_client=http)
         total = await estimated_total(es, settings)
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} products/s"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
+        with progress_bar(console, TextColumn("{task.fields[rate]} products/s")) as progress:
             task = progress.add_task("reindex", total=total, rate="-")
             started = time.monotonic()
 

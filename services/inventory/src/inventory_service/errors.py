@@ -20,6 +20,7 @@ Inventory-specific problems (stable ``code`` in parentheses)::
 """
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from storefront_kit.errors import (
     AppError,
@@ -48,37 +49,39 @@ __all__ = [
 ]
 
 
-class InsufficientStock(Conflict):
+class _SkusProblem(AppError):
+    """A problem with some skus: the detail names them after :attr:`lead`, and ``skus``
+    lists them, sorted."""
+
+    lead: ClassVar[str]
+
+    def __init__(self, skus: Iterable[str]) -> None:
+        names = sorted(skus)
+        super().__init__(f"{self.lead} {', '.join(names)}.", skus=names)
+
+
+class InsufficientStock(_SkusProblem, Conflict):
     """At least one line of a reservation cannot be met; nothing was reserved."""
 
     code = "insufficient_stock"
     title = "Insufficient stock"
-
-    def __init__(self, skus: Iterable[str]) -> None:
-        names = sorted(skus)
-        super().__init__(f"Not enough stock for: {', '.join(names)}.", skus=names)
+    lead = "Not enough stock for:"
 
 
-class ProductUnavailable(Conflict):
+class ProductUnavailable(_SkusProblem, Conflict):
     """A line names a product that is inactive or deleted."""
 
     code = "product_unavailable"
     title = "Product unavailable"
-
-    def __init__(self, skus: Iterable[str]) -> None:
-        names = sorted(skus)
-        super().__init__(f"Not for sale: {', '.join(names)}.", skus=names)
+    lead = "Not for sale:"
 
 
-class UnknownSku(UnprocessableEntity):
+class UnknownSku(_SkusProblem, UnprocessableEntity):
     """A line names a sku that does not exist."""
 
     code = "unknown_sku"
     title = "Unknown sku"
-
-    def __init__(self, skus: Iterable[str]) -> None:
-        names = sorted(skus)
-        super().__init__(f"Unknown skus: {', '.join(names)}.", skus=names)
+    lead = "Unknown skus:"
 
 
 class MixedCurrency(UnprocessableEntity):

@@ -8,7 +8,7 @@ exists and no retry loop is needed (see docs/inventory.md).
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -30,12 +30,13 @@ from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
 __all__ = [
+    "HeldStockChange",
     "Hold",
     "ProductFilter",
     "add_adjustment",
     "add_event",
     "adjust_stock",
-    "commit_stock",
+    "change_held_stock",
     "export_products",
     "get_product",
     "get_product_by_sku",
@@ -50,7 +51,6 @@ __all__ = [
     "lock_reservation",
     "product_exists",
     "product_snapshots",
-    "release_stock",
     "reservation_lines",
     "set_reservation_status",
     "soft_delete_product",
@@ -518,29 +518,30 @@ async def _change_stock(
     return _stock_out(row)
 
 
-async def release_stock(
-    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
+#: What a hold's settlement does to its stock row: ``release`` gives the hold back (the
+#: check constraint refuses ``reserved`` below zero), ``commit`` turns it into a sale (the
+#: units leave both ``on_hand`` and ``reserved``), ``restock`` puts sold units back on
+#: hand (a committed order was cancelled).
+HeldStockChange = Literal["release", "commit", "restock"]
+_HELD_STOCK_CHANGES: dict[HeldStockChange, TextClause] = {
+    "release": _RELEASE,
+    "commit": _COMMIT,
+    "restock": _RESTOCK,
+}
+
+
+async def change_held_stock(
+    session: AsyncSession,
+    change: HeldStockChange,
+    *,
+    sku: str,
+    qty: int,
+    stream: str,
+    event: EventEnvelope,
 ) -> StockData:
-    """Give back a hold (the check constraint refuses ``reserved`` below zero)."""
-    changed = await _change_stock(session, _RELEASE, sku=sku, qty=qty, stream=stream, event=event)
-    assert changed is not None, f"stock row {sku} vanished"
-    return changed
-
-
-async def commit_stock(
-    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
-) -> StockData:
-    """Turn a hold into a sale: the units leave both ``on_hand`` and ``reserved``."""
-    changed = await _change_stock(session, _COMMIT, sku=sku, qty=qty, stream=stream, event=event)
-    assert changed is not None, f"stock row {sku} vanished"
-    return changed
-
-
-async def restock(
-    session: AsyncSession, *, sku: str, qty: int, stream: str, event: EventEnvelope
-) -> StockData:
-    """Put sold units back on hand (a committed order was cancelled)."""
-    changed = await _change_stock(session, _RESTOCK, sku=sku, qty=qty, stream=stream, event=event)
+    """Apply ``change`` to the stock row of a hold's ``sku`` (it must be there)."""
+    statement = _HELD_STOCK_CHANGES[change]
+    changed = await _change_stock(session, statement, sku=sku, qty=qty, stream=stream, event=event)
     assert changed is not None, f"stock row {sku} vanished"
     return changed
 

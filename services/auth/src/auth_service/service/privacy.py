@@ -40,6 +40,7 @@ from auth_service.schemas import (
     UserExport,
 )
 from auth_service.service import audit as audit_log
+from auth_service.service.users import user_id_of
 from storefront_kit.audit import AuditContext
 from storefront_kit.events import EventEnvelope, add_outbox_event
 from storefront_kit.logging import get_logger
@@ -62,15 +63,6 @@ logger = get_logger(__name__)
 _PHONE_LIMITS = ("phone", "verify_phone")
 
 
-def _uuid(text: str | UUID) -> UUID:
-    if isinstance(text, UUID):
-        return text
-    try:
-        return UUID(text)
-    except ValueError:
-        raise UserNotFound() from None
-
-
 async def _account(session: AsyncSession, user_id: UUID, *, for_update: bool) -> UserAccount:
     user = await repository.get_account(session, user_id, for_update=for_update)
     if user is None:
@@ -88,7 +80,7 @@ async def export_user(
     user_id: str | UUID,
 ) -> UserExport:
     """Everything held about the user; audited (``user.exported``) when complete."""
-    uid = _uuid(user_id)
+    uid = user_id_of(user_id)
     user = await _account(session, uid, for_update=False)
     tokens = await repository.list_refresh_tokens(session, uid)
     orders, notifications, presence = await asyncio.gather(
@@ -114,17 +106,7 @@ async def export_user(
             created_at=user.created_at,
             updated_at=user.updated_at,
         ),
-        sessions=[
-            ExportedSession(
-                id=t.id,
-                family_id=t.family_id,
-                created_at=t.created_at,
-                expires_at=t.expires_at,
-                used_at=t.used_at,
-                revoked_at=t.revoked_at,
-            )
-            for t in tokens
-        ],
+        sessions=[ExportedSession.model_validate(t, from_attributes=True) for t in tokens],
         orders=orders.orders,
         notifications=notifications,
         presence=presence,
@@ -169,7 +151,7 @@ async def erase_user(
     Concurrent erasures of one user serialise on the row lock: the second finds it
     erased (:class:`UserErased`) and changes nothing.
     """
-    uid = _uuid(user_id)
+    uid = user_id_of(user_id)
     user = await _account(session, uid, for_update=True)
     phone, chat_id = user.phone, user.telegram_chat_id
     before = {"roles": list(user.roles), "telegram_linked": user.telegram_chat_id is not None}

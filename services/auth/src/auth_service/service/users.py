@@ -34,6 +34,7 @@ __all__ = [
     "list_users",
     "set_roles",
     "update_profile",
+    "user_id_of",
 ]
 
 logger = get_logger(__name__)
@@ -46,7 +47,8 @@ class ChatTaken(Conflict):
     title = "The Telegram chat is linked to another user"
 
 
-def _user_id(text: str | UUID) -> UUID:
+def user_id_of(text: str | UUID) -> UUID:
+    """``text`` as a user id; not one is a user that does not exist (404)."""
     if isinstance(text, UUID):
         return text
     try:
@@ -57,7 +59,7 @@ def _user_id(text: str | UUID) -> UUID:
 
 async def get_user(session: AsyncSession, user_id: str | UUID) -> UserAccount:
     """The user, or :class:`UserNotFound`."""
-    user = await repository.get_user(session, _user_id(user_id))
+    user = await repository.get_user(session, user_id_of(user_id))
     if user is None:
         raise UserNotFound()
     return user
@@ -68,7 +70,7 @@ async def update_profile(
 ) -> UserAccount:
     """Apply the given profile fields (``None`` clears one)."""
     values = {key: value for key, value in changes.items() if key in _PROFILE_FIELDS}
-    uid = _user_id(user_id)
+    uid = user_id_of(user_id)
     if not values:
         return await get_user(session, uid)
     user = await repository.update_profile(session, uid, values, now=datetime.now(UTC))

@@ -2,7 +2,7 @@
 in the caller's one transaction."""
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +31,6 @@ from inventory_service.errors import (
     ReservationMismatch,
     ReservationNotFound,
 )
-from inventory_service.events import StockData
 from inventory_service.models import Reservation, ReservationLine
 from inventory_service.schemas import ReservationLineOut, ReservationOut
 from storefront_kit.db import unit_of_work
@@ -147,15 +146,12 @@ async def reserve(
     raise InsufficientStock(short)
 
 
-StockChange = Callable[..., Awaitable[StockData]]
-
-
 async def _settle(
     session: AsyncSession,
     order_id: UUID,
     *,
     transition: Callable[[str], Transition],
-    change: StockChange,
+    change: repository.HeldStockChange,
     status: str,
 ) -> ReservationOut:
     """Move a reservation to ``status``: its stock changed line by line (sku order) with
@@ -166,8 +162,9 @@ async def _settle(
     lines = await repository.reservation_lines(session, [reservation.id])  # sku order
     if transition(reservation.status) == "apply":
         for line in lines:
-            await change(
+            await repository.change_held_stock(
                 session,
+                change,
                 sku=line.sku,
                 qty=line.qty,
                 stream=events.STREAM,
@@ -186,7 +183,7 @@ async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
         session,
         order_id,
         transition=release_transition,
-        change=repository.release_stock,
+        change="release",
         status=RELEASED,
     )
 
@@ -197,7 +194,7 @@ async def commit(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
         session,
         order_id,
         transition=commit_transition,
-        change=repository.commit_stock,
+        change="commit",
         status=COMMITTED,
     )
 
@@ -208,7 +205,7 @@ async def restock(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
         session,
         order_id,
         transition=restock_transition,
-        change=repository.restock,
+        change="restock",
         status=RETURNED,
     )
 
@@ -229,8 +226,9 @@ async def sweep_expired(sessionmaker: async_sessionmaker[AsyncSession], *, batch
         for line in await repository.reservation_lines(session, ids):
             per_sku[line.sku] += line.qty
         for sku in sorted(per_sku):  # sku order, like every other multi-row stock change
-            await repository.release_stock(
+            await repository.change_held_stock(
                 session,
+                "release",
                 sku=sku,
                 qty=per_sku[sku],
                 stream=events.STREAM,

@@ -42,20 +42,7 @@ async def export_notifications(
     rows = await repository.user_log(session, str(user_id))
     return ExportedNotifications(
         cached_chat_id=await chats.cached(user_id),
-        messages=[
-            ExportedMessage(
-                id=r.id,
-                event_id=r.event_id,
-                event_type=r.event_type,
-                kind=r.kind,
-                status=r.status,
-                chat_id=r.chat_id,
-                attempts=r.attempts,
-                sent_at=r.sent_at,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ],
+        messages=[ExportedMessage.model_validate(r, from_attributes=True) for r in rows],
     )
 
 

@@ -1,0 +1,95 @@
+"""What the benchmarks share: a platform of their own, staff and customer logins, a product
+to buy and a checkout of it.
+
+The scripts import it as a sibling module (``python bench/bench_x.py`` puts ``bench/`` on
+the path); ``storefront_stack`` is imported where it is used, as in the scripts, so that
+``--help`` needs none of it.
+"""
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import httpx
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from storefront_stack.platform import Platform
+    from storefront_stack.topology import Endpoints
+
+__all__ = ["admin_headers", "checkout", "create_product", "customer_headers", "own_platform"]
+
+#: The payment stand-in's card that is always authorized.
+_CARD = "tok_visa"
+
+
+def admin_headers(auth_signing_key_pem: str) -> dict[str, str]:
+    """An admin's bearer header for an hour, signed with the platform's user-token key."""
+    from storefront_stack.logins import bearer, user_token
+
+    env = {"AUTH_JWT_SIGNING_KEY": auth_signing_key_pem}
+    return bearer(user_token(env, "admin", ttl=timedelta(hours=1)))
+
+
+async def customer_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """A new customer's bearer header, through OTP and the Telegram stand-in (as the e2e
+    tests log in)."""
+    from storefront_stack.logins import bearer, customer_login
+
+    return bearer(await customer_login(client))
+
+
+async def create_product(
+    client: httpx.AsyncClient, admin: dict[str, str], sku: str, *, name: str, units: int
+) -> None:
+    """``sku`` on sale at 9.99 EUR with ``units`` in stock (``admin``: the staff header)."""
+    from storefront_stack import shop
+
+    body = shop.product_body(
+        sku, name=name, price=999, stock=units, brand="Bench", category="bench"
+    )
+    await shop.create_product(client, admin, body)
+
+
+async def checkout(
+    session: aiohttp.ClientSession, url: str, sku: str, headers: dict[str, str]
+) -> tuple[str, dict[str, Any] | None]:
+    """One unit of ``sku`` bought at ``url`` (``POST /api/v1/orders``): the outcome
+    (``"201 CONFIRMED"``, ``"409"``, … or the client error's name) and the answer's body
+    (``{}`` for an error status, ``None`` when no answer came)."""
+    from storefront_stack.shop import order_body
+
+    try:
+        async with session.post(
+            url,
+            json=order_body(sku, token=_CARD),
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        ) as response:
+            body = await response.json(content_type=None) if response.status < 300 else {}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return type(exc).__name__, None
+    return f"{response.status} {body.get('status', '')}".strip(), body
+
+
+@contextmanager
+def own_platform(
+    console: Console, prefix: str, *, state_dir: Path | None = None, **options: Any
+) -> Iterator[tuple["Platform", "Endpoints"]]:
+    """A whole platform on free ports (as ``make test`` starts it), in ``state_dir`` or a
+    scratch directory named ``prefix…``; stopped on exit. ``options``: the rest of its
+    :class:`~storefront_stack.platform.PlatformOptions`."""
+    from storefront_stack.platform import Platform, PlatformOptions
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        platform = Platform(PlatformOptions.for_tests(state_dir or Path(scratch), **options))
+        with console.status("starting the platform (PostgreSQL, Redis, Elasticsearch, nginx)"):
+            endpoints = platform.start()
+        try:
+            yield platform, endpoints
+        finally:
+            platform.stop()
