@@ -47,6 +47,8 @@ RUNNER_VARIABLES = frozenset(
         "GATEWAY_SEARCH_BURST",
         # Processes per service the runner starts (docs/design.md §8).
         *(f"{s.env_prefix}REPLICAS" for s in SERVICES),
+        # Databases the runner splits orders' users over (docs/orders.md, "Shards").
+        "ORDERS_DATABASES",
     }
 )
 # Read by docker-compose.yml itself (interpolation); every other `${VAR}` it uses is
