@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from storefront_stack.processes import ManagedProcess, PidRegistry
+from storefront_stack.processes import FREE_PORT_RANGE, ManagedProcess, PidRegistry, free_port
 
 # A parent that starts a grandchild and ignores SIGTERM, like a launcher script would.
 STUBBORN = """
@@ -75,3 +75,12 @@ def test_registry_forgets_processes_stopped_cleanly(tmp_path: Path) -> None:
     process.stop()
     assert registry.kill_leftovers() == []
     assert os.getpgid(os.getpid())  # the test process itself is untouched
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    # A stopped service's port is free until it restarts: it must not be chosen for
+    # another server meanwhile. 400 draws from 10,000 ports would repeat one by chance
+    # (99 % likely) if the ports handed out were not remembered.
+    ports = [free_port() for _ in range(400)]
+    assert len(set(ports)) == len(ports)
+    assert all(port in FREE_PORT_RANGE for port in ports)

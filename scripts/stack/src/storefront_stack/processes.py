@@ -60,6 +60,10 @@ def frozen(*pids: int) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+#: Every port :func:`free_port` returned in this process (never returned again).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now, from :data:`FREE_PORT_RANGE`.
 
@@ -68,16 +72,24 @@ def free_port() -> int:
     meanwhile draws its local port from too (the services starting up open hundreds to
     PostgreSQL and Redis): one of them took the gateway's port once, and nginx could
     not start. Below that range only another server's choice can collide.
+
+    Nor is a port handed out twice by one process: a service a test stops and starts
+    again rebinds its own port, which is free while it is down, and another server
+    chosen meanwhile took it once (catalog could not come back, and every later test of
+    the run failed on it).
     """
     import random
     import socket
 
     for port in random.sample(FREE_PORT_RANGE, 200):
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     with socket.socket() as sock:  # the range is crowded: let the kernel choose
         sock.bind(("127.0.0.1", 0))
