@@ -3,12 +3,16 @@
 The saga's hot path (issue 17) runs statements built once at import with bind
 parameters: a step transaction then costs each statement's execution, not its
 construction, coercion and cache key. The step records of one transaction go in one
-round trip (:func:`record_steps`), however many steps it records.
+round trip (:func:`record_steps`), however many steps it records. The saga reads the
+order row without the ORM, into an :class:`OrderRow` (:func:`lock_order_row`), and
+writes back the columns it changed with one ``UPDATE`` (:func:`save_order_row`): no
+identity map, no unit of work, no flush.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +43,8 @@ from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
 __all__ = [
+    "AnyOrder",
+    "OrderRow",
     "StepRecord",
     "claim_expired_sagas",
     "confirmed_order_count",
@@ -51,13 +57,16 @@ __all__ = [
     "holds_order",
     "insert_order",
     "list_orders",
+    "lock_order_row",
     "orders_of_user",
     "pseudonymise_user",
+    "read_order_row",
     "receipt",
     "record_step",
     "record_steps",
     "release_lease",
     "renew_lease",
+    "save_order_row",
     "stage_audit",
     "stage_event",
     "stage_status_changed",
@@ -153,6 +162,123 @@ _ORDER = (
 _ORDER_LOCKED = _ORDER.with_for_update()
 
 
+# -- The order row of the saga's step transactions, without the ORM (issue 17) --------
+
+
+@dataclass(slots=True, eq=False)
+class OrderRow:
+    """An order as the saga reads and writes it: the row's columns in a plain object.
+
+    Read by :func:`lock_order_row` (or :func:`read_order_row`), changed in place by the
+    saga's step handlers and :func:`~orders_service.service.transitions.transition`, and
+    written back by :func:`save_order_row`: one ``UPDATE`` of the columns that differ
+    from what was read. Nothing else tracks it (no session, no identity map), so a
+    change is written only by that call. The columns no step reads (the idempotency key,
+    the request's fingerprint, the timestamps) are not loaded.
+    """
+
+    id: UUID
+    user_id: str
+    status: str
+    reason: str | None
+    reason_detail: str | None
+    outcome: str | None
+    cancel_requested: bool
+    items: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    subtotal: int | None
+    total: int | None
+    currency: str | None
+    shipping_address: dict[str, Any]
+    payment_method: dict[str, Any]
+    client_address: str | None
+    phone_ref: str | None
+    payment_id: str | None
+    shipment_id: str | None
+    tracking_number: str | None
+    label_url: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    retry_rounds: int
+    version: int
+    #: The column values as read or last written (what :func:`save_order_row` compares).
+    stored: tuple[Any, ...] = field(default=(), repr=False)
+
+
+#: The saga's order: a plain row, or a mapped one (the staff and customer use cases).
+AnyOrder = CustomerOrder | OrderRow
+
+_ORDERS: Table = CustomerOrder.__table__  # type: ignore[assignment]
+_ROW_COLUMNS = tuple(f.name for f in fields(OrderRow) if f.name != "stored")
+#: The row's column values, in ``_ROW_COLUMNS`` order (one C call, no Python frames).
+_row_values = attrgetter(*_ROW_COLUMNS)
+_ORDER_ROW = select(*(_ORDERS.c[name] for name in _ROW_COLUMNS)).where(
+    _ORDERS.c.id == bindparam("p_order_id")
+)
+_ORDER_ROW_LOCKED = _ORDER_ROW.with_for_update()
+#: ``UPDATE`` statements by the columns they set (indexes into ``_ROW_COLUMNS``), each
+#: built the first time a step changes that set: a handful in all.
+_ROW_UPDATES: dict[tuple[int, ...], Any] = {}
+
+
+async def lock_order_row(session: AsyncSession, order_id: UUID) -> OrderRow | None:
+    """The order's row, locked ``FOR UPDATE`` until the transaction ends."""
+    return await _read_row(session, _ORDER_ROW_LOCKED, order_id)
+
+
+async def read_order_row(session: AsyncSession, order_id: UUID) -> OrderRow | None:
+    """The order's row, not locked."""
+    return await _read_row(session, _ORDER_ROW, order_id)
+
+
+async def _read_row(session: AsyncSession, statement: Any, order_id: UUID) -> OrderRow | None:
+    connection = await session.connection()
+    row = (await connection.execute(statement, {"p_order_id": order_id})).first()
+    if row is None:
+        return None
+    values = tuple(row)
+    order = OrderRow(*values)
+    order.stored = values
+    return order
+
+
+async def save_order_row(session: AsyncSession, order: OrderRow) -> None:
+    """Write the columns of ``order`` that changed since it was read (or last saved).
+
+    The caller's transaction holds the row (:func:`lock_order_row`). Nothing changed:
+    no statement. ``updated_at`` is set by the database as the ORM's ``onupdate`` did.
+    """
+    values: tuple[Any, ...] = _row_values(order)
+    stored = order.stored or (None,) * len(values)  # built, not read: every column
+    changed = tuple(
+        [i for i in range(1, len(values)) if values[i] is not stored[i] and values[i] != stored[i]]
+    )
+    if not changed:
+        return
+    statement = _ROW_UPDATES.get(changed)
+    if statement is None:
+        statement = _ROW_UPDATES[changed] = _row_update(changed)
+    params = {f"p_{_ROW_COLUMNS[i]}": values[i] for i in changed}
+    params["p_order_id"] = order.id
+    connection = await session.connection()
+    await connection.execute(statement, params)
+    order.stored = values
+
+
+def _row_update(changed: tuple[int, ...]) -> Any:
+    names = [_ROW_COLUMNS[i] for i in changed]  # never the id (index 0)
+    return (
+        update(_ORDERS)
+        .where(_ORDERS.c.id == bindparam("p_order_id"))
+        .values(
+            {
+                **{name: bindparam(f"p_{name}", type_=_ORDERS.c[name].type) for name in names},
+                "updated_at": func.now(),
+            }
+        )
+    )
+
+
 async def database_now(session: AsyncSession) -> datetime | None:
     """The database's ``now()``: the clock leases are compared with."""
     return await session.scalar(select(func.now()))
@@ -224,7 +350,7 @@ class StepRecord:
 
 async def record_step(
     session: AsyncSession,
-    order: CustomerOrder,
+    order: AnyOrder,
     step: Step,
     status: StepStatus,
     *,
@@ -238,7 +364,7 @@ async def record_step(
 
 
 async def record_steps(
-    session: AsyncSession, order: CustomerOrder, records: Sequence[StepRecord]
+    session: AsyncSession, order: AnyOrder, records: Sequence[StepRecord]
 ) -> None:
     """Insert or update the rows of ``records`` (distinct steps), in one round trip.
 
@@ -366,7 +492,7 @@ async def release_lease(
     order_id: UUID,
     owner: str,
     retry_in_s: float = 0.0,
-    locked: CustomerOrder | None = None,
+    locked: AnyOrder | None = None,
 ) -> None:
     """Give the saga up so any replica may take it (after ``retry_in_s``).
 
@@ -513,11 +639,11 @@ async def pseudonymise_user(session: AsyncSession, user_id: str, *, pseudonym: s
 # -- Events staged in the transaction (the outbox; orders_service.events) -------------
 
 
-def _base(order: CustomerOrder) -> dict[str, Any]:
+def _base(order: AnyOrder) -> dict[str, Any]:
     return {"order_id": str(order.id), "user_id": order.user_id}
 
 
-def receipt(order: CustomerOrder) -> dict[str, Any]:
+def receipt(order: AnyOrder) -> dict[str, Any]:
     """The order's priced content: enough to render a receipt."""
     return {
         **_base(order),
@@ -530,7 +656,7 @@ def receipt(order: CustomerOrder) -> dict[str, Any]:
 
 
 def stage_event(
-    session: AsyncSession, order: CustomerOrder, event_type: str, data: dict[str, Any]
+    session: AsyncSession, order: AnyOrder, event_type: str, data: dict[str, Any]
 ) -> None:
     """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added).
 
@@ -577,7 +703,7 @@ def _drop_staged(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_STAGED, None)
 
 
-def stage_status_changed(session: AsyncSession, order: CustomerOrder, previous: str) -> None:
+def stage_status_changed(session: AsyncSession, order: AnyOrder, previous: str) -> None:
     """``order.status_changed`` for the order's current status."""
     data: dict[str, Any] = {"status": order.status, "previous": previous}
     if order.tracking_number:

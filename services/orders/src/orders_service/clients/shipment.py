@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from orders_service.models import CustomerOrder
+from orders_service.repository import AnyOrder
 
 __all__ = [
     "Address",
@@ -231,7 +231,7 @@ class ShipmentRequestBuilder:
         )
 
 
-def build_shipment_request(order: CustomerOrder, *, item_weight_grams: int) -> ShipmentRequest:
+def build_shipment_request(order: AnyOrder, *, item_weight_grams: int) -> ShipmentRequest:
     """The provider request for an order, through the builder (validated at ``build``)."""
     address = order.shipping_address
     units = sum(int(line["qty"]) for line in order.lines) or 1

@@ -7,6 +7,11 @@ again: provider calls carry idempotency keys derived from the order id and the s
 or a recorded outcome; the recovery worker resumes from there. While a saga runs, a
 heartbeat renews its lease; if another replica took it over, this run stops at once.
 
+The order row goes through these transactions without the ORM (issue 17): read
+``FOR UPDATE`` into a plain :class:`~orders_service.repository.OrderRow`, changed in
+place by the step handlers and ``transition``, and written back by one ``UPDATE`` of the
+columns that changed just before the commit (:meth:`SagaOrchestrator._locked`).
+
 What each step calls and what its outcome changes on the order is its handler's
 (:mod:`orders_service.service.saga.steps`); this module is the loop around them.
 """
@@ -36,8 +41,8 @@ from orders_service.domain.saga import (
     next_action,
     status_after,
 )
-from orders_service.models import CustomerOrder, SagaStep
-from orders_service.repository import StepRecord, receipt, stage_event
+from orders_service.models import SagaStep
+from orders_service.repository import OrderRow, StepRecord, receipt, stage_event
 from orders_service.service.saga.failures import Failure, classify
 from orders_service.service.saga.steps import STEPS, Alert, StepContext, StepOutcome
 from orders_service.service.saga.steps import action as action_handler
@@ -140,34 +145,39 @@ class SagaOrchestrator:
     async def _released(self, order_id: UUID) -> bool:
         """Whether nobody holds the saga (it settled or was put off), rather than another."""
         async with self._sessionmaker() as session:
-            order = await repository.get_order(session, order_id)
+            order = await repository.read_order_row(session, order_id)
         return order is None or order.lease_owner is None
 
     # --- transactions -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, CustomerOrder]]:
-        """A transaction holding the order row, for as long as this replica holds the lease."""
+    async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, OrderRow]]:
+        """A transaction holding the order row, for as long as this replica holds the lease.
+
+        What the block changed on the row is written when it ends, in the same
+        transaction (nothing if it raised: the transaction rolls back).
+        """
         async with unit_of_work(self._sessionmaker) as session:
-            order = await repository.get_order(session, order_id, for_update=True)
+            order = await repository.lock_order_row(session, order_id)
             if order is None or order.lease_owner != self.owner:
                 raise LeaseLost(str(order_id))
             yield session, order
+            await repository.save_order_row(session, order)
 
-    async def _snapshot(self, order_id: UUID) -> tuple[CustomerOrder | None, dict[Step, SagaStep]]:
+    async def _snapshot(self, order_id: UUID) -> tuple[OrderRow | None, dict[Step, SagaStep]]:
         async with self._sessionmaker() as session:
-            order = await repository.get_order(session, order_id)
+            order = await repository.read_order_row(session, order_id)
             steps = await repository.steps_of(session, order_id) if order else {}
         return order, steps
 
-    async def _start_step(self, order_id: UUID, step: Step) -> CustomerOrder:
+    async def _start_step(self, order_id: UUID, step: Step) -> OrderRow:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(session, order, step, StepStatus.RUNNING, new_attempt=True)
         return order
 
     async def _start_action(
         self, order_id: UUID, action: Step, statuses: dict[Step, StepStatus]
-    ) -> tuple[CustomerOrder, Step]:
+    ) -> tuple[OrderRow, Step]:
         """Record ``action`` running (after the idle steps from it on), in one transaction."""
         pending = dict(statuses)
         records: list[StepRecord] = []
@@ -273,7 +283,7 @@ class SagaOrchestrator:
                 continue
             order, started = await self._complete(order_id, action, outcome, statuses)
 
-    async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome | Exception:
+    async def _perform(self, step: Step, order: OrderRow) -> StepOutcome | Exception:
         """Run ``step``'s handler, timed; what it raised is returned (counted by the
         caller, which classifies it), except a cancellation."""
         began = time.perf_counter()
@@ -290,7 +300,7 @@ class SagaOrchestrator:
 
     async def _complete(
         self, order_id: UUID, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
-    ) -> tuple[CustomerOrder, Step | None]:
+    ) -> tuple[OrderRow, Step | None]:
         """Record ``step``'s outcome and, in the same transaction, start the next action.
 
         Starting the next action here (``running``, one more attempt) is what a separate
@@ -346,7 +356,7 @@ class SagaOrchestrator:
         await self._publish(alerts)
         return order, following
 
-    async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> CustomerOrder:
+    async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> OrderRow:
         """Park the order ON_HOLD for a staff review (the lease goes with it: no replica
         runs the saga until staff decide); a cancel that arrived meanwhile wins."""
         async with self._locked(order_id) as (session, order):
@@ -372,14 +382,14 @@ class SagaOrchestrator:
 
     async def _begin_compensation(
         self, order_id: UUID, *, outcome: OrderStatus, reason: str
-    ) -> CustomerOrder:
+    ) -> OrderRow:
         async with self._locked(order_id) as (session, order):
             await transition(
                 session, order, OrderStatus.COMPENSATING, outcome=outcome, reason=reason
             )
         return order
 
-    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> CustomerOrder:
+    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> OrderRow:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, failure.step_status, error=failure.detail
@@ -431,7 +441,7 @@ class SagaOrchestrator:
 
     # --- compensation -----------------------------------------------------------------------
 
-    async def _compensate(self, order: CustomerOrder, statuses: dict[Step, StepStatus]) -> None:
+    async def _compensate(self, order: OrderRow, statuses: dict[Step, StepStatus]) -> None:
         for step in compensations_needed(statuses):
             await self._start_step(order.id, step)
             outcome = await self._perform(step, order)
