@@ -58,6 +58,7 @@ __all__ = [
     "insert_order",
     "list_orders",
     "lock_order_row",
+    "order_row",
     "orders_of_user",
     "pseudonymise_user",
     "read_order_row",
@@ -219,6 +220,14 @@ _ORDER_ROW_LOCKED = _ORDER_ROW.with_for_update()
 #: ``UPDATE`` statements by the columns they set (indexes into ``_ROW_COLUMNS``), each
 #: built the first time a step changes that set: a handful in all.
 _ROW_UPDATES: dict[tuple[int, ...], Any] = {}
+
+
+def order_row(order: CustomerOrder) -> OrderRow:
+    """The saga's plain row of a mapped order (as loaded: nothing is read)."""
+    values: tuple[Any, ...] = _row_values(order)
+    row = OrderRow(*values)
+    row.stored = values
+    return row
 
 
 async def lock_order_row(session: AsyncSession, order_id: UUID) -> OrderRow | None:

@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -41,7 +42,7 @@ from orders_service.domain.saga import (
     next_action,
     status_after,
 )
-from orders_service.models import SagaStep
+from orders_service.models import CustomerOrder, SagaStep
 from orders_service.repository import OrderRow, StepRecord, receipt, stage_event
 from orders_service.service.saga.failures import Failure, classify
 from orders_service.service.saga.steps import STEPS, Alert, StepContext, StepOutcome
@@ -51,7 +52,7 @@ from orders_service.settings import OrdersSettings
 from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 
-__all__ = ["LeaseLost", "SagaOrchestrator"]
+__all__ = ["Begun", "LeaseLost", "SagaOrchestrator"]
 
 logger = get_logger(__name__)
 
@@ -77,6 +78,21 @@ class LeaseLost(Exception):
     """Another replica holds this saga's lease now: stop without touching it."""
 
 
+@dataclass(frozen=True)
+class Begun:
+    """A new checkout's first action, recorded ``running`` by the transaction that
+    inserted the order (:meth:`SagaOrchestrator.begin`), to be run once that committed."""
+
+    order: OrderRow
+    action: Step
+    statuses: dict[Step, StepStatus]
+    #: The records written (the idle steps skipped, then the action started).
+    records: list[StepRecord]
+    #: ``time.monotonic()`` after which the lease the insert took may be running out:
+    #: a saga task that starts later checks it first (the ordinary path).
+    use_before: float
+
+
 class SagaOrchestrator:
     """Drives sagas this replica holds the lease of."""
 
@@ -97,18 +113,45 @@ class SagaOrchestrator:
 
     # --- entry point ----------------------------------------------------------------------
 
-    async def run(self, order_id: UUID, *, fresh: bool = False) -> None:
+    async def begin(
+        self, session: AsyncSession, order: CustomerOrder, *, leased_at: float
+    ) -> Begun:
+        """Record a new checkout's first action ``running`` in the transaction that
+        inserted ``order`` leased to this replica (``session``'s, not committed yet).
+
+        That transaction holds the row (nobody sees it before the commit) and took the
+        lease itself, so it is a step transaction like the others and the saga needs
+        none of its own before the first call (:meth:`run` with what this returns).
+        ``leased_at``: ``time.monotonic()`` taken before that transaction began.
+        """
+        pending: dict[Step, StepStatus] = {}
+        records: list[StepRecord] = []
+        action = self._skip_idle(next_action(pending) or FINAL_ACTION, pending, records)
+        records.append(StepRecord(action, StepStatus.RUNNING, new_attempt=True))
+        await repository.record_steps(session, order, records)
+        return Begun(
+            order=repository.order_row(order),
+            action=action,
+            statuses={**pending, action: StepStatus.RUNNING},
+            records=records,
+            # half the lease: the heartbeat (every third of it) renews it in time
+            use_before=leased_at + self._settings.saga_lease_ttl_s / 2,
+        )
+
+    async def run(self, order_id: UUID, *, begun: Begun | None = None) -> None:
         """Drive the saga until it settles, must wait for a retry, or the lease is lost.
 
-        ``fresh``: the order was just inserted, leased to this replica, with no step
-        recorded (a new checkout), so there is nothing to read before its first step.
+        ``begun``: a new checkout whose first action :meth:`begin` recorded ``running``
+        (committed since): it is called at once, with nothing read before.
         """
+        if begun is not None:
+            self._count_skipped(begun.records)
         task = asyncio.current_task()
         assert task is not None
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(order_id, task, lost))
         try:
-            await self._drive(order_id, fresh=fresh)
+            await self._drive(order_id, begun=begun)
         except LeaseLost:
             logger.info("saga_lease_lost", order_id=str(order_id))
         except asyncio.CancelledError:
@@ -212,18 +255,17 @@ class SagaOrchestrator:
 
     # --- forward path ---------------------------------------------------------------------
 
-    async def _drive(self, order_id: UUID, *, fresh: bool) -> None:
+    async def _drive(self, order_id: UUID, *, begun: Begun | None) -> None:
         # One snapshot per run: from then on this replica is the only writer of the
         # saga's steps (the lease), and every step transaction hands back the order row
         # it locked, so the next step starts from that instead of reading it again.
-        # A fresh order has no step yet: its first transaction (which locks and checks
-        # the row as every step transaction does) is the read.
+        # A new checkout needs none: the request's insert recorded its first action
+        # running and handed over the row it inserted (unless the lease it took may
+        # be running out by now: then the snapshot, and the action is started anew).
         started: Step | None = None  # recorded ``running`` by the previous step's commit
         statuses: dict[Step, StepStatus] = {}
-        if fresh:
-            order, started = await self._start_action(
-                order_id, next_action(statuses) or FINAL_ACTION, statuses
-            )
+        if begun is not None and time.monotonic() < begun.use_before:
+            order, started, statuses = begun.order, begun.action, dict(begun.statuses)
         else:
             snapshot, steps = await self._snapshot(order_id)
             if snapshot is None:
