@@ -7,8 +7,17 @@ round trip (:func:`record_steps`), however many steps it records. The saga reads
 order row without the ORM, into an :class:`OrderRow` (:func:`lock_order_row`), and
 writes back the columns it changed with one ``UPDATE`` (:func:`save_order_row`): no
 identity map, no unit of work, no flush.
+
+The saga's writes (step rows, the order row's changes, its events) go straight to the
+transaction's asyncpg connection as SQL written here (:func:`_driver`): SQLAlchemy's
+execution of a statement (its greenlet, execution context, parameter processing and
+result) cost about as much CPU again as asyncpg's own (issue 17, docs/benchmarks.md).
+They run inside the session's transaction, after its first statement began it, and
+commit or roll back with it. Not being SQLAlchemy's, they get no statement span when
+tracing is on (the locked read, through SQLAlchemy, does).
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -16,13 +25,12 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     bindparam,
-    case,
     cast,
     event,
     func,
@@ -73,6 +81,7 @@ __all__ = [
     "stage_status_changed",
     "steps_of",
     "steps_of_orders",
+    "write_staged",
 ]
 
 _IN_FLIGHT = sorted(IN_FLIGHT)
@@ -256,6 +265,7 @@ async def save_order_row(session: AsyncSession, order: OrderRow) -> None:
 
     The caller's transaction holds the row (:func:`lock_order_row`). Nothing changed:
     no statement. ``updated_at`` is set by the database as the ORM's ``onupdate`` did.
+    Only the columns a saga changes may differ (:data:`_SAGA_WRITES`).
     """
     values: tuple[Any, ...] = _row_values(order)
     stored = order.stored or (None,) * len(values)  # built, not read: every column
@@ -264,28 +274,74 @@ async def save_order_row(session: AsyncSession, order: OrderRow) -> None:
     )
     if not changed:
         return
-    statement = _ROW_UPDATES.get(changed)
-    if statement is None:
-        statement = _ROW_UPDATES[changed] = _row_update(changed)
-    params = {f"p_{_ROW_COLUMNS[i]}": values[i] for i in changed}
-    params["p_order_id"] = order.id
-    connection = await session.connection()
-    await connection.execute(statement, params)
+    sql = _ROW_UPDATES.get(changed)
+    if sql is None:
+        sql = _ROW_UPDATES[changed] = _row_update(changed)
+    args = [
+        json.dumps(values[i]) if _ROW_COLUMNS[i] in _JSON_WRITES else values[i] for i in changed
+    ]
+    driver = await _driver(session)
+    done = await driver.execute(sql, order.id, *args)
+    if done != "UPDATE 1":
+        raise RuntimeError(f"order {order.id}: {done}")
     order.stored = values
 
 
-def _row_update(changed: tuple[int, ...]) -> Any:
-    names = [_ROW_COLUMNS[i] for i in changed]  # never the id (index 0)
-    return (
-        update(_ORDERS)
-        .where(_ORDERS.c.id == bindparam("p_order_id"))
-        .values(
-            {
-                **{name: bindparam(f"p_{name}", type_=_ORDERS.c[name].type) for name in names},
-                "updated_at": func.now(),
-            }
-        )
+#: The columns a saga step changes (through its handler or ``transition``).
+_SAGA_WRITES = frozenset(
+    {
+        "status",
+        "reason",
+        "reason_detail",
+        "outcome",
+        "lines",
+        "subtotal",
+        "total",
+        "currency",
+        "payment_id",
+        "shipment_id",
+        "tracking_number",
+        "label_url",
+        "lease_owner",
+        "lease_expires_at",
+        "retry_rounds",
+        "version",
+    }
+)
+#: Of those, the JSONB ones (sent as JSON text: the driver's codec takes text).
+_JSON_WRITES = frozenset({"lines"})
+
+
+def _row_update(changed: tuple[int, ...]) -> str:
+    """The ``UPDATE`` of the columns at ``changed`` (``$1`` the id, then their values)."""
+    names = [_ROW_COLUMNS[i] for i in changed]
+    if not _SAGA_WRITES.issuperset(names):
+        raise ValueError(f"a saga does not write {sorted(set(names) - _SAGA_WRITES)}")
+    sets = ", ".join(
+        f'"{name}" = ${n}' + ("::text::jsonb" if name in _JSON_WRITES else "")
+        for n, name in enumerate(names, start=2)
     )
+    # identifiers from _SAGA_WRITES only, values as parameters
+    return f"UPDATE customer_order SET {sets}, updated_at = now() WHERE id = $1"  # noqa: S608
+
+
+_DRIVER = "orders_service.driver_connection"
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection of the session's transaction, once a statement began it.
+
+    SQLAlchemy sends ``BEGIN`` with a transaction's first statement: a statement sent
+    to the driver before that would run outside the transaction, so it is refused.
+    """
+    driver: Any = session.info.get(_DRIVER)
+    if driver is None:
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        session.info[_DRIVER] = driver
+    if not driver.is_in_transaction():
+        raise RuntimeError("no statement has begun this transaction yet")
+    return driver
 
 
 async def database_now(session: AsyncSession) -> datetime | None:
@@ -388,64 +444,47 @@ async def record_steps(
         for record in records:
             await record_steps(session, order, [record])
         return
-    params = [
-        {
-            "p_id": new_id(),
-            "p_order_id": order.id,
-            "p_user_id": order.user_id,
-            "p_step": record.step.value,
-            "p_kind": kind_of(record.step).value,
-            "p_status": record.status.value,
-            "p_attempts": 1 if record.new_attempt else 0,
-            "p_last_error": record.error[:500] if record.error else None,
-            "p_result": record.result,
-        }
+    rows = [
+        (
+            new_id(),
+            order.id,
+            order.user_id,
+            record.step.value,
+            kind_of(record.step).value,
+            record.status.value,
+            1 if record.new_attempt else 0,
+            record.error[:500] if record.error else None,
+            # "no result" is SQL NULL (kept by the update), not JSON null
+            None if record.result is None else json.dumps(record.result),
+        )
         for record in records
     ]
-    connection = await session.connection()
-    # several rows: one executemany, which asyncpg sends as one pipeline (one round trip)
-    await connection.execute(_UPSERT_STEP, params if len(params) > 1 else params[0])
+    driver = await _driver(session)
+    if len(rows) == 1:
+        await driver.execute(_UPSERT_STEP, *rows[0])
+    else:  # one executemany, which asyncpg sends as one pipeline (one round trip)
+        await driver.executemany(_UPSERT_STEP, rows)
 
 
-def _upsert_step() -> Any:
-    """The step row's upsert, with bind parameters. What an update keeps follows from
-    the row it would have inserted (``excluded``): the attempts add up (0 or 1), a NULL
-    ``result`` keeps the old one, and ``last_error`` is replaced when an error is given
-    or the step succeeded or was skipped (an empty error counts as none).
-
-    One row per statement: a multi-row ``VALUES`` of bind parameters is not cacheable
-    in SQLAlchemy (it would be compiled on every execution).
-    """
-    table: Table = SagaStep.__table__  # type: ignore[assignment]
-    columns = ("id", "order_id", "user_id", "step", "kind", "status", "attempts", "last_error")
-    statement = insert(table).values(
-        **{name: bindparam(f"p_{name}", type_=table.c[name].type) for name in columns},
-        # none_as_null: "no result" is SQL NULL (kept by the update), not JSON null
-        result=bindparam("p_result", type_=JSONB(none_as_null=True)),
-        updated_at=func.now(),
-    )
-    new = statement.excluded
-    # constants in the SQL: an IN list would be an "expanding" parameter, which
-    # executemany refuses
-    clears = or_(*(new.status == literal_column(f"'{s.value}'") for s in _CLEARS_ERROR))
-    return statement.on_conflict_do_update(
-        index_elements=["order_id", "step"],
-        set_={
-            "status": new.status,
-            "updated_at": func.now(),
-            "attempts": table.c.attempts + new.attempts,
-            "last_error": case(
-                (new.last_error.is_not(None) | clears, new.last_error),
-                else_=table.c.last_error,
-            ),
-            "result": func.coalesce(new.result, table.c.result),
-        },
-    )
-
-
-_CLEARS_ERROR = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
-#: Built once: a step record costs the statement's execution, not its construction.
-_UPSERT_STEP = _upsert_step()
+#: The step row's upsert. What an update keeps follows from the row it would have
+#: inserted (``excluded``): the attempts add up (0 or 1), a NULL ``result`` keeps the
+#: old one, and ``last_error`` is replaced when an error is given or the step succeeded
+#: or was skipped (an empty error counts as none).
+_UPSERT_STEP = """
+INSERT INTO saga_step
+    (id, order_id, user_id, step, kind, status, attempts, last_error, result, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, now())
+ON CONFLICT (order_id, step) DO UPDATE SET
+    status = excluded.status,
+    updated_at = now(),
+    attempts = saga_step.attempts + excluded.attempts,
+    last_error = CASE
+        WHEN excluded.last_error IS NOT NULL OR excluded.status IN ('succeeded', 'skipped')
+        THEN excluded.last_error
+        ELSE saga_step.last_error
+    END,
+    result = coalesce(excluded.result, saga_step.result)
+"""
 
 
 async def claim_expired_sagas(
@@ -669,21 +708,16 @@ def stage_event(
 ) -> None:
     """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added).
 
-    Written when the transaction commits (:func:`_write_staged`), dropped if it does not.
+    Written by :func:`write_staged` (the saga's step transactions) or when the
+    transaction commits (:func:`_write_staged`), dropped if it does not commit.
     """
     envelope = EventEnvelope.new(type=event_type, source=SOURCE, data={**_base(order), **data})
-    staged: list[dict[str, Any]] | None = session.info.get(_STAGED)
+    staged: list[tuple[UUID, str, str, str]] | None = session.info.get(_STAGED)
     if staged is None:
         staged = session.info[_STAGED] = []
         outbox_staged(session)  # wake the relay once this transaction commits
-    staged.append(
-        {
-            "p_id": envelope.id,
-            "p_stream": STREAM,
-            "p_event_type": envelope.type,
-            "p_envelope": orjson.loads(envelope.model_dump_json()),
-        }
-    )
+    # the envelope as JSON text, which PostgreSQL turns into JSONB
+    staged.append((envelope.id, STREAM, envelope.type, envelope.model_dump_json()))
 
 
 _STAGED = "orders_service.staged_events"
@@ -693,8 +727,22 @@ _INSERT_OUTBOX = insert(_OUTBOX).values(
     id=bindparam("p_id", type_=_OUTBOX.c.id.type),
     stream=bindparam("p_stream", type_=_OUTBOX.c.stream.type),
     event_type=bindparam("p_event_type", type_=_OUTBOX.c.event_type.type),
-    envelope=bindparam("p_envelope", type_=JSONB()),
+    envelope=cast(bindparam("p_envelope", type_=Text()), JSONB),
 )
+#: The same on the driver connection (:func:`write_staged`).
+_INSERT_OUTBOX_SQL = (
+    "INSERT INTO outbox_event (id, stream, event_type, envelope)"
+    " VALUES ($1, $2, $3, $4::text::jsonb)"
+)
+
+
+async def write_staged(session: AsyncSession) -> None:
+    """Insert the events staged so far in the session's transaction, in one round trip
+    (the saga's step transactions, just before they commit)."""
+    rows = session.info.pop(_STAGED, None)
+    if rows:
+        driver = await _driver(session)
+        await driver.executemany(_INSERT_OUTBOX_SQL, rows)
 
 
 @event.listens_for(Session, "before_commit")
@@ -702,14 +750,20 @@ def _write_staged(session: Session) -> None:
     """Insert the events staged in the transaction that is about to commit."""
     rows = session.info.pop(_STAGED, None)
     if rows:
-        session.connection().execute(_INSERT_OUTBOX, rows if len(rows) > 1 else rows[0])
+        params = [
+            {"p_id": id_, "p_stream": stream, "p_event_type": type_, "p_envelope": envelope}
+            for id_, stream, type_, envelope in rows
+        ]
+        session.connection().execute(_INSERT_OUTBOX, params if len(params) > 1 else params[0])
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _drop_staged(session: Session, transaction: SessionTransaction) -> None:
-    """A transaction that ended without committing takes its staged events with it."""
+    """A transaction that ended without committing takes its staged events with it (and
+    the driver connection it lent goes back with the session's)."""
     if transaction.parent is None:
         session.info.pop(_STAGED, None)
+        session.info.pop(_DRIVER, None)
 
 
 def stage_status_changed(session: AsyncSession, order: AnyOrder, previous: str) -> None:

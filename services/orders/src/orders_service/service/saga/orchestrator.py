@@ -198,7 +198,8 @@ class SagaOrchestrator:
         """A transaction holding the order row, for as long as this replica holds the lease.
 
         What the block changed on the row is written when it ends, in the same
-        transaction (nothing if it raised: the transaction rolls back).
+        transaction, and then the events it staged (nothing if it raised: the
+        transaction rolls back).
         """
         async with unit_of_work(self._sessionmaker) as session:
             order = await repository.lock_order_row(session, order_id)
@@ -206,6 +207,7 @@ class SagaOrchestrator:
                 raise LeaseLost(str(order_id))
             yield session, order
             await repository.save_order_row(session, order)
+            await repository.write_staged(session)
 
     async def _snapshot(self, order_id: UUID) -> tuple[OrderRow | None, dict[Step, SagaStep]]:
         async with self._sessionmaker() as session:
