@@ -10,11 +10,13 @@ import time
 from typing import Any
 from uuid import UUID
 
+import pytest
 from sqlalchemy import select
 
 from orders_service import repository
 from orders_service.domain.saga import Step, StepStatus
-from orders_service.models import CustomerOrder
+from orders_service.models import CustomerOrder, OutboxEvent
+from orders_service.repository import StepRecord
 from orders_service.service.saga.orchestrator import Begun
 from orders_service.service.saga.runner import SagaRunner
 from storefront_kit.db import unit_of_work
@@ -82,6 +84,50 @@ async def test_a_row_saved_twice_writes_each_change_once_and_nothing_unchanged(
     assert (after.status, after.version, after.currency) == ("SHIPPED", 2, "GBP")
     assert [line["sku"] for line in after.lines] == ["SKU-1", "SKU-2"]
     assert after.updated_at > before.updated_at
+
+
+async def test_the_saga_writes_only_the_columns_a_saga_changes(orders: Orders) -> None:
+    order_id = UUID(await orders.insert())
+    async with unit_of_work(orders.sessionmaker) as session:
+        order = await repository.lock_order_row(session, order_id)
+        assert order is not None
+        order.shipping_address = {"erased": True}
+        with pytest.raises(ValueError, match="shipping_address"):
+            await repository.save_order_row(session, order)
+
+
+async def test_the_saga_writes_go_to_the_driver_only_inside_a_begun_transaction(
+    orders: Orders,
+) -> None:
+    # SQLAlchemy sends BEGIN with a transaction's first statement: a write sent to the
+    # driver before that would commit on its own, outside the step's transaction.
+    order_id = UUID(await orders.insert())
+    async with orders.sessionmaker() as session, session.begin():
+        order = await repository.get_order(session, order_id)
+        assert order is not None
+    async with orders.sessionmaker() as session:
+        await session.begin()
+        with pytest.raises(RuntimeError, match="begun"):
+            await repository.record_steps(
+                session, order, [StepRecord(Step.REFUND_PAYMENT, StepStatus.RUNNING)]
+            )
+        await session.rollback()
+    # Once begun, they roll back with it.
+    async with orders.sessionmaker() as session:
+        await session.begin()
+        assert await repository.lock_order_row(session, order_id) is not None
+        await repository.record_steps(
+            session, order, [StepRecord(Step.REFUND_PAYMENT, StepStatus.RUNNING)]
+        )
+        repository.stage_event(session, order, "order.test", {})
+        await repository.write_staged(session)
+        await session.rollback()
+    assert await steps(orders, order_id) == {}
+    async with orders.sessionmaker() as session:
+        events = await session.scalars(
+            select(OutboxEvent.id).where(OutboxEvent.event_type == "order.test")
+        )
+        assert events.all() == []
 
 
 async def test_the_row_of_a_mapped_order_is_the_row_read(orders: Orders) -> None:
