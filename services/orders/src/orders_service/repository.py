@@ -184,7 +184,9 @@ class OrderRow:
     written back by :func:`save_order_row`: one ``UPDATE`` of the columns that differ
     from what was read. Nothing else tracks it (no session, no identity map), so a
     change is written only by that call. The columns no step reads (the idempotency key,
-    the request's fingerprint, the timestamps) are not loaded.
+    the request's fingerprint, the timestamps) are not loaded. A JSON column is changed
+    by assigning a new value (``order.lines = [...]``), not in place: a changed column
+    is one whose value is not the one read (as the ORM's change tracking of JSONB).
     """
 
     id: UUID
@@ -227,8 +229,8 @@ _ORDER_ROW = select(*(_ORDERS.c[name] for name in _ROW_COLUMNS)).where(
 )
 _ORDER_ROW_LOCKED = _ORDER_ROW.with_for_update()
 #: ``UPDATE`` statements by the columns they set (indexes into ``_ROW_COLUMNS``), each
-#: built the first time a step changes that set: a handful in all.
-_ROW_UPDATES: dict[tuple[int, ...], Any] = {}
+#: written the first time a step changes that set: a handful in all.
+_ROW_UPDATES: dict[tuple[int, ...], str] = {}
 
 
 def order_row(order: CustomerOrder) -> OrderRow:
