@@ -18,6 +18,7 @@ __all__ = [
     "ShipmentRequest",
     "ShipmentRequestBuilder",
     "ShipmentRequestError",
+    "ShippedOrder",
     "build_shipment_request",
 ]
 
