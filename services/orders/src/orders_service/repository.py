@@ -3,22 +3,34 @@
 The saga's hot path (issue 17) runs statements built once at import with bind
 parameters: a step transaction then costs each statement's execution, not its
 construction, coercion and cache key. The step records of one transaction go in one
-round trip (:func:`record_steps`), however many steps it records.
+round trip (:func:`record_steps`), however many steps it records. The saga reads the
+order row without the ORM, into an :class:`OrderRow` (:func:`lock_order_row`), and
+writes back the columns it changed with one ``UPDATE`` (:func:`save_order_row`): no
+identity map, no unit of work, no flush.
+
+The saga's writes (step rows, the order row's changes, its events) go straight to the
+transaction's asyncpg connection as SQL written here (:func:`_driver`): SQLAlchemy's
+execution of a statement (its greenlet, execution context, parameter processing and
+result) cost about as much CPU again as asyncpg's own (issue 17, docs/benchmarks.md).
+They run inside the session's transaction, after its first statement began it, and
+commit or roll back with it. Not being SQLAlchemy's, they get no statement span when
+tracing is on (the locked read, through SQLAlchemy, does).
 """
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-import orjson
 from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     bindparam,
-    case,
     cast,
     event,
     func,
@@ -39,6 +51,8 @@ from storefront_kit.events import EventEnvelope, add_outbox_event, outbox_staged
 from storefront_kit.ids import new_id
 
 __all__ = [
+    "AnyOrder",
+    "OrderRow",
     "StepRecord",
     "claim_expired_sagas",
     "confirmed_order_count",
@@ -51,18 +65,23 @@ __all__ = [
     "holds_order",
     "insert_order",
     "list_orders",
+    "lock_order_row",
+    "order_row",
     "orders_of_user",
     "pseudonymise_user",
+    "read_order_row",
     "receipt",
     "record_step",
     "record_steps",
     "release_lease",
     "renew_lease",
+    "save_order_row",
     "stage_audit",
     "stage_event",
     "stage_status_changed",
     "steps_of",
     "steps_of_orders",
+    "write_staged",
 ]
 
 _IN_FLIGHT = sorted(IN_FLIGHT)
@@ -153,6 +172,180 @@ _ORDER = (
 _ORDER_LOCKED = _ORDER.with_for_update()
 
 
+# -- The order row of the saga's step transactions, without the ORM (issue 17) --------
+
+
+@dataclass(slots=True, eq=False)
+class OrderRow:
+    """An order as the saga reads and writes it: the row's columns in a plain object.
+
+    Read by :func:`lock_order_row` (or :func:`read_order_row`), changed in place by the
+    saga's step handlers and :func:`~orders_service.service.transitions.transition`, and
+    written back by :func:`save_order_row`: one ``UPDATE`` of the columns that differ
+    from what was read. Nothing else tracks it (no session, no identity map), so a
+    change is written only by that call. The columns no step reads (the idempotency key,
+    the request's fingerprint, the timestamps) are not loaded. A JSON column is changed
+    by assigning a new value (``order.lines = [...]``), not in place: a changed column
+    is one whose value is not the one read (as the ORM's change tracking of JSONB).
+    """
+
+    id: UUID
+    user_id: str
+    status: str
+    reason: str | None
+    reason_detail: str | None
+    outcome: str | None
+    cancel_requested: bool
+    items: list[dict[str, Any]]
+    lines: list[dict[str, Any]]
+    subtotal: int | None
+    total: int | None
+    currency: str | None
+    shipping_address: dict[str, Any]
+    payment_method: dict[str, Any]
+    client_address: str | None
+    phone_ref: str | None
+    payment_id: str | None
+    shipment_id: str | None
+    tracking_number: str | None
+    label_url: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    retry_rounds: int
+    version: int
+    #: The column values as read or last written (what :func:`save_order_row` compares).
+    stored: tuple[Any, ...] = field(default=(), repr=False)
+
+
+#: The saga's order: a plain row, or a mapped one (the staff and customer use cases).
+AnyOrder = CustomerOrder | OrderRow
+
+_ORDERS: Table = CustomerOrder.__table__  # type: ignore[assignment]
+_ROW_COLUMNS = tuple(f.name for f in fields(OrderRow) if f.name != "stored")
+#: The row's column values, in ``_ROW_COLUMNS`` order (one C call, no Python frames).
+_row_values = attrgetter(*_ROW_COLUMNS)
+_ORDER_ROW = select(*(_ORDERS.c[name] for name in _ROW_COLUMNS)).where(
+    _ORDERS.c.id == bindparam("p_order_id")
+)
+_ORDER_ROW_LOCKED = _ORDER_ROW.with_for_update()
+#: ``UPDATE`` statements by the columns they set (indexes into ``_ROW_COLUMNS``), each
+#: written the first time a step changes that set: a handful in all.
+_ROW_UPDATES: dict[tuple[int, ...], str] = {}
+
+
+def order_row(order: CustomerOrder) -> OrderRow:
+    """The saga's plain row of a mapped order (as loaded: nothing is read)."""
+    values: tuple[Any, ...] = _row_values(order)
+    row = OrderRow(*values)
+    row.stored = values
+    return row
+
+
+async def lock_order_row(session: AsyncSession, order_id: UUID) -> OrderRow | None:
+    """The order's row, locked ``FOR UPDATE`` until the transaction ends."""
+    return await _read_row(session, _ORDER_ROW_LOCKED, order_id)
+
+
+async def read_order_row(session: AsyncSession, order_id: UUID) -> OrderRow | None:
+    """The order's row, not locked."""
+    return await _read_row(session, _ORDER_ROW, order_id)
+
+
+async def _read_row(session: AsyncSession, statement: Any, order_id: UUID) -> OrderRow | None:
+    connection = await session.connection()
+    row = (await connection.execute(statement, {"p_order_id": order_id})).first()
+    if row is None:
+        return None
+    values = tuple(row)
+    order = OrderRow(*values)
+    order.stored = values
+    return order
+
+
+async def save_order_row(session: AsyncSession, order: OrderRow) -> None:
+    """Write the columns of ``order`` that changed since it was read (or last saved).
+
+    The caller's transaction holds the row (:func:`lock_order_row`). Nothing changed:
+    no statement. ``updated_at`` is set by the database as the ORM's ``onupdate`` did.
+    Only the columns a saga changes may differ (:data:`_SAGA_WRITES`).
+    """
+    values: tuple[Any, ...] = _row_values(order)
+    stored = order.stored or (None,) * len(values)  # built, not read: every column
+    changed = tuple(
+        [i for i in range(1, len(values)) if values[i] is not stored[i] and values[i] != stored[i]]
+    )
+    if not changed:
+        return
+    sql = _ROW_UPDATES.get(changed)
+    if sql is None:
+        sql = _ROW_UPDATES[changed] = _row_update(changed)
+    args = [
+        json.dumps(values[i]) if _ROW_COLUMNS[i] in _JSON_WRITES else values[i] for i in changed
+    ]
+    driver = await _driver(session)
+    done = await driver.execute(sql, order.id, *args)
+    if done != "UPDATE 1":
+        raise RuntimeError(f"order {order.id}: {done}")
+    order.stored = values
+
+
+#: The columns a saga step changes (through its handler or ``transition``).
+_SAGA_WRITES = frozenset(
+    {
+        "status",
+        "reason",
+        "reason_detail",
+        "outcome",
+        "lines",
+        "subtotal",
+        "total",
+        "currency",
+        "payment_id",
+        "shipment_id",
+        "tracking_number",
+        "label_url",
+        "lease_owner",
+        "lease_expires_at",
+        "retry_rounds",
+        "version",
+    }
+)
+#: Of those, the JSONB ones (sent as JSON text: the driver's codec takes text).
+_JSON_WRITES = frozenset({"lines"})
+
+
+def _row_update(changed: tuple[int, ...]) -> str:
+    """The ``UPDATE`` of the columns at ``changed`` (``$1`` the id, then their values)."""
+    names = [_ROW_COLUMNS[i] for i in changed]
+    if not _SAGA_WRITES.issuperset(names):
+        raise ValueError(f"a saga does not write {sorted(set(names) - _SAGA_WRITES)}")
+    sets = ", ".join(
+        f'"{name}" = ${n}' + ("::text::jsonb" if name in _JSON_WRITES else "")
+        for n, name in enumerate(names, start=2)
+    )
+    # identifiers from _SAGA_WRITES only, values as parameters
+    return f"UPDATE customer_order SET {sets}, updated_at = now() WHERE id = $1"  # noqa: S608
+
+
+_DRIVER = "orders_service.driver_connection"
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection of the session's transaction, once a statement began it.
+
+    SQLAlchemy sends ``BEGIN`` with a transaction's first statement: a statement sent
+    to the driver before that would run outside the transaction, so it is refused.
+    """
+    driver: Any = session.info.get(_DRIVER)
+    if driver is None:
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        session.info[_DRIVER] = driver
+    if not driver.is_in_transaction():
+        raise RuntimeError("no statement has begun this transaction yet")
+    return driver
+
+
 async def database_now(session: AsyncSession) -> datetime | None:
     """The database's ``now()``: the clock leases are compared with."""
     return await session.scalar(select(func.now()))
@@ -224,7 +417,7 @@ class StepRecord:
 
 async def record_step(
     session: AsyncSession,
-    order: CustomerOrder,
+    order: AnyOrder,
     step: Step,
     status: StepStatus,
     *,
@@ -238,7 +431,7 @@ async def record_step(
 
 
 async def record_steps(
-    session: AsyncSession, order: CustomerOrder, records: Sequence[StepRecord]
+    session: AsyncSession, order: AnyOrder, records: Sequence[StepRecord]
 ) -> None:
     """Insert or update the rows of ``records`` (distinct steps), in one round trip.
 
@@ -253,64 +446,47 @@ async def record_steps(
         for record in records:
             await record_steps(session, order, [record])
         return
-    params = [
-        {
-            "p_id": new_id(),
-            "p_order_id": order.id,
-            "p_user_id": order.user_id,
-            "p_step": record.step.value,
-            "p_kind": kind_of(record.step).value,
-            "p_status": record.status.value,
-            "p_attempts": 1 if record.new_attempt else 0,
-            "p_last_error": record.error[:500] if record.error else None,
-            "p_result": record.result,
-        }
+    rows = [
+        (
+            new_id(),
+            order.id,
+            order.user_id,
+            record.step.value,
+            kind_of(record.step).value,
+            record.status.value,
+            1 if record.new_attempt else 0,
+            record.error[:500] if record.error else None,
+            # "no result" is SQL NULL (kept by the update), not JSON null
+            None if record.result is None else json.dumps(record.result),
+        )
         for record in records
     ]
-    connection = await session.connection()
-    # several rows: one executemany, which asyncpg sends as one pipeline (one round trip)
-    await connection.execute(_UPSERT_STEP, params if len(params) > 1 else params[0])
+    driver = await _driver(session)
+    if len(rows) == 1:
+        await driver.execute(_UPSERT_STEP, *rows[0])
+    else:  # one executemany, which asyncpg sends as one pipeline (one round trip)
+        await driver.executemany(_UPSERT_STEP, rows)
 
 
-def _upsert_step() -> Any:
-    """The step row's upsert, with bind parameters. What an update keeps follows from
-    the row it would have inserted (``excluded``): the attempts add up (0 or 1), a NULL
-    ``result`` keeps the old one, and ``last_error`` is replaced when an error is given
-    or the step succeeded or was skipped (an empty error counts as none).
-
-    One row per statement: a multi-row ``VALUES`` of bind parameters is not cacheable
-    in SQLAlchemy (it would be compiled on every execution).
-    """
-    table: Table = SagaStep.__table__  # type: ignore[assignment]
-    columns = ("id", "order_id", "user_id", "step", "kind", "status", "attempts", "last_error")
-    statement = insert(table).values(
-        **{name: bindparam(f"p_{name}", type_=table.c[name].type) for name in columns},
-        # none_as_null: "no result" is SQL NULL (kept by the update), not JSON null
-        result=bindparam("p_result", type_=JSONB(none_as_null=True)),
-        updated_at=func.now(),
-    )
-    new = statement.excluded
-    # constants in the SQL: an IN list would be an "expanding" parameter, which
-    # executemany refuses
-    clears = or_(*(new.status == literal_column(f"'{s.value}'") for s in _CLEARS_ERROR))
-    return statement.on_conflict_do_update(
-        index_elements=["order_id", "step"],
-        set_={
-            "status": new.status,
-            "updated_at": func.now(),
-            "attempts": table.c.attempts + new.attempts,
-            "last_error": case(
-                (new.last_error.is_not(None) | clears, new.last_error),
-                else_=table.c.last_error,
-            ),
-            "result": func.coalesce(new.result, table.c.result),
-        },
-    )
-
-
-_CLEARS_ERROR = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
-#: Built once: a step record costs the statement's execution, not its construction.
-_UPSERT_STEP = _upsert_step()
+#: The step row's upsert. What an update keeps follows from the row it would have
+#: inserted (``excluded``): the attempts add up (0 or 1), a NULL ``result`` keeps the
+#: old one, and ``last_error`` is replaced when an error is given or the step succeeded
+#: or was skipped (an empty error counts as none).
+_UPSERT_STEP = """
+INSERT INTO saga_step
+    (id, order_id, user_id, step, kind, status, attempts, last_error, result, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, now())
+ON CONFLICT (order_id, step) DO UPDATE SET
+    status = excluded.status,
+    updated_at = now(),
+    attempts = saga_step.attempts + excluded.attempts,
+    last_error = CASE
+        WHEN excluded.last_error IS NOT NULL OR excluded.status IN ('succeeded', 'skipped')
+        THEN excluded.last_error
+        ELSE saga_step.last_error
+    END,
+    result = coalesce(excluded.result, saga_step.result)
+"""
 
 
 async def claim_expired_sagas(
@@ -366,7 +542,7 @@ async def release_lease(
     order_id: UUID,
     owner: str,
     retry_in_s: float = 0.0,
-    locked: CustomerOrder | None = None,
+    locked: AnyOrder | None = None,
 ) -> None:
     """Give the saga up so any replica may take it (after ``retry_in_s``).
 
@@ -513,11 +689,11 @@ async def pseudonymise_user(session: AsyncSession, user_id: str, *, pseudonym: s
 # -- Events staged in the transaction (the outbox; orders_service.events) -------------
 
 
-def _base(order: CustomerOrder) -> dict[str, Any]:
+def _base(order: AnyOrder) -> dict[str, Any]:
     return {"order_id": str(order.id), "user_id": order.user_id}
 
 
-def receipt(order: CustomerOrder) -> dict[str, Any]:
+def receipt(order: AnyOrder) -> dict[str, Any]:
     """The order's priced content: enough to render a receipt."""
     return {
         **_base(order),
@@ -530,25 +706,20 @@ def receipt(order: CustomerOrder) -> dict[str, Any]:
 
 
 def stage_event(
-    session: AsyncSession, order: CustomerOrder, event_type: str, data: dict[str, Any]
+    session: AsyncSession, order: AnyOrder, event_type: str, data: dict[str, Any]
 ) -> None:
     """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added).
 
-    Written when the transaction commits (:func:`_write_staged`), dropped if it does not.
+    Written by :func:`write_staged` (the saga's step transactions) or when the
+    transaction commits (:func:`_write_staged`), dropped if it does not commit.
     """
     envelope = EventEnvelope.new(type=event_type, source=SOURCE, data={**_base(order), **data})
-    staged: list[dict[str, Any]] | None = session.info.get(_STAGED)
+    staged: list[tuple[UUID, str, str, str]] | None = session.info.get(_STAGED)
     if staged is None:
         staged = session.info[_STAGED] = []
         outbox_staged(session)  # wake the relay once this transaction commits
-    staged.append(
-        {
-            "p_id": envelope.id,
-            "p_stream": STREAM,
-            "p_event_type": envelope.type,
-            "p_envelope": orjson.loads(envelope.model_dump_json()),
-        }
-    )
+    # the envelope as JSON text, which PostgreSQL turns into JSONB
+    staged.append((envelope.id, STREAM, envelope.type, envelope.model_dump_json()))
 
 
 _STAGED = "orders_service.staged_events"
@@ -558,8 +729,22 @@ _INSERT_OUTBOX = insert(_OUTBOX).values(
     id=bindparam("p_id", type_=_OUTBOX.c.id.type),
     stream=bindparam("p_stream", type_=_OUTBOX.c.stream.type),
     event_type=bindparam("p_event_type", type_=_OUTBOX.c.event_type.type),
-    envelope=bindparam("p_envelope", type_=JSONB()),
+    envelope=cast(bindparam("p_envelope", type_=Text()), JSONB),
 )
+#: The same on the driver connection (:func:`write_staged`).
+_INSERT_OUTBOX_SQL = (
+    "INSERT INTO outbox_event (id, stream, event_type, envelope)"
+    " VALUES ($1, $2, $3, $4::text::jsonb)"
+)
+
+
+async def write_staged(session: AsyncSession) -> None:
+    """Insert the events staged so far in the session's transaction, in one round trip
+    (the saga's step transactions, just before they commit)."""
+    rows = session.info.pop(_STAGED, None)
+    if rows:
+        driver = await _driver(session)
+        await driver.executemany(_INSERT_OUTBOX_SQL, rows)
 
 
 @event.listens_for(Session, "before_commit")
@@ -567,17 +752,23 @@ def _write_staged(session: Session) -> None:
     """Insert the events staged in the transaction that is about to commit."""
     rows = session.info.pop(_STAGED, None)
     if rows:
-        session.connection().execute(_INSERT_OUTBOX, rows if len(rows) > 1 else rows[0])
+        params = [
+            {"p_id": id_, "p_stream": stream, "p_event_type": type_, "p_envelope": envelope}
+            for id_, stream, type_, envelope in rows
+        ]
+        session.connection().execute(_INSERT_OUTBOX, params if len(params) > 1 else params[0])
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _drop_staged(session: Session, transaction: SessionTransaction) -> None:
-    """A transaction that ended without committing takes its staged events with it."""
+    """A transaction that ended without committing takes its staged events with it (and
+    the driver connection it lent goes back with the session's)."""
     if transaction.parent is None:
         session.info.pop(_STAGED, None)
+        session.info.pop(_DRIVER, None)
 
 
-def stage_status_changed(session: AsyncSession, order: CustomerOrder, previous: str) -> None:
+def stage_status_changed(session: AsyncSession, order: AnyOrder, previous: str) -> None:
     """``order.status_changed`` for the order's current status."""
     data: dict[str, Any] = {"status": order.status, "previous": previous}
     if order.tracking_number:

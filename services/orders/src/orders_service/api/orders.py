@@ -1,5 +1,6 @@
 """``/api/v1/orders``: checkout (the saga's entry point) and a customer's own orders."""
 
+import time
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -83,6 +84,7 @@ async def create_order(
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
     runner = shard.saga_runner
+    leased_at = time.monotonic()  # the lease the insert takes runs from after this
     order, created = await orders.place_order(
         session,
         user_id=user.subject,
@@ -95,9 +97,12 @@ async def create_order(
         ),
         phone_ref=orders.phone_ref_of(user),
     )
+    # A new order's first saga step is recorded in its own insert transaction (the
+    # saga's first call follows the commit with no transaction of its own before it).
+    begun = await runner.begin(session, order, leased_at=leased_at) if created else None
     await commit(session)  # the saga, another task, must find the order committed
-    if created:
-        runner.start(order.id, fresh=True)
+    if begun is not None:
+        runner.start(order.id, begun=begun)
     order = await orders.wait_for_saga(
         session, runner, order.id, timeout_s=settings.checkout_wait_s, redis_breaker=redis_breaker
     )

@@ -7,9 +7,8 @@ construction.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Self
-
-from orders_service.models import CustomerOrder
+from typing import Any, Literal, Protocol, Self
+from uuid import UUID
 
 __all__ = [
     "Address",
@@ -19,6 +18,7 @@ __all__ = [
     "ShipmentRequest",
     "ShipmentRequestBuilder",
     "ShipmentRequestError",
+    "ShippedOrder",
     "build_shipment_request",
 ]
 
@@ -231,7 +231,22 @@ class ShipmentRequestBuilder:
         )
 
 
-def build_shipment_request(order: CustomerOrder, *, item_weight_grams: int) -> ShipmentRequest:
+class ShippedOrder(Protocol):
+    """What a parcel is built from: a mapped order or the saga's plain row."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def shipping_address(self) -> dict[str, Any]: ...
+    @property
+    def lines(self) -> list[dict[str, Any]]: ...
+    @property
+    def total(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
+
+
+def build_shipment_request(order: ShippedOrder, *, item_weight_grams: int) -> ShipmentRequest:
     """The provider request for an order, through the builder (validated at ``build``)."""
     address = order.shipping_address
     units = sum(int(line["qty"]) for line in order.lines) or 1

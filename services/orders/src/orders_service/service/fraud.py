@@ -33,7 +33,7 @@ from orders_service.domain.fraud import (
     evaluate,
 )
 from orders_service.domain.saga import Reason
-from orders_service.models import CustomerOrder
+from orders_service.repository import AnyOrder
 from storefront_kit.logging import get_logger
 
 __all__ = ["FraudChecker", "FraudResult", "record_fraud_decision"]
@@ -57,7 +57,7 @@ return redis.call('ZCARD', KEYS[1])
 async def record_fraud_decision(
     *,
     session: AsyncSession | None,
-    order: CustomerOrder,
+    order: AnyOrder,
     stage: str,
     decision: str,
     rules: list[str],
@@ -116,7 +116,7 @@ class FraudChecker:
         kinds = SCREENING_KINDS if stage == "screen" else AMOUNT_KINDS
         return tuple(rule for rule in self.rules if rule.kind in kinds)
 
-    async def evaluate(self, order: CustomerOrder, *, stage: str) -> FraudResult | None:
+    async def evaluate(self, order: AnyOrder, *, stage: str) -> FraudResult | None:
         """The decision for ``order`` at ``stage``; None when no rule applies there."""
         rules = self.rules_for(stage)
         if not rules:
@@ -151,7 +151,7 @@ class FraudChecker:
             )
         return result
 
-    async def _signals(self, order: CustomerOrder, rules: tuple[FraudRule, ...]) -> FraudSignals:
+    async def _signals(self, order: AnyOrder, rules: tuple[FraudRule, ...]) -> FraudSignals:
         counts: dict[str, int] = {}
         declined: int | None = None
         confirmed: int | None = None
@@ -190,7 +190,7 @@ class FraudChecker:
             confirmed_orders=confirmed,
         )
 
-    async def _count(self, rule: FraudRule, subject: str, order: CustomerOrder) -> int:
+    async def _count(self, rule: FraudRule, subject: str, order: AnyOrder) -> int:
         assert rule.window_s is not None
         key = f"{self._namespace}:{rule.name}:{subject}"
         count = await self._script(keys=[key], args=[str(order.id), rule.window_s * 1000])

@@ -13,15 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import repository
 from orders_service.domain.saga import OrderStatus
-from orders_service.models import CustomerOrder
-from orders_service.repository import stage_status_changed
+from orders_service.repository import AnyOrder, stage_status_changed
 
 __all__ = ["transition"]
 
 
 async def transition(
     session: AsyncSession,
-    order: CustomerOrder,
+    order: AnyOrder,
     status: OrderStatus,
     *,
     previous: str | None = None,
@@ -31,6 +30,9 @@ async def transition(
     release_lease_of: str | None = None,
 ) -> None:
     """Move ``order`` (locked by the caller's transaction) to ``status``.
+
+    ``order`` is a mapped row (the session's flush writes it) or the saga's plain
+    :class:`~orders_service.repository.OrderRow` (its caller writes it back).
 
     ``previous`` is the status it had when the caller set ``status`` itself so that
     events staged first carry it (a saga step's own events); a status that does not

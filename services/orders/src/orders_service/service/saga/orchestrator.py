@@ -7,6 +7,11 @@ again: provider calls carry idempotency keys derived from the order id and the s
 or a recorded outcome; the recovery worker resumes from there. While a saga runs, a
 heartbeat renews its lease; if another replica took it over, this run stops at once.
 
+The order row goes through these transactions without the ORM (issue 17): read
+``FOR UPDATE`` into a plain :class:`~orders_service.repository.OrderRow`, changed in
+place by the step handlers and ``transition``, and written back by one ``UPDATE`` of the
+columns that changed just before the commit (:meth:`SagaOrchestrator._locked`).
+
 What each step calls and what its outcome changes on the order is its handler's
 (:mod:`orders_service.service.saga.steps`); this module is the loop around them.
 """
@@ -16,6 +21,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -37,7 +43,7 @@ from orders_service.domain.saga import (
     status_after,
 )
 from orders_service.models import CustomerOrder, SagaStep
-from orders_service.repository import StepRecord, receipt, stage_event
+from orders_service.repository import OrderRow, StepRecord, receipt, stage_event
 from orders_service.service.saga.failures import Failure, classify
 from orders_service.service.saga.steps import STEPS, Alert, StepContext, StepOutcome
 from orders_service.service.saga.steps import action as action_handler
@@ -46,7 +52,7 @@ from orders_service.settings import OrdersSettings
 from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 
-__all__ = ["LeaseLost", "SagaOrchestrator"]
+__all__ = ["Begun", "LeaseLost", "SagaOrchestrator"]
 
 logger = get_logger(__name__)
 
@@ -72,6 +78,21 @@ class LeaseLost(Exception):
     """Another replica holds this saga's lease now: stop without touching it."""
 
 
+@dataclass(frozen=True)
+class Begun:
+    """A new checkout's first action, recorded ``running`` by the transaction that
+    inserted the order (:meth:`SagaOrchestrator.begin`), to be run once that committed."""
+
+    order: OrderRow
+    action: Step
+    statuses: dict[Step, StepStatus]
+    #: The records written (the idle steps skipped, then the action started).
+    records: list[StepRecord]
+    #: ``time.monotonic()`` after which the lease the insert took may be running out:
+    #: a saga task that starts later checks it first (the ordinary path).
+    use_before: float
+
+
 class SagaOrchestrator:
     """Drives sagas this replica holds the lease of."""
 
@@ -92,18 +113,45 @@ class SagaOrchestrator:
 
     # --- entry point ----------------------------------------------------------------------
 
-    async def run(self, order_id: UUID, *, fresh: bool = False) -> None:
+    async def begin(
+        self, session: AsyncSession, order: CustomerOrder, *, leased_at: float
+    ) -> Begun:
+        """Record a new checkout's first action ``running`` in the transaction that
+        inserted ``order`` leased to this replica (``session``'s, not committed yet).
+
+        That transaction holds the row (nobody sees it before the commit) and took the
+        lease itself, so it is a step transaction like the others and the saga needs
+        none of its own before the first call (:meth:`run` with what this returns).
+        ``leased_at``: ``time.monotonic()`` taken before that transaction began.
+        """
+        pending: dict[Step, StepStatus] = {}
+        records: list[StepRecord] = []
+        action = self._skip_idle(next_action(pending) or FINAL_ACTION, pending, records)
+        records.append(StepRecord(action, StepStatus.RUNNING, new_attempt=True))
+        await repository.record_steps(session, order, records)
+        return Begun(
+            order=repository.order_row(order),
+            action=action,
+            statuses={**pending, action: StepStatus.RUNNING},
+            records=records,
+            # half the lease: the heartbeat (every third of it) renews it in time
+            use_before=leased_at + self._settings.saga_lease_ttl_s / 2,
+        )
+
+    async def run(self, order_id: UUID, *, begun: Begun | None = None) -> None:
         """Drive the saga until it settles, must wait for a retry, or the lease is lost.
 
-        ``fresh``: the order was just inserted, leased to this replica, with no step
-        recorded (a new checkout), so there is nothing to read before its first step.
+        ``begun``: a new checkout whose first action :meth:`begin` recorded ``running``
+        (committed since): it is called at once, with nothing read before.
         """
+        if begun is not None:
+            self._count_skipped(begun.records)
         task = asyncio.current_task()
         assert task is not None
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(order_id, task, lost))
         try:
-            await self._drive(order_id, fresh=fresh)
+            await self._drive(order_id, begun=begun)
         except LeaseLost:
             logger.info("saga_lease_lost", order_id=str(order_id))
         except asyncio.CancelledError:
@@ -140,34 +188,41 @@ class SagaOrchestrator:
     async def _released(self, order_id: UUID) -> bool:
         """Whether nobody holds the saga (it settled or was put off), rather than another."""
         async with self._sessionmaker() as session:
-            order = await repository.get_order(session, order_id)
+            order = await repository.read_order_row(session, order_id)
         return order is None or order.lease_owner is None
 
     # --- transactions -------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, CustomerOrder]]:
-        """A transaction holding the order row, for as long as this replica holds the lease."""
+    async def _locked(self, order_id: UUID) -> AsyncIterator[tuple[AsyncSession, OrderRow]]:
+        """A transaction holding the order row, for as long as this replica holds the lease.
+
+        What the block changed on the row is written when it ends, in the same
+        transaction, and then the events it staged (nothing if it raised: the
+        transaction rolls back).
+        """
         async with unit_of_work(self._sessionmaker) as session:
-            order = await repository.get_order(session, order_id, for_update=True)
+            order = await repository.lock_order_row(session, order_id)
             if order is None or order.lease_owner != self.owner:
                 raise LeaseLost(str(order_id))
             yield session, order
+            await repository.save_order_row(session, order)
+            await repository.write_staged(session)
 
-    async def _snapshot(self, order_id: UUID) -> tuple[CustomerOrder | None, dict[Step, SagaStep]]:
+    async def _snapshot(self, order_id: UUID) -> tuple[OrderRow | None, dict[Step, SagaStep]]:
         async with self._sessionmaker() as session:
-            order = await repository.get_order(session, order_id)
+            order = await repository.read_order_row(session, order_id)
             steps = await repository.steps_of(session, order_id) if order else {}
         return order, steps
 
-    async def _start_step(self, order_id: UUID, step: Step) -> CustomerOrder:
+    async def _start_step(self, order_id: UUID, step: Step) -> OrderRow:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(session, order, step, StepStatus.RUNNING, new_attempt=True)
         return order
 
     async def _start_action(
         self, order_id: UUID, action: Step, statuses: dict[Step, StepStatus]
-    ) -> tuple[CustomerOrder, Step]:
+    ) -> tuple[OrderRow, Step]:
         """Record ``action`` running (after the idle steps from it on), in one transaction."""
         pending = dict(statuses)
         records: list[StepRecord] = []
@@ -202,18 +257,17 @@ class SagaOrchestrator:
 
     # --- forward path ---------------------------------------------------------------------
 
-    async def _drive(self, order_id: UUID, *, fresh: bool) -> None:
+    async def _drive(self, order_id: UUID, *, begun: Begun | None) -> None:
         # One snapshot per run: from then on this replica is the only writer of the
         # saga's steps (the lease), and every step transaction hands back the order row
         # it locked, so the next step starts from that instead of reading it again.
-        # A fresh order has no step yet: its first transaction (which locks and checks
-        # the row as every step transaction does) is the read.
+        # A new checkout needs none: the request's insert recorded its first action
+        # running and handed over the row it inserted (unless the lease it took may
+        # be running out by now: then the snapshot, and the action is started anew).
         started: Step | None = None  # recorded ``running`` by the previous step's commit
         statuses: dict[Step, StepStatus] = {}
-        if fresh:
-            order, started = await self._start_action(
-                order_id, next_action(statuses) or FINAL_ACTION, statuses
-            )
+        if begun is not None and time.monotonic() < begun.use_before:
+            order, started, statuses = begun.order, begun.action, dict(begun.statuses)
         else:
             snapshot, steps = await self._snapshot(order_id)
             if snapshot is None:
@@ -273,7 +327,7 @@ class SagaOrchestrator:
                 continue
             order, started = await self._complete(order_id, action, outcome, statuses)
 
-    async def _perform(self, step: Step, order: CustomerOrder) -> StepOutcome | Exception:
+    async def _perform(self, step: Step, order: OrderRow) -> StepOutcome | Exception:
         """Run ``step``'s handler, timed; what it raised is returned (counted by the
         caller, which classifies it), except a cancellation."""
         began = time.perf_counter()
@@ -290,7 +344,7 @@ class SagaOrchestrator:
 
     async def _complete(
         self, order_id: UUID, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
-    ) -> tuple[CustomerOrder, Step | None]:
+    ) -> tuple[OrderRow, Step | None]:
         """Record ``step``'s outcome and, in the same transaction, start the next action.
 
         Starting the next action here (``running``, one more attempt) is what a separate
@@ -346,7 +400,7 @@ class SagaOrchestrator:
         await self._publish(alerts)
         return order, following
 
-    async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> CustomerOrder:
+    async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> OrderRow:
         """Park the order ON_HOLD for a staff review (the lease goes with it: no replica
         runs the saga until staff decide); a cancel that arrived meanwhile wins."""
         async with self._locked(order_id) as (session, order):
@@ -372,14 +426,14 @@ class SagaOrchestrator:
 
     async def _begin_compensation(
         self, order_id: UUID, *, outcome: OrderStatus, reason: str
-    ) -> CustomerOrder:
+    ) -> OrderRow:
         async with self._locked(order_id) as (session, order):
             await transition(
                 session, order, OrderStatus.COMPENSATING, outcome=outcome, reason=reason
             )
         return order
 
-    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> CustomerOrder:
+    async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> OrderRow:
         async with self._locked(order_id) as (session, order):
             await repository.record_step(
                 session, order, step, failure.step_status, error=failure.detail
@@ -431,7 +485,7 @@ class SagaOrchestrator:
 
     # --- compensation -----------------------------------------------------------------------
 
-    async def _compensate(self, order: CustomerOrder, statuses: dict[Step, StepStatus]) -> None:
+    async def _compensate(self, order: OrderRow, statuses: dict[Step, StepStatus]) -> None:
         for step in compensations_needed(statuses):
             await self._start_step(order.id, step)
             outcome = await self._perform(step, order)

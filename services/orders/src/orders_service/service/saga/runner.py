@@ -20,7 +20,8 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
-from orders_service.service.saga.orchestrator import SagaOrchestrator
+from orders_service.models import CustomerOrder
+from orders_service.service.saga.orchestrator import Begun, SagaOrchestrator
 from storefront_kit.db import unit_of_work
 from storefront_kit.error_reporting import report_exception
 from storefront_kit.logging import get_logger
@@ -75,17 +76,24 @@ class SagaRunner:
         """The task running ``order_id``'s saga here, if any."""
         return self._tasks.get(order_id)
 
-    def start(self, order_id: UUID, *, fresh: bool = False) -> asyncio.Task[None] | None:
+    async def begin(
+        self, session: AsyncSession, order: CustomerOrder, *, leased_at: float
+    ) -> Begun:
+        """Record a new checkout's first action in the transaction that inserted it
+        (:meth:`SagaOrchestrator.begin`); :meth:`start` it once that committed."""
+        return await self._orchestrator.begin(session, order, leased_at=leased_at)
+
+    def start(self, order_id: UUID, *, begun: Begun | None = None) -> asyncio.Task[None] | None:
         """Run the saga of ``order_id`` (leased to this replica) unless it already runs.
 
-        ``fresh``: a new checkout, inserted leased to this replica with no step recorded.
+        ``begun``: a new checkout, its first action recorded by :meth:`begin` (committed).
         """
         if self._closing:
             return None
         existing = self._tasks.get(order_id)
         if existing is not None and not existing.done():
             return existing
-        task = asyncio.create_task(self._run(order_id, fresh=fresh), name=f"saga-{order_id}")
+        task = asyncio.create_task(self._run(order_id, begun=begun), name=f"saga-{order_id}")
         self._tasks[order_id] = task
         task.add_done_callback(functools.partial(self._forget, order_id))
         return task
@@ -94,11 +102,11 @@ class SagaRunner:
         if self._tasks.get(order_id) is task:
             del self._tasks[order_id]
 
-    async def _run(self, order_id: UUID, *, fresh: bool) -> None:
+    async def _run(self, order_id: UUID, *, begun: Begun | None) -> None:
         async with self._semaphore:
             SAGAS_RUNNING.inc()
             try:
-                await self._orchestrator.run(order_id, fresh=fresh)
+                await self._orchestrator.run(order_id, begun=begun)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -19,7 +19,7 @@ from orders_service.clients.inventory import InventoryClient
 from orders_service.clients.payments import PaymentsClient
 from orders_service.clients.shipping import ShippingClient
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.models import CustomerOrder
+from orders_service.repository import AnyOrder, OrderRow
 from orders_service.service.fraud import FraudChecker
 from orders_service.settings import OrdersSettings
 
@@ -53,22 +53,20 @@ class SagaStep(ABC):
 
     step: ClassVar[Step]
 
-    def idempotency_key(self, order: CustomerOrder, suffix: str | None = None) -> str:
+    def idempotency_key(self, order: AnyOrder, suffix: str | None = None) -> str:
         """The provider idempotency key of this step of ``order`` (stable across retries
         and replicas: a step run again after a crash replays the provider's answer)."""
         return f"{order.id}:{self.step.value}" + (f":{suffix}" if suffix else "")
 
     @abstractmethod
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         """Make the step's calls; a provider error propagates (the orchestrator records it).
 
         Runs outside any transaction, possibly again after a crash: every mutating call
         carries :meth:`idempotency_key` (or is idempotent per order at the provider).
         """
 
-    def apply(
-        self, session: AsyncSession, order: CustomerOrder, outcome: StepOutcome
-    ) -> list[Alert]:
+    def apply(self, session: AsyncSession, order: OrderRow, outcome: StepOutcome) -> list[Alert]:
         """Write what the step learned onto the locked ``order`` and stage the events it
         causes, in the transaction that records its outcome; the alerts to publish once
         that committed. No queries: this runs inside every step's transaction."""

@@ -3,7 +3,7 @@ fail, so it has no compensation, and an unreachable inventory is waited out."""
 
 from orders_service.clients.errors import ProviderRejected
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.models import CustomerOrder
+from orders_service.repository import OrderRow
 from orders_service.service.saga.steps.base import SagaAction, StepContext, StepOutcome
 
 __all__ = ["CommitInventory"]
@@ -21,6 +21,6 @@ class CommitInventory(SagaAction):
     def rejected(self, exc: ProviderRejected) -> Reason:
         return Reason.RESERVATION_EXPIRED
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         status = await ctx.inventory.commit(order_id=order.id)
         return StepOutcome(StepStatus.SUCCEEDED, {"status": status})

@@ -13,7 +13,7 @@ from typing import ClassVar
 from orders_service.clients.errors import ProviderRejected
 from orders_service.domain.fraud import FraudAction
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.models import CustomerOrder
+from orders_service.repository import OrderRow
 from orders_service.service.saga.steps.base import SagaAction, StepContext, StepOutcome
 
 __all__ = ["CheckFraud", "ScreenFraud"]
@@ -33,7 +33,7 @@ class _FraudStep(SagaAction):
             return None
         return StepOutcome(StepStatus.SKIPPED, {"note": "no fraud rule at this stage"})
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         result = await ctx.fraud.evaluate(order, stage=self.stage)
         if result is None:
             return StepOutcome(StepStatus.SKIPPED, {"note": "no fraud rule at this stage"})

@@ -7,8 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.clients.errors import ProviderRejected
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.models import CustomerOrder
-from orders_service.repository import receipt, stage_event
+from orders_service.repository import OrderRow, receipt, stage_event
 from orders_service.service.saga.steps.base import (
     Alert,
     SagaAction,
@@ -33,7 +32,7 @@ class AuthorizePayment(_PaymentAction):
 
     step = Step.AUTHORIZE_PAYMENT
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         if not order.total or not order.currency:
             return StepOutcome(StepStatus.SKIPPED, {"note": "nothing to pay"})
         payment = await ctx.payments.authorize(
@@ -47,9 +46,7 @@ class AuthorizePayment(_PaymentAction):
             StepStatus.SUCCEEDED, {"payment_id": payment.id, "status": payment.status}
         )
 
-    def apply(
-        self, session: AsyncSession, order: CustomerOrder, outcome: StepOutcome
-    ) -> list[Alert]:
+    def apply(self, session: AsyncSession, order: OrderRow, outcome: StepOutcome) -> list[Alert]:
         if outcome.status == StepStatus.SUCCEEDED:
             order.payment_id = str(outcome.result["payment_id"])
         return []
@@ -60,7 +57,7 @@ class CapturePayment(_PaymentAction):
 
     step = Step.CAPTURE_PAYMENT
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         if order.payment_id is None:
             return StepOutcome(StepStatus.SKIPPED, {"note": "nothing to pay"})
         payment = await ctx.payments.capture(
@@ -71,9 +68,7 @@ class CapturePayment(_PaymentAction):
             {"payment_id": payment.id, "status": payment.status, "amount": payment.captured_amount},
         )
 
-    def apply(
-        self, session: AsyncSession, order: CustomerOrder, outcome: StepOutcome
-    ) -> list[Alert]:
+    def apply(self, session: AsyncSession, order: OrderRow, outcome: StepOutcome) -> list[Alert]:
         if outcome.status == StepStatus.SUCCEEDED:
             data = {
                 **receipt(order),
@@ -90,7 +85,7 @@ class RefundPayment(SagaStep):
 
     step = Step.REFUND_PAYMENT
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         payments = await ctx.payments.payments_for_order(order_id=str(order.id))
         if not payments:
             return StepOutcome(StepStatus.SKIPPED, {"note": "no payment"})
@@ -119,9 +114,7 @@ class RefundPayment(SagaStep):
                 )
         return StepOutcome(StepStatus.SUCCEEDED, {"refunded": refunded, "voided": voided})
 
-    def apply(
-        self, session: AsyncSession, order: CustomerOrder, outcome: StepOutcome
-    ) -> list[Alert]:
+    def apply(self, session: AsyncSession, order: OrderRow, outcome: StepOutcome) -> list[Alert]:
         for refund in outcome.result.get("refunded", []):
             stage_event(session, order, "payment.refunded", {**refund, "reason": order.reason})
         return []

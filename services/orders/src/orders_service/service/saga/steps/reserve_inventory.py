@@ -5,8 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service.clients.errors import ProviderRejected
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.models import CustomerOrder
-from orders_service.repository import receipt, stage_event
+from orders_service.repository import OrderRow, receipt, stage_event
 from orders_service.service.saga.steps.base import (
     Alert,
     SagaAction,
@@ -34,7 +33,7 @@ class ReserveInventory(SagaAction):
     def rejected(self, exc: ProviderRejected) -> Reason:
         return _REJECTIONS.get(exc.code, Reason.RESERVATION_REJECTED)
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         reservation = await ctx.inventory.reserve(
             order_id=order.id, items=order.items, ttl_s=ctx.settings.reservation_ttl_s
         )
@@ -47,9 +46,7 @@ class ReserveInventory(SagaAction):
             },
         )
 
-    def apply(
-        self, session: AsyncSession, order: CustomerOrder, outcome: StepOutcome
-    ) -> list[Alert]:
+    def apply(self, session: AsyncSession, order: OrderRow, outcome: StepOutcome) -> list[Alert]:
         result = outcome.result
         order.lines = result["lines"]
         order.subtotal = order.total = int(result["total"])
@@ -65,7 +62,7 @@ class ReleaseInventory(SagaStep):
 
     step = Step.RELEASE_INVENTORY
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         try:
             status = await ctx.inventory.release(order_id=order.id)
         except ProviderRejected as exc:

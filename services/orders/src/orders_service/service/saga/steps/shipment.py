@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orders_service.clients.errors import ProviderRejected
 from orders_service.clients.shipment import build_shipment_request
 from orders_service.domain.saga import Reason, Step, StepStatus
-from orders_service.models import CustomerOrder
+from orders_service.repository import OrderRow
 from orders_service.service.saga.steps.base import (
     Alert,
     SagaAction,
@@ -28,7 +28,7 @@ class CreateShipment(SagaAction):
     def rejected(self, exc: ProviderRejected) -> Reason:
         return Reason.SHIPMENT_REJECTED
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         request = build_shipment_request(order, item_weight_grams=ctx.settings.item_weight_grams)
         shipment = await ctx.shipping.create(request, key=self.idempotency_key(order))
         return StepOutcome(
@@ -41,9 +41,7 @@ class CreateShipment(SagaAction):
             },
         )
 
-    def apply(
-        self, session: AsyncSession, order: CustomerOrder, outcome: StepOutcome
-    ) -> list[Alert]:
+    def apply(self, session: AsyncSession, order: OrderRow, outcome: StepOutcome) -> list[Alert]:
         result = outcome.result
         order.shipment_id = str(result["shipment_id"])
         order.tracking_number = str(result["tracking_number"])
@@ -57,7 +55,7 @@ class CancelShipment(SagaStep):
 
     step = Step.CANCEL_SHIPMENT
 
-    async def perform(self, order: CustomerOrder, ctx: StepContext) -> StepOutcome:
+    async def perform(self, order: OrderRow, ctx: StepContext) -> StepOutcome:
         if order.shipment_id:
             ids = [order.shipment_id]
         else:  # the booking's outcome is unknown: ask the provider
