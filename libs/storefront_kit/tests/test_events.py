@@ -530,3 +530,79 @@ async def test_run_loop_consumes_until_stopped(redis: Redis) -> None:
     await asyncio.wait_for(got.wait(), 5)
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+def round_trips(monkeypatch: pytest.MonkeyPatch, redis: Redis) -> list[tuple[str, ...]]:
+    """What ``redis`` sends from now on, one item per round trip: a command's words (the
+    stream ids of a read included), or ``("PIPELINE",)`` for a pipeline."""
+    sent: list[tuple[str, ...]] = []
+    execute, pipeline = redis.execute_command, redis.pipeline
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(tuple(str(arg) for arg in args))
+        return await execute(*args, **options)
+
+    def counted_pipeline(*args: Any, **options: Any) -> Any:
+        sent.append(("PIPELINE",))
+        return pipeline(*args, **options)
+
+    monkeypatch.setattr(redis, "execute_command", counted)
+    monkeypatch.setattr(redis, "pipeline", counted_pipeline)
+    return sent
+
+
+async def test_a_batch_of_new_entries_costs_one_read_and_one_acknowledgement(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each round trip to Redis is CPU in the consumer and in Redis (issue 17): handled
+    # entries are acknowledged together, and a first delivery has no attempts to forget.
+    c = consumer(redis, _ignore)
+    await c.ensure_group()
+    for n in range(5):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    sent = round_trips(monkeypatch, redis)
+    assert await c.process_batch() == 5
+    assert [words[0] for words in sent] == ["XREADGROUP", "XACK"]
+    assert len(sent[1]) == 3 + 5  # XACK stream group and the five ids
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
+async def test_the_run_loop_reads_its_pending_entries_only_after_a_failure(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handled: list[int] = []
+    failed_once: set[int] = set()
+
+    async def handler(e: EventEnvelope) -> None:
+        n = e.data["n"]
+        if n == 2 and n not in failed_once:
+            failed_once.add(n)
+            raise RuntimeError("first try fails")
+        handled.append(n)
+
+    sent = round_trips(monkeypatch, redis)
+    stop = asyncio.Event()
+    c = consumer(redis, handler, retry_delay_s=0.01)
+    task = asyncio.create_task(c.run(stop))
+    try:
+        for n in range(4):
+            await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+            await until(lambda n=n: _handled(handled, n))  # type: ignore[misc]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert sorted(handled) == [0, 1, 2, 3]
+    group_creations = [words for words in sent if words[0].startswith("XGROUP")]
+    pending_reads = [words for words in sent if words[0] == "XREADGROUP" and words[-1] == "0"]
+    new_reads = [words for words in sent if words[0] == "XREADGROUP" and words[-1] == ">"]
+    assert len(group_creations) == 1
+    # One at the start (what a previous run left) and one for the retry of entry 2:
+    # not one before every read of new entries.
+    assert len(pending_reads) == 2
+    assert len(new_reads) >= 4
+    assert await redis.hlen(c._attempts_key) == 0  # the retried entry's count is gone
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
+async def _handled(handled: list[int], n: int) -> bool:
+    return n in handled

@@ -434,6 +434,9 @@ class StreamConsumer:
         self.dead_consumer_idle_ms = dead_consumer_idle_ms
         self.dead_letter_stream = f"{stream}.dead"
         self._attempts_key = f"{stream}:{group}:attempts"
+        #: Whether this consumer may hold entries it has not acknowledged (a handler
+        #: failed, a claim, a start): the run loop reads them back only then.
+        self._recheck_pending = True
 
     async def ensure_group(self) -> None:
         """Create the consumer group (from the stream's start) if it does not exist."""
@@ -446,8 +449,13 @@ class StreamConsumer:
     async def process_batch(self, *, pending: bool = False, block_ms: int | None = None) -> int:
         """Read and handle one batch: new entries, or this consumer's unacknowledged ones.
 
-        New entries are waited for up to ``block_ms`` (default: the consumer's).
+        New entries are waited for up to ``block_ms`` (default: the consumer's). What the
+        batch handled is acknowledged together once it is done (one round trip, not two
+        per entry): a crash in between delivers those entries again, which every handler
+        takes (delivery is at least once).
         """
+        if pending:
+            self._recheck_pending = False
         response: Any = await self.redis.xreadgroup(
             self.group,
             self.consumer,
@@ -456,22 +464,38 @@ class StreamConsumer:
             block=None if pending else (self.block_ms if block_ms is None else block_ms),
         )
         entries = [entry for _stream, stream_entries in response or [] for entry in stream_entries]
+        if pending and len(entries) >= self.batch_size:
+            self._recheck_pending = True  # more may wait behind this batch
         superseded = self._superseded(entries)
         # Trimmed away while pending, or a state a newer event of this batch replaces
-        # whole (it is handled instead, whatever its position): acknowledged unhandled,
-        # all in one round trip.
-        skipped = [
+        # whole (it is handled instead, whatever its position): acknowledged unhandled.
+        done = [
             entry_id for entry_id, fields in entries if fields is None or entry_id in superseded
         ]
-        if skipped:
-            await self.redis.xack(self.stream, self.group, *skipped)
         handled = 0
-        for entry_id, fields in entries:
-            if fields is None or entry_id in superseded:
-                continue
-            await self._handle(entry_id, fields)
-            handled += 1
+        try:
+            for entry_id, fields in entries:
+                if fields is None or entry_id in superseded:
+                    continue
+                if await self._handle(entry_id, fields):
+                    done.append(entry_id)
+                handled += 1
+        finally:
+            # An entry read as new (">") was never delivered to this group before, so it
+            # has no failed attempts to forget: only retried ones need the HDEL.
+            await self._acknowledge(done, forget_attempts=pending)
         return handled
+
+    async def _acknowledge(self, entry_ids: list[str], *, forget_attempts: bool) -> None:
+        if not entry_ids:
+            return
+        if not forget_attempts:
+            await self.redis.xack(self.stream, self.group, *entry_ids)
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self.stream, self.group, *entry_ids)
+            pipe.hdel(self._attempts_key, *entry_ids)
+            await pipe.execute()
 
     def _superseded(self, entries: list[tuple[str, Mapping[str, str] | None]]) -> set[str]:
         if self.state_key is None:
@@ -508,11 +532,13 @@ class StreamConsumer:
             count=self.batch_size,
         )
         claimed = result[1] if result else []
-        for entry_id, fields in claimed:
-            if fields is None:
-                await self.redis.xack(self.stream, self.group, entry_id)
-                continue
-            await self._handle(entry_id, fields)
+        done: list[str] = []
+        try:
+            for entry_id, fields in claimed:
+                if fields is None or await self._handle(entry_id, fields):
+                    done.append(entry_id)
+        finally:
+            await self._acknowledge(done, forget_attempts=True)
         return len(claimed)
 
     async def remove_dead_consumers(self) -> list[str]:
@@ -571,12 +597,14 @@ class StreamConsumer:
                 lag = len(undelivered or [])
             STREAM_LAG.labels(**labels).set(int(lag))
 
-    async def _handle(self, entry_id: str, fields: Mapping[str, str]) -> None:
+    async def _handle(self, entry_id: str, fields: Mapping[str, str]) -> bool:
+        """Handle one entry; whether it is done and waits for the batch's acknowledgement
+        (else it failed and stays pending for a retry, or it was dead-lettered)."""
         try:
             event = EventEnvelope.from_stream_fields(fields)
         except (KeyError, ValidationError, ValueError) as exc:
             await self._dead_letter(entry_id, fields, f"unparseable: {exc!r}")
-            return
+            return False
         token = request_id_var.set(event.request_id)
         try:
             # With tracing on, handled as a child of the trace that published it.
@@ -592,7 +620,9 @@ class StreamConsumer:
             raise
         except PoisonMessage as exc:
             await self._dead_letter(entry_id, fields, f"poison: {exc}")
+            return False
         except Exception as exc:
+            self._recheck_pending = True
             attempts = await self.redis.hincrby(self._attempts_key, entry_id, 1)
             logger.warning(
                 "event_handler_failed",
@@ -606,19 +636,17 @@ class StreamConsumer:
             if attempts >= self.max_attempts:
                 report_exception(exc)  # given up on: an error report, with its request id
                 await self._dead_letter(entry_id, fields, repr(exc))
-        else:
-            await self.redis.xack(self.stream, self.group, entry_id)
-            await self.redis.hdel(self._attempts_key, entry_id)
+            return False
         finally:
             request_id_var.reset(token)
+        return True
 
     async def _dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
         logger.error("event_dead_lettered", stream=self.stream, entry_id=entry_id, reason=reason)
         dead: dict[Any, Any] = {**fields}
         dead.update(dead_reason=reason[:500], group=self.group, entry_id=entry_id)
         await self.redis.xadd(self.dead_letter_stream, dead)
-        await self.redis.xack(self.stream, self.group, entry_id)
-        await self.redis.hdel(self._attempts_key, entry_id)
+        await self._acknowledge([entry_id], forget_attempts=True)
         STREAM_DEAD_LETTERS.labels(stream=self.stream, group=self.group).inc()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -627,11 +655,19 @@ class StreamConsumer:
         claim_every = max(self.claim_idle_ms / 1000 / 2, 1.0)
         last_claim = 0.0
         loop = asyncio.get_running_loop()
+        # Once, and again after any Redis error (the stream or group may be gone, as
+        # after a FLUSHALL): not a failing XGROUP CREATE per read.
+        group_ready = False
+        self._recheck_pending = True  # what this consumer left pending before it stopped
         while not stop.is_set():
             try:
-                await self.ensure_group()
-                # Retries first: entries that failed stay pending for this consumer.
-                retried = await self.process_batch(pending=True)
+                if not group_ready:
+                    await self.ensure_group()
+                    group_ready = True
+                # Retries first: entries that failed stay pending for this consumer. Read
+                # only when something may be there (a failure, a claim, a start), not
+                # before every read of new entries.
+                retried = await self.process_batch(pending=True) if self._recheck_pending else 0
                 if loop.time() - last_claim >= claim_every:
                     last_claim = loop.time()
                     await self.claim_abandoned()
@@ -644,6 +680,8 @@ class StreamConsumer:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                group_ready = False
+                self._recheck_pending = True
                 logger.warning("stream_consumer_redis_error", stream=self.stream, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
