@@ -448,14 +448,18 @@ def test_placeholder_secrets_stop_the_stack_naming_the_variable(
         "--env-file", str(REPO_ROOT / ".env.example"),
         "-f", str(REPO_ROOT / "docker-compose.yml"), *engine,
     ]  # fmt: skip
-    refused = subprocess.run(
-        [*command, "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=REPO_ROOT,
-    )
+
+    def compose(*args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            cwd=REPO_ROOT,
+        )
+
+    refused = compose("config", "--quiet", timeout=120)
     assert refused.returncode != 0, "compose accepted .env.example's placeholders"
     assert "SERVICE_TOKEN_CALLERS" in refused.stderr, refused.stderr
     assert "make env" in refused.stderr, refused.stderr
@@ -463,29 +467,11 @@ def test_placeholder_secrets_stop_the_stack_naming_the_variable(
         prefix = callee.upper().replace("-", "_")
         monkeypatch.setenv(f"{prefix}_SERVICE_TOKEN_CALLERS", "{}")
     try:
-        started = subprocess.run(
-            [*command, "up", "--detach", "--wait", "--wait-timeout", "180", "auth"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-            cwd=REPO_ROOT,
-        )
+        started = compose("up", "--detach", "--wait", "--wait-timeout", "180", "auth", timeout=600)
         assert started.returncode != 0, "compose came up with placeholder secrets"
-        logs = subprocess.run(
-            [*command, "logs", "--no-color", "auth"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO_ROOT,
-        ).stdout
+        logs = compose("logs", "--no-color", "auth").stdout
         assert re.search(r"AUTH_JWT_SIGNING_KEY|AUTH_SERVICE_TOKEN_KEY", logs), (
             started.stderr + logs
         )
     finally:
-        subprocess.run(
-            [*command, "down", "--volumes", "--remove-orphans", "--timeout", "10"],
-            capture_output=True,
-            check=False,
-            cwd=REPO_ROOT,
-        )
+        compose("down", "--volumes", "--remove-orphans", "--timeout", "10")

@@ -83,6 +83,19 @@ async def _reply_to(
     return (await messages(client, chat_id))[-1]
 
 
+async def _press_start(
+    client: httpx.AsyncClient, redis: AuthRedis, chat_id: int, phone: str
+) -> None:
+    """Start pressed in ``chat_id`` on a fresh link for ``phone``: the bot asks for a contact."""
+    await _reply_to(
+        client,
+        chat_id,
+        "start",
+        {"payload": await _link(client, redis, phone)},
+        "Share my phone number",
+    )
+
+
 async def test_a_new_user_logs_in_by_sharing_their_own_contact(client: httpx.AsyncClient) -> None:
     phone, chat_id = new_phone(), _chat()
 
@@ -109,13 +122,7 @@ async def test_claiming_someone_elses_number_fails_in_every_variant(
     attacker_phone, attacker_chat = new_phone(), _chat()
 
     # someone else's card, a typed number, the attacker's own other number
-    await _reply_to(
-        client,
-        attacker_chat,
-        "start",
-        {"payload": await _link(client, redis, victim_phone)},
-        "Share my phone number",
-    )
+    await _press_start(client, redis, attacker_chat, victim_phone)
     foreign = await _reply_to(
         client,
         attacker_chat,
@@ -138,13 +145,7 @@ async def test_claiming_someone_elses_number_fails_in_every_variant(
     # a contact for another link: the attacker proves their own number on their own link
     # after pressing Start on the victim's; what arrives works for the attacker's number only
     for phone in (victim_phone, attacker_phone):
-        await _reply_to(
-            client,
-            attacker_chat,
-            "start",
-            {"payload": await _link(client, redis, phone)},
-            "Share my phone number",
-        )
+        await _press_start(client, redis, attacker_chat, phone)
     before = len(await messages(client, attacker_chat))
     await _play(
         client,
@@ -203,10 +204,7 @@ async def test_a_staff_phone_never_yields_a_code_to_a_stranger(
         settings=auth_settings(platform.service_env("auth")),
     )
 
-    await _play(
-        client, "start", {"chat_id": stranger, "payload": await _link(client, redis, staff_phone)}
-    )
-    await wait_for_message(client, stranger, re.compile("Share my phone number"))
+    await _press_start(client, redis, stranger, staff_phone)
     # even a forged card claiming to be the stranger's own with the staff number
     refused = await _reply_to(
         client,

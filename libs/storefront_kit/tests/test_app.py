@@ -2,14 +2,14 @@
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, ClassVar
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
 from pydantic_settings import SettingsConfigDict
@@ -44,6 +44,26 @@ class Gate:
         self.opened = asyncio.Event()
         self.inside = 0
         self.most_inside = 0
+
+
+@asynccontextmanager
+async def _no_clients(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def demo_app(
+    settings: DemoSettings, router: APIRouter, checks: Callable[[Request], Sequence[HealthCheck]]
+) -> FastAPI:
+    """The demo service: ``router`` on the kit's app, no clients to start or stop."""
+    return create_service_app(
+        settings=settings,
+        title="Demo",
+        description="demo",
+        version="1",
+        lifespan=_no_clients,
+        routers=[router],
+        health_checks=checks,
+    )
 
 
 def build_app(
@@ -92,10 +112,6 @@ def build_app(
     async def create(item: Item) -> Item:
         return item
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
     async def ok() -> bool:
         return True
 
@@ -117,15 +133,7 @@ def build_app(
         max_concurrent_requests=max_concurrent_requests,
         request_queue_timeout_s=request_queue_timeout_s,
     )
-    return create_service_app(
-        settings=settings,
-        title="Demo",
-        description="demo",
-        version="1",
-        lifespan=lifespan,
-        routers=[router],
-        health_checks=checks,
-    )
+    return demo_app(settings, router, checks)
 
 
 @pytest.fixture
@@ -357,19 +365,7 @@ def internal_app(settings: DemoSettings) -> FastAPI:
     ) -> dict[str, str]:
         return {"caller": caller.issuer}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    return create_service_app(
-        settings=settings,
-        title="Demo",
-        description="demo",
-        version="1",
-        lifespan=lifespan,
-        routers=[router],
-        health_checks=lambda _request: [],
-    )
+    return demo_app(settings, router, lambda _request: [])
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])

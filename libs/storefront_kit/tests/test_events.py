@@ -1,7 +1,7 @@
 """Outbox, relay and stream consumer against real PostgreSQL and Redis."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,6 +74,18 @@ def event(n: int) -> EventEnvelope:
     return EventEnvelope.new(type="thing.happened", source="tests", data={"n": n})
 
 
+def stage(session: AsyncSession, n: int) -> None:
+    """Event ``n`` staged in ``session``'s transaction."""
+    add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+
+
+async def staged(sessionmaker: async_sessionmaker[AsyncSession], ns: Iterable[int]) -> None:
+    """Events ``ns`` staged in one committed transaction."""
+    async with sessionmaker() as session, session.begin():
+        for n in ns:
+            stage(session, n)
+
+
 async def published_ns(redis: Redis) -> list[int]:
     """The ``n`` of every event on the stream, in the order published."""
     return [EventEnvelope.from_stream_fields(f).data["n"] for _, f in await redis.xrange(STREAM)]
@@ -118,9 +130,7 @@ async def test_envelope_carries_request_id_and_round_trips_through_stream_fields
 async def test_relay_publishes_committed_events_once_in_order(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        for n in range(5):
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+    await staged(sessionmaker, range(5))
     relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
     assert await relay.relay_once() == 5
     assert await relay.relay_once() == 0
@@ -131,7 +141,7 @@ async def test_rolled_back_change_publishes_nothing(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
     async with sessionmaker() as session, session.begin():
-        add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(1))
+        stage(session, 1)
         await session.flush()
         await session.rollback()
     relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
@@ -143,9 +153,7 @@ async def _published_at(
     sessionmaker: async_sessionmaker[AsyncSession], ages_s: dict[int, float | None]
 ) -> None:
     """Outbox rows ``n`` published ``ages_s[n]`` seconds ago (``None``: not yet)."""
-    async with sessionmaker() as session, session.begin():
-        for n in ages_s:
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+    await staged(sessionmaker, ages_s)
     async with sessionmaker() as session, session.begin():
         for row in await session.scalars(select(OutboxEvent)):
             n = row.envelope["data"]["n"]
@@ -195,8 +203,7 @@ async def test_running_relay_purges_a_backlog_in_batches_and_still_relays(
         poll_interval_s=0.01,
     )
     async with running(relay):
-        async with sessionmaker() as session, session.begin():
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(100))
+        await staged(sessionmaker, [100])
         relay.notify()
 
         async def purged_and_relayed() -> bool:
@@ -217,7 +224,7 @@ async def test_a_commit_that_staged_events_wakes_the_relay_without_waiting_for_i
     async with running(relay):
         await asyncio.sleep(0.2)  # the first round found nothing: the relay sleeps
         async with unit_of_work(sessionmaker) as session:
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(2))
+            stage(session, 2)
         await until(lambda: published(redis, 1))
     assert await published_ns(redis) == [2]
 
@@ -236,14 +243,14 @@ async def test_a_commit_landing_while_the_relay_publishes_is_not_left_for_the_ne
             if published and not self.raced:
                 self.raced = True
                 async with unit_of_work(sessionmaker) as session:
-                    add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(3))
+                    stage(session, 3)
             return published
 
     relay = Racing(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, poll_interval_s=60)
     async with running(relay):
         await asyncio.sleep(0.2)
         async with unit_of_work(sessionmaker) as session:
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(2))
+            stage(session, 2)
         await until(lambda: published(redis, 2))
     assert await published_ns(redis) == [2, 3]
 
@@ -265,8 +272,7 @@ async def test_a_relay_told_to_stop_stops_without_waiting_out_its_poll(
 async def test_relay_keeps_events_when_redis_is_down(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(1))
+    await staged(sessionmaker, [1])
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     with pytest.raises(Exception):  # noqa: B017, PT011
         await OutboxRelay(sessionmaker=sessionmaker, redis=dead, model=OutboxEvent).relay_once()
@@ -285,9 +291,7 @@ async def test_relay_keeps_events_when_redis_is_down(
 async def test_concurrent_relays_never_publish_a_row_twice(
     sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        for n in range(300):
-            add_outbox_event(session, OutboxEvent, stream=STREAM, event=event(n))
+    await staged(sessionmaker, range(300))
     relays = [
         OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent, batch_size=20)
         for _ in range(4)

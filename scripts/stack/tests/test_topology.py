@@ -21,14 +21,31 @@ def _endpoints() -> Endpoints:
     )
 
 
-def test_every_service_reports_errors_to_the_stand_in() -> None:
+@pytest.mark.parametrize(
+    ("sandbox", "variable", "url"),
+    [
+        ("sentry", "STOREFRONT_SENTRY_DSN", "http://storefront@127.0.0.1:{port}/1"),
+        ("otlp", "STOREFRONT_OTLP_ENDPOINT", "http://127.0.0.1:{port}"),
+    ],
+)
+def test_every_service_reports_to_the_stand_in_and_without_it_to_nothing(
+    sandbox: str, variable: str, url: str
+) -> None:
     endpoints = _endpoints()
-    port = endpoints.sandbox_ports["sentry"]
+    port = endpoints.sandbox_ports[sandbox]
     for service in SERVICES:
         env = service_env(service, endpoints, platform_env={})
-        assert env["STOREFRONT_SENTRY_DSN"] == f"http://storefront@127.0.0.1:{port}/1"
+        assert env[variable] == url.format(port=port)
         # The stand-in is no API a service calls.
-        assert f"{service.env_prefix}SENTRY_API_URL" not in env
+        assert f"{service.env_prefix}{sandbox.upper()}_API_URL" not in env
+    del endpoints.sandbox_ports[sandbox]
+    assert variable not in service_env(ORDERS, endpoints, platform_env={})
+
+
+def test_every_service_calls_the_telegram_stand_in() -> None:
+    endpoints = _endpoints()
+    for service in SERVICES:
+        env = service_env(service, endpoints, platform_env={})
         assert env[f"{service.env_prefix}TELEGRAM_API_URL"].startswith("http://127.0.0.1:")
 
 
@@ -42,31 +59,17 @@ def test_a_configured_dsn_wins_over_the_stand_in() -> None:
     assert overridden["STOREFRONT_SENTRY_DSN"] == real
 
 
-def test_without_the_stand_in_no_dsn_is_set() -> None:
-    endpoints = _endpoints()
-    del endpoints.sandbox_ports["sentry"]
-    assert "STOREFRONT_SENTRY_DSN" not in service_env(ORDERS, endpoints, platform_env={})
-
-
-def test_every_service_exports_traces_to_the_stand_in_unless_told_otherwise() -> None:
-    endpoints = _endpoints()
-    port = endpoints.sandbox_ports["otlp"]
-    for service in SERVICES:
-        env = service_env(service, endpoints, platform_env={})
-        assert env["STOREFRONT_OTLP_ENDPOINT"] == f"http://127.0.0.1:{port}"
-        assert f"{service.env_prefix}OTLP_API_URL" not in env
+def test_a_configured_collector_wins_and_an_empty_one_turns_tracing_off() -> None:
     collector = "http://otel-collector:4318"
     configured = service_env(
-        ORDERS, endpoints, platform_env={"STOREFRONT_OTLP_ENDPOINT": collector}
+        ORDERS, _endpoints(), platform_env={"STOREFRONT_OTLP_ENDPOINT": collector}
     )
     assert configured["STOREFRONT_OTLP_ENDPOINT"] == collector
     # An empty override turns tracing off (what a benchmark's "off" run does).
     off = service_env(
-        ORDERS, endpoints, platform_env={}, overrides={"STOREFRONT_OTLP_ENDPOINT": ""}
+        ORDERS, _endpoints(), platform_env={}, overrides={"STOREFRONT_OTLP_ENDPOINT": ""}
     )
     assert off["STOREFRONT_OTLP_ENDPOINT"] == ""
-    del endpoints.sandbox_ports["otlp"]
-    assert "STOREFRONT_OTLP_ENDPOINT" not in service_env(ORDERS, endpoints, platform_env={})
 
 
 def test_runner_platforms_trace_only_when_asked(

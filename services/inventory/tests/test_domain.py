@@ -4,12 +4,13 @@ import pytest
 
 from inventory_service.api.conditional import expected_versions, required_expected_versions
 from inventory_service.domain.reservations import (
+    COMMIT,
+    RELEASE,
+    RESTOCK,
     LineRequest,
     ProductSnapshot,
     check_limits,
-    commit_transition,
     price_lines,
-    release_transition,
     request_fingerprint,
     require_all_met,
     snapshot_shortages,
@@ -90,22 +91,25 @@ def test_limits_and_all_or_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "release", "commit"),
+    ("status", "release", "commit", "restock"),
     [
-        ("reserved", "apply", "apply"),
-        ("released", "noop", None),
-        ("expired", "noop", None),
-        ("committed", None, "noop"),
+        ("reserved", "apply", "apply", None),
+        ("released", "noop", None, None),
+        ("expired", "noop", None, None),
+        ("committed", None, "noop", "apply"),
+        ("returned", None, None, "noop"),
     ],
 )
-def test_transitions(status: str, release: str | None, commit: str | None) -> None:
-    for transition, expected in ((release_transition, release), (commit_transition, commit)):
+def test_transitions(
+    status: str, release: str | None, commit: str | None, restock: str | None
+) -> None:
+    for settlement, expected in ((RELEASE, release), (COMMIT, commit), (RESTOCK, restock)):
         if expected is None:
             with pytest.raises(ReservationStateConflict) as refused:
-                transition(status)
+                settlement.transition(status)
             assert refused.value.extra == {"reservation_status": status}
         else:
-            assert transition(status) == expected
+            assert settlement.transition(status) == expected
 
 
 @pytest.mark.parametrize(

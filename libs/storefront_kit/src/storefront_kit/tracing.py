@@ -234,6 +234,16 @@ def _format(context: Any) -> str:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
+def _messaging(operation: str, stream: str, event_type: str) -> dict[str, str]:
+    """The messaging attributes of a span about one event on a Redis stream."""
+    return {
+        "messaging.system": "redis",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": stream,
+        "storefront.event.type": event_type,
+    }
+
+
 def _parent(traceparent: str | None) -> Any:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -273,12 +283,9 @@ def _consume_span(
         context=_parent(traceparent),
         kind=SpanKind.CONSUMER,
         attributes={
-            "messaging.system": "redis",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": stream,
+            **_messaging("process", stream, event_type),
             "messaging.consumer.group.name": group,
             "messaging.message.id": event_id,
-            "storefront.event.type": event_type,
         },
     ) as span:
         yield span
@@ -312,12 +319,7 @@ def publish_spans(
             f"{stream} publish",
             context=_parent(traceparent),
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "redis",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": stream,
-                "storefront.event.type": event_type,
-            },
+            attributes=_messaging("send", stream, event_type),
         )
         spans.append(span)
         carried.append(_format(span.get_span_context()))

@@ -36,6 +36,11 @@ __all__ = ["BY_LOWER", "MAX_TEXT", "METHODS", "Call", "Described"]
 MAX_TEXT = 4096
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+#: Telegram's answer to an edit that would leave the message as it is.
+_NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
 _CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -146,10 +151,7 @@ def _edit_message_text(call: Call) -> Any:
     sent = call.state.sent(p.chat_id, p.message_id, action="edit")
     text, mode = _checked_text(p.text, p.parse_mode)
     if (text, p.reply_markup) == (sent.text, sent.reply_markup):
-        raise bad_request(
-            "message is not modified: specified new message content and reply markup are "
-            "exactly the same as a current content and reply markup of the message"
-        )
+        raise bad_request(_NOT_MODIFIED)
     sent.text, sent.parse_mode, sent.reply_markup, sent.edit_date = (
         text,
         mode,
@@ -165,10 +167,7 @@ def _edit_message_reply_markup(call: Call) -> Any:
         return True
     sent = call.state.sent(p.chat_id, p.message_id, action="edit")
     if p.reply_markup == sent.reply_markup:
-        raise bad_request(
-            "message is not modified: specified new message content and reply markup are "
-            "exactly the same as a current content and reply markup of the message"
-        )
+        raise bad_request(_NOT_MODIFIED)
     sent.reply_markup, sent.edit_date = p.reply_markup, now()
     return call.message(sent)
 

@@ -71,21 +71,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[CatalogState]:
     )
     # Outages are found by a background ping, not by requests waiting out timeouts.
     watches = (
-        (
+        tuple(
             DependencyWatch(
-                cache.breaker,
-                redis_ping(redis),
+                breaker,
+                ping,
                 interval_s=settings.watch_interval_ms / 1000,
                 timeout_s=settings.watch_timeout_ms / 1000,
                 misses=settings.watch_misses,
-            ),
-            DependencyWatch(
-                product_search.breaker,
-                elasticsearch_ping(elasticsearch),
-                interval_s=settings.watch_interval_ms / 1000,
-                timeout_s=settings.watch_timeout_ms / 1000,
-                misses=settings.watch_misses,
-            ),
+            )
+            for breaker, ping in (
+                (cache.breaker, redis_ping(redis)),
+                (product_search.breaker, elasticsearch_ping(elasticsearch)),
+            )
         )
         if settings.watch_enabled
         else ()

@@ -61,16 +61,23 @@ def product_document(product: ProductData) -> Document:
     }
 
 
+def _kept(current: Document, field: str, version: int) -> Outcome | None:
+    """Why ``current`` stays against an event of ``version`` (of its ``field``): it is a
+    tombstone or newer (stale), or as new (a duplicate); None when the event is newer."""
+    if current.get("deleted"):
+        return Outcome.STALE
+    held = int(current.get(field, 0))
+    if held > version:
+        return Outcome.STALE
+    if held == version:
+        return Outcome.DUPLICATE
+    return None
+
+
 def merge_upsert(current: Document | None, product: ProductData) -> Document | Outcome:
     """The new document for ``product``, or why the current one stays."""
-    if current is not None:
-        if current.get("deleted"):
-            return Outcome.STALE
-        version = int(current.get("version", 0))
-        if version > product.version:
-            return Outcome.STALE
-        if version == product.version:
-            return Outcome.DUPLICATE
+    if current is not None and (kept := _kept(current, "version", product.version)) is not None:
+        return kept
     document = product_document(product)
     if current is not None and int(current.get("stock_version", 0)) > document["stock_version"]:
         document.update({field: current[field] for field in _STOCK_FIELDS if field in current})
@@ -96,14 +103,8 @@ def merge_stock(current: Document | None, stock: StockData) -> Document | Outcom
             "version": 0,
             **levels,
         }
-    if current.get("deleted"):
-        return Outcome.STALE
-    version = int(current.get("stock_version", 0))
-    if version > stock.version:
-        return Outcome.STALE
-    if version == stock.version:
-        return Outcome.DUPLICATE
-    return {**current, **levels}
+    kept = _kept(current, "stock_version", stock.version)
+    return {**current, **levels} if kept is None else kept
 
 
 def merge_delete(current: Document | None, deleted: ProductDeletedData) -> Document | Outcome:

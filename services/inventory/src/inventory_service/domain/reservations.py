@@ -17,15 +17,17 @@ from inventory_service.errors import (
 )
 
 __all__ = [
+    "COMMIT",
+    "RELEASE",
+    "RESTOCK",
     "LineRequest",
     "PricedLine",
     "ProductSnapshot",
     "Quote",
+    "Settlement",
     "Transition",
     "check_limits",
-    "commit_transition",
     "price_lines",
-    "release_transition",
     "request_fingerprint",
     "require_all_met",
     "snapshot_shortages",
@@ -145,35 +147,32 @@ def require_all_met(short_skus: Iterable[str]) -> None:
         raise InsufficientStock(short)
 
 
-def release_transition(status: str) -> Transition:
-    """Releasing a live hold applies; releasing a released or expired one is a no-op."""
-    if status == RESERVED:
-        return "apply"
-    if status in (RELEASED, EXPIRED):
-        return "noop"
-    raise ReservationStateConflict(
-        f"The reservation is {status}; it can no longer be released.", reservation_status=status
-    )
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One way a hold settles: the status it applies to, the ones that mean it is already
+    done (a no-op), the status it leaves behind, and what any other status is told."""
+
+    applies_to: str
+    done: tuple[str, ...]
+    status: str
+    refusal: str
+
+    def transition(self, status: str) -> Transition:
+        """``apply``, ``noop``, or :class:`ReservationStateConflict` for ``status``."""
+        if status == self.applies_to:
+            return "apply"
+        if status in self.done:
+            return "noop"
+        raise ReservationStateConflict(
+            f"The reservation is {status}; {self.refusal}.", reservation_status=status
+        )
 
 
-def commit_transition(status: str) -> Transition:
-    """Committing a live hold applies; committing twice is a no-op; released cannot sell."""
-    if status == RESERVED:
-        return "apply"
-    if status == COMMITTED:
-        return "noop"
-    raise ReservationStateConflict(
-        f"The reservation is {status}; it can no longer be committed.", reservation_status=status
-    )
-
-
-def restock_transition(status: str) -> Transition:
-    """Returning a sale applies; returning twice is a no-op; a live hold is released instead."""
-    if status == COMMITTED:
-        return "apply"
-    if status == RETURNED:
-        return "noop"
-    raise ReservationStateConflict(
-        f"The reservation is {status}; only a committed sale can be returned to stock.",
-        reservation_status=status,
-    )
+#: Releasing a live hold applies; releasing a released or expired one is a no-op.
+RELEASE = Settlement(RESERVED, (RELEASED, EXPIRED), RELEASED, "it can no longer be released")
+#: Committing a live hold applies; committing twice is a no-op; released cannot sell.
+COMMIT = Settlement(RESERVED, (COMMITTED,), COMMITTED, "it can no longer be committed")
+#: Returning a sale applies; returning twice is a no-op; a live hold is released instead.
+RESTOCK = Settlement(
+    COMMITTED, (RETURNED,), RETURNED, "only a committed sale can be returned to stock"
+)

@@ -1,6 +1,6 @@
 """Admin product use cases: create, read, list, optimistic update, soft delete, stock."""
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from inventory_service.schemas import (
     StockLevel,
     StockOut,
 )
-from storefront_kit.audit import AUDIT_STREAM, AuditContext, AuditEntry, audit_event
+from storefront_kit.audit import AUDIT_STREAM, AuditContext, audit_event
 
 __all__ = [
     "adjust_stock",
@@ -61,8 +61,20 @@ def _fields(product: Product, names: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(product, name) for name in names}
 
 
-def _audit(session: AsyncSession, entry: AuditEntry) -> None:
-    """Stage the entry in the outbox, in the transaction of the action it records."""
+def _audit(
+    session: AsyncSession,
+    audit: AuditContext,
+    action: str,
+    product_id: UUID,
+    *,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    """Stage the audit entry of an action on a product in the outbox, in the transaction
+    of the action it records."""
+    entry = audit.entry(
+        action=action, target_type="product", target_id=product_id, before=before, after=after
+    )
     repository.add_event(session, AUDIT_STREAM, audit_event(entry))
 
 
@@ -108,12 +120,10 @@ async def create_product(
     repository.add_event(session, events.STREAM, events.stock_changed(stock))
     _audit(
         session,
-        audit.entry(
-            action="product.created",
-            target_type="product",
-            target_id=product.id,
-            after={**_fields(product, _AUDITED_FIELDS), "initial_stock": data.initial_stock},
-        ),
+        audit,
+        "product.created",
+        product.id,
+        after={**_fields(product, _AUDITED_FIELDS), "initial_stock": data.initial_stock},
     )
     return out
 
@@ -198,13 +208,11 @@ async def update_product(
     repository.add_event(session, events.STREAM, events.product_upserted(out))
     _audit(
         session,
-        audit.entry(
-            action="product.updated",
-            target_type="product",
-            target_id=product_id,
-            before=before,
-            after=_fields(product, [*sorted(changes), "version"]),
-        ),
+        audit,
+        "product.updated",
+        product_id,
+        before=before,
+        after=_fields(product, [*sorted(changes), "version"]),
     )
     return out
 
@@ -231,13 +239,11 @@ async def delete_product(
     )
     _audit(
         session,
-        audit.entry(
-            action="product.deleted",
-            target_type="product",
-            target_id=product_id,
-            before=before,
-            after=_fields(product, ("sku", "active", "version", "deleted_at")),
-        ),
+        audit,
+        "product.deleted",
+        product_id,
+        before=before,
+        after=_fields(product, ("sku", "active", "version", "deleted_at")),
     )
 
 
@@ -274,19 +280,17 @@ async def adjust_stock(
     )
     _audit(
         session,
-        audit.entry(
-            action="stock.adjusted",
-            target_type="product",
-            target_id=product_id,
-            before={"on_hand": stock.on_hand - change.delta, "reserved": stock.reserved},
-            after={
-                "on_hand": stock.on_hand,
-                "reserved": stock.reserved,
-                "sku": stock.sku,
-                "delta": change.delta,
-                "reason": change.reason,
-            },
-        ),
+        audit,
+        "stock.adjusted",
+        product_id,
+        before={"on_hand": stock.on_hand - change.delta, "reserved": stock.reserved},
+        after={
+            "on_hand": stock.on_hand,
+            "reserved": stock.reserved,
+            "sku": stock.sku,
+            "delta": change.delta,
+            "reason": change.reason,
+        },
     )
     return StockOut.model_validate(stock)
 

@@ -2,27 +2,24 @@
 in the caller's one transaction."""
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventory_service import events, repository
 from inventory_service.domain.reservations import (
-    COMMITTED,
+    COMMIT,
     EXPIRED,
-    RELEASED,
+    RELEASE,
     RESERVED,
-    RETURNED,
+    RESTOCK,
     LineRequest,
     PricedLine,
-    Transition,
+    Settlement,
     check_limits,
-    commit_transition,
     price_lines,
-    release_transition,
     request_fingerprint,
-    restock_transition,
     snapshot_shortages,
 )
 from inventory_service.errors import (
@@ -146,21 +143,25 @@ async def reserve(
     raise InsufficientStock(short)
 
 
+#: How each held-stock change settles a reservation (``domain.reservations``).
+_SETTLEMENTS: dict[repository.HeldStockChange, Settlement] = {
+    "release": RELEASE,
+    "commit": COMMIT,
+    "restock": RESTOCK,
+}
+
+
 async def _settle(
-    session: AsyncSession,
-    order_id: UUID,
-    *,
-    transition: Callable[[str], Transition],
-    change: repository.HeldStockChange,
-    status: str,
+    session: AsyncSession, order_id: UUID, change: repository.HeldStockChange
 ) -> ReservationOut:
-    """Move a reservation to ``status``: its stock changed line by line (sku order) with
-    an event each, or nothing when ``transition`` says it is already there."""
+    """Settle a reservation by ``change``: its stock changed line by line (sku order) with
+    an event each, or nothing when its settlement says it is already done."""
+    settlement = _SETTLEMENTS[change]
     reservation = await repository.lock_reservation(session, order_id)
     if reservation is None:
         raise ReservationNotFound(f"No reservation for order {order_id}.")
     lines = await repository.reservation_lines(session, [reservation.id])  # sku order
-    if transition(reservation.status) == "apply":
+    if settlement.transition(reservation.status) == "apply":
         for line in lines:
             await repository.change_held_stock(
                 session,
@@ -171,43 +172,25 @@ async def _settle(
                 event=events.stock_changed(),
             )
         await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=status
+            session, reservation_ids=[reservation.id], status=settlement.status
         )
-        reservation.status = status
+        reservation.status = settlement.status
     return _out(reservation, lines)
 
 
 async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
     """Give the held units back; releasing twice (or after expiry) changes nothing."""
-    return await _settle(
-        session,
-        order_id,
-        transition=release_transition,
-        change="release",
-        status=RELEASED,
-    )
+    return await _settle(session, order_id, "release")
 
 
 async def commit(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
     """Turn the hold into a sale; committing twice changes nothing."""
-    return await _settle(
-        session,
-        order_id,
-        transition=commit_transition,
-        change="commit",
-        status=COMMITTED,
-    )
+    return await _settle(session, order_id, "commit")
 
 
 async def restock(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
     """Give a committed sale back to stock (its order was cancelled); twice changes nothing."""
-    return await _settle(
-        session,
-        order_id,
-        transition=restock_transition,
-        change="restock",
-        status=RETURNED,
-    )
+    return await _settle(session, order_id, "restock")
 
 
 async def sweep_expired(sessionmaker: async_sessionmaker[AsyncSession], *, batch_size: int) -> int:

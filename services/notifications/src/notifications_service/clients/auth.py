@@ -1,6 +1,6 @@
 """Calls to auth's internal API, each with a service token minted for the ``auth`` audience."""
 
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID
 
 import httpx
@@ -23,6 +23,7 @@ StartOutcome = Literal["contact_requested", "invalid_token"]
 MAX_CONTACT_PHONE = 64
 #: Telegram user ids fit in 52 bits (auth refuses anything else).
 _MAX_ID = 2**52
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 
 class AuthUnavailable(Exception):
@@ -56,6 +57,17 @@ class _Chat(BaseModel):
     chat_id: int | None
 
 
+def _read(response: httpx.Response, model: type[_Answer], what: str) -> _Answer:
+    """Auth's successful answer about ``what``; anything else is :class:`AuthUnavailable`
+    (an answer that does not parse too: an unknown outcome is no outcome)."""
+    if not response.is_success:
+        raise AuthUnavailable(f"{what} answered {response.status_code}")
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise AuthUnavailable(f"{what} answered an unreadable body") from exc
+
+
 class AuthClient:
     """``/internal/auth``: report Start presses, look up a user's Telegram chat."""
 
@@ -87,12 +99,7 @@ class AuthClient:
         if response.status_code == 422:
             # A token auth's own rules refuse is as good as an unknown one.
             return "invalid_token"
-        if not response.is_success:
-            raise AuthUnavailable(f"telegram/start answered {response.status_code}")
-        try:
-            return _Outcome.model_validate_json(response.content).outcome
-        except ValidationError as exc:
-            raise AuthUnavailable("telegram/start answered an unknown outcome") from exc
+        return _read(response, _Outcome, "telegram/start").outcome
 
     async def telegram_contact(
         self, *, chat_id: int, sender_id: int, contact: Contact | None
@@ -107,21 +114,11 @@ class AuthClient:
                 else None,
             }
         response = await self._call("POST", "/telegram/contact", json=body)
-        if not response.is_success:
-            raise AuthUnavailable(f"telegram/contact answered {response.status_code}")
-        try:
-            return ContactResult.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise AuthUnavailable("telegram/contact answered an unknown outcome") from exc
+        return _read(response, ContactResult, "telegram/contact")
 
     async def chat_of(self, user_id: UUID) -> int | None:
         """The user's linked chat, or None (:class:`UnknownUser` when auth has no such user)."""
         response = await self._call("GET", f"/users/{user_id}/telegram")
         if response.status_code == 404:
             raise UnknownUser(str(user_id))
-        if not response.is_success:
-            raise AuthUnavailable(f"users/telegram answered {response.status_code}")
-        try:
-            return _Chat.model_validate_json(response.content).chat_id
-        except ValidationError as exc:
-            raise AuthUnavailable("users/telegram answered an unreadable body") from exc
+        return _read(response, _Chat, "users/telegram").chat_id

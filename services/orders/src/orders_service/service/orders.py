@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import re
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -77,6 +78,24 @@ def phone_ref_of(claims: TokenClaims) -> str | None:
     there; see auth_service.fields.phone_ref), or None (a token without one)."""
     ref = claims.extra.get("phone_ref")
     return ref if isinstance(ref, str) and _PHONE_REF.match(ref) else None
+
+
+def _audit(
+    session: AsyncSession,
+    audit: AuditContext,
+    action: str,
+    order_id: UUID,
+    *,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> None:
+    """Stage the audit entry of a staff action on an order."""
+    stage_audit(
+        session,
+        audit.entry(
+            action=action, target_type="order", target_id=order_id, before=before, after=after
+        ),
+    )
 
 
 async def place_order(
@@ -162,15 +181,13 @@ async def change_status(
         await session.flush()
         # updated_at is set by the database on flush: load it now, not lazily later.
         await session.refresh(order)
-        stage_audit(
+        _audit(
             session,
-            audit.entry(
-                action="order.status_changed",
-                target_type="order",
-                target_id=order.id,
-                before={"status": current.value, "version": version},
-                after={"status": order.status, "version": order.version},
-            ),
+            audit,
+            "order.status_changed",
+            order.id,
+            before={"status": current.value, "version": version},
+            after={"status": order.status, "version": order.version},
         )
     return order
 
@@ -233,32 +250,30 @@ async def request_cancel(
     await session.flush()
     await session.refresh(order)
     if audit is not None and (plan == CancelPlan.COMPENSATE or not before["cancel_requested"]):
-        stage_audit(
+        _audit(
             session,
-            audit.entry(
-                action="order.cancelled",
-                target_type="order",
-                target_id=order.id,
-                before=before,
-                after={
-                    "status": order.status,
-                    "cancel_requested": True,
-                    "version": order.version,
-                    "reason": order.reason,
-                    "user_id": order.user_id,
-                    # What the compensation refunds: the payment taken so far, if any (a
-                    # saga still running refunds whatever it captures before it stops).
-                    "refund": (
-                        {
-                            "payment_id": order.payment_id,
-                            "amount": order.total,
-                            "currency": order.currency,
-                        }
-                        if order.payment_id
-                        else None
-                    ),
-                },
-            ),
+            audit,
+            "order.cancelled",
+            order.id,
+            before=before,
+            after={
+                "status": order.status,
+                "cancel_requested": True,
+                "version": order.version,
+                "reason": order.reason,
+                "user_id": order.user_id,
+                # What the compensation refunds: the payment taken so far, if any (a
+                # saga still running refunds whatever it captures before it stops).
+                "refund": (
+                    {
+                        "payment_id": order.payment_id,
+                        "amount": order.total,
+                        "currency": order.currency,
+                    }
+                    if order.payment_id
+                    else None
+                ),
+            },
         )
     return order, lease_free
 
@@ -319,22 +334,20 @@ async def review_order(
     )
     await session.flush()
     await session.refresh(order)
-    stage_audit(
+    _audit(
         session,
-        audit.entry(
-            action="order.reviewed",
-            target_type="order",
-            target_id=order.id,
-            before=before,
-            after={
-                "status": order.status,
-                "version": order.version,
-                "decision": review["decision"],
-                "step": held.value,
-                "rules": list((row.result or {}).get("rules", [])),
-                "note": note,
-            },
-        ),
+        audit,
+        "order.reviewed",
+        order.id,
+        before=before,
+        after={
+            "status": order.status,
+            "version": order.version,
+            "decision": review["decision"],
+            "step": held.value,
+            "rules": list((row.result or {}).get("rules", [])),
+            "note": note,
+        },
     )
     return order
 

@@ -74,6 +74,18 @@ ALERT_AFTER_ROUNDS = 3
 FINAL_ACTION = ACTIONS[-1]
 
 
+async def _compensate_cancel(session: AsyncSession, order: OrderRow) -> None:
+    """A cancel asked while a step ran wins: compensate towards CANCELLED (for the reason
+    given with the cancel, the customer's by default)."""
+    await transition(
+        session,
+        order,
+        OrderStatus.COMPENSATING,
+        outcome=OrderStatus.CANCELLED,
+        reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
+    )
+
+
 class LeaseLost(Exception):
     """Another replica holds this saga's lease now: stop without touching it."""
 
@@ -365,13 +377,7 @@ class SagaOrchestrator:
                 order.status = target
             alerts = STEPS[step].apply(session, order, outcome)
             if cancelling:
-                await transition(
-                    session,
-                    order,
-                    OrderStatus.COMPENSATING,
-                    outcome=OrderStatus.CANCELLED,
-                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
-                )
+                await _compensate_cancel(session, order)
             elif step == FINAL_ACTION:
                 stage_event(
                     session,
@@ -408,13 +414,7 @@ class SagaOrchestrator:
                 session, order, step, StepStatus.HELD, result=outcome.result
             )
             if order.cancel_requested:
-                await transition(
-                    session,
-                    order,
-                    OrderStatus.COMPENSATING,
-                    outcome=OrderStatus.CANCELLED,
-                    reason=order.reason or Reason.CANCELLED_BY_CUSTOMER,
-                )
+                await _compensate_cancel(session, order)
             else:
                 await transition(session, order, OrderStatus.ON_HOLD, release_lease_of=self.owner)
         logger.info("saga_on_hold", order_id=str(order_id), step=step.value)
