@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+import sentry_sdk
 from fastapi import APIRouter, FastAPI, Request
 from pydantic_settings import SettingsConfigDict
 
@@ -33,6 +34,11 @@ def create_app() -> FastAPI:
         raise RuntimeError(
             f"could not ship for {phone}, caller {request.headers.get('authorization')}"
         )
+
+    @router.get("/sentry-integrations")
+    async def sentry_integrations() -> list[str]:
+        """The SDK integrations this process runs with (what wraps its calls)."""
+        return sorted(sentry_sdk.get_client().integrations)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -108,6 +108,13 @@ def init_error_reporting(*, dsn: str | None, service: str, release: str, environ
             FastApiIntegration(failed_request_status_codes=set()),
             LoggingIntegration(level=logging.INFO, event_level=None),
         ],
+        # Only these and the SDK's defaults (logging, excepthook, dedupe...): the
+        # integrations it enables by itself for the installed asyncpg, SQLAlchemy,
+        # Redis and httpx wrap every query, command and call to record a breadcrumb,
+        # 5-9% of each service's CPU under a checkout load (issue 17, docs/benchmarks.md),
+        # for crumbs that would be scrubbed of their values anyway. Log lines stay
+        # breadcrumbs; tracing (OpenTelemetry) is where per-call detail belongs.
+        auto_enabling_integrations=False,
         traces_sample_rate=None,
         # No sentry-trace/baggage headers on outgoing calls (providers included): trace
         # context travels as W3C traceparent, which is the tracing's business, not this.
