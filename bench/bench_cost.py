@@ -46,9 +46,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
+from redis import Redis as SyncRedis
 from rich.console import Console
 from rich.table import Table
 
@@ -126,6 +128,8 @@ class Run:
     cpu_s: dict[str, float] = field(default_factory=dict)
     succeeded: int = 0
     pending: list[str] = field(default_factory=list)
+    #: Commands Redis ran during the run (its busy wait included), when its URL is known.
+    redis_commands: int | None = None
 
     def answered(self, status: int) -> None:
         """One operation answered with ``status``: 200 is a success."""
@@ -195,6 +199,20 @@ class Platform:
     state_dir: Path
     admin_headers: dict[str, str]
     inventory_url: str | None = None
+    #: The platform's Redis, for the commands an operation costs (``INFO commandstats``).
+    redis_url: str | None = None
+
+
+def redis_commands(url: str | None) -> int | None:
+    """Commands Redis has run since its start (all kinds), or None without a URL."""
+    if url is None:
+        return None
+    client = SyncRedis.from_url(url)
+    try:
+        stats: Any = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(int(value["calls"]) for value in stats.values())
 
 
 async def _product(platform: Platform, units: int) -> str:
@@ -300,10 +318,15 @@ async def _measured(
         for name in groups
     }
     run = Run(workload, clients)
+    commands_before = redis_commands(platform.redis_url)
     started, before = time.monotonic(), cpu_by_group(groups)
     await closed_loop(run, operation, operations)
     await quiet(groups)  # the work an operation causes after its answer is part of its cost
     elapsed, after = time.monotonic() - started, cpu_by_group(groups)
+    commands_after = redis_commands(platform.redis_url)
+    if commands_before is not None and commands_after is not None:
+        # the two INFO calls themselves included: noise next to thousands of operations
+        run.redis_commands = commands_after - commands_before
     run.cpu_s = {
         name: max(0.0, after[name] - before[name] - idle_rate[name] * elapsed) for name in groups
     }
@@ -347,6 +370,15 @@ def report(runs: list[Run]) -> None:
         if _is_stand_in(name):
             table.add_row(f"({name})", *(f"{run.cpu_ms_per_op(name):.2f}" for run in runs))
     table.add_section()
+    table.add_row(
+        "Redis commands per op",
+        *(
+            f"{run.redis_commands / run.succeeded:.1f}"
+            if run.redis_commands is not None and run.succeeded
+            else "-"
+            for run in runs
+        ),
+    )
     table.add_row("operations/s", *(f"{run.succeeded / run.seconds:,.0f}" for run in runs))
     for label, index in (("p50 ms", 0), ("p95 ms", 1), ("p99 ms", 2)):
         table.add_row(label, *(f"{run.quantiles_ms()[index]:.0f}" for run in runs))
@@ -384,6 +416,7 @@ def platform_of_own(args: argparse.Namespace, *, tracing: bool = False) -> Itera
             state_dir=runner.state_dir,
             admin_headers=admin_headers(runner.platform_env["AUTH_JWT_SIGNING_KEY"]),
             inventory_url=f"http://127.0.0.1:{endpoints.service_ports['inventory']}",
+            redis_url=endpoints.redis_url,
         )
 
 
@@ -410,6 +443,11 @@ def main() -> None:
         default="http://127.0.0.1:8103",
         help="with --gateway-url: inventory itself, for the reserve workload",
     )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="with --gateway-url: the platform's Redis, for the commands per operation",
+    )
     parser.add_argument("--own-state-dir", help="own platform only: keep its data and logs here")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="own platform only"
@@ -428,6 +466,7 @@ def main() -> None:
             state_dir=state,
             admin_headers=admin_headers((state / "keys" / "auth-jwt.pem").read_text()),
             inventory_url=args.inventory_url,
+            redis_url=args.redis_url,
         )
         report(asyncio.run(measure(platform, args)))
     else:
