@@ -38,9 +38,9 @@ async def test_breaker_opens_fails_fast_and_closes_after_a_trial(stack_factory: 
         breaker = service_state(stack.orders_app, OrdersState).breakers["payments"]
         assert await breaker.state() == "open"
 
-        started = time.monotonic()
+        # Failing fast is the provider never being called (no attempt, no retry back-off),
+        # not a wall-clock bound that a loaded machine can miss.
         second = (await stack.checkout(items)).json()
-        assert time.monotonic() - started < 1.0
         assert (second["status"], second["reason"]) == ("FAILED", "payment_circuit_open")
         assert (await stack.payments.get("/faults")).json()["injected"] == 3  # never called
         detail = await stack.admin_order(second["id"])
