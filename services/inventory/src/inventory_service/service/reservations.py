@@ -146,6 +146,27 @@ async def reserve(
     raise InsufficientStock(short)
 
 
+#: Every status a reservation can have, for :func:`_applies_from`.
+_STATUSES = (RESERVED, COMMITTED, RELEASED, EXPIRED, RETURNED)
+_APPLIES_FROM: dict[Callable[[str], Transition], tuple[str, ...]] = {}
+
+
+def _applies_from(transition: Callable[[str], Transition]) -> tuple[str, ...]:
+    """The statuses ``transition`` applies from (asked once per transition): the
+    settlement statement moves a reservation only from one of them."""
+    statuses = _APPLIES_FROM.get(transition)
+    if statuses is None:
+        applying = []
+        for status in _STATUSES:
+            try:
+                if transition(status) == "apply":
+                    applying.append(status)
+            except AppError:
+                continue
+        statuses = _APPLIES_FROM[transition] = tuple(applying)
+    return statuses
+
+
 async def _settle(
     session: AsyncSession,
     order_id: UUID,
@@ -155,26 +176,36 @@ async def _settle(
     status: str,
 ) -> ReservationOut:
     """Move a reservation to ``status``: its stock changed line by line (sku order) with
-    an event each, or nothing when ``transition`` says it is already there."""
-    reservation = await repository.lock_reservation(session, order_id)
-    if reservation is None:
+    an event each, or nothing when ``transition`` says it is already there.
+
+    One statement (``repository.settle_reservation``), run without a transaction like
+    the reserve's hold: it moves the reservation only from a status ``transition``
+    applies from, and answers the status it found under the row lock, which
+    ``transition`` then judges (a no-op, or the 409 of a settled reservation).
+    """
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    settled = await repository.settle_reservation(
+        session,
+        change,
+        order_id=order_id,
+        applies_from=_applies_from(transition),
+        status=status,
+        stream=events.STREAM,
+        event=events.stock_changed(),
+    )
+    if settled is None:
         raise ReservationNotFound(f"No reservation for order {order_id}.")
-    lines = await repository.reservation_lines(session, [reservation.id])  # sku order
-    if transition(reservation.status) == "apply":
-        for line in lines:
-            await repository.change_held_stock(
-                session,
-                change,
-                sku=line.sku,
-                qty=line.qty,
-                stream=events.STREAM,
-                event=events.stock_changed(),
-            )
-        await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=status
-        )
-        reservation.status = status
-    return _out(reservation, lines)
+    if not settled.applied:
+        outcome = transition(settled.status)  # a settled reservation's 409 raises here
+        assert outcome == "noop", f"{settled.status} applies but did not move"
+    return ReservationOut(
+        order_id=order_id,
+        status=status if settled.applied else settled.status,
+        expires_at=settled.expires_at,
+        lines=[_line_out(line) for line in settled.lines],
+        total=settled.total,
+        currency=settled.currency,
+    )
 
 
 async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
