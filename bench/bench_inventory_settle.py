@@ -26,10 +26,22 @@ Older inventory code can be measured with ``PYTHONPATH`` at an export of its
 ``services/inventory/src`` (``git archive``): its ``service`` rows are then that code's.
 
     .venv/bin/python bench/bench_inventory_settle.py --rounds 5 --operations 300
+
+``--linger 0.01 0.025`` measures the outbox relay instead: a Redis is started too, a
+relay (``storefront_kit.events.OutboxRelay``, woken by the commits as in the service)
+runs with each linger in turn, and ``--clients`` clients pace checkouts (reserve, a
+pause as the saga takes, commit, a pause) at ``--rate`` checkouts/s in all for
+``--seconds``; printed per linger: CPU-ms of this process per checkout (the use cases,
+the same for each linger, plus the relay), relay rounds per checkout and events per
+round. Alternated ``--rounds`` times; a negative linger runs no relay (the use cases'
+own CPU, for reference).
+
+    .venv/bin/python bench/bench_inventory_settle.py --linger 0.01 0.025 --rate 16
 """
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import tempfile
@@ -40,6 +52,7 @@ from types import FrameType
 from typing import Any
 from uuid import UUID
 
+from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -53,10 +66,11 @@ from inventory_service.domain.reservations import (
     release_transition,
 )
 from inventory_service.errors import ReservationNotFound
-from inventory_service.models import Reservation
+from inventory_service.models import OutboxEvent, Reservation
 from inventory_service.schemas import ReservationLineOut, ReservationOut
 from inventory_service.service import reservations
 from storefront_kit.db import create_engine, create_sessionmaker, unit_of_work
+from storefront_kit.events import OutboxRelay
 from storefront_kit.ids import new_id
 from storefront_stack import infra
 from storefront_stack.processes import free_port
@@ -272,6 +286,145 @@ async def bench(database_url: str, rounds: int, operations: int, profiled: int, 
         )
 
 
+async def paced_checkouts(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    skus: list[str],
+    *,
+    rate: float,
+    clients: int,
+    seconds: float,
+    seed: int,
+) -> int:
+    """Checkouts (reserve, pause, commit, pause) at about ``rate`` per second in all."""
+    reserve = reserve_operation(sessionmaker, skus)
+    commit = settle_operation(sessionmaker, "service", "commit")
+    pace = random.Random(seed)  # timing jitter, not security
+    period = clients / rate
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    done = 0
+
+    async def client() -> None:
+        nonlocal done
+        await asyncio.sleep(pace.uniform(0, period))
+        while loop.time() < deadline:
+            order_id = new_id()
+            await reserve(order_id)
+            await asyncio.sleep(pace.uniform(0.2, 0.8) * period)
+            await commit(order_id)
+            done += 1
+            await asyncio.sleep(pace.uniform(0.2, 0.8) * period)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return done
+
+
+async def relay_bench(
+    database_url: str,
+    redis_url: str,
+    lingers: list[float],
+    *,
+    rounds: int,
+    rate: float,
+    clients: int,
+    seconds: float,
+) -> None:
+    engine = create_engine(database_url, pool_size=clients + 2, max_overflow=0)
+    redis = Redis.from_url(redis_url)
+    skus = await insert_products(create_sessionmaker(engine), 1)
+    cpu: dict[float, list[float]] = {linger: [] for linger in lingers}
+    rounds_per: dict[float, list[float]] = {linger: [] for linger in lingers}
+    batch: dict[float, list[float]] = {linger: [] for linger in lingers}
+    empty: dict[float, list[float]] = {linger: [] for linger in lingers}
+    try:
+        for round_ in range(rounds):
+            for linger in lingers:
+                sessionmaker = create_sessionmaker(engine)  # a relay of its own wakes
+                if linger < 0:  # no relay: the use cases' own CPU, for reference
+                    began = time.process_time()
+                    done = await paced_checkouts(
+                        sessionmaker, skus, rate=rate, clients=clients, seconds=seconds, seed=round_
+                    )
+                    cpu[linger].append((time.process_time() - began) * 1000 / done)
+                    async with unit_of_work(sessionmaker) as session:  # no backlog for the next
+                        await session.execute(
+                            text(
+                                "UPDATE outbox_event SET published_at = now()"
+                                " WHERE published_at IS NULL"
+                            )
+                        )
+                    continue
+                relay = OutboxRelay(
+                    sessionmaker=sessionmaker,
+                    redis=redis,
+                    model=OutboxEvent,
+                    poll_interval_s=0.5,
+                    notify_linger_s=linger,
+                )
+                relayed = {"rounds": 0, "events": 0, "expected": -1, "calls": 0}
+                drained = asyncio.Event()
+                relay_once = relay.relay_once
+
+                async def counted(
+                    relay_once: Callable[[], Awaitable[int]] = relay_once,
+                    relayed: dict[str, int] = relayed,
+                    drained: asyncio.Event = drained,
+                ) -> int:
+                    published = await relay_once()
+                    relayed["calls"] += 1
+                    relayed["rounds"] += published > 0
+                    relayed["events"] += published
+                    if relayed["events"] == relayed["expected"]:
+                        drained.set()
+                    return published
+
+                relay.relay_once = counted  # type: ignore[method-assign]
+                stop = asyncio.Event()
+                task = asyncio.create_task(relay.run(stop))
+                await asyncio.sleep(0.2)  # its first (empty) round
+                relayed.update(rounds=0, events=0, calls=0)
+                began = time.process_time()
+                done = await paced_checkouts(
+                    sessionmaker, skus, rate=rate, clients=clients, seconds=seconds, seed=round_
+                )
+                relayed["expected"] = 2 * done  # every event of the run published
+                if relayed["events"] < relayed["expected"]:
+                    await drained.wait()
+                spent = time.process_time() - began
+                stop.set()
+                relay.notify()
+                await task
+                cpu[linger].append(spent * 1000 / done)
+                rounds_per[linger].append(relayed["rounds"] / done)
+                batch[linger].append(relayed["events"] / max(relayed["rounds"], 1))
+                empty[linger].append((relayed["calls"] - relayed["rounds"]) / done)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+    print(
+        f"{rounds} rounds x {seconds:.0f} s per linger, alternating, {clients} clients, "
+        f"{rate:g} checkouts/s"
+    )
+    print(
+        f"{'linger s':<9} {'CPU-ms/checkout median':>23}  range        relay rounds/checkout"
+        f"  events/round  empty rounds/checkout"
+    )
+    for linger in lingers:
+        if linger < 0:
+            print(
+                f"{'no relay':<9} {statistics.median(cpu[linger]):>23.3f}  "
+                f"{min(cpu[linger]):.3f}-{max(cpu[linger]):.3f}"
+            )
+            continue
+        print(
+            f"{linger:<9g} {statistics.median(cpu[linger]):>23.3f}  "
+            f"{min(cpu[linger]):.3f}-{max(cpu[linger]):.3f}  "
+            f"{statistics.median(rounds_per[linger]):>20.2f}  "
+            f"{statistics.median(batch[linger]):>12.2f}  "
+            f"{statistics.median(empty[linger]):>21.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a PostgreSQL server URL (postgresql://…)")
@@ -279,8 +432,12 @@ def main() -> None:
     parser.add_argument("--operations", type=int, default=300, help="per variant and round")
     parser.add_argument("--profiled", type=int, default=50, help="operations counted")
     parser.add_argument("--lines", type=int, default=1, help="skus per reservation")
+    parser.add_argument("--linger", type=float, nargs="+", help="relay lingers (s) to compare")
+    parser.add_argument("--rate", type=float, default=16.0, help="checkouts/s (with --linger)")
+    parser.add_argument("--clients", type=int, default=4, help="(with --linger)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per run (with --linger)")
     args = parser.parse_args()
-    server = None
+    server = redis_server = None
     server_url = args.database_url
     with tempfile.TemporaryDirectory(prefix="bench-settle-") as tmp:
         if server_url is None:
@@ -293,8 +450,24 @@ def main() -> None:
             server_url = server.url
         try:
             url = create_test_database(server_url, "inventory_service")
-            asyncio.run(bench(url, args.rounds, args.operations, args.profiled, args.lines))
+            if args.linger:
+                redis_server = infra.start_redis(Path(tmp) / "redis", free_port(), persistent=False)
+                asyncio.run(
+                    relay_bench(
+                        url,
+                        redis_server.url,
+                        args.linger,
+                        rounds=args.rounds,
+                        rate=args.rate,
+                        clients=args.clients,
+                        seconds=args.seconds,
+                    )
+                )
+            else:
+                asyncio.run(bench(url, args.rounds, args.operations, args.profiled, args.lines))
         finally:
+            if redis_server is not None:
+                redis_server.stop()
             if server is not None:
                 server.stop()
 
