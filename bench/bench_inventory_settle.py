@@ -81,7 +81,7 @@ Operation = Callable[[UUID], Awaitable[None]]
 
 async def insert_products(sessionmaker: async_sessionmaker[AsyncSession], count: int) -> list[str]:
     """``count`` products with more stock than any run sells."""
-    skus = [f"BENCH-SETTLE-{new_id().hex[:10].upper()}" for _ in range(count)]
+    skus = [f"BENCH-SETTLE-{new_id().hex[-12:].upper()}" for _ in range(count)]
     async with unit_of_work(sessionmaker) as session:
         for sku in skus:
             product_id = new_id()

@@ -28,6 +28,11 @@ async def test_concurrent_commits_and_releases_of_one_reservation_have_one_outco
         )
         assert held.status_code == 200, held.text
     calls = [(order_id, action) for order_id in orders for action in ("commit", "release") * 3]
+    line = {"unit_price": 1250, "currency": "EUR", "name": "Test product"}
+    lines = sorted(  # in sku order
+        [{"sku": a["sku"], "qty": 1, **line}, {"sku": b["sku"], "qty": 2, **line}],
+        key=lambda item: item["sku"],
+    )
 
     responses = await asyncio.gather(
         *(_settle(inventory, action, order_id) for order_id, action in calls)
@@ -48,12 +53,7 @@ async def test_concurrent_commits_and_releases_of_one_reservation_have_one_outco
         for action, response in answers:
             if action == winning_action:
                 assert response.status_code == 200, response.text
-                assert response.json()["lines"] == [
-                    {"sku": a["sku"], "qty": 1, "unit_price": 1250, "currency": "EUR",
-                     "name": "Test product"},
-                    {"sku": b["sku"], "qty": 2, "unit_price": 1250, "currency": "EUR",
-                     "name": "Test product"},
-                ]  # fmt: skip
+                assert response.json()["lines"] == lines
             else:
                 body = problem(response, 409, "reservation_state")
                 assert body["reservation_status"] == outcome[order_id]

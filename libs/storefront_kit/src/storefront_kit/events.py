@@ -217,6 +217,7 @@ class OutboxRelay:
             model=model,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
+            notify_linger_s=settings.outbox_notify_linger_s,
             stream_maxlen=settings.outbox_stream_maxlen,
             retention_s=settings.outbox_retention_s or None,
         )
