@@ -142,6 +142,28 @@ async def test_a_settlement_that_cannot_change_one_line_changes_nothing(inventor
     assert (await inventory.stock(b["sku"]))["reserved"] == 0
 
 
+async def test_a_line_without_its_stock_row_moves_nothing(inventory: Any) -> None:
+    a, b = [await inventory.create_product(on_hand=10) for _ in range(2)]
+    order_id = uuid.uuid4()
+    held = await inventory.reserve(
+        [{"sku": a["sku"], "qty": 2}, {"sku": b["sku"], "qty": 3}], order_id=order_id
+    )
+    assert held.status_code == 200, held.text
+    async with inventory.engine.begin() as connection:  # never done by the service
+        await connection.exec_driver_sql("DELETE FROM stock WHERE sku = $1", (b["sku"],))
+    events_before = await inventory.scalar("SELECT count(*) FROM outbox_event")
+
+    failed = await _settle(inventory, "commit", order_id)
+
+    problem(failed, 500, "internal_error")
+    status = await inventory.scalar(
+        "SELECT status FROM reservation WHERE order_id = :id", {"id": order_id}
+    )
+    assert status == "reserved"
+    assert await inventory.stock(a["sku"]) == {"on_hand": 10, "reserved": 2, "version": 2}
+    assert await inventory.scalar("SELECT count(*) FROM outbox_event") == events_before
+
+
 async def test_each_settled_line_stages_an_event_with_a_time_ordered_id_of_its_own(
     inventory: Any,
 ) -> None:

@@ -458,6 +458,12 @@ def _settle_statement(assignments: str) -> TextClause:
             UPDATE reservation r SET status = :status, updated_at = now()
             FROM target t
             WHERE r.id = t.id AND t.status = ANY(CAST(:applies_from AS varchar[]))
+              -- never a status moved without the stock of every line (rows are never
+              -- deleted; if one were, nothing moves and the caller sees it did not)
+              AND NOT EXISTS (
+                  SELECT 1 FROM reservation_line l LEFT JOIN stock s ON s.sku = l.sku
+                  WHERE l.reservation_id = t.id AND s.sku IS NULL
+              )
             RETURNING r.id
         ), locked AS (
             -- The stock rows of a reservation that moved, locked in sku order like every

@@ -197,7 +197,8 @@ async def _settle(
         raise ReservationNotFound(f"No reservation for order {order_id}.")
     if not settled.applied:
         outcome = transition(settled.status)  # a settled reservation's 409 raises here
-        assert outcome == "noop", f"{settled.status} applies but did not move"
+        if outcome != "noop":  # a line's stock row is gone: nothing was changed
+            raise RuntimeError(f"reservation of {order_id} could not move from {settled.status}")
     return ReservationOut(
         order_id=order_id,
         status=status if settled.applied else settled.status,
