@@ -33,7 +33,7 @@ __all__ = [
     "HeldStockChange",
     "Hold",
     "ProductFilter",
-    "Settlement",
+    "Settled",
     "add_adjustment",
     "add_event",
     "adjust_stock",
@@ -516,7 +516,7 @@ _SETTLEMENTS: dict[HeldStockChange, TextClause] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Settlement:
+class Settled:
     """What :func:`settle_reservation` found and did: the reservation's status as it
     found it (under its row lock), whether it moved it, and its lines in sku order."""
 
@@ -537,7 +537,7 @@ async def settle_reservation(
     status: str,
     stream: str,
     event: EventEnvelope,
-) -> Settlement | None:
+) -> Settled | None:
     """Move the order's reservation to ``status`` if it is in one of ``applies_from``,
     with ``change`` applied to the stock of each line and one ``stock.changed`` each;
     ``None`` when the order has no reservation.
@@ -565,7 +565,7 @@ async def settle_reservation(
         return None
     if row.applied:
         outbox_staged(session)
-    return Settlement(
+    return Settled(
         status=row.status,
         applied=row.applied,
         expires_at=row.expires_at,
