@@ -36,6 +36,12 @@ the same for each linger, plus the relay), relay rounds per checkout and events 
 round. Alternated ``--rounds`` times; a negative linger runs no relay (the use cases'
 own CPU, for reference).
 
+``--relay-rounds`` measures one relay round publishing one event (what one commit's
+wake-up costs): the former round (``OrmRelay``, copied here: ORM objects and a flush)
+against the kit's, alternated, CPU-ms and Python calls per round (staging not counted).
+
+    .venv/bin/python bench/bench_inventory_settle.py --relay-rounds --operations 300
+
     .venv/bin/python bench/bench_inventory_settle.py --linger 0.01 0.025 --rate 16
 """
 
@@ -47,6 +53,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -70,7 +77,7 @@ from inventory_service.models import OutboxEvent, Reservation
 from inventory_service.schemas import ReservationLineOut, ReservationOut
 from inventory_service.service import reservations
 from storefront_kit.db import create_engine, create_sessionmaker, unit_of_work
-from storefront_kit.events import OutboxRelay
+from storefront_kit.events import EventEnvelope, OutboxRelay
 from storefront_kit.ids import new_id
 from storefront_stack import infra
 from storefront_stack.processes import free_port
@@ -425,6 +432,104 @@ async def relay_bench(
         )
 
 
+class OrmRelay(OutboxRelay):
+    """The kit's relay round as it was before (issue 17, branch i17-inv), copied: the
+    batch loaded as ORM objects, marked published by the session's flush."""
+
+    async def relay_once(self) -> int:
+        model: Any = OutboxEvent
+        async with self._sessionmaker() as session, session.begin():
+            rows = (
+                await session.scalars(
+                    select(model)
+                    .where(model.published_at.is_(None))
+                    .order_by(model.created_at, model.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            envelopes = [EventEnvelope.model_validate(row.envelope) for row in rows]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for row, envelope in zip(rows, envelopes, strict=True):
+                    pipe.xadd(
+                        row.stream,
+                        envelope.to_stream_fields(),  # type: ignore[arg-type]
+                        maxlen=self._stream_maxlen,
+                        approximate=True,
+                    )
+                await pipe.execute()
+            now = datetime.now(UTC)
+            for row in rows:
+                row.published_at = now
+            return len(rows)
+
+
+async def relay_round_bench(
+    database_url: str, redis_url: str, *, rounds: int, operations: int, profiled: int
+) -> None:
+    """CPU-ms and Python calls per relay round publishing one event (as a wake-up by one
+    checkout's commit does), the former round against the kit's, alternated."""
+    engine = create_engine(database_url, pool_size=2, max_overflow=0)
+    sessionmaker = create_sessionmaker(engine)
+    redis = Redis.from_url(redis_url)
+    reserve = reserve_operation(sessionmaker, await insert_products(sessionmaker, 1))
+    relays: dict[str, OutboxRelay] = {
+        name: kind(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
+        for name, kind in (("orm", OrmRelay), ("kit", OutboxRelay))
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in relays}
+    calls: dict[str, float] = {}
+
+    async def one_event_rounds(relay: OutboxRelay, count: int) -> float:
+        spent = 0.0
+        for _ in range(count):
+            await reserve(new_id())  # stages one stock.changed
+            began = time.process_time()
+            published = await relay.relay_once()
+            spent += time.process_time() - began
+            assert published == 1, published
+        return spent * 1000 / count
+
+    try:
+        for relay in relays.values():
+            await relay.relay_once()  # any backlog
+            await one_event_rounds(relay, 20)  # warm up
+        for _ in range(rounds):
+            for name, relay in relays.items():
+                cpu[name].append(await one_event_rounds(relay, operations))
+        for name, relay in relays.items():
+            counted = 0
+
+            def profile(frame: FrameType, event: str, arg: Any) -> None:
+                nonlocal counted
+                if event == "call":
+                    counted += 1
+
+            for _ in range(profiled):
+                await reserve(new_id())
+            relay._batch_size = 1
+            sys.setprofile(profile)
+            try:
+                for _ in range(profiled):
+                    await relay.relay_once()
+            finally:
+                sys.setprofile(None)
+            calls[name] = counted / profiled
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+    print(f"{rounds} rounds x {operations} relay rounds of one event per variant, alternating")
+    print(f"{'relay round':<16} {'Python calls':>13} {'CPU-ms median':>14}  range")
+    for name in relays:
+        median = statistics.median(cpu[name])
+        print(
+            f"{name:<16} {calls[name]:>13,.0f} {median:>14.3f}  "
+            f"{min(cpu[name]):.3f}-{max(cpu[name]):.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a PostgreSQL server URL (postgresql://…)")
@@ -436,6 +541,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=16.0, help="checkouts/s (with --linger)")
     parser.add_argument("--clients", type=int, default=4, help="(with --linger)")
     parser.add_argument("--seconds", type=float, default=20.0, help="per run (with --linger)")
+    parser.add_argument(
+        "--relay-rounds", action="store_true", help="CPU per relay round, before and now"
+    )
     args = parser.parse_args()
     server = redis_server = None
     server_url = args.database_url
@@ -450,8 +558,21 @@ def main() -> None:
             server_url = server.url
         try:
             url = create_test_database(server_url, "inventory_service")
-            if args.linger:
+            if args.linger or args.relay_rounds:
                 redis_server = infra.start_redis(Path(tmp) / "redis", free_port(), persistent=False)
+            if args.relay_rounds:
+                assert redis_server is not None
+                asyncio.run(
+                    relay_round_bench(
+                        url,
+                        redis_server.url,
+                        rounds=args.rounds,
+                        operations=args.operations,
+                        profiled=args.profiled,
+                    )
+                )
+            elif args.linger:
+                assert redis_server is not None
                 asyncio.run(
                     relay_bench(
                         url,
