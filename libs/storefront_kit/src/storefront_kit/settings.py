@@ -319,6 +319,9 @@ class OutboxSettingsMixin(BaseSettings):
     outbox_batch_size: int = Field(default=200, ge=1, le=10_000)
     #: Seconds the relay waits between polls when no commit woke it.
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    #: Seconds the relay waits after a commit woke it, so that the commits landing
+    #: meanwhile leave in the same round (fewer relay transactions per event).
+    outbox_notify_linger_s: float = Field(default=0.01, ge=0, le=1)
     #: Approximate maximum length of the service's ``<service>.events`` stream.
     outbox_stream_maxlen: int = Field(default=1_000_000, ge=1000)
     #: Seconds a published outbox row is kept (audit, replay by hand) before it is

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, TextClause, func, or_, select, text, updat
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory_service.domain.reservations import ProductSnapshot, Quote
+from inventory_service.domain.reservations import PricedLine, ProductSnapshot, Quote
 from inventory_service.events import StockData
 from inventory_service.models import (
     OutboxEvent,
@@ -33,6 +33,7 @@ __all__ = [
     "HeldStockChange",
     "Hold",
     "ProductFilter",
+    "Settled",
     "add_adjustment",
     "add_event",
     "adjust_stock",
@@ -48,11 +49,11 @@ __all__ = [
     "list_products",
     "lock_expired_reservations",
     "lock_product",
-    "lock_reservation",
     "product_exists",
     "product_snapshots",
     "reservation_lines",
     "set_reservation_status",
+    "settle_reservation",
     "soft_delete_product",
     "update_product",
 ]
@@ -331,13 +332,6 @@ async def get_reservation(session: AsyncSession, order_id: UUID) -> Reservation 
     return result.one_or_none()
 
 
-async def lock_reservation(session: AsyncSession, order_id: UUID) -> Reservation | None:
-    """The reservation, row-locked until the transaction ends (release/commit/sweeper)."""
-    statement = select(Reservation).where(Reservation.order_id == order_id).with_for_update()
-    result = await session.scalars(statement, execution_options={"populate_existing": True})
-    return result.one_or_none()
-
-
 _HOLD_RESERVATION = text(
     f"""
     WITH wanted AS (
@@ -441,6 +435,151 @@ async def hold_reservation(
     return Hold(expires_at=row.expires_at, short_skus=list(row.short_skus))
 
 
+#: A UUIDv7 made by the database (PostgreSQL 16 has no ``uuidv7()``): the current
+#: millisecond in the first 48 bits over a random UUID, version bits set to 7. For the
+#: events of a statement that learns how many it stages only as it runs.
+_UUIDV7 = (
+    "CAST(encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing"
+    " substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+    " FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex') AS uuid)"
+)
+
+
+def _settle_statement(assignments: str) -> TextClause:
+    # The f-string only ever receives the module constants below, never input.
+    return text(
+        f"""
+        WITH target AS (
+            -- Waits for a concurrent settlement of the same order, then reads its outcome.
+            SELECT id, status, expires_at, total, currency
+            FROM reservation WHERE order_id = :order_id
+            FOR UPDATE
+        ), flipped AS (
+            UPDATE reservation r SET status = :status, updated_at = now()
+            FROM target t
+            WHERE r.id = t.id AND t.status = ANY(CAST(:applies_from AS varchar[]))
+              -- never a status moved without the stock of every line (rows are never
+              -- deleted; if one were, nothing moves and the caller sees it did not)
+              AND NOT EXISTS (
+                  SELECT 1 FROM reservation_line l LEFT JOIN stock s ON s.sku = l.sku
+                  WHERE l.reservation_id = t.id AND s.sku IS NULL
+              )
+            RETURNING r.id
+        ), locked AS (
+            -- The stock rows of a reservation that moved, locked in sku order like every
+            -- multi-row stock change (two settlements or holds cannot deadlock).
+            SELECT s.sku, l.qty
+            FROM flipped f
+            JOIN reservation_line l ON l.reservation_id = f.id
+            JOIN stock s ON s.sku = l.sku
+            ORDER BY s.sku
+            FOR UPDATE OF s
+        ), changed AS (
+            UPDATE stock s SET {assignments}, version = s.version + 1, updated_at = now()
+            FROM locked l
+            WHERE s.sku = l.sku
+            RETURNING s.sku, s.product_id, s.on_hand, s.reserved, s.version
+        ), stamped AS (
+            SELECT {_UUIDV7} AS event_id, changed.* FROM changed
+        ), staged AS (
+            INSERT INTO outbox_event (id, stream, event_type, envelope)
+            SELECT event_id, :stream, :event_type,
+                   CAST(:envelope AS jsonb) || jsonb_build_object(
+                       'id', event_id, 'data', {_STOCK_CHANGED_DATA})
+            FROM stamped
+        ), lines AS (
+            SELECT array_agg(l.sku ORDER BY l.sku) AS skus,
+                   array_agg(l.qty ORDER BY l.sku) AS qtys,
+                   array_agg(l.unit_price ORDER BY l.sku) AS unit_prices,
+                   array_agg(l.currency ORDER BY l.sku) AS currencies,
+                   array_agg(l.name ORDER BY l.sku) AS names
+            FROM target t JOIN reservation_line l ON l.reservation_id = t.id
+        )
+        SELECT t.status, EXISTS (SELECT 1 FROM flipped) AS applied,
+               t.expires_at, t.total, t.currency,
+               lines.skus, lines.qtys, lines.unit_prices, lines.currencies, lines.names
+        FROM target t, lines
+        """  # noqa: S608
+    )
+
+
+#: What a hold's settlement does to its stock rows: ``release`` gives the hold back (the
+#: check constraint refuses ``reserved`` below zero), ``commit`` turns it into a sale (the
+#: units leave both ``on_hand`` and ``reserved``), ``restock`` puts sold units back on
+#: hand (a committed order was cancelled).
+HeldStockChange = Literal["release", "commit", "restock"]
+_SETTLEMENTS: dict[HeldStockChange, TextClause] = {
+    "release": _settle_statement("reserved = s.reserved - l.qty"),
+    "commit": _settle_statement("on_hand = s.on_hand - l.qty, reserved = s.reserved - l.qty"),
+    "restock": _settle_statement("on_hand = s.on_hand + l.qty"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What :func:`settle_reservation` found and did: the reservation's status as it
+    found it (under its row lock), whether it moved it, and its lines in sku order."""
+
+    status: str
+    applied: bool
+    expires_at: datetime
+    total: int
+    currency: str
+    lines: list[PricedLine]
+
+
+async def settle_reservation(
+    session: AsyncSession,
+    change: HeldStockChange,
+    *,
+    order_id: UUID,
+    applies_from: Sequence[str],
+    status: str,
+    stream: str,
+    event: EventEnvelope,
+) -> Settled | None:
+    """Move the order's reservation to ``status`` if it is in one of ``applies_from``,
+    with ``change`` applied to the stock of each line and one ``stock.changed`` each;
+    ``None`` when the order has no reservation.
+
+    One statement: lock the reservation row (waiting for a concurrent settlement of
+    it, whose outcome it then reads), flip its status, lock the lines' stock rows in
+    sku order, change them and stage their events (``event`` is the envelope
+    template; each gets its own id), and answer the reservation with its lines. It
+    is atomic on its own: run outside a transaction, its row locks last only as long
+    as the statement.
+    """
+    result = await session.execute(
+        _SETTLEMENTS[change],
+        {
+            "order_id": order_id,
+            "status": status,
+            "applies_from": list(applies_from),
+            "stream": stream,
+            "event_type": event.type,
+            "envelope": event.model_dump_json(),
+        },
+    )
+    row = result.first()
+    if row is None:
+        return None
+    if row.applied:
+        outbox_staged(session)
+    return Settled(
+        status=row.status,
+        applied=row.applied,
+        expires_at=row.expires_at,
+        total=row.total,
+        currency=row.currency,
+        lines=[
+            PricedLine(sku=sku, qty=qty, unit_price=price, currency=currency, name=name)
+            for sku, qty, price, currency, name in zip(
+                row.skus, row.qtys, row.unit_prices, row.currencies, row.names, strict=True
+            )
+        ],
+    )
+
+
 async def reservation_lines(
     session: AsyncSession, reservation_ids: Sequence[UUID]
 ) -> list[ReservationLine]:
@@ -518,11 +657,6 @@ async def _change_stock(
     return _stock_out(row)
 
 
-#: What a hold's settlement does to its stock row: ``release`` gives the hold back (the
-#: check constraint refuses ``reserved`` below zero), ``commit`` turns it into a sale (the
-#: units leave both ``on_hand`` and ``reserved``), ``restock`` puts sold units back on
-#: hand (a committed order was cancelled).
-HeldStockChange = Literal["release", "commit", "restock"]
 _HELD_STOCK_CHANGES: dict[HeldStockChange, TextClause] = {
     "release": _RELEASE,
     "commit": _COMMIT,

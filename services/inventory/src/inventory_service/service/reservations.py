@@ -155,27 +155,38 @@ async def _settle(
     session: AsyncSession, order_id: UUID, change: repository.HeldStockChange
 ) -> ReservationOut:
     """Settle a reservation by ``change``: its stock changed line by line (sku order) with
-    an event each, or nothing when its settlement says it is already done."""
+    an event each, or nothing when its settlement says it is already done.
+
+    One statement (``repository.settle_reservation``), run without a transaction like
+    the reserve's hold: it moves the reservation only from the status the settlement
+    applies to, and answers the status it found under the row lock, which the
+    settlement then judges (a no-op, or the 409 of a settled reservation).
+    """
     settlement = _SETTLEMENTS[change]
-    reservation = await repository.lock_reservation(session, order_id)
-    if reservation is None:
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    settled = await repository.settle_reservation(
+        session,
+        change,
+        order_id=order_id,
+        applies_from=(settlement.applies_to,),
+        status=settlement.status,
+        stream=events.STREAM,
+        event=events.stock_changed(),
+    )
+    if settled is None:
         raise ReservationNotFound(f"No reservation for order {order_id}.")
-    lines = await repository.reservation_lines(session, [reservation.id])  # sku order
-    if settlement.transition(reservation.status) == "apply":
-        for line in lines:
-            await repository.change_held_stock(
-                session,
-                change,
-                sku=line.sku,
-                qty=line.qty,
-                stream=events.STREAM,
-                event=events.stock_changed(),
-            )
-        await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=settlement.status
-        )
-        reservation.status = settlement.status
-    return _out(reservation, lines)
+    if not settled.applied:
+        outcome = settlement.transition(settled.status)  # a settled one's 409 raises here
+        if outcome != "noop":  # a line's stock row is gone: nothing was changed
+            raise RuntimeError(f"reservation of {order_id} could not move from {settled.status}")
+    return ReservationOut(
+        order_id=order_id,
+        status=settlement.status if settled.applied else settled.status,
+        expires_at=settled.expires_at,
+        lines=[_line_out(line) for line in settled.lines],
+        total=settled.total,
+        currency=settled.currency,
+    )
 
 
 async def release(session: AsyncSession, *, order_id: UUID) -> ReservationOut:
