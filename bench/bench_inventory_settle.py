@@ -65,12 +65,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventory_service import events, repository
 from inventory_service.domain.reservations import (
+    COMMIT,
     COMMITTED,
+    RELEASE,
     RELEASED,
     LineRequest,
     Transition,
-    commit_transition,
-    release_transition,
 )
 from inventory_service.errors import ReservationNotFound
 from inventory_service.models import OutboxEvent, Reservation
@@ -181,7 +181,7 @@ def settle_operation(
     async def run(order_id: UUID) -> None:
         async with unit_of_work(sessionmaker) as session:
             if variant == "orm":
-                transition = commit_transition if action == "commit" else release_transition
+                transition = (COMMIT if action == "commit" else RELEASE).transition
                 out = await _orm_settle(
                     session, order_id, transition=transition, change=action, status=expected
                 )
