@@ -63,6 +63,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from benchlib import cpu_ms, python_calls
 from inventory_service import events, repository
 from inventory_service.domain.reservations import (
     COMMIT,
@@ -192,32 +193,6 @@ def settle_operation(
         assert out.status == expected, out.status
 
     return run
-
-
-async def cpu_ms(operation: Operation, ids: list[UUID]) -> float:
-    """CPU-ms of this process per operation over ``ids``."""
-    began = time.process_time()
-    for order_id in ids:
-        await operation(order_id)
-    return (time.process_time() - began) * 1000 / len(ids)
-
-
-async def python_calls(operation: Operation, ids: list[UUID]) -> float:
-    """Python function calls per operation over ``ids`` (``sys.setprofile``)."""
-    calls = 0
-
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal calls
-        if event == "call":
-            calls += 1
-
-    sys.setprofile(profile)
-    try:
-        for order_id in ids:
-            await operation(order_id)
-    finally:
-        sys.setprofile(None)
-    return calls / len(ids)
 
 
 async def verify(

@@ -34,13 +34,12 @@ Older orders code can be measured the same way with ``PYTHONPATH`` at an export 
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import FrameType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
 
@@ -48,6 +47,7 @@ from redis.asyncio import Redis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from benchlib import cpu_ms, python_calls
 from orders_service import repository
 from orders_service.domain.saga import OrderStatus, Step, StepStatus, next_action, status_after
 from orders_service.models import CustomerOrder, SagaStep
@@ -194,32 +194,6 @@ def checkout_start(orchestrator: SagaOrchestrator, *, begin: bool) -> Transactio
             await orchestrator._start_action(order.id, first, {})
 
     return run
-
-
-async def cpu_ms(transaction: Transaction, ids: list[UUID]) -> float:
-    """CPU-ms of this process per transaction over ``ids``."""
-    began = time.process_time()
-    for order_id in ids:
-        await transaction(order_id)
-    return (time.process_time() - began) * 1000 / len(ids)
-
-
-async def python_calls(transaction: Transaction, ids: list[UUID]) -> float:
-    """Python function calls per transaction over ``ids`` (``sys.setprofile``)."""
-    calls = 0
-
-    def profile(frame: FrameType, event: str, arg: Any) -> None:
-        nonlocal calls
-        if event == "call":
-            calls += 1
-
-    sys.setprofile(profile)
-    try:
-        for order_id in ids:
-            await transaction(order_id)
-    finally:
-        sys.setprofile(None)
-    return calls / len(ids)
 
 
 async def verify(sessionmaker: async_sessionmaker[AsyncSession], ids: list[UUID]) -> None:

@@ -1,18 +1,21 @@
 """What the benchmarks share: a platform of their own, staff and customer logins, a product
-to buy and a checkout of it.
+to buy and a checkout of it, and the CPU and Python calls of an operation run in a loop.
 
 The scripts import it as a sibling module (``python bench/bench_x.py`` puts ``bench/`` on
 the path); ``storefront_stack`` is imported where it is used, as in the scripts, so that
 ``--help`` needs none of it.
 """
 
+import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import httpx
@@ -22,7 +25,17 @@ if TYPE_CHECKING:
     from storefront_stack.platform import Platform
     from storefront_stack.topology import Endpoints
 
-__all__ = ["admin_headers", "checkout", "create_product", "customer_headers", "own_platform"]
+__all__ = [
+    "admin_headers",
+    "checkout",
+    "cpu_ms",
+    "create_product",
+    "customer_headers",
+    "own_platform",
+    "python_calls",
+]
+
+T = TypeVar("T")
 
 #: The payment stand-in's card that is always authorized.
 _CARD = "tok_visa"
@@ -93,3 +106,29 @@ def own_platform(
             yield platform, endpoints
         finally:
             platform.stop()
+
+
+async def cpu_ms(operation: Callable[[T], Awaitable[Any]], items: Sequence[T]) -> float:
+    """CPU-ms of this process per ``operation``, run once for each of ``items`` in turn."""
+    began = time.process_time()
+    for item in items:
+        await operation(item)
+    return (time.process_time() - began) * 1000 / len(items)
+
+
+async def python_calls(operation: Callable[[T], Awaitable[Any]], items: Sequence[T]) -> float:
+    """Python function calls per ``operation`` over ``items`` (``sys.setprofile``)."""
+    calls = 0
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        for item in items:
+            await operation(item)
+    finally:
+        sys.setprofile(None)
+    return calls / len(items)
