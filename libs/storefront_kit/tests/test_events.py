@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
@@ -135,6 +135,41 @@ async def test_relay_publishes_committed_events_once_in_order(
     assert await relay.relay_once() == 5
     assert await relay.relay_once() == 0
     assert await published_ns(redis) == [0, 1, 2, 3, 4]
+
+
+async def test_a_round_publishes_by_created_at_before_id_and_marks_what_it_published(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis
+) -> None:
+    # One statement claims and marks a round's batch, and RETURNING has no order: the
+    # relay restores (created_at, id) order itself.
+    await staged(sessionmaker, range(6))
+    # Ids grow with n; created_at is made to run the other way for all but the last two
+    # (same created_at: their ids decide), so neither order alone gives the right one.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE outbox_event SET created_at = now() - interval '1 hour'"
+                " - CAST(envelope->'data'->>'n' AS int) * interval '1 second'"
+                " WHERE CAST(envelope->'data'->>'n' AS int) < 4"
+            )
+        )
+        await session.execute(
+            text(
+                "UPDATE outbox_event SET created_at = now() - interval '2 hours'"
+                " WHERE CAST(envelope->'data'->>'n' AS int) >= 4"
+            )
+        )
+    relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
+
+    assert await relay.relay_once() == 6
+    assert await relay.relay_once() == 0
+
+    assert await published_ns(redis) == [4, 5, 3, 2, 1, 0]
+    async with sessionmaker() as session:
+        unpublished = await session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        )
+    assert unpublished == 0
 
 
 async def test_rolled_back_change_publishes_nothing(
