@@ -106,13 +106,30 @@ async def test_settlements_and_holds_over_shared_skus_in_both_line_orders_never_
         assert (stock["on_hand"], stock["reserved"]) == (1000 - sold, still_held)
 
 
-async def test_a_settlement_that_cannot_change_one_line_changes_nothing(inventory: Any) -> None:
+async def _two_line_hold(inventory: Any) -> tuple[dict[str, Any], dict[str, Any], uuid.UUID]:
+    """Two new products of 10 and an order holding 2 of the first and 3 of the second."""
     a, b = [await inventory.create_product(on_hand=10) for _ in range(2)]
     order_id = uuid.uuid4()
     held = await inventory.reserve(
         [{"sku": a["sku"], "qty": 2}, {"sku": b["sku"], "qty": 3}], order_id=order_id
     )
     assert held.status_code == 200, held.text
+    return a, b, order_id
+
+
+async def _unchanged(inventory: Any, order_id: uuid.UUID, first_sku: str, events: int) -> None:
+    """The hold of :func:`_two_line_hold` as it was: still reserved, the first line's stock
+    untouched, no event staged since there were ``events``."""
+    status = await inventory.scalar(
+        "SELECT status FROM reservation WHERE order_id = :id", {"id": order_id}
+    )
+    assert status == "reserved"
+    assert await inventory.stock(first_sku) == {"on_hand": 10, "reserved": 2, "version": 2}
+    assert await inventory.scalar("SELECT count(*) FROM outbox_event") == events
+
+
+async def test_a_settlement_that_cannot_change_one_line_changes_nothing(inventory: Any) -> None:
+    a, b, order_id = await _two_line_hold(inventory)
     # b's hold gone behind the reservation's back: giving 3 back would leave reserved < 0,
     # which the check constraint refuses after a's line was already changed.
     async with inventory.engine.begin() as connection:
@@ -124,12 +141,7 @@ async def test_a_settlement_that_cannot_change_one_line_changes_nothing(inventor
     failed = await _settle(inventory, "release", order_id)
 
     problem(failed, 500, "internal_error")
-    status = await inventory.scalar(
-        "SELECT status FROM reservation WHERE order_id = :id", {"id": order_id}
-    )
-    assert status == "reserved"
-    assert await inventory.stock(a["sku"]) == {"on_hand": 10, "reserved": 2, "version": 2}
-    assert await inventory.scalar("SELECT count(*) FROM outbox_event") == events_before
+    await _unchanged(inventory, order_id, a["sku"], events_before)
     # Put right, the same release goes through whole.
     async with inventory.engine.begin() as connection:
         await connection.exec_driver_sql(
@@ -143,12 +155,7 @@ async def test_a_settlement_that_cannot_change_one_line_changes_nothing(inventor
 
 
 async def test_a_line_without_its_stock_row_moves_nothing(inventory: Any) -> None:
-    a, b = [await inventory.create_product(on_hand=10) for _ in range(2)]
-    order_id = uuid.uuid4()
-    held = await inventory.reserve(
-        [{"sku": a["sku"], "qty": 2}, {"sku": b["sku"], "qty": 3}], order_id=order_id
-    )
-    assert held.status_code == 200, held.text
+    a, b, order_id = await _two_line_hold(inventory)
     async with inventory.engine.begin() as connection:  # never done by the service
         await connection.exec_driver_sql("DELETE FROM stock WHERE sku = $1", (b["sku"],))
     events_before = await inventory.scalar("SELECT count(*) FROM outbox_event")
@@ -156,12 +163,7 @@ async def test_a_line_without_its_stock_row_moves_nothing(inventory: Any) -> Non
     failed = await _settle(inventory, "commit", order_id)
 
     problem(failed, 500, "internal_error")
-    status = await inventory.scalar(
-        "SELECT status FROM reservation WHERE order_id = :id", {"id": order_id}
-    )
-    assert status == "reserved"
-    assert await inventory.stock(a["sku"]) == {"on_hand": 10, "reserved": 2, "version": 2}
-    assert await inventory.scalar("SELECT count(*) FROM outbox_event") == events_before
+    await _unchanged(inventory, order_id, a["sku"], events_before)
 
 
 async def test_each_settled_line_stages_an_event_with_a_time_ordered_id_of_its_own(
