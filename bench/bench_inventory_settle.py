@@ -63,7 +63,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from benchlib import cpu_ms, python_calls
+from benchlib import cpu_ms, print_loop_table, python_calls
 from inventory_service import events, repository
 from inventory_service.domain.reservations import (
     COMMIT,
@@ -259,13 +259,7 @@ async def bench(database_url: str, rounds: int, operations: int, profiled: int, 
     finally:
         await engine.dispose()
     print(f"{rounds} rounds x {operations} operations per variant, alternating, {lines} line(s)")
-    print(f"{'operation':<16} {'Python calls':>13} {'CPU-ms median':>14}  range")
-    for name in cpu:
-        median = statistics.median(cpu[name])
-        print(
-            f"{name:<16} {calls[name]:>13,.0f} {median:>14.3f}  "
-            f"{min(cpu[name]):.3f}-{max(cpu[name]):.3f}"
-        )
+    print_loop_table("operation", cpu, cpu, calls, digits=3)
 
 
 async def paced_checkouts(
@@ -496,13 +490,7 @@ async def relay_round_bench(
         await redis.aclose()
         await engine.dispose()
     print(f"{rounds} rounds x {operations} relay rounds of one event per variant, alternating")
-    print(f"{'relay round':<16} {'Python calls':>13} {'CPU-ms median':>14}  range")
-    for name in relays:
-        median = statistics.median(cpu[name])
-        print(
-            f"{name:<16} {calls[name]:>13,.0f} {median:>14.3f}  "
-            f"{min(cpu[name]):.3f}-{max(cpu[name]):.3f}"
-        )
+    print_loop_table("relay round", relays, cpu, calls, digits=3)
 
 
 def main() -> None:

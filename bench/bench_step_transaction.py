@@ -33,7 +33,6 @@ Older orders code can be measured the same way with ``PYTHONPATH`` at an export 
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 import uuid
@@ -47,7 +46,7 @@ from redis.asyncio import Redis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from benchlib import cpu_ms, python_calls
+from benchlib import cpu_ms, print_loop_table, python_calls
 from orders_service import repository
 from orders_service.domain.saga import OrderStatus, Step, StepStatus, next_action, status_after
 from orders_service.models import CustomerOrder, SagaStep
@@ -252,13 +251,7 @@ async def bench(database_url: str, rounds: int, transactions: int, profiled: int
     finally:
         await engine.dispose()
     print(f"{rounds} rounds x {transactions} step transactions per variant, alternating")
-    print(f"{'variant':<14} {'Python calls':>13} {'CPU-ms median':>14}  range")
-    for name in variants:
-        median = statistics.median(cpu[name])
-        print(
-            f"{name:<14} {calls[name]:>13,.0f} {median:>14.2f}  "
-            f"{min(cpu[name]):.2f}-{max(cpu[name]):.2f}"
-        )
+    print_loop_table("variant", variants, cpu, calls)
 
 
 def main() -> None:

@@ -6,11 +6,12 @@ the path); ``storefront_stack`` is imported where it is used, as in the scripts,
 ``--help`` needs none of it.
 """
 
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "create_product",
     "customer_headers",
     "own_platform",
+    "print_loop_table",
     "python_calls",
 ]
 
@@ -132,3 +134,23 @@ async def python_calls(operation: Callable[[T], Awaitable[Any]], items: Sequence
     finally:
         sys.setprofile(None)
     return calls / len(items)
+
+
+def print_loop_table(
+    first_column: str,
+    names: Iterable[str],
+    cpu: Mapping[str, Sequence[float]],
+    calls: Mapping[str, float],
+    *,
+    digits: int = 2,
+) -> None:
+    """One row per name: its Python calls, and the median and range of its CPU-ms rounds."""
+    names = list(names)
+    width = max(len(first_column), *(len(name) for name in names))
+    print(f"{first_column:<{width}} {'Python calls':>13} {'CPU-ms median':>14}  range")
+    for name in names:
+        rounds = cpu[name]
+        print(
+            f"{name:<{width}} {calls[name]:>13,.0f} {statistics.median(rounds):>14.{digits}f}  "
+            f"{min(rounds):.{digits}f}-{max(rounds):.{digits}f}"
+        )
