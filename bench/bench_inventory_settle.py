@@ -50,11 +50,9 @@ import asyncio
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any
 from uuid import UUID
@@ -63,7 +61,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from benchlib import cpu_ms, print_loop_table, python_calls
+from benchlib import cpu_ms, migrated_database, print_loop_table, python_calls
 from inventory_service import events, repository
 from inventory_service.domain.reservations import (
     COMMIT,
@@ -82,7 +80,6 @@ from storefront_kit.events import EventEnvelope, OutboxRelay
 from storefront_kit.ids import new_id
 from storefront_stack import infra
 from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
 
 Operation = Callable[[UUID], Awaitable[None]]
 
@@ -508,21 +505,14 @@ def main() -> None:
         "--relay-rounds", action="store_true", help="CPU per relay round, before and now"
     )
     args = parser.parse_args()
-    server = redis_server = None
-    server_url = args.database_url
-    with tempfile.TemporaryDirectory(prefix="bench-settle-") as tmp:
-        if server_url is None:
-            server = infra.start_postgres(
-                Path(tmp) / "postgres" / "data",
-                free_port(),
-                log_file=Path(tmp) / "postgres.log",
-                fast_unsafe=True,
-            )
-            server_url = server.url
+    redis_server = None
+    with migrated_database(args.database_url, "inventory_service", "bench-settle-") as (
+        url,
+        scratch,
+    ):
         try:
-            url = create_test_database(server_url, "inventory_service")
             if args.linger or args.relay_rounds:
-                redis_server = infra.start_redis(Path(tmp) / "redis", free_port(), persistent=False)
+                redis_server = infra.start_redis(scratch / "redis", free_port(), persistent=False)
             if args.relay_rounds:
                 assert redis_server is not None
                 asyncio.run(
@@ -552,8 +542,6 @@ def main() -> None:
         finally:
             if redis_server is not None:
                 redis_server.stop()
-            if server is not None:
-                server.stop()
 
 
 if __name__ == "__main__":

@@ -33,11 +33,9 @@ Older orders code can be measured the same way with ``PYTHONPATH`` at an export 
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
@@ -46,7 +44,7 @@ from redis.asyncio import Redis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from benchlib import cpu_ms, print_loop_table, python_calls
+from benchlib import cpu_ms, migrated_database, print_loop_table, python_calls
 from orders_service import repository
 from orders_service.domain.saga import OrderStatus, Step, StepStatus, next_action, status_after
 from orders_service.models import CustomerOrder, SagaStep
@@ -57,9 +55,6 @@ from orders_service.service.transitions import transition
 from orders_service.settings import OrdersSettings
 from storefront_kit.db import create_engine, create_sessionmaker, unit_of_work
 from storefront_kit.ids import new_id
-from storefront_stack import infra
-from storefront_stack.processes import free_port
-from storefront_stack.pytest_plugin import create_test_database
 from storefront_stack.shop import UK_ADDRESS
 
 OWNER = "bench-replica"
@@ -261,23 +256,8 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=300, help="per variant and round")
     parser.add_argument("--profiled", type=int, default=50, help="transactions counted")
     args = parser.parse_args()
-    server = None
-    server_url = args.database_url
-    with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp:
-        if server_url is None:
-            server = infra.start_postgres(
-                Path(tmp) / "postgres" / "data",
-                free_port(),
-                log_file=Path(tmp) / "postgres.log",
-                fast_unsafe=True,
-            )
-            server_url = server.url
-        try:
-            url = create_test_database(server_url, "orders_service")
-            asyncio.run(bench(url, args.rounds, args.transactions, args.profiled))
-        finally:
-            if server is not None:
-                server.stop()
+    with migrated_database(args.database_url, "orders_service", "bench-step-") as (url, _):
+        asyncio.run(bench(url, args.rounds, args.transactions, args.profiled))
 
 
 if __name__ == "__main__":

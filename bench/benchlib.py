@@ -32,6 +32,7 @@ __all__ = [
     "cpu_ms",
     "create_product",
     "customer_headers",
+    "migrated_database",
     "own_platform",
     "print_loop_table",
     "python_calls",
@@ -154,3 +155,31 @@ def print_loop_table(
             f"{name:<{width}} {calls[name]:>13,.0f} {statistics.median(rounds):>14.{digits}f}  "
             f"{min(rounds):.{digits}f}-{max(rounds):.{digits}f}"
         )
+
+
+@contextmanager
+def migrated_database(
+    server_url: str | None, service: str, prefix: str
+) -> Iterator[tuple[str, Path]]:
+    """A new database of ``service`` (its migrations applied) on ``server_url``, or on a
+    throwaway PostgreSQL server started for the block; its URL and a scratch folder."""
+    from storefront_stack import infra
+    from storefront_stack.processes import free_port
+    from storefront_stack.pytest_plugin import create_test_database
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        scratch = Path(tmp)
+        server = None
+        if server_url is None:
+            server = infra.start_postgres(
+                scratch / "postgres" / "data",
+                free_port(),
+                log_file=scratch / "postgres.log",
+                fast_unsafe=True,
+            )
+            server_url = server.url
+        try:
+            yield create_test_database(server_url, service), scratch
+        finally:
+            if server is not None:
+                server.stop()
