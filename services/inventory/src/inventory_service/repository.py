@@ -66,6 +66,12 @@ def add_event(session: AsyncSession, stream: str, event: EventEnvelope) -> None:
     add_outbox_event(session, OutboxEvent, stream=stream, event=event)
 
 
+def _event_template(stream: str, event: EventEnvelope) -> dict[str, str]:
+    """The parameters every stock statement stages its ``stock.changed`` from: the
+    statement fills in each event's id and data (the one definition, ``_STOCK_CHANGED_DATA``)."""
+    return {"stream": stream, "event_type": event.type, "envelope": event.model_dump_json()}
+
+
 def _stock_out(row: Any) -> StockData:
     return StockData(
         sku=row.sku,
@@ -424,9 +430,7 @@ async def hold_reservation(
             "currencies": [line.currency for line in lines],
             "names": [line.name for line in lines],
             "event_ids": [new_id() for _ in lines],
-            "stream": stream,
-            "event_type": event.type,
-            "envelope": event.model_dump_json(),
+            **_event_template(stream, event),
         },
     )
     row = result.one()
@@ -555,9 +559,7 @@ async def settle_reservation(
             "order_id": order_id,
             "status": status,
             "applies_from": list(applies_from),
-            "stream": stream,
-            "event_type": event.type,
-            "envelope": event.model_dump_json(),
+            **_event_template(stream, event),
         },
     )
     row = result.first()
@@ -645,9 +647,7 @@ async def _change_stock(
             "sku": sku,
             "qty": qty,
             "event_id": event.id,
-            "stream": stream,
-            "event_type": event.type,
-            "envelope": event.model_dump_json(),
+            **_event_template(stream, event),
         },
     )
     row = result.first()
