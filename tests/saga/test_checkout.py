@@ -1,6 +1,9 @@
 """Checkout through the real inventory service and provider sandboxes (docs/design.md §6)."""
 
+import asyncio
 from typing import Any
+
+from prometheus_client import REGISTRY
 
 Stack = Any  # the `stack` fixture of conftest.py (importlib mode: conftest is not importable)
 
@@ -204,3 +207,40 @@ async def test_cancel_after_confirmation_refunds_and_cancels_the_parcel(stack: S
     assert again.status_code == 200
     assert kinds(await stack.ledger(order["id"])) == ["authorization", "capture", "refund"]
     assert await stack.stock(product) == {"on_hand": 5, "reserved": 0, "available": 5}
+
+
+async def test_a_cancel_while_a_step_runs_wins_over_the_outcome_it_finds(stack: Stack) -> None:
+    # The saga writes a step's outcome without reading the row again, guarded by the
+    # row as it last wrote it: a cancel asked while the payment is being authorized
+    # changed the row, so the outcome is written on the row read again, and the cancel
+    # wins (compensated: the authorization voided, the stock released).
+    product = await stack.product(on_hand=5)
+    await stack.payment_faults(mode="ok", latency_ms=1500, operations=["authorize"])
+    changed_before = REGISTRY.get_sample_value("orders_saga_row_changed_total") or 0.0
+    checkout = asyncio.create_task(stack.checkout([{"sku": product["sku"], "qty": 2}]))
+    order_id = None
+    for _ in range(200):
+        listed = await stack.orders.get("/api/v1/orders", headers=stack.user("user-1"))
+        found = [o for o in listed.json()["items"] if o["status"] == "RESERVED"]
+        if found:
+            order_id = found[0]["id"]
+            break
+        await asyncio.sleep(0.02)
+    assert order_id is not None, "the saga never reached the payment"
+    cancel = await stack.orders.post(
+        f"/api/v1/orders/{order_id}/cancel", headers=stack.user("user-1")
+    )
+    assert cancel.status_code in (200, 202), cancel.text
+    order = (await checkout).json()
+    if order["status"] != "CANCELLED":
+        order = await stack.wait_settled(order_id)
+    assert (order["status"], order["reason"]) == ("CANCELLED", "cancelled_by_customer")
+    assert await stack.stock(product) == {"on_hand": 5, "reserved": 0, "available": 5}
+    ledger = await stack.ledger(order_id)
+    assert kinds(ledger)[0] == "authorization"
+    assert "capture" not in kinds(ledger)
+    detail = steps(await stack.admin_order(order_id))
+    assert detail["authorize_payment"]["status"] == "succeeded"
+    assert "capture_payment" not in detail
+    assert detail["release_inventory"]["status"] == "succeeded"
+    assert (REGISTRY.get_sample_value("orders_saga_row_changed_total") or 0.0) > changed_before

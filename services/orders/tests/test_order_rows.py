@@ -1,17 +1,20 @@
 """The saga's order row without the ORM, and a checkout's first step in its insert.
 
 A step transaction reads the order ``FOR UPDATE`` into a plain ``OrderRow`` and writes
-back only the columns it changed (issue 17); a new checkout's first action is recorded
-``running`` by the transaction that inserted the order.
+back only the columns it changed, with its step rows and events, in one statement
+(issue 17), which can also stand alone, guarded by the row as the saga last wrote it; a
+new checkout's first action is recorded ``running`` by the transaction that inserted the
+order.
 """
 
 import dataclasses
 import time
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orders_service import repository
 from orders_service.domain.saga import Step, StepStatus
@@ -49,7 +52,7 @@ async def test_a_step_writes_only_the_columns_it_changed(orders: Orders) -> None
         )
         order.retry_rounds += 1
         order.payment_id = "pay_1"
-        await repository.save_order_row(session, order)
+        await repository.write_saga_changes(session, order)
     after = await stored(orders, order_id)
     assert (after.retry_rounds, after.payment_id) == (1, "pay_1")
     assert after.lease_owner == "someone-else"
@@ -64,14 +67,14 @@ async def test_a_row_saved_twice_writes_each_change_once_and_nothing_unchanged(
     async with unit_of_work(orders.sessionmaker) as session:
         order = await repository.lock_order_row(session, order_id)
         assert order is not None
-        await repository.save_order_row(session, order)  # nothing changed: no UPDATE
+        await repository.write_saga_changes(session, order)  # nothing changed: no UPDATE
     assert (await stored(orders, order_id)).updated_at == before.updated_at
     async with unit_of_work(orders.sessionmaker) as session:
         order = await repository.lock_order_row(session, order_id)
         assert order is not None
         order.status, order.version = "PROCESSING", order.version + 1
         order.lines = [*order.lines, {"sku": "SKU-2", "qty": 1}]
-        await repository.save_order_row(session, order)
+        await repository.write_saga_changes(session, order)
         # What is saved is the new baseline: a second save writes only what changed since.
         await session.execute(
             CustomerOrder.__table__.update()
@@ -79,7 +82,7 @@ async def test_a_row_saved_twice_writes_each_change_once_and_nothing_unchanged(
             .values(status="SHIPPED")
         )
         order.currency = "GBP"
-        await repository.save_order_row(session, order)
+        await repository.write_saga_changes(session, order)
     after = await stored(orders, order_id)
     assert (after.status, after.version, after.currency) == ("SHIPPED", 2, "GBP")
     assert [line["sku"] for line in after.lines] == ["SKU-1", "SKU-2"]
@@ -93,7 +96,7 @@ async def test_the_saga_writes_only_the_columns_a_saga_changes(orders: Orders) -
         assert order is not None
         order.shipping_address = {"erased": True}
         with pytest.raises(ValueError, match="shipping_address"):
-            await repository.save_order_row(session, order)
+            await repository.write_saga_changes(session, order)
 
 
 async def test_the_saga_writes_go_to_the_driver_only_inside_a_begun_transaction(
@@ -115,12 +118,14 @@ async def test_the_saga_writes_go_to_the_driver_only_inside_a_begun_transaction(
     # Once begun, they roll back with it.
     async with orders.sessionmaker() as session:
         await session.begin()
-        assert await repository.lock_order_row(session, order_id) is not None
+        row = await repository.lock_order_row(session, order_id)
+        assert row is not None
         await repository.record_steps(
             session, order, [StepRecord(Step.REFUND_PAYMENT, StepStatus.RUNNING)]
         )
         repository.stage_event(session, order, "order.test", {})
-        await repository.write_staged(session)
+        repository.stage_steps(session, [StepRecord(Step.RELEASE_INVENTORY, StepStatus.RUNNING)])
+        await repository.write_saga_changes(session, row)
         await session.rollback()
     assert await steps(orders, order_id) == {}
     async with orders.sessionmaker() as session:
@@ -212,3 +217,92 @@ async def test_the_first_call_follows_the_insert_unless_the_lease_may_be_running
         StepStatus.REJECTED,
         2,
     )
+
+
+async def saga_write(orders: Orders, order: repository.OrderRow, *, event: str) -> bool:
+    """``order``'s changes, a step row and an event, as one statement standing alone."""
+    async with unit_of_work(orders.sessionmaker) as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        repository.stage_steps(
+            session,
+            [StepRecord(Step.CAPTURE_PAYMENT, StepStatus.SUCCEEDED, result={"amount": 500})],
+        )
+        repository.stage_event(session, order, event, {"status": order.status})
+        return await repository.write_saga_changes(session, order, if_unchanged=True)
+
+
+async def outbox_types(orders: Orders, order_id: UUID) -> list[str]:
+    async with orders.sessionmaker() as session:
+        rows = await session.scalars(
+            select(OutboxEvent.event_type).where(
+                OutboxEvent.envelope["data"]["order_id"].astext == str(order_id)
+            )
+        )
+        return list(rows.all())
+
+
+async def leased_row(orders: Orders, order_id: UUID, owner: str) -> repository.OrderRow:
+    """The order in flight, leased to ``owner`` for long enough that the app's recovery
+    loop leaves it alone, and its row as read (the baseline of a guarded write)."""
+    async with unit_of_work(orders.sessionmaker) as session:
+        await session.execute(
+            CustomerOrder.__table__.update()
+            .where(CustomerOrder.id == order_id)
+            .values(
+                lease_owner=owner,
+                lease_expires_at=func.now() + timedelta(minutes=10),
+                status="PAID",
+            )
+        )
+    async with orders.sessionmaker() as session:
+        row = await repository.read_order_row(session, order_id)
+    assert row is not None
+    return row
+
+
+async def test_a_guarded_write_applies_the_row_steps_and_events_together(
+    orders: Orders,
+) -> None:
+    order_id = UUID(await orders.insert())
+    row = await leased_row(orders, order_id, "replica-a")
+    row.status, row.version, row.payment_id = "SHIPMENT_CREATED", row.version + 1, "pay_9"
+    assert await saga_write(orders, row, event="order.test_applied")
+    after = await stored(orders, order_id)
+    assert (after.status, after.version, after.payment_id) == ("SHIPMENT_CREATED", 2, "pay_9")
+    assert await steps(orders, order_id) == {Step.CAPTURE_PAYMENT: (StepStatus.SUCCEEDED, 0)}
+    assert await outbox_types(orders, order_id) == ["order.test_applied"]
+    # What it wrote is the new baseline: the next guarded write compares with it.
+    row.status, row.version = "CONFIRMED", row.version + 1
+    assert await saga_write(orders, row, event="order.test_again")
+    assert (await stored(orders, order_id)).version == 3
+
+
+@pytest.mark.parametrize(
+    "meanwhile",
+    [
+        pytest.param({"cancel_requested": True, "version": 2}, id="a cancel"),
+        pytest.param({"lease_owner": "replica-b"}, id="the lease taken over"),
+        pytest.param({"user_id": "erased-user"}, id="the user pseudonymised"),
+    ],
+)
+async def test_a_guarded_write_finding_the_row_changed_writes_nothing(
+    orders: Orders, meanwhile: dict[str, Any]
+) -> None:
+    order_id = UUID(await orders.insert())
+    row = await leased_row(orders, order_id, "replica-a")
+    async with unit_of_work(orders.sessionmaker) as session:
+        await session.execute(
+            CustomerOrder.__table__.update().where(CustomerOrder.id == order_id).values(meanwhile)
+        )
+    before = await stored(orders, order_id)
+    row.status, row.version, row.payment_id = "SHIPMENT_CREATED", row.version + 1, "pay_9"
+    assert not await saga_write(orders, row, event="order.test_refused")
+    after = await stored(orders, order_id)
+    assert (after.status, after.version, after.payment_id, after.updated_at) == (
+        before.status,
+        before.version,
+        before.payment_id,
+        before.updated_at,
+    )
+    assert await steps(orders, order_id) == {}
+    assert await outbox_types(orders, order_id) == []

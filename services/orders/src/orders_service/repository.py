@@ -4,9 +4,12 @@ The saga's hot path (issue 17) runs statements built once at import with bind
 parameters: a step transaction then costs each statement's execution, not its
 construction, coercion and cache key. The step records of one transaction go in one
 round trip (:func:`record_steps`), however many steps it records. The saga reads the
-order row without the ORM, into an :class:`OrderRow` (:func:`lock_order_row`), and
-writes back the columns it changed with one ``UPDATE`` (:func:`save_order_row`): no
-identity map, no unit of work, no flush.
+order row without the ORM, into an :class:`OrderRow` (:func:`lock_order_row`), and a
+step transaction's writes (the columns of the row it changed, its step rows and its
+events) are one statement (:func:`write_saga_changes`): no identity map, no unit of
+work, no flush. That statement can also stand alone, without a transaction around it,
+guarded by the row's version and lease (the saga's step outcomes, see
+``SagaOrchestrator._write``).
 
 The saga's writes (step rows, the order row's changes, its events) go straight to the
 transaction's asyncpg connection as SQL written here (:func:`_driver`): SQLAlchemy's
@@ -75,13 +78,13 @@ __all__ = [
     "record_steps",
     "release_lease",
     "renew_lease",
-    "save_order_row",
     "stage_audit",
     "stage_event",
     "stage_status_changed",
+    "stage_steps",
     "steps_of",
     "steps_of_orders",
-    "write_staged",
+    "write_saga_changes",
 ]
 
 _IN_FLIGHT = sorted(IN_FLIGHT)
@@ -181,7 +184,7 @@ class OrderRow:
 
     Read by :func:`lock_order_row` (or :func:`read_order_row`), changed in place by the
     saga's step handlers and :func:`~orders_service.service.transitions.transition`, and
-    written back by :func:`save_order_row`: one ``UPDATE`` of the columns that differ
+    written back by :func:`write_saga_changes`: one ``UPDATE`` of the columns that differ
     from what was read. Nothing else tracks it (no session, no identity map), so a
     change is written only by that call. The columns no step reads (the idempotency key,
     the request's fingerprint, the timestamps) are not loaded. A JSON column is changed
@@ -213,7 +216,7 @@ class OrderRow:
     lease_expires_at: datetime | None
     retry_rounds: int
     version: int
-    #: The column values as read or last written (what :func:`save_order_row` compares).
+    #: The column values as read or last written (what :func:`write_saga_changes` compares).
     stored: tuple[Any, ...] = field(default=(), repr=False)
 
 
@@ -262,31 +265,80 @@ async def _read_row(session: AsyncSession, statement: Any, order_id: UUID) -> Or
     return order
 
 
-async def save_order_row(session: AsyncSession, order: OrderRow) -> None:
-    """Write the columns of ``order`` that changed since it was read (or last saved).
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """What one step's row says after a transaction (see :func:`record_steps`)."""
 
-    The caller's transaction holds the row (:func:`lock_order_row`). Nothing changed:
-    no statement. ``updated_at`` is set by the database as the ORM's ``onupdate`` did.
-    Only the columns a saga changes may differ (:data:`_SAGA_WRITES`).
+    step: Step
+    status: StepStatus
+    new_attempt: bool = False
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+
+def stage_steps(session: AsyncSession, records: Sequence[StepRecord]) -> None:
+    """Stage step rows in a saga step transaction: :func:`write_saga_changes` writes
+    them, with the order row's changes and the staged events, in one statement."""
+    session.info.setdefault(_STAGED_STEPS, []).extend(records)
+
+
+async def write_saga_changes(
+    session: AsyncSession, order: OrderRow, *, if_unchanged: bool = False
+) -> bool:
+    """Write what a saga step changed, in one statement: the columns of ``order`` that
+    differ from what was read (or last written), the step rows :func:`stage_steps`
+    staged and the events :func:`stage_event` staged. Nothing to write: no statement.
+
+    By default the caller's transaction holds the row (:func:`lock_order_row`).
+    ``if_unchanged`` is for a session in autocommit, with no transaction around the
+    statement: it applies only to the row as ``order`` last read or wrote it (the same
+    ``version`` and user, still leased to the same replica, no cancel asked) and writes
+    nothing otherwise (False). A customer's cancel, a staff decision and a lease taken
+    over all change one of those, and they take the row lock, so the statement either
+    runs before them or sees what they wrote. ``updated_at`` is set by the database, as
+    the ORM's ``onupdate`` did. Only the columns a saga changes may differ
+    (:data:`_SAGA_WRITES`).
     """
     values: tuple[Any, ...] = _row_values(order)
     stored = order.stored or (None,) * len(values)  # built, not read: every column
     changed = tuple(
         [i for i in range(1, len(values)) if values[i] is not stored[i] and values[i] != stored[i]]
     )
-    if not changed:
-        return
-    sql = _ROW_UPDATES.get(changed)
+    records: list[StepRecord] = session.info.pop(_STAGED_STEPS, None) or []
+    events: list[tuple[UUID, str, str, str]] = session.info.pop(_STAGED, None) or []
+    if if_unchanged and not order.stored:
+        raise ValueError(f"order {order.id}: no row read to compare with")
+    if len({record.step for record in records}) != len(records):
+        # one statement may not update a step's row twice
+        if if_unchanged:
+            raise ValueError(f"order {order.id}: a step recorded twice needs the locked row")
+        await record_steps(session, order, records)
+        records = []
+    if not (changed or records or events or if_unchanged):
+        return True
+    shape = (changed, bool(records), bool(events), if_unchanged)
+    sql = _SAGA_WRITES_SQL.get(shape)
     if sql is None:
-        sql = _ROW_UPDATES[changed] = _row_update(changed)
-    args = [
+        sql = _SAGA_WRITES_SQL[shape] = _saga_write(*shape)
+    args: list[Any] = [order.id]
+    args += [
         json.dumps(values[i]) if _ROW_COLUMNS[i] in _JSON_WRITES else values[i] for i in changed
     ]
-    driver = await _driver(session)
-    done = await driver.execute(sql, order.id, *args)
-    if done != "UPDATE 1":
-        raise RuntimeError(f"order {order.id}: {done}")
+    if if_unchanged:
+        args += [stored[i] for i in _GUARD]
+    if records:
+        args.append(order.user_id)
+        args += [list(column) for column in zip(*_step_rows(records), strict=True)]
+    if events:
+        args += [list(column) for column in zip(*events, strict=True)]
+    driver = await _driver(session, in_transaction=not if_unchanged)
+    written = await driver.fetchval(sql, *args)
+    if not written:
+        if if_unchanged:
+            return False
+        raise RuntimeError(f"order {order.id}: its row is gone")
     order.stored = values
+    return True
 
 
 #: The columns a saga step changes (through its handler or ``transition``).
@@ -312,36 +364,130 @@ _SAGA_WRITES = frozenset(
 )
 #: Of those, the JSONB ones (sent as JSON text: the driver's codec takes text).
 _JSON_WRITES = frozenset({"lines"})
+#: What ``if_unchanged`` compares (indexes into ``_ROW_COLUMNS``; ``NOT cancel_requested``
+#: besides): every change by someone else that a saga step must see bumps ``version``
+#: (a cancel, a staff decision), takes the lease, or pseudonymises the user.
+_GUARD = tuple(_ROW_COLUMNS.index(name) for name in ("version", "user_id", "lease_owner"))
+_STAGED_STEPS = "orders_service.staged_steps"
+#: The statements of :func:`write_saga_changes` by their shape, each written the first
+#: time a step needs it: a handful in all.
+_SAGA_WRITES_SQL: dict[tuple[tuple[int, ...], bool, bool, bool], str] = {}
 
 
-def _row_update(changed: tuple[int, ...]) -> str:
-    """The ``UPDATE`` of the columns at ``changed`` (``$1`` the id, then their values)."""
+def _step_rows(records: Sequence[StepRecord]) -> list[tuple[Any, ...]]:
+    """The step rows' values but the order's (as ``_SAGA_STEPS`` takes them)."""
+    return [
+        (
+            new_id(),
+            record.step.value,
+            kind_of(record.step).value,
+            record.status.value,
+            1 if record.new_attempt else 0,
+            record.error[:500] if record.error else None,
+            # "no result" is SQL NULL (kept by the update), not JSON null
+            None if record.result is None else json.dumps(record.result),
+        )
+        for record in records
+    ]
+
+
+def _saga_write(changed: tuple[int, ...], steps: bool, events: bool, guarded: bool) -> str:
+    """The statement of :func:`write_saga_changes` for one shape of change (``$1`` the
+    order's id, then the changed columns' values, the guard's, the steps' columns as
+    arrays, the events' columns as arrays).
+
+    The order's row is the first part (``o``): its ``UPDATE``, or a row lock when only
+    steps or events are written. The step rows and events are inserted from it, so a
+    guard that finds the row changed writes nothing at all.
+    """
     names = [_ROW_COLUMNS[i] for i in changed]
     if not _SAGA_WRITES.issuperset(names):
         raise ValueError(f"a saga does not write {sorted(set(names) - _SAGA_WRITES)}")
-    sets = ", ".join(
-        f'"{name}" = ${n}' + ("::text::jsonb" if name in _JSON_WRITES else "")
-        for n, name in enumerate(names, start=2)
-    )
+    n = 2
+    sets = []
+    for name in names:
+        sets.append(f'"{name}" = ${n}' + ("::text::jsonb" if name in _JSON_WRITES else ""))
+        n += 1
+    where = "id = $1"
+    if guarded:
+        where += (
+            f" AND version = ${n} AND user_id = ${n + 1} AND lease_owner = ${n + 2}"
+            " AND NOT cancel_requested"
+        )
+        n += 3
     # identifiers from _SAGA_WRITES only, values as parameters
-    return f"UPDATE customer_order SET {sets}, updated_at = now() WHERE id = $1"  # noqa: S608
+    if sets:
+        assignments = ", ".join(sets)
+        row = f"UPDATE customer_order SET {assignments}, updated_at = now() WHERE {where}"  # noqa: S608
+        row += " RETURNING id"
+    else:
+        row = f"SELECT id FROM customer_order WHERE {where} FOR UPDATE"  # noqa: S608
+    parts = [f"o AS ({row})"]
+    if steps:
+        arrays = ", ".join(
+            f"${n + 1 + k}::{kind}[]"
+            for k, kind in enumerate(("uuid", "text", "text", "text", "int", "text", "text"))
+        )
+        parts.append(
+            _INSERT_STEPS.format(user_id=f"${n}", arrays=arrays, conflict=_ON_STEP_CONFLICT),
+        )
+        n += 8
+    if events:
+        arrays = ", ".join(
+            f"${n + k}::{kind}[]" for k, kind in enumerate(("uuid",) + ("text",) * 3)
+        )
+        parts.append(_INSERT_EVENTS.format(arrays=arrays))
+    return f"WITH {', '.join(parts)} SELECT count(*) FROM o"  # noqa: S608
+
+
+#: The step rows' upsert, from the row ``o``.
+_INSERT_STEPS = """s AS (
+    INSERT INTO saga_step
+        (id, order_id, user_id, step, kind, status, attempts, last_error, result, updated_at)
+    SELECT r.id, o.id, {user_id}, r.step, r.kind, r.status, r.attempts, r.last_error,
+        r.result::jsonb, now()
+    FROM o, unnest({arrays}) AS r(id, step, kind, status, attempts, last_error, result)
+    {conflict})"""
+#: What a step row's upsert keeps when the row is there. It follows from the row it
+#: would have inserted (``excluded``): the attempts add up (0 or 1), a NULL ``result``
+#: keeps the old one, and ``last_error`` is replaced when an error is given or the step
+#: succeeded or was skipped (an empty error counts as none).
+_ON_STEP_CONFLICT = """ON CONFLICT (order_id, step) DO UPDATE SET
+    status = excluded.status,
+    updated_at = now(),
+    attempts = saga_step.attempts + excluded.attempts,
+    last_error = CASE
+        WHEN excluded.last_error IS NOT NULL OR excluded.status IN ('succeeded', 'skipped')
+        THEN excluded.last_error
+        ELSE saga_step.last_error
+    END,
+    result = coalesce(excluded.result, saga_step.result)
+"""
+#: The staged events, from the row ``o`` (the outbox's rows, as ``_INSERT_OUTBOX_SQL``).
+_INSERT_EVENTS = """e AS (
+    INSERT INTO outbox_event (id, stream, event_type, envelope)
+    SELECT r.id, r.stream, r.event_type, r.envelope::jsonb
+    FROM o, unnest({arrays}) AS r(id, stream, event_type, envelope)
+)"""
 
 
 _DRIVER = "orders_service.driver_connection"
 
 
-async def _driver(session: AsyncSession) -> Any:
+async def _driver(session: AsyncSession, *, in_transaction: bool = True) -> Any:
     """The asyncpg connection of the session's transaction, once a statement began it.
 
     SQLAlchemy sends ``BEGIN`` with a transaction's first statement: a statement sent
-    to the driver before that would run outside the transaction, so it is refused.
+    to the driver before that would run outside the transaction, so it is refused
+    (unless ``in_transaction`` is False: a session in autocommit, whose every statement
+    stands alone).
     """
     driver: Any = session.info.get(_DRIVER)
     if driver is None:
         connection = await session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
         session.info[_DRIVER] = driver
-    if not driver.is_in_transaction():
+    if in_transaction and not driver.is_in_transaction():
         raise RuntimeError("no statement has begun this transaction yet")
     return driver
 
@@ -404,17 +550,6 @@ _STEPS_OF = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """What one step's row says after a transaction (see :func:`record_steps`)."""
-
-    step: Step
-    status: StepStatus
-    new_attempt: bool = False
-    error: str | None = None
-    result: dict[str, Any] | None = None
-
-
 async def record_step(
     session: AsyncSession,
     order: AnyOrder,
@@ -468,25 +603,15 @@ async def record_steps(
         await driver.executemany(_UPSERT_STEP, rows)
 
 
-#: The step row's upsert. What an update keeps follows from the row it would have
-#: inserted (``excluded``): the attempts add up (0 or 1), a NULL ``result`` keeps the
-#: old one, and ``last_error`` is replaced when an error is given or the step succeeded
-#: or was skipped (an empty error counts as none).
-_UPSERT_STEP = """
+#: One step row's upsert (what an update keeps: ``_ON_STEP_CONFLICT``).
+_UPSERT_STEP = (
+    """
 INSERT INTO saga_step
     (id, order_id, user_id, step, kind, status, attempts, last_error, result, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, now())
-ON CONFLICT (order_id, step) DO UPDATE SET
-    status = excluded.status,
-    updated_at = now(),
-    attempts = saga_step.attempts + excluded.attempts,
-    last_error = CASE
-        WHEN excluded.last_error IS NOT NULL OR excluded.status IN ('succeeded', 'skipped')
-        THEN excluded.last_error
-        ELSE saga_step.last_error
-    END,
-    result = coalesce(excluded.result, saga_step.result)
 """
+    + _ON_STEP_CONFLICT
+)
 
 
 async def claim_expired_sagas(
@@ -710,7 +835,7 @@ def stage_event(
 ) -> None:
     """Stage ``event_type`` in the session's transaction (``order_id``/``user_id`` added).
 
-    Written by :func:`write_staged` (the saga's step transactions) or when the
+    Written by :func:`write_saga_changes` (the saga's step transactions) or when the
     transaction commits (:func:`_write_staged`), dropped if it does not commit.
     """
     envelope = EventEnvelope.new(type=event_type, source=SOURCE, data={**_base(order), **data})
@@ -731,20 +856,6 @@ _INSERT_OUTBOX = insert(_OUTBOX).values(
     event_type=bindparam("p_event_type", type_=_OUTBOX.c.event_type.type),
     envelope=cast(bindparam("p_envelope", type_=Text()), JSONB),
 )
-#: The same on the driver connection (:func:`write_staged`).
-_INSERT_OUTBOX_SQL = (
-    "INSERT INTO outbox_event (id, stream, event_type, envelope)"
-    " VALUES ($1, $2, $3, $4::text::jsonb)"
-)
-
-
-async def write_staged(session: AsyncSession) -> None:
-    """Insert the events staged so far in the session's transaction, in one round trip
-    (the saga's step transactions, just before they commit)."""
-    rows = session.info.pop(_STAGED, None)
-    if rows:
-        driver = await _driver(session)
-        await driver.executemany(_INSERT_OUTBOX_SQL, rows)
 
 
 @event.listens_for(Session, "before_commit")
@@ -761,10 +872,11 @@ def _write_staged(session: Session) -> None:
 
 @event.listens_for(Session, "after_transaction_end")
 def _drop_staged(session: Session, transaction: SessionTransaction) -> None:
-    """A transaction that ended without committing takes its staged events with it (and
-    the driver connection it lent goes back with the session's)."""
+    """A transaction that ended without committing takes its staged events and steps
+    with it (and the driver connection it lent goes back with the session's)."""
     if transaction.parent is None:
         session.info.pop(_STAGED, None)
+        session.info.pop(_STAGED_STEPS, None)
         session.info.pop(_DRIVER, None)
 
 

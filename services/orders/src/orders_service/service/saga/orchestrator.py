@@ -9,8 +9,10 @@ heartbeat renews its lease; if another replica took it over, this run stops at o
 
 The order row goes through these transactions without the ORM (issue 17): read
 ``FOR UPDATE`` into a plain :class:`~orders_service.repository.OrderRow`, changed in
-place by the step handlers and ``transition``, and written back by one ``UPDATE`` of the
-columns that changed just before the commit (:meth:`SagaOrchestrator._locked`).
+place by the step handlers and ``transition``, and written back, with the step rows and
+events, by one statement just before the commit (:meth:`SagaOrchestrator._locked`). A
+step's outcome is usually that one statement alone, guarded by the row as this replica
+last wrote it (:meth:`SagaOrchestrator._write`).
 
 What each step calls and what its outcome changes on the order is its handler's
 (:mod:`orders_service.service.saga.steps`); this module is the loop around them.
@@ -18,11 +20,12 @@ What each step calls and what its outcome changes on the order is its handler's
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prometheus_client import Counter, Histogram
@@ -55,6 +58,7 @@ from storefront_kit.logging import get_logger
 __all__ = ["Begun", "LeaseLost", "SagaOrchestrator"]
 
 logger = get_logger(__name__)
+T = TypeVar("T")
 
 SAGAS_SETTLED = Counter(
     "orders_saga_settled_total", "Sagas that reached their end.", ["status", "reason"]
@@ -67,6 +71,10 @@ STEP_SECONDS = Histogram(
     "Duration of saga steps (provider calls included).",
     ["step"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ROW_CHANGED = Counter(
+    "orders_saga_row_changed_total",
+    "Step outcomes written on the locked row: the row changed while the step ran.",
 )
 #: After this many postponed rounds a stuck saga is reported to admins (once).
 ALERT_AFTER_ROUNDS = 3
@@ -88,6 +96,21 @@ async def _compensate_cancel(session: AsyncSession, order: OrderRow) -> None:
 
 class LeaseLost(Exception):
     """Another replica holds this saga's lease now: stop without touching it."""
+
+
+class _RowChanged(Exception):
+    """The order's row is no longer the one a step ran with: written by the locked path."""
+
+
+@dataclass(frozen=True)
+class _Completed:
+    """What recording a step's outcome decided, for after it is written."""
+
+    alerts: list[Alert]
+    records: list[StepRecord]
+    pending: dict[Step, StepStatus]
+    following: Step | None
+    cancelling: bool
 
 
 @dataclass(frozen=True)
@@ -218,8 +241,36 @@ class SagaOrchestrator:
             if order is None or order.lease_owner != self.owner:
                 raise LeaseLost(str(order_id))
             yield session, order
-            await repository.save_order_row(session, order)
-            await repository.write_staged(session)
+            await repository.write_saga_changes(session, order)
+
+    async def _write(
+        self, known: OrderRow, change: Callable[[AsyncSession, OrderRow], Awaitable[T]]
+    ) -> tuple[OrderRow, T]:
+        """Apply ``change`` to the order's row and write it: one step transaction.
+
+        ``known`` is the row as this replica's previous step transaction left it. If
+        nothing has changed it since (no cancel asked, the same version and user, still
+        this replica's lease), ``change`` runs on a copy of it and what it changed is
+        written by one guarded statement with no transaction around it: no locked read,
+        no ``BEGIN``, no ``COMMIT``, a round trip each (issue 17). If something did change
+        the row, that statement wrote nothing, and ``change`` runs again on the row
+        locked (:meth:`_locked`), as every other step transaction does.
+        """
+        if known.lease_owner == self.owner and not known.cancel_requested and known.stored:
+            order = dataclasses.replace(known)
+            try:
+                async with unit_of_work(self._sessionmaker) as session:
+                    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                    result = await change(session, order)
+                    if not await repository.write_saga_changes(session, order, if_unchanged=True):
+                        raise _RowChanged(str(known.id))
+            except _RowChanged:
+                ROW_CHANGED.inc()
+            else:
+                return order, result
+        async with self._locked(known.id) as (session, order):
+            result = await change(session, order)
+        return order, result
 
     async def _snapshot(self, order_id: UUID) -> tuple[OrderRow | None, dict[Step, SagaStep]]:
         async with self._sessionmaker() as session:
@@ -229,7 +280,9 @@ class SagaOrchestrator:
 
     async def _start_step(self, order_id: UUID, step: Step) -> OrderRow:
         async with self._locked(order_id) as (session, order):
-            await repository.record_step(session, order, step, StepStatus.RUNNING, new_attempt=True)
+            repository.stage_steps(
+                session, [StepRecord(step, StepStatus.RUNNING, new_attempt=True)]
+            )
         return order
 
     async def _start_action(
@@ -241,7 +294,7 @@ class SagaOrchestrator:
         action = self._skip_idle(action, pending, records)
         records.append(StepRecord(action, StepStatus.RUNNING, new_attempt=True))
         async with self._locked(order_id) as (session, order):
-            await repository.record_steps(session, order, records)
+            repository.stage_steps(session, records)
         self._count_skipped(records)
         statuses.update(pending)
         statuses[action] = StepStatus.RUNNING
@@ -337,7 +390,7 @@ class SagaOrchestrator:
                 order = await self._hold(order_id, action, outcome)
                 statuses[action] = StepStatus.HELD
                 continue
-            order, started = await self._complete(order_id, action, outcome, statuses)
+            order, started = await self._complete(order, action, outcome, statuses)
 
     async def _perform(self, step: Step, order: OrderRow) -> StepOutcome | Exception:
         """Run ``step``'s handler, timed; what it raised is returned (counted by the
@@ -355,19 +408,21 @@ class SagaOrchestrator:
         return outcome
 
     async def _complete(
-        self, order_id: UUID, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
+        self, known: OrderRow, step: Step, outcome: StepOutcome, statuses: dict[Step, StepStatus]
     ) -> tuple[OrderRow, Step | None]:
-        """Record ``step``'s outcome and, in the same transaction, start the next action.
+        """Record ``step``'s outcome and, in the same write, start the next action.
 
         Starting the next action here (``running``, one more attempt) is what a separate
         transaction before its call would record: a crash after this commit runs it
         again with the same idempotency key. The next action, if any, is returned.
-        ``statuses`` is updated once the transaction committed.
+        ``known`` is the row the step ran with (:meth:`_write`); ``statuses`` is updated
+        once the write committed.
         """
-        following: Step | None = None
-        pending = {**statuses, step: outcome.status}
-        records = [StepRecord(step, outcome.status, result=outcome.result)]
-        async with self._locked(order_id) as (session, order):
+
+        async def record(session: AsyncSession, order: OrderRow) -> _Completed:
+            pending = {**statuses, step: outcome.status}
+            records = [StepRecord(step, outcome.status, result=outcome.result)]
+            following: Step | None = None
             previous, target = order.status, status_after(step)
             cancelling = order.cancel_requested
             if not cancelling:
@@ -393,25 +448,28 @@ class SagaOrchestrator:
                 following = next_action(pending) or FINAL_ACTION
                 following = self._skip_idle(following, pending, records)
                 records.append(StepRecord(following, StepStatus.RUNNING, new_attempt=True))
-            # one statement for the outcome, the idle steps skipped and the next start
-            await repository.record_steps(session, order, records)
-        if following is not None:
-            self._count_skipped(records[1:])
+            # written with the row: the outcome, the idle steps skipped and the next start
+            repository.stage_steps(session, records)
+            return _Completed(alerts, records, pending, following, cancelling)
+
+        order, done = await self._write(known, record)
+        if done.following is not None:
+            self._count_skipped(done.records[1:])
         statuses[step] = outcome.status
-        if following is not None:
-            statuses.update(pending)
-            statuses[following] = StepStatus.RUNNING
-        if step == FINAL_ACTION and not cancelling:
+        if done.following is not None:
+            statuses.update(done.pending)
+            statuses[done.following] = StepStatus.RUNNING
+        if step == FINAL_ACTION and not done.cancelling:
             SAGAS_SETTLED.labels(OrderStatus.CONFIRMED.value, "").inc()
-        await self._publish(alerts)
-        return order, following
+        await self._publish(done.alerts)
+        return order, done.following
 
     async def _hold(self, order_id: UUID, step: Step, outcome: StepOutcome) -> OrderRow:
         """Park the order ON_HOLD for a staff review (the lease goes with it: no replica
         runs the saga until staff decide); a cancel that arrived meanwhile wins."""
         async with self._locked(order_id) as (session, order):
-            await repository.record_step(
-                session, order, step, StepStatus.HELD, result=outcome.result
+            repository.stage_steps(
+                session, [StepRecord(step, StepStatus.HELD, result=outcome.result)]
             )
             if order.cancel_requested:
                 await _compensate_cancel(session, order)
@@ -435,8 +493,8 @@ class SagaOrchestrator:
 
     async def _fail(self, order_id: UUID, step: Step, failure: Failure) -> OrderRow:
         async with self._locked(order_id) as (session, order):
-            await repository.record_step(
-                session, order, step, failure.step_status, error=failure.detail
+            repository.stage_steps(
+                session, [StepRecord(step, failure.step_status, error=failure.detail)]
             )
             if order.cancel_requested:
                 outcome, reason = OrderStatus.CANCELLED, order.reason or failure.reason
@@ -456,7 +514,7 @@ class SagaOrchestrator:
         """Record the failure and hand the saga back, to be retried after a back-off."""
         settings = self._settings
         async with self._locked(order_id) as (session, order):
-            await repository.record_step(session, order, step, StepStatus.FAILED, error=error)
+            repository.stage_steps(session, [StepRecord(step, StepStatus.FAILED, error=error)])
             order.retry_rounds += 1
             rounds = order.retry_rounds
             delay = min(
@@ -504,8 +562,8 @@ class SagaOrchestrator:
 
     async def _record_compensation(self, order_id: UUID, step: Step, outcome: StepOutcome) -> None:
         async with self._locked(order_id) as (session, order):
-            await repository.record_step(
-                session, order, step, outcome.status, result=outcome.result
+            repository.stage_steps(
+                session, [StepRecord(step, outcome.status, result=outcome.result)]
             )
             alerts = STEPS[step].apply(session, order, outcome)
         await self._publish(alerts)
