@@ -20,6 +20,7 @@ from storefront_kit.errors import Conflict, NotFound, TooManyRequests
 from storefront_kit.health import HealthCheck
 from storefront_kit.security import MissingSecret, allow_callers, route_callers
 from storefront_kit.settings import PlatformSettings, ServiceSettings
+from storefront_stack.checks import problem
 
 
 class DemoSettings(ServiceSettings):
@@ -171,8 +172,7 @@ async def test_rate_limited_problem_carries_retry_after(client: httpx.AsyncClien
 
 async def test_unknown_route_is_a_problem_not_html(client: httpx.AsyncClient) -> None:
     response = await client.get("/nope")
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    problem(response, 404, "not_found")
 
 
 async def test_unhandled_exception_is_500_problem_without_traceback(
@@ -189,8 +189,7 @@ async def test_unhandled_exception_is_500_problem_without_traceback(
 
 async def test_unreachable_dependency_is_503_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/os-error")
-    assert response.status_code == 503
-    assert response.json()["code"] == "dependency_unavailable"
+    problem(response, 503, "dependency_unavailable")
     assert response.headers["retry-after"] == "1"
 
 
