@@ -11,7 +11,7 @@ import pytest
 
 from storefront_sandbox import payments as payments_module
 from storefront_sandbox.settings import SandboxSettings
-from storefront_stack.checks import problem
+from storefront_stack.checks import ok, problem
 
 ServeApp = Callable[[Any], AbstractContextManager[str]]
 
@@ -50,9 +50,7 @@ async def test_request_id_is_echoed(payments: httpx.AsyncClient) -> None:
 async def test_authorize_returns_the_payment_and_writes_one_ledger_entry(
     payments: httpx.AsyncClient,
 ) -> None:
-    response = await authorize(payments)
-    assert response.status_code == 201
-    body = response.json()
+    body = ok(await authorize(payments), 201)
     assert body["id"].startswith("pay_")
     assert body["order_id"] == "order-1"
     assert body["status"] == "authorized"
