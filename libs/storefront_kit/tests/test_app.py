@@ -2,25 +2,25 @@
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Annotated, ClassVar
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
 from pydantic_settings import SettingsConfigDict
 
 from jwt_core_lib import SigningKey, TokenClaims
-from storefront_kit.app import create_service_app
 from storefront_kit.errors import Conflict, NotFound, TooManyRequests
 from storefront_kit.health import HealthCheck
 from storefront_kit.security import MissingSecret, allow_callers, route_callers
 from storefront_kit.settings import PlatformSettings, ServiceSettings
 from storefront_stack.checks import problem
+
+from .conftest import demo_app
 
 
 class DemoSettings(ServiceSettings):
@@ -45,26 +45,6 @@ class Gate:
         self.opened = asyncio.Event()
         self.inside = 0
         self.most_inside = 0
-
-
-@asynccontextmanager
-async def _no_clients(app: FastAPI) -> AsyncIterator[None]:
-    yield
-
-
-def demo_app(
-    settings: DemoSettings, router: APIRouter, checks: Callable[[Request], Sequence[HealthCheck]]
-) -> FastAPI:
-    """The demo service: ``router`` on the kit's app, no clients to start or stop."""
-    return create_service_app(
-        settings=settings,
-        title="Demo",
-        description="demo",
-        version="1",
-        lifespan=_no_clients,
-        routers=[router],
-        health_checks=checks,
-    )
 
 
 def build_app(
@@ -134,7 +114,7 @@ def build_app(
         max_concurrent_requests=max_concurrent_requests,
         request_queue_timeout_s=request_queue_timeout_s,
     )
-    return demo_app(settings, router, checks)
+    return demo_app(settings, router, checks=checks)
 
 
 @pytest.fixture
@@ -364,7 +344,7 @@ def internal_app(settings: DemoSettings) -> FastAPI:
     ) -> dict[str, str]:
         return {"caller": caller.issuer}
 
-    return demo_app(settings, router, lambda _request: [])
+    return demo_app(settings, router)
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
