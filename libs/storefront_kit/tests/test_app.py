@@ -20,7 +20,7 @@ from storefront_kit.security import MissingSecret, allow_callers, route_callers
 from storefront_kit.settings import PlatformSettings, ServiceSettings
 from storefront_stack.checks import problem
 
-from .conftest import demo_app
+from .demo_service import demo_app
 
 
 class DemoSettings(ServiceSettings):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from storefront_kit.query import query_model, query_model_openapi
 from storefront_kit.settings import ServiceSettings
 
-from .conftest import demo_app
+from .demo_service import demo_app
 
 
 class DemoSettings(ServiceSettings):

@@ -20,7 +20,7 @@ from storefront_kit.settings import DatabaseSettingsMixin, PlatformSettings, Ser
 from storefront_kit.state import ServiceState, service_state, state_dependency, state_part
 from storefront_stack.pytest_plugin import create_test_database
 
-from .conftest import demo_app
+from .demo_service import demo_app
 
 
 class DemoSettings(ServiceSettings, DatabaseSettingsMixin):

@@ -1,4 +1,6 @@
-"""What the kit's tests share: a service the kit builds around a test's routes."""
+"""The service the kit builds around a test's routes, for the kit's tests: in process
+(``from .demo_service import demo_app``) and for the apps they run under uvicorn, whose
+folder is this one (``from demo_service import demo_app``)."""
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
