@@ -5,17 +5,10 @@ A checkout calls inventory twice (``reserve``, then ``commit``; a failed one
 cannot resolve a change of a fraction of a millisecond in one of them, so this runs the
 **use cases in a loop** against a real PostgreSQL, no HTTP: each operation in its own
 session and transaction (``unit_of_work``, as ``request_session`` runs a request), each
-time on another order.
-
-Settle variants, alternated in the same run so the machine's load hits both alike:
-
-- ``orm``: commit/release as they were before (issue 17, branch i17-inv): the
-  reservation row locked and loaded through the ORM, its lines loaded through the ORM,
-  one stock statement (with its event) per line, one status ``UPDATE``, in a
-  transaction (``BEGIN`` … ``COMMIT``); kept here, copied, for the comparison;
-- ``service``: what ``inventory_service.service.reservations`` runs now.
-
-``reserve`` is measured once per round (the same code for both).
+time on another order: ``reserve``, ``commit`` and ``release`` as
+``inventory_service.service.reservations`` runs them, alternated in the same run so the
+machine's load hits them alike. (The former ORM settlement, measured beside them in
+issue 17, is recorded in docs/benchmarks.md.)
 
 Printed per operation: CPU-ms per operation (``time.process_time``, this process only:
 PostgreSQL's own CPU is not in it), the median of the rounds and their range, and Python
@@ -23,7 +16,7 @@ calls per operation (``sys.setprofile``, ``call`` events: the same on every run,
 whatever the load). By default a PostgreSQL is started in a temporary directory (as the
 tests do); ``--database-url`` uses a server that runs (a new database is created on it).
 Older inventory code can be measured with ``PYTHONPATH`` at an export of its
-``services/inventory/src`` (``git archive``): its ``service`` rows are then that code's.
+``services/inventory/src`` (``git archive``): its rows are then that code's.
 
     .venv/bin/python bench/bench_inventory_settle.py --rounds 5 --operations 300
 
@@ -36,9 +29,10 @@ the same for each linger, plus the relay), relay rounds per checkout and events 
 round. Alternated ``--rounds`` times; a negative linger runs no relay (the use cases'
 own CPU, for reference).
 
-``--relay-rounds`` measures one relay round publishing one event (what one commit's
-wake-up costs): the former round (``OrmRelay``, copied here: ORM objects and a flush)
-against the kit's, alternated, CPU-ms and Python calls per round (staging not counted).
+``--relay-rounds`` measures one relay round of the kit's ``OutboxRelay`` publishing one
+event (what one commit's wake-up costs): CPU-ms and Python calls per round (staging not
+counted). An older kit is measured the same way, ``PYTHONPATH`` at an export of its
+``libs/storefront_kit/src``.
 
     .venv/bin/python bench/bench_inventory_settle.py --relay-rounds --operations 300
 
@@ -49,34 +43,20 @@ import argparse
 import asyncio
 import random
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from types import FrameType
-from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from benchlib import cpu_ms, migrated_database, print_loop_table, python_calls
-from inventory_service import events, repository
-from inventory_service.domain.reservations import (
-    COMMIT,
-    COMMITTED,
-    RELEASE,
-    RELEASED,
-    LineRequest,
-    Transition,
-)
-from inventory_service.errors import ReservationNotFound
-from inventory_service.models import OutboxEvent, Reservation
-from inventory_service.schemas import ReservationLineOut, ReservationOut
+from inventory_service.domain.reservations import COMMITTED, RELEASED, LineRequest
+from inventory_service.models import OutboxEvent
 from inventory_service.service import reservations
 from storefront_kit.db import create_engine, create_sessionmaker, unit_of_work
-from storefront_kit.events import EventEnvelope, OutboxRelay
+from storefront_kit.events import OutboxRelay
 from storefront_kit.ids import new_id
 from storefront_stack import infra
 from storefront_stack.processes import free_port
@@ -123,70 +103,15 @@ def reserve_operation(sessionmaker: async_sessionmaker[AsyncSession], skus: list
     return run
 
 
-async def _orm_settle(
-    session: AsyncSession,
-    order_id: UUID,
-    *,
-    transition: Callable[[str], Transition],
-    change: Any,
-    status: str,
-) -> ReservationOut:
-    """``service.reservations._settle`` as it was before (ORM loads, a statement per line)."""
-    statement = select(Reservation).where(Reservation.order_id == order_id).with_for_update()
-    result = await session.scalars(statement, execution_options={"populate_existing": True})
-    reservation = result.one_or_none()
-    if reservation is None:
-        raise ReservationNotFound(f"No reservation for order {order_id}.")
-    lines = await repository.reservation_lines(session, [reservation.id])
-    if transition(reservation.status) == "apply":
-        for line in lines:
-            await repository.change_held_stock(
-                session,
-                change,
-                sku=line.sku,
-                qty=line.qty,
-                stream=events.STREAM,
-                event=events.stock_changed(),
-            )
-        await repository.set_reservation_status(
-            session, reservation_ids=[reservation.id], status=status
-        )
-        reservation.status = status
-    return ReservationOut(
-        order_id=reservation.order_id,
-        status=reservation.status,
-        expires_at=reservation.expires_at,
-        lines=[
-            ReservationLineOut(
-                sku=line.sku,
-                qty=line.qty,
-                unit_price=line.unit_price,
-                currency=line.currency,
-                name=line.name,
-            )
-            for line in lines
-        ],
-        total=reservation.total,
-        currency=reservation.currency,
-    )
-
-
-def settle_operation(
-    sessionmaker: async_sessionmaker[AsyncSession], variant: str, action: str
-) -> Operation:
-    expected = {"commit": COMMITTED, "release": RELEASED}[action]
+def settle_operation(sessionmaker: async_sessionmaker[AsyncSession], action: str) -> Operation:
+    settle, expected = {
+        "commit": (reservations.commit, COMMITTED),
+        "release": (reservations.release, RELEASED),
+    }[action]
 
     async def run(order_id: UUID) -> None:
         async with unit_of_work(sessionmaker) as session:
-            if variant == "orm":
-                transition = (COMMIT if action == "commit" else RELEASE).transition
-                out = await _orm_settle(
-                    session, order_id, transition=transition, change=action, status=expected
-                )
-            elif action == "commit":
-                out = await reservations.commit(session, order_id=order_id)
-            else:
-                out = await reservations.release(session, order_id=order_id)
+            out = await settle(session, order_id=order_id)
         assert out.status == expected, out.status
 
     return run
@@ -221,9 +146,7 @@ async def bench(database_url: str, rounds: int, operations: int, profiled: int, 
     skus = await insert_products(sessionmaker, lines)
     reserve = reserve_operation(sessionmaker, skus)
     settles: dict[str, Operation] = {
-        f"{action} {variant}": settle_operation(sessionmaker, variant, action)
-        for action in ("commit", "release")
-        for variant in ("orm", "service")
+        action: settle_operation(sessionmaker, action) for action in ("commit", "release")
     }
     cpu: dict[str, list[float]] = {name: [] for name in ("reserve", *settles)}
     calls: dict[str, float] = {}
@@ -247,7 +170,7 @@ async def bench(database_url: str, rounds: int, operations: int, profiled: int, 
                 sold += operations * name.startswith("commit")
             await verify(sessionmaker, skus, sold)
         calls["reserve"] = await python_calls(reserve, ids := [new_id() for _ in range(profiled)])
-        await cpu_ms(settles["release service"], ids)
+        await cpu_ms(settles["release"], ids)
         for name, operation in settles.items():
             ids = await reserved(profiled, measure=False)
             calls[name] = await python_calls(operation, ids)
@@ -255,7 +178,7 @@ async def bench(database_url: str, rounds: int, operations: int, profiled: int, 
         await verify(sessionmaker, skus, sold)
     finally:
         await engine.dispose()
-    print(f"{rounds} rounds x {operations} operations per variant, alternating, {lines} line(s)")
+    print(f"{rounds} rounds x {operations} operations each, alternating, {lines} line(s)")
     print_loop_table("operation", cpu, cpu, calls, digits=3)
 
 
@@ -270,7 +193,7 @@ async def paced_checkouts(
 ) -> int:
     """Checkouts (reserve, pause, commit, pause) at about ``rate`` per second in all."""
     reserve = reserve_operation(sessionmaker, skus)
-    commit = settle_operation(sessionmaker, "service", "commit")
+    commit = settle_operation(sessionmaker, "commit")
     pace = random.Random(seed)  # timing jitter, not security
     period = clients / rate
     loop = asyncio.get_running_loop()
@@ -398,57 +321,19 @@ async def relay_bench(
         )
 
 
-class OrmRelay(OutboxRelay):
-    """The kit's relay round as it was before (issue 17, branch i17-inv), copied: the
-    batch loaded as ORM objects, marked published by the session's flush."""
-
-    async def relay_once(self) -> int:
-        model: Any = OutboxEvent
-        async with self._sessionmaker() as session, session.begin():
-            rows = (
-                await session.scalars(
-                    select(model)
-                    .where(model.published_at.is_(None))
-                    .order_by(model.created_at, model.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0
-            envelopes = [EventEnvelope.model_validate(row.envelope) for row in rows]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for row, envelope in zip(rows, envelopes, strict=True):
-                    pipe.xadd(
-                        row.stream,
-                        envelope.to_stream_fields(),  # type: ignore[arg-type]
-                        maxlen=self._stream_maxlen,
-                        approximate=True,
-                    )
-                await pipe.execute()
-            now = datetime.now(UTC)
-            for row in rows:
-                row.published_at = now
-            return len(rows)
-
-
 async def relay_round_bench(
     database_url: str, redis_url: str, *, rounds: int, operations: int, profiled: int
 ) -> None:
     """CPU-ms and Python calls per relay round publishing one event (as a wake-up by one
-    checkout's commit does), the former round against the kit's, alternated."""
+    checkout's commit does)."""
     engine = create_engine(database_url, pool_size=2, max_overflow=0)
     sessionmaker = create_sessionmaker(engine)
     redis = Redis.from_url(redis_url)
     reserve = reserve_operation(sessionmaker, await insert_products(sessionmaker, 1))
-    relays: dict[str, OutboxRelay] = {
-        name: kind(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
-        for name, kind in (("orm", OrmRelay), ("kit", OutboxRelay))
-    }
-    cpu: dict[str, list[float]] = {name: [] for name in relays}
-    calls: dict[str, float] = {}
+    relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
+    cpu: list[float] = []
 
-    async def one_event_rounds(relay: OutboxRelay, count: int) -> float:
+    async def one_event_rounds(count: int) -> float:
         spent = 0.0
         for _ in range(count):
             await reserve(new_id())  # stages one stock.changed
@@ -459,42 +344,26 @@ async def relay_round_bench(
         return spent * 1000 / count
 
     try:
-        for relay in relays.values():
-            await relay.relay_once()  # any backlog
-            await one_event_rounds(relay, 20)  # warm up
+        await relay.relay_once()  # any backlog
+        await one_event_rounds(20)  # warm up
         for _ in range(rounds):
-            for name, relay in relays.items():
-                cpu[name].append(await one_event_rounds(relay, operations))
-        for name, relay in relays.items():
-            counted = 0
-
-            def profile(frame: FrameType, event: str, arg: Any) -> None:
-                nonlocal counted
-                if event == "call":
-                    counted += 1
-
-            for _ in range(profiled):
-                await reserve(new_id())
-            relay._batch_size = 1
-            sys.setprofile(profile)
-            try:
-                for _ in range(profiled):
-                    await relay.relay_once()
-            finally:
-                sys.setprofile(None)
-            calls[name] = counted / profiled
+            cpu.append(await one_event_rounds(operations))
+        for _ in range(profiled):
+            await reserve(new_id())
+        relay._batch_size = 1
+        calls = await python_calls(lambda _: relay.relay_once(), range(profiled))
     finally:
         await redis.aclose()
         await engine.dispose()
-    print(f"{rounds} rounds x {operations} relay rounds of one event per variant, alternating")
-    print_loop_table("relay round", relays, cpu, calls, digits=3)
+    print(f"{rounds} rounds x {operations} relay rounds of one event")
+    print_loop_table("relay round", ["kit"], {"kit": cpu}, {"kit": calls}, digits=3)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a PostgreSQL server URL (postgresql://…)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--operations", type=int, default=300, help="per variant and round")
+    parser.add_argument("--operations", type=int, default=300, help="per operation and round")
     parser.add_argument("--profiled", type=int, default=50, help="operations counted")
     parser.add_argument("--lines", type=int, default=1, help="skus per reservation")
     parser.add_argument("--linger", type=float, nargs="+", help="relay lingers (s) to compare")
@@ -502,7 +371,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="(with --linger)")
     parser.add_argument("--seconds", type=float, default=20.0, help="per run (with --linger)")
     parser.add_argument(
-        "--relay-rounds", action="store_true", help="CPU per relay round, before and now"
+        "--relay-rounds", action="store_true", help="CPU and Python calls per relay round"
     )
     args = parser.parse_args()
     redis_server = None

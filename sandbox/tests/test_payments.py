@@ -11,6 +11,7 @@ import pytest
 
 from storefront_sandbox import payments as payments_module
 from storefront_sandbox.settings import SandboxSettings
+from storefront_stack.checks import ok, problem
 
 ServeApp = Callable[[Any], AbstractContextManager[str]]
 
@@ -49,9 +50,7 @@ async def test_request_id_is_echoed(payments: httpx.AsyncClient) -> None:
 async def test_authorize_returns_the_payment_and_writes_one_ledger_entry(
     payments: httpx.AsyncClient,
 ) -> None:
-    response = await authorize(payments)
-    assert response.status_code == 201
-    body = response.json()
+    body = ok(await authorize(payments), 201)
     assert body["id"].startswith("pay_")
     assert body["order_id"] == "order-1"
     assert body["status"] == "authorized"
@@ -103,8 +102,7 @@ async def test_same_key_with_a_different_body_is_rejected(payments: httpx.AsyncC
 
 async def test_missing_idempotency_key_is_a_400_problem(payments: httpx.AsyncClient) -> None:
     response = await payments.post("/v1/payments/authorize", json=ORDER)
-    assert response.status_code == 400
-    assert response.json()["code"] == "idempotency_key_missing"
+    problem(response, 400, "idempotency_key_missing")
     assert await ledger(payments) == []
 
 
@@ -178,8 +176,7 @@ async def test_partial_refunds_add_up(payments: httpx.AsyncClient) -> None:
     too_much = await payments.post(
         f"/v1/payments/{pid}/refund", json={"amount": 4001}, headers={"Idempotency-Key": "r2"}
     )
-    assert too_much.status_code == 409
-    assert too_much.json()["code"] == "refund_exceeds_captured"
+    problem(too_much, 409, "refund_exceeds_captured")
     rest = await payments.post(f"/v1/payments/{pid}/refund", headers={"Idempotency-Key": "r3"})
     assert rest.json()["status"] == "refunded"
     assert rest.json()["refunded_amount"] == 4999
@@ -190,8 +187,7 @@ async def test_refund_of_an_uncaptured_payment_is_a_409(payments: httpx.AsyncCli
     response = await payments.post(
         f"/v1/payments/{pid}/refund", headers={"Idempotency-Key": "ref-1"}
     )
-    assert response.status_code == 409
-    assert response.json()["code"] == "payment_not_captured"
+    problem(response, 409, "payment_not_captured")
     assert response.json()["payment_status"] == "authorized"
     assert [e["kind"] for e in await ledger(payments)] == ["authorization"]
 
@@ -203,15 +199,13 @@ async def test_void_releases_an_authorization_and_blocks_capture(
     void = await payments.post(f"/v1/payments/{pid}/void", headers={"Idempotency-Key": "v"})
     assert void.json()["status"] == "voided"
     capture = await payments.post(f"/v1/payments/{pid}/capture", headers={"Idempotency-Key": "c"})
-    assert capture.status_code == 409
-    assert capture.json()["code"] == "payment_voided"
+    problem(capture, 409, "payment_voided")
     assert [e["kind"] for e in await ledger(payments)] == ["authorization", "void"]
 
 
 async def test_unknown_payment_is_a_404_problem(payments: httpx.AsyncClient) -> None:
     response = await payments.get("/v1/payments/pay_nope")
-    assert response.status_code == 404
-    assert response.json()["code"] == "payment_not_found"
+    problem(response, 404, "payment_not_found")
 
 
 async def test_decline_fault_answers_402_and_is_replayed_for_the_same_key(
@@ -239,8 +233,7 @@ async def test_error_fault_is_a_503_and_a_retry_with_the_same_key_succeeds(
 ) -> None:
     await payments.post("/faults", json={"mode": "error", "times": 1})
     failed = await authorize(payments)
-    assert failed.status_code == 503
-    assert failed.json()["code"] == "provider_unavailable"
+    problem(failed, 503, "provider_unavailable")
     retried = await authorize(payments)
     assert retried.status_code == 201
     assert retried.json()["status"] == "authorized"
@@ -256,8 +249,7 @@ async def test_faults_hit_only_the_listed_operations(payments: httpx.AsyncClient
     capture = await payments.post(
         f"/v1/payments/{payment.json()['id']}/capture", headers={"Idempotency-Key": "c"}
     )
-    assert capture.status_code == 503
-    assert capture.json()["code"] == "provider_unavailable"
+    problem(capture, 503, "provider_unavailable")
     assert [e["kind"] for e in await ledger(payments)] == ["authorization"]
 
 
@@ -271,8 +263,7 @@ async def test_rate_zero_injects_nothing(payments: httpx.AsyncClient) -> None:
 async def test_bad_fault_bodies_are_rejected(payments: httpx.AsyncClient) -> None:
     for body in ({"mode": "flood"}, {"mode": "error", "rate": 2}, {"mode": "ok", "x": 1}):
         response = await payments.post("/faults", json=body)
-        assert response.status_code == 422
-        assert response.json()["code"] == "validation_error"
+        problem(response, 422, "validation_error")
     assert (await payments.get("/faults")).json()["mode"] == "ok"
 
 
@@ -283,8 +274,7 @@ async def test_timeout_fault_stalls_then_answers_504_without_charging(
     started = time.monotonic()
     response = await authorize(payments)
     assert time.monotonic() - started >= 0.3
-    assert response.status_code == 504
-    assert response.json()["code"] == "provider_timeout"
+    problem(response, 504, "provider_timeout")
     assert await ledger(payments) == []
 
 

@@ -6,6 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
+from storefront_stack.checks import ok, problem
+
 SHIPMENT: dict[str, Any] = {
     "order_id": "order-7",
     "recipient": {
@@ -36,9 +38,7 @@ async def create(
 
 
 async def test_create_returns_tracking_and_label(shipping: httpx.AsyncClient) -> None:
-    response = await create(shipping)
-    assert response.status_code == 201
-    body = response.json()
+    body = ok(await create(shipping), 201)
     assert body["id"].startswith("shp_")
     assert body["order_id"] == "order-7"
     assert body["status"] == "created"
@@ -114,8 +114,7 @@ async def test_same_key_replays_and_a_different_body_is_refused(
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     other = await create(shipping, body={**SHIPMENT, "notes": "changed"})
-    assert other.status_code == 422
-    assert other.json()["code"] == "idempotency_key_reused"
+    problem(other, 422, "idempotency_key_reused")
     assert len((await shipping.get("/shipments")).json()) == 1
 
 
@@ -147,16 +146,14 @@ async def test_cancel_is_idempotent(shipping: httpx.AsyncClient) -> None:
 
 async def test_cancel_of_an_unknown_shipment_is_a_404(shipping: httpx.AsyncClient) -> None:
     response = await shipping.post("/v1/shipments/shp_nope/cancel")
-    assert response.status_code == 404
-    assert response.json()["code"] == "shipment_not_found"
+    problem(response, 404, "shipment_not_found")
 
 
 @pytest.mark.parametrize("mode", ["reject", "decline"])
 async def test_reject_fault_is_a_422(shipping: httpx.AsyncClient, mode: str) -> None:
     await shipping.post("/faults", json={"mode": mode})
     response = await create(shipping)
-    assert response.status_code == 422
-    assert response.json()["code"] == "shipment_rejected"
+    problem(response, 422, "shipment_rejected")
     assert response.json()["order_id"] == "order-7"
     assert (await shipping.get("/shipments")).json() == []
 
@@ -171,8 +168,7 @@ async def test_error_fault_then_retry_with_the_same_key(shipping: httpx.AsyncCli
 async def test_timeout_fault_answers_504_after_the_stall(shipping: httpx.AsyncClient) -> None:
     await shipping.post("/faults", json={"mode": "timeout", "operations": ["create"]})
     response = await create(shipping)
-    assert response.status_code == 504
-    assert response.json()["code"] == "provider_timeout"
+    problem(response, 504, "provider_timeout")
     faults = (await shipping.get("/faults")).json()
     assert faults["operations"] == ["create"]
     assert faults["injected"] == 1

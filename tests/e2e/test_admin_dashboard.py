@@ -28,9 +28,8 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 from redis.asyncio import Redis
 
-from auth_service.cli import create_admin
 from jwt_core_lib import SigningKey, TokenIssuer
-from storefront_seed.users import DEFAULT_ADMIN_CHAT_ID, DEFAULT_ADMIN_PHONE, auth_settings
+from storefront_seed.users import DEFAULT_ADMIN_CHAT_ID, DEFAULT_ADMIN_PHONE, create_staff
 from storefront_stack.browsers import CHROMIUM_ARGS, ensure_chromium
 from storefront_stack.logins import (
     CODE,
@@ -97,13 +96,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     assert not refused, f"the page broke its Content-Security-Policy: {refused}"
 
 
-@pytest.fixture
-async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    assert platform.endpoints is not None
-    async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
-        yield client
-
-
 async def _staff_login(client: httpx.AsyncClient, phone: str, chat_id: int) -> str:
     """A staff user's access token: their chat is linked, so the code goes straight there."""
     before = len(await messages(client, chat_id))
@@ -123,19 +115,20 @@ async def _seeded_admin(platform: Platform, client: httpx.AsyncClient) -> str:
     assert platform.endpoints is not None
     key = platform.endpoints.gateway_url
     if key not in _logged_in:
-        await create_admin(
-            platform.endpoints.database_url("auth"),
-            phone=DEFAULT_ADMIN_PHONE,
-            chat_id=DEFAULT_ADMIN_CHAT_ID,
-            # Encrypted with auth's own keys, or auth could not find the phone.
-            settings=auth_settings(platform.service_env("auth")),
-        )
+        await create_staff(platform, phone=DEFAULT_ADMIN_PHONE, chat_id=DEFAULT_ADMIN_CHAT_ID)
         _logged_in[key] = await _staff_login(client, DEFAULT_ADMIN_PHONE, DEFAULT_ADMIN_CHAT_ID)
     return _logged_in[key]
 
 
 def _new_phone() -> tuple[str, int]:
     return f"+4915{uuid.uuid4().int % 10**8:08d}", 900_000 + uuid.uuid4().int % 90_000
+
+
+async def _customer(client: httpx.AsyncClient) -> tuple[str, str]:
+    """A new customer, logged in through the Telegram stand-in: phone and access token."""
+    phone, chat_id = _new_phone()
+    login = await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S)
+    return phone, str(login["access_token"])
 
 
 async def _product(client: httpx.AsyncClient, admin: str) -> tuple[str, str]:
@@ -206,8 +199,7 @@ async def test_admin_watches_orders_arrive_opens_one_and_acts_on_it(
     assert platform.endpoints is not None
     admin = await _seeded_admin(platform, client)
     sku, name = await _product(client, admin)
-    phone, chat_id = _new_phone()
-    customer = (await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S))["access_token"]
+    phone, customer = await _customer(client)
 
     await _connect(page, platform, admin)
     await expect(page.locator("#status")).to_have_text("Connected", timeout=UI_TIMEOUT_MS)
@@ -331,16 +323,9 @@ async def test_a_moderator_sees_orders_but_cannot_act(
     assert platform.endpoints is not None
     admin = await _seeded_admin(platform, client)
     sku, _ = await _product(client, admin)
-    phone, chat_id = _new_phone()
-    customer = (await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S))["access_token"]
+    _, customer = await _customer(client)
     mod_phone, mod_chat = _new_phone()
-    await create_admin(
-        platform.endpoints.database_url("auth"),
-        phone=mod_phone,
-        chat_id=mod_chat,
-        role="moderator",
-        settings=auth_settings(platform.service_env("auth")),
-    )
+    await create_staff(platform, phone=mod_phone, chat_id=mod_chat, role="moderator")
     moderator = await _staff_login(client, mod_phone, mod_chat)
 
     await _connect(page, platform, moderator)
@@ -373,8 +358,7 @@ async def test_tokens_that_cannot_use_the_page_get_a_clear_message(
     platform: Platform, page: Page, client: httpx.AsyncClient, shots: Path
 ) -> None:
     assert platform.endpoints is not None
-    phone, chat_id = _new_phone()
-    customer = (await telegram_login(client, phone, chat_id, deadline_s=DEADLINE_S))["access_token"]
+    _, customer = await _customer(client)
     message = page.locator("#message")
 
     await _connect(page, platform, customer)

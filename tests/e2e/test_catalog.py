@@ -29,20 +29,8 @@ ES_WORDS = ("elasticsearch", "query_shard", "parse_exception", "search_phase", "
 
 
 @pytest.fixture(scope="module")
-def gateway(platform: Platform) -> str:
-    assert platform.endpoints is not None
-    return platform.endpoints.gateway_url
-
-
-@pytest.fixture(scope="module")
 def admin_headers(platform: Platform) -> dict[str, str]:
     return bearer(user_token(platform.platform_env, "admin", subject="catalog-e2e"))
-
-
-@pytest.fixture
-async def client(gateway: str) -> Any:
-    async with httpx.AsyncClient(base_url=gateway, timeout=15) as http:
-        yield http
 
 
 @pytest.fixture

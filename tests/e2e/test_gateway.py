@@ -11,12 +11,6 @@ from storefront_stack.topology import SERVICES
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def gateway(platform: Platform) -> str:
-    assert platform.endpoints is not None
-    return platform.endpoints.gateway_url
-
-
 @pytest.mark.parametrize("service", [s.name for s in SERVICES])
 def test_every_service_is_ready_through_the_gateway(gateway: str, service: str) -> None:
     response = httpx.get(f"{gateway}/health/{service}")

@@ -14,9 +14,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from auth_service.cli import create_admin
 from auth_service.fields import PHONE_CONTEXT
-from storefront_seed.users import auth_settings
+from storefront_seed.users import auth_settings, create_staff
 from storefront_stack.logins import CODE, messages, new_phone, telegram_login, wait_for_message
 from storefront_stack.platform import Platform
 
@@ -27,13 +26,6 @@ DEADLINE_S = 30.0
 
 def _chat() -> int:
     return 600_000 + uuid.uuid4().int % 100_000
-
-
-@pytest.fixture
-async def client(platform: Platform) -> Any:
-    assert platform.endpoints is not None
-    async with httpx.AsyncClient(base_url=platform.endpoints.gateway_url, timeout=15) as client:
-        yield client
 
 
 class AuthRedis:
@@ -194,15 +186,8 @@ async def test_claiming_someone_elses_number_fails_in_every_variant(
 async def test_a_staff_phone_never_yields_a_code_to_a_stranger(
     platform: Platform, client: httpx.AsyncClient, redis: AuthRedis
 ) -> None:
-    assert platform.endpoints is not None
     staff_phone, staff_chat, stranger = new_phone(), _chat(), _chat()
-    await create_admin(
-        platform.endpoints.database_url("auth"),
-        phone=staff_phone,
-        chat_id=staff_chat,
-        role="moderator",
-        settings=auth_settings(platform.service_env("auth")),
-    )
+    await create_staff(platform, phone=staff_phone, chat_id=staff_chat, role="moderator")
 
     await _press_start(client, redis, stranger, staff_phone)
     # even a forged card claiming to be the stranger's own with the staff number
@@ -223,14 +208,8 @@ async def test_a_staff_phone_never_yields_a_code_to_a_stranger(
 async def test_otp_send_answers_alike_for_known_and_unknown_phones(
     platform: Platform, client: httpx.AsyncClient
 ) -> None:
-    assert platform.endpoints is not None
     known, unknown = new_phone(), new_phone()
-    await create_admin(
-        platform.endpoints.database_url("auth"),
-        phone=known,
-        chat_id=_chat(),
-        settings=auth_settings(platform.service_env("auth")),
-    )
+    await create_staff(platform, phone=known, chat_id=_chat())
 
     first = [
         await client.post("/api/v1/auth/otp/send", json={"phone": phone})

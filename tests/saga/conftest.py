@@ -38,6 +38,7 @@ from storefront_kit.security import ServiceSecurity
 from storefront_sandbox.payments import create_app as create_payments_app
 from storefront_sandbox.settings import SandboxSettings
 from storefront_sandbox.shipping import create_app as create_shipping_app
+from storefront_stack.checks import ok
 from storefront_stack.keys import ServiceKeys
 from storefront_stack.processes import free_port
 from storefront_stack.pytest_plugin import UNHURRIED_REDIS_WATCH, create_test_database
@@ -221,17 +222,13 @@ class Stack:
         response = await self.inventory.post(
             "/api/v1/admin/products", json=body, headers=self.admin
         )
-        assert response.status_code == 201, response.text
-        created: dict[str, Any] = response.json()
-        return created
+        return ok(response, 201)
 
     async def stock(self, product: dict[str, Any]) -> dict[str, int]:
         response = await self.inventory.get(
             f"/api/v1/admin/products/{product['id']}", headers=self.admin
         )
-        assert response.status_code == 200, response.text
-        stock: dict[str, int] = response.json()["stock"]
-        return stock
+        return ok(response)["stock"]
 
     async def checkout(
         self,
@@ -254,16 +251,10 @@ class Stack:
         return entries
 
     async def payment_faults(self, **config: Any) -> dict[str, Any]:
-        response = await self.payments.post("/faults", json=config)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
+        return ok(await self.payments.post("/faults", json=config))
 
     async def shipping_faults(self, **config: Any) -> dict[str, Any]:
-        response = await self.shipping.post("/faults", json=config)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
+        return ok(await self.shipping.post("/faults", json=config))
 
     async def shipments(self, order_id: str) -> list[dict[str, Any]]:
         response = await self.shipping.get("/shipments", params={"order_id": order_id})
@@ -272,9 +263,7 @@ class Stack:
 
     async def admin_order(self, order_id: str) -> dict[str, Any]:
         response = await self.orders.get(f"/api/v1/admin/orders/{order_id}", headers=self.admin)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
+        return ok(response)
 
     async def wait_settled(self, order_id: str, *, timeout: float = 20.0) -> dict[str, Any]:
         """Poll until the order's saga is over."""

@@ -4,15 +4,13 @@ The failing route exists only here: no production service has a way to crash on 
 Its settings come from the environment like a service's (``DEMO_SENTRY_DSN``...).
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import sentry_sdk
+from demo_service import demo_app  # this folder is uvicorn's app_dir
 from fastapi import APIRouter, FastAPI, Request
 from pydantic_settings import SettingsConfigDict
 
-from storefront_kit.app import create_service_app
 from storefront_kit.settings import ServiceSettings
 
 
@@ -40,16 +38,4 @@ def create_app() -> FastAPI:
         """The SDK integrations this process runs with (what wraps its calls)."""
         return sorted(sentry_sdk.get_client().integrations)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    return create_service_app(
-        settings=DemoSettings(),
-        title="Demo",
-        description="A service that fails on purpose.",
-        version="1.2.3",
-        lifespan=lifespan,
-        routers=[router],
-        health_checks=lambda _: [],
-    )
+    return demo_app(DemoSettings(), router)

@@ -2,24 +2,25 @@
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Annotated, ClassVar
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict
 from pydantic_settings import SettingsConfigDict
 
 from jwt_core_lib import SigningKey, TokenClaims
-from storefront_kit.app import create_service_app
 from storefront_kit.errors import Conflict, NotFound, TooManyRequests
 from storefront_kit.health import HealthCheck
 from storefront_kit.security import MissingSecret, allow_callers, route_callers
 from storefront_kit.settings import PlatformSettings, ServiceSettings
+from storefront_stack.checks import problem
+
+from .demo_service import demo_app
 
 
 class DemoSettings(ServiceSettings):
@@ -44,26 +45,6 @@ class Gate:
         self.opened = asyncio.Event()
         self.inside = 0
         self.most_inside = 0
-
-
-@asynccontextmanager
-async def _no_clients(app: FastAPI) -> AsyncIterator[None]:
-    yield
-
-
-def demo_app(
-    settings: DemoSettings, router: APIRouter, checks: Callable[[Request], Sequence[HealthCheck]]
-) -> FastAPI:
-    """The demo service: ``router`` on the kit's app, no clients to start or stop."""
-    return create_service_app(
-        settings=settings,
-        title="Demo",
-        description="demo",
-        version="1",
-        lifespan=_no_clients,
-        routers=[router],
-        health_checks=checks,
-    )
 
 
 def build_app(
@@ -133,7 +114,7 @@ def build_app(
         max_concurrent_requests=max_concurrent_requests,
         request_queue_timeout_s=request_queue_timeout_s,
     )
-    return demo_app(settings, router, checks)
+    return demo_app(settings, router, checks=checks)
 
 
 @pytest.fixture
@@ -171,8 +152,7 @@ async def test_rate_limited_problem_carries_retry_after(client: httpx.AsyncClien
 
 async def test_unknown_route_is_a_problem_not_html(client: httpx.AsyncClient) -> None:
     response = await client.get("/nope")
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    problem(response, 404, "not_found")
 
 
 async def test_unhandled_exception_is_500_problem_without_traceback(
@@ -189,8 +169,7 @@ async def test_unhandled_exception_is_500_problem_without_traceback(
 
 async def test_unreachable_dependency_is_503_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/os-error")
-    assert response.status_code == 503
-    assert response.json()["code"] == "dependency_unavailable"
+    problem(response, 503, "dependency_unavailable")
     assert response.headers["retry-after"] == "1"
 
 
@@ -365,7 +344,7 @@ def internal_app(settings: DemoSettings) -> FastAPI:
     ) -> dict[str, str]:
         return {"caller": caller.issuer}
 
-    return demo_app(settings, router, lambda _request: [])
+    return demo_app(settings, router)
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])

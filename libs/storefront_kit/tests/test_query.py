@@ -3,7 +3,6 @@ per-parameter declaration does: the same values, the same 422 problems, the same
 parameters in the OpenAPI schema."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
@@ -11,9 +10,10 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from storefront_kit.app import create_service_app
 from storefront_kit.query import query_model, query_model_openapi
 from storefront_kit.settings import ServiceSettings
+
+from .demo_service import demo_app
 
 
 class DemoSettings(ServiceSettings):
@@ -52,20 +52,7 @@ def build_app() -> FastAPI:
     ) -> Filters:
         return Filters(q=q, colour=colour, min_price=min_price, in_stock=in_stock, page=page)
 
-    return create_service_app(
-        settings=DemoSettings(),
-        title="Query demo",
-        description="demo",
-        version="1",
-        lifespan=_no_clients,
-        routers=[router],
-        health_checks=lambda _: [],
-    )
-
-
-@asynccontextmanager
-async def _no_clients(app: FastAPI) -> AsyncIterator[None]:
-    yield
+    return demo_app(DemoSettings(), router)
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ from pydantic_settings import SettingsConfigDict
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from storefront_kit.app import create_service_app
 from storefront_kit.db import engine_from_settings
-from storefront_kit.health import HealthCheck
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.settings import DatabaseSettingsMixin, PlatformSettings, ServiceSettings
 from storefront_kit.state import ServiceState, service_state, state_dependency, state_part
 from storefront_stack.pytest_plugin import create_test_database
+
+from .demo_service import demo_app
 
 
 class DemoSettings(ServiceSettings, DatabaseSettingsMixin):
@@ -67,18 +67,7 @@ def _app(redis_url: str) -> FastAPI:
         finally:
             await redis.aclose()
 
-    def checks(request: Request) -> list[HealthCheck]:
-        return []
-
-    return create_service_app(
-        settings=settings,
-        title="Demo",
-        description="",
-        version="0",
-        lifespan=lifespan,
-        routers=[router],
-        health_checks=checks,
-    )
+    return demo_app(settings, router, lifespan=lifespan)
 
 
 async def test_endpoints_get_the_state_the_lifespan_yielded_and_it_is_gone_after(

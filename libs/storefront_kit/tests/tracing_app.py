@@ -14,11 +14,11 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import httpx
+from demo_service import demo_app  # this folder is uvicorn's app_dir
 from fastapi import APIRouter, FastAPI, Request
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.orm import DeclarativeBase
 
-from storefront_kit.app import create_service_app
 from storefront_kit.db import create_engine, create_sessionmaker, metadata_with_conventions
 from storefront_kit.events import (
     EventEnvelope,
@@ -102,12 +102,4 @@ def create_app() -> FastAPI:
             await redis.aclose()
             await engine.dispose()
 
-    return create_service_app(
-        settings=settings,
-        title="Traced",
-        description="A service whose request causes an event, handled in the background.",
-        version="4.5.6",
-        lifespan=lifespan,
-        routers=[router],
-        health_checks=lambda _: [],
-    )
+    return demo_app(settings, router, lifespan=lifespan)

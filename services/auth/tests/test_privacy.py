@@ -20,6 +20,7 @@ from auth_service.fields import phone_key
 from auth_service.service.privacy import USERS_STREAM
 from jwt_core_lib import CallerKeys, ServiceTokenVerifier, TokenError
 from storefront_kit.revocation import revoked_key
+from storefront_stack.checks import rows
 from storefront_stack.processes import free_port
 from storefront_stack.serving import local_server, start
 
@@ -96,11 +97,10 @@ async def app(start_auth: Any, holders: str) -> AsyncIterator[Auth]:
 
 
 async def _audit(auth: Auth, target: str) -> list[dict[str, Any]]:
-    async with auth.engine.connect() as connection:
-        rows = await connection.execute(
-            text("SELECT * FROM audit_entry WHERE target_id = :t ORDER BY id"), {"t": target}
-        )
-        return [dict(r._mapping) for r in rows]
+    entries = await rows(
+        auth.engine, "SELECT * FROM audit_entry WHERE target_id = :t ORDER BY id", {"t": target}
+    )
+    return [dict(r._mapping) for r in entries]
 
 
 async def test_create_admin_reads_its_keys_from_live_users_not_erased_ones(app: Auth) -> None:

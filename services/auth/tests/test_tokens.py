@@ -8,10 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import text
 
 from auth_service.fields import phone_index, phone_ref
 from jwt_core_lib import SigningKey, TokenIssuer
+from storefront_stack.checks import rows
 
 from .conftest import Auth, bearer, new_chat_id, new_phone, problem
 
@@ -23,19 +23,15 @@ async def _refresh(auth: Auth, token: str) -> Any:
 async def _family_state(auth: Auth, token: str) -> list[tuple[bool, bool]]:
     """(used, revoked) of every token in the family of a token, oldest first."""
     digest = hashlib.sha256(token.encode()).hexdigest()
-    async with auth.engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked"
-                    " FROM refresh_token WHERE family_id ="
-                    " (SELECT family_id FROM refresh_token WHERE token_hash = :h)"
-                    " ORDER BY created_at, id"
-                ),
-                {"h": digest},
-            )
-        ).all()
-    return [(row.used, row.revoked) for row in rows]
+    family = await rows(
+        auth.engine,
+        "SELECT used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked"
+        " FROM refresh_token WHERE family_id ="
+        " (SELECT family_id FROM refresh_token WHERE token_hash = :h)"
+        " ORDER BY created_at, id",
+        {"h": digest},
+    )
+    return [(row.used, row.revoked) for row in family]
 
 
 async def test_refresh_rotates_within_the_family_and_keeps_the_user(auth: Auth) -> None:

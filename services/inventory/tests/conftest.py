@@ -19,6 +19,7 @@ from sqlalchemy import text
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
 from inventory_service.state import InventoryState
+from storefront_stack.checks import rows
 from storefront_stack.keys import KeyRing
 from storefront_stack.logins import bearer as bearer
 from storefront_stack.pytest_plugin import database_fixture
@@ -101,13 +102,11 @@ class Inventory(RunningService[InventoryState]):
 
     async def stock(self, sku: str) -> dict[str, int]:
         """Stock straight from the database (not through the code under test)."""
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    text("SELECT on_hand, reserved, version FROM stock WHERE sku = :sku"),
-                    {"sku": sku},
-                )
-            ).one()
+        [row] = await rows(
+            self.engine,
+            "SELECT on_hand, reserved, version FROM stock WHERE sku = :sku",
+            {"sku": sku},
+        )
         return {"on_hand": row.on_hand, "reserved": row.reserved, "version": row.version}
 
     async def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -116,17 +115,13 @@ class Inventory(RunningService[InventoryState]):
 
     async def outbox(self, event_type: str, sku: str) -> list[dict[str, Any]]:
         """Outbox envelopes of one type about one sku, oldest first."""
-        async with self.engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    text(
-                        "SELECT envelope FROM outbox_event WHERE event_type = :type"
-                        " AND envelope->'data'->>'sku' = :sku ORDER BY created_at, id"
-                    ),
-                    {"type": event_type, "sku": sku},
-                )
-            ).all()
-        return [row.envelope for row in rows]
+        staged = await rows(
+            self.engine,
+            "SELECT envelope FROM outbox_event WHERE event_type = :type"
+            " AND envelope->'data'->>'sku' = :sku ORDER BY created_at, id",
+            {"type": event_type, "sku": sku},
+        )
+        return [row.envelope for row in staged]
 
 
 def settings_for(database_url: str, redis_url: str, **overrides: Any) -> InventorySettings:

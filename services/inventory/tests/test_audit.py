@@ -5,28 +5,23 @@ publishes it on ``audit.events`` for auth to store."""
 import asyncio
 from typing import Any
 
-from sqlalchemy import text
-
 from storefront_kit.audit import AUDIT_EVENT_TYPE, AUDIT_STREAM, AuditEntry
 from storefront_kit.events import EventEnvelope
+from storefront_stack.checks import rows
 
 BASE = "/api/v1/admin/products"
 
 
 async def _audited(inventory: Any, target_id: str) -> list[dict[str, Any]]:
     """The audit entries staged about one product, oldest first."""
-    async with inventory.engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT stream, event_type, envelope FROM outbox_event"
-                    " WHERE envelope->'data'->>'target_id' = :id ORDER BY created_at, id"
-                ),
-                {"id": target_id},
-            )
-        ).all()
+    staged = await rows(
+        inventory.engine,
+        "SELECT stream, event_type, envelope FROM outbox_event"
+        " WHERE envelope->'data'->>'target_id' = :id ORDER BY created_at, id",
+        {"id": target_id},
+    )
     entries = []
-    for row in rows:
+    for row in staged:
         assert row.stream == AUDIT_STREAM
         assert row.event_type == AUDIT_EVENT_TYPE
         envelope = EventEnvelope.model_validate(row.envelope)

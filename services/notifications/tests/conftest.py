@@ -38,6 +38,7 @@ from storefront_sandbox.settings import SandboxSettings
 from storefront_stack.checks import eventually as eventually
 from storefront_stack.checks import new_chat_id as new_chat_id
 from storefront_stack.checks import new_phone as new_phone
+from storefront_stack.checks import ok
 from storefront_stack.checks import problem as problem
 from storefront_stack.keys import KeyRing
 from storefront_stack.logins import bearer as bearer
@@ -97,10 +98,7 @@ class Sandbox:
     client: httpx.AsyncClient
 
     async def messages(self, chat_id: int) -> list[dict[str, Any]]:
-        response = await self.client.get("/messages", params={"chat_id": chat_id})
-        assert response.status_code == 200, response.text
-        listed: list[dict[str, Any]] = response.json()
-        return listed
+        return ok(await self.client.get("/messages", params={"chat_id": chat_id}))
 
     async def wait_messages(
         self, chat_id: int, count: int = 1, *, timeout: float = 5.0
@@ -115,32 +113,22 @@ class Sandbox:
         return listed
 
     async def faults(self, **config: Any) -> dict[str, Any]:
-        response = await self.client.post("/faults", json=config)
-        assert response.status_code == 200, response.text
-        described: dict[str, Any] = response.json()
-        return described
+        return ok(await self.client.post("/faults", json=config))
 
     async def start(self, chat_id: int, payload: str = "") -> dict[str, Any]:
-        response = await self.client.post("/start", json={"chat_id": chat_id, "payload": payload})
-        assert response.status_code == 200, response.text
-        delivery: dict[str, Any] = response.json()
-        return delivery
+        return ok(await self.client.post("/start", json={"chat_id": chat_id, "payload": payload}))
 
     async def contact(self, chat_id: int, phone_number: str, **card: Any) -> dict[str, Any]:
         """The user of ``chat_id`` shares a contact: their own unless ``user_id`` is given."""
-        response = await self.client.post(
-            "/contact", json={"chat_id": chat_id, "phone_number": phone_number, **card}
+        return ok(
+            await self.client.post(
+                "/contact", json={"chat_id": chat_id, "phone_number": phone_number, **card}
+            )
         )
-        assert response.status_code == 200, response.text
-        delivery: dict[str, Any] = response.json()
-        return delivery
 
     async def send(self, chat_id: int, text: str) -> dict[str, Any]:
         """The user of ``chat_id`` types ``text``."""
-        response = await self.client.post("/send", json={"chat_id": chat_id, "text": text})
-        assert response.status_code == 200, response.text
-        delivery: dict[str, Any] = response.json()
-        return delivery
+        return ok(await self.client.post("/send", json={"chat_id": chat_id, "text": text}))
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from storefront_kit.audit import AUDIT_STREAM
+from storefront_stack.checks import rows
 
 from .conftest import Stack, bearer, event, eventually, new_chat_id, order_data, problem
 
@@ -36,11 +36,10 @@ async def dead_letter(stack: Stack, data: dict[str, Any], *, group: str = "notif
 
 
 async def audit_rows(stack: Stack, target_id: str) -> list[dict[str, Any]]:
-    async with stack.auth_engine.connect() as connection:
-        rows = await connection.execute(
-            text("SELECT * FROM audit_entry WHERE target_id = :id"), {"id": target_id}
-        )
-        return [dict(row._mapping) for row in rows]
+    entries = await rows(
+        stack.auth_engine, "SELECT * FROM audit_entry WHERE target_id = :id", {"id": target_id}
+    )
+    return [dict(row._mapping) for row in entries]
 
 
 async def test_a_replayed_dead_letter_is_delivered_and_audited_once(stack: Stack) -> None:
@@ -62,8 +61,7 @@ async def test_a_replayed_dead_letter_is_delivered_and_audited_once(stack: Stack
         entry for entry, _ in await stack.redis.xrange("orders.events")
     }
     await stack.sandbox.wait_messages(chat_id)
-    rows = await eventually(lambda: audit_rows(stack, entry_id))
-    [row] = rows
+    [row] = await eventually(lambda: audit_rows(stack, entry_id))
     assert str(row["id"]) == body["audit_entry_id"]
     assert row["action"] == "dead_letter.replayed"
     assert row["service"] == "notifications"

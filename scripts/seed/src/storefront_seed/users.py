@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from auth_service.cli import create_admin
+from auth_service.domain.roles import ADMIN
 from auth_service.settings import AuthSettings
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_ADMIN_PHONE",
     "admin_from_environment",
     "auth_settings",
+    "create_staff",
     "seed",
     "seed_admin",
 ]
@@ -64,6 +66,22 @@ def seed_admin(database_url: str, environ: Mapping[str, str] | None = None) -> d
     phone, chat_id = admin_from_environment(env)
     return asyncio.run(
         create_admin(database_url, phone=phone, chat_id=chat_id, settings=auth_settings(env))
+    )
+
+
+async def create_staff(
+    platform: Platform, *, phone: str, chat_id: int, role: str = ADMIN
+) -> dict[str, Any]:
+    """Create or update a staff user in the running platform's ``auth`` database (what
+    ``create-admin`` does), its phone and chat encrypted with auth's own keys: with any
+    other, auth could not find the phone."""
+    assert platform.endpoints is not None
+    return await create_admin(
+        platform.endpoints.database_url("auth"),
+        phone=phone,
+        chat_id=chat_id,
+        role=role,
+        settings=auth_settings(platform.service_env("auth")),
     )
 
 
