@@ -1,9 +1,9 @@
 """The lifespan's typed state: yielded once, read by type, gone when the lifespan ends."""
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 import httpx
@@ -28,13 +28,11 @@ class DemoSettings(ServiceSettings, DatabaseSettingsMixin):
     service_name: ClassVar[str] = "demo"
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class DemoState(ServiceState):
     settings: DemoSettings
     greeting: str
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class OtherState(ServiceState):
     pass
 
@@ -119,3 +117,18 @@ async def test_the_engine_takes_its_pool_and_session_settings_from_the_settings(
         await engine.dispose()
     assert (row.name, row.timeout) == ("demo", "1234ms")
     assert engine.pool.size() == 3  # type: ignore[attr-defined]
+
+
+def test_a_subclass_is_a_frozen_keyword_only_dataclass_compared_by_identity() -> None:
+    settings = DemoSettings(platform=PlatformSettings(environment="test", gc_freeze=False))
+    redis = Redis()
+    state = DemoState(settings=settings, redis=redis, greeting="hi")
+    twin = DemoState(settings=settings, redis=redis, greeting="hi")
+    assert state.greeting == "hi"
+    assert state.redis_breaker is None  # the base's default, before the subclass's fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.greeting = "bye"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        DemoState(settings, redis, "hi")  # type: ignore[misc]
+    assert state != twin
+    assert len({state, twin}) == 2

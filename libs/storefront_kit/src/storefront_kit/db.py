@@ -9,9 +9,9 @@ must run only once its transaction committed (waking the outbox relay) registers
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext import asyncio as sqlalchemy_asyncio
@@ -25,6 +25,7 @@ from storefront_kit.state import DatabaseState, find_service_state
 
 __all__ = [
     "NAMING_CONVENTION",
+    "SessionDep",
     "after_commit",
     "commit",
     "create_engine",
@@ -201,14 +202,19 @@ async def unit_of_work(
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed when the endpoint returns, rolled back on error.
 
-    Use with ``Depends(request_session, scope="function")`` so the commit happens
-    before the response is sent. An error marked ``keeps_transaction`` commits what was
-    done before it. Services only flush; they never commit (see :func:`commit` for
-    the exception). The sessionmaker is the lifespan state's (a
-    :class:`~storefront_kit.state.DatabaseState`).
+    Endpoints ask for it as :data:`SessionDep` (``Depends(request_session,
+    scope="function")``), so the commit happens before the response is sent. An error
+    marked ``keeps_transaction`` commits what was done before it. Services only flush;
+    they never commit (see :func:`commit` for the exception). The sessionmaker is the
+    lifespan state's (a :class:`~storefront_kit.state.DatabaseState`).
     """
     async with unit_of_work(_sessionmaker(request)) as session:
         yield session
+
+
+#: The request's session for an endpoint (``session: SessionDep``). Function scope: the
+#: commit happens when the endpoint returns, before the response is sent.
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:

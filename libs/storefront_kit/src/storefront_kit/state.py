@@ -2,10 +2,9 @@
 
 A service's ``lifespan`` builds its clients once (Redis, the engine and sessionmaker,
 an Elasticsearch client, the objects made of them) and **yields them as one object**:
-a frozen dataclass of its own, subclassing :class:`ServiceState` (or
-:class:`DatabaseState` for a service that owns a database)::
+a class of its own subclassing :class:`ServiceState` (or :class:`DatabaseState` for a
+service that owns a database), which makes it a frozen, keyword-only dataclass::
 
-    @dataclass(frozen=True, kw_only=True)
     class InventoryState(DatabaseState):
         settings: InventorySettings
         outbox_relay: OutboxRelay
@@ -34,7 +33,7 @@ started, forgotten before its clients are closed.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 from fastapi.requests import HTTPConnection
 from redis.asyncio import Redis
@@ -62,11 +61,15 @@ T = TypeVar("T")
 _ATTRIBUTE = "storefront_service_state"
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, eq_default=False)
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ServiceState:
     """What every service's lifespan builds: its settings and its Redis client.
 
-    Subclasses add their own clients and narrow ``settings`` to their settings class.
+    Subclasses add their own clients and narrow ``settings`` to their settings class;
+    each subclass is a dataclass as this one is (written nowhere else): frozen (built
+    once, then only read), keyword-only (fields are added below the base's defaults),
+    and compared by identity (one state a lifespan).
     """
 
     settings: ServiceSettings
@@ -76,8 +79,11 @@ class ServiceState:
     #: while open instead of waiting out a timeout.
     redis_breaker: Breaker | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True, kw_only=True, eq=False)(cls)
 
-@dataclass(frozen=True, kw_only=True, eq=False)
+
 class DatabaseState(ServiceState):
     """The state of a service that owns a database (what ``request_session`` reads)."""
 

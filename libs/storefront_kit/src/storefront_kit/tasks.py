@@ -4,18 +4,23 @@ A request that hands work to the background (an OTP delivery, a bot reply, a cle
 after a commit) answers at once; the work must still be held (the event loop keeps only
 weak references to tasks), its crash logged, and at shutdown given a moment to finish:
 a :class:`TaskSet` in the service's lifespan state does all three. The loops a lifespan
-starts (consumers, relays, sweepers) are told to stop with an event and then awaited
-for a bounded time with :func:`stop_tasks`.
+starts (consumers, relays, sweepers) run in :func:`background_loops`: told to stop with
+one event on the way out, then awaited for a bounded time (:func:`stop_tasks`)::
+
+    async with background_loops(timeout_s=settings.consumer_block_ms / 1000 + 2) as loops:
+        if settings.background_tasks_enabled:
+            loops.start(relay.run(loops.stop), name="inventory-outbox-relay", wake=relay.notify)
+        yield InventoryState(...)
 """
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from storefront_kit.logging import get_logger
 
-__all__ = ["TaskSet", "stop_tasks"]
+__all__ = ["BackgroundLoops", "TaskSet", "background_loops", "stop_tasks"]
 
 logger = get_logger(__name__)
 
@@ -72,3 +77,62 @@ async def stop_tasks(tasks: Iterable[asyncio.Task[Any]], *, timeout_s: float = 2
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+class BackgroundLoops:
+    """The loops of one lifespan: each runs until :attr:`stop` is set (see
+    :func:`background_loops`)."""
+
+    def __init__(self) -> None:
+        #: Set when the lifespan ends: every loop started here returns once it sees it.
+        self.stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wakers: list[Callable[[], object]] = []
+
+    def start(
+        self,
+        loop: Coroutine[Any, Any, object],
+        *,
+        name: str,
+        wake: Callable[[], object] | None = None,
+    ) -> None:
+        """Run ``loop`` in the background until :attr:`stop` is set.
+
+        ``wake``: what rouses the loop at once when it sleeps on an event of its own (an
+        outbox relay's ``notify``), called right after :attr:`stop` is set.
+        """
+        self._tasks.append(asyncio.create_task(loop, name=name))
+        if wake is not None:
+            self._wakers.append(wake)
+
+    def request_stop(self) -> None:
+        """Set :attr:`stop` and wake the loops that sleep on their own event.
+
+        For a lifespan that must tell its loops to stop before it shuts down something
+        they use; leaving :func:`background_loops` does it too (again is harmless).
+        """
+        self.stop.set()
+        for wake in self._wakers:
+            wake()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def aclose(self, timeout_s: float = 2.0) -> None:
+        """Tell the loops to stop, give them ``timeout_s`` to return, cancel the rest."""
+        self.request_stop()
+        await stop_tasks(self._tasks, timeout_s=timeout_s)
+
+
+@contextlib.asynccontextmanager
+async def background_loops(*, timeout_s: float = 2.0) -> AsyncIterator[BackgroundLoops]:
+    """The loops a lifespan starts, stopped on the way out.
+
+    On exit (shutdown, or a failure on the way up) :meth:`BackgroundLoops.aclose`: the
+    loops are told to stop, get ``timeout_s`` to return, and the rest are cancelled.
+    """
+    loops = BackgroundLoops()
+    try:
+        yield loops
+    finally:
+        await loops.aclose(timeout_s)

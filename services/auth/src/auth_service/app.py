@@ -1,6 +1,5 @@
 """The auth service as an ASGI app (``uvicorn auth_service.app:create_app --factory``)."""
 
-import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.lifespan import database_clients, database_health_checks
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.security import ServiceSecurity
-from storefront_kit.tasks import TaskSet, stop_tasks
+from storefront_kit.tasks import TaskSet, background_loops
 
 __all__ = ["AUDIT_GROUP", "create_app"]
 
@@ -111,32 +110,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[AuthState]:
         )
         # Clean-ups a request leaves behind (after an erasure), drained at shutdown.
         tasks = TaskSet()
-        stop = asyncio.Event()
-        workers: list[asyncio.Task[None]] = []
-        if settings.audit_consumer_enabled:
-            workers.append(asyncio.create_task(consumer.run(stop), name="auth-audit-consumer"))
-        if settings.outbox_relay_enabled:
-            workers.append(asyncio.create_task(relay.run(stop), name="auth-outbox-relay"))
         try:
-            yield AuthState(
-                settings=settings,
-                redis=redis,
-                engine=engine,
-                sessionmaker=sessionmaker,
-                otp_store=otp_store,
-                rate_limiter=limiter,
-                keys=keys,
-                access_tokens=keys.issuer(settings),
-                otp_delivery=delivery,
-                data_holders=holders,
-                outbox_relay=relay,
-                audit_consumer=consumer,
-                tasks=tasks,
-            )
-        finally:
-            stop.set()
             # The consumer notices the stop within one blocking read; then it is cancelled.
-            await stop_tasks(workers, timeout_s=consumer.block_ms / 1000 + 2)
+            async with background_loops(timeout_s=consumer.block_ms / 1000 + 2) as loops:
+                if settings.audit_consumer_enabled:
+                    loops.start(consumer.run(loops.stop), name="auth-audit-consumer")
+                if settings.outbox_relay_enabled:
+                    loops.start(relay.run(loops.stop), name="auth-outbox-relay")
+                yield AuthState(
+                    settings=settings,
+                    redis=redis,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    otp_store=otp_store,
+                    rate_limiter=limiter,
+                    keys=keys,
+                    access_tokens=keys.issuer(settings),
+                    otp_delivery=delivery,
+                    data_holders=holders,
+                    outbox_relay=relay,
+                    audit_consumer=consumer,
+                    tasks=tasks,
+                )
+        finally:
             await tasks.aclose()
             await delivery.aclose()
             await limiter.aclose()

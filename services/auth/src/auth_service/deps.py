@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.clients.holders import DataHolders
 from auth_service.clients.notifications import OtpDelivery
@@ -13,7 +12,7 @@ from auth_service.service.keys import AccessTokens, AuthKeys
 from auth_service.settings import AuthSettings
 from auth_service.state import AuthState
 from storefront_kit.audit import AdminAudit, SelfAudit
-from storefront_kit.db import request_session
+from storefront_kit.db import SessionDep
 from storefront_kit.forwarded import client_ip as forwarded_client_ip
 from storefront_kit.paging import Paging, paging_dependency, settings_page_limits
 from storefront_kit.rate_limits import RateLimiter
@@ -55,7 +54,6 @@ _PAGE_LIMITS = settings_page_limits(AuthState)
 # resolve, not two.
 SettingsDep = Annotated[AuthSettings, Depends(state_part(AuthState, lambda state: state.settings))]
 RedisDep = Annotated[Redis, Depends(state_part(AuthState, lambda state: state.redis))]
-SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 OtpStoreDep = Annotated[OtpStore, Depends(state_part(AuthState, lambda state: state.otp_store))]
 RateLimiterDep = Annotated[
     RateLimiter, Depends(state_part(AuthState, lambda state: state.rate_limiter))

@@ -46,6 +46,7 @@ __all__ = [
     "UserOut",
     "UserPage",
     "admin_user_out",
+    "exported_account",
     "user_out",
 ]
 
@@ -409,5 +410,19 @@ def admin_user_out(user: UserAccount) -> AdminUserOut:
         **user_out(user).model_dump(),
         telegram_chat_id=user.telegram_chat_id,
         telegram_linked_at=user.telegram_linked_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def exported_account(user: UserAccount) -> ExportedAccount:
+    """The user row as their data export holds it: the profile, the Telegram link, the
+    last login."""
+    return ExportedAccount(
+        **user_out(user).model_dump(exclude={"telegram_linked"}),
+        telegram=ExportedTelegram(
+            linked=user.telegram_chat_id is not None,
+            chat_id=user.telegram_chat_id,
+            linked_at=user.telegram_linked_at,
+        ),
         last_login_at=user.last_login_at,
     )

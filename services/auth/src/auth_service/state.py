@@ -1,8 +1,6 @@
 """What auth's lifespan builds once and every request shares (typed; see
 :mod:`storefront_kit.state`)."""
 
-from dataclasses import dataclass
-
 from auth_service.clients.holders import DataHolders
 from auth_service.clients.notifications import OtpDelivery
 from auth_service.clients.otp_store import OtpStore
@@ -16,7 +14,6 @@ from storefront_kit.tasks import TaskSet
 __all__ = ["AuthState"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class AuthState(DatabaseState):
     """Auth's clients: the database, Redis, its keys, and what it calls and consumes."""
 

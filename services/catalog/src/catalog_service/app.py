@@ -23,6 +23,7 @@ from storefront_kit.health import HealthCheck, elasticsearch_check, redis_check
 from storefront_kit.rate_limits import RateLimiter
 from storefront_kit.redis import redis_from_settings
 from storefront_kit.state import service_state
+from storefront_kit.tasks import background_loops
 from storefront_kit.watch import DependencyWatch, elasticsearch_ping, redis_ping
 
 __all__ = ["create_app"]
@@ -94,41 +95,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[CatalogState]:
         if settings.listener_enabled
         else None
     )
-    stop = asyncio.Event()
     with contextlib.suppress(Exception):
         # Usually the index is there (or created) before the first request; if
         # Elasticsearch is down the background task below keeps trying.
         await asyncio.wait_for(ensure_index(elasticsearch, settings), timeout=5.0)
-    # Index bootstrap (and the listener) run in the background: the service starts and
-    # reports "not ready" while Elasticsearch is down instead of failing to start.
-    task = asyncio.create_task(
-        run_listener(elasticsearch, settings, listener, stop), name="catalog-listener"
-    )
     try:
-        yield CatalogState(
-            settings=settings,
-            redis=redis,
-            redis_breaker=cache.breaker,
-            elasticsearch=elasticsearch,
-            search_cache=cache,
-            product_search=product_search,
-            rate_limiter=limiter,
-            watches=watches,
-        )
+        async with background_loops(timeout_s=settings.events_block_ms / 1000 + 2) as loops:
+            # Index bootstrap (and the listener) run in the background: the service starts
+            # and reports "not ready" while Elasticsearch is down instead of failing to start.
+            loops.start(
+                run_listener(elasticsearch, settings, listener, loops.stop),
+                name="catalog-listener",
+            )
+            yield CatalogState(
+                settings=settings,
+                redis=redis,
+                redis_breaker=cache.breaker,
+                elasticsearch=elasticsearch,
+                search_cache=cache,
+                product_search=product_search,
+                rate_limiter=limiter,
+                watches=watches,
+            )
     finally:
-        stop.set()
         for watch in watches:
             await watch.stop()
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(task), timeout=settings.events_block_ms / 1000 + 2
-            )
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        except Exception:  # noqa: S110 (the task logged its own failure)
-            pass
         await elasticsearch.close()
         await limiter.aclose()
         await redis.aclose()

@@ -1,8 +1,6 @@
 """What catalog's lifespan builds once and every request shares (typed; see
 :mod:`storefront_kit.state`)."""
 
-from dataclasses import dataclass
-
 from elasticsearch import AsyncElasticsearch
 
 from catalog_service.service.cache import SearchCache
@@ -15,7 +13,6 @@ from storefront_kit.watch import DependencyWatch
 __all__ = ["CatalogState"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class CatalogState(ServiceState):
     """Catalog's clients: Redis, Elasticsearch, and the search built on them."""
 

@@ -1,6 +1,5 @@
 """The inventory service as an ASGI app (``uvicorn inventory_service.app:create_app --factory``)."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +13,7 @@ from inventory_service.workers.sweeper import run_sweeper
 from storefront_kit.app import create_service_app
 from storefront_kit.events import OutboxRelay
 from storefront_kit.lifespan import database_clients, database_health_checks
-from storefront_kit.tasks import stop_tasks
+from storefront_kit.tasks import background_loops
 
 __all__ = ["create_app"]
 
@@ -33,19 +32,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[InventoryState]:
         relay = OutboxRelay.from_settings(
             settings, sessionmaker=sessionmaker, redis=redis, model=OutboxEvent
         )
-        stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        if settings.background_tasks_enabled:
-            tasks.append(asyncio.create_task(relay.run(stop), name="inventory-outbox-relay"))
-            sweeper = run_sweeper(
-                sessionmaker,
-                stop=stop,
-                interval_s=settings.sweeper_interval_s,
-                batch_size=settings.sweeper_batch_size,
-                on_released=relay.notify,
-            )
-            tasks.append(asyncio.create_task(sweeper, name="inventory-reservation-sweeper"))
-        try:
+        async with background_loops() as loops:
+            if settings.background_tasks_enabled:
+                # Woken on the way out, so that it sees the stop at once.
+                loops.start(relay.run(loops.stop), name="inventory-outbox-relay", wake=relay.notify)
+                sweeper = run_sweeper(
+                    sessionmaker,
+                    stop=loops.stop,
+                    interval_s=settings.sweeper_interval_s,
+                    batch_size=settings.sweeper_batch_size,
+                    on_released=relay.notify,
+                )
+                loops.start(sweeper, name="inventory-reservation-sweeper")
             yield InventoryState(
                 settings=settings,
                 redis=redis,
@@ -53,10 +51,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[InventoryState]:
                 sessionmaker=sessionmaker,
                 outbox_relay=relay,
             )
-        finally:
-            stop.set()
-            relay.notify()
-            await stop_tasks(tasks)
 
 
 def create_app(settings: InventorySettings | None = None) -> FastAPI:

@@ -4,12 +4,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory_service.settings import InventorySettings
 from inventory_service.state import InventoryState
 from storefront_kit.audit import AdminAudit
-from storefront_kit.db import request_session
+from storefront_kit.db import SessionDep
 from storefront_kit.paging import PageLimits, Paging, paging_dependency, settings_page_limits
 from storefront_kit.security import AdminUser, StaffUser
 from storefront_kit.state import service_state, state_dependency, state_part
@@ -45,7 +44,6 @@ SettingsDep = Annotated[
     InventorySettings, Depends(state_part(InventoryState, lambda state: state.settings))
 ]
 RedisDep = Annotated[Redis, Depends(state_part(InventoryState, lambda state: state.redis))]
-SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 ProductPaging = Annotated[
     Paging, Depends(paging_dependency(_PAGE_LIMITS, name="size", numbered=True))
 ]

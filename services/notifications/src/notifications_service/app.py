@@ -1,6 +1,5 @@
 """The notifications service as an ASGI app; uvicorn serves ``create_app`` as a factory."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +17,7 @@ from notifications_service.workers.consumers import order_events_consumer, user_
 from storefront_kit.app import create_service_app
 from storefront_kit.lifespan import database_clients, database_health_checks
 from storefront_kit.security import ServiceSecurity
-from storefront_kit.tasks import TaskSet, stop_tasks
+from storefront_kit.tasks import TaskSet, background_loops
 
 __all__ = ["create_app"]
 
@@ -50,12 +49,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[NotificationsState]:
         )
         telegram = TelegramBot(settings)
         tasks = TaskSet()
-
-        stop = asyncio.Event()
-        workers: list[asyncio.Task[None]] = [
-            # getMe and setWebhook never hold up start-up: Telegram may be down right now.
-            asyncio.create_task(telegram.set_up(stop), name="notifications-telegram-setup")
-        ]
         consumer = order_events_consumer(
             settings, redis=redis, engine=engine, telegram=telegram, chats=chats
         )
@@ -67,25 +60,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[NotificationsState]:
             chats=chats,
             dead_letter_streams=(consumer.dead_letter_stream,),
         )
-        if settings.consumer_enabled:
-            workers.append(asyncio.create_task(consumer.run(stop), name="notifications-consumer"))
-            workers.append(asyncio.create_task(erasure.run(stop), name="notifications-erasure"))
         try:
-            yield NotificationsState(
-                settings=settings,
-                redis=redis,
-                engine=engine,
-                sessionmaker=sessionmaker,
-                auth_client=auth_client,
-                chats=chats,
-                telegram=telegram,
-                tasks=tasks,
-                order_consumer=consumer,
-                erasure_consumer=erasure,
-            )
+            async with background_loops(timeout_s=settings.consumer_block_ms / 1000 + 2) as loops:
+                # getMe and setWebhook never hold up start-up: Telegram may be down right now.
+                loops.start(telegram.set_up(loops.stop), name="notifications-telegram-setup")
+                if settings.consumer_enabled:
+                    loops.start(consumer.run(loops.stop), name="notifications-consumer")
+                    loops.start(erasure.run(loops.stop), name="notifications-erasure")
+                yield NotificationsState(
+                    settings=settings,
+                    redis=redis,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    auth_client=auth_client,
+                    chats=chats,
+                    telegram=telegram,
+                    tasks=tasks,
+                    order_consumer=consumer,
+                    erasure_consumer=erasure,
+                )
         finally:
-            stop.set()
-            await stop_tasks(workers, timeout_s=settings.consumer_block_ms / 1000 + 2)
             await tasks.aclose()
             await telegram.aclose()
 

@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import Depends
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications_service.clients.auth import AuthClient
 from notifications_service.clients.chats import ChatDirectory
@@ -12,7 +11,7 @@ from notifications_service.clients.telegram import TelegramBot
 from notifications_service.settings import NotificationsSettings
 from notifications_service.state import NotificationsState
 from storefront_kit.audit import AdminAudit
-from storefront_kit.db import request_session
+from storefront_kit.db import SessionDep
 from storefront_kit.paging import Paging, paging_dependency, settings_page_limits
 from storefront_kit.security import AdminUser
 from storefront_kit.state import state_dependency, state_part
@@ -45,7 +44,6 @@ SettingsDep = Annotated[
     NotificationsSettings, Depends(state_part(NotificationsState, lambda state: state.settings))
 ]
 RedisDep = Annotated[Redis, Depends(state_part(NotificationsState, lambda state: state.redis))]
-SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]
 TelegramDep = Annotated[
     TelegramBot, Depends(state_part(NotificationsState, lambda state: state.telegram))
 ]

@@ -1,8 +1,6 @@
 """What notifications' lifespan builds once and every request shares (typed; see
 :mod:`storefront_kit.state`)."""
 
-from dataclasses import dataclass
-
 from notifications_service.clients.auth import AuthClient
 from notifications_service.clients.chats import ChatDirectory
 from notifications_service.clients.telegram import TelegramBot
@@ -14,7 +12,6 @@ from storefront_kit.tasks import TaskSet
 __all__ = ["NotificationsState"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class NotificationsState(DatabaseState):
     """Notifications' clients: the database, Redis, the bot, auth, and its consumers."""
 

@@ -39,6 +39,7 @@ from storefront_kit.lifespan import database_clients
 from storefront_kit.redis import create_sync_redis
 from storefront_kit.security import ServiceSecurity
 from storefront_kit.state import service_state
+from storefront_kit.tasks import background_loops
 from storefront_kit.watch import DependencyWatch, redis_ping
 
 __all__ = ["create_app"]
@@ -172,9 +173,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
             timeout_s=settings.redis_watch_timeout_ms / 1000,
             misses=settings.redis_watch_misses,
         )
-        stop = asyncio.Event()
         redis_watch.start()
-        tasks: list[asyncio.Task[None]] = []
         # user.erased from auth: pseudonymise the user's orders (orders_service.service.privacy).
         erasure = StreamConsumer(
             redis=redis,
@@ -188,40 +187,37 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
                 fraud_namespace=settings.fraud_namespace,
             ),
         )
-        if settings.background_tasks_enabled:
-            tasks.append(asyncio.create_task(erasure.run(stop), name="orders-erasure"))
-            for each in shards.all:
-                tasks.append(
-                    asyncio.create_task(each.outbox_relay.run(stop), name="orders-outbox-relay")
-                )
-                tasks.append(
-                    asyncio.create_task(
+        async with background_loops(timeout_s=5.0) as loops:
+            if settings.background_tasks_enabled:
+                loops.start(erasure.run(loops.stop), name="orders-erasure")
+                for each in shards.all:
+                    loops.start(
+                        each.outbox_relay.run(loops.stop),
+                        name="orders-outbox-relay",
+                        wake=each.outbox_relay.notify,
+                    )
+                    loops.start(
                         run_recovery(
-                            each.saga_runner, stop, interval_s=settings.recovery_interval_s
+                            each.saga_runner, loops.stop, interval_s=settings.recovery_interval_s
                         ),
                         name="orders-saga-recovery",
                     )
+            try:
+                yield OrdersState(
+                    settings=settings,
+                    redis=redis,
+                    redis_breaker=redis_breaker,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    shards=shards,
+                    breakers=breakers,
+                    erasure_consumer=erasure,
                 )
-        try:
-            yield OrdersState(
-                settings=settings,
-                redis=redis,
-                redis_breaker=redis_breaker,
-                engine=engine,
-                sessionmaker=sessionmaker,
-                shards=shards,
-                breakers=breakers,
-                erasure_consumer=erasure,
-            )
-        finally:
-            stop.set()
-            for each in shards.all:
-                each.outbox_relay.notify()
-            await asyncio.gather(*(each.saga_runner.shutdown() for each in shards.all))
-            await redis_watch.stop()
-            for task in tasks:
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(task, timeout=5.0)
+            finally:
+                # Recovery stops claiming before the runners cancel their sagas.
+                loops.request_stop()
+                await asyncio.gather(*(each.saga_runner.shutdown() for each in shards.all))
+                await redis_watch.stop()
 
 
 def _health_checks(request: HTTPConnection) -> Sequence[HealthCheck]:

@@ -2,7 +2,6 @@
 :mod:`storefront_kit.state`)."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from orders_service.clients.breakers import AsyncCircuitBreaker
 from orders_service.service.shards import OrdersShards
@@ -14,7 +13,6 @@ from storefront_kit.state import DatabaseState
 __all__ = ["OrdersState"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class OrdersState(DatabaseState):
     """Orders' clients: its databases, Redis, the saga runners and the loops around them.
 

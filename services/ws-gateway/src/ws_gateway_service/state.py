@@ -1,8 +1,6 @@
 """What the ws-gateway's lifespan builds once and every socket shares (typed; see
 :mod:`storefront_kit.state`)."""
 
-from dataclasses import dataclass
-
 from redis.asyncio import Redis
 
 from storefront_kit.state import ServiceState
@@ -14,7 +12,6 @@ from ws_gateway_service.settings import WsGatewaySettings
 __all__ = ["WsGatewayState"]
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
 class WsGatewayState(ServiceState):
     """The ws-gateway's clients: Redis, the channel layer, this replica's sockets, presence."""
 

@@ -31,13 +31,12 @@ from auth_service.events import USER_ERASED, USERS_STREAM, UserErasedData
 from auth_service.fields import phone_key
 from auth_service.models import OutboxEvent, UserAccount
 from auth_service.schemas import (
-    ExportedAccount,
     ExportedNotifications,
     ExportedOrders,
     ExportedPresence,
     ExportedSession,
-    ExportedTelegram,
     UserExport,
+    exported_account,
 )
 from auth_service.service import audit as audit_log
 from auth_service.service.users import user_id_of
@@ -90,22 +89,7 @@ async def export_user(
     )
     document = UserExport(
         generated_at=datetime.now(UTC),
-        account=ExportedAccount(
-            id=user.id,
-            phone=user.phone,
-            roles=list(user.roles),
-            display_name=user.display_name,
-            email=user.email,
-            locale=user.locale,
-            telegram=ExportedTelegram(
-                linked=user.telegram_chat_id is not None,
-                chat_id=user.telegram_chat_id,
-                linked_at=user.telegram_linked_at,
-            ),
-            last_login_at=user.last_login_at,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-        ),
+        account=exported_account(user),
         sessions=[ExportedSession.model_validate(t, from_attributes=True) for t in tokens],
         orders=orders.orders,
         notifications=notifications,

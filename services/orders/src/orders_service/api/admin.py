@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders_service.api.common import Page, Size, check_size
+from orders_service.api.common import Page, Size, StatusFilter, check_size
 from orders_service.deps import (
     AdminAudit,
     OrderSessionDep,
@@ -54,7 +54,7 @@ async def list_orders(
     settings: SettingsDep,
     page: Page = 1,
     size: Size = None,
-    status_filter: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
+    status_filter: StatusFilter = None,
     user_id: UserFilter = None,
 ) -> AdminOrderPage:
     """All orders, newest first; filter by status (repeatable) and user."""

@@ -4,9 +4,9 @@ import time
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 
-from orders_service.api.common import ORDERS_PATH, Page, Size, check_size, location
+from orders_service.api.common import ORDERS_PATH, Page, Size, StatusFilter, check_size, location
 from orders_service.deps import (
     CurrentUser,
     CustomerSessionDep,
@@ -129,7 +129,7 @@ async def list_my_orders(
     settings: SettingsDep,
     page: Page = 1,
     size: Size = None,
-    status_filter: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
+    status_filter: StatusFilter = None,
 ) -> OrderPage:
     """The caller's orders, newest first."""
     size = check_size(size, settings)
