@@ -375,7 +375,8 @@ _SAGA_WRITES_SQL: dict[tuple[tuple[int, ...], bool, bool, bool], str] = {}
 
 
 def _step_rows(records: Sequence[StepRecord]) -> list[tuple[Any, ...]]:
-    """The step rows' values but the order's (as ``_SAGA_STEPS`` takes them)."""
+    """The step rows' values but the order's: id, step, kind, status, attempts (0 or 1),
+    last error, result (JSON text; "no result" is SQL NULL, kept by an update)."""
     return [
         (
             new_id(),
@@ -384,7 +385,6 @@ def _step_rows(records: Sequence[StepRecord]) -> list[tuple[Any, ...]]:
             record.status.value,
             1 if record.new_attempt else 0,
             record.error[:500] if record.error else None,
-            # "no result" is SQL NULL (kept by the update), not JSON null
             None if record.result is None else json.dumps(record.result),
         )
         for record in records
@@ -581,21 +581,7 @@ async def record_steps(
         for record in records:
             await record_steps(session, order, [record])
         return
-    rows = [
-        (
-            new_id(),
-            order.id,
-            order.user_id,
-            record.step.value,
-            kind_of(record.step).value,
-            record.status.value,
-            1 if record.new_attempt else 0,
-            record.error[:500] if record.error else None,
-            # "no result" is SQL NULL (kept by the update), not JSON null
-            None if record.result is None else json.dumps(record.result),
-        )
-        for record in records
-    ]
+    rows = [(row[0], order.id, order.user_id, *row[1:]) for row in _step_rows(records)]
     driver = await _driver(session)
     if len(rows) == 1:
         await driver.execute(_UPSERT_STEP, *rows[0])
