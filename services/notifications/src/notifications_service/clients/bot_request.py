@@ -59,6 +59,8 @@ class AiohttpRequest(BaseRequest):
                 headers={"User-Agent": self.USER_AGENT},
                 # Nothing from the environment: the Bot API URL is the configured one.
                 trust_env=False,
+                # The Bot API sets no cookies: none are parsed or sent back.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def shutdown(self) -> None:
