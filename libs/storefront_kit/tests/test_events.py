@@ -645,3 +645,50 @@ async def test_the_run_loop_reads_its_pending_entries_only_after_a_failure(
 
 async def _handled(handled: list[int], n: int) -> bool:
     return n in handled
+
+
+async def test_a_lingering_consumer_takes_a_burst_in_one_read(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # linger_s: after a read that found entries the loop waits before reading again, so
+    # the entries a checkout publishes one after the other cost one read and one XACK.
+    handled: list[int] = []
+
+    async def handler(e: EventEnvelope) -> None:
+        handled.append(e.data["n"])
+
+    sent = round_trips(monkeypatch, redis)
+    stop = asyncio.Event()
+    c = consumer(redis, handler, linger_s=1.0)
+    task = asyncio.create_task(c.run(stop))
+    try:
+        await redis.xadd(STREAM, event(0).to_stream_fields())  # type: ignore[arg-type]
+        await until(lambda: _handled(handled, 0))
+        reads_before = sum(1 for words in sent if words[0] == "XREADGROUP")
+        for n in (1, 2, 3):  # one at a time, while the consumer lingers
+            await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+        await until(lambda: _handled(handled, 3))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert handled == [0, 1, 2, 3]
+    reads = [words for words in sent if words[0] == "XREADGROUP"]
+    acks = [words for words in sent if words[0] == "XACK"]
+    assert len(reads) - reads_before <= 2  # the burst's read (and the idle one after it)
+    assert [len(words) - 3 for words in acks] == [1, 3]  # entry 0, then the burst at once
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+
+
+async def test_a_stop_ends_the_linger(redis: Redis) -> None:
+    got = asyncio.Event()
+
+    async def handler(e: EventEnvelope) -> None:
+        got.set()
+
+    stop = asyncio.Event()
+    c = consumer(redis, handler, linger_s=600.0)
+    task = asyncio.create_task(c.run(stop))
+    await redis.xadd(STREAM, event(1).to_stream_fields())  # type: ignore[arg-type]
+    await asyncio.wait_for(got.wait(), 5)
+    stop.set()  # the consumer is lingering now: it stops at once, not in ten minutes
+    await asyncio.wait_for(task, 5)

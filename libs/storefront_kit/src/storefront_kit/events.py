@@ -441,6 +441,7 @@ class StreamConsumer:
         retry_delay_s: float = 0.5,
         state_key: StateKey | None = None,
         dead_consumer_idle_ms: int | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         if dead_consumer_idle_ms is not None and dead_consumer_idle_ms <= block_ms:
             # A live consumer is idle for up to a block between two reads.
@@ -457,6 +458,10 @@ class StreamConsumer:
         self.retry_delay_s = retry_delay_s
         self.state_key = state_key
         self.dead_consumer_idle_ms = dead_consumer_idle_ms
+        #: Seconds to wait after a read that found entries (fewer than a batch) before
+        #: the next one, so that one read and one ``XACK`` take what arrived meanwhile
+        #: instead of one each per burst; 0 reads again at once.
+        self.linger_s = linger_s
         self.dead_letter_stream = f"{stream}.dead"
         self._attempts_key = f"{stream}:{group}:attempts"
         #: Whether this consumer may hold entries it has not acknowledged (a handler
@@ -700,8 +705,12 @@ class StreamConsumer:
                     await self.observe_backlog()
                 if retried:
                     await asyncio.sleep(self.retry_delay_s)
-                await self.process_batch()
+                handled = await self.process_batch()
                 backoff = 0.2
+                if self.linger_s and 0 < handled < self.batch_size:
+                    # A burst is arriving: let it gather (a full batch reads on at once).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.linger_s)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

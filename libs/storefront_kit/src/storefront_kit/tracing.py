@@ -12,7 +12,8 @@ batches over OTLP/HTTP (``<endpoint>/v1/traces``) and the instrumentations:
   W3C ``traceparent`` the request came with; health and metrics routes left out);
 - HTTP called: ``opentelemetry-instrumentation-httpx`` (a ``CLIENT`` span per call,
   ``traceparent`` injected into every outgoing request: other services, the payment and
-  shipping providers, Telegram);
+  shipping providers) and ``opentelemetry-instrumentation-aiohttp-client`` (the same
+  for aiohttp, which notifications' bot calls Telegram with);
 - PostgreSQL: ``opentelemetry-instrumentation-sqlalchemy`` on every engine the kit's
   :func:`storefront_kit.db.create_engine` makes;
 - Redis: ``opentelemetry-instrumentation-redis`` (commands, arguments never recorded);
@@ -92,6 +93,7 @@ def init_tracing(
         return True
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -120,6 +122,7 @@ def init_tracing(
     )
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
     # Declared for SQLAlchemy < 2.1; the engine events it listens to are unchanged in 2.1.
     SQLAlchemyInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)

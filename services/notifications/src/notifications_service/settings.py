@@ -85,6 +85,9 @@ class NotificationsSettings(ServiceSettings, DatabaseSettingsMixin, FieldEncrypt
     consumer_batch_size: int = Field(default=50, ge=1, le=1000)
     #: Milliseconds one read blocks waiting for new entries.
     consumer_block_ms: int = Field(default=1000, ge=10, le=60_000)
+    #: Milliseconds to wait after a read that found entries before reading again, so a
+    #: checkout's burst of events costs one read and one acknowledgement (0: at once).
+    consumer_linger_ms: int = Field(default=100, ge=0, le=5000)
     #: Failed handlings of one entry before it is dead-lettered.
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
     #: Seconds between retries of failed entries.

@@ -56,6 +56,7 @@ def order_events_consumer(
         claim_idle_ms=settings.consumer_claim_idle_ms,
         retry_delay_s=settings.consumer_retry_delay_s,
         dead_consumer_idle_ms=settings.consumer_dead_idle_ms,
+        linger_s=settings.consumer_linger_ms / 1000,
     )
 
 
