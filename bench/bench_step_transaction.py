@@ -13,7 +13,10 @@ Two variants, alternated in the same run so the machine's load hits both alike:
 - ``orm``: the step transaction as it was before (issue 17, branch i17-core): the order
   row loaded through the ORM (``SELECT … FOR UPDATE`` into a ``CustomerOrder``), changed
   in place and written by the session's flush at commit;
-- ``saga``: what the orchestrator runs now (``SagaOrchestrator._complete``).
+- ``saga``: what the orchestrator runs now (``SagaOrchestrator._complete``) on the row
+  as the step ran with it: one guarded statement, no transaction (session 15);
+- ``saga, locked``: the same outcome written as when the row changed while the step
+  ran (a cancel): the row read ``FOR UPDATE`` in a transaction, then one statement.
 
 And a new checkout's start, the same way: ``insert+start`` is the request's insert
 transaction followed by the saga's first step transaction (its first action recorded
@@ -26,13 +29,15 @@ calls per transaction (``sys.setprofile``, ``call`` events: the same on every ru
 whatever the load). By default a PostgreSQL is started in a temporary directory (as the
 tests do); ``--database-url`` uses a server that runs (a new database is created on it).
 Older orders code can be measured the same way with ``PYTHONPATH`` at an export of its
-``services/orders/src`` (``git archive``): its ``saga`` row is then that code's.
+``services/orders/src`` (``git archive``) from session 15 on (``_complete`` takes the
+row since then).
 
     .venv/bin/python bench/bench_step_transaction.py --rounds 5 --transactions 300
 """
 
 import argparse
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -142,8 +147,11 @@ def orm_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> Transacti
     return run
 
 
-def saga_transaction(orchestrator: SagaOrchestrator) -> Transaction:
-    """The step transaction the orchestrator runs."""
+def saga_transaction(
+    orchestrator: SagaOrchestrator, rows: dict[UUID, repository.OrderRow], *, locked: bool
+) -> Transaction:
+    """The step transaction the orchestrator runs, on the row the step ran with (as the
+    saga holds it), or (``locked``) on the row read again under its lock."""
 
     async def run(order_id: UUID) -> None:
         statuses = {
@@ -153,7 +161,10 @@ def saga_transaction(orchestrator: SagaOrchestrator) -> Transaction:
             Step.AUTHORIZE_PAYMENT: StepStatus.SUCCEEDED,
             STEP: StepStatus.RUNNING,
         }
-        _, following = await orchestrator._complete(order_id, STEP, OUTCOME, statuses)
+        known = rows[order_id]
+        if locked:  # nothing to compare with: the locked path
+            known = dataclasses.replace(known, stored=())
+        _, following = await orchestrator._complete(known, STEP, OUTCOME, statuses)
         if following != NEXT:
             raise RuntimeError(f"unexpected next step {following}")
 
@@ -215,20 +226,27 @@ async def bench(database_url: str, rounds: int, transactions: int, profiled: int
         settings=settings,
         owner=OWNER,
     )
+    rows: dict[UUID, repository.OrderRow] = {}
     variants: dict[str, Transaction] = {
         "orm": orm_transaction(sessionmaker),
-        "saga": saga_transaction(orchestrator),
+        "saga": saga_transaction(orchestrator, rows, locked=False),
+        "saga, locked": saga_transaction(orchestrator, rows, locked=True),
         "insert+start": checkout_start(orchestrator, begin=False),
+        "insert+begin": checkout_start(orchestrator, begin=True),
     }
-    if hasattr(orchestrator, "begin"):  # not in older code (PYTHONPATH at an export)
-        variants["insert+begin"] = checkout_start(orchestrator, begin=True)
+    steps = ("orm", "saga", "saga, locked")
     per_variant = (rounds * transactions) + profiled + 20
     pools = {
         name: await insert_orders(sessionmaker, per_variant)
-        if name in ("orm", "saga")
+        if name in steps
         else [new_id() for _ in range(per_variant)]  # the ids of the orders' keys
         for name in variants
     }
+    async with sessionmaker() as session:  # the rows the saga holds (not measured)
+        for order_id in pools["saga"] + pools["saga, locked"]:
+            row = await repository.read_order_row(session, order_id)
+            assert row is not None
+            rows[order_id] = row
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     calls: dict[str, float] = {}
     try:
@@ -239,7 +257,7 @@ async def bench(database_url: str, rounds: int, transactions: int, profiled: int
             for name, transaction in variants.items():
                 batch, pools[name] = pools[name][:transactions], pools[name][transactions:]
                 cpu[name].append(await cpu_ms(transaction, batch))
-                if name in ("orm", "saga"):
+                if name in steps:
                     await verify(sessionmaker, batch)
         for name, transaction in variants.items():
             calls[name] = await python_calls(transaction, pools[name][:profiled])
