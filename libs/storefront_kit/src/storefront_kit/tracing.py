@@ -12,8 +12,9 @@ batches over OTLP/HTTP (``<endpoint>/v1/traces``) and the instrumentations:
   W3C ``traceparent`` the request came with; health and metrics routes left out);
 - HTTP called: ``opentelemetry-instrumentation-httpx`` (a ``CLIENT`` span per call,
   ``traceparent`` injected into every outgoing request: other services, the payment and
-  shipping providers) and ``opentelemetry-instrumentation-aiohttp-client`` (the same
-  for aiohttp, which notifications' bot calls Telegram with);
+  shipping providers) and, where aiohttp is installed,
+  ``opentelemetry-instrumentation-aiohttp-client`` (the same for aiohttp, which
+  notifications' bot calls Telegram with);
 - PostgreSQL: ``opentelemetry-instrumentation-sqlalchemy`` on every engine the kit's
   :func:`storefront_kit.db.create_engine` makes;
 - Redis: ``opentelemetry-instrumentation-redis`` (commands, arguments never recorded);
@@ -33,6 +34,7 @@ attributes pass the log scrubber (:func:`storefront_kit.scrubbing.scrub_text`): 
 token in a Telegram URL or a phone in a query never reaches the tracing backend.
 """
 
+import importlib.util
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
@@ -93,7 +95,6 @@ def init_tracing(
         return True
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -122,7 +123,12 @@ def init_tracing(
     )
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
-    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+    if importlib.util.find_spec("aiohttp") is not None:
+        # Only a service that has aiohttp calls out with it (notifications' bot); the
+        # instrumentation imports it, and the others' images do not install it.
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+        AioHttpClientInstrumentor().instrument(tracer_provider=provider)
     RedisInstrumentor().instrument(tracer_provider=provider)
     # Declared for SQLAlchemy < 2.1; the engine events it listens to are unchanged in 2.1.
     SQLAlchemyInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
