@@ -3,7 +3,8 @@ killed (SIGKILL) under a steady checkout load (issue 20, docs/design.md §8).
 
 No effect is lost or doubled: every checkout ends in a terminal state (a saga the killed
 orders replica was running is resumed by the other once its lease runs out), stock and
-money add up, every receipt reaches the chat exactly once, a socket on the killed
+money add up, every receipt reaches the chat (once, but for the one message the killed
+notifications replica may have had in flight: at least once), a socket on the killed
 ws-gateway reconnects to the other one and gets what happened next, and the dead
 replicas' stream consumers are claimed (nothing left pending) and removed from their
 groups.
@@ -249,7 +250,12 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
             assert kept.get(order_id, 0) == (PRICE if order_id in confirmed else 0), order_id
 
         # Receipts: once the notifications group has nothing left (the dead replica's
-        # entries claimed and handled), each captured order has exactly one receipt.
+        # entries claimed and handled), each captured order has its receipt and no other
+        # order has one. A message Telegram accepted just before its replica was killed,
+        # and before the replica recorded it sent, goes out again once its claim's lease
+        # runs out (docs/notifications.md "What this guarantees": at least once, never
+        # lost). The killed replica sends one message at a time, so at most one receipt
+        # can come twice.
         captured = {p["order_id"] for p in payments if p["captured_amount"]}
 
         async def notified() -> bool:
@@ -259,6 +265,7 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
             return bool(group["pending"] == 0 and group["last-delivered-id"] == last)
 
         await _until(notified, within_s=45)
+        twice = 0
         for customer, (_headers, chat_id, _token) in enumerate(customers):
             texts = [
                 m["text"]
@@ -270,7 +277,12 @@ async def test_killing_one_replica_of_each_loses_and_doubles_nothing(
                 if owner != customer:
                     continue
                 receipts = sum("Receipt" in t and order_id in t for t in texts)
-                assert receipts == (1 if order_id in captured else 0), (order_id, receipts)
+                if order_id in captured:
+                    assert receipts >= 1, (order_id, receipts)
+                    twice += receipts - 1
+                else:
+                    assert receipts == 0, (order_id, receipts)
+        assert twice <= 1, f"{twice} receipts went out more than once"
 
         # The dead replicas' consumers: nothing pending, and removed from their groups
         # (notifications names its consumer host-pid, ws-gateway host-pid-random).
