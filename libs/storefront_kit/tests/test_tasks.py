@@ -76,17 +76,12 @@ async def test_stop_tasks_waits_for_loops_that_stop_and_cancels_the_rest() -> No
     await stop_tasks([])  # nothing to stop
 
 
-async def test_background_loops_are_told_to_stop_woken_and_awaited_on_the_way_out() -> None:
+async def test_background_loops_are_told_to_stop_and_awaited_on_the_way_out() -> None:
     stopped: list[str] = []
-    own_event = asyncio.Event()
 
     async def obedient(stop: asyncio.Event) -> None:
         await stop.wait()
         stopped.append("obedient")
-
-    async def sleeps_on_its_own_event() -> None:
-        await own_event.wait()  # never looks at stop: only its wake rouses it
-        stopped.append("woken")
 
     async def stubborn() -> None:
         while True:
@@ -94,15 +89,14 @@ async def test_background_loops_are_told_to_stop_woken_and_awaited_on_the_way_ou
 
     async with background_loops(timeout_s=0.5) as loops:
         loops.start(obedient(loops.stop), name="obedient")
-        loops.start(sleeps_on_its_own_event(), name="woken", wake=own_event.set)
         loops.start(stubborn(), name="stubborn")
-        assert len(loops) == 3
+        assert len(loops) == 2
         assert not loops.stop.is_set()
         tasks = {task.get_name(): task for task in asyncio.all_tasks()}
     assert loops.stop.is_set()
-    assert sorted(stopped) == ["obedient", "woken"]
+    assert stopped == ["obedient"]
     assert tasks["stubborn"].cancelled()
-    assert all(task.done() for task in (tasks["obedient"], tasks["woken"]))
+    assert tasks["obedient"].done()
 
 
 async def test_a_lifespan_may_ask_its_loops_to_stop_before_it_leaves() -> None:
@@ -114,7 +108,7 @@ async def test_a_lifespan_may_ask_its_loops_to_stop_before_it_leaves() -> None:
 
     async with background_loops() as loops:
         loops.start(loop(loops.stop), name="loop")
-        loops.request_stop()
+        loops.stop.set()
         await asyncio.sleep(0)
         order.append("lifespan shuts down what the loop used")
     assert order == ["loop saw stop", "lifespan shuts down what the loop used"]

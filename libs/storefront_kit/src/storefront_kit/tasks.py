@@ -9,13 +9,13 @@ one event on the way out, then awaited for a bounded time (:func:`stop_tasks`)::
 
     async with background_loops(timeout_s=settings.consumer_block_ms / 1000 + 2) as loops:
         if settings.background_tasks_enabled:
-            loops.start(relay.run(loops.stop), name="inventory-outbox-relay", wake=relay.notify)
+            loops.start(relay.run(loops.stop), name="inventory-outbox-relay")
         yield InventoryState(...)
 """
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from storefront_kit.logging import get_logger
@@ -87,40 +87,21 @@ class BackgroundLoops:
         #: Set when the lifespan ends: every loop started here returns once it sees it.
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._wakers: list[Callable[[], object]] = []
 
-    def start(
-        self,
-        loop: Coroutine[Any, Any, object],
-        *,
-        name: str,
-        wake: Callable[[], object] | None = None,
-    ) -> None:
-        """Run ``loop`` in the background until :attr:`stop` is set.
+    def start(self, loop: Coroutine[Any, Any, object], *, name: str) -> None:
+        """Run ``loop`` in the background; it must return once it sees :attr:`stop`.
 
-        ``wake``: what rouses the loop at once when it sleeps on an event of its own (an
-        outbox relay's ``notify``), called right after :attr:`stop` is set.
+        A lifespan that must stop its loops before it shuts down something they use
+        sets :attr:`stop` itself; leaving :func:`background_loops` sets it too.
         """
         self._tasks.append(asyncio.create_task(loop, name=name))
-        if wake is not None:
-            self._wakers.append(wake)
-
-    def request_stop(self) -> None:
-        """Set :attr:`stop` and wake the loops that sleep on their own event.
-
-        For a lifespan that must tell its loops to stop before it shuts down something
-        they use; leaving :func:`background_loops` does it too (again is harmless).
-        """
-        self.stop.set()
-        for wake in self._wakers:
-            wake()
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     async def aclose(self, timeout_s: float = 2.0) -> None:
         """Tell the loops to stop, give them ``timeout_s`` to return, cancel the rest."""
-        self.request_stop()
+        self.stop.set()
         await stop_tasks(self._tasks, timeout_s=timeout_s)
 
 

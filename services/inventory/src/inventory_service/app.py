@@ -34,8 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[InventoryState]:
         )
         async with background_loops() as loops:
             if settings.background_tasks_enabled:
-                # Woken on the way out, so that it sees the stop at once.
-                loops.start(relay.run(loops.stop), name="inventory-outbox-relay", wake=relay.notify)
+                loops.start(relay.run(loops.stop), name="inventory-outbox-relay")
                 sweeper = run_sweeper(
                     sessionmaker,
                     stop=loops.stop,

@@ -191,11 +191,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
             if settings.background_tasks_enabled:
                 loops.start(erasure.run(loops.stop), name="orders-erasure")
                 for each in shards.all:
-                    loops.start(
-                        each.outbox_relay.run(loops.stop),
-                        name="orders-outbox-relay",
-                        wake=each.outbox_relay.notify,
-                    )
+                    loops.start(each.outbox_relay.run(loops.stop), name="orders-outbox-relay")
                     loops.start(
                         run_recovery(
                             each.saga_runner, loops.stop, interval_s=settings.recovery_interval_s
@@ -215,7 +211,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
                 )
             finally:
                 # Recovery stops claiming before the runners cancel their sagas.
-                loops.request_stop()
+                loops.stop.set()
                 await asyncio.gather(*(each.saga_runner.shutdown() for each in shards.all))
                 await redis_watch.stop()
 
