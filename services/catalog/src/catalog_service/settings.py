@@ -117,7 +117,7 @@ class CatalogSettings(ServiceSettings):
     #: Entries read per XREADGROUP.
     events_batch_size: int = Field(default=100, ge=1, le=10_000)
     #: Least time between two refreshes: the longest a written change waits to be searchable.
-    events_flush_ms: int = Field(default=500, ge=1)
+    events_flush_ms: int = Field(default=1_000, ge=1)
     #: Pending entries of a dead replica older than this are taken over.
     events_claim_idle_ms: int = Field(default=30_000, ge=100)
     #: A consumer (a dead replica's) that has not read for this long is removed from the
