@@ -130,13 +130,15 @@ async def test_two_replicas_share_one_budget_for_code_checks_and_refreshes(
     _limited(refreshes[2], "ip")
 
 
-def _without_redis(
+async def _refresh_without_redis(
     database_url: str, keys: Keys, notifications: Notifications, *, fail_open: bool
-) -> Any:
+) -> httpx.Response:
+    """A refresh of an unknown token, on an auth whose Redis nothing answers for."""
     settings = settings_for(
         database_url, DEAD_REDIS, keys, notifications.url, rate_limit_fail_open=fail_open
     )
-    return running(settings, keys, notifications)
+    async with running(settings, keys, notifications) as auth:
+        return await _refresh(auth, "z" * 43, ip="192.0.2.5")
 
 
 async def test_an_unreachable_redis_lets_refreshes_through_when_failing_open(
@@ -144,15 +146,13 @@ async def test_an_unreachable_redis_lets_refreshes_through_when_failing_open(
 ) -> None:
     # A refresh needs only PostgreSQL: with the limiter failing open it is answered as
     # usual (here: an unknown token), never a 500.
-    async with _without_redis(database_url, keys, notifications, fail_open=True) as auth:
-        response = await _refresh(auth, "z" * 43, ip="192.0.2.5")
+    response = await _refresh_without_redis(database_url, keys, notifications, fail_open=True)
     problem(response, 401, "refresh_token_invalid")
 
 
 async def test_an_unreachable_redis_is_a_503_problem_when_failing_closed(
     database_url: str, keys: Keys, notifications: Notifications
 ) -> None:
-    async with _without_redis(database_url, keys, notifications, fail_open=False) as auth:
-        response = await _refresh(auth, "z" * 43, ip="192.0.2.5")
+    response = await _refresh_without_redis(database_url, keys, notifications, fail_open=False)
     problem(response, 503, "rate_limit_unavailable")
     assert int(response.headers["retry-after"]) > 0

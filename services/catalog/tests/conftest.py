@@ -115,21 +115,6 @@ def make_settings(
     return CatalogSettings(**values)
 
 
-def silent_elasticsearch_settings(
-    silent: "Silent", redis_url: str, alias: str, **overrides: Any
-) -> CatalogSettings:
-    """Settings whose Elasticsearch is the ``silent`` server, asked once per search (no
-    retries) and by nothing else (no listener)."""
-    return make_settings(
-        f"http://{silent.url}",
-        redis_url,
-        alias,
-        listener_enabled=False,
-        elasticsearch_max_retries=0,
-        **overrides,
-    )
-
-
 def search(client: httpx.AsyncClient, q: str) -> Awaitable[httpx.Response]:
     """One product search for ``q``."""
     return client.get("/api/v1/products/search", params={"q": q})
@@ -263,6 +248,28 @@ async def silent() -> AsyncIterator[Silent]:
         for writer in writers:
             writer.close()
         server.close()
+
+
+#: Catalog settings from keyword overrides (``silent_elasticsearch_settings``).
+SettingsWith = Callable[..., CatalogSettings]
+
+
+@pytest.fixture
+def silent_elasticsearch_settings(silent: Silent, redis_url: str, alias: str) -> SettingsWith:
+    """Settings (the keyword overrides on top) whose Elasticsearch is the ``silent``
+    server, asked once per search (no retries) and by nothing else (no listener)."""
+
+    def settings_with(**overrides: Any) -> CatalogSettings:
+        return make_settings(
+            f"http://{silent.url}",
+            redis_url,
+            alias,
+            listener_enabled=False,
+            elasticsearch_max_retries=0,
+            **overrides,
+        )
+
+    return settings_with
 
 
 @pytest.fixture

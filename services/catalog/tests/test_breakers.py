@@ -13,16 +13,13 @@ from redis.asyncio import Redis
 
 from catalog_service.settings import CatalogSettings
 
-from .conftest import Serve, Silent, make_settings, search, silent_elasticsearch_settings, state_of
+from .conftest import Serve, SettingsWith, Silent, make_settings, search, state_of
 
 
 async def test_a_silent_elasticsearch_opens_its_breaker_and_searches_then_fail_at_once(
-    serve: Serve, redis_url: str, alias: str, silent: Silent
+    serve: Serve, silent: Silent, silent_elasticsearch_settings: SettingsWith
 ) -> None:
     settings = silent_elasticsearch_settings(
-        silent,
-        redis_url,
-        alias,
         elasticsearch_timeout_s=0.3,
         breaker_failure_threshold=2,
         breaker_reset_s=30,
@@ -53,12 +50,9 @@ async def test_a_silent_elasticsearch_opens_its_breaker_and_searches_then_fail_a
 
 
 async def test_waiters_on_a_failing_leader_stop_with_it_and_its_failure_is_remembered(
-    serve: Serve, redis_url: str, alias: str, silent: Silent
+    serve: Serve, silent: Silent, silent_elasticsearch_settings: SettingsWith
 ) -> None:
     settings = silent_elasticsearch_settings(
-        silent,
-        redis_url,
-        alias,
         elasticsearch_timeout_s=0.5,
         breaker_failure_threshold=1000,  # the failure memory alone, no breaker
         watch_enabled=False,

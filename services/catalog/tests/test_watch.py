@@ -10,19 +10,20 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from elasticsearch import AsyncElasticsearch
 
 from catalog_service.settings import CatalogSettings
 
 from .conftest import (
     Serve,
+    SettingsWith,
     Silent,
     eventually,
     index_products,
     make_settings,
     product,
     search,
-    silent_elasticsearch_settings,
     state_of,
 )
 
@@ -37,12 +38,11 @@ FAST_WATCH = {
 }
 
 
-def watched_silent_elasticsearch(silent: Silent, redis_url: str, alias: str) -> CatalogSettings:
+@pytest.fixture
+def watched_silent_elasticsearch(silent_elasticsearch_settings: SettingsWith) -> CatalogSettings:
     """A silent Elasticsearch, watched fast; searches would wait on it for ``LONG_S``:
     only the watch can end them sooner."""
-    return silent_elasticsearch_settings(
-        silent, redis_url, alias, elasticsearch_timeout_s=LONG_S, **FAST_WATCH
-    )
+    return silent_elasticsearch_settings(elasticsearch_timeout_s=LONG_S, **FAST_WATCH)
 
 
 def is_open(client: httpx.AsyncClient, which: str) -> Callable[[], Awaitable[bool]]:
@@ -55,10 +55,9 @@ def is_open(client: httpx.AsyncClient, which: str) -> Callable[[], Awaitable[boo
 
 
 async def test_a_silent_elasticsearch_is_known_down_before_any_search_and_then_refused(
-    serve: Serve, redis_url: str, alias: str, silent: Silent
+    serve: Serve, silent: Silent, watched_silent_elasticsearch: CatalogSettings
 ) -> None:
-    settings = watched_silent_elasticsearch(silent, redis_url, alias)
-    async with serve(settings) as client:
+    async with serve(watched_silent_elasticsearch) as client:
         breaker = state_of(client).product_search.breaker
         await eventually(is_open(client, "es"), within_s=LONG_S)
         refused = [await search(client, f"q{i}") for i in range(5)]
@@ -73,16 +72,15 @@ async def test_a_silent_elasticsearch_is_known_down_before_any_search_and_then_r
     # No search and no product page reached Elasticsearch: only the watch's pings did.
     assert silent.count(b"_search") == 0
     assert silent.count(b"/_doc/") == 0
-    assert silent.count(b"GET /_cluster/health") >= settings.watch_misses
+    assert silent.count(b"GET /_cluster/health") >= watched_silent_elasticsearch.watch_misses
     assert ready.status_code == 503
     assert ready.json()["checks"]["elasticsearch"] == "down: BreakerOpen"
 
 
 async def test_a_search_in_flight_when_elasticsearch_is_found_down_is_released(
-    serve: Serve, redis_url: str, alias: str, silent: Silent
+    serve: Serve, silent: Silent, watched_silent_elasticsearch: CatalogSettings
 ) -> None:
-    settings = watched_silent_elasticsearch(silent, redis_url, alias)
-    async with serve(settings) as client:
+    async with serve(watched_silent_elasticsearch) as client:
         state = state_of(client)
         breaker = state.product_search.breaker
         # The service's own watch found the silent server while starting; here the

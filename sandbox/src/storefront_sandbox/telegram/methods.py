@@ -17,6 +17,7 @@ from storefront_sandbox.telegram.params import (
     DeleteMessage,
     EditMessageReplyMarkup,
     EditMessageText,
+    EditParams,
     SendChatAction,
     SendMessage,
     SetMyCommands,
@@ -144,11 +145,19 @@ def _send_message(call: Call) -> Any:
     return call.message(sent)
 
 
+def _message_to_edit(call: Call, p: EditParams) -> SentMessage | None:
+    """The bot's message an edit names, or Telegram's 400; None for an inline message,
+    which is not kept here (Telegram answers its edit with ``True``)."""
+    if p.inline_message_id is not None:
+        return None
+    return call.state.sent(p.chat_id, p.message_id, action="edit")
+
+
 def _edit_message_text(call: Call) -> Any:
     p = parse_params(EditMessageText, call.params)
-    if p.inline_message_id is not None:
+    sent = _message_to_edit(call, p)
+    if sent is None:
         return True
-    sent = call.state.sent(p.chat_id, p.message_id, action="edit")
     text, mode = _checked_text(p.text, p.parse_mode)
     if (text, p.reply_markup) == (sent.text, sent.reply_markup):
         raise bad_request(_NOT_MODIFIED)
@@ -163,9 +172,9 @@ def _edit_message_text(call: Call) -> Any:
 
 def _edit_message_reply_markup(call: Call) -> Any:
     p = parse_params(EditMessageReplyMarkup, call.params)
-    if p.inline_message_id is not None:
+    sent = _message_to_edit(call, p)
+    if sent is None:
         return True
-    sent = call.state.sent(p.chat_id, p.message_id, action="edit")
     if p.reply_markup == sent.reply_markup:
         raise bad_request(_NOT_MODIFIED)
     sent.reply_markup, sent.edit_date = p.reply_markup, now()

@@ -24,6 +24,7 @@ __all__ = [
     "DeleteMessage",
     "EditMessageReplyMarkup",
     "EditMessageText",
+    "EditParams",
     "Params",
     "SendChatAction",
     "SendMessage",
@@ -72,24 +73,25 @@ class SendMessage(_ChatParams):
     reply_markup: dict[str, Any] | None = None
 
 
-class EditMessageText(Params):
+class EditParams(Params):
+    """What every ``editMessage*`` method takes: the message (by chat and message id, or
+    an inline message's id) and the keyboard it is to have."""
+
+    chat_id: int | None = None
+    message_id: int | None = None
+    inline_message_id: str | None = None
+    reply_markup: dict[str, Any] | None = None
+
+
+class EditMessageText(EditParams):
     """``editMessageText``."""
 
-    chat_id: int | None = None
-    message_id: int | None = None
-    inline_message_id: str | None = None
     text: str
     parse_mode: str | None = None
-    reply_markup: dict[str, Any] | None = None
 
 
-class EditMessageReplyMarkup(Params):
+class EditMessageReplyMarkup(EditParams):
     """``editMessageReplyMarkup``."""
-
-    chat_id: int | None = None
-    message_id: int | None = None
-    inline_message_id: str | None = None
-    reply_markup: dict[str, Any] | None = None
 
 
 class DeleteMessage(_ChatParams):

@@ -16,6 +16,7 @@ from storefront_kit.audit import AdminAudit
 from storefront_kit.breaker import Breaker
 from storefront_kit.cards import contains_card_number
 from storefront_kit.db import unit_of_work
+from storefront_kit.paging import Paging, paging_dependency, settings_page_limits
 from storefront_kit.security import AdminUser, CurrentUser, StaffUser
 from storefront_kit.state import state_dependency, state_part
 
@@ -25,6 +26,7 @@ __all__ = [
     "CurrentUser",
     "CustomerSessionDep",
     "CustomerShardDep",
+    "OrderPaging",
     "OrderSessionDep",
     "OrderShardDep",
     "RedisBreakerDep",
@@ -48,6 +50,11 @@ RedisDep = Annotated[Redis, Depends(state_part(OrdersState, lambda s: s.redis))]
 RedisBreakerDep = Annotated[Breaker, Depends(state_part(OrdersState, lambda s: s.redis_breaker))]
 #: Every orders database (one unless split) and the router (orders_service.service.shards).
 ShardsDep = Annotated[OrdersShards, Depends(state_part(OrdersState, lambda s: s.shards))]
+#: ``?page=&size=`` of the order lists (``ORDERS_PAGE_SIZE_DEFAULT``/``_MAX``).
+OrderPaging = Annotated[
+    Paging,
+    Depends(paging_dependency(settings_page_limits(OrdersState), name="size", numbered=True)),
+]
 
 
 # The request owns the transaction, on the database the request is about: the caller's

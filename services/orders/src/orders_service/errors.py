@@ -14,8 +14,7 @@ Orders-specific problems (stable ``code`` in parentheses)::
     ├── OrderNotCancellable       (order_not_cancellable)    shipped, delivered or failed
     └── OrderNotOnHold            (order_not_on_hold)        a review of an order not ON_HOLD
     UnprocessableEntity 422
-    ├── CardNumberRefused         (card_number_refused)      a card number anywhere in the body
-    └── InvalidPageSize           (validation_error)         beyond the configured page size
+    └── CardNumberRefused         (card_number_refused)      a card number anywhere in the body
 """
 
 from storefront_kit.errors import BadRequest, Conflict, Forbidden, NotFound, UnprocessableEntity
@@ -25,7 +24,6 @@ __all__ = [
     "CheckoutRefused",
     "IdempotencyKeyMissing",
     "IdempotencyKeyReused",
-    "InvalidPageSize",
     "InvalidStatusTransition",
     "OrderNotCancellable",
     "OrderNotFound",
@@ -65,11 +63,6 @@ class CardNumberRefused(UnprocessableEntity):
 
     code = "card_number_refused"
     title = "Card numbers are not accepted"
-
-
-class InvalidPageSize(UnprocessableEntity):
-    code = "validation_error"
-    title = "Request validation failed"
 
 
 class CheckoutRefused(Forbidden):

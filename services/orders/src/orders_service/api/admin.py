@@ -6,9 +6,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders_service.api.common import Page, Size, StatusFilter, check_size
+from orders_service.api.common import StatusFilter
 from orders_service.deps import (
     AdminAudit,
+    OrderPaging,
     OrderSessionDep,
     OrderShardDep,
     RedisDep,
@@ -18,7 +19,6 @@ from orders_service.deps import (
 )
 from orders_service.domain.saga import OrderStatus, Reason
 from orders_service.errors import (
-    InvalidPageSize,
     InvalidStatusTransition,
     OrderNotCancellable,
     OrderNotFound,
@@ -47,26 +47,23 @@ _IN_PROGRESS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", responses=responses(InvalidPageSize))
+@router.get("", responses=responses(422))
 async def list_orders(
     _staff: StaffUser,
     shards: ShardsDep,
-    settings: SettingsDep,
-    page: Page = 1,
-    size: Size = None,
+    paging: OrderPaging,
     status_filter: StatusFilter = None,
     user_id: UserFilter = None,
 ) -> AdminOrderPage:
     """All orders, newest first; filter by status (repeatable) and user."""
-    size = check_size(size, settings)
     items, total = await shards.list_orders(
-        user_id=user_id, statuses=status_filter, page=page, size=size
+        user_id=user_id, statuses=status_filter, page=paging.page, size=paging.size
     )
     return AdminOrderPage(
         items=[AdminOrderOut.model_validate(order) for order in items],
         total=total,
-        page=page,
-        size=size,
+        page=paging.page,
+        size=paging.size,
     )
 
 

@@ -6,11 +6,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 
-from orders_service.api.common import ORDERS_PATH, Page, Size, StatusFilter, check_size, location
+from orders_service.api.common import ORDERS_PATH, StatusFilter, location
 from orders_service.deps import (
     CurrentUser,
     CustomerSessionDep,
     CustomerShardDep,
+    OrderPaging,
     RedisBreakerDep,
     SettingsDep,
     ShardsDep,
@@ -22,7 +23,6 @@ from orders_service.errors import (
     CheckoutRefused,
     IdempotencyKeyMissing,
     IdempotencyKeyReused,
-    InvalidPageSize,
     OrderNotCancellable,
     OrderNotFound,
 )
@@ -122,25 +122,22 @@ async def create_order(
     return OrderOut.model_validate(order)
 
 
-@router.get("", responses=responses(InvalidPageSize))
+@router.get("", responses=responses(422))
 async def list_my_orders(
     user: CurrentUser,
     shards: ShardsDep,
-    settings: SettingsDep,
-    page: Page = 1,
-    size: Size = None,
+    paging: OrderPaging,
     status_filter: StatusFilter = None,
 ) -> OrderPage:
     """The caller's orders, newest first."""
-    size = check_size(size, settings)
     items, total = await shards.list_orders(
-        user_id=user.subject, statuses=status_filter, page=page, size=size
+        user_id=user.subject, statuses=status_filter, page=paging.page, size=paging.size
     )
     return OrderPage(
         items=[OrderOut.model_validate(order) for order in items],
         total=total,
-        page=page,
-        size=size,
+        page=paging.page,
+        size=paging.size,
     )
 
 
