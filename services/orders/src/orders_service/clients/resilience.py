@@ -6,10 +6,10 @@ retries with tenacity: exponential back-off with jitter, bounded attempts, and o
 raised at once and never counts as a breaker failure; an open breaker fails fast.
 
 The calls go over aiohttp (a session from :func:`storefront_kit.http.create_aiohttp_session`
-per target, opened and closed by the lifespan): about half of httpx's client CPU per call
-(docs/benchmarks.md, "Orders: provider calls over aiohttp"). An attempt reads the whole
-answer before its connection goes back to the pool, so a failure while reading it is
-the attempt's too.
+per target, opened and closed by the lifespan): about a third of httpx's client CPU per
+call (docs/benchmarks.md, "Orders: provider calls over aiohttp"). An attempt reads the
+whole answer before its connection goes back to the pool, so a failure while reading it
+is the attempt's too.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
