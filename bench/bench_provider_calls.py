@@ -12,9 +12,11 @@ with a request id bound as in a checkout), decoded from JSON:
 * ``aiohttp + resilient_call``: the same through the retry wrapper and status check
   (no breaker: that costs the same over either client).
 
-Rounds alternate after a warm-up; the median and range of each are printed:
+Rounds alternate after a warm-up; the median and range of each are printed.
+``--tracing`` instruments both clients as the kit does with tracing on (a ``CLIENT``
+span per call, recorded but not exported, ``traceparent`` injected):
 
-    .venv/bin/python bench/bench_provider_calls.py --rounds 5 --calls 500
+    .venv/bin/python bench/bench_provider_calls.py --rounds 5 --calls 500 [--tracing]
 """
 
 import argparse
@@ -76,6 +78,19 @@ def _wait_until_up(url: str, timeout_s: float = 30.0) -> None:
     raise SystemExit(f"the payment stand-in did not start at {url}")
 
 
+def _trace_clients() -> None:
+    """The kit's client instrumentations on a provider that records every span."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider()
+    trace.set_tracer_provider(provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+
+
 def _body() -> dict[str, Any]:
     return {
         "order_id": str(uuid.uuid4()),
@@ -85,7 +100,7 @@ def _body() -> dict[str, Any]:
     }
 
 
-async def _measure(url: str, rounds: int, calls: int) -> None:
+async def _measure(url: str, rounds: int, calls: int, *, traced: str) -> None:
     request_id_var.set(uuid.uuid4().hex)
     httpx_client = create_http_client(base_url=url, timeout=5.0)
     session = create_aiohttp_session(timeout=5.0)
@@ -135,7 +150,7 @@ async def _measure(url: str, rounds: int, calls: int) -> None:
     finally:
         await httpx_client.aclose()
         await session.close()
-    print(f"client CPU-ms per provider call, {rounds} rounds of {calls} calls each:")
+    print(f"client CPU-ms per provider call, {rounds} rounds of {calls} calls each{traced}:")
     print_loop_table("client", operations, cpu, call_counts, digits=3)
 
 
@@ -143,13 +158,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--tracing", action="store_true", help="a CLIENT span per call")
     args = parser.parse_args()
+    if args.tracing:
+        _trace_clients()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = _stand_in(port)
     try:
         _wait_until_up(url)
-        uvloop.run(_measure(url, args.rounds, args.calls))
+        uvloop.run(
+            _measure(url, args.rounds, args.calls, traced=", tracing on" if args.tracing else "")
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)
