@@ -6,7 +6,8 @@ and a stream consumer on real PostgreSQL and Redis, exporting to the OTLP stand-
 ``traceparent``; the spans that arrive must hang together: the request's server span
 under the caller's, its SQL and Redis spans under it, the relay's publish span under the
 request, the consumer's span under the publish, the handler's HTTP call under the
-consumer and the called route's server span under that call, and the handler's log line
+consumer and the called route's server span under that call (and the same for the
+request's own call through the kit's aiohttp session), and the handler's log line
 carrying the trace. Without an endpoint nothing is installed at all.
 """
 
@@ -111,9 +112,12 @@ def test_a_request_and_the_event_it_caused_are_one_trace(
     assert {span["service"] for span in spans} == {"traced"}
 
     def one(name: str, kind: str, parent: str | None) -> dict[str, Any]:
-        found = [s for s in spans if s["name"] == name and s["kind"] == kind]
-        assert len(found) == 1, (name, kind, [(s["name"], s["kind"]) for s in spans])
-        assert found[0]["parent_span_id"] == parent, (name, found[0], spans)
+        found = [
+            s
+            for s in spans
+            if s["name"] == name and s["kind"] == kind and s["parent_span_id"] == parent
+        ]
+        assert len(found) == 1, (name, kind, parent, spans)
         return found[0]
 
     request = one("POST /things", "SERVER", CALLER_SPAN)
@@ -124,6 +128,13 @@ def test_a_request_and_the_event_it_caused_are_one_trace(
     assert all(s["parent_span_id"] == request["span_id"] for s in inserts)
     redis_set = one("SET", "CLIENT", request["span_id"])
     assert redis_set["attributes"]["db.system"] == "redis"
+    # The route's own call through the kit's aiohttp session, answered under it, with the
+    # request id passed on.
+    own_call = one("GET", "CLIENT", request["span_id"])
+    url = own_call["attributes"].get("url.full") or own_call["attributes"]["http.url"]
+    assert url.endswith("/echo?via=aiohttp")
+    one("GET /echo", "SERVER", own_call["span_id"])
+    assert response.json()["echoed_request_id"] == response.headers["X-Request-ID"]
     publish = one("traced.events publish", "PRODUCER", request["span_id"])
     consume = one("traced.events process", "CONSUMER", publish["span_id"])
     assert consume["attributes"]["messaging.message.id"] == event_id

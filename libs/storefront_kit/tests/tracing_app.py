@@ -2,9 +2,10 @@
 
 Run under uvicorn with ``TRACED_DATABASE_URL``, ``TRACED_REDIS_URL`` and (or not) an
 OTLP endpoint. ``POST /things`` writes a row with its ``thing.happened`` event in the
-outbox (one transaction); the relay publishes it to ``traced.events``; the consumer
-handles it by calling the service's own ``GET /echo`` through the kit's HTTP client and
-logging a line. With tracing on, all of it is one trace.
+outbox (one transaction) and calls the service's own ``GET /echo?via=aiohttp`` through
+the kit's aiohttp session; the relay publishes the event to ``traced.events``; the
+consumer handles it by calling ``GET /echo`` through the kit's httpx client and logging
+a line. With tracing on, all of it is one trace.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 import httpx
 from demo_service import demo_app  # this folder is uvicorn's app_dir
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy.orm import DeclarativeBase
 
@@ -27,6 +28,7 @@ from storefront_kit.events import (
     StreamConsumer,
     add_outbox_event,
 )
+from storefront_kit.http import create_aiohttp_session
 from storefront_kit.logging import get_logger
 from storefront_kit.redis import create_redis
 from storefront_kit.settings import DatabaseSettingsMixin, ServiceSettings
@@ -58,11 +60,18 @@ def create_app() -> FastAPI:
         async with request.app.state.sessionmaker() as session, session.begin():
             add_outbox_event(session, OutboxEvent, stream=STREAM, event=event)
         await request.app.state.redis.set("traced:last", str(event.id))
-        return {"event_id": str(event.id), "traceparent": event.traceparent or ""}
+        own_url = f"http://{settings.host}:{settings.port}"
+        async with request.app.state.aiohttp.get(f"{own_url}/echo?via=aiohttp") as echoed:
+            echo = await echoed.json()
+        return {
+            "event_id": str(event.id),
+            "traceparent": event.traceparent or "",
+            "echoed_request_id": echo["request_id"],
+        }
 
     @router.get("/echo")
-    async def echo() -> dict[str, str]:
-        return {"echo": "ok"}
+    async def echo(x_request_id: str = Header(default="")) -> dict[str, str]:
+        return {"echo": "ok", "request_id": x_request_id}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +84,7 @@ def create_app() -> FastAPI:
         own_url = f"http://{settings.host}:{settings.port}"
         app.state.sessionmaker = sessionmaker
         app.state.redis = redis
+        app.state.aiohttp = create_aiohttp_session()
 
         async def handle(event: EventEnvelope) -> None:
             response = await http.get(f"{own_url}/echo")
@@ -99,6 +109,7 @@ def create_app() -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=5)
+            await app.state.aiohttp.close()
             await redis.aclose()
             await engine.dispose()
 

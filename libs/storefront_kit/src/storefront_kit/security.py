@@ -13,6 +13,7 @@ Every ``/internal/*`` route names the callers it accepts with :func:`allow_calle
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import httpx
@@ -81,6 +82,12 @@ class ServiceSecurity:
     def auth_for(self, audience: str) -> httpx.Auth:
         """httpx auth that attaches a fresh service token for ``audience`` to each request."""
         return ServiceTokenAuth(self.minter, audience)
+
+    def token_source(self, audience: str) -> Callable[[], str]:
+        """A callable giving a valid service token for ``audience`` each time it is called
+        (the minter reuses one for most of its life): the ``bearer_token`` of
+        :func:`storefront_kit.http.create_aiohttp_session`."""
+        return partial(self.minter.token_for, audience)
 
     @classmethod
     def create(

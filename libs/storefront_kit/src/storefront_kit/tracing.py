@@ -11,10 +11,10 @@ batches over OTLP/HTTP (``<endpoint>/v1/traces``) and the instrumentations:
 - HTTP served: FastAPI's own telemetry (a ``SERVER`` span per request, continuing the
   W3C ``traceparent`` the request came with; health and metrics routes left out);
 - HTTP called: ``opentelemetry-instrumentation-httpx`` (a ``CLIENT`` span per call,
-  ``traceparent`` injected into every outgoing request: other services, the payment and
-  shipping providers) and, where aiohttp is installed,
-  ``opentelemetry-instrumentation-aiohttp-client`` (the same for aiohttp, which
-  notifications' bot calls Telegram with);
+  ``traceparent`` injected into every outgoing request to another service) and, where
+  aiohttp is installed, ``opentelemetry-instrumentation-aiohttp-client`` (the same for
+  aiohttp: orders' calls to inventory and the payment and shipping providers through
+  :func:`storefront_kit.http.create_aiohttp_session`, notifications' bot to Telegram);
 - PostgreSQL: ``opentelemetry-instrumentation-sqlalchemy`` on every engine the kit's
   :func:`storefront_kit.db.create_engine` makes;
 - Redis: ``opentelemetry-instrumentation-redis`` (commands, arguments never recorded);
@@ -124,7 +124,7 @@ def init_tracing(
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     if importlib.util.find_spec("aiohttp") is not None:
-        # Only a service that has aiohttp calls out with it (notifications' bot); the
+        # Only a service that has aiohttp calls out with it (orders, notifications); the
         # instrumentation imports it, and the others' images do not install it.
         from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 

@@ -34,7 +34,7 @@ from storefront_kit.breaker import Breaker
 from storefront_kit.db import create_sessionmaker, engine_from_settings
 from storefront_kit.events import OutboxRelay, StreamConsumer
 from storefront_kit.health import HealthCheck, postgres_check, redis_check
-from storefront_kit.http import create_http_client
+from storefront_kit.http import create_aiohttp_session
 from storefront_kit.lifespan import database_clients
 from storefront_kit.redis import create_sync_redis
 from storefront_kit.security import ServiceSecurity
@@ -95,22 +95,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[OrdersState]:
             initial_s=settings.retry_backoff_initial_s,
             max_s=settings.retry_backoff_max_s,
         )
-        inventory_http = create_http_client(
-            base_url=settings.inventory_url,
+        # One aiohttp session (a keep-alive pool) per target; the service token is minted
+        # (and reused by the minter) for every inventory call.
+        inventory_http = create_aiohttp_session(
             timeout=settings.inventory_timeout_s,
-            auth=security.auth_for("inventory"),
+            bearer_token=security.token_source("inventory"),
         )
-        payments_http = create_http_client(
-            base_url=settings.payments_api_url, timeout=settings.payments_timeout_s
-        )
-        shipping_http = create_http_client(
-            base_url=settings.shipping_api_url, timeout=settings.shipping_timeout_s
-        )
+        payments_http = create_aiohttp_session(timeout=settings.payments_timeout_s)
+        shipping_http = create_aiohttp_session(timeout=settings.shipping_timeout_s)
         for client in (inventory_http, payments_http, shipping_http):
-            closing.push_async_callback(client.aclose)
-        inventory = InventoryClient(inventory_http, policy=policy)
-        payments = PaymentsClient(payments_http, policy=policy, breaker=breakers["payments"])
-        shipping = ShippingClient(shipping_http, policy=policy, breaker=breakers["shipping"])
+            closing.push_async_callback(client.close)
+        inventory = InventoryClient(inventory_http, base_url=settings.inventory_url, policy=policy)
+        payments = PaymentsClient(
+            payments_http,
+            base_url=settings.payments_api_url,
+            policy=policy,
+            breaker=breakers["payments"],
+        )
+        shipping = ShippingClient(
+            shipping_http,
+            base_url=settings.shipping_api_url,
+            policy=policy,
+            breaker=breakers["shipping"],
+        )
         owner = replica_id()
 
         def shard(

@@ -4,10 +4,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import httpx
+import aiohttp
 
 from orders_service.clients.errors import ProviderRejected
-from orders_service.clients.resilience import RetryPolicy, resilient_call
+from orders_service.clients.resilience import RetryPolicy, resilient_call, send
 
 __all__ = ["InventoryClient", "Reservation"]
 
@@ -46,13 +46,15 @@ class Reservation:
 class InventoryClient:
     """Adapter over ``/internal/inventory``; every call is idempotent per order id."""
 
-    def __init__(self, http: httpx.AsyncClient, *, policy: RetryPolicy) -> None:
+    def __init__(self, http: aiohttp.ClientSession, *, base_url: str, policy: RetryPolicy) -> None:
         self._http = http
+        self._url = f"{base_url.rstrip('/')}/internal/inventory/"
         self._policy = policy
 
     async def _post(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self._url + operation
         response = await resilient_call(
-            lambda: self._http.post(f"/internal/inventory/{operation}", json=body),
+            lambda: send(self._http, "POST", url, json=body),
             provider=PROVIDER,
             operation=operation,
             policy=self._policy,

@@ -4,13 +4,20 @@
 retries with tenacity: exponential back-off with jitter, bounded attempts, and only for
 :class:`ProviderUnavailable` (timeouts, 5xx, 429, connection errors). A business 4xx is
 raised at once and never counts as a breaker failure; an open breaker fails fast.
+
+The calls go over aiohttp (a session from :func:`storefront_kit.http.create_aiohttp_session`
+per target, opened and closed by the lifespan): about a third of httpx's client CPU per
+call (docs/benchmarks.md, "Orders: provider calls over aiohttp"). An attempt reads the
+whole answer before its connection goes back to the pool, so a failure while reading it
+is the attempt's too.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
+import orjson
 from prometheus_client import Counter
 from tenacity import (
     AsyncRetrying,
@@ -28,10 +35,12 @@ from orders_service.clients.errors import (
 
 __all__ = [
     "ProviderClient",
+    "ProviderResponse",
     "RetryPolicy",
     "check_response",
     "is_business_error",
     "resilient_call",
+    "send",
 ]
 
 T = TypeVar("T")
@@ -44,8 +53,58 @@ PROVIDER_CALLS = Counter(
 _TRANSIENT_4XX = frozenset({408, 425, 429})
 # Answers that say the request was not processed (safe to treat as "no effect").
 _NOT_PROCESSED = frozenset({408, 425, 429, 503})
-# Errors raised before the request left this process.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Errors raised before the request left this process: no connection (refused, unknown
+# host, TLS handshake), none in time (the connect timeout covers the wait for a pooled
+# one too), or a URL that cannot be requested. The session's whole-call deadline is
+# longer than its connect timeout, so a timeout while connecting is always the latter;
+# any other error or timeout (a read timeout, a connection lost mid-answer) may come
+# after the provider acted.
+_NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.InvalidURL,
+    aiohttp.NonHttpUrlClientError,
+)
+_JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResponse:
+    """A provider's whole answer (read before the connection went back to the pool)."""
+
+    status: int
+    reason: str
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The decoded JSON body (``ValueError`` when it is not JSON)."""
+        return orjson.loads(self.body)
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    json: Any = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ProviderResponse:
+    """One HTTP exchange: ``json`` sent as a JSON body, no redirect followed (a 3xx is the
+    provider's answer, as with httpx)."""
+    data = None
+    if json is not None:
+        data = orjson.dumps(json)
+        headers = {**headers, **_JSON} if headers else _JSON
+    async with session.request(
+        method, url, data=data, params=params, headers=headers, allow_redirects=False
+    ) as response:
+        return ProviderResponse(response.status, response.reason or "", await response.read())
 
 
 @dataclass(frozen=True)
@@ -62,11 +121,11 @@ def is_business_error(exc: BaseException) -> bool:
     return isinstance(exc, ProviderRejected)
 
 
-def check_response(provider: str, response: httpx.Response) -> httpx.Response:
+def check_response(provider: str, response: ProviderResponse) -> ProviderResponse:
     """The response when 2xx; otherwise the matching :mod:`~.errors` exception."""
     if response.is_success:
         return response
-    status = response.status_code
+    status = response.status
     body: dict[str, Any] = {}
     try:
         parsed = response.json()
@@ -84,26 +143,26 @@ def check_response(provider: str, response: httpx.Response) -> httpx.Response:
         provider,
         status=status,
         code=str(body.get("code") or f"http_{status}"),
-        detail=str(body.get("detail") or response.reason_phrase),
+        detail=str(body.get("detail") or response.reason),
         body=body,
     )
 
 
 async def resilient_call(
-    attempt: Callable[[], Awaitable[httpx.Response]],
+    attempt: Callable[[], Awaitable[ProviderResponse]],
     *,
     provider: str,
     operation: str,
     policy: RetryPolicy,
     breaker: AsyncCircuitBreaker | None = None,
-) -> httpx.Response:
+) -> ProviderResponse:
     """Send ``attempt()`` with retries (and the breaker); a 2xx response or an error."""
 
-    async def once() -> httpx.Response:
+    async def once() -> ProviderResponse:
         try:
             response = await attempt()
-        except httpx.TransportError as exc:
-            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection error"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            kind = "timeout" if isinstance(exc, TimeoutError) else "connection error"
             raise ProviderUnavailable(
                 provider,
                 f"{kind} ({type(exc).__name__})",
@@ -111,7 +170,7 @@ async def resilient_call(
             ) from exc
         return check_response(provider, response)
 
-    async def guarded() -> httpx.Response:
+    async def guarded() -> ProviderResponse:
         if breaker is None:
             return await once()
         return await breaker.call(once)
@@ -153,9 +212,16 @@ class ProviderClient:
     provider: str
 
     def __init__(
-        self, http: httpx.AsyncClient, *, policy: RetryPolicy, breaker: AsyncCircuitBreaker
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        policy: RetryPolicy,
+        breaker: AsyncCircuitBreaker,
     ) -> None:
         self._http = http
+        # Paths are appended to the base URL's own path, as httpx's ``base_url`` does.
+        self._base_url = base_url.rstrip("/")
         self._policy = policy
         self._breaker = breaker
 
@@ -170,9 +236,10 @@ class ProviderClient:
         params: dict[str, str] | None = None,
     ) -> Any:
         """The decoded JSON answer; mutating calls pass the caller's idempotency ``key``."""
-        headers = {"Idempotency-Key": key} if key else {}
+        headers = {"Idempotency-Key": key} if key else None
+        url = self._base_url + path
         response = await resilient_call(
-            lambda: self._http.request(method, path, json=json, params=params, headers=headers),
+            lambda: send(self._http, method, url, json=json, params=params, headers=headers),
             provider=self.provider,
             operation=operation,
             policy=self._policy,
