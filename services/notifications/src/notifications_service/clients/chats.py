@@ -104,8 +104,7 @@ class ChatDirectory:
         user on a miss (:class:`UnknownUser`, :class:`AuthUnavailable`…).
 
         A batch costs one Redis round trip (an ``HMGET`` per user in one pipeline); the
-        misses ask auth concurrently and are stored with one more round trip. Redis
-        failing raises.
+        misses ask auth and store its answers concurrently. Redis failing raises.
         """
         users = list(dict.fromkeys(user_ids))
         if len(users) == 1:
@@ -144,14 +143,11 @@ class ChatDirectory:
                 continue
             chats[user_id] = answer
             fills.append((self._key(user_id), gen, self._seal(user_id, answer)))
-        if len(fills) == 1:
-            key, gen, sealed = fills[0]
-            await self._fill(keys=[key], args=[gen, sealed, self._ttl])
-        elif fills:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, gen, sealed in fills:
-                    await self._fill(keys=[key], args=[gen, sealed, self._ttl], client=pipe)
-                await pipe.execute()
+        # Concurrently, not in a pipeline: a script in a cluster pipeline is not loaded
+        # on a node that lacks it. Misses are the rare case (once per user and TTL).
+        await asyncio.gather(
+            *(self._fill(keys=[key], args=[gen, sealed, self._ttl]) for key, gen, sealed in fills)
+        )
 
     async def cached(self, user_id: UUID) -> int | None:
         """The chat cached for the user, if any (auth is not asked)."""
