@@ -1,7 +1,7 @@
 """Outbox, relay and stream consumer against real PostgreSQL and Redis."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from storefront_kit.db import (
     unit_of_work,
 )
 from storefront_kit.events import (
+    BatchEntry,
     EventEnvelope,
     OutboxMixin,
     OutboxRelay,
@@ -433,6 +434,128 @@ async def test_poison_and_unparseable_messages_go_straight_to_dead_letters(redis
     reasons = [f["dead_reason"] for _, f in await redis.xrange(c.dead_letter_stream)]
     assert reasons[0].startswith("unparseable")
     assert reasons[1].startswith("poison")
+
+
+class Batched:
+    """A batch handler: every entry whose ``n`` is in ``failing`` fails (``poison``: is
+    poison); records each batch's ``n``s and the request id each entry's scope sees."""
+
+    def __init__(self, *, failing: Iterable[int] = (), poison: Iterable[int] = ()) -> None:
+        self.failing, self.poison = set(failing), set(poison)
+        self.batches: list[list[int]] = []
+        self.request_ids: dict[int, str | None] = {}
+        self.single: list[int] = []
+
+    async def __call__(self, e: EventEnvelope) -> None:
+        self.single.append(e.data["n"])
+
+    async def handle_batch(self, entries: Sequence[BatchEntry]) -> list[Exception | None]:
+        self.batches.append([entry.event.data["n"] for entry in entries])
+        outcomes: list[Exception | None] = []
+        for entry in entries:
+            n = entry.event.data["n"]
+            with entry.scope():
+                self.request_ids[n] = request_id_var.get()
+            if n in self.poison:
+                outcomes.append(PoisonMessage(f"{n} is poison"))
+            elif n in self.failing:
+                outcomes.append(RuntimeError(f"{n} failed"))
+            else:
+                outcomes.append(None)
+        return outcomes
+
+
+def event_with_request_id(n: int) -> EventEnvelope:
+    token = request_id_var.set(f"req-{n}")
+    try:
+        return event(n)
+    finally:
+        request_id_var.reset(token)
+
+
+async def test_a_batch_handler_gets_the_read_at_once_and_each_entry_its_outcome(
+    redis: Redis,
+) -> None:
+    handler = Batched(failing={1}, poison={3})
+    c = consumer(redis, handler, max_attempts=2)
+    await c.ensure_group()
+    for n in range(5):
+        fields = event_with_request_id(n).to_stream_fields()
+        await redis.xadd(STREAM, fields)  # type: ignore[arg-type]
+    await redis.xadd(STREAM, {"envelope": "{not json"})
+
+    assert await c.process_batch() == 6
+    assert handler.batches == [[0, 1, 2, 3, 4]]  # one call, the unparseable one not in it
+    assert handler.single == []
+    assert handler.request_ids == {n: f"req-{n}" for n in range(5)}
+    # The failed entry alone stays pending, its attempt counted; the rest are acked or dead.
+    pending = await redis.xpending_range(STREAM, "testers", min="-", max="+", count=10)
+    assert len(pending) == 1
+    (failed_id,) = [p["message_id"] for p in pending]
+    assert await redis.hget(c._attempts_key, failed_id) == "1"
+    dead = await redis.xrange(c.dead_letter_stream)
+    assert [f["dead_reason"][:11] for _, f in dead] == ["unparseable", "poison: 3 i"]
+
+    # Retried alone in a batch of its own; at max_attempts it is dead-lettered.
+    assert await c.process_batch(pending=True) == 1
+    assert handler.batches[1:] == [[1]]
+    dead = await redis.xrange(c.dead_letter_stream)
+    assert len(dead) == 3
+    assert "1 failed" in dead[2][1]["dead_reason"]
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+    assert await redis.hget(c._attempts_key, failed_id) is None
+
+
+async def test_a_retried_entry_that_succeeds_is_acknowledged_and_its_attempts_forgotten(
+    redis: Redis,
+) -> None:
+    handler = Batched(failing={0})
+    c = consumer(redis, handler, max_attempts=5)
+    await c.ensure_group()
+    for n in range(2):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    await c.process_batch()
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 1
+    handler.failing.clear()
+    assert await c.process_batch(pending=True) == 1
+    assert handler.batches == [[0, 1], [0]]
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 0
+    assert await redis.hlen(c._attempts_key) == 0
+    assert await redis.xlen(c.dead_letter_stream) == 0
+
+
+async def test_a_batch_handler_that_raises_fails_every_entry_of_the_batch(redis: Redis) -> None:
+    class Broken(Batched):
+        async def handle_batch(self, entries: Sequence[BatchEntry]) -> list[Exception | None]:
+            self.batches.append([entry.event.data["n"] for entry in entries])
+            raise RuntimeError("database down")
+
+    handler = Broken()
+    c = consumer(redis, handler, max_attempts=3)
+    await c.ensure_group()
+    for n in range(3):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    await c.process_batch()
+    assert (await redis.xpending(STREAM, "testers"))["pending"] == 3
+    assert sorted((await redis.hgetall(c._attempts_key)).values()) == ["1", "1", "1"]
+    assert await redis.xlen(c.dead_letter_stream) == 0
+
+
+async def test_entries_claimed_from_a_dead_consumer_go_through_the_batch_handler(
+    redis: Redis,
+) -> None:
+    dead = consumer(redis, _ignore, name="dead")
+    await dead.ensure_group()
+    for n in range(3):
+        await redis.xadd(STREAM, event(n).to_stream_fields())  # type: ignore[arg-type]
+    await redis.xreadgroup("testers", "dead", {STREAM: ">"}, count=10)  # then it died
+    handler = Batched(failing={2})
+    live = consumer(redis, handler, name="live", claim_idle_ms=0)
+
+    assert await live.claim_abandoned() == 3
+    assert handler.batches == [[0, 1, 2]]
+    pending = await redis.xpending_range(STREAM, "testers", min="-", max="+", count=10)
+    assert [(p["consumer"], p["times_delivered"]) for p in pending] == [("live", 2)]
 
 
 def sample(name: str, **labels: str) -> float | None:

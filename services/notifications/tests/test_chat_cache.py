@@ -1,11 +1,13 @@
 """The user -> chat answer is cached: one auth lookup per user, dropped when the link changes."""
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from auth_service import repository as auth_repository
+from notifications_service.clients.auth import UnknownUser
 from notifications_service.clients.chats import ChatDirectory
 from storefront_kit.db import create_sessionmaker
 
@@ -124,3 +126,32 @@ async def test_only_auth_may_tell_a_link_change(stack: Stack) -> None:
     assert nobody.status_code == 401
     assert malformed.status_code == 422
     assert not await stack.redis.exists(f"notifications:chat:{body['user_id']}")
+
+
+async def test_a_batch_of_users_is_looked_up_at_once_each_miss_asked_once(stack: Stack) -> None:
+    # Users whose keys sit in different hash slots (on the cluster, on different nodes).
+    cached = [await stack.linked_user(new_chat_id()) for _ in range(3)]
+    missing = [await stack.linked_user(new_chat_id()) for _ in range(3)]
+    unlinked, _ = await stack.linked_user(None)
+    unknown = uuid.uuid4()
+    chats: ChatDirectory = stack.state.chats
+    for user_id, chat_id in cached:
+        assert await chats.chat_of(user_id) == chat_id
+
+    users = [u for u, _ in cached] + [u for u, _ in missing] + [unlinked, unknown]
+    found = await chats.chats_of([*users, *users])  # twice: each user looked up once
+
+    assert set(found) == set(users)
+    for user_id, chat_id in [*cached, *missing]:
+        assert found[user_id] == chat_id
+        assert stack.auth_calls.chat_lookups(user_id) == 1
+    assert found[unlinked] is None
+    assert isinstance(found[unknown], UnknownUser)
+    # The misses were stored (unknown users are not): the next batch asks auth nothing.
+    again = await chats.chats_of(users)
+    assert {u: c for u, c in again.items() if u != unknown} == {
+        u: c for u, c in found.items() if u != unknown
+    }
+    for user_id in users:
+        assert stack.auth_calls.chat_lookups(user_id) == (2 if user_id == unknown else 1)
+    assert not await stack.redis.exists(f"notifications:chat:{unknown}")

@@ -8,14 +8,17 @@ and the commit that marks a row published yields a duplicate, never a loss. Cons
 read with a consumer group (:class:`StreamConsumer`): at-least-once, acknowledged only
 after the handler succeeded, retried a bounded number of times, then parked in a
 dead-letter stream.
-Handlers must be idempotent (the event ``id`` is the dedupe key).
+Handlers must be idempotent (the event ``id`` is the dedupe key). A handler that also
+has ``handle_batch`` (:class:`BatchHandler`) gets each read's entries together, so it
+can share its round trips among them, with the same per-entry outcomes.
 """
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import orjson
@@ -43,12 +46,21 @@ from storefront_kit.error_reporting import report_exception
 from storefront_kit.ids import new_id
 from storefront_kit.logging import get_logger
 from storefront_kit.request_id import current_request_id, request_id_var
-from storefront_kit.tracing import consume_span, current_traceparent, publish_spans
+from storefront_kit.tracing import (
+    consume_span,
+    consume_spans,
+    current_traceparent,
+    end_consume_span,
+    in_consume_span,
+    publish_spans,
+)
 
 if TYPE_CHECKING:
     from storefront_kit.settings import OutboxSettingsMixin
 
 __all__ = [
+    "BatchEntry",
+    "BatchHandler",
     "EventEnvelope",
     "EventHandler",
     "OutboxMixin",
@@ -372,6 +384,47 @@ class PoisonMessage(Exception):
 
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEntry:
+    """One stream entry of a batch given to :meth:`BatchHandler.handle_batch`."""
+
+    entry_id: str
+    event: EventEnvelope
+    #: Its ``CONSUMER`` span (open for the whole batch), or None without tracing.
+    span: Any = None
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """The entry's own context for work done for it alone: its request id (for logs
+        and error reports) and, with tracing on, its span as the current one (the calls
+        made inside become its children)."""
+        token = request_id_var.set(self.event.request_id)
+        try:
+            with in_consume_span(self.span):
+                yield
+        finally:
+            request_id_var.reset(token)
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that can also take a consumer's batch at once (its round trips shared).
+
+    ``handle_batch`` answers one outcome per entry, in order: ``None`` when the entry is
+    done (acknowledged), a :class:`PoisonMessage` to dead-letter it at once, any other
+    exception to leave it pending for a retry (its attempt counted, dead-lettered after
+    ``max_attempts``): exactly what returning or raising would do for the entry alone.
+    Raising fails every entry of the batch. The single-event ``__call__`` stays for
+    callers that have one event.
+    """
+
+    async def __call__(self, event: EventEnvelope) -> None: ...
+
+    async def handle_batch(self, entries: Sequence[BatchEntry]) -> Sequence[Exception | None]: ...
+
+
 #: For events that carry an entity's whole state: the entity's key and the state's
 #: version, so a batch need only handle the newest event per entity (else ``None``).
 StateKey = Callable[[EventEnvelope], tuple[str, int] | None]
@@ -424,6 +477,10 @@ class StreamConsumer:
     live one (``XAUTOCLAIM``), and with ``dead_consumer_idle_ms`` set, consumers idle that
     long with nothing pending are removed from the group (``XGROUP DELCONSUMER``), so
     replicas that come and go (pod names, process ids) do not pile up in it.
+
+    A ``handler`` that is a :class:`BatchHandler` gets each batch's entries in one
+    ``handle_batch`` call (new, retried and claimed ones alike); any other gets them one
+    by one.
     """
 
     def __init__(
@@ -451,6 +508,7 @@ class StreamConsumer:
         self.group = group
         self.consumer = consumer
         self.handler = handler
+        self._batch_handler = handler if isinstance(handler, BatchHandler) else None
         self.max_attempts = max_attempts
         self.block_ms = block_ms
         self.batch_size = batch_size
@@ -502,19 +560,29 @@ class StreamConsumer:
         done = [
             entry_id for entry_id, fields in entries if fields is None or entry_id in superseded
         ]
-        handled = 0
+        live = [
+            (entry_id, fields)
+            for entry_id, fields in entries
+            if fields is not None and entry_id not in superseded
+        ]
         try:
-            for entry_id, fields in entries:
-                if fields is None or entry_id in superseded:
-                    continue
-                if await self._handle(entry_id, fields):
-                    done.append(entry_id)
-                handled += 1
+            await self._handle_entries(live, done)
         finally:
             # An entry read as new (">") was never delivered to this group before, so it
             # has no failed attempts to forget: only retried ones need the HDEL.
             await self._acknowledge(done, forget_attempts=pending)
-        return handled
+        return len(live)
+
+    async def _handle_entries(
+        self, entries: list[tuple[str, Mapping[str, str]]], done: list[str]
+    ) -> None:
+        """Handle ``entries``, adding to ``done`` those to acknowledge as they are."""
+        if self._batch_handler is not None:
+            await self._handle_batch(self._batch_handler, entries, done)
+            return
+        for entry_id, fields in entries:
+            if await self._handle(entry_id, fields):
+                done.append(entry_id)
 
     async def _acknowledge(self, entry_ids: list[str], *, forget_attempts: bool) -> None:
         if not entry_ids:
@@ -562,11 +630,11 @@ class StreamConsumer:
             count=self.batch_size,
         )
         claimed = result[1] if result else []
-        done: list[str] = []
+        done = [entry_id for entry_id, fields in claimed if fields is None]
         try:
-            for entry_id, fields in claimed:
-                if fields is None or await self._handle(entry_id, fields):
-                    done.append(entry_id)
+            await self._handle_entries(
+                [(entry_id, fields) for entry_id, fields in claimed if fields is not None], done
+            )
         finally:
             await self._acknowledge(done, forget_attempts=True)
         return len(claimed)
@@ -652,24 +720,79 @@ class StreamConsumer:
             await self._dead_letter(entry_id, fields, f"poison: {exc}")
             return False
         except Exception as exc:
-            self._recheck_pending = True
-            attempts = await self.redis.hincrby(self._attempts_key, entry_id, 1)
-            logger.warning(
-                "event_handler_failed",
-                stream=self.stream,
-                group=self.group,
-                event_id=str(event.id),
-                event_type=event.type,
-                attempt=attempts,
-                error=repr(exc),
-            )
-            if attempts >= self.max_attempts:
-                report_exception(exc)  # given up on: an error report, with its request id
-                await self._dead_letter(entry_id, fields, repr(exc))
+            await self._failed(entry_id, fields, event, exc)
             return False
         finally:
             request_id_var.reset(token)
         return True
+
+    async def _handle_batch(
+        self,
+        handler: BatchHandler,
+        entries: list[tuple[str, Mapping[str, str]]],
+        done: list[str],
+    ) -> None:
+        """Handle ``entries`` in one ``handle_batch`` call, each with the outcome
+        :meth:`_handle` would have given it alone."""
+        parsed: list[tuple[str, Mapping[str, str], EventEnvelope]] = []
+        for entry_id, fields in entries:
+            try:
+                parsed.append((entry_id, fields, EventEnvelope.from_stream_fields(fields)))
+            except (KeyError, ValidationError, ValueError) as exc:
+                await self._dead_letter(entry_id, fields, f"unparseable: {exc!r}")
+        if not parsed:
+            return
+        spans = consume_spans(
+            stream=self.stream,
+            group=self.group,
+            events=[(event.type, str(event.id), event.traceparent) for _, _, event in parsed],
+        )
+        batch = [
+            BatchEntry(entry_id, event, span)
+            for (entry_id, _fields, event), span in zip(parsed, spans, strict=True)
+        ]
+        outcomes: list[Exception | None] = [None] * len(batch)
+        try:
+            try:
+                outcomes = list(await handler.handle_batch(batch))
+                if len(outcomes) != len(batch):
+                    raise ValueError(f"{len(outcomes)} outcomes for {len(batch)} entries")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            for entry, (entry_id, fields, event), outcome in zip(
+                batch, parsed, outcomes, strict=True
+            ):
+                with entry.scope():
+                    if outcome is None:
+                        done.append(entry_id)
+                    elif isinstance(outcome, PoisonMessage):
+                        await self._dead_letter(entry_id, fields, f"poison: {outcome}")
+                    else:
+                        await self._failed(entry_id, fields, event, outcome)
+        finally:
+            for span, outcome in zip(spans, outcomes, strict=True):
+                end_consume_span(span, outcome)
+
+    async def _failed(
+        self, entry_id: str, fields: Mapping[str, str], event: EventEnvelope, exc: Exception
+    ) -> None:
+        """A failed attempt: counted, the entry left pending, dead-lettered at the last."""
+        self._recheck_pending = True
+        attempts = await self.redis.hincrby(self._attempts_key, entry_id, 1)
+        logger.warning(
+            "event_handler_failed",
+            stream=self.stream,
+            group=self.group,
+            event_id=str(event.id),
+            event_type=event.type,
+            attempt=attempts,
+            error=repr(exc),
+        )
+        if attempts >= self.max_attempts:
+            report_exception(exc)  # given up on: an error report, with its request id
+            await self._dead_letter(entry_id, fields, repr(exc))
 
     async def _dead_letter(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
         logger.error("event_dead_lettered", stream=self.stream, entry_id=entry_id, reason=reason)

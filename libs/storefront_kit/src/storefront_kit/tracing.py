@@ -50,9 +50,12 @@ __all__ = [
     "TRACEPARENT",
     "add_trace_ids",
     "consume_span",
+    "consume_spans",
     "current_traceparent",
+    "end_consume_span",
     "fastapi_telemetry",
     "flush_tracing",
+    "in_consume_span",
     "init_tracing",
     "publish_spans",
     "tracing_enabled",
@@ -298,6 +301,61 @@ def _consume_span(
         },
     ) as span:
         yield span
+
+
+def consume_spans(
+    *, stream: str, group: str, events: Sequence[tuple[str, str, str | None]]
+) -> list[Any]:
+    """Started ``CONSUMER`` spans for a batch handled together: one per event, none current.
+
+    ``events``: ``(event type, event id, traceparent)`` per event. Each span is what
+    :func:`consume_span` would have opened for the event alone; the caller makes one
+    current with :func:`in_consume_span` for the work done for its event only, and ends
+    each with :func:`end_consume_span`. Without tracing: ``None`` per event.
+    """
+    if _provider is None:
+        return [None] * len(events)
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    tracer = trace.get_tracer(_TRACER_NAME)
+    return [
+        tracer.start_span(
+            f"{stream} process",
+            context=_parent(traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                **_messaging("process", stream, event_type),
+                "messaging.consumer.group.name": group,
+                "messaging.message.id": event_id,
+            },
+        )
+        for event_type, event_id, traceparent in events
+    ]
+
+
+def in_consume_span(span: Any) -> Any:
+    """A context manager making a span of :func:`consume_spans` current (it stays open;
+    the outcome is recorded when it ends). ``None``: a no-op."""
+    if span is None:
+        return nullcontext()
+    from opentelemetry import trace
+
+    return trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    )
+
+
+def end_consume_span(span: Any, error: BaseException | None = None) -> None:
+    """End a span of :func:`consume_spans`, marked failed with ``error`` when given."""
+    if span is None:
+        return
+    if error is not None:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    span.end()
 
 
 @contextmanager

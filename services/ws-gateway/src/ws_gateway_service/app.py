@@ -69,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[WsGatewayState]:
             handler=OrderEventRelay(channels),
             claim_idle_ms=settings.relay_claim_idle_ms,
             dead_consumer_idle_ms=settings.relay_dead_consumer_idle_ms,
+            linger_s=settings.relay_linger_ms / 1000,
         )
         relay_task = asyncio.create_task(consumer.run(stop), name="orders-relay")
     erasure_task = None

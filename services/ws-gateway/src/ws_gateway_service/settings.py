@@ -74,6 +74,16 @@ class WsGatewaySettings(ServiceSettings):
         ge=100,
         description="Order events a dead replica left unacknowledged this long are taken over.",
     )
+    relay_linger_ms: int = Field(
+        default=30,
+        ge=0,
+        le=1000,
+        description=(
+            "Milliseconds the relay waits after a read that found order events before"
+            " reading again, so a checkout's burst costs one read and one acknowledgement;"
+            " a live push may leave up to this much later (0: read again at once)."
+        ),
+    )
     relay_dead_consumer_idle_ms: int = Field(
         default=600_000,
         ge=2000,

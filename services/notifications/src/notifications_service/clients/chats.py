@@ -20,8 +20,10 @@ long. Unknown users are not cached; a value that no longer opens (its key was re
 counts as a miss.
 """
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -92,16 +94,60 @@ class ChatDirectory:
 
     async def chat_of(self, user_id: UUID) -> int | None:
         """The user's chat or None; raises what :meth:`AuthClient.chat_of` raises on a miss."""
-        key = self._key(user_id)
-        raw, gen = await self._redis.hmget(key, ["chat", "gen"])
-        if isinstance(raw, str):  # decode_responses: always str when present
-            found, cached = self._open(user_id, raw)
-            if found:
-                return cached
-        chat_id = await self._auth.chat_of(user_id)
-        expected = gen if gen is not None else ""
-        await self._fill(keys=[key], args=[expected, self._seal(user_id, chat_id), self._ttl])
-        return chat_id
+        answer = (await self.chats_of([user_id]))[user_id]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def chats_of(self, user_ids: Iterable[UUID]) -> dict[UUID, int | Exception | None]:
+        """Each user's chat, None (no linked chat), or what asking auth raised for that
+        user on a miss (:class:`UnknownUser`, :class:`AuthUnavailable`…).
+
+        A batch costs one Redis round trip (an ``HMGET`` per user in one pipeline); the
+        misses ask auth and store its answers concurrently. Redis failing raises.
+        """
+        users = list(dict.fromkeys(user_ids))
+        if len(users) == 1:
+            answers = [await self._redis.hmget(self._key(users[0]), ["chat", "gen"])]
+        else:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in users:
+                    pipe.hmget(self._key(user_id), ["chat", "gen"])
+                answers = await pipe.execute()
+        chats: dict[UUID, int | Exception | None] = {}
+        misses: list[tuple[UUID, str]] = []
+        for user_id, (raw, gen) in zip(users, answers, strict=True):
+            if isinstance(raw, str):  # decode_responses: always str when present
+                found, cached = self._open(user_id, raw)
+                if found:
+                    chats[user_id] = cached
+                    continue
+            misses.append((user_id, gen if isinstance(gen, str) else ""))
+        if misses:
+            await self._ask_auth(misses, chats)
+        return chats
+
+    async def _ask_auth(
+        self, misses: list[tuple[UUID, str]], chats: dict[UUID, int | Exception | None]
+    ) -> None:
+        """Auth's answers for the misses into ``chats``; each stored if its ``gen`` held."""
+        asked = await asyncio.gather(
+            *(self._auth.chat_of(user_id) for user_id, _gen in misses), return_exceptions=True
+        )
+        fills: list[tuple[str, str, str]] = []
+        for (user_id, gen), answer in zip(misses, asked, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, Exception):
+                    raise answer  # cancelled
+                chats[user_id] = answer  # unknown users are not cached
+                continue
+            chats[user_id] = answer
+            fills.append((self._key(user_id), gen, self._seal(user_id, answer)))
+        # Concurrently, not in a pipeline: a script in a cluster pipeline is not loaded
+        # on a node that lacks it. Misses are the rare case (once per user and TTL).
+        await asyncio.gather(
+            *(self._fill(keys=[key], args=[gen, sealed, self._ttl]) for key, gen, sealed in fills)
+        )
 
     async def cached(self, user_id: UUID) -> int | None:
         """The chat cached for the user, if any (auth is not asked)."""

@@ -6,10 +6,15 @@ once), find the user's chat (cached; auth on a miss; none: skipped), claim
 event finds its row sent and sends nothing; a second replica holding the same event
 finds it claimed and retries later. Telegram failures are retried in place (429
 honoured), then left to the stream consumer's bounded retries and dead-letter stream.
+
+A consumer batch goes through these steps together (:meth:`OrderNotifier.handle_batch`):
+one chat lookup round trip for all its users, one claim statement, the sends
+concurrently (bounded), one finish statement; each entry keeps its own outcome.
 """
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -35,8 +40,8 @@ from notifications_service.events import (
     RefundData,
 )
 from notifications_service.models import NotificationStatus
-from notifications_service.repository import Claim
-from storefront_kit.events import EventEnvelope, PoisonMessage
+from notifications_service.repository import Claim, Finished, Key, Wanted
+from storefront_kit.events import BatchEntry, EventEnvelope, PoisonMessage
 from storefront_kit.logging import get_logger
 
 __all__ = ["ClaimBusy", "OrderNotifier", "Planned", "plan"]
@@ -146,8 +151,29 @@ class ClaimBusy(Exception):
     """Another consumer is sending this notification right now: try again later."""
 
 
+@dataclass(slots=True)
+class _Message:
+    """One message of a batch on its way: its entry, text, chat and claimed row."""
+
+    position: int
+    entry: BatchEntry
+    planned: Planned
+    chat_id: int
+    wanted: Wanted
+    log_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """How a send ended: the row to record (None: left to its lease) and the outcome."""
+
+    finished: Finished | None
+    outcome: Exception | None = None
+    message_id: int | None = None
+
+
 class OrderNotifier:
-    """The ``orders.events`` handler of one replica."""
+    """The ``orders.events`` handler of one replica (a kit ``BatchHandler``)."""
 
     def __init__(
         self,
@@ -157,81 +183,193 @@ class OrderNotifier:
         chats: ChatDirectory,
         consumer: str,
         lease_s: float,
+        send_concurrency: int = 16,
     ) -> None:
-        # Claim and finish are one Core statement each, on a bare pooled connection in
-        # autocommit: a single statement is its own transaction, without the BEGIN and
-        # COMMIT round trips (asyncpg's autocommit is a driver flag, no SQL either).
+        # Claim and finish are one Core statement each (for a whole batch), on a bare
+        # pooled connection in autocommit: a single statement is its own transaction,
+        # without the BEGIN and COMMIT round trips (asyncpg's autocommit is a driver
+        # flag, no SQL either).
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._telegram = telegram
         self._chats = chats
         self._consumer = consumer
         self._lease_s = lease_s
+        #: Sends of a batch in flight at once (the bot's connection pool: more would
+        #: only wait there, against its timeout).
+        self._sending = asyncio.Semaphore(send_concurrency)
 
     async def __call__(self, event: EventEnvelope) -> None:
-        """Handle one event (the StreamConsumer acks when this returns)."""
-        planned = plan(event)
-        if planned is None:
-            return
-        try:
-            user_id = UUID(planned.user_id)
-        except ValueError:
-            raise PoisonMessage(f"user_id {planned.user_id!r} is not a user id") from None
-        try:
-            chat_id = await self._chats.chat_of(user_id)
-        except UnknownUser:
-            # No user id: an unknown user may be an erased one, whose id no log line names.
-            _log(event, planned).info("notification_skipped", reason="unknown_user")
-            return
-        if chat_id is None:
-            _log(event, planned).info(
-                "notification_skipped", reason="no_linked_chat", user_id=str(user_id)
-            )
-            return
-        await self._send_once(event, planned, chat_id)
+        """Handle one event (raises what its outcome in a batch would be)."""
+        (outcome,) = await self.handle_batch([BatchEntry("", event)])
+        if outcome is not None:
+            raise outcome
 
-    async def _finish(
-        self, log_id: UUID, status: str, *, message_id: int | None = None, error: str | None = None
+    async def handle_batch(self, entries: Sequence[BatchEntry]) -> list[Exception | None]:
+        """Handle a consumer batch; one outcome per entry (None: done, acknowledge it)."""
+        outcomes: list[Exception | None] = [None] * len(entries)
+        wanted: list[tuple[int, BatchEntry, Planned, UUID]] = []
+        for position, entry in enumerate(entries):
+            try:
+                with entry.scope():
+                    found = _planned(entry.event)
+            except Exception as exc:
+                outcomes[position] = exc
+                continue
+            if found is not None:
+                wanted.append((position, entry, *found))
+        if not wanted:
+            return outcomes
+        messages = await self._find_chats(wanted, outcomes)
+        if messages:
+            await self._claim_and_send(messages, outcomes)
+        return outcomes
+
+    async def _find_chats(
+        self,
+        wanted: list[tuple[int, BatchEntry, Planned, UUID]],
+        outcomes: list[Exception | None],
+    ) -> list[_Message]:
+        """The messages that have a chat; skips and failures go to ``outcomes``."""
+        try:
+            chats = await self._chats.chats_of(user_id for _, _, _, user_id in wanted)
+        except Exception as exc:  # Redis down: every entry that needed a chat fails
+            for position, *_ in wanted:
+                outcomes[position] = exc
+            return []
+        messages: list[_Message] = []
+        for position, entry, planned, user_id in wanted:
+            chat_id = chats[user_id]
+            if isinstance(chat_id, UnknownUser):
+                # No user id: an unknown user may be an erased one, whose id no log line names.
+                with entry.scope():
+                    _log(entry.event, planned).info("notification_skipped", reason="unknown_user")
+            elif isinstance(chat_id, Exception):
+                outcomes[position] = chat_id
+            elif chat_id is None:
+                with entry.scope():
+                    _log(entry.event, planned).info(
+                        "notification_skipped", reason="no_linked_chat", user_id=str(user_id)
+                    )
+            else:
+                event = entry.event
+                row = Wanted(
+                    event_id=event.id,
+                    event_type=event.type,
+                    user_id=planned.user_id,
+                    chat_id=chat_id,
+                    kind=planned.kind,
+                )
+                messages.append(_Message(position, entry, planned, chat_id, row))
+        return messages
+
+    async def _claim_and_send(
+        self, messages: list[_Message], outcomes: list[Exception | None]
     ) -> None:
-        async with self._engine.connect() as connection:
-            await repository.finish(
-                connection, log_id, status=status, message_id=message_id, error=error
-            )
-
-    async def _send_once(self, event: EventEnvelope, planned: Planned, chat_id: int) -> None:
-        async with self._engine.connect() as connection:
-            claim, log_id = await repository.claim(
-                connection,
-                event_id=event.id,
-                event_type=event.type,
-                chat_id=chat_id,
-                kind=planned.kind,
-                consumer=self._consumer,
-                lease_s=self._lease_s,
-                user_id=planned.user_id,
-            )
-        if claim is Claim.DONE:
-            _log(event, planned, chat_id).info("notification_duplicate_skipped")
-            return
-        if claim is Claim.BUSY:
-            raise ClaimBusy(
-                f"{planned.kind} for event {event.id} is being sent by another consumer"
-            )
-        assert log_id is not None
+        # Copies of one event in one batch (a relay that published twice) share the
+        # first copy's row and outcome: one statement cannot claim a row twice.
+        first: dict[Key, _Message] = {}
+        copies: list[_Message] = []
+        for message in messages:
+            if message.wanted.key in first:
+                copies.append(message)
+            else:
+                first[message.wanted.key] = message
         try:
-            message = await self._telegram.send(chat_id, planned.text)
-        except Forbidden as exc:
-            await self._finish(log_id, NotificationStatus.UNDELIVERABLE, error=str(exc))
-            _log(event, planned, chat_id).info("notification_undeliverable", reason="bot_blocked")
+            async with self._engine.connect() as connection:
+                claims = await repository.claim_many(
+                    connection,
+                    [message.wanted for message in first.values()],
+                    consumer=self._consumer,
+                    lease_s=self._lease_s,
+                )
+        except Exception as exc:
+            for message in messages:
+                outcomes[message.position] = exc
             return
-        except BadRequest as exc:
-            await self._finish(log_id, NotificationStatus.FAILED, error=str(exc))
-            raise PoisonMessage(f"Telegram refused the {planned.kind} message: {exc}") from None
-        except TelegramError as exc:
-            await self._finish(log_id, NotificationStatus.FAILED, error=type(exc).__name__)
-            raise
-        await self._finish(log_id, NotificationStatus.SENT, message_id=message.message_id)
-        # notification_log is the record of every message sent (its message id and
-        # time); the line is for debugging only: at INFO it cost as much CPU as the
-        # message's two statements together (issue 17's profile).
-        if _STDLIB_LOGGER.isEnabledFor(logging.DEBUG):
-            _log(event, planned, chat_id).debug("notification_sent", message_id=message.message_id)
+        sending: list[_Message] = []
+        for key, message in first.items():
+            claim, message.log_id = claims[key]
+            if claim is Claim.DONE:
+                with message.entry.scope():
+                    _log(message.entry.event, message.planned, message.chat_id).info(
+                        "notification_duplicate_skipped"
+                    )
+            elif claim is Claim.BUSY:
+                outcomes[message.position] = ClaimBusy(
+                    f"{message.planned.kind} for event {message.entry.event.id} "
+                    "is being sent by another consumer"
+                )
+            else:
+                sending.append(message)
+        if sending:
+            await self._send_all(sending, outcomes)
+        for copy in copies:
+            outcomes[copy.position] = outcomes[first[copy.wanted.key].position]
+
+    async def _send_all(self, sending: list[_Message], outcomes: list[Exception | None]) -> None:
+        """Send the claimed messages concurrently, then record them in one statement."""
+        results = await asyncio.gather(*(self._send(message) for message in sending))
+        finished = [result.finished for result in results if result.finished is not None]
+        try:
+            async with self._engine.connect() as connection:
+                await repository.finish_many(connection, finished)
+        except Exception as exc:
+            # Not recorded: the rows stay claimed until their lease, then sent again.
+            for message in sending:
+                outcomes[message.position] = exc
+            return
+        for message, result in zip(sending, results, strict=True):
+            outcomes[message.position] = result.outcome
+            if result.finished is None:
+                continue
+            status = result.finished.status
+            if status == NotificationStatus.UNDELIVERABLE:
+                with message.entry.scope():
+                    _log(message.entry.event, message.planned, message.chat_id).info(
+                        "notification_undeliverable", reason="bot_blocked"
+                    )
+            elif status == NotificationStatus.SENT and _STDLIB_LOGGER.isEnabledFor(logging.DEBUG):
+                # notification_log is the record of every message sent (its message id
+                # and time); the line is for debugging only: at INFO it cost as much CPU
+                # as the message's two statements together (issue 17's profile).
+                with message.entry.scope():
+                    _log(message.entry.event, message.planned, message.chat_id).debug(
+                        "notification_sent", message_id=result.message_id
+                    )
+
+    async def _send(self, message: _Message) -> _Sent:
+        """One send, in the entry's own context; never raises but for cancellation."""
+        log_id = message.log_id
+        assert log_id is not None
+        kind = message.planned.kind
+        async with self._sending:
+            with message.entry.scope():
+                try:
+                    sent = await self._telegram.send(message.chat_id, message.planned.text)
+                except Forbidden as exc:
+                    return _Sent(Finished(log_id, NotificationStatus.UNDELIVERABLE, error=str(exc)))
+                except BadRequest as exc:
+                    poison = PoisonMessage(f"Telegram refused the {kind} message: {exc}")
+                    failed = Finished(log_id, NotificationStatus.FAILED, error=str(exc))
+                    return _Sent(failed, poison)
+                except TelegramError as exc:
+                    failed = Finished(log_id, NotificationStatus.FAILED, error=type(exc).__name__)
+                    return _Sent(failed, exc)
+                except Exception as exc:
+                    return _Sent(None, exc)
+        return _Sent(
+            Finished(log_id, NotificationStatus.SENT, message_id=sent.message_id),
+            message_id=sent.message_id,
+        )
+
+
+def _planned(event: EventEnvelope) -> tuple[Planned, UUID] | None:
+    """The event's message and its user, or None (:class:`PoisonMessage` when it can
+    never make one)."""
+    planned = plan(event)
+    if planned is None:
+        return None
+    try:
+        return planned, UUID(planned.user_id)
+    except ValueError:
+        raise PoisonMessage(f"user_id {planned.user_id!r} is not a user id") from None

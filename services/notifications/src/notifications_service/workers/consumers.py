@@ -37,7 +37,8 @@ def order_events_consumer(
     telegram: TelegramBot,
     chats: ChatDirectory,
 ) -> StreamConsumer:
-    """The ``orders.events`` consumer: one message per (event, chat, kind)."""
+    """The ``orders.events`` consumer: one message per (event, chat, kind), each read's
+    entries handled together (the notifier is a kit ``BatchHandler``)."""
     return StreamConsumer(
         redis=redis,
         stream=settings.consumer_stream,
@@ -49,6 +50,8 @@ def order_events_consumer(
             chats=chats,
             consumer=consumer_name(settings),
             lease_s=settings.claim_lease_s,
+            # A batch's sends share the bot's pool; more at once would only queue there.
+            send_concurrency=settings.telegram_pool_size,
         ),
         max_attempts=settings.consumer_max_attempts,
         block_ms=settings.consumer_block_ms,
