@@ -11,59 +11,18 @@ and prints the median and range of each:
 """
 
 import argparse
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 
-import httpx
 import uvloop
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from benchlib import cpu_ms, print_loop_table, python_calls
+from benchlib import cpu_ms, print_loop_table, python_calls, sandbox_stand_in
 from notifications_service.clients.bot_request import AiohttpRequest
 from notifications_service.settings import DEV_BOT_TOKEN
 
 TEXT = "<b>Receipt</b> 2 x Headphones (<code>SKU-1</code>) = 199.98 EUR\n" * 8
 CHAT_ID = 4242
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _stand_in(port: int) -> subprocess.Popen[bytes]:
-    """The Telegram stand-in under uvicorn (its CPU is not this process's)."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "storefront_sandbox.telegram:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-    )
-
-
-def _wait_until_up(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/messages", params={"chat_id": 1}).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the Telegram stand-in did not start at {url}")
 
 
 async def _measure(url: str, rounds: int, calls: int) -> None:
@@ -103,15 +62,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _stand_in(port)
-    try:
-        _wait_until_up(url)
+    with sandbox_stand_in("telegram", ready_path="/messages?chat_id=1") as url:
         uvloop.run(_measure(url, args.rounds, args.calls))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,7 @@ from typing import Any
 import psutil
 import uvloop
 
-#: A checkout's events on orders.events, in the saga's order.
-CHECKOUT_EVENTS = (
-    "order.created",
-    "order.status_changed",
-    "order.reviewed",
-    "payment.captured",
-    "order.confirmed",
-    "order.status_changed",
-    "order.reviewed",
-)
+from benchlib import CHECKOUT_EVENTS
 
 
 def _cpu_s(pid: int) -> float:

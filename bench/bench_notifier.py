@@ -24,7 +24,6 @@ Redis'), and the statements per checkout:
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -36,21 +35,12 @@ from uuid import UUID
 
 import psutil
 import uvloop
-from bench_bot_request import _free_port, _stand_in, _wait_until_up
 from pydantic import SecretStr
 from sqlalchemy import event as sqlalchemy_event
 
+from benchlib import CHECKOUT_EVENTS, sandbox_stand_in
+
 MODES = ("one by one", "batch")
-#: A checkout's events on orders.events, in the saga's order: two of them make a message.
-CHECKOUT_EVENTS = (
-    "order.created",
-    "order.status_changed",
-    "order.reviewed",
-    "payment.captured",
-    "order.confirmed",
-    "order.status_changed",
-    "order.reviewed",
-)
 
 
 def _tree_cpu_s(pid: int) -> float:
@@ -232,10 +222,11 @@ def main() -> None:
     from storefront_stack.processes import free_port
     from storefront_stack.pytest_plugin import create_test_database
 
-    port = _free_port()
-    args.telegram_url = f"http://127.0.0.1:{port}"
-    telegram: subprocess.Popen[bytes] = _stand_in(port)
-    with tempfile.TemporaryDirectory(prefix="bench-notifier-") as tmp:
+    with (
+        sandbox_stand_in("telegram", ready_path="/messages?chat_id=1") as telegram_url,
+        tempfile.TemporaryDirectory(prefix="bench-notifier-") as tmp,
+    ):
+        args.telegram_url = telegram_url
         scratch = Path(tmp)
         postgres = infra.start_postgres(
             scratch / "postgres", free_port(), log_file=scratch / "pg.log", fast_unsafe=True
@@ -244,15 +235,12 @@ def main() -> None:
             scratch / "redis", free_port(), persistent=False, log_file=scratch / "redis.log"
         )
         try:
-            _wait_until_up(args.telegram_url)
             database_url = create_test_database(postgres.url, "notifications_service")
             pids = (_pid(postgres), _pid(redis))
             uvloop.run(_measure(args, database_url, redis.url, pids))
         finally:
             redis.stop()
             postgres.stop()
-            telegram.terminate()
-            telegram.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -20,62 +20,18 @@ span per call, recorded but not exported, ``traceparent`` injected):
 """
 
 import argparse
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import uvloop
 
-from benchlib import cpu_ms, print_loop_table, python_calls
+from benchlib import cpu_ms, print_loop_table, python_calls, sandbox_stand_in
 from orders_service.clients.resilience import RetryPolicy, resilient_call, send
 from storefront_kit.http import create_aiohttp_session, create_http_client
 from storefront_kit.request_id import request_id_var
 
 PATH = "/v1/payments/authorize"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _stand_in(port: int) -> subprocess.Popen[bytes]:
-    """The payment stand-in under uvicorn (its CPU is not this process's)."""
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "storefront_sandbox.payments:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--timeout-keep-alive",
-            "75",
-        ]
-    )
-
-
-def _wait_until_up(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/faults").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the payment stand-in did not start at {url}")
 
 
 def _trace_clients() -> None:
@@ -162,17 +118,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.tracing:
         _trace_clients()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = _stand_in(port)
-    try:
-        _wait_until_up(url)
+    with sandbox_stand_in("payments", ready_path="/faults") as url:
         uvloop.run(
             _measure(url, args.rounds, args.calls, traced=", tracing on" if args.tracing else "")
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the path); ``storefront_stack`` is imported where it is used, as in the scripts,
 """
 
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from storefront_stack.topology import Endpoints
 
 __all__ = [
+    "CHECKOUT_EVENTS",
     "admin_headers",
     "checkout",
     "cpu_ms",
@@ -36,9 +38,21 @@ __all__ = [
     "own_platform",
     "print_loop_table",
     "python_calls",
+    "sandbox_stand_in",
 ]
 
 T = TypeVar("T")
+
+#: A checkout's events on ``orders.events``, in the order its saga publishes them.
+CHECKOUT_EVENTS = (
+    "order.created",
+    "order.status_changed",
+    "order.reviewed",
+    "payment.captured",
+    "order.confirmed",
+    "order.status_changed",
+    "order.reviewed",
+)
 
 #: The payment stand-in's card that is always authorized.
 _CARD = "tok_visa"
@@ -183,3 +197,45 @@ def migrated_database(
         finally:
             if server is not None:
                 server.stop()
+
+
+@contextmanager
+def sandbox_stand_in(app: str, *, ready_path: str) -> Iterator[str]:
+    """A third-party stand-in (``storefront_sandbox.<app>``) under uvicorn in a process of
+    its own, so that its CPU is not the bench's: its URL, once ``ready_path`` answers."""
+    from storefront_stack.processes import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"storefront_sandbox.{app}:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            # Longer than any client keeps an idle connection: none is closed under a call.
+            "--timeout-keep-alive",
+            "75",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + ready_path).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the {app} stand-in did not start at {url}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -287,20 +287,30 @@ def _consume_span(
     *, stream: str, group: str, event_type: str, event_id: str, traceparent: str | None
 ) -> Iterator["Span"]:
     from opentelemetry import trace
-    from opentelemetry.trace import SpanKind
 
     tracer = trace.get_tracer(_TRACER_NAME)
     with tracer.start_as_current_span(
-        f"{stream} process",
-        context=_parent(traceparent),
-        kind=SpanKind.CONSUMER,
-        attributes={
+        **_consume_span_options(stream, group, event_type, event_id, traceparent)
+    ) as span:
+        yield span
+
+
+def _consume_span_options(
+    stream: str, group: str, event_type: str, event_id: str, traceparent: str | None
+) -> dict[str, Any]:
+    """What a ``CONSUMER`` span of one event is opened with: name, parent, attributes."""
+    from opentelemetry.trace import SpanKind
+
+    return {
+        "name": f"{stream} process",
+        "context": _parent(traceparent),
+        "kind": SpanKind.CONSUMER,
+        "attributes": {
             **_messaging("process", stream, event_type),
             "messaging.consumer.group.name": group,
             "messaging.message.id": event_id,
         },
-    ) as span:
-        yield span
+    }
 
 
 def consume_spans(
@@ -316,22 +326,9 @@ def consume_spans(
     if _provider is None:
         return [None] * len(events)
     from opentelemetry import trace
-    from opentelemetry.trace import SpanKind
 
     tracer = trace.get_tracer(_TRACER_NAME)
-    return [
-        tracer.start_span(
-            f"{stream} process",
-            context=_parent(traceparent),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                **_messaging("process", stream, event_type),
-                "messaging.consumer.group.name": group,
-                "messaging.message.id": event_id,
-            },
-        )
-        for event_type, event_id, traceparent in events
-    ]
+    return [tracer.start_span(**_consume_span_options(stream, group, *event)) for event in events]
 
 
 def in_consume_span(span: Any) -> Any:
