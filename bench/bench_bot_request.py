@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args()
-    with sandbox_stand_in("telegram", ready_path="/messages?chat_id=1") as url:
+    with sandbox_stand_in("telegram") as url:
         uvloop.run(_measure(url, args.rounds, args.calls))
 
 

@@ -223,7 +223,7 @@ def main() -> None:
     from storefront_stack.pytest_plugin import create_test_database
 
     with (
-        sandbox_stand_in("telegram", ready_path="/messages?chat_id=1") as telegram_url,
+        sandbox_stand_in("telegram") as telegram_url,
         tempfile.TemporaryDirectory(prefix="bench-notifier-") as tmp,
     ):
         args.telegram_url = telegram_url

@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tracing:
         _trace_clients()
-    with sandbox_stand_in("payments", ready_path="/faults") as url:
+    with sandbox_stand_in("payments") as url:
         uvloop.run(
             _measure(url, args.rounds, args.calls, traced=", tracing on" if args.tracing else "")
         )

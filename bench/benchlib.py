@@ -6,8 +6,8 @@ the path); ``storefront_stack`` is imported where it is used, as in the scripts,
 ``--help`` needs none of it.
 """
 
+import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -200,42 +200,10 @@ def migrated_database(
 
 
 @contextmanager
-def sandbox_stand_in(app: str, *, ready_path: str) -> Iterator[str]:
+def sandbox_stand_in(app: str) -> Iterator[str]:
     """A third-party stand-in (``storefront_sandbox.<app>``) under uvicorn in a process of
-    its own, so that its CPU is not the bench's: its URL, once ``ready_path`` answers."""
-    from storefront_stack.processes import free_port
+    its own, so that its CPU is not the bench's: its URL, once it is live."""
+    from storefront_stack.serving import uvicorn_process
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            f"storefront_sandbox.{app}:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            # Longer than any client keeps an idle connection: none is closed under a call.
-            "--timeout-keep-alive",
-            "75",
-        ]
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + ready_path).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the {app} stand-in did not start at {url}")
-            time.sleep(0.2)
+    with uvicorn_process(f"storefront_sandbox.{app}:create_app", dict(os.environ)) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
