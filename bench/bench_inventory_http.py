@@ -108,8 +108,7 @@ async def bench(
             pstats.Stats(profile).sort_stats("tottime").print_stats(top)
             return
         cpu = [
-            await cpu_ms(checkout, [uuid.uuid4() for _ in range(operations)])
-            for _ in range(rounds)
+            await cpu_ms(checkout, [uuid.uuid4() for _ in range(operations)]) for _ in range(rounds)
         ]
         calls = await python_calls(checkout, [uuid.uuid4() for _ in range(profiled)])
     print(f"{rounds} rounds x {operations} checkouts (reserve + commit), in-process")
