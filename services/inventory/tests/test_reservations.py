@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from storefront_stack.checks import problem
 
@@ -187,6 +188,39 @@ async def test_insufficient_stock_names_every_short_sku_and_frees_the_order(
     retried = await inventory.reserve(items, order_id=order_id)
     assert retried.status_code == 200, retried.text
     assert retried.json()["status"] == "reserved"
+
+
+async def test_a_reserve_its_snapshot_refuses_locks_no_stock_row(inventory: Any) -> None:
+    # Another transaction holds the stock rows' locks: a reserve that would take them
+    # waits for it. Each of these is refused by what it reads without a lock (a line
+    # already short, mixed currencies, an unsellable product) and answers while the
+    # locks are still held; a reserve that may hold waits until they are released.
+    held = await inventory.create_product(on_hand=5)
+    sold_out = await inventory.create_product(on_hand=0)
+    dollar = await inventory.create_product(on_hand=5, currency="USD")
+    inactive = await inventory.create_product(on_hand=5, active=False)
+    skus = [held["sku"], sold_out["sku"], dollar["sku"], inactive["sku"]]
+    async with inventory.engine.connect() as locker, locker.begin():
+        await locker.execute(
+            text("SELECT sku FROM stock WHERE sku = ANY(:skus) FOR UPDATE"), {"skus": skus}
+        )
+        short = await inventory.reserve(
+            [{"sku": held["sku"], "qty": 1}, {"sku": sold_out["sku"], "qty": 1}]
+        )
+        mixed = await inventory.reserve(
+            [{"sku": held["sku"], "qty": 1}, {"sku": dollar["sku"], "qty": 1}]
+        )
+        unsellable = await inventory.reserve(
+            [{"sku": held["sku"], "qty": 1}, {"sku": inactive["sku"], "qty": 1}]
+        )
+        assert problem(short, 409, "insufficient_stock")["skus"] == [sold_out["sku"]]
+        assert problem(mixed, 422, "mixed_currency")["currencies"] == ["EUR", "USD"]
+        assert problem(unsellable, 409, "product_unavailable")["skus"] == [inactive["sku"]]
+        waiting = asyncio.create_task(inventory.reserve([{"sku": held["sku"], "qty": 1}]))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # it waits for the row lock
+    assert (await waiting).status_code == 200
+    assert (await inventory.stock(held["sku"]))["reserved"] == 1
 
 
 async def test_same_reserve_20_times_concurrently_makes_one_reservation(inventory: Any) -> None:

@@ -5,7 +5,7 @@ checks the invariant and applies the change atomically, so no read-modify-write 
 exists and no retry loop is needed (see docs/inventory.md).
 """
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, TextClause, func, or_, select, text, updat
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory_service.domain.reservations import PricedLine, ProductSnapshot, Quote
+from inventory_service.domain.reservations import LineRequest, PricedLine, ProductSnapshot
 from inventory_service.events import StockData
 from inventory_service.models import (
     OutboxEvent,
@@ -50,7 +50,6 @@ __all__ = [
     "lock_expired_reservations",
     "lock_product",
     "product_exists",
-    "product_snapshots",
     "reservation_lines",
     "set_reservation_status",
     "settle_reservation",
@@ -306,32 +305,6 @@ def _jsonb_object(model: type[BaseModel], expressions: Mapping[str, str]) -> str
 _STOCK_CHANGED_DATA = _jsonb_object(StockData, {"available": "on_hand - reserved"})
 
 
-_PRODUCT_SNAPSHOTS = text(
-    "SELECT p.sku, p.name, p.price, p.currency, p.active AND p.deleted_at IS NULL AS sellable,"
-    " coalesce(s.on_hand - s.reserved, 0) AS available"
-    " FROM product p LEFT JOIN stock s ON s.sku = p.sku"
-    " WHERE p.sku = ANY(CAST(:skus AS varchar[]))"
-)
-
-
-async def product_snapshots(
-    session: AsyncSession, skus: Iterable[str]
-) -> dict[str, ProductSnapshot]:
-    """Name, price, sellability and available units of the given skus (unknown: absent)."""
-    result = await session.execute(_PRODUCT_SNAPSHOTS, {"skus": list(skus)})
-    return {
-        row.sku: ProductSnapshot(
-            sku=row.sku,
-            name=row.name,
-            price=row.price,
-            currency=row.currency,
-            sellable=bool(row.sellable),
-            available=row.available,
-        )
-        for row in result.all()
-    }
-
-
 async def get_reservation(session: AsyncSession, order_id: UUID) -> Reservation | None:
     statement = select(Reservation).where(Reservation.order_id == order_id)
     result = await session.scalars(statement, execution_options={"populate_existing": True})
@@ -342,15 +315,27 @@ _HOLD_RESERVATION = text(
     f"""
     WITH wanted AS (
         SELECT * FROM unnest(
-            CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:prices AS bigint[]),
-            CAST(:currencies AS varchar[]), CAST(:names AS varchar[]),
-            CAST(:event_ids AS uuid[])
-        ) AS w(sku, qty, unit_price, currency, name, event_id)
+            CAST(:skus AS varchar[]), CAST(:qtys AS integer[]), CAST(:event_ids AS uuid[])
+        ) AS w(sku, qty, event_id)
+    ), snapshot AS (
+        -- What pricing needs, and the units available, read without a lock.
+        SELECT w.sku, w.qty, w.event_id, p.name, p.price, p.currency,
+               p.active AND p.deleted_at IS NULL AS sellable,
+               coalesce(s.on_hand - s.reserved, 0) AS available
+        FROM wanted w JOIN product p ON p.sku = w.sku LEFT JOIN stock s ON s.sku = p.sku
+    ), refused AS (
+        -- Pricing refuses (an unknown or unsellable sku, mixed currencies), or the
+        -- snapshot already shows a line short: no row is locked (a sold-out hot sku
+        -- would otherwise still lock for every late request).
+        SELECT 1 WHERE (SELECT count(*) FROM snapshot) < (SELECT count(*) FROM wanted)
+            OR EXISTS (SELECT 1 FROM snapshot WHERE NOT sellable OR available < qty)
+            OR (SELECT count(DISTINCT currency) FROM snapshot) > 1
     ), locked AS (
         -- Row locks taken in sku order, so concurrent multi-line holds cannot deadlock;
         -- a locked row is read as committed by whoever held it before.
         SELECT s.sku, s.on_hand - s.reserved AS available
         FROM stock s JOIN wanted w ON w.sku = s.sku
+        WHERE NOT EXISTS (SELECT 1 FROM refused)
         ORDER BY s.sku
         FOR UPDATE OF s
     ), short AS (
@@ -358,15 +343,16 @@ _HOLD_RESERVATION = text(
         WHERE l.available IS NULL OR l.available < w.qty
     ), claimed AS (
         INSERT INTO reservation (id, order_id, status, request_hash, total, currency, expires_at)
-        SELECT :id, :order_id, 'reserved', :request_hash, :total, :currency,
+        SELECT :id, :order_id, 'reserved', :request_hash,
+               (SELECT sum(qty * price) FROM snapshot), (SELECT min(currency) FROM snapshot),
                now() + CAST(:ttl_s AS integer) * interval '1 second'
-        WHERE NOT EXISTS (SELECT 1 FROM short)
+        WHERE NOT EXISTS (SELECT 1 FROM refused) AND NOT EXISTS (SELECT 1 FROM short)
         ON CONFLICT (order_id) DO NOTHING
         RETURNING id, expires_at
     ), lines AS (
         INSERT INTO reservation_line (reservation_id, sku, qty, unit_price, currency, name)
-        SELECT claimed.id, w.sku, w.qty, w.unit_price, w.currency, w.name
-        FROM claimed, wanted w
+        SELECT claimed.id, n.sku, n.qty, n.price, n.currency, n.name
+        FROM claimed, snapshot n
     ), held AS (
         UPDATE stock s
         SET reserved = s.reserved + w.qty, version = s.version + 1, updated_at = now()
@@ -381,16 +367,21 @@ _HOLD_RESERVATION = text(
         FROM held
     )
     SELECT (SELECT expires_at FROM claimed) AS expires_at,
-           ARRAY(SELECT sku FROM short ORDER BY sku) AS short_skus
+           ARRAY(SELECT sku FROM short ORDER BY sku) AS short_skus,
+           n.sku, n.name, n.price, n.currency, n.sellable, n.available
+    FROM (SELECT 1) AS one LEFT JOIN snapshot n ON true
     """  # noqa: S608
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """What :func:`hold_reservation` did: held (``expires_at``) or not, and which skus
-    were short (none short and nothing held: the order already had a reservation)."""
+    """What :func:`hold_reservation` read and did: the products of the lines as its
+    snapshot saw them (unknown skus absent), held (``expires_at``) or not, and which skus
+    the locked re-check found short (none short and nothing held: the snapshot refused,
+    or the order already had a reservation)."""
 
+    products: dict[str, ProductSnapshot]
     expires_at: datetime | None
     short_skus: list[str]
 
@@ -400,43 +391,58 @@ async def hold_reservation(
     *,
     order_id: UUID,
     request_hash: str,
-    quote: Quote,
+    lines: Sequence[LineRequest],
     ttl_s: int,
     stream: str,
     event: EventEnvelope,
 ) -> Hold:
-    """Hold every line of ``quote`` and record the reservation, or change nothing.
+    """Price ``lines`` from the catalogue and hold every one, or change nothing.
 
-    One statement: lock the stock rows (sku order), check every line against what is
-    available *after* the lock, and only if all are met insert the reservation and its
-    lines (unless the order already has one: ``ON CONFLICT DO NOTHING`` waits for a
-    concurrent insert of the same order), add the quantities to ``reserved`` and stage
-    one ``stock.changed`` per sku (``event`` is the envelope template; each gets its own
-    id). Run outside a transaction, its row locks last only as long as the statement.
+    One statement: read each line's product and available units without a lock (the
+    snapshot); if pricing would refuse (``domain.reservations.price_lines``: an unknown
+    or unsellable sku, mixed currencies) or the snapshot already shows a line short,
+    stop there. Else lock the stock rows (sku order), check every line against what is
+    available *after* the lock, and only if all are met insert the reservation priced
+    from the snapshot and its lines (unless the order already has one: ``ON CONFLICT DO
+    NOTHING`` waits for a concurrent insert of the same order), add the quantities to
+    ``reserved`` and stage one ``stock.changed`` per sku (``event`` is the envelope
+    template; each gets its own id). Run outside a transaction, its row locks last only
+    as long as the statement. The caller prices the lines from the snapshot answered,
+    as the statement did.
     """
-    lines = quote.lines
     result = await session.execute(
         _HOLD_RESERVATION,
         {
             "id": new_id(),
             "order_id": order_id,
             "request_hash": request_hash,
-            "total": quote.total,
-            "currency": quote.currency,
             "ttl_s": ttl_s,
             "skus": [line.sku for line in lines],
             "qtys": [line.qty for line in lines],
-            "prices": [line.unit_price for line in lines],
-            "currencies": [line.currency for line in lines],
-            "names": [line.name for line in lines],
             "event_ids": [new_id() for _ in lines],
             **_event_template(stream, event),
         },
     )
-    row = result.one()
-    if row.expires_at is not None:
+    rows = result.all()
+    first = rows[0]
+    if first.expires_at is not None:
         outbox_staged(session)
-    return Hold(expires_at=row.expires_at, short_skus=list(row.short_skus))
+    return Hold(
+        products={
+            row.sku: ProductSnapshot(
+                sku=row.sku,
+                name=row.name,
+                price=row.price,
+                currency=row.currency,
+                sellable=bool(row.sellable),
+                available=row.available,
+            )
+            for row in rows
+            if row.sku is not None
+        },
+        expires_at=first.expires_at,
+        short_skus=list(first.short_skus),
+    )
 
 
 #: A UUIDv7 made by the database (PostgreSQL 16 has no ``uuidv7()``): the current

@@ -100,42 +100,40 @@ async def reserve(
     check_limits(lines, ttl_s, max_lines=max_lines, max_ttl_s=max_ttl_s)
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     fingerprint = request_fingerprint(lines, ttl_s)
-    products = await repository.product_snapshots(session, (line.sku for line in lines))
+    # One statement reads the products (the snapshot, no lock) and, unless pricing
+    # refuses or the snapshot already shows a line short, holds every line under its
+    # row lock: the rules below judge what it read, as it did.
+    hold = await repository.hold_reservation(
+        session,
+        order_id=order_id,
+        request_hash=fingerprint,
+        lines=sorted(lines, key=lambda line: line.sku),
+        ttl_s=ttl_s or default_ttl_s,
+        stream=events.STREAM,
+        event=events.stock_changed(),
+    )
     try:
-        quote = price_lines(lines, products)
+        quote = price_lines(lines, hold.products)
     except AppError:
         # A retry must replay even if a product changed since the order reserved it.
         existing = await repository.get_reservation(session, order_id)
         if existing is not None:
             return await _replay(session, existing, fingerprint)
         raise
-    # A line the snapshot (read without a lock) already shows short is refused without
-    # touching the rows: a sold-out hot sku would otherwise still lock for every late
-    # request. The snapshot never decides a success; the hold re-checks under lock.
-    short = snapshot_shortages(lines, products)
-    if not short:
-        hold = await repository.hold_reservation(
-            session,
+    if hold.expires_at is not None:
+        reservation = ReservationOut(
             order_id=order_id,
-            request_hash=fingerprint,
-            quote=quote,
-            ttl_s=ttl_s or default_ttl_s,
-            stream=events.STREAM,
-            event=events.stock_changed(),
+            status=RESERVED,
+            expires_at=hold.expires_at,
+            lines=[_line_out(line) for line in quote.lines],
+            total=quote.total,
+            currency=quote.currency,
         )
-        if hold.expires_at is not None:
-            reservation = ReservationOut(
-                order_id=order_id,
-                status=RESERVED,
-                expires_at=hold.expires_at,
-                lines=[_line_out(line) for line in quote.lines],
-                total=quote.total,
-                currency=quote.currency,
-            )
-            return ReserveResult(reservation, created=True)
-        short = hold.short_skus
-    # Nothing held: a retry of an order that holds already (its own hold may be what
-    # made the stock short), or really short.
+        return ReserveResult(reservation, created=True)
+    # Nothing held: the snapshot (read without a lock) already showed a line short and
+    # no row was locked, the locked re-check found one short, or a retry of an order
+    # that holds already (its own hold may be what made the stock short).
+    short = snapshot_shortages(lines, hold.products) or hold.short_skus
     existing = await repository.get_reservation(session, order_id)
     if existing is not None:
         return await _replay(session, existing, fingerprint)
