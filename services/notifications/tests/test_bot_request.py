@@ -13,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -27,7 +28,7 @@ from telegram.error import (
     TimedOut,
 )
 
-from notifications_service.clients.bot_request import AiohttpRequest
+from notifications_service.clients.bot_request import AiohttpRequest, form_body
 from notifications_service.clients.telegram import TelegramBot, retry_after_s
 from notifications_service.settings import DEV_BOT_TOKEN, NotificationsSettings
 
@@ -184,7 +185,10 @@ async def test_the_services_send_is_send_message_on_the_wire() -> None:
     path, content_type, body = seen[1]
     assert path.endswith("/sendMessage")
     assert content_type == "application/x-www-form-urlencoded"
-    assert body.startswith(b"chat_id=4242&text=%3Cb%3EOrder+1")
+    # What aiohttp's FormData made of PTB's parameters before (urlencode of the strings).
+    markup = keyboard.to_json()
+    expected = {"chat_id": "4242", "text": text, "parse_mode": "HTML", "reply_markup": markup}
+    assert body == urlencode(expected).encode()
     # The message ids are Telegram's answers to the service's own calls.
     assert (plain, with_keyboard) == (703, 704)
 
@@ -199,3 +203,14 @@ async def test_a_rejected_token_is_invalid_token_as_with_send_message() -> None:
         finally:
             await telegram.aclose()
     assert len(seen) == 1  # final, not retried
+
+
+def test_the_form_body_is_urlencode_byte_for_byte() -> None:
+    every = "".join(chr(code) for code in range(0x800)) + "—€🎉\U0010ffff"
+    for parameters in (
+        {},
+        {"chat_id": "-1001234567890", "text": "", "parse_mode": "HTML"},
+        {"text": every, "a b&c=d": "x+y%z"},
+        {"text": "<b>Receipt</b>\n• Headphones \u00d7 2 — 199.98 EUR\n<i>Tom &amp; Jerry</i>"},
+    ):
+        assert form_body(parameters) == urlencode(parameters).encode()

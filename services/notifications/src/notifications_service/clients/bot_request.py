@@ -16,6 +16,7 @@ kit's :func:`storefront_kit.tracing.init_tracing`) makes a ``CLIENT`` span per c
 its URL scrubbed of the bot token like every span's.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -26,10 +27,29 @@ from telegram.request import BaseRequest, RequestData
 
 from storefront_kit.scrubbing import scrub_text
 
-__all__ = ["AiohttpRequest"]
+__all__ = ["AiohttpRequest", "form_body"]
 
 #: What aiohttp's FormData sends a form without files as (UTF-8, so no charset).
 _FORM = "application/x-www-form-urlencoded"
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+#: Each byte as ``urllib.parse.quote_plus`` (``urlencode``'s quoting) writes it.
+_FORM_BYTE = [
+    chr(byte) if byte in _UNRESERVED else "+" if byte == 0x20 else f"%{byte:02X}"
+    for byte in range(256)
+]
+
+
+def _form_quote(value: str) -> str:
+    return "".join(map(_FORM_BYTE.__getitem__, value.encode()))
+
+
+def form_body(parameters: Mapping[str, str]) -> bytes:
+    """``urlencode(parameters).encode()`` (the body aiohttp's ``FormData`` makes of the
+    same strings), a byte at a time through a table rather than urllib's quoting: a
+    third of the CPU for a message's text."""
+    return "&".join(
+        f"{_form_quote(name)}={_form_quote(value)}" for name, value in parameters.items()
+    ).encode()
 
 
 def _seconds(value: ODVInput[float], default: float) -> float | None:
@@ -130,7 +150,7 @@ class AiohttpRequest(BaseRequest):
                 # The body aiohttp's FormData makes of the same dict (``urlencode`` of
                 # string values, UTF-8, the same Content-Type), without the multipart
                 # writer FormData builds for every call (a quarter of a send's CPU).
-                body = request_data.url_encoded_parameters().encode()
+                body = form_body(request_data.json_parameters)
                 data = aiohttp.BytesPayload(body, content_type=_FORM)
         try:
             async with self._session.request(method, url, data=data, timeout=timeout) as response:
