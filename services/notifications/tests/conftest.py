@@ -26,6 +26,7 @@ from auth_service.app import create_app as create_auth_app
 from auth_service.settings import AuthSettings
 from auth_service.state import AuthState
 from notifications_service.app import create_app
+from notifications_service.clients.telegram import SEND_MESSAGE_HINT
 from notifications_service.fields import CHAT_CONTEXT, FIELDS
 from notifications_service.settings import NotificationsSettings
 from notifications_service.state import NotificationsState
@@ -49,6 +50,14 @@ from storefront_stack.serving import RunningService, local_server, start
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_TOKEN = "424242:notifications-test-token"
 STREAM = "orders.events"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The bot sends through do_api_request and ignores PTB's hint to use send_message
+    # (clients/telegram.py); warnings are errors here and the ini's filters go first.
+    config.addinivalue_line(
+        "filterwarnings", f"ignore:{SEND_MESSAGE_HINT}:telegram.warnings.PTBUserWarning"
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,21 +3,33 @@
 Against the Telegram stand-in (which checks parameters and HTML as Telegram does) and
 against real sockets that refuse or never answer: the messages arrive as sent, with
 their keyboards; Telegram's answers become PTB's exceptions; a transport failure is
-``NetworkError`` (without the bot token in it) and a silent server ``TimedOut``.
+``NetworkError`` (without the bot token in it) and a silent server ``TimedOut``. The
+service's own send (``TelegramBot.send``, through ``do_api_request``) puts on the wire
+exactly the request PTB's ``send_message`` does.
 """
 
 import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
+from aiohttp import web
+from pydantic import SecretStr
 from telegram import Bot, KeyboardButton, ReplyKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 
 from notifications_service.clients.bot_request import AiohttpRequest
-from notifications_service.clients.telegram import retry_after_s
-from notifications_service.settings import DEV_BOT_TOKEN
+from notifications_service.clients.telegram import TelegramBot, retry_after_s
+from notifications_service.settings import DEV_BOT_TOKEN, NotificationsSettings
 
 from .conftest import Sandbox
 
@@ -106,3 +118,84 @@ async def test_a_server_that_never_answers_times_out() -> None:
         assert accepted.is_set()  # it was the read that timed out, not the connect
     finally:
         server.close()
+
+
+@asynccontextmanager
+async def recording_bot_api(status: int = 200) -> AsyncIterator[tuple[str, list[Any]]]:
+    """A Bot API on a real socket that records each request's path, Content-Type and raw
+    body; getMe answers a bot, every other call a message (or ``status``'s error)."""
+    seen: list[tuple[str, str, bytes]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.read()
+        method = request.path.rsplit("/", 1)[-1]
+        if method != "getMe":
+            seen.append((request.path, request.content_type, body))
+        if method == "getMe":
+            result: dict[str, Any] = {"id": 1, "is_bot": True, "first_name": "B", "username": "b"}
+        elif status != 200:
+            error = {"ok": False, "error_code": status, "description": "Unauthorized"}
+            return web.json_response(error, status=status)
+        else:
+            chat = {"id": 4242, "type": "private"}
+            result = {"message_id": 700 + len(seen), "date": 0, "chat": chat, "text": "x"}
+        return web.json_response({"ok": True, "result": result})
+
+    app = web.Application()
+    app.router.add_post("/{path:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+def _bot_settings(url: str) -> NotificationsSettings:
+    return NotificationsSettings(
+        telegram_api_url=url, telegram_bot_token=SecretStr(DEV_BOT_TOKEN), telegram_backoff_s=0.01
+    )
+
+
+async def test_the_services_send_is_send_message_on_the_wire() -> None:
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton("📱 Share my phone number", request_contact=True)]],
+        one_time_keyboard=True,
+    )
+    text = "<b>Order 1</b> &amp; <i>Tom &lt;3</i> — 1,234.56 EUR\n+ a=b&c"
+    async with recording_bot_api() as (url, seen):
+        async with bot_at(url) as bot:
+            await bot.send_message(chat_id=4242, text=text, parse_mode="HTML")
+            await bot.send_message(
+                chat_id=4242, text=text, parse_mode="HTML", reply_markup=keyboard
+            )
+        telegram = TelegramBot(_bot_settings(url))
+        try:
+            plain = await telegram.send(4242, text)
+            with_keyboard = await telegram.send(4242, text, reply_markup=keyboard)
+        finally:
+            await telegram.aclose()
+    # Byte for byte: the same method, the same form-encoded parameters in the same order.
+    assert seen[2] == seen[0]
+    assert seen[3] == seen[1]
+    path, content_type, body = seen[1]
+    assert path.endswith("/sendMessage")
+    assert content_type == "application/x-www-form-urlencoded"
+    assert body.startswith(b"chat_id=4242&text=%3Cb%3EOrder+1")
+    # The message ids are Telegram's answers to the service's own calls.
+    assert (plain, with_keyboard) == (703, 704)
+
+
+async def test_a_rejected_token_is_invalid_token_as_with_send_message() -> None:
+    async with recording_bot_api(status=401) as (url, seen):
+        telegram = TelegramBot(_bot_settings(url))
+        try:
+            await telegram.bot.initialize()  # getMe answered: the bot is initialised
+            with pytest.raises(InvalidToken):
+                await telegram.send(4242, "hello")
+        finally:
+            await telegram.aclose()
+    assert len(seen) == 1  # final, not retried

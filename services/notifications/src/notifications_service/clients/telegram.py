@@ -4,16 +4,30 @@ Sends are retried a bounded number of times: a 429 waits exactly the ``retry_aft
 Telegram asks for (up to a limit), timeouts, network errors and 5xx back off
 exponentially with jitter. 400 (our text is wrong) and 403 (the user blocked the bot)
 are final. Errors are logged by type and status, never with message text (an OTP).
+
+A send is PTB's ``sendMessage`` call through :meth:`telegram.Bot.do_api_request`, which
+sends the parameters ``Bot.send_message`` would (the same request on the wire, the same
+exceptions) but hands back Telegram's answer as it came instead of building a
+:class:`telegram.Message` of it: callers need only its ``message_id`` (issue 17).
 """
 
 import asyncio
 import contextlib
+import warnings
 from datetime import timedelta
+from typing import Any
 
 from prometheus_client import Counter
-from telegram import Bot, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from telegram import Bot, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    EndPointNotFound,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.warnings import PTBUserWarning
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -28,7 +42,7 @@ from notifications_service.clients.bot_request import AiohttpRequest
 from notifications_service.settings import NotificationsSettings
 from storefront_kit.logging import get_logger
 
-__all__ = ["TELEGRAM_CALLS", "TelegramBot", "retry_after_s"]
+__all__ = ["SEND_MESSAGE_HINT", "TELEGRAM_CALLS", "TelegramBot", "retry_after_s"]
 
 logger = get_logger(__name__)
 
@@ -39,6 +53,11 @@ TELEGRAM_CALLS = Counter(
 
 #: Every text is sent as HTML: what ``domain/templates.py`` writes and escapes for.
 PARSE_MODE = ParseMode.HTML
+
+#: What ``do_api_request`` warns of for a method PTB has (``send_message``), on every
+#: send: that method would parse the answer into a ``Message``, the cost avoided here.
+SEND_MESSAGE_HINT = r"Please use 'Bot\.sendMessage' instead of 'Bot\.do_api_request"
+warnings.filterwarnings("ignore", message=SEND_MESSAGE_HINT, category=PTBUserWarning)
 
 
 def retry_after_s(exc: RetryAfter) -> float:
@@ -135,12 +154,17 @@ class TelegramBot:
         attempts: int | None = None,
         deadline_s: float | None = None,
         reply_markup: ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None,
-    ) -> Message:
-        """Send ``text`` (HTML) to ``chat_id``, retrying 429s and transient errors.
+    ) -> int:
+        """Send ``text`` (HTML) to ``chat_id``, retrying 429s and transient errors; the
+        sent message's id.
 
         Raises the last :class:`telegram.error.TelegramError` once attempts (or the
         deadline) are used up, or at once for a final one (400, 403).
         """
+        # The parameters, in the order, that send_message sends (its None ones dropped).
+        parameters: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": PARSE_MODE}
+        if reply_markup is not None:
+            parameters["reply_markup"] = reply_markup
         stop: stop_base = stop_after_attempt(attempts or self._settings.telegram_send_attempts)
         if deadline_s is not None:
             stop = stop | stop_after_delay(deadline_s)
@@ -153,12 +177,7 @@ class TelegramBot:
         async for attempt in retrying:
             with attempt:
                 try:
-                    message = await self.bot.send_message(
-                        chat_id=chat_id,
-                        text=text,
-                        parse_mode=PARSE_MODE,
-                        reply_markup=reply_markup,
-                    )
+                    message = await self._send_message(parameters)
                 except TelegramError as exc:
                     TELEGRAM_CALLS.labels(_outcome(exc)).inc()
                     logger.info(
@@ -170,5 +189,19 @@ class TelegramBot:
                     )
                     raise
                 TELEGRAM_CALLS.labels("ok").inc()
-                return message
+                return int(message["message_id"])
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _send_message(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """One ``sendMessage`` call; Telegram's answer (the message) as a dict."""
+        try:
+            result: dict[str, Any] = await self.bot.do_api_request(
+                "sendMessage", api_kwargs=parameters, return_type=None
+            )
+        except EndPointNotFound as exc:
+            # do_api_request's name for a rejected token (401/404) once the bot is
+            # initialised; send_message raised PTB's own InvalidToken, which this is.
+            if isinstance(exc.__cause__, TelegramError):
+                raise exc.__cause__ from None
+            raise
+        return result

@@ -345,7 +345,7 @@ class OrderNotifier:
         async with self._sending:
             with message.entry.scope():
                 try:
-                    sent = await self._telegram.send(message.chat_id, message.planned.text)
+                    message_id = await self._telegram.send(message.chat_id, message.planned.text)
                 except Forbidden as exc:
                     return _Sent(Finished(log_id, NotificationStatus.UNDELIVERABLE, error=str(exc)))
                 except BadRequest as exc:
@@ -358,8 +358,8 @@ class OrderNotifier:
                 except Exception as exc:
                     return _Sent(None, exc)
         return _Sent(
-            Finished(log_id, NotificationStatus.SENT, message_id=sent.message_id),
-            message_id=sent.message_id,
+            Finished(log_id, NotificationStatus.SENT, message_id=message_id),
+            message_id=message_id,
         )
 
 
