@@ -153,6 +153,7 @@ def orders_process(
         "ORDERS_COMPENSATION_RETRY_MAX_S": "1",
         "ORDERS_OUTBOX_POLL_INTERVAL_S": "0.2",
         "ORDERS_DB_POOL_SIZE": "20",
+        "ORDERS_DB_MAX_OVERFLOW": "10",
         "ORDERS_DB_POOL_TIMEOUT_S": "30",
         "ORDERS_PAGE_SIZE_MAX": str(CHECKOUTS),
     }

@@ -82,6 +82,13 @@ class OrdersSettings(
     # checkout_wait_s), so the platform default of 64 would cap checkouts near 64 per
     # checkout_wait_s; the work itself is bounded by max_concurrent_sagas.
     max_concurrent_requests: int = Field(default=512, ge=1, le=10_000)
+    # The kit's 10 + 10 with the overflow folded into the pool: the same 20 connections
+    # at most, none closed on its way back. A checkout load keeps more than ten busy (the
+    # running sagas, the request path, the relay), and SQLAlchemy closes an overflow
+    # connection when it is returned: PostgreSQL then started a session every few
+    # checkouts, which doubled its CPU per checkout at 16 clients (docs/benchmarks.md).
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     #: How long inventory holds the stock of a checkout in progress.
     reservation_ttl_s: int = Field(default=900, ge=1)
     #: A saga's lease; renewed every third of it while the saga runs.
