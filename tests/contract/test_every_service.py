@@ -9,8 +9,9 @@ service's own tests; a new service in ``SERVICES`` is checked here without a cop
 
 import asyncio
 import importlib
+import inspect
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +19,9 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -143,6 +147,46 @@ async def test_serves_its_openapi_and_metrics(
     assert schema["info"]["title"]
     assert "/health/ready" in schema["paths"]
     assert "http_requests_total" in metrics.text
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """What FastAPI calls to answer a route: its endpoint and every dependency, nested."""
+    if dependant.call is not None:
+        yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def _runs_in_a_thread(call: Callable[..., Any]) -> bool:
+    """Whether FastAPI runs ``call`` in its thread pool: anything but a coroutine function
+    or an async generator function (a plain ``def``, a class, a sync generator), or an
+    object whose ``__call__`` is one."""
+    target = call if inspect.isroutine(call) or inspect.isclass(call) else type(call).__call__
+    return not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target))
+
+
+def _threaded_calls(app: FastAPI) -> list[str]:
+    found = set()
+    # Each route as served (an included router's routes with its prefix and dependencies).
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, APIRoute | APIWebSocketRoute):
+            for call in _calls(route.dependant):
+                if _runs_in_a_thread(call):
+                    found.add(f"{route.path}: {getattr(call, '__qualname__', repr(call))}")
+    return sorted(found)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
+def test_no_route_runs_its_endpoint_or_a_dependency_in_a_thread(
+    service: Service, settings_for: typing.Callable[[Service, str], ServiceSettings]
+) -> None:
+    """A plain ``def`` endpoint or dependency is run in FastAPI's thread pool: a hop to a
+    worker thread and back on every request (a checkout paid one for the caller's shard,
+    issue 17), and the pool's 40 threads a limit nobody set. Nothing here blocks."""
+    module = importlib.import_module(f"{service.package}.app")
+    app = module.create_app(settings_for(service, DEAD_REDIS))
+
+    assert _threaded_calls(app) == []
 
 
 def _schema_diff(base: Any) -> typing.Callable[[Connection], list[object]]:

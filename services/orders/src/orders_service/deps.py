@@ -61,7 +61,7 @@ OrderPaging = Annotated[
 # own (a customer's routes), or the one holding the order in the path (staff routes).
 # Committed when the endpoint returns (scope="function": before the response is sent),
 # rolled back on error, as storefront_kit.db.request_session does for one database.
-def _customer_shard(user: CurrentUser, shards: ShardsDep) -> OrdersShard:
+async def _customer_shard(user: CurrentUser, shards: ShardsDep) -> OrdersShard:
     return shards.for_user(user.subject)
 
 
