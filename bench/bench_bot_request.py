@@ -11,13 +11,13 @@ and prints the median and range of each:
 """
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import uvloop
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from benchlib import cpu_ms, print_loop_table, python_calls, sandbox_stand_in
+from benchlib import alternating_rounds, print_loop_table, sandbox_stand_in
 from notifications_service.clients.bot_request import AiohttpRequest
 from notifications_service.settings import DEV_BOT_TOKEN
 
@@ -35,21 +35,21 @@ async def _measure(url: str, rounds: int, calls: int) -> None:
         for name, make in makers.items()
     }
 
-    async def send(bot: Bot) -> None:
-        await bot.send_message(chat_id=CHAT_ID, text=TEXT, parse_mode="HTML")
+    def sender(bot: Bot) -> Callable[[int], Awaitable[None]]:
+        async def send(_: int) -> None:
+            await bot.send_message(chat_id=CHAT_ID, text=TEXT, parse_mode="HTML")
 
-    cpu: dict[str, list[float]] = {name: [] for name in bots}
-    call_counts: dict[str, float] = {}
+        return send
+
     try:
         for bot in bots.values():
             await bot.initialize()
-            for _ in range(100):  # warm-up: connections, caches
-                await send(bot)
-        for _ in range(rounds):
-            for name, bot in bots.items():
-                cpu[name].append(await cpu_ms(send, [bot] * calls))
-        for name, bot in bots.items():
-            call_counts[name] = await python_calls(send, [bot] * 50)
+        cpu, call_counts = await alternating_rounds(
+            {name: sender(bot) for name, bot in bots.items()},
+            rounds=rounds,
+            calls=calls,
+            warm_up=100,
+        )
     finally:
         for bot in bots.values():
             await bot.shutdown()

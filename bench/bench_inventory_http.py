@@ -29,9 +29,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 
-from benchlib import cpu_ms, migrated_database, python_calls
+from benchlib import cpu_ms, insert_stocked_products, migrated_database, python_calls
 from inventory_service.app import create_app
 from inventory_service.settings import InventorySettings
 from storefront_kit.db import create_engine
@@ -40,28 +39,6 @@ from storefront_stack.keys import KeyRing, service_token_env
 from storefront_stack.logins import bearer
 from storefront_stack.processes import free_port
 from storefront_stack.serving import in_process
-
-
-async def insert_product(database_url: str) -> str:
-    sku = f"BENCH-HTTP-{uuid.uuid4().hex[-12:].upper()}"
-    engine = create_engine(database_url, pool_size=1, max_overflow=0)
-    try:
-        async with engine.begin() as connection:
-            product_id = uuid.uuid4()
-            await connection.execute(
-                text(
-                    "INSERT INTO product (id, sku, name, brand, category, price, currency)"
-                    " VALUES (:id, :sku, 'Bench product', 'Bench', 'bench', 1250, 'EUR')"
-                ),
-                {"id": product_id, "sku": sku},
-            )
-            await connection.execute(
-                text("INSERT INTO stock (sku, product_id, on_hand) VALUES (:sku, :id, :n)"),
-                {"sku": sku, "id": product_id, "n": 1_000_000_000},
-            )
-    finally:
-        await engine.dispose()
-    return sku
 
 
 @asynccontextmanager
@@ -84,7 +61,11 @@ async def inventory(database_url: str, redis_url: str) -> AsyncIterator[httpx.As
 async def bench(
     database_url: str, redis_url: str, *, rounds: int, operations: int, profiled: int, top: int
 ) -> None:
-    sku = await insert_product(database_url)
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        (sku,) = await insert_stocked_products(engine, 1, prefix="BENCH-HTTP")
+    finally:
+        await engine.dispose()
     async with inventory(database_url, redis_url) as client:
 
         async def checkout(order_id: uuid.UUID) -> None:

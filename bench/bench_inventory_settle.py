@@ -51,7 +51,14 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from benchlib import cpu_ms, migrated_database, print_loop_table, python_calls
+from benchlib import (
+    STOCK_ON_HAND,
+    cpu_ms,
+    insert_stocked_products,
+    migrated_database,
+    print_loop_table,
+    python_calls,
+)
 from inventory_service.domain.reservations import COMMITTED, RELEASED, LineRequest
 from inventory_service.models import OutboxEvent
 from inventory_service.service import reservations
@@ -62,26 +69,6 @@ from storefront_stack import infra
 from storefront_stack.processes import free_port
 
 Operation = Callable[[UUID], Awaitable[None]]
-
-
-async def insert_products(sessionmaker: async_sessionmaker[AsyncSession], count: int) -> list[str]:
-    """``count`` products with more stock than any run sells."""
-    skus = [f"BENCH-SETTLE-{new_id().hex[-12:].upper()}" for _ in range(count)]
-    async with unit_of_work(sessionmaker) as session:
-        for sku in skus:
-            product_id = new_id()
-            await session.execute(
-                text(
-                    "INSERT INTO product (id, sku, name, brand, category, price, currency)"
-                    " VALUES (:id, :sku, 'Bench product', 'Bench', 'bench', 1250, 'EUR')"
-                ),
-                {"id": product_id, "sku": sku},
-            )
-            await session.execute(
-                text("INSERT INTO stock (sku, product_id, on_hand) VALUES (:sku, :id, :n)"),
-                {"sku": sku, "id": product_id, "n": 1_000_000_000},
-            )
-    return skus
 
 
 def reserve_operation(sessionmaker: async_sessionmaker[AsyncSession], skus: list[str]) -> Operation:
@@ -129,7 +116,7 @@ async def verify(
                     {"sku": sku},
                 )
             ).one()
-            assert (row.on_hand, row.reserved) == (1_000_000_000 - sold, 0), row
+            assert (row.on_hand, row.reserved) == (STOCK_ON_HAND - sold, 0), row
             staged = await session.scalar(
                 text(
                     "SELECT count(*) FROM outbox_event WHERE event_type = 'stock.changed'"
@@ -143,7 +130,7 @@ async def verify(
 async def bench(database_url: str, rounds: int, operations: int, profiled: int, lines: int) -> None:
     engine = create_engine(database_url, pool_size=2, max_overflow=0)
     sessionmaker = create_sessionmaker(engine)
-    skus = await insert_products(sessionmaker, lines)
+    skus = await insert_stocked_products(engine, lines, prefix="BENCH-SETTLE")
     reserve = reserve_operation(sessionmaker, skus)
     settles: dict[str, Operation] = {
         action: settle_operation(sessionmaker, action) for action in ("commit", "release")
@@ -227,7 +214,7 @@ async def relay_bench(
 ) -> None:
     engine = create_engine(database_url, pool_size=clients + 2, max_overflow=0)
     redis = Redis.from_url(redis_url)
-    skus = await insert_products(create_sessionmaker(engine), 1)
+    skus = await insert_stocked_products(engine, 1, prefix="BENCH-SETTLE")
     cpu: dict[float, list[float]] = {linger: [] for linger in lingers}
     rounds_per: dict[float, list[float]] = {linger: [] for linger in lingers}
     batch: dict[float, list[float]] = {linger: [] for linger in lingers}
@@ -329,7 +316,8 @@ async def relay_round_bench(
     engine = create_engine(database_url, pool_size=2, max_overflow=0)
     sessionmaker = create_sessionmaker(engine)
     redis = Redis.from_url(redis_url)
-    reserve = reserve_operation(sessionmaker, await insert_products(sessionmaker, 1))
+    skus = await insert_stocked_products(engine, 1, prefix="BENCH-SETTLE")
+    reserve = reserve_operation(sessionmaker, skus)
     relay = OutboxRelay(sessionmaker=sessionmaker, redis=redis, model=OutboxEvent)
     cpu: list[float] = []
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import uvloop
 
-from benchlib import cpu_ms, print_loop_table, python_calls, sandbox_stand_in
+from benchlib import alternating_rounds, print_loop_table, sandbox_stand_in
 from orders_service.clients.resilience import RetryPolicy, resilient_call, send
 from storefront_kit.http import create_aiohttp_session, create_http_client
 from storefront_kit.request_id import request_id_var
@@ -92,17 +92,10 @@ async def _measure(url: str, rounds: int, calls: int, *, traced: str) -> None:
         "aiohttp (now)": over_aiohttp,
         "aiohttp + resilient_call": through_resilient_call,
     }
-    cpu: dict[str, list[float]] = {name: [] for name in operations}
-    call_counts: dict[str, float] = {}
     try:
-        for operation in operations.values():
-            for n in range(200):  # warm-up: connections, caches
-                await operation(n)
-        for _ in range(rounds):
-            for name, operation in operations.items():
-                cpu[name].append(await cpu_ms(operation, range(calls)))
-        for name, operation in operations.items():
-            call_counts[name] = await python_calls(operation, range(50))
+        cpu, call_counts = await alternating_rounds(
+            operations, rounds=rounds, calls=calls, warm_up=200
+        )
     finally:
         await httpx_client.aclose()
         await session.close()

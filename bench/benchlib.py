@@ -1,5 +1,6 @@
 """What the benchmarks share: a platform of their own, staff and customer logins, a product
-to buy and a checkout of it, and the CPU and Python calls of an operation run in a loop.
+to buy and a checkout of it, products written straight into inventory's database, and the
+CPU and Python calls of an operation run in a loop (or of several, in alternating rounds).
 
 The scripts import it as a sibling module (``python bench/bench_x.py`` puts ``bench/`` on
 the path); ``storefront_stack`` is imported where it is used, as in the scripts, so that
@@ -22,18 +23,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 import httpx
 from rich.console import Console
+from sqlalchemy import text
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from storefront_stack.platform import Platform
     from storefront_stack.topology import Endpoints
 
 __all__ = [
     "CHECKOUT_EVENTS",
+    "STOCK_ON_HAND",
     "admin_headers",
+    "alternating_rounds",
     "checkout",
     "cpu_ms",
     "create_product",
     "customer_headers",
+    "insert_stocked_products",
     "migrated_database",
     "own_platform",
     "print_loop_table",
@@ -53,6 +60,9 @@ CHECKOUT_EVENTS = (
     "order.status_changed",
     "order.reviewed",
 )
+
+#: The units on hand of :func:`insert_stocked_products`' products: more than any run sells.
+STOCK_ON_HAND = 1_000_000_000
 
 #: The payment stand-in's card that is always authorized.
 _CARD = "tok_visa"
@@ -106,6 +116,27 @@ async def checkout(
     return f"{response.status} {body.get('status', '')}".strip(), body
 
 
+async def insert_stocked_products(engine: "AsyncEngine", count: int, *, prefix: str) -> list[str]:
+    """``count`` products (``<prefix>-<random>`` skus, 12.50 EUR) with :data:`STOCK_ON_HAND`
+    units each, inserted straight into inventory's database at ``engine``: their skus."""
+    skus = [f"{prefix}-{uuid.uuid4().hex[-12:].upper()}" for _ in range(count)]
+    async with engine.begin() as connection:
+        for sku in skus:
+            product_id = uuid.uuid4()
+            await connection.execute(
+                text(
+                    "INSERT INTO product (id, sku, name, brand, category, price, currency)"
+                    " VALUES (:id, :sku, 'Bench product', 'Bench', 'bench', 1250, 'EUR')"
+                ),
+                {"id": product_id, "sku": sku},
+            )
+            await connection.execute(
+                text("INSERT INTO stock (sku, product_id, on_hand) VALUES (:sku, :id, :n)"),
+                {"sku": sku, "id": product_id, "n": STOCK_ON_HAND},
+            )
+    return skus
+
+
 @contextmanager
 def own_platform(
     console: Console, prefix: str, *, state_dir: Path | None = None, **options: Any
@@ -149,6 +180,32 @@ async def python_calls(operation: Callable[[T], Awaitable[Any]], items: Sequence
     finally:
         sys.setprofile(None)
     return calls / len(items)
+
+
+async def alternating_rounds(
+    operations: Mapping[str, Callable[[int], Awaitable[Any]]],
+    *,
+    rounds: int,
+    calls: int,
+    warm_up: int,
+    profiled: int = 50,
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Each operation ``warm_up`` times, then ``rounds`` rounds in which each in turn runs
+    ``calls`` times, so that the machine's load hits them alike: per name, the CPU-ms of
+    each round (:func:`cpu_ms`) and the Python calls (:func:`python_calls`, over
+    ``profiled`` runs). An operation is given the run's number."""
+    for operation in operations.values():
+        for n in range(warm_up):  # connections, caches
+            await operation(n)
+    cpu: dict[str, list[float]] = {name: [] for name in operations}
+    for _ in range(rounds):
+        for name, operation in operations.items():
+            cpu[name].append(await cpu_ms(operation, range(calls)))
+    python = {
+        name: await python_calls(operation, range(profiled))
+        for name, operation in operations.items()
+    }
+    return cpu, python
 
 
 def print_loop_table(

@@ -4,12 +4,12 @@ Against a real aiohttp server on loopback that records each request's headers an
 a cookie on every answer.
 """
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from itertools import count
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from storefront_kit.http import create_aiohttp_session
 from storefront_kit.request_id import request_id_var
@@ -25,16 +25,8 @@ async def recording_server(seen: list[dict[str, str]]) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, listener).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    finally:
-        await runner.cleanup()
-        listener.close()
+    async with TestServer(app) as server:
+        yield str(server.make_url("/"))
 
 
 async def test_calls_carry_the_request_id_a_fresh_bearer_token_and_no_cookie() -> None:

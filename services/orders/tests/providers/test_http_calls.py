@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from orders_service.clients.errors import ProviderRejected, ProviderUnavailable
 from orders_service.clients.inventory import InventoryClient
@@ -210,16 +211,8 @@ async def web_server(
     """A real aiohttp server on a free loopback port answering every path with ``handler``."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, listener).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        await runner.cleanup()
-        listener.close()
+    async with TestServer(app) as server:
+        yield f"http://{server.host}:{server.port}"
 
 
 async def test_answers_are_classified_by_status() -> None:
