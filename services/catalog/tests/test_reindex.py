@@ -223,13 +223,6 @@ async def test_reindex_command_repairs_drift_while_the_listener_was_off(
 
         async def all_listed() -> bool:
             body = await search(client, q=f"reindex {tag.lower()}", size=100)
-            print(
-                "DEBUG",
-                body["total"],
-                await redis.xlen("inventory.events"),
-                await redis.xinfo_groups("inventory.events"),
-                await redis.xlen("inventory.events.dead"),
-            )
             return bool(body["total"] == 30)
 
         await eventually(all_listed, within_s=20)
