@@ -8,7 +8,7 @@ module stay apart by fresh chat ids and user ids. Redis is emptied before every 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -252,6 +252,20 @@ class Stack(RunningService[NotificationsState]):
         last = (await self.redis.xinfo_stream(STREAM))["last-generated-id"]
         info = next((g for g in groups if g["name"] == group), None)
         return info is not None and info["pending"] == 0 and info["last-delivered-id"] == last
+
+    def second_replica(self) -> AbstractAsyncContextManager[tuple[FastAPI, str]]:
+        """Another notifications replica on the same database, Redis, auth and Telegram
+        stand-in: its own consumer name in the same group, no webhook of its own."""
+        settings = self.state.settings
+        return running_notifications(
+            notifications_settings(
+                settings.database_url,
+                settings.redis_url,
+                auth_url=self.auth_url,
+                telegram_api_url=self.sandbox.url,
+            ),
+            self.keys,
+        )
 
 
 def notifications_settings(

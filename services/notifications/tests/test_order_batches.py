@@ -22,9 +22,7 @@ from .conftest import (
     event,
     eventually,
     new_chat_id,
-    notifications_settings,
     order_data,
-    running_notifications,
 )
 
 
@@ -250,13 +248,10 @@ async def test_two_notifiers_on_one_batch_in_opposite_orders_send_each_message_o
 
 
 async def test_two_replicas_on_a_burst_of_copies_send_each_message_exactly_once(
-    stack: Stack, database_url: str, redis_url: str
+    stack: Stack,
 ) -> None:
     users = [await stack.linked_user(new_chat_id()) for _ in range(10)]
-    second = notifications_settings(
-        database_url, redis_url, auth_url=stack.auth_url, telegram_api_url=stack.sandbox.url
-    )
-    async with running_notifications(second, stack.keys):
+    async with stack.second_replica():
         published = [
             event(kind, order_data(user_id))
             for user_id, _chat in users

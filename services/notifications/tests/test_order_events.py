@@ -11,9 +11,7 @@ from .conftest import (
     event,
     eventually,
     new_chat_id,
-    notifications_settings,
     order_data,
-    running_notifications,
 )
 
 
@@ -140,17 +138,9 @@ async def test_a_redelivered_event_sends_nothing_more(stack: Stack) -> None:
     assert row["attempts"] == 1
 
 
-async def test_two_replicas_on_the_same_events_send_each_message_once(
-    stack: Stack, database_url: str, redis_url: str
-) -> None:
+async def test_two_replicas_on_the_same_events_send_each_message_once(stack: Stack) -> None:
     users = [await stack.linked_user(new_chat_id()) for _ in range(6)]
-    second = notifications_settings(
-        database_url,
-        redis_url,
-        auth_url=stack.auth_url,
-        telegram_api_url=stack.sandbox.url,
-    )
-    async with running_notifications(second, stack.keys):
+    async with stack.second_replica():
         published = []
         for user_id, _chat in users:
             created = event("order.created", order_data(user_id))

@@ -194,11 +194,6 @@ def create_test_database(server_url: str, package: str | None = None) -> str:
     return url
 
 
-# Every test reaches the gateway from one loopback address, so the per-IP limits (30
-# code requests per 10 minutes in production) would be spent by the first modules'
-# logins and later tests would get a 429 or not depending on how fast the run is. The
-# per-phone limits stay as shipped; the per-IP ones have their own tests
-# (services/auth/tests/test_otp.py).
 def database_fixture(package: str) -> Any:
     """A module-scoped ``database_url`` fixture: a fresh database migrated for ``package``.
 
@@ -221,6 +216,11 @@ UNHURRIED_REDIS_WATCH = {
     "redis_watch_misses": 3,
 }
 
+# Every test reaches the gateway from one loopback address, so the per-IP limits (30
+# code requests per 10 minutes in production) would be spent by the first modules'
+# logins and later tests would get a 429 or not depending on how fast the run is. The
+# per-phone limits stay as shipped; the per-IP ones have their own tests
+# (services/auth/tests/test_otp.py).
 ONE_CLIENT_ADDRESS_LIMITS = {
     "AUTH_OTP_IP_RATE_LIMIT": "100000/10minutes",
     "AUTH_OTP_VERIFY_IP_RATE_LIMIT": "100000/10minutes",
@@ -235,7 +235,9 @@ def platform(
     """The whole platform behind nginx on free ports, with its own Redis."""
     options = PlatformOptions.for_tests(
         stack_dir / "platform",
-        database_url=_fresh_server_namespace(postgres_server_url),
+        # The session's server: the platform's databases are named after services, and no
+        # test database is (they are test_<name>_<random>).
+        database_url=postgres_server_url,
         elasticsearch_url=elasticsearch_url,
         tracing=True,
         env_overrides={
@@ -259,8 +261,3 @@ def platform(
     )
     with running_platform(options) as running:
         yield running
-
-
-def _fresh_server_namespace(server_url: str) -> str:
-    # The platform's databases are named after services; nothing else uses those names.
-    return server_url
