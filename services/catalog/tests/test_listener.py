@@ -9,6 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from catalog_service import repository
+from catalog_service.domain.documents import product_document
 from catalog_service.events import ProductData, StockData
 from catalog_service.service.cache import catalogue_version_key
 from catalog_service.settings import CatalogSettings
@@ -346,3 +347,42 @@ async def test_remembered_writes_fall_back_to_reading_when_someone_else_wrote(
     assert current["_version"] == writes_before + 1  # the stale attempt wrote nothing
     # A stale event decided on the remembered copy is still refused.
     assert await our_stock(available=10, version=2) == repository.Outcome.STALE
+
+
+async def test_writes_acknowledged_but_never_refreshed_are_searchable_after_a_restart(
+    serve: Serve, settings: CatalogSettings, es: AsyncElasticsearch, empty_index: str
+) -> None:
+    """The index refreshes only when the listener says so: a listener that wrote and
+    stopped before its refresh leaves the write unsearchable until the next one starts."""
+    item = product("Stray Lantern", brand="Lumo", category="Lighting")
+    async with serve(settings.model_copy(update={"listener_enabled": False})) as client:
+        # What a listener writes, then stops before its flush.
+        await es.index(
+            index=settings.index_alias,
+            id=item["id"],
+            document=product_document(ProductData.model_validate(item)),
+        )
+        await asyncio.sleep(1.5)  # longer than any scheduled refresh would have waited
+        assert await search_names(client, q="lantern") == []
+
+    async with serve(settings) as client:
+        await eventually(lambda: _contains(client, "lantern", "Stray Lantern"))
+
+
+async def test_the_index_takes_the_refresh_interval_the_settings_ask_for_at_start(
+    serve: Serve, settings: CatalogSettings, es: AsyncElasticsearch
+) -> None:
+    """An index an older release made with Elasticsearch's periodic refresh loses it
+    when the service starts (and gets it back if the settings ask for it): no reindex."""
+    periodic = settings.model_copy(update={"index_refresh_interval": "1s"})
+
+    async def interval() -> str:
+        (name,) = await es.indices.get_alias(name=settings.index_alias)
+        found = await es.indices.get_settings(index=name, name="index.refresh_interval")
+        return str(found[name]["settings"]["index"]["refresh_interval"])
+
+    async with serve(periodic.model_copy(update={"listener_enabled": False})):
+        assert await interval() == "1s"
+    async with serve(settings.model_copy(update={"listener_enabled": False})):
+        assert await interval() == "-1"
+    assert settings.index_refresh_interval == "-1"  # the default

@@ -36,8 +36,10 @@ class CatalogSettings(ServiceSettings):
     index_shards: int = Field(default=1, ge=1, le=64)
     #: Replicas of a new index (0 on a single node, or the cluster stays yellow).
     index_replicas: int = Field(default=0, ge=0, le=10)
-    #: How often a new index makes writes searchable (the sync promise is "within a second").
-    index_refresh_interval: str = "1s"
+    #: Elasticsearch's own periodic refresh of the index ("1s", ...). Off by default: the
+    #: listener refreshes what it wrote (``events_flush_ms``), and a scheduled refresh
+    #: as well made more segments of the same writes (issue 17).
+    index_refresh_interval: str = "-1"
 
     # --- Search --------------------------------------------------------------------
     #: Largest ``size`` a search may ask for (larger is a 422).

@@ -74,7 +74,8 @@ def _index_settings(settings: CatalogSettings, *, refresh_interval: str) -> dict
     return {
         "number_of_shards": settings.index_shards,
         "number_of_replicas": settings.index_replicas,
-        # Explicit, so an idle shard still refreshes (no "search idle" delay).
+        # Explicit: by default -1, so only the listener's refreshes make segments; any
+        # interval set makes an idle shard refresh too (no "search idle" delay).
         "refresh_interval": refresh_interval,
         "max_result_window": settings.max_result_window,
     }
@@ -150,7 +151,27 @@ async def ensure_index(es: AsyncElasticsearch, settings: CatalogSettings) -> str
     await es.options(request_timeout=15).cluster.health(
         index=keep, wait_for_status="yellow", timeout="10s"
     )
+    await _keep_refresh_interval(es, keep, settings)
     return keep
+
+
+async def _keep_refresh_interval(
+    es: AsyncElasticsearch, name: str, settings: CatalogSettings
+) -> None:
+    """Give an index made with another refresh interval (an older release's) the one the
+    settings ask for, so that a change of it needs no reindex."""
+    current = await es.indices.get_settings(index=name, name="index.refresh_interval")
+    interval = current.get(name, {}).get("settings", {}).get("index", {}).get("refresh_interval")
+    if interval != settings.index_refresh_interval:
+        await es.indices.put_settings(
+            index=name, settings={"index": {"refresh_interval": settings.index_refresh_interval}}
+        )
+        logger.info(
+            "index_refresh_interval_changed",
+            index=name,
+            was=interval,
+            now=settings.index_refresh_interval,
+        )
 
 
 async def swap_alias(es: AsyncElasticsearch, alias: str, new_index: str) -> list[str]:

@@ -287,7 +287,10 @@ async def run_listener(
     if not await ensure_index_waiting(es, settings, stop) or listener is None:
         return
     consumer = listener.consumer()
-    # A previous run may have acknowledged writes it never flushed (it crashed in between).
+    # A previous run may have acknowledged writes it never flushed (it crashed in between):
+    # nothing else makes them searchable (the index has no refresh of its own by default).
+    with contextlib.suppress(Exception):
+        await es.indices.refresh(index=settings.index_alias)
     with contextlib.suppress(Exception):
         await listener.cache.bump()
     while not stop.is_set():
