@@ -104,6 +104,48 @@ async def test_order_events_on_the_stream_reach_the_users_socket(
         assert pushed["data"]["status"] == "SHIPPED"
 
 
+async def test_a_burst_of_order_events_reaches_each_users_socket_in_order_once(
+    replicas: list[Replica], tokens: Tokens, redis: Redis
+) -> None:
+    """Events read together leave together (one round trip on one Redis server): each
+    still goes to its own user only, in the order it was published, once."""
+    async with (
+        connect(replicas[0], tokens.user("erin")) as erin,
+        connect(replicas[1], tokens.user("frank")) as frank,
+    ):
+        for socket, user in ((erin, "erin"), (frank, "frank")):
+            await receive_json(socket)
+            await wait_until(lambda user=user: _subscribers(redis, user_channel(user)))
+        statuses = ["RESERVED", "PAID", "SHIPMENT_CREATED", "CONFIRMED"]
+        events = [
+            EventEnvelope.new(
+                type="order.status_changed",
+                source="orders",
+                data={"order_id": f"o-{user}", "user_id": user, "status": status},
+            )
+            for status in statuses
+            for user in ("erin", "frank")
+        ]
+        ignored = EventEnvelope.new(
+            type="order.unknown", source="orders", data={"user_id": "erin", "status": "X"}
+        )
+        # One MULTI: the relay's next read takes them all as one batch.
+        async with redis.pipeline(transaction=not isinstance(redis, RedisCluster)) as pipe:
+            for event in [ignored, *events]:
+                pipe.xadd("orders.events", event.to_stream_fields())  # type: ignore[arg-type]
+            await pipe.execute()
+
+        for socket, user in ((erin, "erin"), (frank, "frank")):
+            pushed = [await receive_json(socket) for _ in statuses]
+            assert [p["data"]["status"] for p in pushed] == statuses
+            assert {p["data"]["user_id"] for p in pushed} == {user}
+            assert [p["event_id"] for p in pushed] == [
+                str(e.id) for e in events if e.data["user_id"] == user
+            ]
+            with pytest.raises(TimeoutError):  # nothing more: no repeat, not the other's
+                await asyncio.wait_for(receive_json(socket), 0.5)
+
+
 async def test_staff_receive_alerts_and_customers_do_not(
     replicas: list[Replica], tokens: Tokens, redis: Redis
 ) -> None:
