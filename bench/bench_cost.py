@@ -227,7 +227,11 @@ async def _product(platform: Platform, units: int) -> str:
 
 
 async def checkouts(
-    platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
+    platform: Platform,
+    session: aiohttp.ClientSession,
+    clients: int,
+    operations: int,
+    warm_up: int | None = None,
 ) -> Run:
     sku = await _product(platform, units=10_000_000)
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
@@ -240,7 +244,7 @@ async def checkouts(
         if body and outcome.startswith("202"):  # the saga still runs: counted once it ends
             run.pending.append(str(body["id"]))
 
-    run = await _measured("checkout", platform, clients, operations, buy)
+    run = await _measured("checkout", platform, clients, operations, buy, warm_up)
     async with httpx.AsyncClient(base_url=platform.gateway, timeout=30) as client:
         for order_id in run.pending:
             order = (await client.get(f"/api/v1/orders/{order_id}", headers=headers)).json()
@@ -250,7 +254,11 @@ async def checkouts(
 
 
 async def searches(
-    platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
+    platform: Platform,
+    session: aiohttp.ClientSession,
+    clients: int,
+    operations: int,
+    warm_up: int | None = None,
 ) -> Run:
     counter = 0
 
@@ -264,11 +272,15 @@ async def searches(
             await response.read()
         run.answered(response.status)
 
-    return await _measured("search", platform, clients, operations, search)
+    return await _measured("search", platform, clients, operations, search, warm_up)
 
 
 async def reservations(
-    platform: Platform, session: aiohttp.ClientSession, clients: int, operations: int
+    platform: Platform,
+    session: aiohttp.ClientSession,
+    clients: int,
+    operations: int,
+    warm_up: int | None = None,
 ) -> Run:
     """Reserve then release one unit as orders does (the pair counts as one operation)."""
     assert platform.inventory_url is not None
@@ -298,15 +310,27 @@ async def reservations(
                 await released.read()
         run.answered(response.status)
 
-    return await _measured("reserve", platform, clients, operations, reserve)
+    return await _measured("reserve", platform, clients, operations, reserve, warm_up)
 
 
 async def _measured(
-    workload: str, platform: Platform, clients: int, operations: int, operation: Operation
+    workload: str,
+    platform: Platform,
+    clients: int,
+    operations: int,
+    operation: Operation,
+    warm_up: int | None,
 ) -> Run:
     groups = platform_groups(platform.state_dir)
-    warm_up = Run(workload, clients)
-    await closed_loop(warm_up, operation, max(clients * 4, operations // 10))
+    # Unmeasured first: connection pools fill, first calls are paid. A fresh JVM also
+    # compiles its hot code for minutes (Elasticsearch's JIT threads took about half of
+    # its CPU in the first minute of a checkout load, session 17): --warm-up N leaves
+    # that out of the figure (a one-time cost of a start, not of an operation).
+    await closed_loop(
+        Run(workload, clients),
+        operation,
+        warm_up if warm_up is not None else max(clients * 4, operations // 10),
+    )
     await quiet(groups)
     # What each process burns doing nothing (Elasticsearch's and Redis's timers, the
     # relays' polls) is not the operations' cost: measured now, subtracted below.
@@ -345,7 +369,11 @@ async def measure(platform: Platform, args: argparse.Namespace) -> list[Run]:
         for workload in args.workloads:
             for clients in args.clients:
                 console.print(f"{workload}: {clients} clients, {args.operations} operations...")
-                runs.append(await WORKLOADS[workload](platform, session, clients, args.operations))
+                runs.append(
+                    await WORKLOADS[workload](
+                        platform, session, clients, args.operations, args.warm_up
+                    )
+                )
     return runs
 
 
@@ -432,6 +460,14 @@ def main() -> None:
     )
     parser.add_argument("--clients", nargs="+", type=int, default=[4, 16])
     parser.add_argument("--operations", type=int, default=400, help="per workload and concurrency")
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        metavar="N",
+        help="unmeasured operations before each run (default: 4 per client or a tenth of "
+        "--operations, whichever is more); a few thousand leave a fresh Elasticsearch's "
+        "JIT compilation out",
+    )
     parser.add_argument("--gateway-url", help="a running platform (default: start one)")
     parser.add_argument(
         "--state-dir",
