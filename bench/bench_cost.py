@@ -324,8 +324,8 @@ async def _measured(
     groups = platform_groups(platform.state_dir)
     # Unmeasured first: connection pools fill, first calls are paid. A fresh JVM also
     # compiles its hot code for minutes (Elasticsearch's JIT threads took about half of
-    # its CPU in the first minute of a checkout load, session 17): --warm-up N leaves
-    # that out of the figure (a one-time cost of a start, not of an operation).
+    # its CPU in the first minute of a checkout load, session 17): --warm-up N measures
+    # further from the start (that is a cost of starting, not of an operation).
     await closed_loop(
         Run(workload, clients),
         operation,
@@ -465,8 +465,8 @@ def main() -> None:
         type=int,
         metavar="N",
         help="unmeasured operations before each run (default: 4 per client or a tenth of "
-        "--operations, whichever is more); a few thousand leave a fresh Elasticsearch's "
-        "JIT compilation out",
+        "--operations, whichever is more), for a platform further from its start (a "
+        "fresh Elasticsearch compiles its hot code for minutes)",
     )
     parser.add_argument("--gateway-url", help="a running platform (default: start one)")
     parser.add_argument(
