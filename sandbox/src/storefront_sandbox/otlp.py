@@ -116,7 +116,6 @@ def create_app() -> FastAPI:
         title="OTLP sandbox",
         description="Stand-in trace collector: receives OTLP/HTTP protobuf spans, lists them.",
     )
-    app.state.sandbox = state
 
     @app.post(
         "/v1/traces",

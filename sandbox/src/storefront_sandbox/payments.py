@@ -159,7 +159,6 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         title="Payments sandbox",
         description="Stand-in payment provider: authorize, capture, refund, with a ledger.",
     )
-    app.state.sandbox = state
 
     async def fault(operation: Operation, request: Request, order_id: str) -> None:
         decline = ProblemError(

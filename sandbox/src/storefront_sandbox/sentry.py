@@ -98,7 +98,6 @@ def create_app() -> FastAPI:
         title="Sentry sandbox",
         description="Stand-in Sentry: receives error-report envelopes and lists them.",
     )
-    app.state.sandbox = state
 
     @app.post(
         "/api/{project}/envelope/",

@@ -215,7 +215,6 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         title="Shipping sandbox",
         description="Stand-in shipping provider: shipments, tracking numbers and labels.",
     )
-    app.state.sandbox = state
 
     async def fault(operation: Operation, request: Request, order_id: str) -> None:
         code, detail = (

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from telegram import Bot, KeyboardButton, ReplyKeyboardMarkup
 from telegram.error import (
@@ -143,15 +144,8 @@ async def recording_bot_api(status: int = 200) -> AsyncIterator[tuple[str, list[
 
     app = web.Application()
     app.router.add_post("/{path:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with TestServer(app) as server:
+        yield str(server.make_url("")).rstrip("/"), seen
 
 
 def _bot_settings(url: str) -> NotificationsSettings:

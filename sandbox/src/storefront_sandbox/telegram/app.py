@@ -148,7 +148,6 @@ def create_app(
         title="Telegram Bot API sandbox",
         description="Stand-in Bot API for python-telegram-bot, with developer endpoints.",
     )
-    app.state.sandbox = state
 
     async def call_method(token: str, name: str, params: Mapping[str, Any]) -> JSONResponse:
         if not _TOKEN.match(token) or (
