@@ -129,7 +129,7 @@ async def test_a_burst_of_order_events_reaches_each_users_socket_in_order_once(
         ignored = EventEnvelope.new(
             type="order.unknown", source="orders", data={"user_id": "erin", "status": "X"}
         )
-        # One MULTI: the relay's next read takes them all as one batch.
+        # Sent at once (a MULTI on one server): the relay's next read takes them together.
         async with redis.pipeline(transaction=not isinstance(redis, RedisCluster)) as pipe:
             for event in [ignored, *events]:
                 pipe.xadd("orders.events", event.to_stream_fields())  # type: ignore[arg-type]
