@@ -38,7 +38,6 @@ row since then).
 import argparse
 import asyncio
 import dataclasses
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -189,10 +188,9 @@ def checkout_start(orchestrator: SagaOrchestrator, *, begin: bool) -> Transactio
                 client_address="127.0.0.1",
                 lease_owner=OWNER,
                 lease_ttl_s=30,
+                steps=orchestrator.first_steps().records if begin else (),
             )
             assert order is not None
-            if begin:
-                await orchestrator.begin(session, order, leased_at=time.monotonic())
         if not begin:
             first = next_action({})
             assert first is not None

@@ -15,12 +15,13 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders_service import repository
 from orders_service.domain.saga import Step, StepStatus
 from orders_service.models import CustomerOrder, OutboxEvent
 from orders_service.repository import StepRecord
-from orders_service.service.saga.orchestrator import Begun
+from orders_service.service.saga.orchestrator import Begun, FirstSteps
 from orders_service.service.saga.runner import SagaRunner
 from storefront_kit.db import unit_of_work
 from storefront_stack.shop import UK_ADDRESS
@@ -147,28 +148,38 @@ async def test_the_row_of_a_mapped_order_is_the_row_read(orders: Orders) -> None
         assert await repository.read_order_row(session, UUID(int=0)) is None
 
 
-async def new_checkout(orders: Orders, runner: SagaRunner, *, commit: bool = True) -> Begun:
+async def new_checkout(
+    orders: Orders, runner: SagaRunner, *, commit: bool = True, key: str | None = None
+) -> Begun:
     """A new order inserted leased to ``runner`` and its first action begun with it."""
     async with orders.sessionmaker() as session:
         transaction = await session.begin()
-        order = await repository.insert_order(
-            session,
-            user_id="user-1",
-            idempotency_key=f"key-{time.monotonic_ns()}",
-            request_hash="0" * 64,
-            items=[{"sku": "SKU-1", "qty": 1}],
-            shipping_address=UK_ADDRESS,
-            payment_method={"method": "card", "token": "tok_visa"},
-            lease_owner=runner.owner,
-            lease_ttl_s=30,
-        )
+        first = runner.first_steps()
+        order = await insert(session, runner, key or f"key-{time.monotonic_ns()}", first)
         assert order is not None
-        begun = await runner.begin(session, order, leased_at=time.monotonic())
+        begun = runner.begun(order, first, leased_at=time.monotonic())
         if commit:
             await transaction.commit()
         else:
             await transaction.rollback()
     return begun
+
+
+async def insert(
+    session: AsyncSession, runner: SagaRunner, key: str, first: FirstSteps
+) -> CustomerOrder | None:
+    return await repository.insert_order(
+        session,
+        user_id="user-1",
+        idempotency_key=key,
+        request_hash="0" * 64,
+        items=[{"sku": "SKU-1", "qty": 1}],
+        shipping_address=UK_ADDRESS,
+        payment_method={"method": "card", "token": "tok_visa"},
+        lease_owner=runner.owner,
+        lease_ttl_s=30,
+        steps=first.records,
+    )
 
 
 async def steps(orders: Orders, order_id: UUID) -> dict[Step, tuple[str, int]]:
@@ -179,8 +190,16 @@ async def steps(orders: Orders, order_id: UUID) -> dict[Step, tuple[str, int]]:
 
 async def test_a_new_checkout_records_its_first_action_in_its_insert(orders: Orders) -> None:
     runner = orders.state.shards.all[0].saga_runner
-    begun = await new_checkout(orders, runner)
+    key = f"key-{time.monotonic_ns()}"
+    begun = await new_checkout(orders, runner, key=key)
     assert begun.action == Step.RESERVE_INVENTORY  # no fraud rule: screening is skipped
+    assert await steps(orders, begun.order.id) == {
+        Step.SCREEN_FRAUD: (StepStatus.SKIPPED, 1),
+        Step.RESERVE_INVENTORY: (StepStatus.RUNNING, 1),
+    }
+    # The same key again: the insert meets it and writes no step either.
+    async with orders.sessionmaker() as session, session.begin():
+        assert await insert(session, runner, key, runner.first_steps()) is None
     assert await steps(orders, begun.order.id) == {
         Step.SCREEN_FRAUD: (StepStatus.SKIPPED, 1),
         Step.RESERVE_INVENTORY: (StepStatus.RUNNING, 1),

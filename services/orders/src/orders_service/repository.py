@@ -29,22 +29,26 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    CTE,
     Select,
     String,
     Table,
     Text,
     bindparam,
     cast,
+    column,
     event,
     func,
     literal_column,
     or_,
     select,
+    true,
     update,
+    values,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from orders_service.domain.saga import IN_FLIGHT, Step, StepStatus, kind_of
 from orders_service.events import SOURCE, STREAM
@@ -103,14 +107,20 @@ async def insert_order(
     lease_ttl_s: float,
     client_address: str | None = None,
     phone_ref: str | None = None,
+    steps: Sequence["StepRecord"] = (),
 ) -> CustomerOrder | None:
-    """Insert a PENDING order leased to ``lease_owner``; ``None`` if the key is taken."""
-    order_id = new_id()
-    # the whole row back (server defaults included): no second read
-    return await session.scalar(
+    """Insert a PENDING order leased to ``lease_owner``, with the step rows of ``steps``
+    (its saga's first records), in one statement; ``None`` if the key is taken (then
+    nothing is written).
+
+    One statement, so that a session in autocommit writes a new checkout in one round
+    trip instead of ``BEGIN``, the insert, the steps and ``COMMIT`` (issue 17), and the
+    order never exists without its first step rows.
+    """
+    inserted = (
         insert(CustomerOrder)
         .values(
-            id=order_id,
+            id=new_id(),
             user_id=user_id,
             status="PENDING",
             idempotency_key=idempotency_key,
@@ -125,7 +135,55 @@ async def insert_order(
             lease_expires_at=func.now() + timedelta(seconds=lease_ttl_s),
         )
         .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-        .returning(CustomerOrder)
+        # the whole row back (server defaults included): no second read
+        .returning(*CustomerOrder.__table__.columns)
+        .cte("inserted")
+    )
+    query = select(aliased(CustomerOrder, inserted))
+    if steps:
+        query = query.add_cte(_first_step_rows(inserted, steps))
+    return await session.scalar(query)
+
+
+def _first_step_rows(inserted: CTE, records: Sequence["StepRecord"]) -> CTE:
+    """The insert of a new order's step rows, from the order ``inserted`` (none when the
+    order's insert met its key: nothing is inserted then)."""
+    step = SagaStep.__table__.c
+    rows = values(
+        *(
+            column(name, step[name].type)
+            for name in ("id", "step", "kind", "status", "attempts", "last_error")
+        ),
+        column("result", Text()),
+        name="first_steps",
+    ).data(_step_rows(records))
+    return (
+        insert(SagaStep)
+        .from_select(
+            [
+                "id",
+                "order_id",
+                "user_id",
+                "step",
+                "kind",
+                "status",
+                "attempts",
+                "last_error",
+                "result",
+            ],
+            select(
+                rows.c.id,
+                inserted.c.id,
+                inserted.c.user_id,
+                rows.c.step,
+                rows.c.kind,
+                rows.c.status,
+                rows.c.attempts,
+                rows.c.last_error,
+                cast(rows.c.result, JSONB),
+            ).select_from(inserted.join(rows, true())),
+        )
+        .cte("first_steps_inserted")
     )
 
 

@@ -84,6 +84,9 @@ async def create_order(
     if not idempotency_key:
         raise IdempotencyKeyMissing("The Idempotency-Key header is required.")
     runner = shard.saga_runner
+    # A new order's first saga steps are written by its insert, one statement committed
+    # when it returns: the saga's first call follows with no transaction before it.
+    first = runner.first_steps()
     leased_at = time.monotonic()  # the lease the insert takes runs from after this
     order, created = await orders.place_order(
         session,
@@ -96,13 +99,12 @@ async def create_order(
             request, forwarded_allow_ips=settings.platform.forwarded_allow_ips
         ),
         phone_ref=orders.phone_ref_of(user),
+        first_steps=first.records,
     )
-    # A new order's first saga step is recorded in its own insert transaction (the
-    # saga's first call follows the commit with no transaction of its own before it).
-    begun = await runner.begin(session, order, leased_at=leased_at) if created else None
-    await commit(session)  # the saga, another task, must find the order committed
-    if begun is not None:
-        runner.start(order.id, begun=begun)
+    # Written already (autocommit): this hands the connection back while the saga runs.
+    await commit(session)
+    if created:
+        runner.start(order.id, begun=runner.begun(order, first, leased_at=leased_at))
     order = await orders.wait_for_saga(
         session, runner, order.id, timeout_s=settings.checkout_wait_s, redis_breaker=redis_breaker
     )

@@ -9,6 +9,7 @@ replica, and unlocked. :func:`wait_for_saga` then gives the saga a moment to set
 import asyncio
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -41,7 +42,7 @@ from orders_service.errors import (
     OrderNotOnHold,
 )
 from orders_service.models import CustomerOrder, SagaStep
-from orders_service.repository import stage_audit
+from orders_service.repository import StepRecord, stage_audit
 from orders_service.schemas import OrderCreate
 from orders_service.service.fraud import record_fraud_decision
 from orders_service.service.saga.runner import SagaRunner
@@ -108,10 +109,18 @@ async def place_order(
     lease_ttl_s: float,
     client_address: str | None = None,
     phone_ref: str | None = None,
+    first_steps: Sequence[StepRecord] = (),
 ) -> tuple[CustomerOrder, bool]:
-    """The order for this key: a new PENDING one leased to ``lease_owner`` (True), or the
-    one the same request already created (False); a different request is a 409."""
+    """The order for this key: a new PENDING one leased to ``lease_owner`` (True), with
+    the step rows of ``first_steps``, or the one the same request already created
+    (False); a different request is a 409.
+
+    Runs in autocommit (``session`` is switched before its first statement): a new
+    order and its first step rows are one statement, committed when it returns, so the
+    saga may start at once; the replay's read is one statement too.
+    """
     request_hash = request_fingerprint(body)
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     order = await repository.insert_order(
         session,
         user_id=user_id,
@@ -124,6 +133,7 @@ async def place_order(
         phone_ref=phone_ref,
         lease_owner=lease_owner,
         lease_ttl_s=lease_ttl_s,
+        steps=first_steps,
     )
     if order is not None:
         return order, True

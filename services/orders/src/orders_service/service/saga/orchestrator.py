@@ -55,7 +55,7 @@ from orders_service.settings import OrdersSettings
 from storefront_kit.db import unit_of_work
 from storefront_kit.logging import get_logger
 
-__all__ = ["Begun", "LeaseLost", "SagaOrchestrator"]
+__all__ = ["Begun", "FirstSteps", "LeaseLost", "SagaOrchestrator"]
 
 logger = get_logger(__name__)
 T = TypeVar("T")
@@ -114,9 +114,20 @@ class _Completed:
 
 
 @dataclass(frozen=True)
+class FirstSteps:
+    """What a new checkout's saga records with the order's insert (one statement,
+    :func:`~orders_service.repository.insert_order`): the idle steps skipped, then its
+    first action ``running``."""
+
+    action: Step
+    statuses: dict[Step, StepStatus]
+    records: list[StepRecord]
+
+
+@dataclass(frozen=True)
 class Begun:
-    """A new checkout's first action, recorded ``running`` by the transaction that
-    inserted the order (:meth:`SagaOrchestrator.begin`), to be run once that committed."""
+    """A new checkout's first action, recorded ``running`` by the statement that
+    inserted the order (:meth:`SagaOrchestrator.begun`), to be run at once."""
 
     order: OrderRow
     action: Step
@@ -148,27 +159,29 @@ class SagaOrchestrator:
 
     # --- entry point ----------------------------------------------------------------------
 
-    async def begin(
-        self, session: AsyncSession, order: CustomerOrder, *, leased_at: float
-    ) -> Begun:
-        """Record a new checkout's first action ``running`` in the transaction that
-        inserted ``order`` leased to this replica (``session``'s, not committed yet).
-
-        That transaction holds the row (nobody sees it before the commit) and took the
-        lease itself, so it is a step transaction like the others and the saga needs
-        none of its own before the first call (:meth:`run` with what this returns).
-        ``leased_at``: ``time.monotonic()`` taken before that transaction began.
-        """
+    def first_steps(self) -> FirstSteps:
+        """What a new checkout's insert records for its saga (no statement of its own):
+        the steps with nothing to do (a fraud step with no rule) with their outcome,
+        then the first action ``running``."""
         pending: dict[Step, StepStatus] = {}
         records: list[StepRecord] = []
         action = self._skip_idle(next_action(pending) or FINAL_ACTION, pending, records)
         records.append(StepRecord(action, StepStatus.RUNNING, new_attempt=True))
-        await repository.record_steps(session, order, records)
+        return FirstSteps(
+            action=action, statuses={**pending, action: StepStatus.RUNNING}, records=records
+        )
+
+    def begun(self, order: CustomerOrder, first: FirstSteps, *, leased_at: float) -> Begun:
+        """A new checkout whose insert wrote ``first`` and took the lease for this
+        replica: its saga needs no transaction before the first call (:meth:`run`).
+
+        ``leased_at``: ``time.monotonic()`` taken before that insert was sent.
+        """
         return Begun(
             order=repository.order_row(order),
-            action=action,
-            statuses={**pending, action: StepStatus.RUNNING},
-            records=records,
+            action=first.action,
+            statuses=dict(first.statuses),
+            records=first.records,
             # half the lease: the heartbeat (every third of it) renews it in time
             use_before=leased_at + self._settings.saga_lease_ttl_s / 2,
         )
@@ -176,8 +189,8 @@ class SagaOrchestrator:
     async def run(self, order_id: UUID, *, begun: Begun | None = None) -> None:
         """Drive the saga until it settles, must wait for a retry, or the lease is lost.
 
-        ``begun``: a new checkout whose first action :meth:`begin` recorded ``running``
-        (committed since): it is called at once, with nothing read before.
+        ``begun``: a new checkout whose insert recorded its first action ``running``
+        (:meth:`begun`): it is called at once, with nothing read before.
         """
         if begun is not None:
             self._count_skipped(begun.records)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orders_service import repository
 from orders_service.models import CustomerOrder
-from orders_service.service.saga.orchestrator import Begun, SagaOrchestrator
+from orders_service.service.saga.orchestrator import Begun, FirstSteps, SagaOrchestrator
 from storefront_kit.db import unit_of_work
 from storefront_kit.error_reporting import report_exception
 from storefront_kit.logging import get_logger
@@ -76,17 +76,20 @@ class SagaRunner:
         """The task running ``order_id``'s saga here, if any."""
         return self._tasks.get(order_id)
 
-    async def begin(
-        self, session: AsyncSession, order: CustomerOrder, *, leased_at: float
-    ) -> Begun:
-        """Record a new checkout's first action in the transaction that inserted it
-        (:meth:`SagaOrchestrator.begin`); :meth:`start` it once that committed."""
-        return await self._orchestrator.begin(session, order, leased_at=leased_at)
+    def first_steps(self) -> FirstSteps:
+        """What a new checkout's insert records for its saga
+        (:meth:`SagaOrchestrator.first_steps`)."""
+        return self._orchestrator.first_steps()
+
+    def begun(self, order: CustomerOrder, first: FirstSteps, *, leased_at: float) -> Begun:
+        """A new checkout inserted with ``first`` (:meth:`SagaOrchestrator.begun`):
+        :meth:`start` it."""
+        return self._orchestrator.begun(order, first, leased_at=leased_at)
 
     def start(self, order_id: UUID, *, begun: Begun | None = None) -> asyncio.Task[None] | None:
         """Run the saga of ``order_id`` (leased to this replica) unless it already runs.
 
-        ``begun``: a new checkout, its first action recorded by :meth:`begin` (committed).
+        ``begun``: a new checkout, its first action recorded by its insert (:meth:`begun`).
         """
         if self._closing:
             return None
