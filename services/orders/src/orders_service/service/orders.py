@@ -1,9 +1,10 @@
 """Order use cases behind the API (no FastAPI here).
 
-Every use case takes the request's session and only flushes. After placing or
-cancelling an order the caller commits (``storefront_kit.db.commit``) before it starts
-the saga: that runs in another task and must find the row committed, leased to this
-replica, and unlocked. :func:`wait_for_saga` then gives the saga a moment to settle.
+Every use case takes the request's session and only flushes, but placing an order,
+which is one statement in autocommit (:func:`place_order`). After cancelling an order
+the caller commits (``storefront_kit.db.commit``) before it starts the saga: that runs
+in another task and must find the row committed, leased to this replica, and unlocked.
+:func:`wait_for_saga` then gives the saga a moment to settle.
 """
 
 import asyncio
