@@ -50,15 +50,18 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: A checkout's events on ``orders.events``, in the order its saga publishes them.
+#: A checkout's events on ``orders.events``, in the order its saga publishes them: each
+#: step's own event before the status change it leads to (RESERVED, PAID,
+#: SHIPMENT_CREATED, CONFIRMED). ``order.reviewed`` is a staff action on
+#: ``audit.events``, never a checkout's.
 CHECKOUT_EVENTS = (
     "order.created",
     "order.status_changed",
-    "order.reviewed",
     "payment.captured",
+    "order.status_changed",
+    "order.status_changed",
     "order.confirmed",
     "order.status_changed",
-    "order.reviewed",
 )
 
 #: The units on hand of :func:`insert_stocked_products`' products: more than any run sells.
